@@ -1,0 +1,161 @@
+"""Wiring: builds the Media Function from its config and runs it.
+
+Everything is built here by constructor injection, bottom-up: transports, the SIP endpoint,
+the transaction layer, the user agent, the data channel factory and the call sessions. No
+module keeps global state, so a test can run several MF nodes in one process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+from avatar_mf.clock import LoopClock
+from avatar_mf.config import AppConfig
+from avatar_mf.media.certificate import CertificateStore
+from avatar_mf.media.endpoint import DataChannelEndpointFactory
+from avatar_mf.server.calls import CallSessionFactory
+from avatar_mf.server.protection import RateLimiter, TrustedPeers
+from avatar_mf.server.sip_endpoint import SipEndpoint
+from avatar_mf.server.user_agent import UserAgent, UserAgentConfig
+from avatar_mf.sip.message import Request, Response
+from avatar_mf.sip.peer import Peer
+from avatar_mf.sip.timers import TimerConfig
+from avatar_mf.sip.transaction_layer import ClientTransaction, TransactionLayer
+from avatar_mf.transport.base import SipTransport
+from avatar_mf.transport.tcp import TcpTransport
+from avatar_mf.transport.udp import UdpTransport
+
+log = logging.getLogger(__name__)
+
+
+class _UaWire:
+    """The user agent's view of the layers below it."""
+
+    def __init__(self, endpoint: SipEndpoint) -> None:
+        self._endpoint = endpoint
+        self.layer: TransactionLayer | None = None
+
+    def send_request(self, request: Request, peer: Peer) -> ClientTransaction:
+        assert self.layer is not None
+        return self.layer.send_request(request, peer)
+
+    def send_response(self, response: Response, peer: Peer) -> None:
+        try:
+            self._endpoint.send(response, peer)
+        except OSError as exc:
+            log.info("2xx retransmission failed: %s", exc)
+
+    def local_port(self, transport: str) -> int:
+        return self._endpoint.local_port(transport)
+
+
+class MediaFunction:
+    """One MF node: SIP listeners, transaction layer, user agent and media."""
+
+    def __init__(self, config: AppConfig) -> None:
+        self.config = config
+        self.clock = LoopClock()
+        sip = config.sip
+        self.timers = TimerConfig(t1=sip.t1, t2=sip.t2, t4=sip.t4)
+        self.endpoint = SipEndpoint(
+            trusted=TrustedPeers(str(n) for n in sip.trusted_peers),
+            limiter=RateLimiter(
+                self.clock, rate=sip.rate_limit_per_source, burst=sip.rate_limit_burst
+            ),
+            server_header=sip.user_agent,
+        )
+        media = config.media
+        cert_dir = media.certificate_dir or Path(config.storage.path) / "dtls"
+        self.certificate = CertificateStore.load_or_create(Path(cert_dir))
+        self.media = DataChannelEndpointFactory(
+            self.certificate,
+            media_host=str(media.host),
+            sctp_max_message_size=media.max_message_size,
+            setup_timeout=media.setup_timeout,
+            user_data_max_length=media.sctp_max_chunk,
+            sctp_port=media.sctp_port,
+        )
+        self.sessions = CallSessionFactory(self.media, config)
+        self._wire = _UaWire(self.endpoint)
+        self.ua = UserAgent(
+            UserAgentConfig(
+                host=str(sip.advertised_host or sip.host),
+                user_agent=sip.user_agent,
+                max_dialogs=sip.max_dialogs,
+                retry_after=sip.retry_after,
+                session_expires=sip.session_expires,
+                min_se=sip.min_se,
+            ),
+            clock=self.clock,
+            timers=self.timers,
+            sessions=self.sessions,
+            sender=self._wire,
+        )
+        self.layer = TransactionLayer(self.clock, self.timers, self.endpoint.send, self.ua)
+        self._wire.layer = self.layer
+        self.transports: dict[str, SipTransport] = {}
+        self._tcp: TcpTransport | None = None
+
+    async def start(self) -> None:
+        sip = self.config.sip
+        host = str(sip.host)
+        for name in sip.transports:
+            if name == "udp":
+                self.transports["udp"] = await UdpTransport.listen(
+                    host, sip.port, self.endpoint, max_message_size=sip.max_message_size
+                )
+            elif name == "tcp":
+                tcp = TcpTransport(
+                    self.endpoint,
+                    max_message_size=sip.max_message_size,
+                    idle_timeout=sip.tcp_idle_timeout,
+                )
+                await tcp.listen(host, sip.port)
+                self._tcp = tcp
+                self.transports["tcp"] = tcp
+        self.endpoint.attach(self.layer, self.transports)
+        listening = " ".join(
+            f"{name}:{host}:{t.local_port}" for name, t in self.transports.items()
+        )
+        log.info("avatar-mf ready: sip %s media %s", listening, self.config.media.host)
+
+    async def close(self) -> None:
+        await self.ua.close_all("shutdown")
+        # Give the BYEs a moment to leave before the sockets close.
+        await asyncio.sleep(0.05)
+        await self.media.close_all()
+        self.layer.close()
+        for transport in self.transports.values():
+            transport.close()
+        if self._tcp is not None:
+            await self._tcp.wait_closed()
+
+
+async def serve(config: AppConfig) -> int:
+    node = MediaFunction(config)
+    try:
+        await node.start()
+    except OSError as exc:
+        log.error("cannot start: %s", exc)
+        return 1
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("stopping")
+    await node.close()
+    return 0
+
+
+def run(config: AppConfig) -> int:
+    """Run the MF until SIGTERM or SIGINT; returns the process exit code."""
+    import uvloop
+
+    from avatar_mf.logging_setup import configure_logging
+
+    configure_logging(config.log)
+    return uvloop.run(serve(config))

@@ -1,0 +1,280 @@
+"""Call media: from an SDP offer to open data channels, and back to an SDP answer.
+
+:class:`CallSessionFactory` is the user agent's :class:`~avatar_mf.server.session.SessionFactory`.
+For each offer it plans the answer (``sdp.offer_answer.plan_answer``: audio/video rejected with
+port 0, one data channel m-line accepted with the streams the policy takes), creates the data
+channel endpoint (``media.endpoint``), writes the answer from the endpoint's local parameters,
+and starts DTLS/SCTP. A re-offer (re-INVITE, UPDATE) adds the new streams to the live
+association. Messages arriving on a channel go to the channel service chosen by its
+subprotocol; until the avatar services exist, every channel runs the diagnostic echo service.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+
+from avatar_mf.config import AppConfig
+from avatar_mf.media.endpoint import DataChannelEndpointFactory
+from avatar_mf.media.errors import MediaError
+from avatar_mf.media.events import (
+    ChannelOpened,
+    MessageReceived,
+    SessionEvent,
+    SessionFailed,
+)
+from avatar_mf.media.params import LocalParams, RemoteIce, RemoteParams, StreamSpec
+from avatar_mf.media.session import DataChannelSession
+from avatar_mf.sdp.datachannel import DataChannelOffer, DcMap, Fingerprint, IceParams, StreamPolicy
+from avatar_mf.sdp.errors import SdpError
+from avatar_mf.sdp.model import SessionDescription, parse_sdp, serialize_sdp
+from avatar_mf.sdp.offer_answer import (
+    AnswerPlan,
+    AnswerPolicy,
+    DataChannelAnswerParams,
+    Negotiated,
+    plan_answer,
+    render_answer,
+    versioned_answer,
+)
+from avatar_mf.server.session import CallInfo, FailureCallback, MediaSession
+from avatar_mf.sip.errors import SipError
+
+log = logging.getLogger(__name__)
+
+
+def _sdp_error(err: SdpError, agent: str) -> SipError:
+    return SipError(
+        err.status, err.reason_phrase, headers=(("Warning", err.warning.header_value(agent)),)
+    )
+
+
+def remote_params(offer: DataChannelOffer) -> RemoteParams:
+    """The media layer's view of an offered data channel m-line."""
+    ice = None
+    if offer.ice is not None:
+        ice = RemoteIce(
+            ufrag=offer.ice.ufrag,
+            pwd=offer.ice.pwd,
+            candidates=offer.ice.candidates,
+            ice_lite=offer.ice.ice_lite,
+        )
+    return RemoteParams(
+        address=offer.remote_address,
+        port=offer.remote_port,
+        setup=offer.setup if offer.setup != "holdconn" else "actpass",
+        fingerprints=tuple((f.hash_func, f.value.hex(":").upper()) for f in offer.fingerprints),
+        sctp_port=offer.sctp_port,
+        max_message_size=offer.max_message_size,
+        ice=ice,
+        tls_id=offer.tls_id,
+    )
+
+
+def stream_spec(dcmap: DcMap) -> StreamSpec:
+    return StreamSpec(
+        stream_id=dcmap.stream_id,
+        label=dcmap.label or "",
+        subprotocol=dcmap.subprotocol or "",
+        ordered=dcmap.ordered,
+        max_retr=dcmap.max_retr,
+        max_time=dcmap.max_time,
+        priority=dcmap.priority,
+    )
+
+
+def answer_params(local: LocalParams) -> DataChannelAnswerParams:
+    """The SDP layer's view of the local data channel endpoint."""
+    ice = None
+    if local.ice is not None:
+        ice = IceParams(ufrag=local.ice.ufrag, pwd=local.ice.pwd, candidates=local.ice.candidates)
+    return DataChannelAnswerParams(
+        port=local.port,
+        fingerprints=tuple(
+            Fingerprint(name, bytes.fromhex(value.replace(":", "")))
+            for name, value in local.fingerprints
+        ),
+        tls_id=local.tls_id,
+        sctp_port=local.sctp_port,
+        max_message_size=local.max_message_size,
+        ice=ice,
+    )
+
+
+class CallMediaSession:
+    """The media of one call: its SDP state and its data channel association."""
+
+    def __init__(
+        self,
+        factory: CallSessionFactory,
+        call: CallInfo,
+        on_failure: FailureCallback,
+    ) -> None:
+        self._factory = factory
+        self.call = call
+        self._on_failure = on_failure
+        self.dc: DataChannelSession | None = None
+        self.negotiated: Negotiated | None = None
+        self._session_id = secrets.randbelow(2**31)
+        self._version = 0
+        self.closed = False
+        self.messages_in = 0
+        self.messages_out = 0
+
+    @property
+    def local_sdp(self) -> bytes:
+        assert self.negotiated is not None
+        return serialize_sdp(self.negotiated.answer).encode()
+
+    # -- offer/answer ---------------------------------------------------------------------
+
+    async def answer(self, body: bytes) -> None:
+        offer = self._parse(body)
+        plan = self._plan(offer, previous=None)
+        params = None
+        if plan.datachannel is not None:
+            dc = plan.datachannel
+            try:
+                self.dc = await self._factory.media.create(
+                    remote_params(dc.remote),
+                    [stream_spec(m) for m in dc.accepted],
+                    on_event=self._on_event,
+                    setup=dc.local_setup,
+                )
+            except MediaError as exc:
+                raise SipError(exc.status_hint, str(exc)[:100]) from exc
+            params = answer_params(self.dc.local)
+        self.negotiated = Negotiated(offer, self._render(plan, params))
+        if self.dc is not None:
+            self.dc.start()
+
+    async def renegotiate(self, offer_body: bytes) -> bytes:
+        assert self.negotiated is not None
+        offer = self._parse(offer_body)
+        plan = self._plan(offer, previous=self.negotiated)
+        dc = plan.datachannel
+        params = None
+        if dc is not None:
+            if dc.new_association or self.dc is None:
+                # A new DTLS association (new tls-id or transport): replace the old one.
+                old, self.dc = self.dc, None
+                if old is not None:
+                    await old.close()
+                try:
+                    self.dc = await self._factory.media.create(
+                        remote_params(dc.remote),
+                        [stream_spec(m) for m in dc.accepted],
+                        on_event=self._on_event,
+                        setup=dc.local_setup,
+                    )
+                except MediaError as exc:
+                    raise SipError(exc.status_hint, str(exc)[:100]) from exc
+                params = answer_params(self.dc.local)
+                self.dc.start()
+            else:
+                for gone in dc.changes.closed:
+                    if gone.stream_id in self.dc.channels:
+                        self.dc.close_stream(gone.stream_id)
+                if dc.changes.opened:
+                    self.dc.add_streams(stream_spec(m) for m in dc.changes.opened)
+                params = answer_params(self.dc.local)
+        elif self.dc is not None:
+            old, self.dc = self.dc, None
+            await old.close()
+        answer = versioned_answer(self.negotiated.answer, self._render(plan, params))
+        self.negotiated = Negotiated(offer, answer)
+        return serialize_sdp(answer).encode()
+
+    def _parse(self, body: bytes) -> SessionDescription:
+        if not body:
+            raise SipError(488, "No SDP Offer")
+        try:
+            return parse_sdp(body)
+        except SdpError as err:
+            raise _sdp_error(err, self._factory.agent) from err
+
+    def _plan(self, offer: SessionDescription, previous: Negotiated | None) -> AnswerPlan:
+        try:
+            return plan_answer(offer, self._factory.policy, previous=previous)
+        except SdpError as err:
+            raise _sdp_error(err, self._factory.agent) from err
+
+    def _render(
+        self, plan: AnswerPlan, params: DataChannelAnswerParams | None
+    ) -> SessionDescription:
+        self._version += 1
+        return render_answer(
+            plan,
+            params,
+            local_address=self._factory.media.media_host,
+            session_id=self._session_id,
+            session_version=self._version,
+        )
+
+    # -- channel events -------------------------------------------------------------------
+
+    def _on_event(self, event: SessionEvent) -> None:
+        if isinstance(event, MessageReceived):
+            self.messages_in += 1
+            self._factory.service(self, event.stream_id, event.data)
+        elif isinstance(event, ChannelOpened):
+            log.debug("call %s: channel %d open", self.call.call_id, event.stream_id)
+        elif isinstance(event, SessionFailed):
+            self.dc = None
+            if not self.closed:
+                self._on_failure(event.reason)
+
+    def send(self, stream_id: int, data: str | bytes) -> None:
+        if self.dc is None:
+            return
+        try:
+            self.dc.send(stream_id, data)
+            self.messages_out += 1
+        except MediaError as exc:
+            log.info("call %s: cannot send on %d: %s", self.call.call_id, stream_id, exc)
+
+    async def close(self) -> None:
+        self.closed = True
+        self._factory.sessions.discard(self)
+        dc, self.dc = self.dc, None
+        if dc is not None:
+            await dc.close()
+
+
+#: A channel service: gets the call session, the stream id and the message.
+ChannelService = Callable[[CallMediaSession, int, "str | bytes"], None]
+
+
+def echo_service(session: CallMediaSession, stream_id: int, data: str | bytes) -> None:
+    """Diagnostic loopback: every message goes back on the channel it came on."""
+    session.send(stream_id, data)
+
+
+class CallSessionFactory:
+    """Creates :class:`CallMediaSession` objects from offers (the UA's SessionFactory)."""
+
+    def __init__(self, media: DataChannelEndpointFactory, config: AppConfig) -> None:
+        self.media = media
+        self.agent = str(config.sip.advertised_host or config.sip.host)
+        m = config.media
+        self.policy = AnswerPolicy(
+            streams=StreamPolicy(
+                bootstrap_ids=frozenset(m.bootstrap_stream_ids),
+                min_application_id=m.min_application_stream_id,
+            )
+        )
+        self.service: ChannelService = echo_service
+        self.sessions: set[CallMediaSession] = set()
+
+    async def create(
+        self, call: CallInfo, offer: bytes, on_failure: FailureCallback
+    ) -> MediaSession:
+        session = CallMediaSession(self, call, on_failure)
+        try:
+            await session.answer(offer)
+        except BaseException:
+            await session.close()
+            raise
+        self.sessions.add(session)
+        return session

@@ -1,0 +1,87 @@
+"""Where messages come from and where responses go (sans-IO).
+
+- RFC 3261 18.2.1: a server transport stamps ``received`` on the top Via when the sent-by host
+  differs from the packet's source address.
+- RFC 3581 section 4: when the top Via carries an empty ``rport``, the server fills it with the
+  source port (and always adds ``received``).
+- RFC 3261 18.2.2 + RFC 3581 section 4: a response over a reliable transport goes back on the
+  connection the request came on; over UDP it goes to ``received`` (or the sent-by host) at
+  ``rport`` when present, else at the sent-by port (default 5060). Multicast ``maddr`` is not
+  supported: a node in an IMS lab never receives multicast requests.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from avatar_mf.sip.errors import SipParseError
+from avatar_mf.sip.headers import parse_via
+from avatar_mf.sip.message import Headers, Request, Response, split_header_list
+from avatar_mf.sip.peer import Peer
+
+DEFAULT_SIP_PORT = 5060
+
+
+def _bare_host(host: str) -> str:
+    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
+
+
+def _same_address(a: str, b: str) -> bool:
+    try:
+        return ipaddress.ip_address(_bare_host(a)) == ipaddress.ip_address(_bare_host(b))
+    except ValueError:
+        return False
+
+
+def stamp_received(request: Request, source: Peer) -> Request:
+    """Apply RFC 3261 18.2.1 and RFC 3581 to the top Via of an incoming request."""
+    vias = request.headers.get_all("Via")
+    if not vias:
+        return request
+    first_line = vias[0]
+    # The top Via is the first element of the first Via header line.
+    elements = split_header_list(first_line)
+    if not elements:
+        raise SipParseError(400, "Empty Via")
+    top = parse_via(elements[0])
+    changed = top
+    if top.has_rport and top.rport is None:
+        changed = changed.with_param("received", _bare_host(source.host))
+        changed = changed.with_param("rport", str(source.port))
+    elif not _same_address(top.host, source.host):
+        changed = changed.with_param("received", _bare_host(source.host))
+    if changed is top:
+        return request
+    new_first = ", ".join([str(changed), *elements[1:]])
+    items = list(request.headers.items)
+    for i, (name, _value) in enumerate(items):
+        if name == "Via":
+            items[i] = (name, new_first)
+            break
+    return request.with_headers(Headers(tuple(items)))
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """Where to send a response: a connection id for streams, an address for datagrams."""
+
+    host: str
+    port: int
+    connection_id: int | None
+
+
+def response_destination(response: Response, source: Peer) -> Destination:
+    """RFC 3261 18.2.2 with RFC 3581: the destination of a response to a request from source."""
+    if source.reliable:
+        return Destination(source.host, source.port, source.connection_id)
+    vias = response.headers.get_list("Via")
+    if not vias:
+        return Destination(source.host, source.port, None)
+    top = parse_via(vias[0])
+    host = top.received or top.host
+    if top.rport is not None:
+        port = top.rport
+    else:
+        port = top.port or DEFAULT_SIP_PORT
+    return Destination(_bare_host(host), port, None)

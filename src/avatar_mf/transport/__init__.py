@@ -1,0 +1,1 @@
+"""asyncio edges of the SIP stack: UDP and TCP listeners. Everything above is sans-IO."""

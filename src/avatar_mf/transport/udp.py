@@ -1,0 +1,76 @@
+"""SIP over UDP (RFC 3261 18.1, 18.2): one socket, one datagram per message."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import cast
+
+from avatar_mf.sip.errors import SipParseError
+from avatar_mf.sip.parser import parse_message
+from avatar_mf.sip.peer import Peer
+from avatar_mf.transport.base import TransportSink
+
+log = logging.getLogger(__name__)
+
+# RFC 5626 3.5.1 keep-alives over UDP are STUN; a CRLF-only datagram is also used by some UEs.
+_KEEPALIVE = frozenset({b"\r\n", b"\r\n\r\n", b"\n", b"\x00"})
+
+
+class UdpTransport(asyncio.DatagramProtocol):
+    name = "udp"
+
+    def __init__(self, sink: TransportSink, *, max_message_size: int) -> None:
+        self._sink = sink
+        self._max = max_message_size
+        self._transport: asyncio.DatagramTransport | None = None
+        self._port = 0
+
+    @classmethod
+    async def listen(
+        cls, host: str, port: int, sink: TransportSink, *, max_message_size: int
+    ) -> UdpTransport:
+        loop = asyncio.get_running_loop()
+        _, protocol = await loop.create_datagram_endpoint(
+            lambda: cls(sink, max_message_size=max_message_size), local_addr=(host, port)
+        )
+        return protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # No isinstance check: uvloop's UDP transport is not an asyncio.DatagramTransport
+        # subclass (an assert here closes the socket under uvloop, see stack-findings).
+        self._transport = cast(asyncio.DatagramTransport, transport)
+        sockname = transport.get_extra_info("sockname")
+        self._port = int(sockname[1])
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
+        host, port = str(addr[0]), int(str(addr[1]))
+        peer = Peer("udp", host, port, None)
+        if data in _KEEPALIVE:
+            return
+        if not self._sink.admit(peer, len(data)):
+            return
+        try:
+            message = parse_message(data, datagram=True, max_size=self._max)
+        except SipParseError as exc:
+            self._sink.bad_message(exc, peer)
+            return
+        self._sink.message_received(message, peer)
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP errors (port unreachable) on a connectionless socket: nothing to close.
+        log.debug("udp error: %s", exc)
+
+    def send(self, data: bytes, host: str, port: int, connection_id: int | None) -> bool:
+        if self._transport is None or self._transport.is_closing():
+            return False
+        self._transport.sendto(data, (host, port))
+        return True
+
+    @property
+    def local_port(self) -> int:
+        return self._port
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
