@@ -1,0 +1,159 @@
+"""ICE with host candidates on the configured media address only (RFC 8445, RFC 8839).
+
+aioice gathers on every interface except loopback and aiortc adds a public STUN server by
+default. An MF advertises one media address and needs no STUN/TURN, so this path gathers exactly
+one host candidate, on ``media_host`` (which may be 127.0.0.1 or ::1), and no server candidates.
+It is full ICE, no trickle: the remote candidates come with the SDP and end there.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aioice import Candidate, Connection
+
+from avatar_mf.media.errors import MediaParamsError, MediaResourceError
+from avatar_mf.media.params import LocalIce, RemoteParams
+from avatar_mf.media.sockets import SocketLedger
+
+logger = logging.getLogger(__name__)
+
+
+class _HostOnlyConnection(Connection):
+    """An aioice Connection gathering one host candidate per component on a given address.
+
+    Pinned to aioice 0.13: replaces ``gather_candidates`` (which calls ``get_host_addresses``,
+    skipping loopback) and sets the same private fields it sets.
+    """
+
+    def __init__(self, host: str, *, ice_controlling: bool) -> None:
+        super().__init__(ice_controlling=ice_controlling)
+        self._media_host = host
+
+    async def gather_candidates(self) -> None:
+        if self._local_candidates_start:
+            return
+        self._local_candidates_start = True
+        for component in sorted(self._components):
+            self._local_candidates += await self.get_component_candidates(
+                component=component, addresses=[self._media_host]
+            )
+        self._local_candidates_end = True
+
+
+def parse_candidate(value: str) -> Candidate:
+    """An aioice candidate from a raw ``a=candidate`` value (``candidate:`` prefix allowed)."""
+    text = value.strip()
+    if text.lower().startswith("candidate:"):
+        text = text[len("candidate:") :]
+    return Candidate.from_sdp(text)
+
+
+class IcePacketTransport:
+    """A datagram path through an ICE connection. Implements
+    :class:`~avatar_mf.media.packet_path.PacketPath`."""
+
+    def __init__(self, connection: _HostOnlyConnection) -> None:
+        """Use :meth:`gather`."""
+        self._connection = connection
+        self._remote_set = False
+        self._closed = False
+        candidate = connection.local_candidates[0]
+        self._local = (candidate.host, candidate.port)
+
+    @classmethod
+    async def gather(
+        cls, host: str, *, controlling: bool, ledger: SocketLedger | None = None
+    ) -> IcePacketTransport:
+        """Bind the host candidate's socket on ``host``."""
+        connection = _HostOnlyConnection(host, ice_controlling=controlling)
+        try:
+            await connection.gather_candidates()
+        except BaseException:  # cancelled while binding: no socket may survive
+            await connection.close()
+            raise
+        if not connection.local_candidates:
+            await connection.close()
+            raise MediaResourceError(f"cannot bind an ICE host candidate on {host}")
+        if ledger is not None:
+            for protocol in connection._protocols:
+                ledger.track(protocol.transport)
+        return cls(connection)
+
+    def __repr__(self) -> str:
+        return f"IcePacketTransport({self._local[0]}:{self._local[1]}, {self.role})"
+
+    # PacketPath
+
+    @property
+    def role(self) -> str:
+        return "controlling" if self._connection.ice_controlling else "controlled"
+
+    @property
+    def local_address(self) -> tuple[str, int]:
+        return self._local
+
+    @property
+    def local_ice(self) -> LocalIce:
+        return LocalIce(
+            ufrag=self._connection.local_username,
+            pwd=self._connection.local_password,
+            candidates=tuple(c.to_sdp() for c in self._connection.local_candidates),
+        )
+
+    @property
+    def open_sockets(self) -> int:
+        return sum(1 for p in self._connection._protocols if not p.transport.is_closing())
+
+    async def set_remote(self, remote: RemoteParams) -> None:
+        if remote.ice is None:
+            raise MediaParamsError("ICE was offered but the peer's parameters carry no ICE")
+        if self._remote_set:
+            raise MediaParamsError("ICE remote parameters already set")
+        self._remote_set = True
+        connection = self._connection
+        connection.remote_username = remote.ice.ufrag
+        connection.remote_password = remote.ice.pwd
+        connection.remote_is_lite = remote.ice.ice_lite
+        if remote.ice.ice_lite and not connection.ice_controlling:
+            # RFC 8445 section 6.1.1: facing a lite agent, the full agent controls.
+            connection.ice_controlling = True
+        candidates: list[Candidate] = []
+        for value in remote.ice.candidates:
+            try:
+                candidates.append(parse_candidate(value))
+            except ValueError as exc:
+                logger.info("%s: ignoring candidate %r: %s", self, value, exc)
+        if not candidates and remote.port:
+            # No a=candidate lines: the m-line's address is the only host candidate.
+            candidates.append(
+                Candidate(
+                    foundation="default",
+                    component=1,
+                    transport="udp",
+                    priority=1,
+                    host=remote.address,
+                    port=remote.port,
+                    type="host",
+                )
+            )
+        for candidate in candidates:
+            await connection.add_remote_candidate(candidate)
+        await connection.add_remote_candidate(None)
+
+    async def connect(self) -> None:
+        if not self._remote_set:
+            raise ConnectionError("ICE remote parameters missing")
+        await self._connection.connect()
+
+    async def _recv(self) -> bytes:
+        return await self._connection.recv()
+
+    async def _send(self, data: bytes) -> None:
+        await self._connection.send(data)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self._connection.close()

@@ -1,0 +1,55 @@
+"""What sits under the DTLS transport: a datagram path to one peer (ICE or plain UDP).
+
+aiortc 1.16's ``RTCDtlsTransport`` is written against ``RTCIceTransport`` but only touches
+``transport._recv()``, ``transport._send(data)`` and ``transport.role`` (the latter only when the
+DTLS role is ``"auto"``, which the media layer never leaves it at, and for stats). Both paths below
+provide exactly that, plus the lifecycle the session drives.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from avatar_mf.media.params import LocalIce, RemoteParams
+
+
+class PacketPath(Protocol):
+    @property
+    def role(self) -> str:
+        """ICE role, ``"controlling"`` or ``"controlled"`` (read by RTCDtlsTransport stats)."""
+        ...
+
+    @property
+    def local_address(self) -> tuple[str, int]:
+        """Address and port to advertise in the m-line."""
+        ...
+
+    @property
+    def local_ice(self) -> LocalIce | None:
+        """ICE attributes to advertise, None for plain UDP."""
+        ...
+
+    @property
+    def open_sockets(self) -> int:
+        """How many sockets this path holds open."""
+        ...
+
+    async def set_remote(self, remote: RemoteParams) -> None:
+        """Learn the peer's transport parameters (before :meth:`connect`)."""
+        ...
+
+    async def connect(self) -> None:
+        """Establish the path (ICE checks); raises ConnectionError on failure."""
+        ...
+
+    async def _recv(self) -> bytes:
+        """The next datagram from the peer; ConnectionError once closed."""
+        ...
+
+    async def _send(self, data: bytes) -> None:
+        """Send one datagram to the peer; ConnectionError once closed."""
+        ...
+
+    async def close(self) -> None:
+        """Release the sockets; idempotent. A pending :meth:`_recv` raises ConnectionError."""
+        ...

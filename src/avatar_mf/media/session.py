@@ -1,0 +1,369 @@
+"""One data channel association: path (ICE or UDP) -> DTLS -> SCTP -> negotiated channels.
+
+The same class serves the MF (answerer) and test UEs (offerer); a
+:class:`~avatar_mf.media.endpoint.DataChannelEndpointFactory` builds it. Life cycle::
+
+    new --start()--> connecting --SCTP up--> connected --close()/peer--> closing --> closed
+                         |  setup timeout, ICE or DTLS failure               \\-> failed
+                         +--------------------------------------------------> closing
+
+Channels are pre-negotiated (RFC 8832 is not used: no DCEP open): one per
+:class:`~avatar_mf.media.params.StreamSpec`, ``negotiated=True, id=stream_id`` (RFC 8831
+section 6.5, RFC 8864). Events go to the ``on_event`` handler (see :mod:`.events`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import types
+from collections.abc import Callable, Iterable, Mapping
+from typing import Literal, cast
+
+from aiortc import (
+    RTCCertificate,
+    RTCDataChannel,
+    RTCDataChannelParameters,
+    RTCDtlsFingerprint,
+    RTCDtlsParameters,
+    RTCIceTransport,
+)
+from aiortc.rtcsctptransport import RTCSctpCapabilities
+
+from avatar_mf.clock import Clock, TimerHandle
+from avatar_mf.media.dtls_transport import ImsDtlsTransport
+from avatar_mf.media.errors import (
+    ChannelNotOpenError,
+    MediaParamsError,
+    MessageTooLargeError,
+    SessionStateError,
+    UnknownStreamError,
+)
+from avatar_mf.media.events import (
+    ChannelClosed,
+    ChannelOpened,
+    EventHandler,
+    MessageReceived,
+    SessionClosed,
+    SessionConnected,
+    SessionEvent,
+    SessionFailed,
+)
+from avatar_mf.media.packet_path import PacketPath
+from avatar_mf.media.params import DtlsRole, LocalParams, RemoteParams, StreamSpec, dtls_role
+from avatar_mf.media.sctp_transport import ImsSctpTransport
+
+logger = logging.getLogger(__name__)
+
+SessionState = Literal["new", "connecting", "connected", "closing", "closed", "failed"]
+
+
+class DataChannelSession:
+    """The data channels of one m-line. Built by the endpoint factory, not directly."""
+
+    def __init__(
+        self,
+        *,
+        path: PacketPath,
+        certificate: RTCCertificate,
+        local: LocalParams,
+        streams: Iterable[StreamSpec],
+        clock: Clock,
+        setup_timeout: float,
+        user_data_max_length: int | None = None,
+        on_event: EventHandler | None = None,
+        on_released: Callable[[DataChannelSession], None] | None = None,
+        remote: RemoteParams | None = None,
+    ) -> None:
+        """``remote``, when given, must already be applied to ``path``
+        (:meth:`PacketPath.set_remote`); otherwise call :meth:`set_remote` later."""
+        self._path = path
+        self._local = local
+        self._remote = remote
+        self._dtls_role: DtlsRole | None = (
+            None if remote is None else dtls_role(local.setup, remote.setup)
+        )
+        self._clock = clock
+        self._setup_timeout = setup_timeout
+        self._on_event = on_event
+        self._on_released = on_released
+
+        self._state: SessionState = "new"
+        self._started_at = 0.0
+        self._timer: TimerHandle | None = None
+        self._setup_task: asyncio.Task[None] | None = None
+        self._release_task: asyncio.Task[None] | None = None
+
+        # RTCDtlsTransport is typed against RTCIceTransport but uses only role/_recv/_send,
+        # which every PacketPath provides (see packet_path.py).
+        self._dtls = ImsDtlsTransport(cast(RTCIceTransport, path), [certificate])
+        self._sctp = ImsSctpTransport(
+            self._dtls,
+            port=local.sctp_port,
+            user_data_max_length=user_data_max_length,
+            on_state=self._on_sctp_state,
+        )
+        self._specs: dict[int, StreamSpec] = {}
+        self._channels: dict[int, RTCDataChannel] = {}
+        self._opened: set[int] = set()
+        self.add_streams(streams)
+
+    def __repr__(self) -> str:
+        return f"DataChannelSession({self._local.address}:{self._local.port}, {self._state})"
+
+    # read-only views
+
+    @property
+    def local(self) -> LocalParams:
+        """What to write into the local SDP (offer or answer)."""
+        return self._local
+
+    @property
+    def remote(self) -> RemoteParams | None:
+        return self._remote
+
+    @property
+    def state(self) -> SessionState:
+        return self._state
+
+    @property
+    def dtls_role(self) -> DtlsRole | None:
+        """``"client"`` or ``"server"`` once the remote parameters are known."""
+        return self._dtls_role
+
+    @property
+    def channels(self) -> Mapping[int, RTCDataChannel]:
+        """Live data channels by stream id (a read-only view; closed channels leave it)."""
+        return types.MappingProxyType(self._channels)
+
+    @property
+    def streams(self) -> Mapping[int, StreamSpec]:
+        """The spec of every live channel by stream id."""
+        return types.MappingProxyType(self._specs)
+
+    @property
+    def open_sockets(self) -> int:
+        """Sockets this session still holds (0 once closed or failed)."""
+        return self._path.open_sockets
+
+    # control
+
+    async def set_remote(self, remote: RemoteParams) -> None:
+        """Give the peer's parameters: from the offer (answerer, done by the factory) or from the
+        answer (offerer). Decides the DTLS role. Once only, before :meth:`start`."""
+        if self._remote is not None:
+            raise SessionStateError("remote parameters already set")
+        if self._state != "new":
+            raise SessionStateError(f"cannot set remote parameters when {self._state}")
+        role = dtls_role(self._local.setup, remote.setup)
+        await self._path.set_remote(remote)
+        self._remote = remote
+        self._dtls_role = role
+
+    def start(self) -> None:
+        """Start connectivity (ICE, then DTLS, then SCTP) in the background and arm the setup
+        timer. Progress and failure come as events. A second call does nothing."""
+        if self._state != "new":
+            if self._state in ("closing", "closed", "failed"):
+                raise SessionStateError(f"cannot start a session that is {self._state}")
+            return
+        if self._remote is None:
+            raise SessionStateError("start() before the remote parameters are known")
+        self._state = "connecting"
+        self._started_at = self._clock.now()
+        self._timer = self._clock.call_later(self._setup_timeout, self._on_setup_timeout)
+        self._setup_task = asyncio.create_task(self._connect(self._remote))
+
+    def add_streams(self, specs: Iterable[StreamSpec]) -> None:
+        """Add pre-negotiated channels (initial streams, or a re-INVITE/UPDATE adding dcmap
+        lines). On an established association they open at once (:class:`ChannelOpened`).
+        Messages the peer sends on a stream before it is added here are dropped by SCTP."""
+        if self._state in ("closing", "closed", "failed"):
+            raise SessionStateError(f"cannot add streams to a session that is {self._state}")
+        new = list(specs)
+        ids = [spec.stream_id for spec in new]
+        if len(set(ids)) != len(ids):
+            raise MediaParamsError(f"duplicate stream ids in {ids}")
+        taken = [i for i in ids if i in self._channels]
+        if taken:
+            raise MediaParamsError(f"stream ids already in use: {taken}")
+        for spec in new:
+            self._add_channel(spec)
+
+    def close_stream(self, stream_id: int) -> None:
+        """Close one channel (SCTP stream reset, RFC 8831 section 6.7); :class:`ChannelClosed`
+        follows when both directions are reset."""
+        self._channel(stream_id).close()
+
+    def send(self, stream_id: int, data: str | bytes) -> None:
+        """Queue one message (str: WebRTC String, bytes: WebRTC Binary). Never blocks; see
+        :meth:`buffered_amount` for back-pressure."""
+        channel = self._channel(stream_id)
+        if channel.readyState != "open":
+            raise ChannelNotOpenError(f"stream {stream_id} is {channel.readyState}")
+        try:
+            channel.send(data)
+        except ValueError as exc:
+            raise MessageTooLargeError(str(exc)) from exc
+
+    def buffered_amount(self, stream_id: int) -> int:
+        """Bytes queued on ``stream_id`` and not yet handed to SCTP."""
+        return self._channel(stream_id).bufferedAmount
+
+    async def close(self) -> None:
+        """Release every resource (channels, SCTP, DTLS, sockets, tasks, timer). Idempotent;
+        returns once released. Reports :class:`SessionClosed` unless already terminated."""
+        if self._release_task is None:
+            if self._state in ("closed", "failed"):
+                return
+            self._begin_release("closed", failed=False)
+        assert self._release_task is not None
+        await asyncio.shield(self._release_task)
+
+    # internals
+
+    def _channel(self, stream_id: int) -> RTCDataChannel:
+        try:
+            return self._channels[stream_id]
+        except KeyError:
+            raise UnknownStreamError(f"no data channel on stream {stream_id}") from None
+
+    def _add_channel(self, spec: StreamSpec) -> None:
+        parameters = RTCDataChannelParameters(
+            label=spec.label,
+            maxPacketLifeTime=spec.max_time,
+            maxRetransmits=spec.max_retr,
+            ordered=spec.ordered,
+            protocol=spec.subprotocol,
+            negotiated=True,
+            id=spec.stream_id,
+        )
+        try:
+            channel = RTCDataChannel(self._sctp, parameters)
+        except ValueError as exc:  # id still registered in SCTP (a reset in progress)
+            raise MediaParamsError(str(exc)) from exc
+        stream_id = spec.stream_id
+        self._channels[stream_id] = channel
+        self._specs[stream_id] = spec
+        channel.add_listener("open", lambda: self._on_channel_open(stream_id))
+        channel.add_listener("message", lambda data: self._on_message(stream_id, data))
+        channel.add_listener("close", lambda: self._on_channel_close(stream_id, channel))
+        if channel.readyState == "open":  # added to an established association
+            self._on_channel_open(stream_id)
+
+    def _emit(self, event: SessionEvent) -> None:
+        if self._on_event is None:
+            return
+        try:
+            self._on_event(event)
+        except Exception:
+            # A faulty consumer must not break the association (or the other sessions).
+            logger.exception("%r: event handler failed on %r", self, event)
+
+    def _on_channel_open(self, stream_id: int) -> None:
+        if stream_id not in self._opened:
+            self._opened.add(stream_id)
+            self._emit(ChannelOpened(stream_id))
+
+    def _on_message(self, stream_id: int, data: str | bytes) -> None:
+        self._emit(MessageReceived(stream_id, data))
+
+    def _on_channel_close(self, stream_id: int, channel: RTCDataChannel) -> None:
+        if self._channels.get(stream_id) is channel:
+            del self._channels[stream_id]
+            del self._specs[stream_id]
+        if stream_id in self._opened:
+            self._opened.discard(stream_id)
+            self._emit(ChannelClosed(stream_id))
+
+    async def _connect(self, remote: RemoteParams) -> None:
+        try:
+            try:
+                await self._path.connect()
+            except ConnectionError as exc:
+                logger.info("%r: ICE failed: %s", self, exc)
+                self._begin_release("ice failed", failed=True)
+                return
+            assert self._dtls_role is not None
+            self._dtls._set_role(self._dtls_role)
+            await self._dtls.start(
+                RTCDtlsParameters(
+                    fingerprints=[
+                        RTCDtlsFingerprint(algorithm=a, value=v) for a, v in remote.fingerprints
+                    ]
+                )
+            )
+            if self._dtls.state != "connected":
+                reason = "dtls handshake failed"
+                if self._dtls.failure_reason:
+                    reason += f": {self._dtls.failure_reason}"
+                self._begin_release(reason, failed=True)
+                return
+            self._dtls.add_listener("statechange", self._on_dtls_state)
+            await self._sctp.start(
+                RTCSctpCapabilities(maxMessageSize=remote.max_message_size), remote.sctp_port
+            )
+        except Exception as exc:
+            logger.exception("%r: setup error", self)
+            self._begin_release(f"setup error: {exc}", failed=True)
+
+    def _on_setup_timeout(self) -> None:
+        self._timer = None
+        if self._state == "connecting":
+            self._begin_release("setup timeout", failed=True)
+
+    def _on_sctp_state(self, state: str) -> None:
+        if state == "connected" and self._state == "connecting":
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._state = "connected"
+            self._emit(SessionConnected(self._clock.now() - self._started_at))
+        elif state == "closed" and self._state in ("connecting", "connected"):
+            self._begin_release("sctp closed", failed=self._state == "connecting")
+
+    def _on_dtls_state(self) -> None:
+        if self._dtls.state in ("closed", "failed") and self._state in ("connecting", "connected"):
+            self._begin_release(f"dtls {self._dtls.state}", failed=self._state == "connecting")
+
+    def _begin_release(self, reason: str, *, failed: bool) -> None:
+        if self._release_task is not None:
+            return
+        self._state = "closing"
+        self._release_task = asyncio.create_task(self._release(reason, failed))
+
+    async def _release(self, reason: str, failed: bool) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        task = self._setup_task
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        try:
+            # ABORT to the peer if associated; closes every channel (ChannelClosed events).
+            await self._sctp.stop()
+        except Exception:
+            logger.exception("%r: SCTP stop failed", self)
+        self._dtls.remove_all_listeners()
+        dtls_task = self._dtls._task
+        try:
+            await self._dtls.stop()  # close_notify if connected
+        except Exception:
+            logger.exception("%r: DTLS stop failed", self)
+        if dtls_task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await dtls_task
+        try:
+            await self._path.close()
+        except Exception:
+            logger.exception("%r: closing the path failed", self)
+        self._channels.clear()
+        self._specs.clear()
+        self._opened.clear()
+        self._state = "failed" if failed else "closed"
+        if self._on_released is not None:
+            self._on_released(self)
+        self._emit(SessionFailed(reason) if failed else SessionClosed(reason))

@@ -1,0 +1,193 @@
+"""DTLS straight over UDP, without ICE: the path IMS UEs use (TS 26.114 6.2.10, RFC 8261 §4).
+
+The m-line's ``c=`` address and port are the peer's DTLS 5-tuple. The socket is bound when the
+session is created, before the answer goes out, so a ClientHello that arrives before the answer
+is processed is queued, not lost.
+
+Latching: the path sends to the address from the SDP until a DTLS record arrives; it then sends to,
+and only accepts datagrams from, the source of that first record (the way IMS access gateways
+latch). A passive MF thus works behind NATs whose address the SDP cannot know. Latching picks the
+destination only; the peer is authenticated by the DTLS fingerprint check, so a stray record from
+elsewhere can at worst make the handshake fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+from collections import deque
+from typing import Any
+
+from avatar_mf.media.errors import MediaParamsError, MediaResourceError
+from avatar_mf.media.params import LocalIce, RemoteParams
+from avatar_mf.media.sockets import SocketLedger
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_QUEUE = 256
+"""Datagrams kept while nobody reads (the DTLS handshake has not started); older ones drop."""
+
+
+def is_dtls_record(data: bytes) -> bool:
+    """RFC 7983 section 7 demultiplexing: DTLS content types are 20-63."""
+    return bool(data) and 20 <= data[0] <= 63
+
+
+def _canonical(address: tuple[Any, ...]) -> tuple[str, int]:
+    return str(ipaddress.ip_address(address[0])), int(address[1])
+
+
+class _Protocol(asyncio.DatagramProtocol):
+    def __init__(self, owner: PlainUdpTransport) -> None:
+        self._owner = owner
+
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        self._owner._datagram_received(data, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP errors (port unreachable while the peer is not up yet) are normal for UDP.
+        logger.debug("%s: %s", self._owner, exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._owner._connection_lost()
+
+
+class PlainUdpTransport:
+    """A datagram path over one UDP socket, shaped like what ``RTCDtlsTransport`` needs from
+    ``RTCIceTransport`` (``role``, ``_recv``, ``_send``). Implements
+    :class:`~avatar_mf.media.packet_path.PacketPath`."""
+
+    def __init__(self, *, role: str = "controlled", max_queue: int = DEFAULT_MAX_QUEUE) -> None:
+        """Use :meth:`bind`."""
+        self._role = role
+        self._queue: deque[bytes] = deque(maxlen=max_queue)
+        self._waiter: asyncio.Future[None] | None = None
+        self._transport: asyncio.DatagramTransport | None = None
+        self._local: tuple[str, int] = ("", 0)
+        self._declared: tuple[str, int] | None = None
+        self._latched: tuple[str, int] | None = None
+        self._closed = False
+
+    @classmethod
+    async def bind(
+        cls,
+        host: str,
+        *,
+        ledger: SocketLedger | None = None,
+        role: str = "controlled",
+        max_queue: int = DEFAULT_MAX_QUEUE,
+    ) -> PlainUdpTransport:
+        """Bind a UDP socket on ``host`` (any free port)."""
+        self = cls(role=role, max_queue=max_queue)
+        loop = asyncio.get_running_loop()
+        try:
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: _Protocol(self), local_addr=(host, 0)
+            )
+        except OSError as exc:
+            raise MediaResourceError(f"cannot bind UDP on {host}: {exc}") from exc
+        self._transport = transport
+        self._local = _canonical(transport.get_extra_info("sockname"))
+        if ledger is not None:
+            ledger.track(transport)
+        return self
+
+    def __repr__(self) -> str:
+        return f"PlainUdpTransport({self._local[0]}:{self._local[1]} -> {self.remote_address})"
+
+    # PacketPath
+
+    @property
+    def role(self) -> str:
+        return self._role
+
+    @property
+    def local_address(self) -> tuple[str, int]:
+        return self._local
+
+    @property
+    def local_ice(self) -> LocalIce | None:
+        return None
+
+    @property
+    def open_sockets(self) -> int:
+        return 0 if self._transport is None or self._transport.is_closing() else 1
+
+    @property
+    def remote_address(self) -> tuple[str, int] | None:
+        """Where datagrams go: the latched source, else the address from the SDP."""
+        return self._latched or self._declared
+
+    async def set_remote(self, remote: RemoteParams) -> None:
+        if remote.port == 0:
+            self._declared = None
+            return
+        if ipaddress.ip_address(remote.address).version != ipaddress.ip_address(
+            self._local[0]
+        ).version:
+            raise MediaParamsError(
+                f"remote {remote.address} and local {self._local[0]} are not the same IP version"
+            )
+        self._declared = _canonical((remote.address, remote.port))
+
+    async def connect(self) -> None:
+        if self._closed:
+            raise ConnectionError("transport closed")
+
+    async def _recv(self) -> bytes:
+        while not self._queue:
+            if self._closed:
+                raise ConnectionError("transport closed")
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._queue.popleft()
+
+    async def _send(self, data: bytes) -> None:
+        if self._closed or self._transport is None:
+            raise ConnectionError("transport closed")
+        destination = self.remote_address
+        if destination is None:
+            # Nothing to send to yet (passive and nothing received): a lost datagram, as UDP.
+            logger.debug("%s: no peer address yet, dropping %d bytes", self, len(data))
+            return
+        self._transport.sendto(data, destination)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.clear()
+        self._wake()
+        if self._transport is not None:
+            self._transport.close()
+            # The socket is closed on the next loop iteration (connection_lost).
+            await asyncio.sleep(0)
+
+    # socket callbacks
+
+    def _datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        if self._closed:
+            return
+        source = _canonical(addr)
+        if self._latched is None:
+            if not is_dtls_record(data):
+                return
+            self._latched = source
+            if source != self._declared:
+                logger.debug("%s: latched to %s:%d", self, *source)
+        elif source != self._latched:
+            return
+        self._queue.append(data)
+        self._wake()
+
+    def _connection_lost(self) -> None:
+        self._closed = True
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)

@@ -1,0 +1,87 @@
+"""ICE path: a browser-style UE (full ICE, host candidates on loopback) against the MF."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from avatar_mf.media import (
+    DataChannelEndpointFactory,
+    MessageReceived,
+    SessionEventQueue,
+    StreamSpec,
+)
+from avatar_mf.media.ue_side import UeDataChannels, connect_to_mf
+
+from .conftest import HOST, STEP
+from .helpers import exchange, wait_connected, wait_open
+
+STREAMS = [
+    StreamSpec(0, label="bootstrap", subprotocol="http"),
+    StreamSpec(10, label="bootstrap-local", subprotocol="http", ordered=False),
+    StreamSpec(1000, label="low latency", ordered=False, max_time=150),
+    StreamSpec(1002, label="low loss", max_retr=5, priority=256),
+]
+
+
+async def test_ice_messages_flow_both_ways_on_every_stream(
+    mf_factory: DataChannelEndpointFactory,
+) -> None:
+    ue = UeDataChannels(HOST, ice=True)
+    mf_events, ue_events = SessionEventQueue(), SessionEventQueue()
+    mf, ue_session = await connect_to_mf(
+        mf_factory, ue, STREAMS, mf_events=mf_events, ue_events=ue_events
+    )
+    try:
+        assert mf.local.ice is not None and ue_session.local.ice is not None
+        assert mf.local.address == HOST  # loopback works as the media host
+        assert mf.local.ice.candidates[0].split()[4:6] == [HOST, str(mf.local.port)]
+        assert mf.local.setup == "active" and mf.dtls_role == "client"
+        assert mf_factory.open_sockets == 1 and mf.open_sockets == 1
+        await wait_connected(mf_events, ue_events)
+        ids = [s.stream_id for s in STREAMS]
+        await wait_open(mf_events, ids)
+        await wait_open(ue_events, ids)
+
+        channel = mf.channels[1000]
+        assert (channel.negotiated, channel.id, channel.ordered) == (True, 1000, False)
+        assert channel.maxPacketLifeTime == 150 and mf.channels[1002].maxRetransmits == 5
+        assert mf.channels[0].protocol == "http" and mf.channels[0].label == "bootstrap"
+
+        await exchange(mf, mf_events, ue_session, ue_events, STREAMS)
+    finally:
+        await mf.close()
+        await ue_session.close()
+    assert mf_factory.active_sessions == 0 and mf_factory.open_sockets == 0
+
+
+@pytest.mark.parametrize("chunk", [None, 256])
+async def test_large_message_fragmented(
+    mf_certificate: object, chunk: int | None
+) -> None:
+    """Messages larger than a DATA chunk, with aiortc's chunk size and a small configured one."""
+    from avatar_mf.media import CertificateStore
+
+    assert isinstance(mf_certificate, CertificateStore)
+    mf_factory = DataChannelEndpointFactory(
+        mf_certificate, media_host=HOST, user_data_max_length=chunk
+    )
+    ue = UeDataChannels(HOST, ice=True, user_data_max_length=chunk)
+    mf_events, ue_events = SessionEventQueue(), SessionEventQueue()
+    streams = [StreamSpec(1000)]
+    mf, ue_session = await connect_to_mf(
+        mf_factory, ue, streams, mf_events=mf_events, ue_events=ue_events
+    )
+    try:
+        await wait_open(mf_events, [1000])
+        await wait_open(ue_events, [1000])
+        payload = bytes(range(256)) * 64  # 16 KiB
+        mf.send(1000, payload)
+        ue_session.send(1000, payload.hex())
+        async with asyncio.timeout(STEP):
+            assert (await ue_events.wait_for(MessageReceived)).data == payload
+            assert (await mf_events.wait_for(MessageReceived)).data == payload.hex()
+    finally:
+        await mf.close()
+        await ue_session.close()
