@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from pathlib import Path
 
 from avatar_mf.clock import LoopClock
 from avatar_mf.config import AppConfig
 from avatar_mf.media.certificate import CertificateStore
 from avatar_mf.media.endpoint import DataChannelEndpointFactory
+from avatar_mf.server.admin import AdminServer
 from avatar_mf.server.calls import CallSessionFactory
 from avatar_mf.server.protection import RateLimiter, TrustedPeers
 from avatar_mf.server.sip_endpoint import SipEndpoint
@@ -68,8 +68,7 @@ class MediaFunction:
             server_header=sip.user_agent,
         )
         media = config.media
-        cert_dir = media.certificate_dir or Path(config.storage.path) / "dtls"
-        self.certificate = CertificateStore.load_or_create(Path(cert_dir))
+        self.certificate = CertificateStore.load_or_create(config.dtls_certificate_dir)
         self.media = DataChannelEndpointFactory(
             self.certificate,
             media_host=str(media.host),
@@ -82,12 +81,13 @@ class MediaFunction:
         self._wire = _UaWire(self.endpoint)
         self.ua = UserAgent(
             UserAgentConfig(
-                host=str(sip.advertised_host or sip.host),
+                host=sip.contact_host,
                 user_agent=sip.user_agent,
                 max_dialogs=sip.max_dialogs,
                 retry_after=sip.retry_after,
                 session_expires=sip.session_expires,
                 min_se=sip.min_se,
+                answer_delay=sip.answer_delay,
             ),
             clock=self.clock,
             timers=self.timers,
@@ -98,6 +98,24 @@ class MediaFunction:
         self._wire.layer = self.layer
         self.transports: dict[str, SipTransport] = {}
         self._tcp: TcpTransport | None = None
+        self.admin = AdminServer(snapshot=self.snapshot, ready=lambda: not self.ua.draining)
+
+    def snapshot(self) -> dict[str, object]:
+        """What the node holds now (``held``: all zero when idle) and its counters."""
+        return {
+            "held": {
+                "dialogs": self.ua.active_calls,
+                "pending_invites": self.ua.pending_invites,
+                "transactions": self.layer.active_count,
+                "call_sessions": len(self.sessions.sessions),
+                "dc_sessions": self.media.active_sessions,
+                "media_sockets": self.media.open_sockets,
+            },
+            "tcp_connections": self._tcp.connection_count if self._tcp is not None else 0,
+            "calls": dict(self.ua.stats),
+            "sip": dict(self.endpoint.counters),
+            "draining": self.ua.draining,
+        }
 
     async def start(self) -> None:
         sip = self.config.sip
@@ -117,12 +135,21 @@ class MediaFunction:
                 self._tcp = tcp
                 self.transports["tcp"] = tcp
         self.endpoint.attach(self.layer, self.transports)
+        admin = self.config.admin
+        if admin.enabled:
+            await self.admin.start(str(admin.host), admin.port)
         listening = " ".join(
             f"{name}:{host}:{t.local_port}" for name, t in self.transports.items()
         )
-        log.info("avatar-mf ready: sip %s media %s", listening, self.config.media.host)
+        log.info(
+            "avatar-mf ready: sip %s media %s admin %s",
+            listening,
+            self.config.media.host,
+            f"{self.config.admin.host}:{self.admin.port}" if self.admin.port else "off",
+        )
 
     async def close(self) -> None:
+        await self.admin.close()
         await self.ua.close_all("shutdown")
         # Give the BYEs a moment to leave before the sockets close.
         await asyncio.sleep(0.05)

@@ -256,7 +256,7 @@ class CallSessionFactory:
 
     def __init__(self, media: DataChannelEndpointFactory, config: AppConfig) -> None:
         self.media = media
-        self.agent = str(config.sip.advertised_host or config.sip.host)
+        self.agent = config.sip.contact_host
         m = config.media
         self.policy = AnswerPolicy(
             streams=StreamPolicy(

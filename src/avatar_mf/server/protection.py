@@ -55,7 +55,9 @@ class RateLimiter:
     the table stays bounded by the number of recently active sources.
     """
 
-    def __init__(self, clock: Clock, *, rate: float, burst: float, max_sources: int = 65536) -> None:
+    def __init__(
+        self, clock: Clock, *, rate: float, burst: float, max_sources: int = 65536
+    ) -> None:
         self._clock = clock
         self._rate = rate
         self._burst = max(burst, 1.0)

@@ -13,13 +13,13 @@ from __future__ import annotations
 import logging
 from collections import Counter
 
+from avatar_mf.server.protection import RateLimiter, TrustedPeers
 from avatar_mf.sip.build import new_tag, response_for_error
 from avatar_mf.sip.errors import SipError, SipParseError
 from avatar_mf.sip.message import Message, Request, Response, serialize
 from avatar_mf.sip.peer import Peer
 from avatar_mf.sip.routing import response_destination, stamp_received
 from avatar_mf.sip.transaction_layer import TransactionLayer
-from avatar_mf.server.protection import RateLimiter, TrustedPeers
 from avatar_mf.transport.base import SipTransport
 
 log = logging.getLogger(__name__)
