@@ -1,0 +1,94 @@
+"""RFC 3261 18.2.1 / 18.2.2 and RFC 3581: received/rport stamping and response destinations."""
+
+from __future__ import annotations
+
+from avatar_mf.sip.build import make_response
+from avatar_mf.sip.headers import parse_vias
+from avatar_mf.sip.message import Headers, Request
+from avatar_mf.sip.peer import Peer
+from avatar_mf.sip.routing import Destination, response_destination, stamp_received
+
+
+def _request(*vias: str) -> Request:
+    pairs = [("Via", v) for v in vias]
+    pairs += [
+        ("From", "<sip:ue@127.0.0.1>;tag=a"),
+        ("To", "<sip:mf@127.0.0.1>"),
+        ("Call-ID", "c1"),
+        ("CSeq", "1 OPTIONS"),
+        ("Max-Forwards", "70"),
+    ]
+    return Request("OPTIONS", "sip:mf@127.0.0.1", Headers.of(pairs))
+
+
+UDP = Peer("udp", "127.0.0.9", 40000)
+
+
+def test_same_host_without_rport_is_left_alone() -> None:
+    req = _request("SIP/2.0/UDP 127.0.0.9:5062;branch=z9hG4bK1")
+    assert stamp_received(req, UDP) is req
+
+
+def test_received_added_when_sent_by_differs_from_source() -> None:
+    req = stamp_received(_request("SIP/2.0/UDP 127.0.0.5:5062;branch=z9hG4bK1"), UDP)
+    top = parse_vias(req.headers)[0]
+    assert top.received == "127.0.0.9"
+    assert not top.has_rport
+
+
+def test_host_name_sent_by_gets_received() -> None:
+    req = stamp_received(_request("SIP/2.0/UDP ue.invalid:5062;branch=z9hG4bK1"), UDP)
+    assert parse_vias(req.headers)[0].received == "127.0.0.9"
+
+
+def test_empty_rport_is_filled_and_received_always_added() -> None:
+    req = stamp_received(_request("SIP/2.0/UDP 127.0.0.9:5062;rport;branch=z9hG4bK1"), UDP)
+    top = parse_vias(req.headers)[0]
+    assert top.rport == 40000
+    assert top.received == "127.0.0.9"
+
+
+def test_only_the_top_via_is_touched() -> None:
+    req = _request(
+        "SIP/2.0/UDP 127.0.0.5:5062;branch=z9hG4bK1, SIP/2.0/UDP 127.0.0.6;branch=z9hG4bK0",
+        "SIP/2.0/TCP 127.0.0.7;branch=z9hG4bKx",
+    )
+    vias = parse_vias(stamp_received(req, UDP).headers)
+    assert [v.received for v in vias] == ["127.0.0.9", None, None]
+    assert [v.host for v in vias] == ["127.0.0.5", "127.0.0.6", "127.0.0.7"]
+
+
+def test_ipv6_source_is_written_without_brackets() -> None:
+    peer = Peer("udp", "::1", 5999)
+    req = stamp_received(_request("SIP/2.0/UDP [2001:db8::9]:5062;rport;branch=z9hG4bK1"), peer)
+    top = parse_vias(req.headers)[0]
+    assert top.received == "::1"
+    assert top.rport == 5999
+
+
+def test_udp_response_goes_to_received_and_rport() -> None:
+    req = stamp_received(_request("SIP/2.0/UDP 127.0.0.5:5062;rport;branch=z9hG4bK1"), UDP)
+    resp = make_response(req, 200)
+    assert response_destination(resp, UDP) == Destination("127.0.0.9", 40000, None)
+
+
+def test_udp_response_without_rport_goes_to_received_and_sent_by_port() -> None:
+    req = stamp_received(_request("SIP/2.0/UDP 127.0.0.5:5062;branch=z9hG4bK1"), UDP)
+    assert response_destination(make_response(req, 200), UDP) == Destination(
+        "127.0.0.9", 5062, None
+    )
+
+
+def test_udp_response_defaults_to_port_5060() -> None:
+    req = stamp_received(_request("SIP/2.0/UDP 127.0.0.9;branch=z9hG4bK1"), UDP)
+    assert response_destination(make_response(req, 200), UDP) == Destination(
+        "127.0.0.9", 5060, None
+    )
+
+
+def test_tcp_response_goes_back_on_the_incoming_connection() -> None:
+    tcp = Peer("tcp", "127.0.0.9", 41000, connection_id=7)
+    req = stamp_received(_request("SIP/2.0/TCP 127.0.0.5:5062;branch=z9hG4bK1"), tcp)
+    assert response_destination(make_response(req, 200), tcp) == Destination(
+        "127.0.0.9", 41000, 7
+    )
