@@ -6,21 +6,24 @@ port 0, one data channel m-line accepted with the streams the policy takes), cre
 channel endpoint (``media.endpoint``), writes the answer from the endpoint's local parameters,
 and starts DTLS/SCTP. A re-offer (re-INVITE, UPDATE) adds the new streams to the live
 association. Messages arriving on a channel go to the channel service chosen by its
-subprotocol; until the avatar services exist, every channel runs the diagnostic echo service.
+subprotocol (``services/``); a subprotocol with no service registered runs the diagnostic echo
+service.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Mapping
 
 from avatar_mf.config import AppConfig
 from avatar_mf.media.endpoint import DataChannelEndpointFactory
 from avatar_mf.media.errors import MediaError
 from avatar_mf.media.events import (
+    ChannelClosed,
     ChannelOpened,
     MessageReceived,
+    SessionClosed,
     SessionEvent,
     SessionFailed,
 )
@@ -39,6 +42,7 @@ from avatar_mf.sdp.offer_answer import (
     versioned_answer,
 )
 from avatar_mf.server.session import CallInfo, FailureCallback, MediaSession
+from avatar_mf.services.base import ChannelInfo, ChannelService, EchoService, ServiceFactory
 from avatar_mf.sip.errors import SipError
 
 log = logging.getLogger(__name__)
@@ -119,6 +123,7 @@ class CallMediaSession:
         self._session_id = secrets.randbelow(2**31)
         self._version = 0
         self.closed = False
+        self._services: dict[int, ChannelService] = {}
         self.messages_in = 0
         self.messages_out = 0
 
@@ -217,13 +222,48 @@ class CallMediaSession:
     def _on_event(self, event: SessionEvent) -> None:
         if isinstance(event, MessageReceived):
             self.messages_in += 1
-            self._factory.service(self, event.stream_id, event.data)
+            service = self._services.get(event.stream_id)
+            if service is not None:
+                service.on_message(event.data)
         elif isinstance(event, ChannelOpened):
-            log.debug("call %s: channel %d open", self.call.call_id, event.stream_id)
-        elif isinstance(event, SessionFailed):
-            self.dc = None
-            if not self.closed:
-                self._on_failure(event.reason)
+            self._open_service(event.stream_id)
+        elif isinstance(event, ChannelClosed):
+            self._close_service(event.stream_id)
+        elif isinstance(event, SessionClosed | SessionFailed):
+            for stream_id in list(self._services):
+                self._close_service(stream_id)
+            if isinstance(event, SessionFailed):
+                self.dc = None
+                if not self.closed:
+                    self._on_failure(event.reason)
+
+    def _open_service(self, stream_id: int) -> None:
+        if self.dc is None or stream_id in self._services:
+            return
+        spec = self.dc.streams.get(stream_id)
+        remote = self.dc.remote
+        info = ChannelInfo(
+            call_id=self.call.call_id,
+            stream_id=stream_id,
+            label=spec.label if spec is not None else "",
+            subprotocol=spec.subprotocol if spec is not None else "",
+            max_message_size=remote.max_message_size if remote is not None else 0,
+            identity=self.call.identity,
+            request_uri=self.call.request_uri,
+        )
+        make = self._factory.services.get(info.subprotocol.lower(), EchoService)
+        try:
+            self._services[stream_id] = make(_Channel(self, info))
+        except Exception:
+            log.exception("call %s: service for %s failed to start", self.call.call_id, info)
+
+    def _close_service(self, stream_id: int) -> None:
+        service = self._services.pop(stream_id, None)
+        if service is not None:
+            try:
+                service.on_close()
+            except Exception:
+                log.exception("call %s: service on_close failed", self.call.call_id)
 
     def send(self, stream_id: int, data: str | bytes) -> None:
         if self.dc is None:
@@ -234,27 +274,47 @@ class CallMediaSession:
         except MediaError as exc:
             log.info("call %s: cannot send on %d: %s", self.call.call_id, stream_id, exc)
 
+    def buffered_amount(self, stream_id: int) -> int:
+        if self.dc is None:
+            return 0
+        try:
+            return self.dc.buffered_amount(stream_id)
+        except MediaError:
+            return 0
+
     async def close(self) -> None:
         self.closed = True
         self._factory.sessions.discard(self)
+        for stream_id in list(self._services):
+            self._close_service(stream_id)
         dc, self.dc = self.dc, None
         if dc is not None:
             await dc.close()
 
 
-#: A channel service: gets the call session, the stream id and the message.
-ChannelService = Callable[[CallMediaSession, int, "str | bytes"], None]
+class _Channel:
+    """One channel of a call as its service sees it (a ChannelContext)."""
 
+    def __init__(self, session: CallMediaSession, info: ChannelInfo) -> None:
+        self._session = session
+        self.info = info
 
-def echo_service(session: CallMediaSession, stream_id: int, data: str | bytes) -> None:
-    """Diagnostic loopback: every message goes back on the channel it came on."""
-    session.send(stream_id, data)
+    def send(self, data: str | bytes) -> None:
+        self._session.send(self.info.stream_id, data)
+
+    def buffered_amount(self) -> int:
+        return self._session.buffered_amount(self.info.stream_id)
 
 
 class CallSessionFactory:
     """Creates :class:`CallMediaSession` objects from offers (the UA's SessionFactory)."""
 
-    def __init__(self, media: DataChannelEndpointFactory, config: AppConfig) -> None:
+    def __init__(
+        self,
+        media: DataChannelEndpointFactory,
+        config: AppConfig,
+        services: Mapping[str, ServiceFactory] | None = None,
+    ) -> None:
         self.media = media
         self.agent = config.sip.contact_host
         m = config.media
@@ -264,7 +324,8 @@ class CallSessionFactory:
                 min_application_id=m.min_application_stream_id,
             )
         )
-        self.service: ChannelService = echo_service
+        #: Service factories by subprotocol (lower case); others get the echo service.
+        self.services: dict[str, ServiceFactory] = dict(services or {})
         self.sessions: set[CallMediaSession] = set()
 
     async def create(
