@@ -60,6 +60,7 @@ __all__ = [
     "ConfigError",
     "ConfigProblem",
     "KeyPath",
+    "LifecycleConfig",
     "LogConfig",
     "LogLevelName",
     "MediaConfig",
@@ -487,6 +488,17 @@ class AdminConfig(_Section):
     """Admin listener TCP port; 0 picks a free port (logged at start-up)."""
 
 
+class LifecycleConfig(_Section):
+    """``[lifecycle]``: how the process stops."""
+
+    drain_timeout: float = Field(default=30.0, ge=0, le=86400)
+    """Seconds SIGTERM lets calls in progress continue (new INVITEs and OPTIONS get 503 with
+    Retry-After) before the rest are ended with BYE and the process exits."""
+
+    sigint_drain_timeout: float = Field(default=2.0, ge=0, le=86400)
+    """The same for SIGINT (Ctrl-C): a short drain. A second signal exits at once."""
+
+
 class AppConfig(_Section):
     """The whole configuration: one attribute per section, each defaulted."""
 
@@ -504,6 +516,9 @@ class AppConfig(_Section):
 
     admin: AdminConfig = Field(default_factory=AdminConfig)
     """Admin HTTP listener."""
+
+    lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
+    """Draining and shutdown."""
 
     @property
     def dtls_certificate_dir(self) -> Path:

@@ -8,6 +8,7 @@ module keeps global state, so a test can run several MF nodes in one process.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 
@@ -161,20 +162,67 @@ class MediaFunction:
             await self._tcp.wait_closed()
 
 
+    async def drain(self, grace: float) -> None:
+        """Stop taking calls (503 to INVITE and OPTIONS) and wait up to ``grace`` seconds for
+        the calls in progress to end by themselves."""
+        self.ua.draining = True
+        log.info("draining: %d calls in progress, up to %.1f s", self.ua.active_calls, grace)
+        changed = asyncio.Event()
+        self.ua.on_call_ended = lambda _call: changed.set()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace):
+                while self.ua.active_calls + self.ua.pending_invites > 0:
+                    changed.clear()
+                    # Re-check now and then: an INVITE refused while pending ends no call.
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(0.2):
+                            await changed.wait()
+
+
 async def serve(config: AppConfig) -> int:
+    """Run one MF node until a signal; returns the process exit code.
+
+    SIGTERM drains for ``lifecycle.drain_timeout``, SIGINT for ``lifecycle.sigint_drain_timeout``;
+    then the remaining calls get BYE, everything is released and the exit code is 0. A second
+    signal during the drain ends it at once (exit code 1).
+    """
     node = MediaFunction(config)
     try:
         await node.start()
     except OSError as exc:
         log.error("cannot start: %s", exc)
+        await node.close()
         return 1
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    log.info("stopping")
+    first: asyncio.Future[int] = loop.create_future()
+    second = asyncio.Event()
+
+    def on_signal(sig: int) -> None:
+        if not first.done():
+            first.set_result(sig)
+        else:
+            second.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+    sig = await first
+    timeout = (
+        config.lifecycle.drain_timeout
+        if sig == signal.SIGTERM
+        else config.lifecycle.sigint_drain_timeout
+    )
+    log.info("received %s", signal.Signals(sig).name)
+    drain = asyncio.ensure_future(node.drain(timeout))
+    interrupted = asyncio.ensure_future(second.wait())
+    await asyncio.wait({drain, interrupted}, return_when=asyncio.FIRST_COMPLETED)
+    drain.cancel()
+    interrupted.cancel()
+    if second.is_set():
+        log.warning("second signal: exiting at once")
+        await node.close()
+        return 1
     await node.close()
+    log.info("stopped")
     return 0
 
 
