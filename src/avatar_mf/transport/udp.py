@@ -7,14 +7,12 @@ import logging
 from typing import cast
 
 from avatar_mf.sip.errors import SipParseError
-from avatar_mf.sip.parser import parse_message
+from avatar_mf.sip.parser import is_keepalive, parse_message
 from avatar_mf.sip.peer import Peer
 from avatar_mf.transport.base import TransportSink
 
 log = logging.getLogger(__name__)
 
-# RFC 5626 3.5.1 keep-alives over UDP are STUN; a CRLF-only datagram is also used by some UEs.
-_KEEPALIVE = frozenset({b"\r\n", b"\r\n\r\n", b"\n", b"\x00"})
 
 
 class UdpTransport(asyncio.DatagramProtocol):
@@ -46,7 +44,7 @@ class UdpTransport(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
         host, port = str(addr[0]), int(str(addr[1]))
         peer = Peer("udp", host, port, None)
-        if data in _KEEPALIVE:
+        if is_keepalive(data):
             return
         if not self._sink.admit(peer, len(data)):
             return
