@@ -1,0 +1,1 @@
+"""The avatar pipeline: typed frames routed through the stages a session negotiated."""
