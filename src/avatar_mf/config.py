@@ -1,11 +1,11 @@
 """Configuration: typed settings read from a TOML file, overridden by ``AVATAR_MF_*`` variables.
 
-Every setting lives in one of five sections (``[sip]``, ``[media]``, ``[storage]``, ``[log]``,
-``[admin]``), each a frozen pydantic model that rejects unknown keys. :func:`load_config` reads a
-TOML file (or the defaults embedded in the package), applies environment overrides and validates
-everything at once: a :class:`ConfigError` lists *every* problem, each with the key path, the
-file and line (or the environment variable) it came from, so that an operator fixes a config file
-in one pass::
+Every setting lives in a section (``[sip]``, ``[media]``, ``[storage]``, ``[log]``, ``[admin]``,
+``[lifecycle]``, ``[bootstrap]``), each a frozen pydantic model that rejects unknown keys.
+:func:`load_config` reads a TOML file (or the defaults embedded in the package), applies
+environment overrides and validates everything at once: a :class:`ConfigError` lists *every*
+problem, each with the key path, the file and line (or the environment variable) it came from,
+so that an operator fixes a config file in one pass::
 
     configs/bad.toml:7: sip.port: Input should be less than or equal to 65535 (got 70000)
 
@@ -36,6 +36,7 @@ from importlib import resources
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import annotated_types
 from pydantic import (
@@ -57,6 +58,7 @@ __all__ = [
     "EMBEDDED_DEFAULT_SOURCE",
     "AdminConfig",
     "AppConfig",
+    "BootstrapConfig",
     "ConfigError",
     "ConfigProblem",
     "KeyPath",
@@ -214,6 +216,29 @@ def _check_non_empty_path(value: Path) -> Path:
     return value
 
 
+def _check_http_url(value: str) -> str:
+    """An absolute http(s) URL without query or fragment; a bare ``host[:port][/path]`` is
+    taken as ``http://``."""
+    text = value.strip()
+    if "://" not in text:
+        text = "http://" + text
+    try:
+        parts = urlsplit(text)
+        _ = parts.port  # raises ValueError for a bad port
+    except ValueError as exc:
+        raise _custom_error("invalid_url", "not a valid URL: {reason}", reason=str(exc)) from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise _custom_error("invalid_url", "must be an http:// or https:// URL")
+    if not parts.hostname:
+        raise _custom_error("invalid_url", "must name a host")
+    _check_host(parts.hostname)
+    if parts.query or parts.fragment or "?" in text or "#" in text:
+        raise _custom_error("invalid_url", "must not have a query or a fragment")
+    if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in text):
+        raise _custom_error("invalid_url", "must not contain spaces or control characters")
+    return urlunsplit((parts.scheme.lower(), parts.netloc, parts.path, "", ""))
+
+
 def _unique(values: tuple[_T, ...]) -> tuple[_T, ...]:
     seen: set[_T] = set()
     for value in values:
@@ -238,6 +263,7 @@ StreamId = Annotated[int, annotated_types.Ge(0), annotated_types.Le(65534)]
 LevelName = Annotated[LogLevelName, BeforeValidator(_upper)]
 LoggerName = Annotated[str, AfterValidator(_check_module_name)]
 DirectoryPath = Annotated[Path, AfterValidator(_check_non_empty_path)]
+HttpBaseUrl = Annotated[str, AfterValidator(_check_http_url)]
 
 
 class _Section(BaseModel):
@@ -499,6 +525,33 @@ class LifecycleConfig(_Section):
     """The same for SIGINT (Ctrl-C): a short drain. A second signal exits at once."""
 
 
+class BootstrapConfig(_Section):
+    """``[bootstrap]``: the bootstrap data channels (subprotocol "http", 3GPP TS 26.114
+    6.2.10), over which the UE downloads its data channel application through the MF."""
+
+    app_dir: DirectoryPath | None = None
+    """Directory of the data channel application served on bootstrap channels (index.html and
+    its assets). Read into memory once at start-up: restart to publish changes. Unset: the
+    avatar call application shipped with the MF."""
+
+    replace_http_url: HttpBaseUrl | None = None
+    """Replacement HTTP URL (replaceHttpUrl, 3GPP TS 29.176): when set, every request on a
+    bootstrap channel is forwarded to this http:// or https:// base URL (request path appended)
+    instead of being served from app_dir. A value without a scheme is taken as http://."""
+
+    max_request_size: int = Field(default=65536, ge=1024, le=16 * 1024 * 1024)
+    """Largest HTTP request accepted on a bootstrap channel, head and content, in bytes; larger
+    ones are answered 413 (a head over 16 KiB: 431)."""
+
+    max_response_size: int = Field(default=32 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
+    """Largest response body, in bytes: a larger upstream response (replace_http_url) is
+    answered 502, and a larger file in app_dir stops the MF at start-up."""
+
+    proxy_timeout: float = Field(default=10.0, gt=0, le=300)
+    """Seconds allowed for a forwarded request (replace_http_url), from connecting to the last
+    body byte; past it the UE gets 504."""
+
+
 class AppConfig(_Section):
     """The whole configuration: one attribute per section, each defaulted."""
 
@@ -519,6 +572,9 @@ class AppConfig(_Section):
 
     lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
     """Draining and shutdown."""
+
+    bootstrap: BootstrapConfig = Field(default_factory=BootstrapConfig)
+    """Bootstrap data channels: the data channel application and replaceHttpUrl."""
 
     @property
     def dtls_certificate_dir(self) -> Path:
