@@ -21,6 +21,7 @@ from avatar_mf.server.calls import CallSessionFactory
 from avatar_mf.server.protection import RateLimiter, TrustedPeers
 from avatar_mf.server.sip_endpoint import SipEndpoint
 from avatar_mf.server.user_agent import UserAgent, UserAgentConfig
+from avatar_mf.services.bootstrap import AppSourceError, bootstrap_service_factory
 from avatar_mf.sip.message import Request, Response
 from avatar_mf.sip.peer import Peer
 from avatar_mf.sip.timers import TimerConfig
@@ -30,6 +31,10 @@ from avatar_mf.transport.tcp import TcpTransport
 from avatar_mf.transport.udp import UdpTransport
 
 log = logging.getLogger(__name__)
+
+
+class StartupError(Exception):
+    """The node cannot start (a port taken, a folder unwritable); the message says which."""
 
 
 class _UaWire:
@@ -78,7 +83,8 @@ class MediaFunction:
             user_data_max_length=media.sctp_max_chunk,
             sctp_port=media.sctp_port,
         )
-        self.sessions = CallSessionFactory(self.media, config)
+        self.bootstrap = bootstrap_service_factory(config.bootstrap)
+        self.sessions = CallSessionFactory(self.media, config, services={"http": self.bootstrap})
         self._wire = _UaWire(self.endpoint)
         self.ua = UserAgent(
             UserAgentConfig(
@@ -118,27 +124,37 @@ class MediaFunction:
             "draining": self.ua.draining,
         }
 
+    async def _listen(self, name: str, host: str, port: int) -> None:
+        sip = self.config.sip
+        if name == "udp":
+            self.transports["udp"] = await UdpTransport.listen(
+                host, port, self.endpoint, max_message_size=sip.max_message_size
+            )
+        elif name == "tcp":
+            tcp = TcpTransport(
+                self.endpoint,
+                max_message_size=sip.max_message_size,
+                idle_timeout=sip.tcp_idle_timeout,
+            )
+            await tcp.listen(host, port)
+            self._tcp = tcp
+            self.transports["tcp"] = tcp
+
     async def start(self) -> None:
         sip = self.config.sip
         host = str(sip.host)
         for name in sip.transports:
-            if name == "udp":
-                self.transports["udp"] = await UdpTransport.listen(
-                    host, sip.port, self.endpoint, max_message_size=sip.max_message_size
-                )
-            elif name == "tcp":
-                tcp = TcpTransport(
-                    self.endpoint,
-                    max_message_size=sip.max_message_size,
-                    idle_timeout=sip.tcp_idle_timeout,
-                )
-                await tcp.listen(host, sip.port)
-                self._tcp = tcp
-                self.transports["tcp"] = tcp
+            try:
+                await self._listen(name, host, sip.port)
+            except OSError as exc:
+                raise StartupError(f"SIP {name} listener {host}:{sip.port}: {exc}") from exc
         self.endpoint.attach(self.layer, self.transports)
         admin = self.config.admin
         if admin.enabled:
-            await self.admin.start(str(admin.host), admin.port)
+            try:
+                await self.admin.start(str(admin.host), admin.port)
+            except OSError as exc:
+                raise StartupError(f"admin listener {admin.host}:{admin.port}: {exc}") from exc
         listening = " ".join(
             f"{name}:{host}:{t.local_port}" for name, t in self.transports.items()
         )
@@ -155,6 +171,7 @@ class MediaFunction:
         # Give the BYEs a moment to leave before the sockets close.
         await asyncio.sleep(0.05)
         await self.media.close_all()
+        await self.bootstrap.aclose()
         self.layer.close()
         for transport in self.transports.values():
             transport.close()
@@ -186,10 +203,16 @@ async def serve(config: AppConfig) -> int:
     then the remaining calls get BYE, everything is released and the exit code is 0. A second
     signal during the drain ends it at once (exit code 1).
     """
-    node = MediaFunction(config)
+    try:
+        node = MediaFunction(config)
+    except (OSError, AppSourceError) as exc:
+        # An unwritable storage folder, an unreadable DC application folder ...
+        log.error("cannot start: %s", exc)
+        return 1
     try:
         await node.start()
-    except OSError as exc:
+    except (StartupError, OSError) as exc:
+        # A port already taken, an address not on this host ...
         log.error("cannot start: %s", exc)
         await node.close()
         return 1
