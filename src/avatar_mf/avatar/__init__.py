@@ -11,13 +11,13 @@ Pure functions on bytes and numpy arrays (sans-IO): callers run them in an execu
 Layout, limits and error codes: docs/avatar-format.md.
 """
 
+from avatar_mf.arf.blendshapes import ARKIT_BLENDSHAPES
 from avatar_mf.avatar.arf import ArfAvatar, ArfDocument, read_arf, write_arf
 from avatar_mf.avatar.errors import AvatarFormatError, ErrorCode
 from avatar_mf.avatar.generate import generate_default_head
 from avatar_mf.avatar.glb import build_glb, check_model, read_glb
 from avatar_mf.avatar.limits import ArfLimits, GlbLimits
 from avatar_mf.avatar.model import (
-    ARKIT_BLENDSHAPES,
     DEFAULT_JOINT_NAMES,
     AvatarModel,
     Joint,

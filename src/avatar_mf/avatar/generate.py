@@ -35,8 +35,8 @@ import numpy as np
 import trimesh
 from numpy.typing import NDArray
 
+from avatar_mf.arf.blendshapes import ARKIT_BLENDSHAPES
 from avatar_mf.avatar.model import (
-    ARKIT_BLENDSHAPES,
     DEFAULT_JOINT_NAMES,
     AvatarModel,
     Joint,

@@ -18,63 +18,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-#: The 52 ARKit blendshape names (ARFaceAnchor.BlendShapeLocation), alphabetical: the 51 that
-#: MediaPipe's face blendshape model reports after ``_neutral``, in its order, then
-#: ``tongueOut`` (ARKit has it, MediaPipe does not).
-ARKIT_BLENDSHAPES: tuple[str, ...] = (
-    "browDownLeft",
-    "browDownRight",
-    "browInnerUp",
-    "browOuterUpLeft",
-    "browOuterUpRight",
-    "cheekPuff",
-    "cheekSquintLeft",
-    "cheekSquintRight",
-    "eyeBlinkLeft",
-    "eyeBlinkRight",
-    "eyeLookDownLeft",
-    "eyeLookDownRight",
-    "eyeLookInLeft",
-    "eyeLookInRight",
-    "eyeLookOutLeft",
-    "eyeLookOutRight",
-    "eyeLookUpLeft",
-    "eyeLookUpRight",
-    "eyeSquintLeft",
-    "eyeSquintRight",
-    "eyeWideLeft",
-    "eyeWideRight",
-    "jawForward",
-    "jawLeft",
-    "jawOpen",
-    "jawRight",
-    "mouthClose",
-    "mouthDimpleLeft",
-    "mouthDimpleRight",
-    "mouthFrownLeft",
-    "mouthFrownRight",
-    "mouthFunnel",
-    "mouthLeft",
-    "mouthLowerDownLeft",
-    "mouthLowerDownRight",
-    "mouthPressLeft",
-    "mouthPressRight",
-    "mouthPucker",
-    "mouthRight",
-    "mouthRollLower",
-    "mouthRollUpper",
-    "mouthShrugLower",
-    "mouthShrugUpper",
-    "mouthSmileLeft",
-    "mouthSmileRight",
-    "mouthStretchLeft",
-    "mouthStretchRight",
-    "mouthUpperUpLeft",
-    "mouthUpperUpRight",
-    "noseSneerLeft",
-    "noseSneerRight",
-    "tongueOut",
-)
+# The 52 ARKit blendshape names live with the animation unit codec (one list for both).
 
 #: The joints of the product's head skeleton, in skin order (parents first).
 DEFAULT_JOINT_NAMES: tuple[str, ...] = ("root", "neck", "head", "jaw", "eyeLeft", "eyeRight")
