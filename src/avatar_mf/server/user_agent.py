@@ -4,19 +4,28 @@ It is the transaction user of :class:`avatar_mf.sip.transaction_layer.Transactio
 
 - INVITE (8.2, 13.3): validated (RFC 4475 rules in ``sip/validate.py``), capped (503 with
   Retry-After past ``max_dialogs`` or while draining), answered 100 Trying at once by the
-  transaction, then 200 with the SDP answer from the :class:`SessionFactory`. The 2xx is
-  retransmitted (T1 doubling up to T2) until the ACK arrives; without an ACK within 64*T1 the
-  call is ended with BYE (13.3.1.4).
+  transaction, then 200 with the SDP answer from the :class:`SessionFactory` and the
+  request's Record-Route (12.1.1). The 2xx is
+  retransmitted (T1 doubling up to T2) until the ACK for that INVITE (same CSeq number)
+  arrives, over every transport ("even if the transport at the UAS is reliable"); without an
+  ACK within 64*T1 the call is ended with BYE (13.3.1.4). An INVITE that can no longer be
+  answered with a 2xx (media failure, drop, shutdown) gets an error response, never silence.
 - CANCEL (9.2): 487 on the pending INVITE, media released.
 - BYE (15.1.2), re-INVITE (14.2) and UPDATE (RFC 3311) inside dialogs; 481 for requests that
-  name no dialog (12.2.2); 491 for a re-INVITE while another is pending (14.2); 500 for an
-  out-of-order CSeq (12.2.2).
+  name no dialog (12.2.2); 500 with a random Retry-After of 0-10 s for an INVITE that overlaps
+  another INVITE of the dialog (14.2: one not yet answered, or the 2xx not yet ACKed) and for
+  an UPDATE offer while an offer is unanswered (RFC 3311 5.2); 500 for an out-of-order CSeq
+  (12.2.2). Requests still pending when the dialog ends get 487 (15.1.2).
 - OPTIONS (11.2): 200 with Allow, Accept and Supported (503 while draining, so a proxy's
   dispatcher stops sending calls).
 - Session timers (RFC 4028): Session-Expires negotiated in the 2xx (422 with Min-SE below
-  ``min_se``); when the UE is the refresher it must refresh before expiry, otherwise the MF
-  refreshes with UPDATE; a session not refreshed in time is ended with BYE (RFC 4028 10).
-- Anything else: 405 with Allow for methods SIP defines, 501 for unknown methods.
+  ``min_se``; never below the request's Min-SE); when the UE is the refresher it must refresh
+  before expiry, otherwise the MF refreshes with UPDATE (``refresher=uac``: the MF, sender of
+  the UPDATE, stays the refresher); a session not refreshed in time is ended with BYE, a
+  refresh answered 408 or timing out ends it with BYE, one answered 481 ends it without
+  (the UE has no such dialog any more, RFC 3261 12.2.1.2, RFC 5057 5.1) (RFC 4028 10).
+- Anything else: 405 with Allow for methods SIP defines, 501 for unknown methods, checked
+  before the dialog (8.2.1 comes before 12.2.2).
 """
 
 from __future__ import annotations
@@ -24,26 +33,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+import secrets
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, NoReturn, Protocol
 
 from avatar_mf.clock import Clock, TimerHandle
+from avatar_mf.server.session import CallInfo, MediaSession, SessionFactory
 from avatar_mf.sip.build import make_response, new_branch, new_tag, response_for_error
 from avatar_mf.sip.dialog import Dialog, DialogId, dialog_id_of
 from avatar_mf.sip.errors import SipError
-from avatar_mf.sip.headers import parse_name_addr
+from avatar_mf.sip.headers import parse_cseq, parse_name_addr
 from avatar_mf.sip.message import Request, Response
 from avatar_mf.sip.peer import Peer
 from avatar_mf.sip.timers import TimerConfig
+from avatar_mf.sip.transaction import State
 from avatar_mf.sip.transaction_layer import ClientTransaction, ServerTransaction
 from avatar_mf.sip.uri import SipUri, parse_uri
 from avatar_mf.sip.validate import validate_request
-from avatar_mf.server.session import CallInfo, MediaSession, SessionFactory
 
 log = logging.getLogger(__name__)
 
 ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE"
+#: The methods of ALLOW as a set (``method in ALLOW`` would match substrings such as "VITE").
+ALLOWED_METHODS = frozenset(m.strip() for m in ALLOW.split(","))
 SUPPORTED = "timer"
 ACCEPT = "application/sdp"
 #: Methods defined by SIP and its extensions that the MF does not handle: 405, not 501.
@@ -60,6 +73,8 @@ class UserAgentConfig:
     retry_after: int
     session_expires: int
     min_se: int
+    #: Seconds between 100 Trying and the answer ("ring time"; lets labs test CANCEL).
+    answer_delay: float = 0.0
 
 
 class UaTransport(Protocol):
@@ -101,6 +116,14 @@ class Call:
     ended: bool = False
     end_reason: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+    #: Where the 2xx in ``ok`` goes (the source of the INVITE it answers).
+    ok_peer: Peer | None = None
+    #: 64*T1 after the 2xx: ends the call if its ACK has not come (RFC 3261 13.3.1.4).
+    ack_timer: TimerHandle | None = None
+    #: An UPDATE carrying an offer is being answered (RFC 3311 5.2).
+    update_pending: bool = False
+    #: In-dialog re-INVITEs and UPDATEs being answered, with their tasks.
+    reoffers: dict[ServerTransaction, asyncio.Task[None]] = field(default_factory=dict)
 
 
 class UserAgent:
@@ -122,6 +145,8 @@ class UserAgent:
         self._sender = sender
         self._calls: dict[DialogId, Call] = {}
         self._pending: dict[int, Call] = {}  # id(invite server transaction) -> call
+        # Strong references: the event loop keeps only weak ones to running tasks.
+        self._tasks: set[asyncio.Task[None]] = set()
         self.draining = False
         self.stats: dict[str, int] = {
             "calls_started": 0,
@@ -137,6 +162,10 @@ class UserAgent:
     def active_calls(self) -> int:
         return len(self._calls)
 
+    @property
+    def pending_invites(self) -> int:
+        return len(self._pending)
+
     def calls(self) -> list[Call]:
         return list(self._calls.values())
 
@@ -150,13 +179,20 @@ class UserAgent:
             self._reject(tx, request, err)
 
     def on_ack(self, request: Request, source: Peer) -> None:
-        did = dialog_id_of(request)
+        try:
+            did = dialog_id_of(request)
+            seq = parse_cseq(request.headers.get("CSeq") or "").seq
+        except SipError:
+            return  # a malformed ACK is dropped, never answered (RFC 3261 17)
         call = self._calls.get(did) if did is not None else None
-        if call is None or call.ended:
+        if call is None or call.ended or call.ok is None:
             return
-        if call.ok_timer is not None:
-            call.ok_timer.cancel()
-            call.ok_timer = None
+        if seq != _cseq_number(call.ok):
+            return  # a late ACK for an earlier INVITE of the dialog (RFC 3261 13.2.2.4)
+        for handle in (call.ok_timer, call.ack_timer):
+            if handle is not None:
+                handle.cancel()
+        call.ok_timer = call.ack_timer = None
         call.confirmed = True
 
     def on_cancel(self, invite_tx: ServerTransaction, cancel: Request) -> None:
@@ -177,8 +213,11 @@ class UserAgent:
             return
         method = tx.request.method
         if method == "UPDATE" and response.status in (408, 481):
-            # RFC 4028 10: a refresh that fails this way ends the session.
-            self._finish(call, f"refresh failed ({response.status})", send_bye=True)
+            # RFC 4028 10: a refresh that fails this way ends the session. After a 481 the UE
+            # has no such dialog (RFC 3261 12.2.1.2, RFC 5057 5.1): a BYE would get 481 too.
+            self._finish(
+                call, f"refresh failed ({response.status})", send_bye=response.status == 408
+            )
 
     def on_transaction_timeout(self, tx: ServerTransaction | ClientTransaction) -> None:
         if isinstance(tx, ClientTransaction) and tx.request.method == "UPDATE":
@@ -188,29 +227,31 @@ class UserAgent:
 
     def on_transport_error(self, tx: ServerTransaction | ClientTransaction) -> None:
         log.info("transport error on %s transaction", tx.request.method)
+        if isinstance(tx, ServerTransaction) and tx.state is State.TERMINATED:
+            # The INVITE transaction is gone (RFC 3261 17.2.1 Figure 7: a transport error in
+            # Proceeding terminates it): nobody can be answered, release the call now.
+            call = self._pending.get(id(tx))
+            if call is not None:
+                self._finish(call, "transport error", send_bye=False)
 
     # ------------------------------------------------------------------ dispatch
 
     def _dispatch(self, tx: ServerTransaction, request: Request) -> None:
         method = request.method
-        did = dialog_id_of(request)
         if method == "OPTIONS":
             self._options(tx, request)
             return
+        if method not in ALLOWED_METHODS:
+            self._not_handled(request)  # RFC 3261 8.2.1, before any dialog matching
+        did = dialog_id_of(request)
         if did is None:
             if method == "INVITE":
                 self._initial_invite(tx, request)
-            elif method in ("BYE", "UPDATE"):
-                raise SipError(481)
-            else:
-                self._not_handled(request)
-            return
+                return
+            raise SipError(481)  # BYE, UPDATE outside a dialog
         call = self._calls.get(did)
         if call is None or call.dialog is None:
-            if method in ALLOW:
-                raise SipError(481)
-            self._not_handled(request)
-            return
+            raise SipError(481)
         call.dialog = call.dialog.receive(request)
         if method == "BYE":
             tx.respond(self._response(request, 200, call))
@@ -220,18 +261,21 @@ class UserAgent:
         else:
             self._not_handled(request)
 
-    def _not_handled(self, request: Request) -> None:
+    def _not_handled(self, request: Request) -> NoReturn:
         if request.method in KNOWN_METHODS:
             raise SipError(405, headers=(("Allow", ALLOW),))
         raise SipError(501, headers=(("Allow", ALLOW),))
 
-    def _reject(self, tx: ServerTransaction, request: Request, err: SipError) -> None:
+    def _reject(
+        self, tx: ServerTransaction, request: Request, err: SipError, to_tag: str | None = None
+    ) -> None:
         if request.method == "ACK":
             return
-        if tx.final_response is not None:
+        if not _answerable(tx):
             return
-        call = self._pending.get(id(tx))
-        to_tag = call.local_tag if call is not None else new_tag()
+        if to_tag is None:
+            call = self._pending.get(id(tx))
+            to_tag = call.local_tag if call is not None else new_tag()
         response = response_for_error(request, err, to_tag)
         tx.respond(response.with_headers(response.headers.add("Server", self._cfg.user_agent)))
         if err.status >= 500:
@@ -266,19 +310,21 @@ class UserAgent:
             refresher=refresher,
         )
         call.dialog = Dialog.from_request(request, call.local_tag)
+        tx.local_tag = call.local_tag  # a CANCEL's 200 carries it too (RFC 3261 9.2)
         self._pending[id(tx)] = call
         self.stats["calls_started"] += 1
         info = self._call_info(request, tx.source)
-        call.task = asyncio.get_running_loop().create_task(self._answer(tx, request, call, info))
+        call.task = self._spawn(self._answer(tx, request, call, info))
 
     def _negotiate_timer(self, request: Request) -> tuple[int, str]:
         """RFC 4028 9: choose Session-Expires and the refresher for the 2xx."""
         value = request.headers.get("Session-Expires")
-        supported = {
-            t.strip().lower() for t in request.headers.get_list("Supported")
-        }
+        supported = {t.strip().lower() for t in request.headers.get_list("Supported")}
         se = self._cfg.session_expires
         refresher = "uac" if "timer" in supported else "uas"
+        floor = 0  # RFC 4028 9: never below the request's Min-SE
+        with contextlib.suppress(ValueError):
+            floor = int((request.headers.get("Min-SE") or "0").partition(";")[0].strip())
         if value is not None:
             head, _, params = value.partition(";")
             try:
@@ -294,6 +340,8 @@ class UserAgent:
                     refresher = val.strip().lower()
             if refresher == "uac" and "timer" not in supported:
                 refresher = "uas"
+        if se:
+            se = max(se, floor)
         return se, refresher
 
     def _call_info(self, request: Request, source: Peer) -> CallInfo:
@@ -317,53 +365,75 @@ class UserAgent:
         self, tx: ServerTransaction, request: Request, call: Call, info: CallInfo
     ) -> None:
         try:
+            if self._cfg.answer_delay > 0:
+                await self._sleep(self._cfg.answer_delay)
+                if call.ended:
+                    return
             media = await self._sessions.create(
                 info, request.body, lambda reason: self._media_failed(call, reason)
             )
         except SipError as err:
-            self._pending.pop(id(tx), None)
-            if tx.final_response is None and not call.ended:
-                self._reject(tx, request, err)
-            self.stats["calls_failed"] += 1
-            call.ended = True
+            if not call.ended:
+                self.stats["calls_failed"] += 1
+                self._finish(call, f"refused {err.status}", send_bye=False, error=err)
             return
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("media session creation failed for %s", call.call_id)
-            self._pending.pop(id(tx), None)
-            if tx.final_response is None:
-                self._reject(tx, request, SipError(500, "Media Setup Failed"))
-            self.stats["calls_failed"] += 1
-            call.ended = True
+            if not call.ended:
+                self.stats["calls_failed"] += 1
+                error = SipError(500, "Media Setup Failed")
+                self._finish(call, "media setup failed", send_bye=False, error=error)
             return
-        if call.ended or self._pending.pop(id(tx), None) is None:
-            # CANCELled while the media was being set up.
-            await media.close()
+        if call.ended or not _answerable(tx):
+            # CANCELled (or the transaction failed) while the media was being set up.
+            self._finish(call, "INVITE transaction ended", send_bye=False)
+            await self._close_media(call, media)
             return
+        self._pending.pop(id(tx), None)
         call.media = media
         assert call.dialog is not None
         self._calls[call.dialog.id] = call
         call.invite_tx = None
         ok = self._response(request, 200, call, body=media.local_sdp)
-        call.ok = ok
-        tx.respond(ok)
         self.stats["calls_answered"] += 1
-        if not tx.source.reliable:
-            call.ok_interval = self._timers.t1
-            call.ok_timer = self._clock.call_later(call.ok_interval, lambda: self._resend_ok(call))
-        call.ok_deadline = self._clock.now() + 64 * self._timers.t1
+        self._send_ok(call, tx, ok)
         self._arm_session_timer(call)
+
+    async def _sleep(self, delay: float) -> None:
+        """Wait ``delay`` seconds on the injected clock (a fake clock makes it instant)."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def wake() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        handle = self._clock.call_later(delay, wake)
+        try:
+            await done
+        finally:
+            handle.cancel()
 
     def _response(
         self, request: Request, status: int, call: Call, *, body: bytes = b""
     ) -> Response:
-        headers = [("Contact", self._contact(call.peer)), ("Allow", ALLOW), ("Supported", SUPPORTED)]
+        headers: list[tuple[str, str]] = []
+        if request.method == "INVITE" and 200 <= status < 300:
+            # RFC 3261 12.1.1: every Record-Route of the request, in order, into the 2xx (the
+            # UE builds its route set from them; without them its ACK and BYE skip the proxy).
+            headers.extend(("Record-Route", rr) for rr in request.headers.get_all("Record-Route"))
+        headers += [
+            ("Contact", self._contact(call.peer)),
+            ("Allow", ALLOW),
+            ("Supported", SUPPORTED),
+        ]
         if request.method in ("INVITE", "UPDATE") and status == 200 and call.session_expires:
             headers.append(
                 ("Session-Expires", f"{call.session_expires};refresher={call.refresher}")
             )
-            if call.refresher == "uac":
+            # RFC 4028 9: MUST with refresher=uac, SHOULD whenever the UAC supports timer.
+            if call.refresher == "uac" or _supports_timer(request):
                 headers.append(("Require", "timer"))
         headers.extend(self._server())
         return make_response(
@@ -375,54 +445,94 @@ class UserAgent:
             content_type="application/sdp" if body else None,
         )
 
+    def _send_ok(self, call: Call, tx: ServerTransaction, ok: Response) -> None:
+        """Send the 2xx to an INVITE and keep it until its ACK (RFC 3261 13.3.1.4).
+
+        It is retransmitted at T1, 2T1, 4T1 ... capped at T2, whatever the transport ("even
+        if the transport at the UAS is reliable": hops further on may be UDP); 64*T1 after it
+        without the ACK the session is ended with BYE.
+        """
+        call.ok, call.ok_peer, call.confirmed = ok, tx.source, False
+        tx.respond(ok)
+        t1 = self._timers.t1
+        call.ok_interval = t1
+        call.ok_deadline = self._clock.now() + 64 * t1
+        call.ok_timer = self._clock.call_later(t1, lambda: self._resend_ok(call))
+        call.ack_timer = self._clock.call_later(64 * t1, lambda: self._ack_timeout(call))
+
     def _resend_ok(self, call: Call) -> None:
-        """RFC 3261 13.3.1.4: retransmit the 2xx until ACK, giving up after 64*T1."""
         call.ok_timer = None
         if call.ended or call.confirmed or call.ok is None:
             return
-        if self._clock.now() >= call.ok_deadline:
-            self._finish(call, "no ACK", send_bye=True)
-            return
-        self._sender.send_response(call.ok, call.peer)
+        self._sender.send_response(call.ok, call.ok_peer or call.peer)
         call.ok_interval = min(call.ok_interval * 2, self._timers.t2)
         call.ok_timer = self._clock.call_later(call.ok_interval, lambda: self._resend_ok(call))
 
-    def _reoffer(self, tx: ServerTransaction, request: Request, call: Call) -> None:
-        if request.method == "INVITE" and (call.reinvite_pending or not call.confirmed):
-            raise SipError(491 if call.reinvite_pending else 500, headers=(("Retry-After", "1"),))
-        if request.method == "INVITE":
-            call.reinvite_pending = True
-        asyncio.get_running_loop().create_task(self._answer_reoffer(tx, request, call))
+    def _ack_timeout(self, call: Call) -> None:
+        call.ack_timer = None
+        if not call.ended and not call.confirmed:
+            self._finish(call, "no ACK", send_bye=True)
 
-    async def _answer_reoffer(self, tx: ServerTransaction, request: Request, call: Call) -> None:
+    def _reoffer(self, tx: ServerTransaction, request: Request, call: Call) -> None:
+        is_invite = request.method == "INVITE"
+        offer_pending = call.reinvite_pending or call.update_pending
+        # RFC 3261 14.2: an INVITE overlapping another INVITE of the dialog (not yet answered,
+        # or its 2xx not yet ACKed) gets 500 with a random Retry-After of 0-10 s; RFC 3311
+        # 5.2: so does an UPDATE offer while an offer received is unanswered. (491 is for
+        # glare with an offer the MF sent; its refresh UPDATEs carry none.)
+        if (is_invite and (offer_pending or not call.confirmed)) or (
+            not is_invite and request.body and offer_pending
+        ):
+            raise SipError(500, headers=(("Retry-After", str(secrets.randbelow(11))),))
+        # Negotiated first: a 422 must leave the media untouched.
+        timer = self._negotiate_timer(request)
+        if is_invite:
+            call.reinvite_pending = True
+        elif request.body:
+            call.update_pending = True
+        call.reoffers[tx] = self._spawn(self._answer_reoffer(tx, request, call, timer))
+
+    async def _answer_reoffer(
+        self, tx: ServerTransaction, request: Request, call: Call, timer: tuple[int, str]
+    ) -> None:
+        is_invite = request.method == "INVITE"
         try:
-            if call.media is None:
-                raise SipError(500, "No media session")
-            if request.body:
-                answer = await call.media.renegotiate(request.body)
+            try:
+                if call.media is None:
+                    raise SipError(500, "No media session")
+                if request.body:
+                    answer = await call.media.renegotiate(request.body)
+                else:
+                    answer = b"" if not is_invite else call.media.local_sdp
+            except SipError as err:
+                self._reject(tx, request, err)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("renegotiation failed for %s", call.call_id)
+                self._reject(tx, request, SipError(500, "Renegotiation Failed"))
+                return
+            if call.ended or not _answerable(tx):
+                self._reject(tx, request, SipError(481))
+                return
+            call.session_expires, call.refresher = timer
+            ok = self._response(request, 200, call, body=answer)
+            if is_invite:
+                for handle in (call.ok_timer, call.ack_timer):
+                    if handle is not None:
+                        handle.cancel()
+                self._send_ok(call, tx, ok)
             else:
-                answer = b"" if request.method == "UPDATE" else call.media.local_sdp
-        except SipError as err:
-            call.reinvite_pending = False
-            self._reject(tx, request, err)
-            return
-        call.reinvite_pending = False
-        if call.ended:
-            self._reject(tx, request, SipError(481))
-            return
-        se, refresher = self._negotiate_timer(request)
-        call.session_expires, call.refresher = se, refresher
-        ok = self._response(request, 200, call, body=answer)
-        tx.respond(ok)
-        if request.method == "INVITE":
-            call.ok, call.confirmed = ok, False
-            call.ok_deadline = self._clock.now() + 64 * self._timers.t1
-            if not tx.source.reliable:
-                call.ok_interval = self._timers.t1
-                call.ok_timer = self._clock.call_later(
-                    call.ok_interval, lambda: self._resend_ok(call)
-                )
-        self._arm_session_timer(call)
+                tx.respond(ok)
+            self._arm_session_timer(call)
+        finally:
+            if call.reoffers.get(tx) is asyncio.current_task():
+                del call.reoffers[tx]
+            if is_invite:
+                call.reinvite_pending = False
+            elif request.body:
+                call.update_pending = False
 
     # ------------------------------------------------------------------ session timers
 
@@ -450,7 +560,9 @@ class UserAgent:
         self._send_in_dialog(
             call,
             "UPDATE",
-            (("Session-Expires", f"{call.session_expires};refresher=uas"), ("Supported", "timer")),
+            # RFC 4028 7.4: the parameter names the refresher relative to this request, whose
+            # UAC is the MF: "uac" keeps the MF the refresher ("uas" would hand it to the UE).
+            (("Session-Expires", f"{call.session_expires};refresher=uac"), ("Supported", "timer")),
         )
         call.refresh_timer = self._clock.call_later(
             call.session_expires / 2, lambda: self._refresh(call)
@@ -461,33 +573,53 @@ class UserAgent:
     def _media_failed(self, call: Call, reason: str) -> None:
         log.info("call %s media failed: %s", call.call_id, reason)
         if not call.ended:
-            self._finish(call, f"media failed: {reason}", send_bye=call.dialog is not None)
+            error = SipError(500, "Media Setup Failed")
+            self._finish(call, f"media failed: {reason}", send_bye=True, error=error)
 
     def drop(self, call: Call, reason: str = "dropped") -> None:
-        """End an established call with BYE (operator action, drain timeout)."""
-        self._finish(call, reason, send_bye=True)
+        """End a call: BYE when established, 503 to its INVITE when still pending (operator
+        action, drain timeout)."""
+        self._finish(call, reason, send_bye=True, error=SipError(503))
 
-    def _finish(self, call: Call, reason: str, *, send_bye: bool) -> None:
+    def _finish(
+        self, call: Call, reason: str, *, send_bye: bool, error: SipError | None = None
+    ) -> None:
+        """End ``call`` once: timers off, pending requests answered, BYE if asked and the call
+        was established, media closed, counters and ``on_call_ended``.
+
+        An INVITE still unanswered gets ``error`` (default 500): its transaction has no timer
+        in Proceeding, so without an answer it and the UAC would wait forever.
+        """
         if call.ended:
             return
         call.ended = True
         call.end_reason = reason
-        for handle in (call.ok_timer, call.expiry_timer, call.refresh_timer):
+        for handle in (call.ok_timer, call.ack_timer, call.expiry_timer, call.refresh_timer):
             if handle is not None:
                 handle.cancel()
-        call.ok_timer = call.expiry_timer = call.refresh_timer = None
-        if call.invite_tx is not None:
-            self._pending.pop(id(call.invite_tx), None)
+        call.ok_timer = call.ack_timer = call.expiry_timer = call.refresh_timer = None
+        current = asyncio.current_task()
+        tx = call.invite_tx
+        if tx is not None:
+            self._pending.pop(id(tx), None)
+            self._reject(tx, tx.request, error or SipError(500), call.local_tag)
+        # RFC 3261 15.1.2: requests still pending in the dialog are answered, 487 recommended.
+        for pending_tx, reoffer_task in list(call.reoffers.items()):
+            self._reject(pending_tx, pending_tx.request, SipError(487))
+            if reoffer_task is not current:
+                reoffer_task.cancel()
+        call.reoffers.clear()
         established = call.dialog is not None and self._calls.get(call.dialog.id) is call
         if established and call.dialog is not None:
             del self._calls[call.dialog.id]
             if send_bye:
                 self._send_in_dialog(call, "BYE", (("Reason", f'SIP;text="{reason}"'),))
-        if call.task is not None and not call.task.done() and call.media is None:
-            call.task.cancel()
+        task = call.task
+        if task is not None and not task.done() and call.media is None and task is not current:
+            task.cancel()
         if call.media is not None:
             media, call.media = call.media, None
-            asyncio.get_running_loop().create_task(media.close())
+            self._spawn(self._close_media(call, media))
         self.stats["calls_ended"] += 1
         log.info("call %s ended: %s", call.call_id, reason)
         if self.on_call_ended is not None:
@@ -504,12 +636,26 @@ class UserAgent:
         )
         call.dialog = dialog
         port = self._sender.local_port(peer.transport)
-        via = f"SIP/2.0/{peer.transport.upper()} {self._cfg.host}:{port};branch={new_branch()};rport"
+        via = (
+            f"SIP/2.0/{peer.transport.upper()} {self._cfg.host}:{port};branch={new_branch()};rport"
+        )
         request = request.with_headers(request.headers.prepend("Via", via))
         try:
             self._sender.send_request(request, peer)
         except Exception:
             log.exception("could not send %s for call %s", method, call.call_id)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _close_media(self, call: Call, media: MediaSession) -> None:
+        try:
+            await media.close()
+        except Exception:
+            log.exception("closing the media of %s failed", call.call_id)
 
     def _server_ua(self) -> tuple[tuple[str, str], ...]:
         return (("User-Agent", self._cfg.user_agent),)
@@ -545,10 +691,20 @@ class UserAgent:
         for call in list(self._calls.values()):
             self._finish(call, reason, send_bye=True)
         for call in list(self._pending.values()):
-            if call.invite_tx is not None and call.invite_tx.final_response is None:
-                call.invite_tx.respond(
-                    make_response(
-                        call.invite_tx.request, 503, to_tag=call.local_tag, headers=self._server()
-                    )
-                )
-            self._finish(call, reason, send_bye=False)
+            self._finish(call, reason, send_bye=False, error=SipError(503))
+
+
+def _answerable(tx: ServerTransaction) -> bool:
+    """The transaction can still take a final response from the TU."""
+    return tx.alive and tx.state is not State.TERMINATED and tx.final_response is None
+
+
+def _cseq_number(message: Request | Response) -> int:
+    try:
+        return parse_cseq(message.headers.get("CSeq") or "").seq
+    except SipError:
+        return -1
+
+
+def _supports_timer(request: Request) -> bool:
+    return "timer" in {t.strip().lower() for t in request.headers.get_list("Supported")}
