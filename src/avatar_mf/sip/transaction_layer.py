@@ -188,9 +188,12 @@ class ServerTransaction(_Tx):
         request: the request that created the transaction.
         source: where it came from; responses are sent to this peer.
         key: the match key in the layer's table.
+        local_tag: the To tag the TU will answer with, set by the TU as soon as it chooses
+            one, so that a 200 to a CANCEL that arrives before any tagged response carries
+            the same tag as the 487 that follows (RFC 3261 9.2).
     """
 
-    __slots__ = ("_ack_key", "_base", "_machine", "key", "request", "source")
+    __slots__ = ("_ack_key", "_base", "_machine", "key", "local_tag", "request", "source")
 
     def __init__(
         self,
@@ -207,6 +210,7 @@ class ServerTransaction(_Tx):
         self.key = key
         self._base = key[0]
         self._ack_key = ack_key
+        self.local_tag: str | None = None
 
     @property
     def method(self) -> str:
@@ -421,7 +425,7 @@ class TransactionLayer:
             cancel_tx.respond(response_for_error(cancel, SipError(481)))
             return
         # RFC 3261 9.2: the same To tag as the response to the request being cancelled.
-        to_tag = _response_tag(target.last_response) or new_tag()
+        to_tag = _response_tag(target.last_response) or target.local_tag or new_tag()
         cancel_tx.respond(make_response(cancel, 200, to_tag=to_tag))
         if target.alive and target.method == "INVITE" and target.state is State.PROCEEDING:
             try:
