@@ -38,3 +38,8 @@ class SceneManager(Protocol):
         """Apply a JSON Patch made against ``base_version``; returns the new version.
         Raises SceneError (conflict, invalid patch, forbidden path)."""
         ...
+
+    def history(self, since_version: int) -> list[tuple[int, list[dict[str, Any]]]] | None:
+        """The patches applied after ``since_version`` (``[(version, patch)]``, as applied:
+        what to fan out), ``[]`` when current, None when no longer kept."""
+        ...
