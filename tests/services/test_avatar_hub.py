@@ -34,6 +34,7 @@ class ListScene:
 
     def __init__(self, room: str) -> None:
         self.version = 1
+        self.last: tuple[int, list[dict[str, Any]]] = (1, [])
         self.doc: dict[str, Any] = {"room": room, "participants": {}}
 
     def document(self) -> dict[str, Any]:
@@ -57,7 +58,11 @@ class ListScene:
         if base_version != self.version:
             raise SceneError("version-conflict", "stale")
         self.version += 1
+        self.last = (self.version, operations)
         return self.version
+
+    def history(self, since_version: int) -> list[tuple[int, list[dict[str, Any]]]] | None:
+        return [self.last] if since_version == self.last[0] - 1 else None
 
 
 class FakeSource:

@@ -230,9 +230,9 @@ class AvatarHub:
         except SceneError as exc:
             session.reply_error(MetadataError(exc.code, str(exc), message.id))
             return
-        self._scene_changed(
-            session.participant.room, operations, version, in_reply_to=message.id
-        )
+        # Fan out the patch as applied (participant paths resolved to node paths).
+        applied = [op for _, patch in scene.history(message.base_version) or [] for op in patch]
+        self._scene_changed(session.participant.room, applied, version, in_reply_to=message.id)
 
     def _scene_changed(
         self,
