@@ -144,7 +144,9 @@ def test_every_setting_can_be_overridden_from_the_environment(
 def test_every_setting_is_covered() -> None:
     fields = {f"{s}.{k}" for s, model in SECTIONS.items() for k in model.model_fields}
     assert {info.key_path for info in SETTINGS} == fields
-    assert list(SECTIONS) == ["sip", "media", "storage", "log", "admin", "lifecycle", "bootstrap", "pipeline"]
+    assert list(SECTIONS) == [
+        "sip", "media", "storage", "log", "admin", "lifecycle", "bootstrap", "pipeline",
+    ]
 
 
 def test_environment_wins_over_the_file(write_config: WriteConfig) -> None:
