@@ -192,7 +192,20 @@ CHECK_CONFIG = Command(
 # --------------------------------------------------------------------------- parser
 
 #: The subcommands of ``avatar-mf``, in ``--help`` order.
-COMMANDS: tuple[Command, ...] = (SERVE, CHECK_CONFIG)
+def _validate_avatar(data: bytes) -> object:
+    # Imported lazily: numpy and the mesh libraries are not needed by the other commands.
+    from avatar_mf.avatar.validate import validate_container
+
+    return validate_container(data)
+
+
+def _avatar_commands() -> Command:
+    from avatar_mf.storage.cli import build_commands
+
+    return build_commands(validator=_validate_avatar)
+
+
+COMMANDS: tuple[Command, ...] = (SERVE, CHECK_CONFIG, _avatar_commands())
 
 
 def build_parser(commands: Sequence[Command] = COMMANDS) -> argparse.ArgumentParser:

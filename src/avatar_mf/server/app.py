@@ -12,6 +12,7 @@ import contextlib
 import logging
 import signal
 
+from avatar_mf.avatar.validate import validate_container
 from avatar_mf.clock import LoopClock
 from avatar_mf.config import AppConfig
 from avatar_mf.media.certificate import CertificateStore
@@ -21,11 +22,19 @@ from avatar_mf.server.calls import CallSessionFactory
 from avatar_mf.server.protection import RateLimiter, TrustedPeers
 from avatar_mf.server.sip_endpoint import SipEndpoint
 from avatar_mf.server.user_agent import UserAgent, UserAgentConfig
+from avatar_mf.services.avatar_hub import AvatarHub
+from avatar_mf.services.avatar_session import AvatarSettings
 from avatar_mf.services.bootstrap import AppSourceError, bootstrap_service_factory
+from avatar_mf.services.stage_executor import StageExecutor
 from avatar_mf.sip.message import Request, Response
 from avatar_mf.sip.peer import Peer
 from avatar_mf.sip.timers import TimerConfig
 from avatar_mf.sip.transaction_layer import ClientTransaction, TransactionLayer
+from avatar_mf.stages import registry
+from avatar_mf.stages.animation_data import AnimationDataSource
+from avatar_mf.stages.scene import SceneManager
+from avatar_mf.storage import Authorizer, AvatarCache, FilesystemStore, SystemWallClock
+from avatar_mf.storage.store import avatar_root
 from avatar_mf.transport.base import SipTransport
 from avatar_mf.transport.tcp import TcpTransport
 from avatar_mf.transport.udp import UdpTransport
@@ -106,6 +115,10 @@ class MediaFunction:
         self.transports: dict[str, SipTransport] = {}
         self._tcp: TcpTransport | None = None
         self.admin = AdminServer(snapshot=self.snapshot, ready=lambda: not self.ua.draining)
+        pipeline = config.pipeline
+        self.executor = StageExecutor(workers=pipeline.workers, max_pending=pipeline.max_pending)
+        self.hub: AvatarHub | None = None
+        self.cache: AvatarCache | None = None
 
     def snapshot(self) -> dict[str, object]:
         """What the node holds now (``held``: all zero when idle) and its counters."""
@@ -116,6 +129,8 @@ class MediaFunction:
                 "transactions": self.layer.active_count,
                 "call_sessions": len(self.sessions.sessions),
                 "dc_sessions": self.media.active_sessions,
+                "avatar_sessions": self.hub.session_count if self.hub is not None else 0,
+                "rooms": len(self.hub.rooms) if self.hub is not None else 0,
                 "media_sockets": self.media.open_sockets,
             },
             "tcp_connections": self._tcp.connection_count if self._tcp is not None else 0,
@@ -140,7 +155,58 @@ class MediaFunction:
             self._tcp = tcp
             self.transports["tcp"] = tcp
 
+    async def _start_avatar_services(self) -> None:
+        """Storage, stages and the avatar hub; the avatar subprotocols are served from here."""
+        cfg = self.config
+        store = await FilesystemStore.open(
+            avatar_root(cfg.storage.path),
+            max_avatar_size=cfg.storage.max_avatar_size,
+        )
+        self.cache = AvatarCache(
+            store,
+            self.clock,
+            max_bytes=cfg.storage.cache_bytes,
+            max_entries=cfg.storage.cache_entries,
+            ttl=cfg.storage.cache_ttl,
+        )
+        pipeline = cfg.pipeline
+        source: AnimationDataSource | None = None
+        if pipeline.animation_data:
+            try:
+                source = registry.create("animation_data", pipeline.animation_data)
+            except Exception as exc:  # a missing engine degrades to relay-only, loudly
+                log.warning(
+                    "animation-data stage %r unavailable, text animation is off: %s",
+                    pipeline.animation_data,
+                    exc,
+                )
+
+        def scene_factory(room: str) -> SceneManager:
+            scene: SceneManager = registry.create("scene", pipeline.scene, {"room": room})
+            return scene
+
+        self.hub = AvatarHub(
+            clock=self.clock,
+            executor=self.executor,
+            scene_factory=scene_factory,
+            settings=AvatarSettings(
+                rate=pipeline.rate,
+                max_transfer_size=cfg.storage.max_avatar_size,
+            ),
+            store=store,
+            authorizer=Authorizer(store, SystemWallClock()),
+            cache=self.cache,
+            animation_source=source,
+            animator=registry.create("animation", pipeline.animation),
+            validate_avatar=validate_container,
+        )
+        self.sessions.services.update(self.hub.services())
+
     async def start(self) -> None:
+        try:
+            await self._start_avatar_services()
+        except (OSError, LookupError, ValueError) as exc:
+            raise StartupError(f"avatar services: {exc}") from exc
         sip = self.config.sip
         host = str(sip.host)
         for name in sip.transports:
@@ -172,6 +238,9 @@ class MediaFunction:
         await asyncio.sleep(0.05)
         await self.media.close_all()
         await self.bootstrap.aclose()
+        if self.cache is not None:
+            await self.cache.aclose()
+        self.executor.shutdown()
         self.layer.close()
         for transport in self.transports.values():
             transport.close()

@@ -166,6 +166,45 @@ def _import_action(validator: Validator | None, max_size: int) -> Action:
     return run
 
 
+async def _generate(args: argparse.Namespace, context: CliContext, store: FilesystemStore) -> int:
+    """Build a base avatar with the configured generator stage and store it for the owner."""
+    from avatar_mf.stages import registry
+    from avatar_mf.stages.base_avatar import AvatarRequest, BaseAvatarGenerator
+
+    generator: BaseAvatarGenerator = registry.create("base_avatar", args.generator)
+    request = AvatarRequest(
+        participant="cli", identity=args.owner, name=args.name, seed=args.seed
+    )
+    avatar = await asyncio.to_thread(generator.generate, request)
+    record = await store.put(
+        avatar.container,
+        owner=args.owner,
+        name=args.name,
+        content_type=avatar.content_type,
+        metadata={"generator": args.generator, "seed": str(args.seed)},
+    )
+    if args.json:
+        _dump(_record_json(record), context)
+    else:
+        print(record.avatar_id, file=context.stdout)
+    return EXIT_OK
+
+
+def _generate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--owner", required=True, metavar="IDENTITY", help="owner: sip:user@host or tel:+number"
+    )
+    parser.add_argument("--name", default="avatar", help="name for people")
+    parser.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
+    parser.add_argument(
+        "--generator",
+        default="procedural",
+        help="base-avatar stage by name (entry point group avatar_mf.stages.base_avatar)",
+    )
+    _json_option(parser)
+    _config_option(parser)
+
+
 async def _list(args: argparse.Namespace, context: CliContext, store: FilesystemStore) -> int:
     records = await store.list(owner=args.owner)
     if args.json:
@@ -432,6 +471,12 @@ def build_commands(
                 "store a base avatar container; prints its id",
                 _import_action(validator, max_avatar_size),
                 _import_arguments,
+            ),
+            leaf(
+                "generate",
+                "generate a base avatar (the procedural head by default) and store it",
+                _generate,
+                _generate_arguments,
             ),
             leaf("list", "list stored avatars", _list, _list_arguments, recover=False),
             leaf(
