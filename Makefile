@@ -7,13 +7,14 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 CONFIG ?=
-# Debian packages: what the tests drive (SIPp is Debian's sip-tester) and what venv needs.
-DEB_TEST_PACKAGES := sip-tester
+# Debian packages: what the tests drive (SIPp is Debian's sip-tester; kamailio is the lab's
+# SIP proxy, its base package has every module the lab config loads) and what venv needs.
+DEB_TEST_PACKAGES := sip-tester kamailio
 DEB_BASE_PACKAGES := python3-venv
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint types unit sysdeps venv bench clean
+.PHONY: run test lint types unit sysdeps venv bench lab clean
 
 run: $(STAMP)
 	$(VENV)/bin/avatar-mf serve $(if $(CONFIG),--config $(CONFIG),)
@@ -31,6 +32,11 @@ unit: $(STAMP)
 
 bench: $(STAMP) sysdeps
 	$(PY) bench/run_all.py
+
+# The IMS lab on loopback, without Docker: Kamailio on 127.0.0.1:5070 in front of two MF nodes
+# (127.0.0.1:5080 and :5081, admin 8080 and 8081) until Ctrl-C. See docs/lab.md.
+lab: $(STAMP) sysdeps
+	$(PY) -m avatar_mf.testing.lab
 
 venv: $(STAMP)
 
@@ -51,11 +57,16 @@ $(STAMP): pyproject.toml
 sysdeps:
 	@missing=""; \
 	command -v sipp >/dev/null 2>&1 || missing="$$missing sip-tester"; \
+	command -v kamailio >/dev/null 2>&1 || [ -x /usr/sbin/kamailio ] || missing="$$missing kamailio"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; } || \
 	  { echo "ERROR: could not install:$$missing (need root or sudo and a Debian package mirror)." \
-	         "Tests that drive SIPp will fail without it."; exit 1; }; \
+	         "Tests that drive SIPp or Kamailio, and make lab, need them."; exit 1; }; \
+	  case "$$missing" in *kamailio*) if [ -d /run/systemd/system ]; then \
+	    echo "disabling the kamailio system service the package started: it takes port 5060" \
+	         "(make run's); the tests and make lab run their own kamailio"; \
+	    $(SUDO) systemctl disable --now kamailio >/dev/null 2>&1 || true; fi;; esac; \
 	fi
 
 clean:

@@ -62,16 +62,17 @@ class MfProcess:
         """Start ``avatar-mf serve`` with ``settings`` (``{"SIP__T1": "0.1"}``) and wait
         until its admin listener answers ``/readyz``."""
         workdir.mkdir(parents=True, exist_ok=True)
-        sip_port = free_port()
-        admin_port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AVATAR_MF_")}
         overrides = {
-            "SIP__PORT": str(sip_port),
-            "ADMIN__PORT": str(admin_port),
+            "SIP__PORT": str(free_port()),
+            "ADMIN__PORT": str(free_port()),
             "STORAGE__PATH": str(workdir / "storage"),
             "LOG__LEVEL": "INFO",
         }
         overrides.update(settings or {})
+        # The ports in effect, whether chosen here or given in settings.
+        sip_port = int(overrides["SIP__PORT"])
+        admin_port = int(overrides["ADMIN__PORT"])
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AVATAR_MF_")}
         for key, value in overrides.items():
             env[f"AVATAR_MF_{key}"] = value
         log_path = workdir / "mf.log"
