@@ -14,9 +14,9 @@ DEB_BASE_PACKAGES := python3-venv
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint types unit sysdeps venv bench lab clean
+.PHONY: run test lint types unit sysdeps rundeps venv bench lab clean
 
-run: $(STAMP)
+run: $(STAMP) rundeps
 	$(VENV)/bin/avatar-mf serve $(if $(CONFIG),--config $(CONFIG),)
 
 test: $(STAMP) sysdeps lint types unit
@@ -53,21 +53,35 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-# Installs the Debian packages the tests use when a command they provide is missing.
-sysdeps:
-	@missing=""; \
-	command -v sipp >/dev/null 2>&1 || missing="$$missing sip-tester"; \
-	command -v kamailio >/dev/null 2>&1 || [ -x /usr/sbin/kamailio ] || missing="$$missing kamailio"; \
+# Debian packages, installed only when what they provide is missing (as root, or with sudo):
+# - to run: libespeak-ng1 (text-driven animation);
+# - to test: sip-tester (SIPp), kamailio (the lab proxy; its base package has every module the
+#   lab config loads), nodejs and npm (the Khronos glTF validator).
+define install_missing
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; } || \
-	  { echo "ERROR: could not install:$$missing (need root or sudo and a Debian package mirror)." \
-	         "Tests that drive SIPp or Kamailio, and make lab, need them."; exit 1; }; \
+	  { echo "ERROR: could not install:$$missing (need root or sudo and a Debian package mirror)."; \
+	    echo "$(1)"; exit 1; }; \
 	  case "$$missing" in *kamailio*) if [ -d /run/systemd/system ]; then \
 	    echo "disabling the kamailio system service the package started: it takes port 5060" \
 	         "(make run's); the tests and make lab run their own kamailio"; \
 	    $(SUDO) systemctl disable --now kamailio >/dev/null 2>&1 || true; fi;; esac; \
 	fi
+endef
+
+rundeps:
+	@missing=""; \
+	ldconfig -p 2>/dev/null | grep -q 'libespeak-ng\.so' || missing="$$missing libespeak-ng1"; \
+	$(call install_missing,Without libespeak-ng1 the MF runs with text-driven animation off.)
+
+sysdeps: rundeps
+	@missing=""; \
+	command -v sipp >/dev/null 2>&1 || missing="$$missing sip-tester"; \
+	command -v kamailio >/dev/null 2>&1 || [ -x /usr/sbin/kamailio ] || missing="$$missing kamailio"; \
+	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
+	$(call install_missing,The tests that drive SIPp and Kamailio and the glTF validator need them.)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache var
