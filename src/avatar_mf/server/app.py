@@ -181,8 +181,11 @@ class MediaFunction:
                     exc,
                 )
 
+        # Resolved once: looking entry points up scans every installed package.
+        scene_class = registry.load_factory("scene", pipeline.scene)
+
         def scene_factory(room: str) -> SceneManager:
-            scene: SceneManager = registry.create("scene", pipeline.scene, {"room": room})
+            scene: SceneManager = scene_class(room=room)
             return scene
 
         self.hub = AvatarHub(

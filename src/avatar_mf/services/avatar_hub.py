@@ -5,11 +5,15 @@ It provides the channel services for the avatar subprotocols (``3gpp-ar-metadata
 creates the call's :class:`AvatarSession` and joins the room its Request-URI names; when the
 last one closes (BYE, CANCEL, media failure) the session leaves the room, which is announced
 to the others, and releases everything it held.
+
+Counters for ``/metrics``: ``stage_errors`` by (stage, kind), ``error_replies`` by error code,
+and the relay's :class:`~avatar_mf.server.relay.RelayMetrics` (given, or the hub's own).
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -26,6 +30,7 @@ from avatar_mf.protocol.metadata import (
     dump_message,
     new_message_id,
 )
+from avatar_mf.server.relay import RelayMetrics
 from avatar_mf.server.rooms import Participant, RelayLimits, Room, RoomRegistry, room_name
 from avatar_mf.services.avatar_channels import (
     AnimationService,
@@ -69,6 +74,7 @@ class AvatarHub:
         animator: AvatarAnimator | None = None,
         validate_avatar: AvatarValidator = _no_validation,
         relay_limits: RelayLimits | None = None,
+        relay_metrics: RelayMetrics | None = None,
     ) -> None:
         self.clock = clock
         self.executor = executor
@@ -83,6 +89,11 @@ class AvatarHub:
         self.rooms = RoomRegistry(clock, limits=relay_limits, announce=self._announce)
         self._sessions: dict[str, AvatarSession] = {}
         self._scenes: dict[str, SceneManager] = {}
+        self.relay_metrics = relay_metrics if relay_metrics is not None else RelayMetrics()
+        #: Stage failures by (stage, kind): ("animation_data", "busy"), ("scene", "rejected") ...
+        self.stage_errors: Counter[tuple[str, str]] = Counter()
+        #: ``error`` messages sent to UEs, by code.
+        self.error_replies: Counter[str] = Counter()
 
     # -- services -------------------------------------------------------------------------
 
@@ -124,17 +135,24 @@ class AvatarHub:
             participant.on_overload = self._overloaded
             self._sessions[info.call_id] = session
             scene = self._scene_for(participant.room)
-            self._scene_changed(
-                participant.room,
-                scene.add_participant(participant.id, name=info.identity, avatar_id=None),
-                scene.version,
-            )
+            try:
+                patch = scene.add_participant(participant.id, name=info.identity, avatar_id=None)
+            except SceneError as exc:  # e.g. room-full: the call goes on without a scene node
+                log.warning(
+                    "call %s: not placed in the scene of room %s: %s",
+                    info.call_id,
+                    name,
+                    exc,
+                    extra={"call_id": info.call_id},
+                )
+            else:
+                self._scene_changed(participant.room, patch, scene.version)
             log.info(
                 "call %s joined room %s as %s",
                 info.call_id,
                 name,
                 participant.id,
-                extra={"call_id": info.call_id},
+                extra=session.log_extra,
             )
         return session
 
@@ -171,8 +189,12 @@ class AvatarHub:
             if len(room) == 0:
                 del self._scenes[room.name]
             else:
-                self._scene_changed(room, scene.remove_participant(session.id), scene.version)
-        log.info("call %s left room %s", session.call_id, room.name)
+                try:
+                    patch = scene.remove_participant(session.id)
+                except SceneError:
+                    patch = []  # it never had a node (see _session_for)
+                self._scene_changed(room, patch, scene.version)
+        log.info("call %s left room %s", session.call_id, room.name, extra=session.log_extra)
 
     def _announce(self, room: Room, participant: Participant, what: str) -> None:
         message: ParticipantJoined | ParticipantLeft
@@ -189,10 +211,18 @@ class AvatarHub:
     def _overloaded(self, participant: Participant) -> None:
         session = participant.attrs.get("session")
         call = session.call_id if isinstance(session, AvatarSession) else "?"
-        log.warning("call %s: metadata receiver overloaded; its queue was dropped", call)
+        extra = session.log_extra if isinstance(session, AvatarSession) else {"call_id": call}
+        log.warning(
+            "call %s: metadata receiver overloaded; its queue was dropped", call, extra=extra
+        )
 
     def avatar_selected(self, session: AvatarSession) -> None:
-        log.info("call %s selected avatar %s", session.call_id, session.avatar_id)
+        log.info(
+            "call %s selected avatar %s",
+            session.call_id,
+            session.avatar_id,
+            extra={**session.log_extra, "avatar_id": session.avatar_id},
+        )
 
     # -- capabilities ---------------------------------------------------------------------
 
@@ -228,6 +258,7 @@ class AvatarHub:
         try:
             version = scene.apply(operations, base_version=message.base_version, by=session.id)
         except SceneError as exc:
+            self.stage_errors["scene", "rejected"] += 1
             session.reply_error(MetadataError(exc.code, str(exc), message.id))
             return
         # Fan out the patch as applied (participant paths resolved to node paths).
