@@ -4,6 +4,10 @@ A source turns a participant's input (text today; voice or video later) into a t
 of ARF Avatar Animation Units: a CONFIG unit, then BLENDSHAPE (and JOINT) units at the
 configured rate. Planning is CPU work and runs in the stage executor; pacing the units in real
 time is the session's job.
+
+The default source is :class:`.text_animation.TextToAnimation` (entry point ``text``):
+espeak-ng phoneme timing (:mod:`.espeak`), visemes (:mod:`.phonemes`, :mod:`.visemes`),
+dominance co-articulation (:mod:`.coarticulation`), blinks and head motion (:mod:`.idle`).
 """
 
 from __future__ import annotations
