@@ -1,0 +1,321 @@
+"""SIP call rate benchmark: SIPp basic calls against one MF process, at a ramp of call rates.
+
+Usage::
+
+    .venv/bin/python bench/sipp_rate.py [--rates 50,100,150,200,250,300,400] [--seconds 10]
+                                        [--call-ms 500] [--transport u1|t1] [--t1 0.5]
+                                        [--keep-rate-limit] [--gc on|off|freeze]
+                                        [--json FILE] [--profile FILE]
+
+One MF subprocess (``MfProcess``: loopback, ``LOG__LEVEL=WARNING``, default SIP timers,
+``MEDIA__SETUP_TIMEOUT=60`` so every call ends with SIPp's BYE, and the per-source rate limit
+off, since SIPp is a single source like a P-CSCF; ``--keep-rate-limit`` keeps the default
+500 requests/s). For each rate, SIPp runs ``tests/sipp/basic_call.xml`` (INVITE with the IMS
+avatar offer, 200 with the checked SDP answer, ACK, ``--call-ms`` of call, BYE, 200) for
+``--seconds`` worth of calls. Per step it records successful and failed calls, SIPp's
+retransmissions, the INVITE-to-200 response time of every call (SIPp ``-trace_rtt``,
+millisecond resolution; p50/p90/p99/max computed here), the MF's CPU seconds per call
+(utime+stime from /proc/<pid>/stat) and SIPp's own CPU. The ramp stops at the first step with
+a failed call. Then it waits until the MF holds nothing (up to 64*T1 + 10 s, + 60 s after a
+failed step: calls SIPp abandoned end by the MF's own timers).
+
+``--gc off|freeze`` runs the MF with Python's cyclic garbage collector disabled, or with every
+object that exists after the imports frozen (``gc.freeze()``), to show what the collector costs
+(an experiment, not a configuration). ``--profile FILE`` runs the MF under cProfile
+(``python -m cProfile -o FILE -m avatar_mf serve``; the file is written when the MF exits); read
+it with
+``python -c "import pstats; pstats.Stats('FILE').sort_stats('cumtime').print_stats(30)"``.
+
+Target: 200 calls/s sustained with p99 INVITE-to-200 under 50 ms. Prints figures only (no
+assertions); exits 1 if a step failed or the MF did not go idle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from avatar_mf.testing.process import MfProcess, free_port
+
+HOST = "127.0.0.1"
+SCENARIO = Path(__file__).resolve().parents[1] / "tests" / "sipp" / "basic_call.xml"
+TARGET_RATE = 200
+TARGET_P99_MS = 50.0
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Step:
+    rate: int
+    calls: int
+    successful: int
+    failed: int
+    retransmissions: int
+    wall_s: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    mf_cpu_s: float
+    sipp_cpu_s: float
+    exit_code: int
+    errors: str
+
+    @property
+    def mf_cpu_ms_per_call(self) -> float:
+        return 1000 * self.mf_cpu_s / max(self.calls, 1)
+
+    @property
+    def mf_cpu_share(self) -> float:
+        """Share of one core the MF used during the step."""
+        return self.mf_cpu_s / self.wall_s if self.wall_s else 0.0
+
+    @property
+    def meets_target(self) -> bool:
+        return self.failed == 0 and self.p99_ms < TARGET_P99_MS
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """utime + stime of ``pid`` (Linux /proc/<pid>/stat fields 14 and 15)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of already sorted values; NaN when empty."""
+    if not sorted_values:
+        return float("nan")
+    rank = max(1, -(-len(sorted_values) * q // 100))  # ceil
+    return float(sorted_values[int(rank) - 1])
+
+
+def last_stats(path: Path) -> dict[str, str]:
+    if not path.exists():
+        return {}
+    lines = path.read_text().splitlines()
+    if len(lines) < 2:
+        return {}
+    return dict(zip(lines[0].split(";"), lines[-1].split(";"), strict=False))
+
+
+def response_times(workdir: Path) -> list[float]:
+    times = []
+    for path in workdir.glob("*_rtt.csv"):
+        for line in path.read_text().splitlines():
+            fields = line.split(";")
+            if len(fields) >= 2 and not line.startswith("Date"):
+                times.append(float(fields[1]))
+    return sorted(times)
+
+
+def run_step(
+    mf: MfProcess, rate: int, seconds: float, call_ms: int, transport: str, workdir: Path
+) -> Step:
+    workdir.mkdir(parents=True)
+    calls = int(rate * seconds)
+    timeout = seconds + call_ms / 1000 + 60
+    command = [
+        shutil.which("sipp") or "sipp",
+        "-sf", str(SCENARIO),
+        "-t", transport,
+        "-i", HOST,
+        "-p", str(free_port()),
+        "-m", str(calls),
+        "-r", str(rate),
+        "-l", str(max(1000, rate * 20)),
+        "-d", str(call_ms),
+        "-recv_timeout", "10000",
+        "-nostdin",
+        "-timeout", f"{timeout:g}s",
+        "-timeout_error",
+        "-trace_stat", "-stf", "stats.csv", "-fd", "1",
+        "-trace_err", "-error_file", "errors.log",
+        "-trace_rtt", "-rtt_freq", "100",
+        f"{HOST}:{mf.sip_port}",
+    ]  # fmt: skip
+    cpu_before = process_cpu_seconds(mf.proc.pid)
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        command, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.monotonic() - started
+    # The calls have ended (SIPp saw every BYE answered); count the MF's CPU up to here.
+    mf_cpu = process_cpu_seconds(mf.proc.pid) - cpu_before
+    stats = last_stats(workdir / "stats.csv")
+    times = response_times(workdir)
+    errors = workdir / "errors.log"
+    return Step(
+        rate=rate,
+        calls=calls,
+        successful=int(stats.get("SuccessfulCall(C)") or 0),
+        failed=int(stats.get("FailedCall(C)") or 0) or (calls if not stats else 0),
+        retransmissions=int(stats.get("Retransmissions(C)") or 0),
+        wall_s=wall,
+        p50_ms=percentile(times, 50),
+        p90_ms=percentile(times, 90),
+        p99_ms=percentile(times, 99),
+        max_ms=times[-1] if times else float("nan"),
+        mf_cpu_s=mf_cpu,
+        sipp_cpu_s=usage.ru_utime + usage.ru_stime,
+        exit_code=proc.returncode,
+        errors=errors.read_text(errors="replace")[:2000] if errors.exists() else "",
+    )
+
+
+def table(steps: Sequence[Step]) -> str:
+    rows = [
+        "| calls/s | calls | ok | failed | SIPp retrans | p50 ms | p90 ms | p99 ms | max ms "
+        "| MF CPU ms/call | MF CPU (1 core) | SIPp CPU (1 core) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for s in steps:
+        rows.append(
+            f"| {s.rate} | {s.calls} | {s.successful} | {s.failed} | {s.retransmissions} "
+            f"| {s.p50_ms:.0f} | {s.p90_ms:.0f} | {s.p99_ms:.0f} | {s.max_ms:.0f} "
+            f"| {s.mf_cpu_ms_per_call:.2f} | {100 * s.mf_cpu_share:.0f}% "
+            f"| {100 * s.sipp_cpu_s / s.wall_s:.0f}% |"
+        )
+    return "\n".join(rows)
+
+
+def profiling_python(path: Path, workdir: Path) -> str:
+    """An executable that runs ``python -m cProfile -o path <args>`` (MfProcess's python)."""
+    wrapper = workdir / "python-cprofile"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m cProfile -o "{path}" "$@"\n')
+    wrapper.chmod(0o755)
+    return str(wrapper)
+
+
+_GC_RUNNER = """
+import gc, runpy, sys
+import avatar_mf.cli, avatar_mf.server.app  # the imports first: they are what freeze keeps
+if sys.argv[1] == "off":
+    gc.disable()
+else:
+    gc.collect()
+    gc.freeze()
+sys.argv = ["avatar_mf", *sys.argv[4:]]  # drop the mode and "-m avatar_mf"
+runpy.run_module("avatar_mf", run_name="__main__", alter_sys=True)
+"""
+
+
+def gc_python(mode: str, workdir: Path) -> str:
+    """An executable that runs the MF with the cyclic GC off or after ``gc.freeze()``."""
+    runner = workdir / "gc_runner.py"
+    runner.write_text(_GC_RUNNER)
+    wrapper = workdir / f"python-gc-{mode}"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{runner}" {mode} "$@"\n')
+    wrapper.chmod(0o755)
+    return str(wrapper)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rates", default="50,100,150,200,250,300,400")
+    parser.add_argument("--seconds", type=float, default=10.0, help="calls per step = rate * s")
+    parser.add_argument("--call-ms", type=int, default=500, help="time between ACK and BYE")
+    parser.add_argument("--transport", default="u1", choices=["u1", "t1"])
+    parser.add_argument("--t1", default="0.5", help="SIP T1 of the MF (seconds)")
+    parser.add_argument("--keep-rate-limit", action="store_true")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--profile", type=Path, help="run the MF under cProfile, stats here")
+    parser.add_argument("--gc", default="on", choices=["on", "off", "freeze"])
+    args = parser.parse_args(argv)
+    if shutil.which("sipp") is None:
+        print("sipp not found: install the Debian package sip-tester", file=sys.stderr)
+        return 2
+    rates = [int(r) for r in args.rates.split(",")]
+    settings = {
+        "LOG__LEVEL": "WARNING",
+        "MEDIA__SETUP_TIMEOUT": "60",
+        "SIP__T1": args.t1,
+    }
+    if not args.keep_rate_limit:
+        settings["SIP__RATE_LIMIT_PER_SOURCE"] = "0"
+    workdir = Path(tempfile.mkdtemp(prefix="sipp-rate-"))
+    python = sys.executable
+    if args.profile is not None:
+        python = profiling_python(args.profile.resolve(), workdir)
+    elif args.gc != "on":
+        python = gc_python(args.gc, workdir)
+    print(
+        f"# SIPp call rate: {platform.node()}, {os.cpu_count()} CPUs, Python "
+        f"{platform.python_version()}, transport {args.transport}, {args.seconds:g} s per step, "
+        f"{args.call_ms} ms calls, MF settings {settings}, gc {args.gc}, work dir {workdir}",
+        flush=True,
+    )
+    steps: list[Step] = []
+    mf = MfProcess.start(workdir / "mf", settings=settings, python=python)
+    try:
+        for rate in rates:
+            step = run_step(
+                mf, rate, args.seconds, args.call_ms, args.transport, workdir / f"r{rate}"
+            )
+            steps.append(step)
+            print(
+                f"{rate} calls/s: {step.successful}/{step.calls} ok, {step.failed} failed, "
+                f"p50 {step.p50_ms:.0f} ms, p99 {step.p99_ms:.0f} ms, "
+                f"MF {step.mf_cpu_ms_per_call:.2f} ms CPU/call ({100 * step.mf_cpu_share:.0f}%"
+                f" of a core), sipp exit {step.exit_code}",
+                flush=True,
+            )
+            if step.failed or step.exit_code != 0:
+                print(f"stopping the ramp: errors:\n{step.errors}", flush=True)
+                break
+            # Let the calls' dialogs and media go before the next step (transactions may stay
+            # for 64*T1; their timers are part of the steady-state cost anyway).
+            deadline = time.monotonic() + 30
+            while mf.stats()["held"]["dialogs"] and time.monotonic() < deadline:
+                time.sleep(0.2)
+        # Calls SIPp gave up on end by the MF's timers: no ACK (64*T1) or no DTLS (60 s).
+        idle = mf.wait_idle(64 * float(args.t1) + (70 if steps[-1].failed else 10))
+        held = {k: v for k, v in idle["held"].items() if v}
+    finally:
+        # Under cProfile the MF needs longer to end its calls and write the profile.
+        code = mf.stop(timeout=120 if args.profile is not None else 15)
+    print()
+    print(table(steps))
+    clean = [s for s in steps if s.failed == 0 and s.exit_code == 0]
+    on_target = [s for s in clean if s.meets_target]
+    print()
+    print(f"highest rate with zero failed calls: {max((s.rate for s in clean), default=0)} cps")
+    print(
+        f"highest rate with zero failures and p99 < {TARGET_P99_MS:g} ms: "
+        f"{max((s.rate for s in on_target), default=0)} cps (target {TARGET_RATE})"
+    )
+    print(f"MF after the ramp: held {held or 'nothing'}, exit code {code}, calls {idle['calls']}")
+    if args.json is not None:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "settings": settings,
+                    "transport": args.transport,
+                    "seconds": args.seconds,
+                    "call_ms": args.call_ms,
+                    "steps": [
+                        {**asdict(s), "mf_cpu_ms_per_call": s.mf_cpu_ms_per_call} for s in steps
+                    ],
+                    "held_after": held,
+                },
+                indent=2,
+            )
+        )
+    failed = any(s.failed or s.exit_code for s in steps)
+    return 1 if failed or held or code != 0 else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
