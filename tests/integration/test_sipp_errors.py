@@ -363,18 +363,12 @@ def dtls_client_hello() -> bytes:
     return hello
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="MF bug (reported): media/udp_dtls_transport.py latches to the source of the first "
-    "DTLS record from any address, so one stray ClientHello fails the handshake and the MF "
-    "ends the call with BYE",
-)
 @pytest.mark.mf_settings({"SIP__T1": "0.025", "SIP__T4": "0.5"})
 def test_stray_dtls_client_hello_does_not_end_the_call(mf: MfProcess) -> None:
     """A call whose offer declares the UE's DTLS address 127.0.0.1:49180 (no ICE). A ClientHello
     from another address to the MF's media port must not touch the call: the MF is the DTLS
-    client here (a=setup:active), its peer is the declared address. Today the MF latches to the
-    stray source, its handshake fails and it sends BYE ("media failed: dtls handshake failed").
+    client here (a=setup:active), its peer is the declared address. (It used to latch to the
+    stray source, fail its handshake and send BYE "media failed: dtls handshake failed".)
     The same happens under load when SIPp calls all declare one port and an MF media socket of
     another call is bound on it."""
     with SipSocket("udp", mf) as peer:

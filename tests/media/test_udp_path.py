@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import socket
 import time
 from typing import cast
 
@@ -191,3 +192,28 @@ async def test_stock_aiortc_rejects_what_ims_ues_do(quirk: str) -> None:
         await stock.stop()
         await ue_path.close()
         await mf_path.close()
+
+
+async def test_active_path_ignores_records_from_other_addresses() -> None:
+    """As DTLS client, only the SDP address is the peer: a stray ClientHello is not queued."""
+    path = await PlainUdpTransport.bind(HOST)
+    try:
+        await path.set_remote(
+            RemoteParams(address=HOST, port=9, setup="passive", fingerprints=(("sha-256", "00"),))
+        )
+        path.set_dtls_role("client")
+        hello = bytes([22, 0xFE, 0xFD]) + bytes(10) + bytes([1]) + bytes(40)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stray:
+            stray.sendto(hello, path.local_address)
+            await asyncio.sleep(0.05)
+        assert path.remote_address == (HOST, 9)
+        assert not path._queue
+        path.set_dtls_role("server")  # a server follows a ClientHello from anywhere
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
+            peer.bind((HOST, 0))
+            peer.sendto(hello, path.local_address)
+            await asyncio.sleep(0.05)
+            assert path.remote_address == peer.getsockname()
+        assert len(path._queue) == 1
+    finally:
+        await path.close()

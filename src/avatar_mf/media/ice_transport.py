@@ -105,6 +105,9 @@ class IcePacketTransport:
     def open_sockets(self) -> int:
         return sum(1 for p in self._connection._protocols if not p.transport.is_closing())
 
+    def set_dtls_role(self, role: str) -> None:
+        """ICE has verified the peer's address already: nothing to do."""
+
     async def set_remote(self, remote: RemoteParams) -> None:
         if remote.ice is None:
             raise MediaParamsError("ICE was offered but the peer's parameters carry no ICE")

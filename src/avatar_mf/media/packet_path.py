@@ -38,6 +38,11 @@ class PacketPath(Protocol):
         """Learn the peer's transport parameters (before :meth:`connect`)."""
         ...
 
+    def set_dtls_role(self, role: str) -> None:
+        """The local DTLS role ("client" or "server"), known before :meth:`connect`: a path
+        without ICE uses it to decide which datagrams may pick the peer's address."""
+        ...
+
     async def connect(self) -> None:
         """Establish the path (ICE checks); raises ConnectionError on failure."""
         ...

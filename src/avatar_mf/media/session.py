@@ -84,6 +84,8 @@ class DataChannelSession:
         self._dtls_role: DtlsRole | None = (
             None if remote is None else dtls_role(local.setup, remote.setup)
         )
+        if self._dtls_role is not None:
+            path.set_dtls_role(self._dtls_role)
         self._clock = clock
         self._setup_timeout = setup_timeout
         self._on_event = on_event
@@ -160,6 +162,7 @@ class DataChannelSession:
         await self._path.set_remote(remote)
         self._remote = remote
         self._dtls_role = role
+        self._path.set_dtls_role(role)
 
     def start(self) -> None:
         """Start connectivity (ICE, then DTLS, then SCTP) in the background and arm the setup

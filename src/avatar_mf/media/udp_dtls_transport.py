@@ -4,11 +4,16 @@ The m-line's ``c=`` address and port are the peer's DTLS 5-tuple. The socket is 
 session is created, before the answer goes out, so a ClientHello that arrives before the answer
 is processed is queued, not lost.
 
-Latching: the path sends to the address from the SDP until a DTLS record arrives; it then sends to,
-and only accepts datagrams from, the source of that first record (the way IMS access gateways
-latch). A passive MF thus works behind NATs whose address the SDP cannot know. Latching picks the
-destination only; the peer is authenticated by the DTLS fingerprint check, so a stray record from
-elsewhere can at worst make the handshake fail.
+Which datagrams are the peer's:
+
+- As the DTLS client (``a=setup:active``), the MF talks to the address from the SDP and accepts
+  datagrams from that address only: a stray record from elsewhere (another call's ClientHello,
+  a scan) never reaches the handshake.
+- As the DTLS server (``a=setup:passive``, or an ``actpass`` offerer before the answer), it latches to the source of the first
+  ClientHello, from the SDP address or not (the way IMS access gateways latch), so it works
+  behind NATs whose address the SDP cannot know; from then on it sends to, and accepts only,
+  that source. Other records before the first ClientHello are ignored. The peer is then
+  authenticated by the DTLS fingerprint check.
 """
 
 from __future__ import annotations
@@ -32,6 +37,12 @@ DEFAULT_MAX_QUEUE = 256
 def is_dtls_record(data: bytes) -> bool:
     """RFC 7983 section 7 demultiplexing: DTLS content types are 20-63."""
     return bool(data) and 20 <= data[0] <= 63
+
+
+def is_client_hello(data: bytes) -> bool:
+    """A DTLS handshake record (content type 22) carrying a ClientHello (handshake type 1,
+    the first byte after the 13-byte record header; RFC 6347 4.1 and 4.2.2)."""
+    return len(data) > 13 and data[0] == 22 and data[13] == 1
 
 
 def _canonical(address: tuple[Any, ...]) -> tuple[str, int]:
@@ -67,6 +78,7 @@ class PlainUdpTransport:
         self._local: tuple[str, int] = ("", 0)
         self._declared: tuple[str, int] | None = None
         self._latched: tuple[str, int] | None = None
+        self._dtls_server: bool | None = None  # unknown until the SDP exchange ends
         self._closed = False
 
     @classmethod
@@ -131,6 +143,9 @@ class PlainUdpTransport:
             )
         self._declared = _canonical((remote.address, remote.port))
 
+    def set_dtls_role(self, role: str) -> None:
+        self._dtls_server = role == "server"
+
     async def connect(self) -> None:
         if self._closed:
             raise ConnectionError("transport closed")
@@ -176,9 +191,14 @@ class PlainUdpTransport:
         if self._latched is None:
             if not is_dtls_record(data):
                 return
-            self._latched = source
             if source != self._declared:
+                # Only a DTLS server (or an offerer that does not know its role yet) may follow
+                # a peer to an address the SDP did not give, and only on a ClientHello.
+                if self._dtls_server is False or not is_client_hello(data):
+                    logger.debug("%s: ignored a record from %s:%d", self, *source)
+                    return
                 logger.debug("%s: latched to %s:%d", self, *source)
+            self._latched = source
         elif source != self._latched:
             return
         self._queue.append(data)
