@@ -9,8 +9,9 @@ Which datagrams are the peer's:
 - As the DTLS client (``a=setup:active``), the MF talks to the address from the SDP and accepts
   datagrams from that address only: a stray record from elsewhere (another call's ClientHello,
   a scan) never reaches the handshake.
-- As the DTLS server (``a=setup:passive``, or an ``actpass`` offerer before the answer), it latches to the source of the first
-  ClientHello, from the SDP address or not (the way IMS access gateways latch), so it works
+- As the DTLS server (``a=setup:passive``, or an ``actpass`` offerer before the answer), it
+  latches to the source of the first ClientHello, from the SDP address or not (the way IMS
+  access gateways latch), so it works
   behind NATs whose address the SDP cannot know; from then on it sends to, and accepts only,
   that source. Other records before the first ClientHello are ignored. The peer is then
   authenticated by the DTLS fingerprint check.
