@@ -54,6 +54,24 @@ def certificate_fingerprint(certificate: x509.Certificate, algorithm: str) -> st
     return ":".join(f"{b:02X}" for b in digest)
 
 
+class _SharedContextCertificate(RTCCertificate):
+    """aiortc's certificate, but one DTLS ``SSL.Context`` per SRTP profile set for the whole
+    process instead of one per association: building a context (certificate and key import)
+    costs ~0.8 ms of CPU per call and leaves reference cycles for the garbage collector. A
+    context only holds configuration; each association has its own ``SSL.Connection``."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._contexts: dict[tuple[bytes, ...], SSL.Context] = {}
+
+    def _create_ssl_context(self, srtp_profiles: list[SRTPProtectionProfile]) -> SSL.Context:
+        key = tuple(p.openssl_profile for p in srtp_profiles)
+        ctx = self._contexts.get(key)
+        if ctx is None:
+            ctx = self._contexts[key] = super()._create_ssl_context(srtp_profiles)
+        return ctx
+
+
 class _NoUseSrtpCertificate(RTCCertificate):
     """An RTCCertificate whose DTLS context does not offer the use_srtp extension.
 
@@ -87,7 +105,7 @@ class CertificateStore:
     def __init__(self, key: ec.EllipticCurvePrivateKey, certificate: x509.Certificate) -> None:
         self._key = key
         self._certificate = certificate
-        self._rtc = RTCCertificate(key=key, cert=certificate)
+        self._rtc = _SharedContextCertificate(key=key, cert=certificate)
         self._rtc_no_use_srtp = _NoUseSrtpCertificate(key=key, cert=certificate)
         self._fingerprints: dict[str, str] = {}
 
