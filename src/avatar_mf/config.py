@@ -240,6 +240,19 @@ def _check_http_url(value: str) -> str:
     return urlunsplit((parts.scheme.lower(), parts.netloc, parts.path, "", ""))
 
 
+_TOKEN = re.compile(r"[A-Za-z0-9._~+/=-]{8,512}")
+
+
+def _check_token(value: str) -> str:
+    # The RFC 6750 b64token characters: the token goes into an HTTP header as it is.
+    if not _TOKEN.fullmatch(value):
+        raise _custom_error(
+            "admin_token",
+            "must be 8 to 512 characters from A-Z a-z 0-9 - . _ ~ + / =",
+        )
+    return value
+
+
 def _unique(values: tuple[_T, ...]) -> tuple[_T, ...]:
     seen: set[_T] = set()
     for value in values:
@@ -265,6 +278,7 @@ LevelName = Annotated[LogLevelName, BeforeValidator(_upper)]
 LoggerName = Annotated[str, AfterValidator(_check_module_name)]
 DirectoryPath = Annotated[Path, AfterValidator(_check_non_empty_path)]
 HttpBaseUrl = Annotated[str, AfterValidator(_check_http_url)]
+AdminToken = Annotated[str, AfterValidator(_check_token)]
 
 
 class _Section(BaseModel):
@@ -514,17 +528,24 @@ class LogConfig(_Section):
 
 
 class AdminConfig(_Section):
-    """``[admin]``: the HTTP listener for /healthz, /readyz and /stats (never the SIP port)."""
+    """``[admin]``: the HTTP listener for /healthz, /readyz, /stats, /metrics and /sessions
+    (never the SIP port)."""
 
     enabled: bool = True
     """Run the admin HTTP listener."""
 
     host: Host = "127.0.0.1"
-    """Address the admin listener binds to. It has no authentication: keep it on loopback or a
-    management network."""
+    """Address the admin listener binds to. Only /sessions is authenticated (admin.token): keep
+    the listener on loopback or a management network."""
 
     port: int = Field(default=8080, ge=0, le=65535)
     """Admin listener TCP port; 0 picks a free port (logged at start-up)."""
+
+    token: AdminToken | None = None
+    """Bearer token for /sessions (list the calls, end one): clients send "Authorization:
+    Bearer <token>". Unset: /sessions answers 403. Use a long random value (e.g. from
+    `python -c "import secrets; print(secrets.token_urlsafe(32))"`), preferably through
+    AVATAR_MF_ADMIN__TOKEN rather than a config file."""
 
 
 class LifecycleConfig(_Section):
@@ -947,7 +968,8 @@ def _problem_from_error(
         message = "unknown setting" + _did_you_mean(loc)
     else:
         message = str(error["msg"]).removeprefix("Value error, ")
-        if error.get("input") is not None:
+        # A secret is not echoed back (the problem lines end up in logs and terminals).
+        if error.get("input") is not None and error["type"] != "admin_token":
             message += f" (got {_render_input(error['input'])})"
 
     def locate(path: KeyPath) -> tuple[str, int | None] | None:

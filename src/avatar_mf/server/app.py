@@ -18,10 +18,12 @@ from avatar_mf.config import AppConfig
 from avatar_mf.media.certificate import CertificateStore
 from avatar_mf.media.endpoint import DataChannelEndpointFactory
 from avatar_mf.server.admin import AdminServer
-from avatar_mf.server.calls import CallSessionFactory
+from avatar_mf.server.calls import CallMediaSession, CallSessionFactory
+from avatar_mf.server.metrics import NodeMetrics
 from avatar_mf.server.protection import RateLimiter, TrustedPeers
+from avatar_mf.server.relay import RelayMetrics
 from avatar_mf.server.sip_endpoint import SipEndpoint
-from avatar_mf.server.user_agent import UserAgent, UserAgentConfig
+from avatar_mf.server.user_agent import Call, UserAgent, UserAgentConfig
 from avatar_mf.services.avatar_hub import AvatarHub
 from avatar_mf.services.avatar_session import AvatarSettings
 from avatar_mf.services.bootstrap import AppSourceError, bootstrap_service_factory
@@ -61,10 +63,64 @@ class _UaWire:
         try:
             self._endpoint.send(response, peer)
         except OSError as exc:
-            log.info("2xx retransmission failed: %s", exc)
+            log.info(
+                "2xx retransmission failed: %s",
+                exc,
+                extra={"call_id": response.headers.get("Call-ID") or ""},
+            )
 
     def local_port(self, transport: str) -> int:
         return self._endpoint.local_port(transport)
+
+
+def _describe_call(
+    call: Call,
+    state: str,
+    now: float,
+    media: CallMediaSession | None,
+    rooms: dict[str, tuple[str, str]],
+) -> dict[str, object]:
+    info = call.info
+    room, participant = rooms.get(call.call_id, (None, None))
+    entry: dict[str, object] = {
+        "call_id": call.call_id,
+        "state": state,
+        "from": info.from_uri if info is not None else "",
+        "to": info.to_uri if info is not None else "",
+        "identity": info.identity if info is not None else "",
+        "source": f"{call.peer.host}:{call.peer.port}",
+        "transport": call.peer.transport,
+        "age_seconds": round(max(0.0, now - call.created), 3),
+        "confirmed": call.confirmed,
+        "session_expires": call.session_expires,
+        "room": room,
+        "participant_id": participant,
+        "data_channels": [],
+        "messages_in": 0,
+        "messages_out": 0,
+        "bytes_in": 0,
+        "bytes_out": 0,
+    }
+    if media is not None:
+        dc = media.dc
+        channels = []
+        for stream_id in sorted(media.open_channels):
+            spec = dc.streams.get(stream_id) if dc is not None else None
+            channels.append(
+                {
+                    "stream_id": stream_id,
+                    "label": spec.label if spec is not None else "",
+                    "subprotocol": spec.subprotocol if spec is not None else "",
+                }
+            )
+        entry.update(
+            data_channels=channels,
+            messages_in=media.messages_in,
+            messages_out=media.messages_out,
+            bytes_in=media.bytes_in,
+            bytes_out=media.bytes_out,
+        )
+    return entry
 
 
 class MediaFunction:
@@ -73,6 +129,8 @@ class MediaFunction:
     def __init__(self, config: AppConfig) -> None:
         self.config = config
         self.clock = LoopClock()
+        self.metrics = NodeMetrics()
+        self.relay_metrics = RelayMetrics()
         sip = config.sip
         self.timers = TimerConfig(t1=sip.t1, t2=sip.t2, t4=sip.t4)
         self.endpoint = SipEndpoint(
@@ -93,7 +151,12 @@ class MediaFunction:
             sctp_port=media.sctp_port,
         )
         self.bootstrap = bootstrap_service_factory(config.bootstrap)
-        self.sessions = CallSessionFactory(self.media, config, services={"http": self.bootstrap})
+        self.sessions = CallSessionFactory(
+            self.media,
+            config,
+            services={"http": self.bootstrap},
+            observe_dc_setup=self.metrics.datachannel_setup.observe,
+        )
         self._wire = _UaWire(self.endpoint)
         self.ua = UserAgent(
             UserAgentConfig(
@@ -109,16 +172,30 @@ class MediaFunction:
             timers=self.timers,
             sessions=self.sessions,
             sender=self._wire,
+            observe_setup=self.metrics.call_setup.observe,
+            observe_duration=self.metrics.call_duration.observe,
         )
         self.layer = TransactionLayer(self.clock, self.timers, self.endpoint.send, self.ua)
         self._wire.layer = self.layer
         self.transports: dict[str, SipTransport] = {}
         self._tcp: TcpTransport | None = None
-        self.admin = AdminServer(snapshot=self.snapshot, ready=lambda: not self.ua.draining)
         pipeline = config.pipeline
         self.executor = StageExecutor(workers=pipeline.workers, max_pending=pipeline.max_pending)
         self.hub: AvatarHub | None = None
         self.cache: AvatarCache | None = None
+        self.metrics.attach(self)
+        self.admin = AdminServer(
+            snapshot=self.snapshot,
+            ready=lambda: not self.ua.draining,
+            metrics=self.metrics.render,
+            sessions=self.live_sessions,
+            drop=self.drop_call,
+            token=config.admin.token,
+        )
+
+    @property
+    def tcp_connections(self) -> int:
+        return self._tcp.connection_count if self._tcp is not None else 0
 
     def snapshot(self) -> dict[str, object]:
         """What the node holds now (``held``: all zero when idle) and its counters."""
@@ -133,11 +210,37 @@ class MediaFunction:
                 "rooms": len(self.hub.rooms) if self.hub is not None else 0,
                 "media_sockets": self.media.open_sockets,
             },
-            "tcp_connections": self._tcp.connection_count if self._tcp is not None else 0,
+            "tcp_connections": self.tcp_connections,
             "calls": dict(self.ua.stats),
             "sip": dict(self.endpoint.counters),
             "draining": self.ua.draining,
         }
+
+    def live_sessions(self) -> list[dict[str, object]]:
+        """The calls in progress, pending first, for ``GET /sessions``."""
+        media = {s.call.call_id: s for s in self.sessions.sessions}
+        rooms: dict[str, tuple[str, str]] = {}
+        if self.hub is not None:
+            for room in self.hub.rooms.rooms():
+                for participant in room:
+                    session = participant.attrs.get("session")
+                    call_id = getattr(session, "call_id", None)
+                    if isinstance(call_id, str):
+                        rooms[call_id] = (room.name, participant.id)
+        now = self.clock.now()
+        out = []
+        groups = (("pending", self.ua.pending_calls()), ("established", self.ua.calls()))
+        for state, calls in groups:
+            for call in calls:
+                out.append(_describe_call(call, state, now, media.get(call.call_id), rooms))
+        return out
+
+    def drop_call(self, call_id: str) -> int:
+        """End the calls with ``call_id`` (BYE, or 503 to a pending INVITE); how many."""
+        calls = [c for c in (*self.ua.pending_calls(), *self.ua.calls()) if c.call_id == call_id]
+        for call in calls:
+            self.ua.drop(call, "dropped by operator")
+        return len(calls)
 
     async def _listen(self, name: str, host: str, port: int) -> None:
         sip = self.config.sip
@@ -190,6 +293,7 @@ class MediaFunction:
 
         self.hub = AvatarHub(
             clock=self.clock,
+            relay_metrics=self.relay_metrics,
             executor=self.executor,
             scene_factory=scene_factory,
             settings=AvatarSettings(

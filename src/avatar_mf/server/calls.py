@@ -8,13 +8,21 @@ and starts DTLS/SCTP. A re-offer (re-INVITE, UPDATE) adds the new streams to the
 association. Messages arriving on a channel go to the channel service chosen by its
 subprotocol (``services/``); a subprotocol with no service registered runs the diagnostic echo
 service.
+
+Traffic is counted for ``/metrics`` in the factory's :class:`ChannelTraffic` (messages and
+bytes per subprotocol and direction, channels open per subprotocol, data channel sessions
+failed by reason) and per call (``messages_in`` ... ``bytes_out``, for ``/sessions``).
+Subprotocols without a registered service are counted as ``other`` so a UE cannot grow the
+label set.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 from avatar_mf.config import AppConfig
 from avatar_mf.media.endpoint import DataChannelEndpointFactory
@@ -24,6 +32,7 @@ from avatar_mf.media.events import (
     ChannelOpened,
     MessageReceived,
     SessionClosed,
+    SessionConnected,
     SessionEvent,
     SessionFailed,
 )
@@ -46,6 +55,37 @@ from avatar_mf.services.base import ChannelInfo, ChannelService, EchoService, Se
 from avatar_mf.sip.errors import SipError
 
 log = logging.getLogger(__name__)
+
+RX = "rx"
+TX = "tx"
+
+
+@dataclass
+class ChannelTraffic:
+    """Node-wide data channel counters, keyed by subprotocol label
+    (:meth:`CallSessionFactory.subprotocol_label`)."""
+
+    #: Messages and bytes by (subprotocol, "rx" | "tx").
+    messages: Counter[tuple[str, str]] = field(default_factory=Counter)
+    bytes: Counter[tuple[str, str]] = field(default_factory=Counter)
+    #: Channels open now, by subprotocol.
+    open_channels: Counter[str] = field(default_factory=Counter)
+    #: Channels opened since start, by subprotocol.
+    opened: Counter[str] = field(default_factory=Counter)
+    #: Data channel sessions that never came up, by reason ("setup timeout" ...).
+    failed: Counter[str] = field(default_factory=Counter)
+
+
+def _size(data: str | bytes) -> int:
+    return len(data) if isinstance(data, bytes) else len(data.encode())
+
+
+def _failure_label(reason: str) -> str:
+    """A bounded label for a media failure reason (``setup timeout``, ``dtls failed`` ...)."""
+    text = reason.strip().lower().replace(" ", "_")
+    if not text or len(text) > 40 or not text.replace("_", "").isalpha():
+        return "other"
+    return text
 
 
 def _sdp_error(err: SdpError, agent: str) -> SipError:
@@ -124,8 +164,13 @@ class CallMediaSession:
         self._version = 0
         self.closed = False
         self._services: dict[int, ChannelService] = {}
+        #: Open channels: stream id -> subprotocol label.
+        self.open_channels: dict[int, str] = {}
         self.messages_in = 0
         self.messages_out = 0
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self._log_extra = {"call_id": call.call_id}
 
     @property
     def local_sdp(self) -> bytes:
@@ -221,21 +266,56 @@ class CallMediaSession:
 
     def _on_event(self, event: SessionEvent) -> None:
         if isinstance(event, MessageReceived):
+            size = _size(event.data)
             self.messages_in += 1
+            self.bytes_in += size
+            key = (self.open_channels.get(event.stream_id, "other"), RX)
+            traffic = self._factory.traffic
+            traffic.messages[key] += 1
+            traffic.bytes[key] += size
             service = self._services.get(event.stream_id)
             if service is not None:
                 service.on_message(event.data)
         elif isinstance(event, ChannelOpened):
+            self._channel_opened(event.stream_id)
             self._open_service(event.stream_id)
         elif isinstance(event, ChannelClosed):
+            self._channel_closed(event.stream_id)
             self._close_service(event.stream_id)
+        elif isinstance(event, SessionConnected):
+            log.debug(
+                "call %s: data channels up in %.0f ms",
+                self.call.call_id,
+                event.setup_seconds * 1000,
+                extra=self._log_extra,
+            )
+            observe = self._factory.observe_dc_setup
+            if observe is not None:
+                observe(event.setup_seconds)
         elif isinstance(event, SessionClosed | SessionFailed):
+            for stream_id in list(self.open_channels):
+                self._channel_closed(stream_id)
             for stream_id in list(self._services):
                 self._close_service(stream_id)
             if isinstance(event, SessionFailed):
+                self._factory.traffic.failed[_failure_label(event.reason)] += 1
                 self.dc = None
                 if not self.closed:
                     self._on_failure(event.reason)
+
+    def _channel_opened(self, stream_id: int) -> None:
+        if self.dc is None or stream_id in self.open_channels:
+            return
+        spec = self.dc.streams.get(stream_id)
+        label = self._factory.subprotocol_label(spec.subprotocol if spec is not None else "")
+        self.open_channels[stream_id] = label
+        self._factory.traffic.open_channels[label] += 1
+        self._factory.traffic.opened[label] += 1
+
+    def _channel_closed(self, stream_id: int) -> None:
+        label = self.open_channels.pop(stream_id, None)
+        if label is not None:
+            self._factory.traffic.open_channels[label] -= 1
 
     def _open_service(self, stream_id: int) -> None:
         if self.dc is None or stream_id in self._services:
@@ -255,7 +335,12 @@ class CallMediaSession:
         try:
             self._services[stream_id] = make(_Channel(self, info))
         except Exception:
-            log.exception("call %s: service for %s failed to start", self.call.call_id, info)
+            log.exception(
+                "call %s: service for %s failed to start",
+                self.call.call_id,
+                info,
+                extra=self._log_extra,
+            )
 
     def _close_service(self, stream_id: int) -> None:
         service = self._services.pop(stream_id, None)
@@ -263,16 +348,31 @@ class CallMediaSession:
             try:
                 service.on_close()
             except Exception:
-                log.exception("call %s: service on_close failed", self.call.call_id)
+                log.exception(
+                    "call %s: service on_close failed", self.call.call_id, extra=self._log_extra
+                )
 
     def send(self, stream_id: int, data: str | bytes) -> None:
         if self.dc is None:
             return
         try:
             self.dc.send(stream_id, data)
-            self.messages_out += 1
         except MediaError as exc:
-            log.info("call %s: cannot send on %d: %s", self.call.call_id, stream_id, exc)
+            log.info(
+                "call %s: cannot send on %d: %s",
+                self.call.call_id,
+                stream_id,
+                exc,
+                extra=self._log_extra,
+            )
+            return
+        size = _size(data)
+        self.messages_out += 1
+        self.bytes_out += size
+        key = (self.open_channels.get(stream_id, "other"), TX)
+        traffic = self._factory.traffic
+        traffic.messages[key] += 1
+        traffic.bytes[key] += size
 
     def buffered_amount(self, stream_id: int) -> int:
         if self.dc is None:
@@ -285,6 +385,8 @@ class CallMediaSession:
     async def close(self) -> None:
         self.closed = True
         self._factory.sessions.discard(self)
+        for stream_id in list(self.open_channels):
+            self._channel_closed(stream_id)
         for stream_id in list(self._services):
             self._close_service(stream_id)
         dc, self.dc = self.dc, None
@@ -314,6 +416,8 @@ class CallSessionFactory:
         media: DataChannelEndpointFactory,
         config: AppConfig,
         services: Mapping[str, ServiceFactory] | None = None,
+        *,
+        observe_dc_setup: Callable[[float], None] | None = None,
     ) -> None:
         self.media = media
         self.agent = config.sip.contact_host
@@ -327,6 +431,14 @@ class CallSessionFactory:
         #: Service factories by subprotocol (lower case); others get the echo service.
         self.services: dict[str, ServiceFactory] = dict(services or {})
         self.sessions: set[CallMediaSession] = set()
+        self.traffic = ChannelTraffic()
+        #: Called with each data channel association's setup time (ICE + DTLS + SCTP).
+        self.observe_dc_setup = observe_dc_setup
+
+    def subprotocol_label(self, subprotocol: str) -> str:
+        """``subprotocol`` (lower case) when a service is registered for it, else "other"."""
+        name = subprotocol.lower()
+        return name if name in self.services else "other"
 
     async def create(
         self, call: CallInfo, offer: bytes, on_failure: FailureCallback

@@ -26,6 +26,13 @@ It is the transaction user of :class:`avatar_mf.sip.transaction_layer.Transactio
   (the UE has no such dialog any more, RFC 3261 12.2.1.2, RFC 5057 5.1) (RFC 4028 10).
 - Anything else: 405 with Allow for methods SIP defines, 501 for unknown methods, checked
   before the dialog (8.2.1 comes before 12.2.2).
+
+Counters for ``/stats`` and ``/metrics``: ``stats`` (calls started, answered, failed, ended),
+``end_reasons`` and ``failure_reasons`` (by :func:`end_reason_label`), ``ok_retransmissions``
+(2xx re-sent while waiting for the ACK); the optional ``observe_setup`` and
+``observe_duration`` callbacks get each call's setup time (INVITE to 2xx) and, for calls that
+were answered, its duration (2xx to end). Every log line about a call carries its ``call_id``
+as an ``extra`` field.
 """
 
 from __future__ import annotations
@@ -34,8 +41,10 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, NoReturn, Protocol
 
 from avatar_mf.clock import Clock, TimerHandle
@@ -63,6 +72,49 @@ ACCEPT = "application/sdp"
 KNOWN_METHODS = frozenset(
     {"REGISTER", "PRACK", "SUBSCRIBE", "NOTIFY", "PUBLISH", "INFO", "REFER", "MESSAGE"}
 )
+
+
+#: End reasons (as passed to ``_finish``, lower case) -> their label in metrics and logs.
+_END_LABELS = MappingProxyType({
+    "bye": "bye",
+    "cancelled": "cancelled",
+    "no ack": "no_ack",
+    "session expired": "session_expired",
+    "refresh timed out": "refresh_timeout",
+    "media setup failed": "media_setup_failed",
+    "invite transaction ended": "invite_tx_ended",
+    "transport error": "transport_error",
+    "shutdown": "shutdown",
+    "dropped": "operator",
+    "dropped by operator": "operator",
+})  # fmt: skip
+#: Labels of the ends that count as failures (the others are normal: the UE hung up or
+#: cancelled, the operator or a shutdown ended the call). "rejected_<status>" is one too.
+FAILURE_LABELS = frozenset(
+    {
+        "no_ack", "session_expired", "refresh_failed", "refresh_timeout", "media_failed",
+        "media_setup_failed", "invite_tx_ended", "transport_error",
+    }
+)  # fmt: skip
+
+
+def end_reason_label(reason: str) -> str:
+    """A bounded label for why a call ended: ``bye``, ``cancelled``, ``no_ack``,
+    ``rejected_488`` (the INVITE was refused with that status), ``media_failed`` ... or
+    ``other``. The free text (``media failed: setup timeout``) stays in the logs."""
+    text = reason.strip().lower()
+    if text.startswith("refused "):
+        status = text[len("refused ") :][:3]
+        return f"rejected_{status}" if status.isdigit() else "rejected"
+    if text.startswith("media failed"):
+        return "media_failed"
+    if text.startswith("refresh failed"):
+        return "refresh_failed"
+    return _END_LABELS.get(text, "other")
+
+
+def is_failure(label: str) -> bool:
+    return label in FAILURE_LABELS or label.startswith("rejected")
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +176,15 @@ class Call:
     update_pending: bool = False
     #: In-dialog re-INVITEs and UPDATEs being answered, with their tasks.
     reoffers: dict[ServerTransaction, asyncio.Task[None]] = field(default_factory=dict)
+    #: What the INVITE said about the caller (for logs and the admin session list).
+    info: CallInfo | None = None
+    #: Clock time the 2xx was first sent (0 until then).
+    answered: float = 0.0
+
+    @property
+    def log_extra(self) -> dict[str, object]:
+        """``extra`` fields of every log line about this call."""
+        return {"call_id": self.call_id}
 
 
 class UserAgent:
@@ -137,6 +198,8 @@ class UserAgent:
         timers: TimerConfig,
         sessions: SessionFactory,
         sender: UaTransport,
+        observe_setup: Callable[[float], None] | None = None,
+        observe_duration: Callable[[float], None] | None = None,
     ) -> None:
         self._cfg = config
         self._clock = clock
@@ -154,6 +217,13 @@ class UserAgent:
             "calls_failed": 0,
             "calls_ended": 0,
         }
+        #: Calls ended, by :func:`end_reason_label`; ``failure_reasons`` holds the failures.
+        self.end_reasons: Counter[str] = Counter()
+        self.failure_reasons: Counter[str] = Counter()
+        #: 2xx responses re-sent while waiting for their ACK (RFC 3261 13.3.1.4).
+        self.ok_retransmissions = 0
+        self._observe_setup = observe_setup
+        self._observe_duration = observe_duration
         self.on_call_ended: Callable[[Call], None] | None = None
 
     # ------------------------------------------------------------------ introspection
@@ -167,7 +237,12 @@ class UserAgent:
         return len(self._pending)
 
     def calls(self) -> list[Call]:
+        """The established calls (their 2xx was sent)."""
         return list(self._calls.values())
+
+    def pending_calls(self) -> list[Call]:
+        """The calls whose INVITE is not answered yet."""
+        return list(self._pending.values())
 
     # ------------------------------------------------------------------ TU interface
 
@@ -226,7 +301,11 @@ class UserAgent:
                 self._finish(call, "refresh timed out", send_bye=True)
 
     def on_transport_error(self, tx: ServerTransaction | ClientTransaction) -> None:
-        log.info("transport error on %s transaction", tx.request.method)
+        log.info(
+            "transport error on %s transaction",
+            tx.request.method,
+            extra={"call_id": tx.request.headers.get("Call-ID") or ""},
+        )
         if isinstance(tx, ServerTransaction) and tx.state is State.TERMINATED:
             # The INVITE transaction is gone (RFC 3261 17.2.1 Figure 7: a transport error in
             # Proceeding terminates it): nobody can be answered, release the call now.
@@ -279,7 +358,16 @@ class UserAgent:
         response = response_for_error(request, err, to_tag)
         tx.respond(response.with_headers(response.headers.add("Server", self._cfg.user_agent)))
         if err.status >= 500:
-            log.info("%s rejected %d %s", request.method, err.status, err.reason)
+            log.info(
+                "%s rejected %d %s",
+                request.method,
+                err.status,
+                err.reason,
+                extra={
+                    "call_id": request.headers.get("Call-ID") or "",
+                    "source": f"{tx.source.host}:{tx.source.port}",
+                },
+            )
 
     def _server(self) -> list[tuple[str, str]]:
         return [("Server", self._cfg.user_agent)]
@@ -313,7 +401,18 @@ class UserAgent:
         tx.local_tag = call.local_tag  # a CANCEL's 200 carries it too (RFC 3261 9.2)
         self._pending[id(tx)] = call
         self.stats["calls_started"] += 1
-        info = self._call_info(request, tx.source)
+        info = call.info = self._call_info(request, tx.source)
+        log.debug(
+            "call %s: INVITE from %s to %s",
+            call_id,
+            info.identity,
+            info.request_uri,
+            extra={
+                **call.log_extra,
+                "source": f"{tx.source.host}:{tx.source.port}",
+                "transport": tx.source.transport,
+            },
+        )
         call.task = self._spawn(self._answer(tx, request, call, info))
 
     def _negotiate_timer(self, request: Request) -> tuple[int, str]:
@@ -380,7 +479,9 @@ class UserAgent:
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("media session creation failed for %s", call.call_id)
+            log.exception(
+                "media session creation failed for %s", call.call_id, extra=call.log_extra
+            )
             if not call.ended:
                 self.stats["calls_failed"] += 1
                 error = SipError(500, "Media Setup Failed")
@@ -398,8 +499,18 @@ class UserAgent:
         call.invite_tx = None
         ok = self._response(request, 200, call, body=media.local_sdp)
         self.stats["calls_answered"] += 1
+        call.answered = now = self._clock.now()
         self._send_ok(call, tx, ok)
         self._arm_session_timer(call)
+        setup = now - call.created
+        if self._observe_setup is not None:
+            self._observe_setup(setup)
+        log.info(
+            "call %s answered in %.0f ms",
+            call.call_id,
+            setup * 1000,
+            extra={**call.log_extra, "setup_ms": round(setup * 1000, 1)},
+        )
 
     async def _sleep(self, delay: float) -> None:
         """Wait ``delay`` seconds on the injected clock (a fake clock makes it instant)."""
@@ -465,6 +576,7 @@ class UserAgent:
         if call.ended or call.confirmed or call.ok is None:
             return
         self._sender.send_response(call.ok, call.ok_peer or call.peer)
+        self.ok_retransmissions += 1
         call.ok_interval = min(call.ok_interval * 2, self._timers.t2)
         call.ok_timer = self._clock.call_later(call.ok_interval, lambda: self._resend_ok(call))
 
@@ -510,7 +622,7 @@ class UserAgent:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("renegotiation failed for %s", call.call_id)
+                log.exception("renegotiation failed for %s", call.call_id, extra=call.log_extra)
                 self._reject(tx, request, SipError(500, "Renegotiation Failed"))
                 return
             if call.ended or not _answerable(tx):
@@ -571,7 +683,7 @@ class UserAgent:
     # ------------------------------------------------------------------ ending calls
 
     def _media_failed(self, call: Call, reason: str) -> None:
-        log.info("call %s media failed: %s", call.call_id, reason)
+        log.info("call %s media failed: %s", call.call_id, reason, extra=call.log_extra)
         if not call.ended:
             error = SipError(500, "Media Setup Failed")
             self._finish(call, f"media failed: {reason}", send_bye=True, error=error)
@@ -621,7 +733,17 @@ class UserAgent:
             media, call.media = call.media, None
             self._spawn(self._close_media(call, media))
         self.stats["calls_ended"] += 1
-        log.info("call %s ended: %s", call.call_id, reason)
+        label = end_reason_label(reason)
+        self.end_reasons[label] += 1
+        if is_failure(label):
+            self.failure_reasons[label] += 1
+        extra: dict[str, object] = {**call.log_extra, "reason": label}
+        if call.answered:
+            duration = self._clock.now() - call.answered
+            extra["duration_s"] = round(duration, 3)
+            if self._observe_duration is not None:
+                self._observe_duration(duration)
+        log.info("call %s ended: %s", call.call_id, reason, extra=extra)
         if self.on_call_ended is not None:
             self.on_call_ended(call)
 
@@ -643,7 +765,9 @@ class UserAgent:
         try:
             self._sender.send_request(request, peer)
         except Exception:
-            log.exception("could not send %s for call %s", method, call.call_id)
+            log.exception(
+                "could not send %s for call %s", method, call.call_id, extra=call.log_extra
+            )
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro)
@@ -655,7 +779,7 @@ class UserAgent:
         try:
             await media.close()
         except Exception:
-            log.exception("closing the media of %s failed", call.call_id)
+            log.exception("closing the media of %s failed", call.call_id, extra=call.log_extra)
 
     def _server_ua(self) -> tuple[tuple[str, str], ...]:
         return (("User-Agent", self._cfg.user_agent),)

@@ -143,7 +143,7 @@ class AvatarHub:
                     info.call_id,
                     name,
                     exc,
-                    extra={"call_id": info.call_id},
+                    extra=session.log_extra,
                 )
             else:
                 self._scene_changed(participant.room, patch, scene.version)

@@ -13,7 +13,9 @@ TR 26.813 as the MF serves it (docs/protocol.md has the messages):
 - B / C: ``scene get`` and ``scene update`` (JSON Patch) against the room's scene.
 
 Every failure becomes an ``error`` (or ``avatar refused`` / ``transfer failed``) message on the
-metadata channel; the session and the call go on.
+metadata channel; the session and the call go on. The hub counts them for ``/metrics``: every
+``error`` reply by code, and stage failures by stage and kind. Log lines carry ``call_id``,
+``session_id`` (the participant id) and ``room``.
 """
 
 from __future__ import annotations
@@ -171,6 +173,11 @@ class AvatarSession:
         self._speaker = _Speaker(self)
         self._next_tick = 0
         self.closed = False
+        self.log_extra: dict[str, object] = {
+            "call_id": self.call_id,
+            "session_id": participant.id,
+            "room": participant.room.name,
+        }
 
     @property
     def id(self) -> str:
@@ -180,7 +187,7 @@ class AvatarSession:
 
     def attach(self, kind: str, channel: ChannelContext) -> None:
         self.channels[kind] = channel
-        outlet = Outlet(channel.send, channel.buffered_amount)
+        outlet = Outlet(channel.send, channel.buffered_amount, self.hub.relay_metrics)
         if kind == "metadata":
             self.participant.attach_metadata(outlet)
             self.hub.welcome(self)
@@ -217,8 +224,9 @@ class AvatarSession:
                 "call %s: avatar task failed",
                 self.call_id,
                 exc_info=task.exception(),
-                extra={"call_id": self.call_id},
+                extra=self.log_extra,
             )
+            self.hub.stage_errors["session", "internal"] += 1
             self.reply_error(MetadataError("internal-error", "the MF could not complete that"))
 
     # -- sending --------------------------------------------------------------------------
@@ -235,8 +243,9 @@ class AvatarSession:
             self.call_id,
             exc.code,
             exc.message,
-            extra={"call_id": self.call_id},
+            extra={**self.log_extra, "code": exc.code},
         )
+        self.hub.error_replies[exc.code] += 1
         self.send(error_for(exc))
 
     # -- metadata -------------------------------------------------------------------------
@@ -274,7 +283,13 @@ class AvatarSession:
         elif isinstance(message, SceneUpdate):
             self.hub.scene_update(self, message)
         elif isinstance(message, ErrorMessage):
-            log.info("call %s: UE reported %s: %s", self.call_id, message.code, message.message)
+            log.info(
+                "call %s: UE reported %s: %s",
+                self.call_id,
+                message.code,
+                message.message,
+                extra={**self.log_extra, "code": message.code},
+            )
         else:
             self.reply_error(
                 MetadataError(
@@ -312,7 +327,7 @@ class AvatarSession:
                 avatar_id,
                 decision.reason_code,
                 decision.message,
-                extra={"call_id": self.call_id},
+                extra=self.log_extra,
             )
             self.send(
                 AvatarRefused(
@@ -393,11 +408,14 @@ class AvatarSession:
                 self.call_id,
                 message.transfer_id,
                 message.code,
+                extra=self.log_extra,
             )
             if out.task is not None:
                 out.task.cancel()
         elif message.sha256 != out.sender.sha256:
-            log.warning("call %s: UE reported a different digest", self.call_id)
+            log.warning(
+                "call %s: UE reported a different digest", self.call_id, extra=self.log_extra
+            )
 
     # -- uploads (D.1 alternative 2: the UE provides its base avatar) ---------------------
 
@@ -446,6 +464,10 @@ class AvatarSession:
         try:
             await self.hub.executor.run(self.hub.validate_avatar, payload, offer.content_type)
         except ValueError as exc:
+            self.hub.stage_errors["avatar_validation", "rejected"] += 1
+            log.info(
+                "call %s: uploaded avatar rejected: %s", self.call_id, exc, extra=self.log_extra
+            )
             self.send(
                 TransferFailed(
                     id=new_message_id(),
@@ -463,7 +485,7 @@ class AvatarSession:
             self.call_id,
             record.avatar_id,
             self.identity,
-            extra={"call_id": self.call_id},
+            extra=self.log_extra,
         )
         self.send(
             TransferComplete(
@@ -507,11 +529,12 @@ class AvatarSession:
             )
         except Exception as exc:  # a stage failure degrades this session only
             code = "busy" if getattr(exc, "retryable", False) else "stage-failed"
+            self.hub.stage_errors["animation_data", "busy" if code == "busy" else "failed"] += 1
             log.warning(
                 "call %s: animation-data stage failed: %s",
                 self.call_id,
                 exc,
-                extra={"call_id": self.call_id},
+                extra=self.log_extra,
             )
             self.reply_error(MetadataError(code, f"text animation failed: {exc}", message.id))
             return

@@ -142,6 +142,8 @@ class TransactionStats:
         acks_to_tu: ACKs passed to ``tu.on_ack``.
         responses_absorbed: responses matched to a client transaction and not passed up
             (retransmissions of a final response).
+        retransmissions_sent: messages re-sent by a retransmission timer: requests (Timer A,
+            E) and INVITE final responses (Timer G). Only over unreliable transports.
         stray_responses: responses that matched no client transaction (dropped).
         malformed: messages whose Via, CSeq, From or To could not be parsed for matching.
         timeouts: transactions that ended with Timer B, F or H.
@@ -156,6 +158,7 @@ class TransactionStats:
     acks_absorbed: int = 0
     acks_to_tu: int = 0
     responses_absorbed: int = 0
+    retransmissions_sent: int = 0
     stray_responses: int = 0
     malformed: int = 0
     timeouts: int = 0
@@ -586,7 +589,10 @@ class TransactionLayer:
     def _fire(self, tx: Transaction, name: TimerName) -> None:
         tx._timers.pop(name, None)
         if tx.alive:
-            self._run(tx, tx._machine.on_timer(name))
+            actions = tx._machine.on_timer(name)
+            # A timer's Send is always a retransmission (Timers A, E and G).
+            self.stats.retransmissions_sent += sum(isinstance(a, Send) for a in actions)
+            self._run(tx, actions)
 
     def _to_tu(self, tx: Transaction, message: Message, source: Peer | None) -> None:
         if isinstance(tx, ClientTransaction):
