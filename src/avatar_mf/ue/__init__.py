@@ -1,4 +1,5 @@
-"""The product's own test UE: a SIP UAC offering WebRTC data channels to the MF.
+"""The product's own test UE: a SIP UAC offering WebRTC data channels to the MF, and the UE side
+of the avatar protocols on top.
 
 * :mod:`.sip_client` -- a small SIP client over UDP or TCP built on the product's transaction
   layer (RFC 3261 17), with the asyncio socket below it.
@@ -6,34 +7,106 @@
   webrtc-datachannel`` m-line with dcmap lines, ICE only when asked) and reading the answer.
 * :mod:`.call` -- :class:`UeCall`: INVITE/ACK/BYE, data channels up, send/receive, re-INVITE,
   timing figures.
+* :mod:`.avatar` -- :class:`AvatarClient`: the metadata protocol (hello, avatar select,
+  transfers with resume, text, scene, participants), animation units, base avatar upload.
+* :mod:`.bootstrap` -- :class:`BootstrapClient`: HTTP over a bootstrap channel.
+* :mod:`.recorder` -- :class:`Recorder`: everything a UE receives, written to a directory.
 * :mod:`.cli` -- ``avatar-mf ue call <sip-uri>``.
 
 Used by the integration tests and the benchmarks against a real MF process, and by operators to
 check a deployed MF.
+
+The names below are imported on first use (PEP 562): ``avatar-mf --help`` and the ``ue call``
+option parser do not pay for aiortc.
 """
 
-from avatar_mf.ue.call import (
-    DATACHANNEL_FEATURE_TAG,
-    CallRejected,
-    CallTiming,
-    ChannelStats,
-    UeCall,
-    UeCallError,
-)
-from avatar_mf.ue.offer import DEFAULT_STREAMS, AnswerError, AnswerInfo, build_offer, read_answer
-from avatar_mf.ue.sip_client import SipClient
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from avatar_mf.ue.avatar import (
+        AvatarClient,
+        AvatarProtocolError,
+        ReceivedMessage,
+        ReceivedUnit,
+        Transfer,
+    )
+    from avatar_mf.ue.bootstrap import BootstrapClient, HttpReply
+    from avatar_mf.ue.call import (
+        DATACHANNEL_FEATURE_TAG,
+        CallRejected,
+        CallTiming,
+        ChannelStats,
+        UeCall,
+        UeCallError,
+    )
+    from avatar_mf.ue.offer import (
+        DEFAULT_STREAMS,
+        AnswerError,
+        AnswerInfo,
+        build_offer,
+        read_answer,
+    )
+    from avatar_mf.ue.recorder import Recorder
+    from avatar_mf.ue.sip_client import SipClient
+
+_WHERE = {
+    "AvatarClient": "avatar",
+    "AvatarProtocolError": "avatar",
+    "ReceivedMessage": "avatar",
+    "ReceivedUnit": "avatar",
+    "Transfer": "avatar",
+    "BootstrapClient": "bootstrap",
+    "HttpReply": "bootstrap",
+    "DATACHANNEL_FEATURE_TAG": "call",
+    "CallRejected": "call",
+    "CallTiming": "call",
+    "ChannelStats": "call",
+    "UeCall": "call",
+    "UeCallError": "call",
+    "DEFAULT_STREAMS": "offer",
+    "AnswerError": "offer",
+    "AnswerInfo": "offer",
+    "build_offer": "offer",
+    "read_answer": "offer",
+    "Recorder": "recorder",
+    "SipClient": "sip_client",
+}
 
 __all__ = [
     "DATACHANNEL_FEATURE_TAG",
     "DEFAULT_STREAMS",
     "AnswerError",
     "AnswerInfo",
+    "AvatarClient",
+    "AvatarProtocolError",
+    "BootstrapClient",
     "CallRejected",
     "CallTiming",
     "ChannelStats",
+    "HttpReply",
+    "ReceivedMessage",
+    "ReceivedUnit",
+    "Recorder",
     "SipClient",
+    "Transfer",
     "UeCall",
     "UeCallError",
     "build_offer",
     "read_answer",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_WHERE])

@@ -28,6 +28,13 @@ use_srtp, like field UEs). Channels are created only for the streams the answer 
 Times come from ``time.monotonic`` (injectable); :class:`CallTiming` keeps the marks and derives
 ``answer_seconds`` (INVITE sent -> 200 received) and ``setup_seconds`` (INVITE sent -> every
 accepted channel open).
+
+Messages: each stream's messages wait in an inbox for :meth:`UeCall.receive`, unless a handler
+took the stream (:meth:`UeCall.set_handler`): then each message is handed to it as it arrives,
+with its arrival time (what :class:`~avatar_mf.ue.avatar.AvatarClient` does for the avatar
+channels, so that receive times are exact). :meth:`UeCall.pause_media` /
+:meth:`UeCall.resume_media` inject a receiver that stops reading its association (tests of a
+slow receiver).
 """
 
 from __future__ import annotations
@@ -54,7 +61,7 @@ from avatar_mf.media.events import (
     SessionEvent,
     SessionFailed,
 )
-from avatar_mf.media.params import Setup
+from avatar_mf.media.params import RemoteParams, Setup
 from avatar_mf.media.session import DataChannelSession
 from avatar_mf.media.ue_side import UeDataChannels
 from avatar_mf.sdp.datachannel import DcMap, DcSa
@@ -83,6 +90,7 @@ __all__ = [
     "CallState",
     "CallTiming",
     "ChannelStats",
+    "MessageHandler",
     "UeCall",
     "UeCallError",
 ]
@@ -94,6 +102,10 @@ DATACHANNEL_FEATURE_TAG = ';+sip.app-subtype="webrtc-datachannel"'
 _ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE"
 
 CallState = Literal["idle", "calling", "confirmed", "ended"]
+
+#: Takes the messages of one stream as they arrive: ``handler(data, at)``, ``at`` on the
+#: call's clock. It runs in the media event callback: it must not block.
+MessageHandler = Callable[[str | bytes, float], None]
 
 
 class UeCallError(Exception):
@@ -269,6 +281,8 @@ class UeCall:
         self.call_id = ""
         self.offer: SessionDescription | None = None
         self.answer: SessionDescription | None = None
+        self.remote: RemoteParams | None = None
+        """The MF's data channel parameters from the latest answer (its max-message-size)."""
 
         self._sip: SipClient | None = None
         self._session: DataChannelSession | None = None
@@ -277,6 +291,8 @@ class UeCall:
         self._session_id = 0
         self._sdp_version = 0
         self._inbox: dict[int, collections.deque[str | bytes]] = {}
+        self._handlers: dict[int, MessageHandler] = {}
+        self._media_gate: asyncio.Event | None = None
         self._changed = asyncio.Event()
         self._media_failed: str | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -402,6 +418,40 @@ class UeCall:
 
     def _all_open(self) -> bool:
         return all(self.channels[d.stream_id].open for d in self.accepted)
+
+    def now(self) -> float:
+        """The call's clock (the ``now`` given to :meth:`dial`): receive times use it."""
+        return self._now()
+
+    @property
+    def local_max_message_size(self) -> int:
+        """The UE's own ``a=max-message-size`` as offered (0: no limit): the MF must not send
+        larger messages."""
+        if self.offer is not None:
+            for md in self.offer.media:
+                value = md.attribute_value("max-message-size")
+                if value is not None and value.isdigit():
+                    return int(value)
+        if self._max_message_size is not None:
+            return self._max_message_size
+        return self._session.local.max_message_size if self._session is not None else 0
+
+    @property
+    def remote_max_message_size(self) -> int:
+        """The MF's ``a=max-message-size`` from its answer (0: no limit): never send larger."""
+        return self.remote.max_message_size if self.remote is not None else 0
+
+    def subprotocol_of(self, stream_id: int) -> str:
+        """The subprotocol the answer accepted for ``stream_id`` ("" if none or not accepted)."""
+        for dcmap in self.accepted:
+            if dcmap.stream_id == stream_id:
+                return dcmap.subprotocol or ""
+        return ""
+
+    def streams_with(self, subprotocol: str) -> tuple[int, ...]:
+        """The accepted streams whose subprotocol is ``subprotocol``, in answer order."""
+        wanted = subprotocol.lower()
+        return tuple(d.stream_id for d in self.accepted if (d.subprotocol or "").lower() == wanted)
 
     # -- setup ----------------------------------------------------------------------------
 
@@ -545,6 +595,7 @@ class UeCall:
         except (SdpError, AnswerError) as exc:
             raise UeCallError(f"unusable SDP answer: {exc}", status=response.status) from exc
         self.answer = answer
+        self.remote = info.remote
         return info
 
     def _apply_answer(self, info: AnswerInfo) -> None:
@@ -577,7 +628,11 @@ class UeCall:
             if stats is not None:
                 stats.messages_received += 1
                 stats.bytes_received += _size(event.data)
-            self._inbox.setdefault(event.stream_id, collections.deque()).append(event.data)
+            handler = self._handlers.get(event.stream_id)
+            if handler is None:
+                self._inbox.setdefault(event.stream_id, collections.deque()).append(event.data)
+            else:
+                self._deliver(handler, event.stream_id, event.data, now)
         elif isinstance(event, ChannelOpened):
             stats = self.channels.get(event.stream_id)
             if stats is not None:
@@ -683,6 +738,72 @@ class UeCall:
         """Messages received on ``stream_id`` and not read yet."""
         return len(self._inbox.get(stream_id, ()))
 
+    def set_handler(self, stream_id: int, handler: MessageHandler | None) -> None:
+        """Hand every message of ``stream_id`` to ``handler`` as it arrives instead of
+        queueing it for :meth:`receive` (``None``: queue again). Messages already queued are
+        handed over at once, oldest first, with the current time."""
+        if handler is None:
+            self._handlers.pop(stream_id, None)
+            return
+        self._handlers[stream_id] = handler
+        inbox = self._inbox.get(stream_id)
+        now = self._now()
+        while inbox:
+            self._deliver(handler, stream_id, inbox.popleft(), now)
+
+    def _deliver(
+        self, handler: MessageHandler, stream_id: int, data: str | bytes, at: float
+    ) -> None:
+        try:
+            handler(data, at)
+        except Exception as exc:  # a faulty handler must not break the call's media events
+            log.exception("ue: handler of stream %d failed", stream_id)
+            self.errors.append(f"handler of stream {stream_id}: {exc!r}")
+
+    def buffered_amount(self, stream_id: int) -> int:
+        """Bytes queued on ``stream_id`` and not yet handed to SCTP (0 without media)."""
+        session = self._session
+        if session is None:
+            return 0
+        try:
+            return session.buffered_amount(stream_id)
+        except MediaError:
+            return 0
+
+    # -- fault injection ------------------------------------------------------------------
+
+    def pause_media(self) -> None:
+        """Stop reading the data channel association (a receiver that stalls): datagrams
+        from the MF wait in the socket and the media path's bounded queue, SCTP acknowledges
+        nothing, so the MF's send buffers for this UE fill up. SIP goes on. Undo with
+        :meth:`resume_media` (hangup does it too)."""
+        session = self._session
+        if session is None or self._media_gate is not None:
+            return
+        gate = asyncio.Event()
+        # Test-only reach into the session: its packet path's _recv is what the DTLS
+        # transport awaits for every datagram (media/packet_path.py), so gating it stops the
+        # whole association from reading, exactly like a stalled peer.
+        path = session._path
+        receive = path._recv
+
+        async def gated() -> bytes:
+            await gate.wait()
+            return await receive()
+
+        path._recv = gated  # type: ignore[method-assign]  # instance attribute shadows it
+        self._media_gate = gate
+
+    def resume_media(self) -> None:
+        """Read the association again after :meth:`pause_media`."""
+        gate, self._media_gate = self._media_gate, None
+        if gate is not None:
+            gate.set()
+
+    @property
+    def media_paused(self) -> bool:
+        return self._media_gate is not None
+
     # -- re-INVITE ------------------------------------------------------------------------
 
     async def renegotiate(
@@ -762,6 +883,7 @@ class UeCall:
         self.ended_by = by
         self.end_reason = reason
         self.timing.ended = self._now()
+        self.resume_media()
         if self._sip is not None and self._dialog is not None:
             self._sip.remove_dialog(self._dialog.id)
         session, self._session = self._session, None

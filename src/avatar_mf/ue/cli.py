@@ -2,15 +2,28 @@
 
 ::
 
-    avatar-mf ue call sip:avatar@127.0.0.1:5060 [--transport udp|tcp] [--no-ice]
-        [--duration S] [--send STREAM:TEXT ...] [--send-hex STREAM:HEX ...]
+    avatar-mf ue call sip:room1@127.0.0.1:5060 [--transport udp|tcp] [--no-ice]
+        [--from sip:ue1@127.0.0.1] [--duration S] [--record DIR] [--get PATH ...]
+        [--hello] [--upload FILE] [--select AVATAR_ID] [--say TEXT] [--scene-get]
+        [--send STREAM:TEXT ...] [--send-hex STREAM:HEX ...]
 
 The call offers the default streams (bootstrap 0 and 10, 1000 ``3gpp-ar-metadata``, 1002
-``3gpp-ar-animation``; ``--stream`` replaces them), waits until every accepted channel is open,
-sends the ``--send`` messages, stays up ``--duration`` seconds counting what comes back, then
-hangs up. Progress goes to stderr; the last stdout line is a JSON summary (setup time, channels
-opened, messages and bytes per channel, errors). Exit status 0 when the call was answered, every
-accepted channel opened and nothing failed; 1 otherwise; 2 for bad arguments.
+``3gpp-ar-animation``; ``--stream`` replaces them) and waits until every accepted channel is
+open. Then, in this order: the ``--get`` requests on bootstrap channel 0 (HTTP, TS 26.114);
+with any avatar option, the avatar protocols of docs/protocol.md
+(:class:`~avatar_mf.ue.avatar.AvatarClient`): hello -> capabilities first, ``--upload`` (a base
+avatar to the MF: ``.glb`` is ``model/gltf-binary``, ``.arf``/``.zip`` an ARF container),
+``--select``, ``--say``, ``--scene-get``; then the ``--send`` messages. It stays up
+``--duration`` seconds taking what comes (transfer offers are accepted and digest-checked,
+animation units decoded), then hangs up. ``--record DIR`` writes everything received
+(:class:`~avatar_mf.ue.recorder.Recorder`: ``bootstrap/``, ``metadata.jsonl``,
+``animation.aau`` and ``animation.jsonl``, ``avatars/``).
+
+Progress goes to stderr; the last stdout line is a JSON summary: setup time, channels opened,
+messages and bytes per channel, errors, and under ``avatar`` the messages received by type,
+the transfers with their digests and the animation units received by type. Exit status 0 when
+the call was answered, every accepted channel opened and nothing failed (no refusal, failed
+transfer or error message either); 1 otherwise; 2 for bad arguments.
 
 The MF is reached at the URI's host and port (``--proxy`` overrides), over the URI's
 ``transport`` parameter unless ``--transport`` is given.
@@ -26,19 +39,26 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 if TYPE_CHECKING:
     from avatar_mf.sdp.datachannel import DcMap
+    from avatar_mf.ue.avatar import AvatarClient, ReceivedMessage
+    from avatar_mf.ue.call import UeCall
+    from avatar_mf.ue.recorder import Recorder
 
 __all__ = ["DESCRIPTION", "HELP", "add_arguments", "add_parser", "run"]
 
-HELP = "place a test call with data channels and report it as JSON"
+HELP = "place a test call with data channels (and the avatar protocols) and report it as JSON"
 DESCRIPTION = (
     "Call the MF as a UE offering WebRTC data channels (ICE, or plain DTLS over UDP with "
-    "--no-ice), wait until every accepted channel is open, send the --send messages, stay up "
-    "--duration seconds, hang up, and print a JSON summary as the last stdout line. Exits 0 "
-    "when the call was answered and every accepted channel opened."
+    "--no-ice), wait until every accepted channel is open, run the --get requests and the "
+    "avatar steps (hello, --upload, --select, --say, --scene-get), send the --send messages, "
+    "stay up --duration seconds taking what comes (--record DIR keeps it), hang up, and print "
+    "a JSON summary as the last stdout line. Exits 0 when the call was answered, every "
+    "accepted channel opened and nothing failed."
 )
 
 EXIT_OK = 0
@@ -99,6 +119,12 @@ def _hex_message(text: str) -> tuple[int, bytes]:
         return sid, bytes.fromhex(data)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not hex: {data!r}") from None
+
+
+def _path(text: str) -> str:
+    if not text.startswith("/") or any(c.isspace() for c in text):
+        raise argparse.ArgumentTypeError(f"an absolute path without spaces, e.g. /, not {text!r}")
+    return text
 
 
 def _stream(text: str) -> tuple[int, str, str | None]:
@@ -178,8 +204,53 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_positive,
         default=10.0,
         metavar="S",
-        help="seconds allowed for the answer and for the channels to open (default: %(default)s)",
+        help="seconds allowed for the answer, for the channels to open and for each avatar step "
+        "(default: %(default)s)",
     )
+    parser.add_argument(
+        "--from",
+        dest="from_uri",
+        metavar="SIP-URI",
+        help="the caller's identity (From), e.g. sip:ue1@127.0.0.1: the avatar owner the MF "
+        "authorises (default: sip:ue@<local host>)",
+    )
+    parser.add_argument(
+        "--max-message-size",
+        type=int,
+        metavar="BYTES",
+        help="the UE's a=max-message-size (e.g. 1024, as IMS UEs; default: the stack's)",
+    )
+    avatar = parser.add_argument_group("avatar protocols (docs/protocol.md)")
+    avatar.add_argument(
+        "--record",
+        type=Path,
+        metavar="DIR",
+        help="write everything received into DIR: bootstrap/, metadata.jsonl, animation.aau "
+        "(+ animation.jsonl index), avatars/",
+    )
+    avatar.add_argument(
+        "--get",
+        type=_path,
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="HTTP GET PATH on bootstrap channel 0 (e.g. /: the data channel app; repeatable)",
+    )
+    avatar.add_argument(
+        "--hello", action="store_true", help="send hello, wait for capabilities (implied below)"
+    )
+    avatar.add_argument(
+        "--upload",
+        type=Path,
+        metavar="FILE",
+        help="upload FILE as this UE's base avatar (.glb, or an ARF container .arf/.zip)",
+    )
+    avatar.add_argument("--select", metavar="AVATAR_ID", help="select a stored avatar")
+    avatar.add_argument("--say", metavar="TEXT", help="send TEXT for text-driven animation")
+    avatar.add_argument(
+        "--language", default="en-US", help="BCP 47 language of --say (default: %(default)s)"
+    )
+    avatar.add_argument("--scene-get", action="store_true", help="get the room's scene description")
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -230,8 +301,121 @@ def _show(data: str | bytes) -> str:
     return f"<{len(data)} bytes {data[:16].hex()}{'...' if len(data) > 16 else ''}>"
 
 
+def _avatar_wanted(args: argparse.Namespace) -> bool:
+    return bool(
+        args.hello or args.upload or args.select or args.say or args.scene_get or args.record
+    )
+
+
+def _content_type(path: Path) -> str:
+    from avatar_mf.protocol.names import CONTENT_TYPE_ARF_ZIP, CONTENT_TYPE_GLB
+
+    return CONTENT_TYPE_ARF_ZIP if path.suffix.lower() in (".arf", ".zip") else CONTENT_TYPE_GLB
+
+
+def _progress(err: TextIO) -> Callable[[ReceivedMessage], None]:
+    def show(received: ReceivedMessage) -> None:
+        message = received.message
+        detail = getattr(message, "code", None) or getattr(message, "avatar_id", None) or ""
+        name = message.type.rsplit("v1:", 1)[-1]
+        print(f"rx {received.stream_id}: {name} {detail}".rstrip(), file=err)
+
+    return show
+
+
+async def _bootstrap(
+    args: argparse.Namespace,
+    call: UeCall,
+    recorder: Recorder | None,
+    err: TextIO,
+    problems: list[str],
+) -> list[dict[str, object]]:
+    from avatar_mf.ue.bootstrap import BootstrapClient, HttpReply
+
+    if 0 not in call.accepted_ids:
+        problems.append("--get: bootstrap stream 0 was not accepted")
+        return []
+
+    def keep(stream_id: int, path: str, reply: HttpReply, at: float) -> None:
+        if recorder is not None:
+            recorder.bootstrap(stream_id, path, reply, at=at)
+
+    client = BootstrapClient(call, 0, on_reply=keep)
+    out: list[dict[str, object]] = []
+    try:
+        for path in args.get:
+            try:
+                reply = await client.get(path, args.timeout)
+            except (TimeoutError, ValueError, ConnectionError) as exc:
+                problems.append(f"GET {path}: {exc}")
+                continue
+            print(
+                f"GET {path}: {reply.status} {reply.content_type} {len(reply.body)} bytes", file=err
+            )
+            out.append(
+                {
+                    "path": path,
+                    "status": reply.status,
+                    "content_type": reply.content_type,
+                    "bytes": len(reply.body),
+                }
+            )
+            if reply.status >= 400:
+                problems.append(f"GET {path}: {reply.status} {reply.reason}")
+    finally:
+        client.close()
+    problems.extend(client.problems)
+    return out
+
+
+async def _avatar_steps(
+    args: argparse.Namespace, client: AvatarClient, err: TextIO, problems: list[str]
+) -> None:
+    from avatar_mf.protocol.metadata import AvatarRefused
+    from avatar_mf.ue.avatar import AvatarProtocolError
+
+    timeout = args.timeout
+    try:
+        caps = await client.hello(timeout=timeout)
+        print(
+            f"capabilities: session {caps.session_id}, animation data {caps.animation_data}",
+            file=err,
+        )
+        if args.upload is not None:
+            payload = await asyncio.to_thread(args.upload.read_bytes)
+            transfer = await client.upload(
+                payload,
+                avatar_id=args.upload.stem,
+                content_type=_content_type(args.upload),
+                timeout=max(timeout, 30.0),
+            )
+            print(
+                f"upload {transfer.state}: {transfer.total_size} bytes, sha256 {transfer.digest}"
+                f" stored as {transfer.stored_avatar_id}",
+                file=err,
+            )
+        if args.select:
+            reply = await client.select(args.select, timeout=timeout)
+            if isinstance(reply, AvatarRefused):
+                problems.append(f"avatar {args.select} refused: {reply.code} {reply.reason or ''}")
+            print(f"select {args.select}: {reply.type.rsplit(':', 1)[-1]}", file=err)
+        if args.say:
+            client.say(args.say, args.language)
+        if args.scene_get:
+            scene = await client.scene_get(timeout=timeout)
+            print(f"scene version {scene.version}: {json.dumps(scene.document)[:200]}", file=err)
+    except AvatarProtocolError as exc:
+        problems.append(f"MF error: {exc}")
+    except TimeoutError as exc:
+        problems.append(str(exc))
+    except (OSError, ValueError) as exc:  # --upload: unreadable or unusable file
+        problems.append(f"{type(exc).__name__}: {exc}")
+
+
 async def _call(args: argparse.Namespace, err: TextIO) -> dict[str, object]:
+    from avatar_mf.ue.avatar import AvatarClient
     from avatar_mf.ue.call import UeCall, UeCallError
+    from avatar_mf.ue.recorder import Recorder
 
     host, port, transport = _target(args)
     loop = asyncio.get_running_loop()
@@ -244,10 +428,16 @@ async def _call(args: argparse.Namespace, err: TextIO) -> dict[str, object]:
         streams=_streams(args),
         audio=args.audio,
         local_host=args.local_host,
+        from_uri=args.from_uri,
         fingerprint_algorithm=args.fingerprint_hash,
+        max_message_size=args.max_message_size,
         answer_timeout=args.timeout,
         setup_timeout=args.timeout,
     )
+    recorder = Recorder(args.record) if args.record is not None else None
+    client: AvatarClient | None = None
+    problems: list[str] = []
+    fetched: list[dict[str, object]] = []
     print(f"calling {args.uri} via {transport}:{host}:{port} (ice={args.ice})", file=err)
     try:
         async with call:
@@ -258,6 +448,15 @@ async def _call(args: argparse.Namespace, err: TextIO) -> dict[str, object]:
             )
             await call.wait_channels_open(args.timeout)
             print(f"channels open after {call.timing.setup_seconds:.3f} s", file=err)
+            if args.get:
+                fetched = await _bootstrap(args, call, recorder, err, problems)
+            if _avatar_wanted(args):
+                try:
+                    client = AvatarClient(call, recorder=recorder, on_message=_progress(err))
+                except UeCallError as exc:
+                    problems.append(str(exc))
+                else:
+                    await _avatar_steps(args, client, err, problems)
             for sid, data in [*args.send, *args.send_hex]:
                 try:
                     call.send(sid, data)
@@ -273,13 +472,31 @@ async def _call(args: argparse.Namespace, err: TextIO) -> dict[str, object]:
                         received = True
                 if not received:
                     await asyncio.sleep(min(left, 0.02))
+            if client is not None:
+                await client.aclose()
     except (UeCallError, TimeoutError, OSError) as exc:
         if not any(str(exc) in error for error in call.errors):  # connect() records its own
             call.errors.append(f"{type(exc).__name__}: {exc}")
         print(f"call failed: {exc}", file=err)
+    finally:
+        if client is not None:
+            await client.aclose()
+        if recorder is not None:
+            recorder.close()
     summary = call.summary()
     summary["mf"] = f"{transport}:{host}:{port}"
     summary["duration"] = args.duration
+    if args.get:
+        summary["bootstrap"] = fetched
+    if client is not None:
+        avatar = client.summary()
+        summary["avatar"] = avatar
+        problems.extend(client.failures)
+    if recorder is not None:
+        summary["record"] = str(recorder.directory)
+    if problems:
+        summary["errors"] = [*call.errors, *problems]
+        summary["ok"] = False
     return summary
 
 
