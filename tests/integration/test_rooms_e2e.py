@@ -297,13 +297,12 @@ async def test_slow_receiver_does_not_delay_the_others_and_loses_only_stale_unit
 
 @pytest.mark.xfail(
     strict=True,
-    reason="MF design bug: the relay drops stale animation units only once 64 kB wait in a "
-    "receiver's SCTP send buffer (server/rooms.py:36 RelayLimits.high_water = 65536, used by "
-    "server/relay.py AnimationQueue.pump: units are handed to the channel while "
-    "buffered() < high_water); the MF's own text-animation units are 134 bytes, so ~16 s of "
-    "animation (30 units/s) pile up in aiortc's queue for a stalled receiver and are all "
-    "delivered late when it recovers, instead of the newest few (relay.py docstring: 'a late "
-    "animation frame is worse than a skipped one').",
+    reason="Partly fixed: the relay now hands animation units to a channel only below 1 kB of "
+    "send buffer (server/rooms.py RelayLimits.animation_high_water), so a stalled receiver's "
+    "backlog is dropped in the relay (91 -> ~39 late units). What remains was already handed "
+    "to SCTP on a reliable channel (congestion window in flight, then retransmitted): only "
+    "partial reliability (a=dcmap max-time, which the test UE does not offer) or abandoning "
+    "queued chunks in the SCTP layer would drop those.",
 )
 async def test_slow_receiver_gets_no_stale_backlog_of_small_units(mf: MfProcess) -> None:
     r = await _stall_receiver(mf, frames=90, landmarks=False, weights=20)

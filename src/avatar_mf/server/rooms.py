@@ -33,6 +33,11 @@ def room_name(request_uri: str) -> str:
 @dataclass(frozen=True, slots=True)
 class RelayLimits:
     max_units: int = 3
+    #: Animation units are handed to a receiver's channel only while it buffers less than
+    #: this: small, so that a stalled receiver's backlog sits in the relay queue (where stale
+    #: units are dropped), not in the SCTP send buffer (where they would all arrive late).
+    animation_high_water: int = 1024
+    #: Metadata is reliable: a larger send buffer before it waits in the relay queue.
     high_water: int = 65536
     metadata_max_bytes: int = 1 << 20
 
@@ -53,7 +58,10 @@ class Participant:
     def attach_animation(self, outlet: Outlet) -> None:
         limits = self.room.limits
         self.animation = AnimationQueue(
-            outlet, self.room.clock, max_units=limits.max_units, high_water=limits.high_water
+            outlet,
+            self.room.clock,
+            max_units=limits.max_units,
+            high_water=limits.animation_high_water,
         )
 
     def attach_metadata(self, outlet: Outlet) -> None:
