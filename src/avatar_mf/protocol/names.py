@@ -84,6 +84,14 @@ class ErrorCode(StrEnum):
     BAD_PATCH = "bad-patch"  # a JSON Patch that cannot be applied
     BUSY = "busy"
     INTERNAL = "internal"
+    STAGE_FAILED = "stage-failed"  # a pipeline stage failed for this request
+    BAD_UNIT = "bad-unit"  # an animation channel message that is not one valid unit
+    # Avatar refused (TS 22.156 authorization, detailed).
+    NOT_OWNER = "not-owner"
+    GRANT_EXPIRED = "grant-expired"
+    GRANT_NOT_YET_VALID = "grant-not-yet-valid"
+    GRANT_REVOKED = "grant-revoked"
+    PARTY_NOT_ALLOWED = "party-not-allowed"
     # Transfers (avatar:transfer:failed).
     DIGEST_MISMATCH = "digest-mismatch"
     OVERFLOW = "overflow"  # a chunk past the declared total size
@@ -91,6 +99,8 @@ class ErrorCode(StrEnum):
     GAP = "gap"  # a chunk beyond the next expected offset
     BAD_CHUNK = "bad-chunk"  # a binary message that is not a chunk message
     BAD_RESUME = "bad-resume"  # an accept whose resumeFrom is past the end
+    UNKNOWN_TRANSFER = "unknown-transfer"  # an accept or chunk of no open transfer
+    BAD_AVATAR = "bad-avatar"  # an uploaded container that is not a valid base avatar
     CANCELLED = "cancelled"
     TIMEOUT = "timeout"
 

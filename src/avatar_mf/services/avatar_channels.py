@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from avatar_mf.arf.units import ArfDecodeError, ConfigUnit, decode_unit
 from avatar_mf.protocol.metadata import MetadataError, parse_message
+from avatar_mf.protocol.names import ErrorCode
 from avatar_mf.services.base import ChannelContext
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ class AnimationService:
         if isinstance(data, str):
             self.rejected += 1
             self._session.reply_error(
-                MetadataError("bad-unit", "animation channels carry binary units, not text")
+                MetadataError(ErrorCode.BAD_UNIT, "animation channels carry binary units, not text")
             )
             return
         try:
@@ -63,7 +64,9 @@ class AnimationService:
         except ArfDecodeError as exc:
             self.rejected += 1
             self._session.reply_error(
-                MetadataError("bad-unit", f"animation unit rejected: {exc.code}: {exc.message}")
+                MetadataError(
+                    ErrorCode.BAD_UNIT, f"animation unit rejected: {exc.code}: {exc.message}"
+                )
             )
             return
         self.units += 1
@@ -84,7 +87,9 @@ class TransferChannelService:
     def on_message(self, data: str | bytes) -> None:
         if isinstance(data, str):
             self._session.reply_error(
-                MetadataError("bad-chunk", "transfer channels carry binary chunks, not text")
+                MetadataError(
+                    ErrorCode.BAD_CHUNK, "transfer channels carry binary chunks, not text"
+                )
             )
             return
         self._session.on_chunk(data)

@@ -55,6 +55,7 @@ from avatar_mf.protocol.metadata import (
     error_for,
     new_message_id,
 )
+from avatar_mf.protocol.names import ErrorCode
 from avatar_mf.protocol.transfer import (
     ChunkError,
     ChunkGap,
@@ -227,7 +228,7 @@ class AvatarSession:
                 extra=self.log_extra,
             )
             self.hub.stage_errors["session", "internal"] += 1
-            self.reply_error(MetadataError("internal-error", "the MF could not complete that"))
+            self.reply_error(MetadataError(ErrorCode.INTERNAL, "the MF could not complete that"))
 
     # -- sending --------------------------------------------------------------------------
 
@@ -293,7 +294,9 @@ class AvatarSession:
         else:
             self.reply_error(
                 MetadataError(
-                    "unexpected-message", f"{message.type} is not sent to the MF", message.id
+                    ErrorCode.UNEXPECTED_MESSAGE,
+                    f"{message.type} is not sent to the MF",
+                    message.id,
                 )
             )
 
@@ -310,7 +313,7 @@ class AvatarSession:
                     id=new_message_id(),
                     in_reply_to=message.id,
                     avatar_id=avatar_id,
-                    code="unsupported",
+                    code=ErrorCode.UNSUPPORTED,
                     reason="this MF has no avatar storage",
                 )
             )
@@ -371,7 +374,7 @@ class AvatarSession:
         out = self._outgoing.get(accept.transfer_id)
         if out is None:
             self.reply_error(
-                MetadataError("unknown-transfer", "no such transfer", in_reply_to=accept.id)
+                MetadataError(ErrorCode.UNKNOWN_TRANSFER, "no such transfer", in_reply_to=accept.id)
             )
             return
         if out.task is not None:
@@ -425,7 +428,7 @@ class AvatarSession:
                 TransferFailed(
                     id=new_message_id(),
                     transfer_id=offer.transfer_id,
-                    code="unsupported",
+                    code=ErrorCode.UNSUPPORTED,
                     reason="this MF has no avatar storage",
                 )
             )
@@ -446,7 +449,7 @@ class AvatarSession:
             return
         receiver = self._incoming.get(chunk.tag)
         if receiver is None:
-            self.reply_error(MetadataError("unknown-transfer", "chunk of no open transfer"))
+            self.reply_error(MetadataError(ErrorCode.UNKNOWN_TRANSFER, "chunk of no open transfer"))
             return
         event = receiver.receive(chunk)
         if isinstance(event, TransferDone):
@@ -472,7 +475,7 @@ class AvatarSession:
                 TransferFailed(
                     id=new_message_id(),
                     transfer_id=offer.transfer_id,
-                    code=getattr(exc, "code", "bad-avatar"),
+                    code=getattr(exc, "code", ErrorCode.BAD_AVATAR),
                     reason=str(exc)[:1024],
                 )
             )
@@ -515,7 +518,9 @@ class AvatarSession:
         source = self.hub.animation_source
         if source is None:
             self.reply_error(
-                MetadataError("unsupported", "no animation-data stage configured", message.id)
+                MetadataError(
+                    ErrorCode.UNSUPPORTED, "no animation-data stage configured", message.id
+                )
             )
             return
         start_tick = self._next_tick
@@ -528,7 +533,7 @@ class AvatarSession:
                 start_tick=start_tick,
             )
         except Exception as exc:  # a stage failure degrades this session only
-            code = "busy" if getattr(exc, "retryable", False) else "stage-failed"
+            code = ErrorCode.BUSY if getattr(exc, "retryable", False) else ErrorCode.STAGE_FAILED
             self.hub.stage_errors["animation_data", "busy" if code == "busy" else "failed"] += 1
             log.warning(
                 "call %s: animation-data stage failed: %s",
