@@ -159,4 +159,13 @@ class IcePacketTransport:
         if self._closed:
             return
         self._closed = True
-        await self._connection.close()
+        connection = self._connection
+        await connection.close()
+        # aioice 0.13 keeps the candidate pairs after close(): each pair's protocol points back
+        # at the connection, and a pair whose check was cancelled holds its task, whose
+        # CancelledError holds the check's frame, which holds the pair: reference cycles for
+        # the garbage collector, one set per call. Nothing reads the pairs of a closed
+        # connection (close() stopped and awaited their checks).
+        for pair in connection._check_list:
+            pair.task = None
+        connection._check_list.clear()

@@ -61,11 +61,16 @@ class ImsSctpTransport(RTCSctpTransport):
     def _set_state(self, state: RTCSctpTransport.State) -> None:
         # Report before aiortc opens (ESTABLISHED) or closes (CLOSED) the channels, so the
         # session event comes first; aiortc drops its listeners on CLOSED, this hook is not one.
-        if self._on_state is not None:
+        on_state = self._on_state
+        if on_state is not None:
             if state == self.State.ESTABLISHED:
-                self._on_state("connected")
+                on_state("connected")
             elif state == self.State.CLOSED:
-                self._on_state("closed")
+                # Nothing follows CLOSED: drop the callback (a bound method of the session
+                # that owns this transport) so the pair is freed by reference counting, not
+                # left as a cycle for the garbage collector (aiortc drops its listeners too).
+                self._on_state = None
+                on_state("closed")
         super()._set_state(state)
 
     async def _send(

@@ -367,6 +367,11 @@ class DataChannelSession:
         self._specs.clear()
         self._opened.clear()
         self._state = "failed" if failed else "closed"
-        if self._on_released is not None:
-            self._on_released(self)
+        on_released, self._on_released = self._on_released, None
+        if on_released is not None:
+            on_released(self)
         self._emit(SessionFailed(reason) if failed else SessionClosed(reason))
+        # The last event is out: drop the handler (typically a bound method of an object that
+        # holds this session) so both are freed by reference counting once their owners let
+        # go, instead of waiting as a cycle for the garbage collector.
+        self._on_event = None

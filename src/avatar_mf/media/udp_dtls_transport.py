@@ -23,6 +23,7 @@ import asyncio
 import ipaddress
 import logging
 from collections import deque
+from functools import lru_cache
 from typing import Any
 
 from avatar_mf.media.errors import MediaParamsError, MediaResourceError
@@ -46,8 +47,16 @@ def is_client_hello(data: bytes) -> bool:
     return len(data) > 13 and data[0] == 22 and data[13] == 1
 
 
+@lru_cache(maxsize=1024)
+def _ip(host: str) -> tuple[str, int]:
+    """``host`` (an IP literal) in its canonical text form, and its IP version; cached: it
+    runs for every datagram received, and the peers' addresses repeat."""
+    ip = ipaddress.ip_address(host)
+    return str(ip), ip.version
+
+
 def _canonical(address: tuple[Any, ...]) -> tuple[str, int]:
-    return str(ipaddress.ip_address(address[0])), int(address[1])
+    return _ip(address[0])[0], int(address[1])
 
 
 class _Protocol(asyncio.DatagramProtocol):
@@ -136,9 +145,7 @@ class PlainUdpTransport:
         if remote.port == 0:
             self._declared = None
             return
-        if ipaddress.ip_address(remote.address).version != ipaddress.ip_address(
-            self._local[0]
-        ).version:
+        if _ip(remote.address)[1] != _ip(self._local[0])[1]:
             raise MediaParamsError(
                 f"remote {remote.address} and local {self._local[0]} are not the same IP version"
             )

@@ -20,6 +20,10 @@ Implements, as pure functions over :mod:`avatar_mf.sdp.model` objects:
   and 110 (remote network) with ``subprotocol="http"``, ``a=3gpp-bdc-used-by``, application
   streams with ids >= 1000 (:class:`StreamPolicy`, :func:`accept_streams`).
 
+:func:`parse_fingerprint`, :func:`parse_dcmap` and :func:`parse_dcsa` are cached
+(``functools.lru_cache``): they are pure, their results are frozen, and every offer of a
+given UE model repeats the same lines.
+
 Choices where the RFCs leave room (documented here, relied on by tests):
 
 * Only ``UDP/DTLS/SCTP`` is accepted. The legacy ``DTLS/SCTP <port>`` + ``a=sctpmap`` form
@@ -47,6 +51,7 @@ import hmac
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Final, Literal, NamedTuple, TypeVar
 
 from avatar_mf.sdp.errors import (
@@ -94,6 +99,10 @@ _TLS_ID_CHARS: Final = frozenset(
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_"
 )
 _ICE_CHARS: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+#: Values kept by each of the cached attribute parsers (:func:`parse_fingerprint`,
+#: :func:`parse_dcmap`, :func:`parse_dcsa`): pure functions returning frozen values, and the
+#: same UE model sends the same lines in every offer.
+_PARSE_CACHE_SIZE: Final = 512
 
 
 # --------------------------------------------------------------------------------------------
@@ -138,6 +147,7 @@ class Fingerprint:
         return format_fingerprint(self)
 
 
+@lru_cache(maxsize=_PARSE_CACHE_SIZE)
 def parse_fingerprint(value: str) -> Fingerprint:
     """Parse ``<hash-func> <XX:XX:...>``. Unknown hash functions parse (``supported`` False);
     a digest of the wrong length for a known one, or bad hex, raises :class:`SdpError`."""
@@ -203,21 +213,27 @@ class DcMap:
 
 
 def _split_params(text: str) -> list[str]:
-    """Split at ``;`` outside double quotes; raise on an unterminated quote."""
-    parts: list[str] = []
-    buf: list[str] = []
-    quoted = False
-    for ch in text:
-        if ch == '"':
-            quoted = not quoted
-        if ch == ";" and not quoted:
-            parts.append("".join(buf))
-            buf = []
-        else:
-            buf.append(ch)
-    if quoted:
+    """Split at ``;`` outside double quotes (the quotes are kept); raise on an unterminated
+    quote."""
+    if '"' not in text:
+        return text.split(";")
+    # Between the quote characters, pieces alternate: outside, quoted, outside, ...
+    pieces = text.split('"')
+    if len(pieces) % 2 == 0:
         raise SdpError(f"bad a=dcmap: unterminated quoted string in {text[:60]!r}")
-    parts.append("".join(buf))
+    parts: list[str] = []
+    current = ""
+    for i, piece in enumerate(pieces):
+        if i % 2:
+            current += f'"{piece}"'
+            continue
+        cut = piece.split(";")
+        current += cut[0]
+        if len(cut) > 1:
+            parts.append(current)
+            parts.extend(cut[1:-1])
+            current = cut[-1]
+    parts.append(current)
     return parts
 
 
@@ -233,6 +249,8 @@ def _unquote(raw: str, name: str) -> str:
         inner = raw
         if not inner or any(ch in ' "' for ch in inner):
             raise SdpError(f"bad a=dcmap {name}: value must be a quoted string, got {raw[:40]!r}")
+    if "%" not in inner and inner.isascii() and inner.isprintable():
+        return inner  # printable ASCII without escapes decodes to itself (the usual case)
     out = bytearray()
     i = 0
     while i < len(inner):
@@ -272,6 +290,7 @@ def _dcmap_int(raw: str, name: str, maximum: int) -> int:
     return int(raw)
 
 
+@lru_cache(maxsize=_PARSE_CACHE_SIZE)
 def parse_dcmap(value: str) -> DcMap:
     """Parse the value of an ``a=dcmap`` attribute, e.g.
     ``1002 label="avatar-anim-1";subprotocol="3gpp-ar-animation";ordered=1;max-time=150``.
@@ -380,6 +399,7 @@ class DcSa:
         return format_dcsa(self)
 
 
+@lru_cache(maxsize=_PARSE_CACHE_SIZE)
 def parse_dcsa(value: str) -> DcSa:
     """Parse the value of an ``a=dcsa`` attribute. Raises :class:`SdpError`."""
     id_text, _, attribute = value.strip().partition(" ")

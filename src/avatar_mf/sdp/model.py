@@ -49,7 +49,7 @@ _MAX_DIGITS = 20  # enough for any 64-bit value; guards int() on hostile input
 
 def is_token(text: str) -> bool:
     """True when ``text`` is a non-empty RFC 8866 token."""
-    return bool(text) and all(ch in _TOKEN_CHARS for ch in text)
+    return bool(text) and _TOKEN_CHARS.issuperset(text)
 
 
 def is_digits(text: str, max_digits: int = _MAX_DIGITS) -> bool:
@@ -155,14 +155,17 @@ class _HasAttributes:
 
     def attribute(self, name: str) -> Attribute | None:
         """The first attribute called ``name`` (case-insensitive), or ``None``."""
+        key = name.lower()
         for attr in self.attrs:
-            if attr.matches(name):
+            own = attr.name
+            if own == key or own.lower() == key:
                 return attr
         return None
 
     def attributes(self, name: str) -> tuple[Attribute, ...]:
         """Every attribute called ``name`` (case-insensitive), in order."""
-        return tuple(attr for attr in self.attrs if attr.matches(name))
+        key = name.lower()
+        return tuple(a for a in self.attrs if a.name == key or a.name.lower() == key)
 
     def attribute_value(self, name: str) -> str | None:
         """The value of the first ``name`` attribute; ``None`` if absent or a flag."""
@@ -364,13 +367,19 @@ class _MediaBuilder:
         self.attrs: list[Attribute] = []
 
     def build(self) -> MediaDescription:
-        return replace(
-            self.md,
+        md = self.md
+        return MediaDescription(
+            media=md.media,
+            port=md.port,
+            proto=md.proto,
+            formats=md.formats,
+            port_count=md.port_count,
             info=self.info,
             connections=tuple(self.connections),
             bandwidths=tuple(self.bandwidths),
             key=self.key,
             attrs=tuple(self.attrs),
+            line=md.line,
         )
 
 

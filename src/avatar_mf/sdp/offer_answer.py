@@ -360,7 +360,10 @@ def _bundle_mids(offer: SessionDescription, mid: str | None) -> tuple[str, ...] 
     if mid is None:
         return None
     for attr in offer.attributes("group"):
-        semantics, *mids = (attr.value or "").split()
+        fields = (attr.value or "").split()
+        if not fields:
+            continue  # "a=group" without semantics (RFC 5888 requires them): no group
+        semantics, *mids = fields
         if semantics.upper() == "BUNDLE" and mid in mids:
             return (mid,)
     return None

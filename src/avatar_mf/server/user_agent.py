@@ -726,7 +726,7 @@ class UserAgent:
             del self._calls[call.dialog.id]
             if send_bye:
                 self._send_in_dialog(call, "BYE", (("Reason", f'SIP;text="{reason}"'),))
-        task = call.task
+        task, call.task = call.task, None
         if task is not None and not task.done() and call.media is None and task is not current:
             task.cancel()
         if call.media is not None:

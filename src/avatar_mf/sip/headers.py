@@ -10,11 +10,18 @@
 
 Everything here is a pure function over ``str``. Malformed input raises
 :class:`~avatar_mf.sip.errors.SipParseError` (400); nothing else escapes.
+
+:func:`parse_via`, :func:`parse_cseq` and :func:`parse_name_addr` keep their last results
+(``functools.lru_cache``, :data:`PARSE_CACHE_SIZE` values each): the layers of the stack each
+read the same Via, CSeq, From and To of a message (transaction matching, validation, routing,
+dialog, user agent), and the values they return are frozen, so a repeated parse is a dictionary
+look-up. Errors are not cached.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from functools import lru_cache
 
 from avatar_mf.sip.errors import SipParseError
 from avatar_mf.sip.message import Headers
@@ -51,6 +58,8 @@ _DIGITS = frozenset("0123456789")
 _BAD_VALUE_CHARS = frozenset(' \t"<>,;\\' + "".join(map(chr, range(32))) + "\x7f")
 _HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._")
 _MAX_CSEQ = 2**31 - 1
+#: Values kept by each cached parser: the messages of the calls being set up at once.
+PARSE_CACHE_SIZE = 1024
 
 
 def is_token(text: str) -> bool:
@@ -297,12 +306,15 @@ class Via:
 
     def with_param(self, name: str, value: str | None) -> Via:
         """A copy with ``name`` set to ``value`` (replaced in place or appended)."""
-        return replace(self, params=_with_param(self.params, name, value))
+        params = _with_param(self.params, name, value)
+        # The constructor, not dataclasses.replace: the same object, several times cheaper.
+        return Via(self.protocol, self.transport, self.host, self.port, params)
 
     def __str__(self) -> str:
         return f"{self.protocol}/{self.transport} {self.sent_by}{format_params(self.params)}"
 
 
+@lru_cache(maxsize=PARSE_CACHE_SIZE)
 def parse_via(value: str) -> Via:
     """Parse one ``via-parm``. Raises :class:`SipParseError` (400) if malformed."""
     s = value.strip(_WS)
@@ -350,6 +362,7 @@ class CSeq:
         return f"{self.seq} {self.method}"
 
 
+@lru_cache(maxsize=PARSE_CACHE_SIZE)
 def parse_cseq(value: str) -> CSeq:
     """Parse ``1*DIGIT LWS Method``; the number must be 0..2**31-1 (RFC 3261 8.1.1.5)."""
     s = value.strip(_WS)
@@ -390,10 +403,10 @@ class NameAddr:
 
     def with_tag(self, tag: str) -> NameAddr:
         """A copy with the ``tag`` parameter set."""
-        return replace(self, params=_with_param(self.params, "tag", tag))
+        return NameAddr(self.display, self.uri, _with_param(self.params, "tag", tag))
 
     def with_param(self, name: str, value: str | None) -> NameAddr:
-        return replace(self, params=_with_param(self.params, name, value))
+        return NameAddr(self.display, self.uri, _with_param(self.params, name, value))
 
     def __str__(self) -> str:
         if self.uri == "*":
@@ -425,6 +438,7 @@ def _check_uri_text(uri: str) -> None:
         raise _bad("URI")
 
 
+@lru_cache(maxsize=PARSE_CACHE_SIZE)
 def parse_name_addr(value: str) -> NameAddr:
     """Parse ``(name-addr / addr-spec) *(SEMI param)`` or ``*`` (Contact wildcard).
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 SIP_VERSION = "SIP/2.0"
@@ -191,7 +191,8 @@ class Request:
     version: str = SIP_VERSION
 
     def with_headers(self, headers: Headers) -> Request:
-        return replace(self, headers=headers)
+        # The constructor, not dataclasses.replace: the same object, several times cheaper.
+        return Request(self.method, self.uri, headers, self.body, self.version)
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +206,7 @@ class Response:
     version: str = SIP_VERSION
 
     def with_headers(self, headers: Headers) -> Response:
-        return replace(self, headers=headers)
+        return Response(self.status, self.reason, headers, self.body, self.version)
 
     @property
     def is_provisional(self) -> bool:
