@@ -21,8 +21,8 @@ Implements, as pure functions over :mod:`avatar_mf.sdp.model` objects:
   streams with ids >= 1000 (:class:`StreamPolicy`, :func:`accept_streams`).
 
 :func:`parse_fingerprint`, :func:`parse_dcmap` and :func:`parse_dcsa` are cached
-(``functools.lru_cache``): they are pure, their results are frozen, and every offer of a
-given UE model repeats the same lines.
+(``functools.lru_cache``, for values up to 512 characters): they are pure, their results are
+frozen, and every offer of a given UE model repeats the same lines.
 
 Choices where the RFCs leave room (documented here, relied on by tests):
 
@@ -51,7 +51,7 @@ import hmac
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, wraps
 from typing import Final, Literal, NamedTuple, TypeVar
 
 from avatar_mf.sdp.errors import (
@@ -101,8 +101,22 @@ _TLS_ID_CHARS: Final = frozenset(
 _ICE_CHARS: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
 #: Values kept by each of the cached attribute parsers (:func:`parse_fingerprint`,
 #: :func:`parse_dcmap`, :func:`parse_dcsa`): pure functions returning frozen values, and the
-#: same UE model sends the same lines in every offer.
+#: same UE model sends the same lines in every offer. Longer values are parsed every time, so
+#: that a peer cannot make the caches large.
 _PARSE_CACHE_SIZE: Final = 512
+_PARSE_CACHE_MAX_LENGTH: Final = 512
+
+
+def _cached(parse: Callable[[str], _T]) -> Callable[[str], _T]:
+    cached = lru_cache(maxsize=_PARSE_CACHE_SIZE)(parse)
+
+    @wraps(parse)
+    def parse_value(value: str) -> _T:
+        if len(value) <= _PARSE_CACHE_MAX_LENGTH:
+            return cached(value)
+        return parse(value)
+
+    return parse_value
 
 
 # --------------------------------------------------------------------------------------------
@@ -147,7 +161,7 @@ class Fingerprint:
         return format_fingerprint(self)
 
 
-@lru_cache(maxsize=_PARSE_CACHE_SIZE)
+@_cached
 def parse_fingerprint(value: str) -> Fingerprint:
     """Parse ``<hash-func> <XX:XX:...>``. Unknown hash functions parse (``supported`` False);
     a digest of the wrong length for a known one, or bad hex, raises :class:`SdpError`."""
@@ -290,7 +304,7 @@ def _dcmap_int(raw: str, name: str, maximum: int) -> int:
     return int(raw)
 
 
-@lru_cache(maxsize=_PARSE_CACHE_SIZE)
+@_cached
 def parse_dcmap(value: str) -> DcMap:
     """Parse the value of an ``a=dcmap`` attribute, e.g.
     ``1002 label="avatar-anim-1";subprotocol="3gpp-ar-animation";ordered=1;max-time=150``.
@@ -399,7 +413,7 @@ class DcSa:
         return format_dcsa(self)
 
 
-@lru_cache(maxsize=_PARSE_CACHE_SIZE)
+@_cached
 def parse_dcsa(value: str) -> DcSa:
     """Parse the value of an ``a=dcsa`` attribute. Raises :class:`SdpError`."""
     id_text, _, attribute = value.strip().partition(" ")

@@ -12,16 +12,19 @@ Everything here is a pure function over ``str``. Malformed input raises
 :class:`~avatar_mf.sip.errors.SipParseError` (400); nothing else escapes.
 
 :func:`parse_via`, :func:`parse_cseq` and :func:`parse_name_addr` keep their last results
-(``functools.lru_cache``, :data:`PARSE_CACHE_SIZE` values each): the layers of the stack each
-read the same Via, CSeq, From and To of a message (transaction matching, validation, routing,
-dialog, user agent), and the values they return are frozen, so a repeated parse is a dictionary
-look-up. Errors are not cached.
+(``functools.lru_cache``, :data:`PARSE_CACHE_SIZE` values each, values up to
+:data:`PARSE_CACHE_MAX_LENGTH` characters so that a peer cannot make the caches large): the
+layers of the stack each read the same Via, CSeq, From and To of a message (transaction
+matching, validation, routing, dialog, user agent), and the values they return are frozen, so
+a repeated parse is a dictionary look-up. Errors are not cached.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, wraps
+from typing import TypeVar
 
 from avatar_mf.sip.errors import SipParseError
 from avatar_mf.sip.message import Headers
@@ -60,6 +63,23 @@ _HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012
 _MAX_CSEQ = 2**31 - 1
 #: Values kept by each cached parser: the messages of the calls being set up at once.
 PARSE_CACHE_SIZE = 1024
+#: Longer values are parsed every time (real Via, CSeq, From and To values are far shorter).
+PARSE_CACHE_MAX_LENGTH = 512
+
+_T = TypeVar("_T")
+
+
+def _cached(parse: Callable[[str], _T]) -> Callable[[str], _T]:
+    """``parse`` with an LRU cache of :data:`PARSE_CACHE_SIZE` results for short values."""
+    cached = lru_cache(maxsize=PARSE_CACHE_SIZE)(parse)
+
+    @wraps(parse)
+    def parse_value(value: str) -> _T:
+        if len(value) <= PARSE_CACHE_MAX_LENGTH:
+            return cached(value)
+        return parse(value)
+
+    return parse_value
 
 
 def is_token(text: str) -> bool:
@@ -314,7 +334,7 @@ class Via:
         return f"{self.protocol}/{self.transport} {self.sent_by}{format_params(self.params)}"
 
 
-@lru_cache(maxsize=PARSE_CACHE_SIZE)
+@_cached
 def parse_via(value: str) -> Via:
     """Parse one ``via-parm``. Raises :class:`SipParseError` (400) if malformed."""
     s = value.strip(_WS)
@@ -362,7 +382,7 @@ class CSeq:
         return f"{self.seq} {self.method}"
 
 
-@lru_cache(maxsize=PARSE_CACHE_SIZE)
+@_cached
 def parse_cseq(value: str) -> CSeq:
     """Parse ``1*DIGIT LWS Method``; the number must be 0..2**31-1 (RFC 3261 8.1.1.5)."""
     s = value.strip(_WS)
@@ -438,7 +458,7 @@ def _check_uri_text(uri: str) -> None:
         raise _bad("URI")
 
 
-@lru_cache(maxsize=PARSE_CACHE_SIZE)
+@_cached
 def parse_name_addr(value: str) -> NameAddr:
     """Parse ``(name-addr / addr-spec) *(SEMI param)`` or ``*`` (Contact wildcard).
 
