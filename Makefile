@@ -23,6 +23,7 @@ test: $(STAMP) sysdeps lint types unit
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/lint-imports
 
 types: $(STAMP)
 	$(VENV)/bin/mypy

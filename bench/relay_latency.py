@@ -12,7 +12,7 @@ the default streams) are set up; then every UE (``--senders 2``; 1: only the fir
 room) sends BLENDSHAPE units on its ``3gpp-ar-animation`` channel at ``--rate`` per second
 (20 entries, 134 bytes: the size of the MF's own text-animation units), the senders' phases
 spread over one frame interval. The MF relays each unit to the other UE of the room
-(server/rooms.py, server/relay.py).
+(rooms/rooms.py, rooms/relay.py).
 
 Each unit carries its send time: the stream's CONFIG declares 1,000,000 ticks per second and
 every unit's ``timestamp`` is ``CLOCK_MONOTONIC`` in microseconds (mod 2**32). Every process
@@ -364,7 +364,7 @@ def profiling_python(path: Path, workdir: Path) -> str:
 
 _GC_RUNNER = """
 import gc, runpy, sys
-import avatar_mf.cli, avatar_mf.server.app  # the imports first: they are what freeze keeps
+import avatar_mf.cli, avatar_mf.node.app  # the imports first: they are what freeze keeps
 if sys.argv[1] == "off":
     gc.disable()
 else:

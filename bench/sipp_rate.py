@@ -201,7 +201,7 @@ def profiling_python(path: Path, workdir: Path) -> str:
 
 _GC_RUNNER = """
 import gc, runpy, sys
-import avatar_mf.cli, avatar_mf.server.app  # the imports first: they are what freeze keeps
+import avatar_mf.cli, avatar_mf.node.app  # the imports first: they are what freeze keeps
 if sys.argv[1] == "off":
     gc.disable()
 else:

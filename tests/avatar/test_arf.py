@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from avatar_mf.avatar import ArfLimits, AvatarFormatError, ErrorCode, read_arf, write_arf
-from avatar_mf.avatar.arf import ARF_MANIFEST, FACE_PROFILE, GLB_ENTRY, GLB_MEDIA_TYPE
+from avatar_mf.avatar.container import ARF_MANIFEST, FACE_PROFILE, GLB_ENTRY, GLB_MEDIA_TYPE
 from tests.avatar.samples import (
     accessor_span,
     edit_glb,

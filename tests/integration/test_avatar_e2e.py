@@ -366,7 +366,7 @@ async def test_upload_resumes_after_a_skipped_chunk(mf: MfProcess) -> None:
 @pytest.mark.xfail(
     strict=True,
     reason="MF bug: no resume of a delivery after a lost connection. "
-    "services/avatar_session.py:361 (_offer_avatar) gives every offer a fresh transferId "
+    "avatar_session/session.py:361 (_offer_avatar) gives every offer a fresh transferId "
     "(TransferSender(..., transfer_id=new_message_id())) and outgoing transfers live in the "
     "call's AvatarSession._outgoing, cleared when the call ends (line 212); so the re-offer to "
     "the reconnected UE never matches its partial transfer (docs/protocol.md section 6 "
@@ -415,7 +415,7 @@ async def test_download_resumes_after_reconnection(mf: MfProcess) -> None:
 @pytest.mark.xfail(
     strict=True,
     reason="MF bug: no resume of an upload after a lost connection. "
-    "services/avatar_session.py:434 (_incoming_offer) builds a new TransferReceiver for every "
+    "avatar_session/session.py:434 (_incoming_offer) builds a new TransferReceiver for every "
     "offer (it never calls TransferReceiver.matches) in the call's AvatarSession._incoming, "
     "which AvatarSession.close clears (line 213); so the same transfer offered again on the "
     "next call is accepted with resumeFrom 0 instead of the bytes already received.",

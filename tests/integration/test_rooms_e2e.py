@@ -1,6 +1,6 @@
 """Rooms end to end: several test UEs in one room of a real MF subprocess, on loopback.
 
-What each test proves (server/rooms.py and server/relay.py are the MF side):
+What each test proves (rooms/rooms.py and rooms/relay.py are the MF side):
 
 * three UEs: every participant is announced to the others (participant joined, with the SIP
   identity as display name) and never to itself; UE1's animation start is notified to the
@@ -298,7 +298,7 @@ async def test_slow_receiver_does_not_delay_the_others_and_loses_only_stale_unit
 @pytest.mark.xfail(
     strict=True,
     reason="Partly fixed: the relay now hands animation units to a channel only below 1 kB of "
-    "send buffer (server/rooms.py RelayLimits.animation_high_water), so a stalled receiver's "
+    "send buffer (rooms/rooms.py RelayLimits.animation_high_water), so a stalled receiver's "
     "backlog is dropped in the relay (91 -> ~39 late units). What remains was already handed "
     "to SCTP on a reliable channel (congestion window in flight, then retransmitted): only "
     "partial reliability (a=dcmap max-time, which the test UE does not offer) or abandoning "

@@ -281,7 +281,7 @@ def test_stage_factories_are_not_rescanned_per_room(monkeypatch: pytest.MonkeyPa
     avatar hub was wired in; a profile puts 2.3 of 11 s in importlib.metadata.entry_points,
     called through registry.create("scene", ...) for each new room. Resolving a factory once
     (at start-up, or cached) makes a new room cost microseconds."""
-    from avatar_mf.stages import registry
+    from avatar_mf.pipeline import registry
 
     scans = 0
     real = registry.entry_points

@@ -18,7 +18,7 @@ from avatar_mf.arf import (
     JointUnit,
     decode_unit,
 )
-from avatar_mf.stages import registry
+from avatar_mf.pipeline import registry
 from avatar_mf.stages.animation_data import AnimationPlan
 from avatar_mf.stages.animation_data.espeak import EspeakEngine, Speech
 from avatar_mf.stages.animation_data.idle import HEAD_JOINT_INDEX, HEAD_REST_TRANSLATION

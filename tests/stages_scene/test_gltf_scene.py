@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from avatar_mf.jsonpatch import apply_patch
-from avatar_mf.stages import registry
+from avatar_mf.pipeline import registry
 from avatar_mf.stages.scene import SceneError, SceneManager
 from avatar_mf.stages.scene.gltf_scene import (
     MAX_COORDINATE,

@@ -1,6 +1,6 @@
 """The one error of the avatar format layer: :class:`AvatarFormatError`, with a stable ``code``.
 
-Everything that reads untrusted avatar bytes (:func:`avatar_mf.avatar.arf.read_arf`,
+Everything that reads untrusted avatar bytes (:func:`avatar_mf.avatar.container.read_arf`,
 :func:`avatar_mf.avatar.glb.read_glb`) raises only this error, whatever the input. ``code`` is a
 short stable string (an :class:`ErrorCode` value) that callers may switch on, log, count in
 metrics or put in a problem report; ``message`` says what exactly is wrong for a human;

@@ -38,7 +38,7 @@ class GlbLimits:
 
 @dataclass(frozen=True, slots=True)
 class ArfLimits:
-    """Limits on one ARF container (checked by :func:`avatar_mf.avatar.arf.read_arf`).
+    """Limits on one ARF container (checked by :func:`avatar_mf.avatar.container.read_arf`).
 
     ZIP bomb defences: the archive size, the number of entries, each entry's uncompressed size,
     the total uncompressed size and each entry's compression ratio are all bounded. Ratio is

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from avatar_mf.avatar.arf import ArfAvatar, read_arf
+from avatar_mf.avatar.container import ArfAvatar, read_arf
 from avatar_mf.avatar.glb import read_glb
 from avatar_mf.avatar.model import AvatarModel
 

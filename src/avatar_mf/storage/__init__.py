@@ -8,7 +8,7 @@
 * :mod:`~avatar_mf.storage.cache`: :class:`AvatarCache`, LRU + TTL with single-flight loads, so
   a room of UEs reads an avatar from the store once.
 * :mod:`~avatar_mf.storage.memory`: :class:`MemoryStore`, an in-memory store for tests.
-* :mod:`~avatar_mf.storage.cli`: the ``avatar-mf avatar`` commands.
+* :mod:`~avatar_mf.cli.avatar`: the ``avatar-mf avatar`` commands.
 """
 
 from avatar_mf.storage.auth import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from avatar_mf.services.base import ChannelInfo
+from avatar_mf.channels.base import ChannelInfo
 
 
 def channel_info(
@@ -30,7 +30,7 @@ def channel_info(
 
 @dataclass
 class RecordingChannel:
-    """Implements :class:`avatar_mf.services.base.ChannelContext`; ``sent`` holds every message."""
+    """Implements :class:`avatar_mf.channels.base.ChannelContext`; ``sent`` holds every message."""
 
     info: ChannelInfo = field(default_factory=channel_info)
     sent: list[str | bytes] = field(default_factory=list)

@@ -4,19 +4,19 @@ Everything here is sans-IO: time is a :class:`~avatar_mf.testing.clock.FakeClock
 list, media sessions are fakes whose behaviour a test controls.
 
 * :class:`RecordingWire` -- the transport under the :class:`~avatar_mf.sip.transaction_layer.
-  TransactionLayer` (its ``send``) and the user agent's :class:`~avatar_mf.server.user_agent.
+  TransactionLayer` (its ``send``) and the user agent's :class:`~avatar_mf.ua.user_agent.
   UaTransport` (``send_request`` through the layer, ``send_response`` recorded as sent outside
   any transaction, ``local_port``). Every message is kept with its :class:`Peer` and the time.
 * :class:`UacDialogState` -- the UE's side of one dialog: builds INVITE, ACK, CANCEL, BYE,
   re-INVITE, UPDATE, OPTIONS (or any method) with the right Via branch, CSeq, tags and Contact,
   so tests read like call flows, and answers the MF's own requests.
 * :class:`FakeSessionFactory` / :class:`FakeMediaSession` -- implement
-  :class:`~avatar_mf.server.session.SessionFactory` / :class:`~avatar_mf.server.session.
+  :class:`~avatar_mf.ua.media_seam.SessionFactory` / :class:`~avatar_mf.ua.media_seam.
   MediaSession`: answer with a given body, refuse with a :class:`SipError`, raise anything,
   wait for an :class:`asyncio.Event` before answering, fail later through ``on_failure``, and
   count every ``create``, ``renegotiate`` and ``close``.
 * :class:`UaHarness` -- the three above wired to a real :class:`UserAgent` and a real
-  :class:`TransactionLayer` (as ``server/app.py`` wires them), with :meth:`UaHarness.settle` to
+  :class:`TransactionLayer` (as ``node/app.py`` wires them), with :meth:`UaHarness.settle` to
   let the user agent's tasks run and :meth:`UaHarness.assert_idle`, the leak invariant: no call,
   no pending INVITE, no transaction and no armed timer once the flows ended, every media session
   closed exactly once, no task failed.
@@ -41,8 +41,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from avatar_mf.clock import Clock
-from avatar_mf.server.session import CallInfo, FailureCallback, MediaSession
-from avatar_mf.server.user_agent import UserAgent, UserAgentConfig
 from avatar_mf.sip.build import make_response, new_branch, new_call_id, new_tag
 from avatar_mf.sip.errors import SipError
 from avatar_mf.sip.headers import parse_cseq, parse_name_addr
@@ -51,6 +49,8 @@ from avatar_mf.sip.peer import Peer
 from avatar_mf.sip.timers import TimerConfig
 from avatar_mf.sip.transaction_layer import ClientTransaction, TransactionLayer
 from avatar_mf.testing.clock import FakeClock
+from avatar_mf.ua.media_seam import CallInfo, FailureCallback, MediaSession
+from avatar_mf.ua.user_agent import UserAgent, UserAgentConfig
 
 __all__ = [
     "DEFAULT_ANSWER",
@@ -161,7 +161,7 @@ class RecordingWire:
 
     Attributes:
         layer: the transaction layer ``send_request`` goes through; set it after building the
-            layer (the layer needs the wire's ``send`` first, as in ``server/app.py``).
+            layer (the layer needs the wire's ``send`` first, as in ``node/app.py``).
         sent: every message sent, in order.
         fail: when set, every send raises :class:`ConnectionResetError` (a transport error).
     """
@@ -188,7 +188,7 @@ class RecordingWire:
 
     def send_response(self, response: Response, peer: Peer) -> None:
         if self.fail:
-            return  # what server/app.py's wire does: log the OSError and carry on
+            return  # what node/app.py's wire does: log the OSError and carry on
         self.sent.append(Sent(self._clock.now(), response, peer, stateless=True))
 
     def local_port(self, transport: str) -> int:
@@ -415,7 +415,7 @@ class UacDialogState:
 
 
 class FakeMediaSession:
-    """A :class:`~avatar_mf.server.session.MediaSession` that records what the UA asks.
+    """A :class:`~avatar_mf.ua.media_seam.MediaSession` that records what the UA asks.
 
     Attributes:
         call, offer: what the factory was given.
@@ -464,7 +464,7 @@ class FakeMediaSession:
 
 
 class FakeSessionFactory:
-    """A :class:`~avatar_mf.server.session.SessionFactory` with controllable behaviour.
+    """A :class:`~avatar_mf.ua.media_seam.SessionFactory` with controllable behaviour.
 
     Args:
         answer: the SDP answer of every session created.
@@ -533,7 +533,7 @@ class FakeSessionFactory:
 
 class UaHarness:
     """A real :class:`UserAgent` over a real :class:`TransactionLayer`, a :class:`FakeClock`,
-    a :class:`RecordingWire` and a :class:`FakeSessionFactory`, wired as in ``server/app.py``.
+    a :class:`RecordingWire` and a :class:`FakeSessionFactory`, wired as in ``node/app.py``.
 
     Build it inside a running event loop (an ``async def`` test or fixture): the user agent
     answers in tasks, and the harness records every task the product creates (through the

@@ -62,12 +62,12 @@ from avatar_mf.media.events import (
     SessionFailed,
 )
 from avatar_mf.media.params import RemoteParams, Setup
+from avatar_mf.media.sdp_params import stream_spec
 from avatar_mf.media.session import DataChannelSession
 from avatar_mf.media.ue_side import UeDataChannels
 from avatar_mf.sdp.datachannel import DcMap, DcSa
 from avatar_mf.sdp.errors import SdpError
 from avatar_mf.sdp.model import SessionDescription, parse_sdp, serialize_sdp
-from avatar_mf.server.calls import stream_spec
 from avatar_mf.sip.build import make_response, new_call_id, new_tag
 from avatar_mf.sip.dialog import Dialog
 from avatar_mf.sip.errors import SipError, SipParseError

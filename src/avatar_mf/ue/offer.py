@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from avatar_mf.media.params import LocalParams, RemoteParams
+from avatar_mf.media.sdp_params import remote_params
 from avatar_mf.sdp.datachannel import (
     FORMAT,
     PROTO,
@@ -46,7 +47,6 @@ from avatar_mf.sdp.model import (
     Origin,
     SessionDescription,
 )
-from avatar_mf.server.calls import remote_params
 
 __all__ = [
     "AMR_WB_AUDIO_PORT",

@@ -68,7 +68,7 @@ def unit_timestamp(unit: Unit) -> int | None:
 def extract_glb(container: bytes) -> bytes | None:
     """The GLB inside an ARF container: the mesh data entry ``read_arf`` resolves when the
     container is valid, else the first ``.glb`` entry of the ZIP; ``None`` if there is none."""
-    from avatar_mf.avatar.arf import read_arf
+    from avatar_mf.avatar.container import read_arf
     from avatar_mf.avatar.errors import AvatarFormatError
 
     try:

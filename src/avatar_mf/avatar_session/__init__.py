@@ -1,0 +1,1 @@
+"""The avatar session of a call: channels in, frames through the pipeline, out to the room."""

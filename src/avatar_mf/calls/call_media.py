@@ -1,0 +1,401 @@
+"""Call media: from an SDP offer to open data channels, and back to an SDP answer.
+
+:class:`CallSessionFactory` is the user agent's :class:`~avatar_mf.ua.media_seam.SessionFactory`.
+For each offer it plans the answer (``sdp.offer_answer.plan_answer``: audio/video rejected with
+port 0, one data channel m-line accepted with the streams the policy takes), creates the data
+channel endpoint (``media.endpoint``), writes the answer from the endpoint's local parameters,
+and starts DTLS/SCTP. A re-offer (re-INVITE, UPDATE) adds the new streams to the live
+association. Messages arriving on a channel go to the channel service chosen by its
+subprotocol (``services/``); a subprotocol with no service registered runs the diagnostic echo
+service.
+
+Traffic is counted for ``/metrics`` in the factory's :class:`ChannelTraffic` (messages and
+bytes per subprotocol and direction, channels open per subprotocol, data channel sessions
+failed by reason) and per call (``messages_in`` ... ``bytes_out``, for ``/sessions``).
+Subprotocols without a registered service are counted as ``other`` so a UE cannot grow the
+label set.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from avatar_mf.channels.base import ChannelInfo, ChannelService, EchoService, ServiceFactory
+from avatar_mf.config import AppConfig
+from avatar_mf.media.endpoint import DataChannelEndpointFactory
+from avatar_mf.media.errors import MediaError
+from avatar_mf.media.events import (
+    ChannelClosed,
+    ChannelOpened,
+    MessageReceived,
+    SessionClosed,
+    SessionConnected,
+    SessionEvent,
+    SessionFailed,
+)
+from avatar_mf.media.sdp_params import answer_params, remote_params, stream_spec
+from avatar_mf.media.session import DataChannelSession
+from avatar_mf.sdp.datachannel import StreamPolicy
+from avatar_mf.sdp.errors import SdpError
+from avatar_mf.sdp.model import SessionDescription, parse_sdp, serialize_sdp
+from avatar_mf.sdp.offer_answer import (
+    AnswerPlan,
+    AnswerPolicy,
+    DataChannelAnswerParams,
+    Negotiated,
+    plan_answer,
+    render_answer,
+    versioned_answer,
+)
+from avatar_mf.sip.errors import SipError
+from avatar_mf.ua.media_seam import CallInfo, FailureCallback, MediaSession
+
+log = logging.getLogger(__name__)
+
+RX = "rx"
+TX = "tx"
+
+
+@dataclass
+class ChannelTraffic:
+    """Node-wide data channel counters, keyed by subprotocol label
+    (:meth:`CallSessionFactory.subprotocol_label`)."""
+
+    #: Messages and bytes by (subprotocol, "rx" | "tx").
+    messages: Counter[tuple[str, str]] = field(default_factory=Counter)
+    bytes: Counter[tuple[str, str]] = field(default_factory=Counter)
+    #: Channels open now, by subprotocol.
+    open_channels: Counter[str] = field(default_factory=Counter)
+    #: Channels opened since start, by subprotocol.
+    opened: Counter[str] = field(default_factory=Counter)
+    #: Data channel sessions that never came up, by reason ("setup timeout" ...).
+    failed: Counter[str] = field(default_factory=Counter)
+
+
+def _size(data: str | bytes) -> int:
+    return len(data) if isinstance(data, bytes) else len(data.encode())
+
+
+def _failure_label(reason: str) -> str:
+    """A bounded label for a media failure reason (``setup timeout``, ``dtls failed`` ...)."""
+    text = reason.strip().lower().replace(" ", "_")
+    if not text or len(text) > 40 or not text.replace("_", "").isalpha():
+        return "other"
+    return text
+
+
+def _sdp_error(err: SdpError, agent: str) -> SipError:
+    return SipError(
+        err.status, err.reason_phrase, headers=(("Warning", err.warning.header_value(agent)),)
+    )
+
+
+class CallMediaSession:
+    """The media of one call: its SDP state and its data channel association."""
+
+    def __init__(
+        self,
+        factory: CallSessionFactory,
+        call: CallInfo,
+        on_failure: FailureCallback,
+    ) -> None:
+        self._factory = factory
+        self.call = call
+        self._on_failure = on_failure
+        self.dc: DataChannelSession | None = None
+        self.negotiated: Negotiated | None = None
+        self._session_id = secrets.randbelow(2**31)
+        self._version = 0
+        self.closed = False
+        self._services: dict[int, ChannelService] = {}
+        #: Open channels: stream id -> subprotocol label.
+        self.open_channels: dict[int, str] = {}
+        self.messages_in = 0
+        self.messages_out = 0
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self._log_extra = {"call_id": call.call_id}
+
+    @property
+    def local_sdp(self) -> bytes:
+        assert self.negotiated is not None
+        return serialize_sdp(self.negotiated.answer).encode()
+
+    # -- offer/answer ---------------------------------------------------------------------
+
+    async def answer(self, body: bytes) -> None:
+        offer = self._parse(body)
+        plan = self._plan(offer, previous=None)
+        params = None
+        if plan.datachannel is not None:
+            dc = plan.datachannel
+            try:
+                self.dc = await self._factory.media.create(
+                    remote_params(dc.remote),
+                    [stream_spec(m) for m in dc.accepted],
+                    on_event=self._on_event,
+                    setup=dc.local_setup,
+                )
+            except MediaError as exc:
+                raise SipError(exc.status_hint, str(exc)[:100]) from exc
+            params = answer_params(self.dc.local)
+        self.negotiated = Negotiated(offer, self._render(plan, params))
+        if self.dc is not None:
+            self.dc.start()
+
+    async def renegotiate(self, offer_body: bytes) -> bytes:
+        assert self.negotiated is not None
+        offer = self._parse(offer_body)
+        plan = self._plan(offer, previous=self.negotiated)
+        dc = plan.datachannel
+        params = None
+        if dc is not None:
+            if dc.new_association or self.dc is None:
+                # A new DTLS association (new tls-id or transport): replace the old one.
+                old, self.dc = self.dc, None
+                if old is not None:
+                    await old.close()
+                try:
+                    self.dc = await self._factory.media.create(
+                        remote_params(dc.remote),
+                        [stream_spec(m) for m in dc.accepted],
+                        on_event=self._on_event,
+                        setup=dc.local_setup,
+                    )
+                except MediaError as exc:
+                    raise SipError(exc.status_hint, str(exc)[:100]) from exc
+                params = answer_params(self.dc.local)
+                self.dc.start()
+            else:
+                for gone in dc.changes.closed:
+                    if gone.stream_id in self.dc.channels:
+                        self.dc.close_stream(gone.stream_id)
+                if dc.changes.opened:
+                    self.dc.add_streams(stream_spec(m) for m in dc.changes.opened)
+                params = answer_params(self.dc.local)
+        elif self.dc is not None:
+            old, self.dc = self.dc, None
+            await old.close()
+        answer = versioned_answer(self.negotiated.answer, self._render(plan, params))
+        self.negotiated = Negotiated(offer, answer)
+        return serialize_sdp(answer).encode()
+
+    def _parse(self, body: bytes) -> SessionDescription:
+        if not body:
+            raise SipError(488, "No SDP Offer")
+        try:
+            return parse_sdp(body)
+        except SdpError as err:
+            raise _sdp_error(err, self._factory.agent) from err
+
+    def _plan(self, offer: SessionDescription, previous: Negotiated | None) -> AnswerPlan:
+        try:
+            return plan_answer(offer, self._factory.policy, previous=previous)
+        except SdpError as err:
+            raise _sdp_error(err, self._factory.agent) from err
+
+    def _render(
+        self, plan: AnswerPlan, params: DataChannelAnswerParams | None
+    ) -> SessionDescription:
+        self._version += 1
+        return render_answer(
+            plan,
+            params,
+            local_address=self._factory.media.media_host,
+            session_id=self._session_id,
+            session_version=self._version,
+        )
+
+    # -- channel events -------------------------------------------------------------------
+
+    def _on_event(self, event: SessionEvent) -> None:
+        if isinstance(event, MessageReceived):
+            size = _size(event.data)
+            self.messages_in += 1
+            self.bytes_in += size
+            key = (self.open_channels.get(event.stream_id, "other"), RX)
+            traffic = self._factory.traffic
+            traffic.messages[key] += 1
+            traffic.bytes[key] += size
+            service = self._services.get(event.stream_id)
+            if service is not None:
+                service.on_message(event.data)
+        elif isinstance(event, ChannelOpened):
+            self._channel_opened(event.stream_id)
+            self._open_service(event.stream_id)
+        elif isinstance(event, ChannelClosed):
+            self._channel_closed(event.stream_id)
+            self._close_service(event.stream_id)
+        elif isinstance(event, SessionConnected):
+            log.debug(
+                "call %s: data channels up in %.0f ms",
+                self.call.call_id,
+                event.setup_seconds * 1000,
+                extra=self._log_extra,
+            )
+            observe = self._factory.observe_dc_setup
+            if observe is not None:
+                observe(event.setup_seconds)
+        elif isinstance(event, SessionClosed | SessionFailed):
+            for stream_id in list(self.open_channels):
+                self._channel_closed(stream_id)
+            for stream_id in list(self._services):
+                self._close_service(stream_id)
+            if isinstance(event, SessionFailed):
+                self._factory.traffic.failed[_failure_label(event.reason)] += 1
+                self.dc = None
+                if not self.closed:
+                    self._on_failure(event.reason)
+
+    def _channel_opened(self, stream_id: int) -> None:
+        if self.dc is None or stream_id in self.open_channels:
+            return
+        spec = self.dc.streams.get(stream_id)
+        label = self._factory.subprotocol_label(spec.subprotocol if spec is not None else "")
+        self.open_channels[stream_id] = label
+        self._factory.traffic.open_channels[label] += 1
+        self._factory.traffic.opened[label] += 1
+
+    def _channel_closed(self, stream_id: int) -> None:
+        label = self.open_channels.pop(stream_id, None)
+        if label is not None:
+            self._factory.traffic.open_channels[label] -= 1
+
+    def _open_service(self, stream_id: int) -> None:
+        if self.dc is None or stream_id in self._services:
+            return
+        spec = self.dc.streams.get(stream_id)
+        remote = self.dc.remote
+        info = ChannelInfo(
+            call_id=self.call.call_id,
+            stream_id=stream_id,
+            label=spec.label if spec is not None else "",
+            subprotocol=spec.subprotocol if spec is not None else "",
+            max_message_size=remote.max_message_size if remote is not None else 0,
+            identity=self.call.identity,
+            request_uri=self.call.request_uri,
+        )
+        make = self._factory.services.get(info.subprotocol.lower(), EchoService)
+        try:
+            self._services[stream_id] = make(_Channel(self, info))
+        except Exception:
+            log.exception(
+                "call %s: service for %s failed to start",
+                self.call.call_id,
+                info,
+                extra=self._log_extra,
+            )
+
+    def _close_service(self, stream_id: int) -> None:
+        service = self._services.pop(stream_id, None)
+        if service is not None:
+            try:
+                service.on_close()
+            except Exception:
+                log.exception(
+                    "call %s: service on_close failed", self.call.call_id, extra=self._log_extra
+                )
+
+    def send(self, stream_id: int, data: str | bytes) -> None:
+        if self.dc is None:
+            return
+        try:
+            self.dc.send(stream_id, data)
+        except MediaError as exc:
+            log.info(
+                "call %s: cannot send on %d: %s",
+                self.call.call_id,
+                stream_id,
+                exc,
+                extra=self._log_extra,
+            )
+            return
+        size = _size(data)
+        self.messages_out += 1
+        self.bytes_out += size
+        key = (self.open_channels.get(stream_id, "other"), TX)
+        traffic = self._factory.traffic
+        traffic.messages[key] += 1
+        traffic.bytes[key] += size
+
+    def buffered_amount(self, stream_id: int) -> int:
+        if self.dc is None:
+            return 0
+        try:
+            return self.dc.buffered_amount(stream_id)
+        except MediaError:
+            return 0
+
+    async def close(self) -> None:
+        self.closed = True
+        self._factory.sessions.discard(self)
+        for stream_id in list(self.open_channels):
+            self._channel_closed(stream_id)
+        for stream_id in list(self._services):
+            self._close_service(stream_id)
+        dc, self.dc = self.dc, None
+        if dc is not None:
+            await dc.close()
+
+
+class _Channel:
+    """One channel of a call as its service sees it (a ChannelContext)."""
+
+    def __init__(self, session: CallMediaSession, info: ChannelInfo) -> None:
+        self._session = session
+        self.info = info
+
+    def send(self, data: str | bytes) -> None:
+        self._session.send(self.info.stream_id, data)
+
+    def buffered_amount(self) -> int:
+        return self._session.buffered_amount(self.info.stream_id)
+
+
+class CallSessionFactory:
+    """Creates :class:`CallMediaSession` objects from offers (the UA's SessionFactory)."""
+
+    def __init__(
+        self,
+        media: DataChannelEndpointFactory,
+        config: AppConfig,
+        services: Mapping[str, ServiceFactory] | None = None,
+        *,
+        observe_dc_setup: Callable[[float], None] | None = None,
+    ) -> None:
+        self.media = media
+        self.agent = config.sip.contact_host
+        m = config.media
+        self.policy = AnswerPolicy(
+            streams=StreamPolicy(
+                bootstrap_ids=frozenset(m.bootstrap_stream_ids),
+                min_application_id=m.min_application_stream_id,
+            )
+        )
+        #: Service factories by subprotocol (lower case); others get the echo service.
+        self.services: dict[str, ServiceFactory] = dict(services or {})
+        self.sessions: set[CallMediaSession] = set()
+        self.traffic = ChannelTraffic()
+        #: Called with each data channel association's setup time (ICE + DTLS + SCTP).
+        self.observe_dc_setup = observe_dc_setup
+
+    def subprotocol_label(self, subprotocol: str) -> str:
+        """``subprotocol`` (lower case) when a service is registered for it, else "other"."""
+        name = subprotocol.lower()
+        return name if name in self.services else "other"
+
+    async def create(
+        self, call: CallInfo, offer: bytes, on_failure: FailureCallback
+    ) -> MediaSession:
+        session = CallMediaSession(self, call, on_failure)
+        try:
+            await session.answer(offer)
+        except BaseException:
+            await session.close()
+            raise
+        self.sessions.add(session)
+        return session

@@ -1,0 +1,1 @@
+"""Rooms of participants and the bounded relay queues between them."""

@@ -1,0 +1,165 @@
+"""The SIP endpoint: transports below, the transaction layer above.
+
+It is the :class:`~avatar_mf.transport.base.TransportSink` of every transport. Incoming packets
+pass admission (per-source rate limit), are parsed by the transport, get their top Via stamped
+(RFC 3261 18.2.1, RFC 3581), and reach the transaction layer; requests from outside the
+trusted-peer list are answered 403 statelessly; unparsable requests are answered statelessly
+(400, 505, 513 ...) when enough of them was read to build an answer (RFC 3261 8.2.6.2),
+otherwise dropped. Outgoing responses go where RFC 3261 18.2.2 / RFC 3581 say.
+
+Counters (read by ``/stats`` and ``/metrics``): ``counters`` by name (``rx_request_INVITE``,
+``tx_response_200``, ``rate_limited``, ``untrusted``, ``bad_message`` ...) and
+``responses_sent`` by (method of the CSeq, status). Method names outside
+:data:`COUNTED_METHODS` count as ``other``, so a peer inventing methods cannot grow them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+
+from avatar_mf.sip.build import new_tag, response_for_error
+from avatar_mf.sip.errors import SipError, SipParseError
+from avatar_mf.sip.message import Message, Request, Response, serialize
+from avatar_mf.sip.peer import Peer
+from avatar_mf.sip.routing import response_destination, stamp_received
+from avatar_mf.sip.transaction_layer import TransactionLayer
+from avatar_mf.transport.admission import RateLimiter, TrustedPeers
+from avatar_mf.transport.base import SipTransport
+
+log = logging.getLogger(__name__)
+
+#: Methods counted under their own name (RFC 3261 and the extensions SIP peers send);
+#: any other method is counted as "other".
+COUNTED_METHODS = frozenset(
+    {
+        "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "UPDATE", "REGISTER", "PRACK",
+        "SUBSCRIBE", "NOTIFY", "PUBLISH", "INFO", "REFER", "MESSAGE",
+    }
+)  # fmt: skip
+
+
+def method_label(method: str) -> str:
+    """``method`` if it is one of :data:`COUNTED_METHODS`, else ``"other"``."""
+    return method if method in COUNTED_METHODS else "other"
+
+
+def _response_method(response: Response) -> str:
+    cseq = response.headers.get("CSeq") or ""
+    return method_label(cseq.rpartition(" ")[2].strip())
+
+
+def _source(peer: Peer) -> dict[str, object]:
+    return {"source": f"{peer.host}:{peer.port}", "transport": peer.transport}
+
+
+class SipEndpoint:
+    def __init__(
+        self,
+        *,
+        trusted: TrustedPeers,
+        limiter: RateLimiter,
+        server_header: str,
+    ) -> None:
+        self._trusted = trusted
+        self._limiter = limiter
+        self._server_header = server_header
+        self._transports: dict[str, SipTransport] = {}
+        self._layer: TransactionLayer | None = None
+        self.counters: Counter[str] = Counter()
+        #: Responses sent, by (CSeq method, status code).
+        self.responses_sent: Counter[tuple[str, int]] = Counter()
+
+    def attach(self, layer: TransactionLayer, transports: dict[str, SipTransport]) -> None:
+        self._layer = layer
+        self._transports = transports
+
+    def local_port(self, transport: str) -> int:
+        t = self._transports.get(transport.lower())
+        return t.local_port if t is not None else 0
+
+    # -- TransportSink --------------------------------------------------------------------
+
+    def admit(self, peer: Peer, size: int) -> bool:
+        if self._limiter.allow(peer.host):
+            return True
+        self.counters["rate_limited"] += 1
+        return False
+
+    def message_received(self, message: Message, peer: Peer) -> None:
+        assert self._layer is not None
+        if isinstance(message, Request):
+            self.counters[f"rx_request_{method_label(message.method)}"] += 1
+            try:
+                message = stamp_received(message, peer)
+            except SipParseError as err:
+                self._answer_statelessly(message, err, peer)
+                return
+            if not self._trusted.allows(peer.host):
+                self.counters["untrusted"] += 1
+                log.debug(
+                    "%s from untrusted %s: 403",
+                    message.method,
+                    peer.host,
+                    extra={"call_id": message.headers.get("Call-ID") or "", **_source(peer)},
+                )
+                self._answer_statelessly(message, SipError(403, "Not A Trusted Peer"), peer)
+                return
+        else:
+            self.counters[f"rx_response_{message.status}"] += 1
+            if not self._trusted.allows(peer.host):
+                self.counters["untrusted"] += 1
+                return
+        self._layer.receive(message, peer)
+
+    def bad_message(self, error: SipParseError, peer: Peer) -> None:
+        self.counters["bad_message"] += 1
+        extra = _source(peer)
+        if error.partial is not None:
+            extra["call_id"] = error.partial.headers.get("Call-ID") or ""
+        log.info(
+            "unparsable message from %s:%d: %s", peer.host, peer.port, error.reason, extra=extra
+        )
+        if error.partial is not None and self._trusted.allows(peer.host):
+            try:
+                request = stamp_received(error.partial, peer)
+            except SipParseError:
+                request = error.partial
+            self._answer_statelessly(request, error, peer)
+
+    def _answer_statelessly(self, request: Request, err: SipError, peer: Peer) -> None:
+        if request.method == "ACK":
+            return
+        try:
+            response = response_for_error(request, err, new_tag())
+            response = response.with_headers(response.headers.add("Server", self._server_header))
+            self.send(response, peer)
+        except SipError:
+            # Not even enough to answer: no Via, or one too broken to route by (18.2.2).
+            log.debug(
+                "no answer possible to %s: %s", request.method, err.reason, extra=_source(peer)
+            )
+        except OSError as exc:
+            log.info("cannot answer %s: %s", request.method, exc, extra=_source(peer))
+
+    # -- down to the transports -----------------------------------------------------------
+
+    def send(self, message: Message, peer: Peer) -> None:
+        """Send ``message``: a response to the source of its request, a request to ``peer``."""
+        transport = self._transports.get(peer.transport.lower())
+        if transport is None:
+            raise OSError(f"no {peer.transport} transport")
+        data = serialize(message)
+        if isinstance(message, Response):
+            self.counters[f"tx_response_{message.status}"] += 1
+            self.responses_sent[_response_method(message), message.status] += 1
+            dest = response_destination(message, peer)
+            ok = transport.send(data, dest.host, dest.port, dest.connection_id)
+        else:
+            self.counters[f"tx_request_{method_label(message.method)}"] += 1
+            ok = transport.send(data, peer.host, peer.port, peer.connection_id)
+            if not ok and peer.connection_id is not None:
+                # The connection the dialog started on is gone: open a new one.
+                ok = transport.send(data, peer.host, peer.port, None)
+        if not ok:
+            raise OSError(f"cannot send to {peer.transport}:{peer.host}:{peer.port}")

@@ -1,0 +1,1 @@
+"""The SIP user agent (UAS core): dialogs, re-offers, session timers; the seam to media."""

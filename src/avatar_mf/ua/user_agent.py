@@ -1,0 +1,834 @@
+"""The MF's SIP user agent core, UAS side (RFC 3261 sections 8.2, 12, 13.3, 14, 15).
+
+It is the transaction user of :class:`avatar_mf.sip.transaction_layer.TransactionLayer`:
+
+- INVITE (8.2, 13.3): validated (RFC 4475 rules in ``sip/validate.py``), capped (503 with
+  Retry-After past ``max_dialogs`` or while draining), answered 100 Trying at once by the
+  transaction, then 200 with the SDP answer from the :class:`SessionFactory` and the
+  request's Record-Route (12.1.1). The 2xx is
+  retransmitted (T1 doubling up to T2) until the ACK for that INVITE (same CSeq number)
+  arrives, over every transport ("even if the transport at the UAS is reliable"); without an
+  ACK within 64*T1 the call is ended with BYE (13.3.1.4). An INVITE that can no longer be
+  answered with a 2xx (media failure, drop, shutdown) gets an error response, never silence.
+- CANCEL (9.2): 487 on the pending INVITE, media released.
+- BYE (15.1.2), re-INVITE (14.2) and UPDATE (RFC 3311) inside dialogs; 481 for requests that
+  name no dialog (12.2.2); 500 with a random Retry-After of 0-10 s for an INVITE that overlaps
+  another INVITE of the dialog (14.2: one not yet answered, or the 2xx not yet ACKed) and for
+  an UPDATE offer while an offer is unanswered (RFC 3311 5.2); 500 for an out-of-order CSeq
+  (12.2.2). Requests still pending when the dialog ends get 487 (15.1.2).
+- OPTIONS (11.2): 200 with Allow, Accept and Supported (503 while draining, so a proxy's
+  dispatcher stops sending calls).
+- Session timers (RFC 4028): Session-Expires negotiated in the 2xx (422 with Min-SE below
+  ``min_se``; never below the request's Min-SE); when the UE is the refresher it must refresh
+  before expiry, otherwise the MF refreshes with UPDATE (``refresher=uac``: the MF, sender of
+  the UPDATE, stays the refresher); a session not refreshed in time is ended with BYE, a
+  refresh answered 408 or timing out ends it with BYE, one answered 481 ends it without
+  (the UE has no such dialog any more, RFC 3261 12.2.1.2, RFC 5057 5.1) (RFC 4028 10).
+- Anything else: 405 with Allow for methods SIP defines, 501 for unknown methods, checked
+  before the dialog (8.2.1 comes before 12.2.2).
+
+Counters for ``/stats`` and ``/metrics``: ``stats`` (calls started, answered, failed, ended),
+``end_reasons`` and ``failure_reasons`` (by :func:`end_reason_label`), ``ok_retransmissions``
+(2xx re-sent while waiting for the ACK); the optional ``observe_setup`` and
+``observe_duration`` callbacks get each call's setup time (INVITE to 2xx) and, for calls that
+were answered, its duration (2xx to end). Every log line about a call carries its ``call_id``
+as an ``extra`` field.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections import Counter
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, NoReturn, Protocol
+
+from avatar_mf.clock import Clock, TimerHandle
+from avatar_mf.sip.build import make_response, new_branch, new_tag, response_for_error
+from avatar_mf.sip.dialog import Dialog, DialogId, dialog_id_of
+from avatar_mf.sip.errors import SipError
+from avatar_mf.sip.headers import parse_cseq, parse_name_addr
+from avatar_mf.sip.message import Request, Response
+from avatar_mf.sip.peer import Peer
+from avatar_mf.sip.timers import TimerConfig
+from avatar_mf.sip.transaction import State
+from avatar_mf.sip.transaction_layer import ClientTransaction, ServerTransaction
+from avatar_mf.sip.uri import SipUri, parse_uri
+from avatar_mf.sip.validate import validate_request
+from avatar_mf.ua.media_seam import CallInfo, MediaSession, SessionFactory
+
+log = logging.getLogger(__name__)
+
+ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE"
+#: The methods of ALLOW as a set (``method in ALLOW`` would match substrings such as "VITE").
+ALLOWED_METHODS = frozenset(m.strip() for m in ALLOW.split(","))
+SUPPORTED = "timer"
+ACCEPT = "application/sdp"
+#: Methods defined by SIP and its extensions that the MF does not handle: 405, not 501.
+KNOWN_METHODS = frozenset(
+    {"REGISTER", "PRACK", "SUBSCRIBE", "NOTIFY", "PUBLISH", "INFO", "REFER", "MESSAGE"}
+)
+
+
+#: End reasons (as passed to ``_finish``, lower case) -> their label in metrics and logs.
+_END_LABELS = MappingProxyType({
+    "bye": "bye",
+    "cancelled": "cancelled",
+    "no ack": "no_ack",
+    "session expired": "session_expired",
+    "refresh timed out": "refresh_timeout",
+    "media setup failed": "media_setup_failed",
+    "invite transaction ended": "invite_tx_ended",
+    "transport error": "transport_error",
+    "shutdown": "shutdown",
+    "dropped": "operator",
+    "dropped by operator": "operator",
+})  # fmt: skip
+#: Labels of the ends that count as failures (the others are normal: the UE hung up or
+#: cancelled, the operator or a shutdown ended the call). "rejected_<status>" is one too.
+FAILURE_LABELS = frozenset(
+    {
+        "no_ack", "session_expired", "refresh_failed", "refresh_timeout", "media_failed",
+        "media_setup_failed", "invite_tx_ended", "transport_error",
+    }
+)  # fmt: skip
+
+
+def end_reason_label(reason: str) -> str:
+    """A bounded label for why a call ended: ``bye``, ``cancelled``, ``no_ack``,
+    ``rejected_488`` (the INVITE was refused with that status), ``media_failed`` ... or
+    ``other``. The free text (``media failed: setup timeout``) stays in the logs."""
+    text = reason.strip().lower()
+    if text.startswith("refused "):
+        status = text[len("refused ") :][:3]
+        return f"rejected_{status}" if status.isdigit() else "rejected"
+    if text.startswith("media failed"):
+        return "media_failed"
+    if text.startswith("refresh failed"):
+        return "refresh_failed"
+    return _END_LABELS.get(text, "other")
+
+
+def is_failure(label: str) -> bool:
+    return label in FAILURE_LABELS or label.startswith("rejected")
+
+
+@dataclass(frozen=True, slots=True)
+class UserAgentConfig:
+    host: str
+    user_agent: str
+    max_dialogs: int
+    retry_after: int
+    session_expires: int
+    min_se: int
+    #: Seconds between 100 Trying and the answer ("ring time"; lets labs test CANCEL).
+    answer_delay: float = 0.0
+
+
+class UaTransport(Protocol):
+    """What the user agent needs below it besides the server transactions."""
+
+    def send_request(self, request: Request, peer: Peer) -> ClientTransaction:
+        """Send a request of the MF's own (BYE, UPDATE refresh) in a client transaction."""
+        ...
+
+    def send_response(self, response: Response, peer: Peer) -> None:
+        """Send a response outside any transaction (2xx retransmissions, RFC 3261 13.3.1.4)."""
+        ...
+
+    def local_port(self, transport: str) -> int: ...
+
+
+@dataclass(eq=False)
+class Call:
+    """One INVITE dialog at the UAS, from the INVITE to its end."""
+
+    local_tag: str
+    call_id: str
+    peer: Peer
+    invite_tx: ServerTransaction | None
+    created: float
+    dialog: Dialog | None = None
+    media: MediaSession | None = None
+    task: asyncio.Task[None] | None = None
+    ok: Response | None = None
+    ok_timer: TimerHandle | None = None
+    ok_interval: float = 0.0
+    ok_deadline: float = 0.0
+    confirmed: bool = False
+    reinvite_pending: bool = False
+    session_expires: int = 0
+    refresher: str = "uac"
+    expiry_timer: TimerHandle | None = None
+    refresh_timer: TimerHandle | None = None
+    ended: bool = False
+    end_reason: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+    #: Where the 2xx in ``ok`` goes (the source of the INVITE it answers).
+    ok_peer: Peer | None = None
+    #: 64*T1 after the 2xx: ends the call if its ACK has not come (RFC 3261 13.3.1.4).
+    ack_timer: TimerHandle | None = None
+    #: An UPDATE carrying an offer is being answered (RFC 3311 5.2).
+    update_pending: bool = False
+    #: In-dialog re-INVITEs and UPDATEs being answered, with their tasks.
+    reoffers: dict[ServerTransaction, asyncio.Task[None]] = field(default_factory=dict)
+    #: What the INVITE said about the caller (for logs and the admin session list).
+    info: CallInfo | None = None
+    #: Clock time the 2xx was first sent (0 until then).
+    answered: float = 0.0
+
+    @property
+    def log_extra(self) -> dict[str, object]:
+        """``extra`` fields of every log line about this call."""
+        return {"call_id": self.call_id}
+
+
+class UserAgent:
+    """Transaction user for the MF. Construct with its collaborators; see the module doc."""
+
+    def __init__(
+        self,
+        config: UserAgentConfig,
+        *,
+        clock: Clock,
+        timers: TimerConfig,
+        sessions: SessionFactory,
+        sender: UaTransport,
+        observe_setup: Callable[[float], None] | None = None,
+        observe_duration: Callable[[float], None] | None = None,
+    ) -> None:
+        self._cfg = config
+        self._clock = clock
+        self._timers = timers
+        self._sessions = sessions
+        self._sender = sender
+        self._calls: dict[DialogId, Call] = {}
+        self._pending: dict[int, Call] = {}  # id(invite server transaction) -> call
+        # Strong references: the event loop keeps only weak ones to running tasks.
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.draining = False
+        self.stats: dict[str, int] = {
+            "calls_started": 0,
+            "calls_answered": 0,
+            "calls_failed": 0,
+            "calls_ended": 0,
+        }
+        #: Calls ended, by :func:`end_reason_label`; ``failure_reasons`` holds the failures.
+        self.end_reasons: Counter[str] = Counter()
+        self.failure_reasons: Counter[str] = Counter()
+        #: 2xx responses re-sent while waiting for their ACK (RFC 3261 13.3.1.4).
+        self.ok_retransmissions = 0
+        self._observe_setup = observe_setup
+        self._observe_duration = observe_duration
+        self.on_call_ended: Callable[[Call], None] | None = None
+
+    # ------------------------------------------------------------------ introspection
+
+    @property
+    def active_calls(self) -> int:
+        return len(self._calls)
+
+    @property
+    def pending_invites(self) -> int:
+        return len(self._pending)
+
+    def calls(self) -> list[Call]:
+        """The established calls (their 2xx was sent)."""
+        return list(self._calls.values())
+
+    def pending_calls(self) -> list[Call]:
+        """The calls whose INVITE is not answered yet."""
+        return list(self._pending.values())
+
+    # ------------------------------------------------------------------ TU interface
+
+    def on_request(self, tx: ServerTransaction, request: Request) -> None:
+        try:
+            validate_request(request, supported=frozenset({"timer"}))
+            self._dispatch(tx, request)
+        except SipError as err:
+            self._reject(tx, request, err)
+
+    def on_ack(self, request: Request, source: Peer) -> None:
+        try:
+            did = dialog_id_of(request)
+            seq = parse_cseq(request.headers.get("CSeq") or "").seq
+        except SipError:
+            return  # a malformed ACK is dropped, never answered (RFC 3261 17)
+        call = self._calls.get(did) if did is not None else None
+        if call is None or call.ended or call.ok is None:
+            return
+        if seq != _cseq_number(call.ok):
+            return  # a late ACK for an earlier INVITE of the dialog (RFC 3261 13.2.2.4)
+        for handle in (call.ok_timer, call.ack_timer):
+            if handle is not None:
+                handle.cancel()
+        call.ok_timer = call.ack_timer = None
+        call.confirmed = True
+
+    def on_cancel(self, invite_tx: ServerTransaction, cancel: Request) -> None:
+        call = self._pending.pop(id(invite_tx), None)
+        if call is None:
+            return
+        if invite_tx.final_response is None:
+            invite_tx.respond(
+                make_response(invite_tx.request, 487, to_tag=call.local_tag, headers=self._server())
+            )
+        self._finish(call, "cancelled", send_bye=False)
+
+    def on_response(self, tx: ClientTransaction, response: Response) -> None:
+        if response.status < 200:
+            return
+        call = self._calls.get(self._client_dialog(tx))
+        if call is None:
+            return
+        method = tx.request.method
+        if method == "UPDATE" and response.status in (408, 481):
+            # RFC 4028 10: a refresh that fails this way ends the session. After a 481 the UE
+            # has no such dialog (RFC 3261 12.2.1.2, RFC 5057 5.1): a BYE would get 481 too.
+            self._finish(
+                call, f"refresh failed ({response.status})", send_bye=response.status == 408
+            )
+
+    def on_transaction_timeout(self, tx: ServerTransaction | ClientTransaction) -> None:
+        if isinstance(tx, ClientTransaction) and tx.request.method == "UPDATE":
+            call = self._calls.get(self._client_dialog(tx))
+            if call is not None:
+                self._finish(call, "refresh timed out", send_bye=True)
+
+    def on_transport_error(self, tx: ServerTransaction | ClientTransaction) -> None:
+        log.info(
+            "transport error on %s transaction",
+            tx.request.method,
+            extra={"call_id": tx.request.headers.get("Call-ID") or ""},
+        )
+        if isinstance(tx, ServerTransaction) and tx.state is State.TERMINATED:
+            # The INVITE transaction is gone (RFC 3261 17.2.1 Figure 7: a transport error in
+            # Proceeding terminates it): nobody can be answered, release the call now.
+            call = self._pending.get(id(tx))
+            if call is not None:
+                self._finish(call, "transport error", send_bye=False)
+
+    # ------------------------------------------------------------------ dispatch
+
+    def _dispatch(self, tx: ServerTransaction, request: Request) -> None:
+        method = request.method
+        if method == "OPTIONS":
+            self._options(tx, request)
+            return
+        if method not in ALLOWED_METHODS:
+            self._not_handled(request)  # RFC 3261 8.2.1, before any dialog matching
+        did = dialog_id_of(request)
+        if did is None:
+            if method == "INVITE":
+                self._initial_invite(tx, request)
+                return
+            raise SipError(481)  # BYE, UPDATE outside a dialog
+        call = self._calls.get(did)
+        if call is None or call.dialog is None:
+            raise SipError(481)
+        call.dialog = call.dialog.receive(request)
+        if method == "BYE":
+            tx.respond(self._response(request, 200, call))
+            self._finish(call, "bye", send_bye=False)
+        elif method in ("INVITE", "UPDATE"):
+            self._reoffer(tx, request, call)
+        else:
+            self._not_handled(request)
+
+    def _not_handled(self, request: Request) -> NoReturn:
+        if request.method in KNOWN_METHODS:
+            raise SipError(405, headers=(("Allow", ALLOW),))
+        raise SipError(501, headers=(("Allow", ALLOW),))
+
+    def _reject(
+        self, tx: ServerTransaction, request: Request, err: SipError, to_tag: str | None = None
+    ) -> None:
+        if request.method == "ACK":
+            return
+        if not _answerable(tx):
+            return
+        if to_tag is None:
+            call = self._pending.get(id(tx))
+            to_tag = call.local_tag if call is not None else new_tag()
+        response = response_for_error(request, err, to_tag)
+        tx.respond(response.with_headers(response.headers.add("Server", self._cfg.user_agent)))
+        if err.status >= 500:
+            log.info(
+                "%s rejected %d %s",
+                request.method,
+                err.status,
+                err.reason,
+                extra={
+                    "call_id": request.headers.get("Call-ID") or "",
+                    "source": f"{tx.source.host}:{tx.source.port}",
+                },
+            )
+
+    def _server(self) -> list[tuple[str, str]]:
+        return [("Server", self._cfg.user_agent)]
+
+    def _options(self, tx: ServerTransaction, request: Request) -> None:
+        headers = [("Allow", ALLOW), ("Accept", ACCEPT), ("Supported", SUPPORTED)]
+        if self.draining:
+            raise SipError(503, "Draining", headers=(("Retry-After", str(self._cfg.retry_after)),))
+        tx.respond(make_response(request, 200, to_tag=new_tag(), headers=headers + self._server()))
+
+    # ------------------------------------------------------------------ INVITE
+
+    def _initial_invite(self, tx: ServerTransaction, request: Request) -> None:
+        retry = (("Retry-After", str(self._cfg.retry_after)),)
+        if self.draining:
+            raise SipError(503, "Draining", headers=retry)
+        if len(self._calls) + len(self._pending) >= self._cfg.max_dialogs:
+            raise SipError(503, "Too Many Calls", headers=retry)
+        se, refresher = self._negotiate_timer(request)
+        call_id = request.headers.get("Call-ID") or ""
+        call = Call(
+            local_tag=new_tag(),
+            call_id=call_id,
+            peer=tx.source,
+            invite_tx=tx,
+            created=self._clock.now(),
+            session_expires=se,
+            refresher=refresher,
+        )
+        call.dialog = Dialog.from_request(request, call.local_tag)
+        tx.local_tag = call.local_tag  # a CANCEL's 200 carries it too (RFC 3261 9.2)
+        self._pending[id(tx)] = call
+        self.stats["calls_started"] += 1
+        info = call.info = self._call_info(request, tx.source)
+        log.debug(
+            "call %s: INVITE from %s to %s",
+            call_id,
+            info.identity,
+            info.request_uri,
+            extra={
+                **call.log_extra,
+                "source": f"{tx.source.host}:{tx.source.port}",
+                "transport": tx.source.transport,
+            },
+        )
+        call.task = self._spawn(self._answer(tx, request, call, info))
+
+    def _negotiate_timer(self, request: Request) -> tuple[int, str]:
+        """RFC 4028 9: choose Session-Expires and the refresher for the 2xx."""
+        value = request.headers.get("Session-Expires")
+        supported = {t.strip().lower() for t in request.headers.get_list("Supported")}
+        se = self._cfg.session_expires
+        refresher = "uac" if "timer" in supported else "uas"
+        floor = 0  # RFC 4028 9: never below the request's Min-SE
+        with contextlib.suppress(ValueError):
+            floor = int((request.headers.get("Min-SE") or "0").partition(";")[0].strip())
+        if value is not None:
+            head, _, params = value.partition(";")
+            try:
+                asked = int(head.strip())
+            except ValueError:
+                raise SipError(400, "Bad Session-Expires") from None
+            if asked < self._cfg.min_se:
+                raise SipError(422, headers=(("Min-SE", str(self._cfg.min_se)),))
+            se = min(asked, se) if se else asked
+            for param in params.split(";"):
+                name, _, val = param.partition("=")
+                if name.strip().lower() == "refresher" and val.strip().lower() in ("uac", "uas"):
+                    refresher = val.strip().lower()
+            if refresher == "uac" and "timer" not in supported:
+                refresher = "uas"
+        if se:
+            se = max(se, floor)
+        return se, refresher
+
+    def _call_info(self, request: Request, source: Peer) -> CallInfo:
+        headers = request.headers
+        frm = parse_name_addr(headers.get("From") or "")
+        to = parse_name_addr(headers.get("To") or "")
+        pai = headers.get_list("P-Asserted-Identity")
+        identity = parse_name_addr(pai[0]).uri if pai else frm.uri
+        contacts = headers.get_list("Contact")
+        return CallInfo(
+            call_id=headers.get("Call-ID") or "",
+            request_uri=request.uri,
+            from_uri=frm.uri,
+            to_uri=to.uri,
+            identity=identity,
+            contact=contacts[0] if contacts else "",
+            source_host=source.host,
+        )
+
+    async def _answer(
+        self, tx: ServerTransaction, request: Request, call: Call, info: CallInfo
+    ) -> None:
+        try:
+            if self._cfg.answer_delay > 0:
+                await self._sleep(self._cfg.answer_delay)
+                if call.ended:
+                    return
+            media = await self._sessions.create(
+                info, request.body, lambda reason: self._media_failed(call, reason)
+            )
+        except SipError as err:
+            if not call.ended:
+                self.stats["calls_failed"] += 1
+                self._finish(call, f"refused {err.status}", send_bye=False, error=err)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception(
+                "media session creation failed for %s", call.call_id, extra=call.log_extra
+            )
+            if not call.ended:
+                self.stats["calls_failed"] += 1
+                error = SipError(500, "Media Setup Failed")
+                self._finish(call, "media setup failed", send_bye=False, error=error)
+            return
+        if call.ended or not _answerable(tx):
+            # CANCELled (or the transaction failed) while the media was being set up.
+            self._finish(call, "INVITE transaction ended", send_bye=False)
+            await self._close_media(call, media)
+            return
+        self._pending.pop(id(tx), None)
+        call.media = media
+        assert call.dialog is not None
+        self._calls[call.dialog.id] = call
+        call.invite_tx = None
+        ok = self._response(request, 200, call, body=media.local_sdp)
+        self.stats["calls_answered"] += 1
+        call.answered = now = self._clock.now()
+        self._send_ok(call, tx, ok)
+        self._arm_session_timer(call)
+        setup = now - call.created
+        if self._observe_setup is not None:
+            self._observe_setup(setup)
+        log.info(
+            "call %s answered in %.0f ms",
+            call.call_id,
+            setup * 1000,
+            extra={**call.log_extra, "setup_ms": round(setup * 1000, 1)},
+        )
+
+    async def _sleep(self, delay: float) -> None:
+        """Wait ``delay`` seconds on the injected clock (a fake clock makes it instant)."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def wake() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        handle = self._clock.call_later(delay, wake)
+        try:
+            await done
+        finally:
+            handle.cancel()
+
+    def _response(
+        self, request: Request, status: int, call: Call, *, body: bytes = b""
+    ) -> Response:
+        headers: list[tuple[str, str]] = []
+        if request.method == "INVITE" and 200 <= status < 300:
+            # RFC 3261 12.1.1: every Record-Route of the request, in order, into the 2xx (the
+            # UE builds its route set from them; without them its ACK and BYE skip the proxy).
+            headers.extend(("Record-Route", rr) for rr in request.headers.get_all("Record-Route"))
+        headers += [
+            ("Contact", self._contact(call.peer)),
+            ("Allow", ALLOW),
+            ("Supported", SUPPORTED),
+        ]
+        if request.method in ("INVITE", "UPDATE") and status == 200 and call.session_expires:
+            headers.append(
+                ("Session-Expires", f"{call.session_expires};refresher={call.refresher}")
+            )
+            # RFC 4028 9: MUST with refresher=uac, SHOULD whenever the UAC supports timer.
+            if call.refresher == "uac" or _supports_timer(request):
+                headers.append(("Require", "timer"))
+        headers.extend(self._server())
+        return make_response(
+            request,
+            status,
+            to_tag=call.local_tag,
+            headers=headers,
+            body=body,
+            content_type="application/sdp" if body else None,
+        )
+
+    def _send_ok(self, call: Call, tx: ServerTransaction, ok: Response) -> None:
+        """Send the 2xx to an INVITE and keep it until its ACK (RFC 3261 13.3.1.4).
+
+        It is retransmitted at T1, 2T1, 4T1 ... capped at T2, whatever the transport ("even
+        if the transport at the UAS is reliable": hops further on may be UDP); 64*T1 after it
+        without the ACK the session is ended with BYE.
+        """
+        call.ok, call.ok_peer, call.confirmed = ok, tx.source, False
+        tx.respond(ok)
+        t1 = self._timers.t1
+        call.ok_interval = t1
+        call.ok_deadline = self._clock.now() + 64 * t1
+        call.ok_timer = self._clock.call_later(t1, lambda: self._resend_ok(call))
+        call.ack_timer = self._clock.call_later(64 * t1, lambda: self._ack_timeout(call))
+
+    def _resend_ok(self, call: Call) -> None:
+        call.ok_timer = None
+        if call.ended or call.confirmed or call.ok is None:
+            return
+        self._sender.send_response(call.ok, call.ok_peer or call.peer)
+        self.ok_retransmissions += 1
+        call.ok_interval = min(call.ok_interval * 2, self._timers.t2)
+        call.ok_timer = self._clock.call_later(call.ok_interval, lambda: self._resend_ok(call))
+
+    def _ack_timeout(self, call: Call) -> None:
+        call.ack_timer = None
+        if not call.ended and not call.confirmed:
+            self._finish(call, "no ACK", send_bye=True)
+
+    def _reoffer(self, tx: ServerTransaction, request: Request, call: Call) -> None:
+        is_invite = request.method == "INVITE"
+        offer_pending = call.reinvite_pending or call.update_pending
+        # RFC 3261 14.2: an INVITE overlapping another INVITE of the dialog (not yet answered,
+        # or its 2xx not yet ACKed) gets 500 with a random Retry-After of 0-10 s; RFC 3311
+        # 5.2: so does an UPDATE offer while an offer received is unanswered. (491 is for
+        # glare with an offer the MF sent; its refresh UPDATEs carry none.)
+        if (is_invite and (offer_pending or not call.confirmed)) or (
+            not is_invite and request.body and offer_pending
+        ):
+            raise SipError(500, headers=(("Retry-After", str(secrets.randbelow(11))),))
+        # Negotiated first: a 422 must leave the media untouched.
+        timer = self._negotiate_timer(request)
+        if is_invite:
+            call.reinvite_pending = True
+        elif request.body:
+            call.update_pending = True
+        call.reoffers[tx] = self._spawn(self._answer_reoffer(tx, request, call, timer))
+
+    async def _answer_reoffer(
+        self, tx: ServerTransaction, request: Request, call: Call, timer: tuple[int, str]
+    ) -> None:
+        is_invite = request.method == "INVITE"
+        try:
+            try:
+                if call.media is None:
+                    raise SipError(500, "No media session")
+                if request.body:
+                    answer = await call.media.renegotiate(request.body)
+                else:
+                    answer = b"" if not is_invite else call.media.local_sdp
+            except SipError as err:
+                self._reject(tx, request, err)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("renegotiation failed for %s", call.call_id, extra=call.log_extra)
+                self._reject(tx, request, SipError(500, "Renegotiation Failed"))
+                return
+            if call.ended or not _answerable(tx):
+                self._reject(tx, request, SipError(481))
+                return
+            call.session_expires, call.refresher = timer
+            ok = self._response(request, 200, call, body=answer)
+            if is_invite:
+                for handle in (call.ok_timer, call.ack_timer):
+                    if handle is not None:
+                        handle.cancel()
+                self._send_ok(call, tx, ok)
+            else:
+                tx.respond(ok)
+            self._arm_session_timer(call)
+        finally:
+            if call.reoffers.get(tx) is asyncio.current_task():
+                del call.reoffers[tx]
+            if is_invite:
+                call.reinvite_pending = False
+            elif request.body:
+                call.update_pending = False
+
+    # ------------------------------------------------------------------ session timers
+
+    def _arm_session_timer(self, call: Call) -> None:
+        for handle in (call.expiry_timer, call.refresh_timer):
+            if handle is not None:
+                handle.cancel()
+        call.expiry_timer = call.refresh_timer = None
+        se = call.session_expires
+        if not se:
+            return
+        if call.refresher == "uac":
+            # RFC 4028 10: BYE before expiry if no refresh came: SE - min(32, SE/3).
+            delay = se - min(32, se / 3)
+            call.expiry_timer = self._clock.call_later(
+                delay, lambda: self._finish(call, "session expired", send_bye=True)
+            )
+        else:
+            call.refresh_timer = self._clock.call_later(se / 2, lambda: self._refresh(call))
+
+    def _refresh(self, call: Call) -> None:
+        call.refresh_timer = None
+        if call.ended:
+            return
+        self._send_in_dialog(
+            call,
+            "UPDATE",
+            # RFC 4028 7.4: the parameter names the refresher relative to this request, whose
+            # UAC is the MF: "uac" keeps the MF the refresher ("uas" would hand it to the UE).
+            (("Session-Expires", f"{call.session_expires};refresher=uac"), ("Supported", "timer")),
+        )
+        call.refresh_timer = self._clock.call_later(
+            call.session_expires / 2, lambda: self._refresh(call)
+        )
+
+    # ------------------------------------------------------------------ ending calls
+
+    def _media_failed(self, call: Call, reason: str) -> None:
+        log.info("call %s media failed: %s", call.call_id, reason, extra=call.log_extra)
+        if not call.ended:
+            error = SipError(500, "Media Setup Failed")
+            self._finish(call, f"media failed: {reason}", send_bye=True, error=error)
+
+    def drop(self, call: Call, reason: str = "dropped") -> None:
+        """End a call: BYE when established, 503 to its INVITE when still pending (operator
+        action, drain timeout)."""
+        self._finish(call, reason, send_bye=True, error=SipError(503))
+
+    def _finish(
+        self, call: Call, reason: str, *, send_bye: bool, error: SipError | None = None
+    ) -> None:
+        """End ``call`` once: timers off, pending requests answered, BYE if asked and the call
+        was established, media closed, counters and ``on_call_ended``.
+
+        An INVITE still unanswered gets ``error`` (default 500): its transaction has no timer
+        in Proceeding, so without an answer it and the UAC would wait forever.
+        """
+        if call.ended:
+            return
+        call.ended = True
+        call.end_reason = reason
+        for handle in (call.ok_timer, call.ack_timer, call.expiry_timer, call.refresh_timer):
+            if handle is not None:
+                handle.cancel()
+        call.ok_timer = call.ack_timer = call.expiry_timer = call.refresh_timer = None
+        current = asyncio.current_task()
+        tx = call.invite_tx
+        if tx is not None:
+            self._pending.pop(id(tx), None)
+            self._reject(tx, tx.request, error or SipError(500), call.local_tag)
+        # RFC 3261 15.1.2: requests still pending in the dialog are answered, 487 recommended.
+        for pending_tx, reoffer_task in list(call.reoffers.items()):
+            self._reject(pending_tx, pending_tx.request, SipError(487))
+            if reoffer_task is not current:
+                reoffer_task.cancel()
+        call.reoffers.clear()
+        established = call.dialog is not None and self._calls.get(call.dialog.id) is call
+        if established and call.dialog is not None:
+            del self._calls[call.dialog.id]
+            if send_bye:
+                self._send_in_dialog(call, "BYE", (("Reason", f'SIP;text="{reason}"'),))
+        task, call.task = call.task, None
+        if task is not None and not task.done() and call.media is None and task is not current:
+            task.cancel()
+        if call.media is not None:
+            media, call.media = call.media, None
+            self._spawn(self._close_media(call, media))
+        self.stats["calls_ended"] += 1
+        label = end_reason_label(reason)
+        self.end_reasons[label] += 1
+        if is_failure(label):
+            self.failure_reasons[label] += 1
+        extra: dict[str, object] = {**call.log_extra, "reason": label}
+        if call.answered:
+            duration = self._clock.now() - call.answered
+            extra["duration_s"] = round(duration, 3)
+            if self._observe_duration is not None:
+                self._observe_duration(duration)
+        log.info("call %s ended: %s", call.call_id, reason, extra=extra)
+        if self.on_call_ended is not None:
+            self.on_call_ended(call)
+
+    def _send_in_dialog(
+        self, call: Call, method: str, headers: tuple[tuple[str, str], ...]
+    ) -> None:
+        if call.dialog is None:
+            return
+        peer = self._destination(call)
+        dialog, request = call.dialog.next_request(
+            method, contact=self._contact(call.peer), headers=(*headers, *self._server_ua())
+        )
+        call.dialog = dialog
+        port = self._sender.local_port(peer.transport)
+        via = (
+            f"SIP/2.0/{peer.transport.upper()} {self._cfg.host}:{port};branch={new_branch()};rport"
+        )
+        request = request.with_headers(request.headers.prepend("Via", via))
+        try:
+            self._sender.send_request(request, peer)
+        except Exception:
+            log.exception(
+                "could not send %s for call %s", method, call.call_id, extra=call.log_extra
+            )
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _close_media(self, call: Call, media: MediaSession) -> None:
+        try:
+            await media.close()
+        except Exception:
+            log.exception("closing the media of %s failed", call.call_id, extra=call.log_extra)
+
+    def _server_ua(self) -> tuple[tuple[str, str], ...]:
+        return (("User-Agent", self._cfg.user_agent),)
+
+    def _destination(self, call: Call) -> Peer:
+        assert call.dialog is not None
+        hop = call.dialog.first_hop()
+        with contextlib.suppress(SipError):
+            uri = parse_uri(hop)
+            if isinstance(uri, SipUri):
+                transport = (uri.transport or call.peer.transport).lower()
+                port = uri.port or (5061 if uri.scheme == "sips" else 5060)
+                host = uri.host.strip("[]")
+                same = transport == call.peer.transport and call.peer.reliable
+                return Peer(transport, host, port, call.peer.connection_id if same else None)
+        return call.peer
+
+    def _contact(self, peer: Peer) -> str:
+        port = self._sender.local_port(peer.transport)
+        host = self._cfg.host
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"<sip:mf@{host}:{port};transport={peer.transport}>"
+
+    def _client_dialog(self, tx: ClientTransaction) -> DialogId:
+        request = tx.request
+        frm = parse_name_addr(request.headers.get("From") or "")
+        to = parse_name_addr(request.headers.get("To") or "")
+        return (request.headers.get("Call-ID") or "", frm.tag or "", to.tag or "")
+
+    async def close_all(self, reason: str) -> None:
+        """End every call with BYE and release its media (shutdown)."""
+        for call in list(self._calls.values()):
+            self._finish(call, reason, send_bye=True)
+        for call in list(self._pending.values()):
+            self._finish(call, reason, send_bye=False, error=SipError(503))
+
+
+def _answerable(tx: ServerTransaction) -> bool:
+    """The transaction can still take a final response from the TU."""
+    return tx.alive and tx.state is not State.TERMINATED and tx.final_response is None
+
+
+def _cseq_number(message: Request | Response) -> int:
+    try:
+        return parse_cseq(message.headers.get("CSeq") or "").seq
+    except SipError:
+        return -1
+
+
+def _supports_timer(request: Request) -> bool:
+    return "timer" in {t.strip().lower() for t in request.headers.get_list("Supported")}
