@@ -36,3 +36,19 @@ class LoopClock:
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle:
         return self._loop.call_later(max(0.0, delay), callback)
+
+
+async def sleep(clock: Clock, delay: float) -> None:
+    """Wait ``delay`` seconds of ``clock`` time (a fake clock's ``advance`` ends it)."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not done.done():
+            done.set_result(None)
+
+    handle = clock.call_later(delay, wake)
+    try:
+        await done
+    finally:
+        handle.cancel()

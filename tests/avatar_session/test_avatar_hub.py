@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 
 from avatar_mf.arf.units import BlendshapeUnit, ConfigUnit, decode_unit, encode_unit
-from avatar_mf.avatar_session.hub import ANIMATION, METADATA, AvatarHub
+from avatar_mf.avatar_session.hub import ANIMATION, METADATA, AvatarHub, ConfiguredStage
 from avatar_mf.channels.base import ChannelService
 from avatar_mf.pipeline.executor import StageExecutor
+from avatar_mf.pipeline.stage import StageContext
 from avatar_mf.protocol.metadata import (
     AvatarSelect,
     Hello,
@@ -24,6 +25,8 @@ from avatar_mf.protocol.metadata import (
 )
 from avatar_mf.protocol.transfer import TransferDone, TransferReceiver
 from avatar_mf.stages.animation_data import AnimationPlan, TimedUnit
+from avatar_mf.stages.animation_data.speech_stage import TextSpeechStage
+from avatar_mf.stages.scene.stage import RoomScenes
 from avatar_mf.storage import Authorizer, AvatarCache, MemoryStore
 from avatar_mf.testing.channels import RecordingChannel, channel_info
 from avatar_mf.testing.clock import FakeClock
@@ -80,6 +83,9 @@ class FakeSource:
             units.append(TimedUnit(i / rate, encode_unit(BlendshapeUnit.dense(ts, (i / n,)))))
         return AnimationPlan(tuple(units), duration=1.0)
 
+    def open(self, context: StageContext) -> TextSpeechStage:
+        return TextSpeechStage(self, context)
+
 
 class Ue:
     """One call: its channels and services as the hub sees them."""
@@ -118,14 +124,16 @@ def store() -> MemoryStore:
 
 
 def make_hub(store: MemoryStore, clock: FakeClock, source: FakeSource | None = None) -> AvatarHub:
+    stages = [ConfiguredStage("scene", "list", RoomScenes(ListScene))]
+    if source is not None:
+        stages.insert(0, ConfiguredStage("animation_data", "fake", source))
     return AvatarHub(
         clock=clock,
         executor=StageExecutor(workers=1),
-        scene_factory=ListScene,
+        stages=stages,
         store=store,
         authorizer=Authorizer(store, FakeClock(start=time.time())),
         cache=AvatarCache(store, clock),
-        animation_source=source,
     )
 
 
@@ -188,13 +196,18 @@ async def test_join_and_leave_are_announced_and_scene_follows(store: MemoryStore
     assert [m["participantId"] for m in a.of_type(":participant:joined")] == ["p2"]
     assert [m["participantId"] for m in b.of_type(":participant:joined")] == ["p1"]
     b.send(SceneGet(id="s1"))
+    await settle()
     scene = b.of_type(":scene:description")[0]
     assert set(scene["document"]["participants"]) == {"p1", "p2"}
     b.hang_up()
     assert [m["participantId"] for m in a.of_type(":participant:left")] == ["p2"]
     assert hub.session_count == 1
+    await hub.aclose()  # b's leaving ran through the scene stage: a got the change
+    updates = a.of_type(":scene:updated")
+    assert updates[-1]["operations"] == [{"op": "remove", "path": "/participants/p2"}]
     a.hang_up()
     assert hub.session_count == 0 and len(hub.rooms) == 0
+    await hub.aclose()
 
 
 async def test_selecting_someone_elses_avatar_is_refused(store: MemoryStore) -> None:
@@ -245,14 +258,17 @@ async def test_text_becomes_paced_units_for_the_others(store: MemoryStore) -> No
     await settle(lambda: len(b.anim.sent) >= 2)
     assert len(b.anim.sent) == 2  # CONFIG and the unit due at t=0
     clock.advance(0.5)
+    await settle()
     assert 15 <= len(b.anim.sent) <= 17  # paced in real time, not sent in a burst
     clock.advance(1.0)
+    await settle()
     units = [decode_unit(u) for u in b.anim.sent]
     assert isinstance(units[0], ConfigUnit)
     assert len(units) == 31
     a.send(AnimationText(id="t2", text="again", language="en"))
     await settle(lambda: len(source.calls) == 2 and len(b.anim.sent) > 31)
     clock.advance(2.0)
+    await settle()
     units = [decode_unit(u) for u in b.anim.sent]
     assert sum(isinstance(u, ConfigUnit) for u in units) == 1  # one stream, one CONFIG
     stamps = [u.timestamp for u in units[1:]]

@@ -8,15 +8,12 @@ a service: bad input becomes an ``error`` message on the call's metadata channel
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from avatar_mf.arf.units import ArfDecodeError, ConfigUnit, decode_unit
+from avatar_mf.avatar_session.session import AvatarSession
 from avatar_mf.channels.base import ChannelContext
 from avatar_mf.protocol.metadata import MetadataError, parse_message
 from avatar_mf.protocol.names import ErrorCode
-
-if TYPE_CHECKING:
-    from avatar_mf.avatar_session.session import AvatarSession
 
 log = logging.getLogger(__name__)
 

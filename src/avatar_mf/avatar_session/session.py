@@ -1,61 +1,56 @@
-"""One call's avatar session: its channels, its room membership, and the call flow of
-TR 26.813 as the MF serves it (docs/protocol.md has the messages):
+"""One call's avatar session: its channels in, frames through its pipeline, frames out to the
+room (TR 26.813 call flow as the MF serves it; docs/protocol.md has the messages):
 
 - A.1 / hello: the UE says what it does; the MF answers ``capabilities`` (who does D.1, D.3,
   D.4).
 - D.1.3 / D.2: ``avatar select`` is authorised against the avatar storage (TS 22.156: owner or
   grantee, time-bound, allow-listed parties); the avatar is loaded once through the cache and
   offered to every other participant as a chunked transfer with a SHA-256 digest. A UE can also
-  upload its own base avatar (a transfer towards the MF): it is validated and stored for it.
-- D.3 network-centric: ``text`` becomes animation units through the animation-data stage (in
-  the stage executor) and is paced in real time to the other participants. UE-centric: units
-  arriving on the UE's animation channel are relayed unchanged.
-- B / C: ``scene get`` and ``scene update`` (JSON Patch) against the room's scene.
+  upload its own base avatar (a transfer towards the MF, validated by the pipeline's upload
+  validation stage) or ask the network to generate one (``avatar generate``, the base-avatar
+  stage); either is stored for it and delivered like a selected one.
+- D.3: UE-centric units arriving on the UE's animation channel and units an animation-data
+  stage makes from the UE's ``text`` go through the pipeline to the other participants.
+- B / C: ``scene get`` and ``scene update`` (JSON Patch) go to the scene stage; changes are
+  fanned out to the room.
 
-Every failure becomes an ``error`` (or ``avatar refused`` / ``transfer failed``) message on the
-metadata channel; the session and the call go on. The hub counts them for ``/metrics``: every
-``error`` reply by code, and stage failures by stage and kind. Log lines carry ``call_id``,
-``session_id`` (the participant id) and ``room``.
+The session never calls a stage: it adapts what arrives into frames
+(:mod:`avatar_mf.pipeline.frames`), pushes them into its
+:class:`~avatar_mf.pipeline.runner.SessionPipeline`, and routes what comes out in
+:meth:`AvatarSession.deliver`. Every failure becomes an ``error`` (or ``avatar refused`` /
+``transfer failed``) message on the metadata channel; the session and the call go on. Log
+lines carry ``call_id``, ``session_id`` (the participant id) and ``room``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections import deque
-from collections.abc import Coroutine
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections import Counter
+from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
-from avatar_mf.arf.units import ArfDecodeError, ConfigUnit, decode_unit
 from avatar_mf.channels.base import ChannelContext, ChannelInfo
-from avatar_mf.clock import TimerHandle
-from avatar_mf.pipeline.frames import AnimationUnitFrame
-from avatar_mf.protocol.metadata import (
-    AnimationResumed,
-    AnimationStart,
-    AnimationStop,
-    AnimationStopped,
-    AnimationText,
-    AvatarRefused,
-    AvatarSelect,
-    AvatarSelected,
-    ErrorMessage,
-    Hello,
-    Message,
-    MetadataError,
-    Scene,
-    SceneGet,
-    SceneUpdate,
-    TransferAccept,
-    TransferComplete,
-    TransferFailed,
-    TransferOffer,
-    dump_message,
-    error_for,
-    new_message_id,
+from avatar_mf.clock import Clock, sleep
+from avatar_mf.pipeline.frames import (
+    AnimationUnitFrame,
+    AvatarUpload,
+    BaseAvatarFrame,
+    Frame,
+    GenerateAvatar,
+    ParticipantJoined,
+    ParticipantLeft,
+    SceneFrame,
+    ScenePatchFrame,
+    SceneQuery,
+    SceneSnapshot,
+    StageError,
+    TextInput,
 )
+from avatar_mf.pipeline.runner import SessionPipeline
+from avatar_mf.pipeline.stage import StageContext
+from avatar_mf.protocol import metadata as md
 from avatar_mf.protocol.names import ErrorCode
 from avatar_mf.protocol.transfer import (
     ChunkError,
@@ -67,12 +62,9 @@ from avatar_mf.protocol.transfer import (
     TransferSender,
     parse_chunk,
 )
-from avatar_mf.rooms.relay import Outlet
+from avatar_mf.rooms.relay import Outlet, RelayMetrics
 from avatar_mf.rooms.rooms import Participant
-from avatar_mf.stages.animation_data import AnimationPlan
-
-if TYPE_CHECKING:
-    from avatar_mf.avatar_session.hub import AvatarHub
+from avatar_mf.storage import Authorizer, AvatarCache, AvatarRepository
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +79,50 @@ class AvatarSettings:
     #: Chunks are sent while the channel buffers less than this many bytes.
     high_water: int = 256 * 1024
     retry_interval: float = 0.005
+    #: Base avatar container types the MF accepts and delivers.
+    avatar_formats: tuple[str, ...] = ("application/vnd.arf+zip", "model/gltf-binary")
+
+
+@dataclass
+class SessionStats:
+    """Node-wide counters of the avatar sessions, read by ``/metrics``."""
+
+    #: ``error`` messages sent to UEs, by code.
+    error_replies: Counter[str] = field(default_factory=Counter)
+    #: Failures outside the stages, by (where, kind): ("session", "internal").
+    session_errors: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+
+class SessionDirectory(Protocol):
+    """The other sessions of a session's room (the hub implements it)."""
+
+    def others(self, session: AvatarSession) -> Iterable[AvatarSession]: ...
+
+    def release(self, session: AvatarSession) -> None:
+        """The session's last channel closed."""
+        ...
+
+
+#: Builds a session's pipeline: the stages opened for its context, delivering to ``sink``.
+PipelineFactory = Callable[[StageContext, Callable[[Frame], None]], SessionPipeline]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionDeps:
+    """Everything a session uses, given by the hub (constructor injection, no hub reach-in)."""
+
+    clock: Clock
+    settings: AvatarSettings
+    directory: SessionDirectory
+    make_pipeline: PipelineFactory
+    executor: Any
+    stats: SessionStats
+    relay_metrics: RelayMetrics
+    #: Answers a hello: the capabilities reply (negotiated placement of each function).
+    capabilities: Callable[[AvatarSession, md.Hello], md.Capabilities]
+    store: AvatarRepository | None = None
+    authorizer: Authorizer | None = None
+    cache: AvatarCache | None = None
 
 
 @dataclass(eq=False)
@@ -96,89 +132,39 @@ class _Outgoing:
     task: asyncio.Task[None] | None = None
 
 
-class _Speaker:
-    """Paces planned animation units in real time on the hub's clock."""
-
-    def __init__(self, session: AvatarSession) -> None:
-        self._session = session
-        self._clock = session.hub.clock
-        self._plans: deque[AnimationPlan] = deque()
-        self._plan: AnimationPlan | None = None
-        self._index = 0
-        self._t0 = 0.0
-        self._timer: TimerHandle | None = None
-        self.config_sent = False
-        self.units_sent = 0
-
-    @property
-    def busy(self) -> bool:
-        return self._plan is not None or bool(self._plans)
-
-    def enqueue(self, plan: AnimationPlan) -> None:
-        self._plans.append(plan)
-        if self._plan is None:
-            self._next_plan()
-
-    def _next_plan(self) -> None:
-        if not self._plans:
-            self._plan = None
-            return
-        self._plan = self._plans.popleft()
-        self._index = 0
-        self._t0 = self._clock.now()
-        self._fire()
-
-    def _fire(self) -> None:
-        self._timer = None
-        plan = self._plan
-        if plan is None:
-            return
-        elapsed = self._clock.now() - self._t0
-        units = plan.units
-        while self._index < len(units) and units[self._index].at <= elapsed + 1e-9:
-            unit = units[self._index]
-            self._index += 1
-            if unit.is_config:
-                if self.config_sent:
-                    continue
-                self.config_sent = True
-            self._session.publish_generated(unit.unit, is_config=unit.is_config, at=unit.at)
-            self.units_sent += 1
-        if self._index < len(units):
-            delay = units[self._index].at - (self._clock.now() - self._t0)
-            self._timer = self._clock.call_later(max(0.0, delay), self._fire)
-        else:
-            self._next_plan()
-
-    def stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._plans.clear()
-        self._plan = None
-
-
 class AvatarSession:
-    def __init__(self, hub: AvatarHub, info: ChannelInfo, participant: Participant) -> None:
-        self.hub = hub
-        self.settings = hub.settings
+    def __init__(self, deps: SessionDeps, info: ChannelInfo, participant: Participant) -> None:
+        self.deps = deps
+        self.settings = deps.settings
         self.call_id = info.call_id
         self.identity = info.identity
+        self.info = info
         self.participant = participant
         self.channels: dict[str, ChannelContext] = {}
         self.avatar_id: str | None = None
-        self.hello: Hello | None = None
+        self.hello: md.Hello | None = None
         self._outgoing: dict[str, _Outgoing] = {}
         self._incoming: dict[bytes, TransferReceiver] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._speaker = _Speaker(self)
-        self._next_tick = 0
         self.closed = False
         self.log_extra: dict[str, object] = {
             "call_id": self.call_id,
             "session_id": participant.id,
             "room": participant.room.name,
         }
+        context = StageContext(
+            call_id=self.call_id,
+            participant=participant.id,
+            identity=self.identity,
+            room=participant.room.name,
+            clock=deps.clock,
+            executor=deps.executor,
+            rate=deps.settings.rate,
+            log_extra=self.log_extra,
+        )
+        self.pipeline = deps.make_pipeline(context, self.deliver)
+        self._spawn(self.pipeline.start())
+        self.pipeline.push(ParticipantJoined(participant.id, display_name=self.identity[:1024]))
 
     @property
     def id(self) -> str:
@@ -188,10 +174,10 @@ class AvatarSession:
 
     def attach(self, kind: str, channel: ChannelContext) -> None:
         self.channels[kind] = channel
-        outlet = Outlet(channel.send, channel.buffered_amount, self.hub.relay_metrics)
+        outlet = Outlet(channel.send, channel.buffered_amount, self.deps.relay_metrics)
         if kind == "metadata":
             self.participant.attach_metadata(outlet)
-            self.hub.welcome(self)
+            self._welcome()
         elif kind == "animation":
             self.participant.attach_animation(outlet)
 
@@ -199,24 +185,39 @@ class AvatarSession:
         if self.channels.get(kind) is channel:
             del self.channels[kind]
         if not self.channels:
-            self.hub.release(self)
+            self.deps.directory.release(self)
 
-    def close(self) -> None:
-        """Release everything the session holds (the hub calls it once)."""
-        if self.closed:
-            return
+    def _welcome(self) -> None:
+        """The metadata channel opened: who is already there, and the avatars they selected
+        (D.2 for late joiners)."""
+        for other in self.deps.directory.others(self):
+            self.send(
+                md.ParticipantJoined(
+                    id=md.new_message_id(),
+                    participant_id=other.id,
+                    display_name=other.identity[:1024],
+                    avatar_id=other.avatar_id,
+                )
+            )
+            if other.avatar_id is not None:
+                self.offer_avatar(other.avatar_id)
+
+    def close(self) -> Coroutine[Any, Any, None]:
+        """Release everything the session holds; the returned coroutine closes the pipeline
+        (the participant's leaving runs through it last). The hub calls it once."""
         self.closed = True
-        self._speaker.stop()
         for task in list(self._tasks):
             task.cancel()
         self._tasks.clear()
         self._outgoing.clear()
         self._incoming.clear()
+        return self.pipeline.aclose(final=ParticipantLeft(self.id))
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
+        return task
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
@@ -227,18 +228,18 @@ class AvatarSession:
                 exc_info=task.exception(),
                 extra=self.log_extra,
             )
-            self.hub.stage_errors["session", "internal"] += 1
-            self.reply_error(MetadataError(ErrorCode.INTERNAL, "the MF could not complete that"))
+            self.deps.stats.session_errors["session", "internal"] += 1
+            self.reply_error(md.MetadataError(ErrorCode.INTERNAL, "the MF could not complete that"))
 
     # -- sending --------------------------------------------------------------------------
 
-    def send(self, message: Message) -> None:
+    def send(self, message: md.Message) -> None:
         """Queue a metadata message to this UE (reliable, bounded: see rooms/relay.py)."""
         queue = self.participant.metadata
         if queue is not None and not self.closed:
-            queue.offer(dump_message(message))
+            queue.offer(md.dump_message(message))
 
-    def reply_error(self, exc: MetadataError) -> None:
+    def reply_error(self, exc: md.MetadataError) -> None:
         log.info(
             "call %s: metadata error %s: %s",
             self.call_id,
@@ -246,44 +247,56 @@ class AvatarSession:
             exc.message,
             extra={**self.log_extra, "code": exc.code},
         )
-        self.hub.error_replies[exc.code] += 1
-        self.send(error_for(exc))
+        self.deps.stats.error_replies[exc.code] += 1
+        self.send(md.error_for(exc))
 
-    # -- metadata -------------------------------------------------------------------------
+    def _broadcast(self, message: md.Message) -> None:
+        self.participant.publish_metadata(md.dump_message(message))
 
-    def on_metadata(self, message: Message) -> None:
-        if isinstance(message, Hello):
+    # -- in: what the UE sends, as frames ---------------------------------------------------
+
+    def on_metadata(self, message: md.Message) -> None:
+        if isinstance(message, md.Hello):
             self.hello = message
-            self.send(self.hub.capabilities(self, message))
-        elif isinstance(message, AvatarSelect):
+            self.send(self.deps.capabilities(self, message))
+        elif isinstance(message, md.AvatarSelect):
             self._spawn(self._select(message))
-        elif isinstance(message, TransferAccept):
-            self._accepted(message)
-        elif isinstance(message, TransferComplete | TransferFailed):
-            self._outgoing_done(message)
-        elif isinstance(message, TransferOffer):
-            self._incoming_offer(message)
-        elif isinstance(message, AnimationText):
-            self._spawn(self._speak(message))
-        elif isinstance(message, AnimationStart):
-            self._broadcast(AnimationResumed(id=new_message_id(), participant_id=self.id))
-        elif isinstance(message, AnimationStop):
-            self._broadcast(
-                AnimationStopped(id=new_message_id(), participant_id=self.id, reason=message.reason)
-            )
-        elif isinstance(message, SceneGet):
-            scene = self.hub.scene_of(self)
-            self.send(
-                Scene(
-                    id=new_message_id(),
-                    in_reply_to=message.id,
-                    version=scene.version,
-                    document=scene.document(),
+        elif isinstance(message, md.AvatarGenerate):
+            self.pipeline.push(
+                GenerateAvatar(
+                    self.id,
+                    identity=self.identity,
+                    name=message.name or "avatar",
+                    seed=message.seed,
+                    message_id=message.id,
                 )
             )
-        elif isinstance(message, SceneUpdate):
-            self.hub.scene_update(self, message)
-        elif isinstance(message, ErrorMessage):
+        elif isinstance(message, md.TransferAccept):
+            self._accepted(message)
+        elif isinstance(message, md.TransferComplete | md.TransferFailed):
+            self._outgoing_done(message)
+        elif isinstance(message, md.TransferOffer):
+            self._incoming_offer(message)
+        elif isinstance(message, md.AnimationText):
+            self.pipeline.push(
+                TextInput(self.id, message.text, message.language, message_id=message.id)
+            )
+        elif isinstance(message, md.AnimationStart):
+            self._broadcast(md.AnimationResumed(id=md.new_message_id(), participant_id=self.id))
+        elif isinstance(message, md.AnimationStop):
+            self._broadcast(
+                md.AnimationStopped(
+                    id=md.new_message_id(), participant_id=self.id, reason=message.reason
+                )
+            )
+        elif isinstance(message, md.SceneGet):
+            self.pipeline.push(SceneQuery(self.id, message_id=message.id))
+        elif isinstance(message, md.SceneUpdate):
+            operations = tuple(op.model_dump(by_alias=True) for op in message.operations)
+            self.pipeline.push(
+                ScenePatchFrame(self.id, message.base_version, operations, message_id=message.id)
+            )
+        elif isinstance(message, md.ErrorMessage):
             log.info(
                 "call %s: UE reported %s: %s",
                 self.call_id,
@@ -293,24 +306,102 @@ class AvatarSession:
             )
         else:
             self.reply_error(
-                MetadataError(
+                md.MetadataError(
                     ErrorCode.UNEXPECTED_MESSAGE,
                     f"{message.type} is not sent to the MF",
                     message.id,
                 )
             )
 
-    def _broadcast(self, message: Message) -> None:
-        self.participant.publish_metadata(dump_message(message))
+    def on_animation_unit(self, unit: bytes, *, is_config: bool) -> None:
+        """D.3 UE-centric: one of the UE's own units (validated by the channel adapter)."""
+        self.pipeline.push(AnimationUnitFrame(self.id, unit, is_config=is_config))
+
+    # -- out: what the pipeline produces, to the participants -------------------------------
+
+    def deliver(self, frame: Frame) -> None:
+        """The pipeline's sink: route one frame to the participants that get it."""
+        if isinstance(frame, AnimationUnitFrame):
+            if not self.closed:
+                self.participant.publish_animation(frame.unit, is_config=frame.is_config)
+        elif isinstance(frame, SceneFrame):
+            self._scene_changed(frame)
+        elif isinstance(frame, SceneSnapshot):
+            self.send(
+                md.Scene(
+                    id=md.new_message_id(),
+                    in_reply_to=frame.message_id,
+                    version=frame.version,
+                    document=frame.document,
+                )
+            )
+        elif isinstance(frame, BaseAvatarFrame):
+            self._spawn(self._store_avatar(frame))
+        elif isinstance(frame, StageError):
+            self._stage_failed(frame)
+        elif isinstance(frame, TextInput):
+            self.reply_error(
+                md.MetadataError(
+                    ErrorCode.UNSUPPORTED, "no animation-data stage configured", frame.message_id
+                )
+            )
+        elif isinstance(frame, GenerateAvatar):
+            self.reply_error(
+                md.MetadataError(
+                    ErrorCode.UNSUPPORTED, "no base-avatar stage configured", frame.message_id
+                )
+            )
+        elif isinstance(frame, ParticipantJoined | ParticipantLeft | SceneQuery | ScenePatchFrame):
+            if isinstance(frame, SceneQuery | ScenePatchFrame):
+                self.reply_error(
+                    md.MetadataError(ErrorCode.UNSUPPORTED, "no scene stage", frame.message_id)
+                )
+        else:
+            log.warning(
+                "call %s: pipeline produced %s, which nothing routes",
+                self.call_id,
+                type(frame).__name__,
+                extra=self.log_extra,
+            )
+
+    def _stage_failed(self, error: StageError) -> None:
+        if error.cause == AvatarUpload.__name__ and error.message_id is not None:
+            self.send(
+                md.TransferFailed(
+                    id=md.new_message_id(),
+                    transfer_id=error.message_id,
+                    code=error.code,
+                    reason=error.message[:1024],
+                )
+            )
+            return
+        self.reply_error(md.MetadataError(error.code, error.message, error.message_id))
+
+    def _scene_changed(self, frame: SceneFrame) -> None:
+        if not frame.operations:
+            return
+        update = md.SceneUpdated(
+            id=md.new_message_id(),
+            in_reply_to=frame.message_id,
+            version=frame.version,
+            operations=tuple(md.PatchOperation.model_validate(op) for op in frame.operations),
+        )
+        text = md.dump_message(update)
+        for participant in self.participant.room:
+            if frame.reason == "joined" and participant is self.participant:
+                continue
+            if participant.metadata is not None:
+                participant.metadata.offer(text)
 
     # -- D.1.3 / D.2: avatar selection and delivery ---------------------------------------
 
-    async def _select(self, message: AvatarSelect) -> None:
+    async def _select(self, message: md.AvatarSelect) -> None:
         avatar_id = message.avatar_id
-        if self.hub.authorizer is None or self.hub.store is None:
+        authorizer = self.deps.authorizer
+        if authorizer is None or self.deps.store is None:
             self.send(
-                AvatarRefused(
-                    id=new_message_id(),
+                md.AvatarRefused(
+                    id=md.new_message_id(),
                     in_reply_to=message.id,
                     avatar_id=avatar_id,
                     code=ErrorCode.UNSUPPORTED,
@@ -319,9 +410,7 @@ class AvatarSession:
             )
             return
         parties = frozenset(p.identity for p in self.participant.room.others(self.participant))
-        decision = await self.hub.authorizer.authorize_use(
-            avatar_id, self.identity, call_parties=parties
-        )
+        decision = await authorizer.authorize_use(avatar_id, self.identity, call_parties=parties)
         if not decision.allowed:
             log.warning(
                 "call %s: %s refused avatar %s: %s (%s)",
@@ -333,8 +422,8 @@ class AvatarSession:
                 extra=self.log_extra,
             )
             self.send(
-                AvatarRefused(
-                    id=new_message_id(),
+                md.AvatarRefused(
+                    id=md.new_message_id(),
                     in_reply_to=message.id,
                     avatar_id=avatar_id,
                     code=str(decision.reason_code),
@@ -342,26 +431,36 @@ class AvatarSession:
                 )
             )
             return
+        self.send(
+            md.AvatarSelected(id=md.new_message_id(), in_reply_to=message.id, avatar_id=avatar_id)
+        )
+        self._use_avatar(avatar_id)
+
+    def _use_avatar(self, avatar_id: str) -> None:
         self.avatar_id = avatar_id
-        self.send(AvatarSelected(id=new_message_id(), in_reply_to=message.id, avatar_id=avatar_id))
-        self.hub.avatar_selected(self)
-        for other in self.hub.others(self):
-            other.offer_avatar(self, avatar_id)
+        log.info(
+            "call %s selected avatar %s",
+            self.call_id,
+            avatar_id,
+            extra={**self.log_extra, "avatar_id": avatar_id},
+        )
+        for other in self.deps.directory.others(self):
+            other.offer_avatar(avatar_id)
 
-    def offer_avatar(self, owner: AvatarSession, avatar_id: str) -> None:
-        """D.2: deliver ``owner``'s base avatar to this UE (loaded once for the whole room)."""
-        self._spawn(self._offer_avatar(owner, avatar_id))
+    def offer_avatar(self, avatar_id: str) -> None:
+        """D.2: deliver a base avatar to this UE (loaded once for the whole room)."""
+        self._spawn(self._offer_avatar(avatar_id))
 
-    async def _offer_avatar(self, owner: AvatarSession, avatar_id: str) -> None:
+    async def _offer_avatar(self, avatar_id: str) -> None:
         channel = self.channels.get("transfer") or self.channels.get("metadata")
-        store, cache = self.hub.store, self.hub.cache
+        store, cache = self.deps.store, self.deps.cache
         if channel is None or store is None or cache is None:
             return
         record = await store.get_record(avatar_id)
         blob = await cache.get_blob(avatar_id)
         sender = TransferSender(
             blob,
-            transfer_id=new_message_id(),
+            transfer_id=md.new_message_id(),
             max_message_size=channel.info.max_message_size,
             avatar_id=avatar_id,
             stream_id=channel.info.stream_id,
@@ -370,21 +469,20 @@ class AvatarSession:
         self._outgoing[sender.transfer_id] = _Outgoing(sender, channel)
         self.send(sender.offer())
 
-    def _accepted(self, accept: TransferAccept) -> None:
+    def _accepted(self, accept: md.TransferAccept) -> None:
         out = self._outgoing.get(accept.transfer_id)
         if out is None:
             self.reply_error(
-                MetadataError(ErrorCode.UNKNOWN_TRANSFER, "no such transfer", in_reply_to=accept.id)
+                md.MetadataError(
+                    ErrorCode.UNKNOWN_TRANSFER, "no such transfer", in_reply_to=accept.id
+                )
             )
             return
         if out.task is not None:
             out.task.cancel()
-        task = asyncio.get_running_loop().create_task(self._pump(out, accept))
-        out.task = task
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
+        out.task = self._spawn(self._pump(out, accept))
 
-    async def _pump(self, out: _Outgoing, accept: TransferAccept) -> None:
+    async def _pump(self, out: _Outgoing, accept: md.TransferAccept) -> None:
         try:
             chunks = out.sender.resume(accept)
         except TransferError as exc:
@@ -392,20 +490,15 @@ class AvatarSession:
             self._outgoing.pop(out.sender.transfer_id, None)
             return
         for chunk in chunks:
-            await self._writable(out.channel)
+            while out.channel.buffered_amount() >= self.settings.high_water:
+                await sleep(self.deps.clock, self.settings.retry_interval)
             out.channel.send(chunk)
 
-    async def _writable(self, channel: ChannelContext) -> None:
-        while True:
-            if channel.buffered_amount() < self.settings.high_water:
-                return
-            await asyncio.sleep(self.settings.retry_interval)
-
-    def _outgoing_done(self, message: TransferComplete | TransferFailed) -> None:
+    def _outgoing_done(self, message: md.TransferComplete | md.TransferFailed) -> None:
         out = self._outgoing.pop(message.transfer_id, None)
         if out is None:
             return
-        if isinstance(message, TransferFailed):
+        if isinstance(message, md.TransferFailed):
             log.info(
                 "call %s: transfer %s failed at the UE: %s",
                 self.call_id,
@@ -422,11 +515,11 @@ class AvatarSession:
 
     # -- uploads (D.1 alternative 2: the UE provides its base avatar) ---------------------
 
-    def _incoming_offer(self, offer: TransferOffer) -> None:
-        if self.hub.store is None:
+    def _incoming_offer(self, offer: md.TransferOffer) -> None:
+        if self.deps.store is None:
             self.send(
-                TransferFailed(
-                    id=new_message_id(),
+                md.TransferFailed(
+                    id=md.new_message_id(),
                     transfer_id=offer.transfer_id,
                     code=ErrorCode.UNSUPPORTED,
                     reason="this MF has no avatar storage",
@@ -445,121 +538,67 @@ class AvatarSession:
         try:
             chunk = parse_chunk(data)
         except ChunkError as exc:
-            self.reply_error(MetadataError(exc.code, exc.message))
+            self.reply_error(md.MetadataError(exc.code, exc.message))
             return
         receiver = self._incoming.get(chunk.tag)
         if receiver is None:
-            self.reply_error(MetadataError(ErrorCode.UNKNOWN_TRANSFER, "chunk of no open transfer"))
+            self.reply_error(
+                md.MetadataError(ErrorCode.UNKNOWN_TRANSFER, "chunk of no open transfer")
+            )
             return
         event = receiver.receive(chunk)
         if isinstance(event, TransferDone):
             del self._incoming[chunk.tag]
-            self._spawn(self._store_upload(receiver.offer, event.payload))
+            offer = receiver.offer
+            self.pipeline.push(
+                AvatarUpload(
+                    self.id,
+                    transfer_id=offer.transfer_id,
+                    name=offer.avatar_id or "avatar",
+                    content_type=offer.content_type,
+                    data=event.payload,
+                )
+            )
         elif isinstance(event, TransferAborted):
             del self._incoming[chunk.tag]
             self.send(event.reply)
         elif isinstance(event, ChunkGap) and event.reply is not None:
             self.send(event.reply)
 
-    async def _store_upload(self, offer: TransferOffer, payload: bytes) -> None:
-        store = self.hub.store
-        assert store is not None
-        try:
-            await self.hub.executor.run(self.hub.validate_avatar, payload, offer.content_type)
-        except ValueError as exc:
-            self.hub.stage_errors["avatar_validation", "rejected"] += 1
-            log.info(
-                "call %s: uploaded avatar rejected: %s", self.call_id, exc, extra=self.log_extra
-            )
-            self.send(
-                TransferFailed(
-                    id=new_message_id(),
-                    transfer_id=offer.transfer_id,
-                    code=getattr(exc, "code", ErrorCode.BAD_AVATAR),
-                    reason=str(exc)[:1024],
-                )
+    async def _store_avatar(self, frame: BaseAvatarFrame) -> None:
+        """A validated upload or a generated avatar: store it for the caller and use it."""
+        store = self.deps.store
+        if store is None:
+            self.reply_error(
+                md.MetadataError(ErrorCode.UNSUPPORTED, "this MF has no avatar storage")
             )
             return
         record = await store.put(
-            payload, owner=self.identity, name=offer.avatar_id, content_type=offer.content_type
+            frame.data, owner=self.identity, name=frame.name, content_type=frame.content_type
         )
         log.info(
-            "call %s: stored uploaded avatar %s for %s",
+            "call %s: stored %s avatar %s for %s",
             self.call_id,
+            frame.source,
             record.avatar_id,
             self.identity,
             extra=self.log_extra,
         )
-        self.send(
-            TransferComplete(
-                id=new_message_id(), transfer_id=offer.transfer_id, sha256=record.digest
-            )
-        )
-        self.send(
-            AvatarSelected(
-                id=new_message_id(), avatar_id=record.avatar_id, transfer_id=offer.transfer_id
-            )
-        )
-        self.avatar_id = record.avatar_id
-        self.hub.avatar_selected(self)
-        for other in self.hub.others(self):
-            other.offer_avatar(self, record.avatar_id)
-
-    # -- D.3: animation data --------------------------------------------------------------
-
-    def on_animation_unit(self, unit: bytes, *, is_config: bool) -> None:
-        """UE-centric: the UE's own units go to the animation stage, then to the room."""
-        frame = AnimationUnitFrame(self.id, unit, is_config)
-        for out in self.hub.animator.animate(frame):
-            if isinstance(out, AnimationUnitFrame):
-                self.participant.publish_animation(out.unit, is_config=out.is_config)
-
-    async def _speak(self, message: AnimationText) -> None:
-        source = self.hub.animation_source
-        if source is None:
-            self.reply_error(
-                MetadataError(
-                    ErrorCode.UNSUPPORTED, "no animation-data stage configured", message.id
+        if frame.source == "upload" and frame.origin_id is not None:
+            self.send(
+                md.TransferComplete(
+                    id=md.new_message_id(), transfer_id=frame.origin_id, sha256=record.digest
                 )
             )
-            return
-        start_tick = self._next_tick
-        try:
-            plan = await self.hub.executor.run(
-                source.plan_text,
-                message.text,
-                language=message.language,
-                rate=self.settings.rate,
-                start_tick=start_tick,
+            self.send(
+                md.AvatarSelected(
+                    id=md.new_message_id(), avatar_id=record.avatar_id, transfer_id=frame.origin_id
+                )
             )
-        except Exception as exc:  # a stage failure degrades this session only
-            code = ErrorCode.BUSY if getattr(exc, "retryable", False) else ErrorCode.STAGE_FAILED
-            self.hub.stage_errors["animation_data", "busy" if code == "busy" else "failed"] += 1
-            log.warning(
-                "call %s: animation-data stage failed: %s",
-                self.call_id,
-                exc,
-                extra=self.log_extra,
+        else:
+            self.send(
+                md.AvatarSelected(
+                    id=md.new_message_id(), in_reply_to=frame.origin_id, avatar_id=record.avatar_id
+                )
             )
-            self.reply_error(MetadataError(code, f"text animation failed: {exc}", message.id))
-            return
-        if self.closed or not plan.units:
-            return
-        timescale = 1000.0
-        with contextlib.suppress(ArfDecodeError):
-            first = decode_unit(plan.units[0].unit)
-            if isinstance(first, ConfigUnit):
-                timescale = first.timescale
-        self._next_tick = start_tick + round(plan.duration * timescale) + 1
-        self._speaker.enqueue(plan)
-
-    def publish_generated(self, unit: bytes, *, is_config: bool, at: float) -> None:
-        """A unit the MF generated for this participant, due now: to the room."""
-        frame = AnimationUnitFrame(self.id, unit, is_config, media_time=at)
-        for out in self.hub.animator.animate(frame):
-            if isinstance(out, AnimationUnitFrame):
-                self.participant.publish_animation(out.unit, is_config=out.is_config)
-
-    @property
-    def speaking(self) -> bool:
-        return self._speaker.busy
+        self._use_avatar(record.avatar_id)

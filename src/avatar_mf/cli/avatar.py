@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from avatar_mf.cli.base import CliContext, Command, Runner
+from avatar_mf.cli.base import EXIT_PROBLEMS, CliContext, Command, Runner
 from avatar_mf.config import ConfigError, load_config
 from avatar_mf.storage.auth import Authorizer, grant_problem, grant_state
 from avatar_mf.storage.errors import AvatarTooLargeError, StorageError
@@ -169,7 +169,10 @@ async def _generate(args: argparse.Namespace, context: CliContext, store: Filesy
     from avatar_mf.pipeline import registry
     from avatar_mf.stages.base_avatar import AvatarRequest, BaseAvatarGenerator
 
-    generator: BaseAvatarGenerator = registry.create("base_avatar", args.generator)
+    generator = registry.create("base_avatar", args.generator)
+    if not isinstance(generator, BaseAvatarGenerator):
+        context.stderr.write(f"base_avatar stage {args.generator!r} cannot generate from the CLI\n")
+        return EXIT_PROBLEMS
     request = AvatarRequest(
         participant="cli", identity=args.owner, name=args.name, seed=args.seed
     )

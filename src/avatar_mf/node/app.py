@@ -24,15 +24,13 @@ from avatar_mf.media.certificate import CertificateStore
 from avatar_mf.media.endpoint import DataChannelEndpointFactory
 from avatar_mf.node.admin import AdminServer
 from avatar_mf.node.metrics import NodeMetrics
-from avatar_mf.pipeline import registry
+from avatar_mf.node.stages import build_stages, stage_settings
 from avatar_mf.pipeline.executor import StageExecutor
 from avatar_mf.rooms.relay import RelayMetrics
 from avatar_mf.sip.message import Request, Response
 from avatar_mf.sip.peer import Peer
 from avatar_mf.sip.timers import TimerConfig
 from avatar_mf.sip.transaction_layer import ClientTransaction, TransactionLayer
-from avatar_mf.stages.animation_data import AnimationDataSource
-from avatar_mf.stages.scene import SceneManager
 from avatar_mf.storage import Authorizer, AvatarCache, FilesystemStore, SystemWallClock
 from avatar_mf.storage.store import avatar_root
 from avatar_mf.transport.admission import RateLimiter, TrustedPeers
@@ -222,12 +220,8 @@ class MediaFunction:
         media = {s.call.call_id: s for s in self.sessions.sessions}
         rooms: dict[str, tuple[str, str]] = {}
         if self.hub is not None:
-            for room in self.hub.rooms.rooms():
-                for participant in room:
-                    session = participant.attrs.get("session")
-                    call_id = getattr(session, "call_id", None)
-                    if isinstance(call_id, str):
-                        rooms[call_id] = (room.name, participant.id)
+            for session in self.hub.sessions():
+                rooms[session.call_id] = (session.participant.room.name, session.id)
         now = self.clock.now()
         out = []
         groups = (("pending", self.ua.pending_calls()), ("established", self.ua.calls()))
@@ -273,47 +267,25 @@ class MediaFunction:
             max_entries=cfg.storage.cache_entries,
             ttl=cfg.storage.cache_ttl,
         )
-        pipeline = cfg.pipeline
-        source: AnimationDataSource | None = None
-        if pipeline.animation_data:
-            try:
-                source = registry.create("animation_data", pipeline.animation_data)
-            except Exception as exc:  # a missing engine degrades to relay-only, loudly
-                log.warning(
-                    "animation-data stage %r unavailable, text animation is off: %s",
-                    pipeline.animation_data,
-                    exc,
-                )
-
-        # Resolved once: looking entry points up scans every installed package.
-        scene_class = registry.load_factory("scene", pipeline.scene)
-
-        def scene_factory(room: str) -> SceneManager:
-            scene: SceneManager = scene_class(room=room)
-            return scene
-
         self.hub = AvatarHub(
             clock=self.clock,
             relay_metrics=self.relay_metrics,
             executor=self.executor,
-            scene_factory=scene_factory,
+            stages=build_stages(stage_settings(cfg.pipeline), validator=validate_container),
             settings=AvatarSettings(
-                rate=pipeline.rate,
+                rate=cfg.pipeline.rate,
                 max_transfer_size=cfg.storage.max_avatar_size,
             ),
             store=store,
             authorizer=Authorizer(store, SystemWallClock()),
             cache=self.cache,
-            animation_source=source,
-            animator=registry.create("animation", pipeline.animation),
-            validate_avatar=validate_container,
         )
         self.sessions.services.update(self.hub.services())
 
     async def start(self) -> None:
         try:
             await self._start_avatar_services()
-        except (OSError, LookupError, ValueError) as exc:
+        except (OSError, LookupError, ValueError, TypeError) as exc:
             raise StartupError(f"avatar services: {exc}") from exc
         sip = self.config.sip
         host = str(sip.host)
@@ -345,6 +317,8 @@ class MediaFunction:
         # Give the BYEs a moment to leave before the sockets close.
         await asyncio.sleep(0.05)
         await self.media.close_all()
+        if self.hub is not None:
+            await self.hub.aclose()
         await self.bootstrap.aclose()
         if self.cache is not None:
             await self.cache.aclose()

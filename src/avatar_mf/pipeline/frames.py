@@ -1,77 +1,211 @@
-"""Frames: what flows between the channels of a session and its stages.
+"""Frames: what flows through an avatar session's pipeline (pipecat's shape).
 
-Frames are frozen, slotted dataclasses; change one with :func:`dataclasses.replace`. Every
-frame names the participant it comes from (the call's participant id in its room). Errors
-travel as :class:`StageError` frames instead of exceptions, so a failing stage degrades its own
-session and never the pipeline or the process.
+Everything that enters a session (an animation unit from the UE's channel, a text to speak, an
+uploaded or requested base avatar, a scene patch, a participant joining or leaving) is adapted
+into one of these frozen, slotted dataclasses and pushed into the session's
+:class:`~avatar_mf.pipeline.runner.SessionPipeline`; what comes out of the stages (animation
+units, base avatars, scene changes, errors) is a frame too, routed by the session to the
+participants that negotiated it. Change a frame with :func:`dataclasses.replace`.
+
+Every frame names the ``participant`` it comes from or concerns (the call's participant id in
+its room). Each frame class says how it behaves when a stage falls behind
+(:attr:`Frame.delivery`): animation is :attr:`Delivery.NEWEST_WINS` (a stale unit is worth
+nothing: the oldest waiting one is dropped), everything else is :attr:`Delivery.RELIABLE`
+(never dropped; past the queue limit the new frame is refused with a ``busy`` error).
+
+Errors travel as :class:`StageError` frames: a failing stage degrades its own session (the UE
+gets an ``error`` message) and never the pipeline or the process.
 """
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
+
+
+class Delivery(enum.Enum):
+    """What a pipeline does with a frame when the stage it waits for is behind."""
+
+    #: Never dropped; past the queue limit a new frame is refused (``busy``) instead.
+    RELIABLE = "reliable"
+    #: Real-time data: past the queue limit the oldest waiting frame of the kind is dropped.
+    NEWEST_WINS = "newest-wins"
 
 
 @dataclass(frozen=True, slots=True)
-class TextInput:
-    """Text from a UE to be spoken by its avatar (D.3.1 network-centric, text source)."""
+class Frame:
+    """Base of every frame: the participant it comes from or concerns."""
 
     participant: str
+
+    delivery: ClassVar[Delivery] = Delivery.RELIABLE
+
+    @property
+    def request_id(self) -> str | None:
+        """The id of the UE message that caused this frame, for error replies."""
+        return None
+
+
+# -- inputs from the UE ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TextInput(Frame):
+    """Text the UE wants its avatar to speak (D.3 network-centric, text source)."""
+
     text: str
     language: str = "en"
-    request_id: str = ""
+    message_id: str | None = None
+
+    @property
+    def request_id(self) -> str | None:
+        return self.message_id
 
 
 @dataclass(frozen=True, slots=True)
-class AnimationUnitFrame:
-    """One encoded ARF Avatar Animation Unit (ISO/IEC 23090-39), as sent on the wire."""
+class AnimationUnitFrame(Frame):
+    """One encoded ARF Avatar Animation Unit (ISO/IEC 23090-39), as sent on the wire.
 
-    participant: str
-    unit: bytes
+    From the UE's animation channel (D.3 UE-centric) or from an animation-data stage (D.3
+    network-centric). ``media_time`` is the unit's time in seconds from the start of its stream
+    when a stage made it (None for relayed UE units); ``timescale`` the ticks per second of
+    its stream when known.
+    """
+
+    unit: bytes = field(repr=False)
     is_config: bool = False
-    #: Media time of the unit in seconds from the start of its stream.
-    media_time: float = 0.0
+    media_time: float | None = None
+    timescale: float | None = None
+
+    delivery: ClassVar[Delivery] = Delivery.NEWEST_WINS
 
 
 @dataclass(frozen=True, slots=True)
-class BaseAvatarFrame:
-    """A base avatar container (ARF zip) for a participant (D.1 / D.2)."""
+class AvatarUpload(Frame):
+    """A base avatar container the UE uploaded (a completed transfer), to be validated."""
 
-    participant: str
-    avatar_id: str
+    transfer_id: str
+    name: str
     content_type: str
     data: bytes = field(repr=False)
-    digest: str = ""
+
+    @property
+    def request_id(self) -> str | None:
+        return self.transfer_id
 
 
 @dataclass(frozen=True, slots=True)
-class ScenePatchFrame:
-    """A JSON Patch (RFC 6902) against a scene version, from a UE or the MF (C)."""
+class GenerateAvatar(Frame):
+    """The UE asks the network to build its base avatar (D.1 alternative 1)."""
 
-    participant: str
+    identity: str
+    name: str = "avatar"
+    seed: int = 0
+    images: tuple[bytes, ...] = field(default=(), repr=False)
+    message_id: str | None = None
+
+    @property
+    def request_id(self) -> str | None:
+        return self.message_id
+
+
+@dataclass(frozen=True, slots=True)
+class ScenePatchFrame(Frame):
+    """A JSON Patch (RFC 6902) against a scene version, from a UE (C)."""
+
     base_version: int
-    operations: tuple[dict[str, Any], ...]
-    request_id: str = ""
+    operations: tuple[dict[str, Any], ...] = field(hash=False)
+    message_id: str | None = None
+
+    @property
+    def request_id(self) -> str | None:
+        return self.message_id
 
 
 @dataclass(frozen=True, slots=True)
-class SceneFrame:
-    """The scene description after a change (B), with its version."""
+class SceneQuery(Frame):
+    """The UE asks for the scene description (B)."""
+
+    message_id: str | None = None
+
+    @property
+    def request_id(self) -> str | None:
+        return self.message_id
+
+
+@dataclass(frozen=True, slots=True)
+class ParticipantJoined(Frame):
+    """The session's participant joined its room (the session pushes it first)."""
+
+    display_name: str
+    avatar_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ParticipantLeft(Frame):
+    """The session's participant is leaving its room (the session pushes it last)."""
+
+
+# -- outputs --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BaseAvatarFrame(Frame):
+    """A base avatar container ready to store and deliver (D.1, D.2)."""
+
+    name: str
+    content_type: str
+    data: bytes = field(repr=False)
+    #: Where it came from: "upload" (validated) or "generated".
+    source: str = "upload"
+    #: The upload's transfer id, or the id of the message that asked for generation.
+    origin_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SceneFrame(Frame):
+    """A change to the room's scene, as applied (C): fanned out to the whole room."""
+
+    version: int
+    operations: tuple[dict[str, Any], ...] = field(hash=False, compare=False)
+    message_id: str | None = None
+    #: What changed the scene: "update" (a UE's patch), "joined" or "left" (a participant's
+    #: node). A participant's own "joined" change is not sent to it (it asks for the scene).
+    reason: str = "update"
+
+    @property
+    def request_id(self) -> str | None:
+        return self.message_id
+
+
+@dataclass(frozen=True, slots=True)
+class SceneSnapshot(Frame):
+    """The room's scene description, for the participant that asked (B)."""
 
     version: int
     document: dict[str, Any] = field(hash=False, compare=False)
-    operations: tuple[dict[str, Any], ...] = ()
+    message_id: str | None = None
+
+    @property
+    def request_id(self) -> str | None:
+        return self.message_id
 
 
 @dataclass(frozen=True, slots=True)
-class StageError:
-    """A stage failed for one participant; the session degrades and tells the UE."""
+class StageError(Frame):
+    """A stage failed on one frame; the session tells the UE and goes on."""
 
     stage: str
-    participant: str
+    kind: str
     code: str
     message: str
     retryable: bool = False
+    #: The request the failed frame came from (a message id, or a transfer id for uploads).
+    message_id: str | None = None
+    #: The class name of the frame the stage failed on.
+    cause: str = ""
 
-
-Frame = TextInput | AnimationUnitFrame | BaseAvatarFrame | ScenePatchFrame | SceneFrame | StageError
+    @property
+    def request_id(self) -> str | None:
+        return self.message_id

@@ -1,9 +1,13 @@
 """Finding stage implementations by name: built-ins and entry points.
 
 Each stage kind has an entry point group ``avatar_mf.stages.<kind>`` whose entries name a
-factory (a class or function taking no required arguments besides keyword options). The
-product declares its own defaults in ``pyproject.toml``; a lab package declares its own in
-its ``pyproject.toml`` and selects it in ``[pipeline]`` by name.
+factory (a class or function taking no required arguments besides keyword options) that gives
+a :class:`~avatar_mf.pipeline.stage.StageProvider`. The product declares its own defaults in
+``pyproject.toml``; a lab package declares its own in its ``pyproject.toml`` and selects it in
+``[pipeline.<kind>]`` by name, with an ``options`` table (docs/operations.md has an example).
+
+The entry point scan is cached per process (the one process-wide cache of this layer, kept
+because a scan reads every installed package's metadata); :func:`refresh` forgets it.
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ from collections.abc import Callable, Mapping
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
-KINDS = ("base_avatar", "animation_data", "animation", "scene")
+from avatar_mf.pipeline.stage import StageKind, StageProvider
+
+KINDS: tuple[str, ...] = tuple(kind.value for kind in StageKind)
 
 
 class StageNotFound(LookupError):
@@ -66,6 +72,19 @@ def load_factory(kind: str, name: str) -> Callable[..., Any]:
     return _load(kind, name)
 
 
-def create(kind: str, name: str, options: Mapping[str, Any] | None = None) -> Any:
-    """An instance of the ``name`` implementation of ``kind``, built with ``options``."""
-    return load_factory(kind, name)(**dict(options or {}))
+class NotAStage(TypeError):
+    """An entry point's factory gave something that is not a stage provider."""
+
+
+def create(kind: str, name: str, options: Mapping[str, Any] | None = None) -> StageProvider:
+    """The provider of the ``name`` implementation of ``kind``, built with ``options``.
+
+    Raises :class:`StageNotFound`, :class:`NotAStage`, or what the factory raises for bad
+    options (TypeError, ValueError): the node reports it at start-up.
+    """
+    provider = load_factory(kind, name)(**dict(options or {}))
+    if not isinstance(provider, StageProvider):
+        raise NotAStage(
+            f"{kind} stage {name!r} gave a {type(provider).__name__}, which has no open(context)"
+        )
+    return provider

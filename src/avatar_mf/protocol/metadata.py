@@ -225,6 +225,19 @@ class AvatarSelect(MessageBase):
     avatar_id: Identifier
 
 
+class AvatarGenerate(MessageBase):
+    """UE -> MF: build a base avatar for the sender in the network (D.1 alternative 1).
+
+    The MF's base-avatar stage makes it, stores it with the sender as owner, and answers
+    ``avatar selected`` (in reply to this message) before delivering it to the others.
+    """
+
+    type: Literal[MessageType.AVATAR_GENERATE] = MessageType.AVATAR_GENERATE
+    name: Identifier | None = None
+    #: Varies a procedural avatar; the same seed gives the same avatar.
+    seed: Annotated[int, Field(ge=0, le=_UINT32_MAX)] = 0
+
+
 class AvatarSelected(MessageBase):
     """MF -> UE: the avatar is in use; ``transfer_id`` names the transfer that delivers it."""
 
@@ -456,6 +469,7 @@ Message: TypeAlias = (
     Hello
     | Capabilities
     | AvatarSelect
+    | AvatarGenerate
     | AvatarSelected
     | AvatarRefused
     | TransferOffer
@@ -486,6 +500,7 @@ MESSAGE_CLASSES: Final[Mapping[MessageType, type[MessageBase]]] = MappingProxyTy
             Hello,
             Capabilities,
             AvatarSelect,
+            AvatarGenerate,
             AvatarSelected,
             AvatarRefused,
             TransferOffer,

@@ -38,6 +38,7 @@ class MessageType(StrEnum):
     HELLO = URN_PREFIX + "session:hello"
     CAPABILITIES = URN_PREFIX + "session:capabilities"
     AVATAR_SELECT = URN_PREFIX + "avatar:select"
+    AVATAR_GENERATE = URN_PREFIX + "avatar:generate"
     AVATAR_SELECTED = URN_PREFIX + "avatar:selected"
     AVATAR_REFUSED = URN_PREFIX + "avatar:refused"
     TRANSFER_OFFER = URN_PREFIX + "avatar:transfer:offer"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from avatar_mf.clock import Clock
 from avatar_mf.rooms.relay import AnimationQueue, MessageQueue, Outlet
@@ -53,7 +53,6 @@ class Participant:
     metadata: MessageQueue | None = None
     #: Called when the receiver's metadata queue overflowed (too slow to keep up).
     on_overload: Callable[[Participant], None] | None = None
-    attrs: dict[str, object] = field(default_factory=dict)
 
     def attach_animation(self, outlet: Outlet) -> None:
         limits = self.room.limits

@@ -1,27 +1,27 @@
 """Avatar animation (TR 26.813 D.4): who applies animation data to the base avatar.
 
-The default, :class:`ReceiverAnimates`, is alternative 2b: the receiving UE animates, so the
-MF forwards animation units unchanged (and it is what the UE-centric path does too). An
-implementation that animates in the network (alternative 1: rendered 2D video or an animated
-3D stream for avatar-assisted UEs) plugs in here.
+The default, :class:`ReceiverAnimates` (entry point ``receiver``), is alternative 2b: the
+receiving UE animates, so this stage takes no frames and the UE's (or the MF's) animation units
+go past it to the receivers unchanged. A stage that animates in the network (alternative 1:
+rendered 2D video or an animated 3D stream for avatar-assisted UEs) accepts
+:class:`~avatar_mf.pipeline.frames.AnimationUnitFrame` here and says so with
+:attr:`ReceiverAnimates.animates_in_network` (the negotiation reads it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
-
-from avatar_mf.pipeline.frames import AnimationUnitFrame, Frame
+from avatar_mf.pipeline.stage import StageBase, StageContext
 
 
-class AvatarAnimator(Protocol):
-    def animate(self, frame: AnimationUnitFrame) -> Sequence[Frame]:
-        """What receivers get for one animation unit."""
-        ...
+class _PassThrough(StageBase):
+    accepts = ()
 
 
 class ReceiverAnimates:
-    """D.4 alternative 2b: the receiver animates; units pass through unchanged."""
+    """D.4 alternative 2b: the receiver animates; the network does nothing here."""
 
-    def animate(self, frame: AnimationUnitFrame) -> Sequence[Frame]:
-        return (frame,)
+    #: Whether this stage animates and renders in the network (D.4 alternative 1).
+    animates_in_network = False
+
+    def open(self, context: StageContext) -> StageBase:
+        return _PassThrough()

@@ -2,8 +2,8 @@
 
 A source turns a participant's input (text today; voice or video later) into a timed sequence
 of ARF Avatar Animation Units: a CONFIG unit, then BLENDSHAPE (and JOINT) units at the
-configured rate. Planning is CPU work and runs in the stage executor; pacing the units in real
-time is the session's job.
+configured rate. Planning is CPU work and runs in the stage executor; the stage
+(:mod:`.speech_stage`) paces the units in real time on the session's clock.
 
 The default source is :class:`.text_animation.TextToAnimation` (entry point ``text``):
 espeak-ng phoneme timing (:mod:`.espeak`), visemes (:mod:`.phonemes`, :mod:`.visemes`),
@@ -31,6 +31,8 @@ class AnimationPlan:
     duration: float
     #: Phoneme or viseme timing the plan was built from (for logs, tests and debugging).
     timeline: tuple[tuple[float, float, str], ...] = ()
+    #: Ticks per second of the units' timestamps (the CONFIG unit's timescale).
+    timescale: float = 1000.0
 
 
 class AnimationDataSource(Protocol):

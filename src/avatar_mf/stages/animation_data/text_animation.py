@@ -49,6 +49,7 @@ from numpy.typing import NDArray
 
 from avatar_mf.arf.blendshapes import ARKIT_BLENDSHAPES, ARKIT_INDEX
 from avatar_mf.arf.units import BlendshapeUnit, ConfigUnit, JointUnit, encode_unit
+from avatar_mf.pipeline.stage import StageContext
 from avatar_mf.stages.animation_data import AnimationPlan, TimedUnit
 from avatar_mf.stages.animation_data.coarticulation import Coarticulator
 from avatar_mf.stages.animation_data.espeak import (
@@ -66,6 +67,7 @@ from avatar_mf.stages.animation_data.idle import (
     head_matrices,
 )
 from avatar_mf.stages.animation_data.phonemes import VisemeTrack, phonemes_to_visemes
+from avatar_mf.stages.animation_data.speech_stage import TextSpeechStage
 from avatar_mf.stages.animation_data.visemes import MOUTH_BLENDSHAPES
 
 log = logging.getLogger(__name__)
@@ -185,6 +187,12 @@ class TextToAnimation:
             self._engine = espeak_engine()
         return self._engine
 
+    # --- the pipeline stage -------------------------------------------------------------------
+
+    def open(self, context: StageContext) -> TextSpeechStage:
+        """This session's text-to-animation stage (the engine is shared by all sessions)."""
+        return TextSpeechStage(self, context)
+
     # --- the AnimationDataSource protocol -------------------------------------------------
 
     def plan_text(self, text: str, *, language: str, rate: float, start_tick: int) -> AnimationPlan:
@@ -223,7 +231,7 @@ class TextToAnimation:
             log.debug("phonemes without a viseme (shown as defaults): %s", track.unknown)
         empty = np.zeros(0)
         if not speech.phonemes:
-            plan = AnimationPlan((config,), 0.0, ())
+            plan = AnimationPlan((config,), 0.0, (), self.timescale)
             return AnimationDetails(
                 plan, speech, track, empty, np.zeros((0, len(ARKIT_BLENDSHAPES))), np.zeros((0, 3))
             )
@@ -258,7 +266,7 @@ class TextToAnimation:
 
         units = [config, *self._frame_units(times, weights, head, start_tick)]
         timeline = tuple((s.start, s.end, s.viseme) for s in track.segments)
-        plan = AnimationPlan(tuple(units), frames / rate, timeline)
+        plan = AnimationPlan(tuple(units), frames / rate, timeline, self.timescale)
         return AnimationDetails(plan, speech, track, times, weights, head)
 
     # --- encoding --------------------------------------------------------------------------

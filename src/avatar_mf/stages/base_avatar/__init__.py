@@ -1,13 +1,23 @@
-"""Base-avatar generation (TR 26.813 D.1 alternative 1): build a base avatar for a participant.
+"""Base avatars in the network (TR 26.813 D.1): validated uploads and generated avatars.
 
-A generator is CPU-heavy and synchronous: the session runs it in the bounded stage executor,
-never on the event loop.
+Two stages of this kind run in every session's pipeline:
+
+- :class:`~.validation.UploadValidation` (built in, always first) checks a base avatar the UE
+  uploaded (D.1 alternative 2) before it is stored: it turns an
+  :class:`~avatar_mf.pipeline.frames.AvatarUpload` into a
+  :class:`~avatar_mf.pipeline.frames.BaseAvatarFrame`, or an error ``bad-avatar``.
+- the configured generator (``[pipeline.base_avatar]``; default ``procedural``) builds one when
+  the UE asks the network to (D.1 alternative 1): a
+  :class:`~avatar_mf.pipeline.frames.GenerateAvatar` becomes a ``BaseAvatarFrame``.
+
+Both are CPU-heavy and run in the session's worker pool, never on the event loop. A generator
+also serves ``avatar-mf avatar generate`` through :meth:`BaseAvatarGenerator.generate`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +38,7 @@ class GeneratedAvatar:
     name: str = "avatar"
 
 
+@runtime_checkable
 class BaseAvatarGenerator(Protocol):
     """Creates an ARF base avatar container. Raises ValueError on unusable input."""
 
