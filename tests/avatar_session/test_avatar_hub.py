@@ -274,3 +274,51 @@ async def test_text_becomes_paced_units_for_the_others(store: MemoryStore) -> No
     stamps = [u.timestamp for u in units[1:]]
     assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
     assert source.calls[1][1] > source.calls[0][1]
+
+
+async def test_avatar_generate_in_a_call_stores_selects_and_delivers(store: MemoryStore) -> None:
+    from avatar_mf.avatar.validate import validate_container
+    from avatar_mf.protocol.metadata import AvatarGenerate
+    from avatar_mf.stages.base_avatar.procedural import ProceduralGenerator
+
+    clock = FakeClock()
+    hub = AvatarHub(
+        clock=clock,
+        executor=StageExecutor(workers=1),
+        stages=[
+            ConfiguredStage("base_avatar", "procedural", ProceduralGenerator(resolution="low")),
+            ConfiguredStage("scene", "list", RoomScenes(ListScene)),
+        ],
+        store=store,
+        authorizer=Authorizer(store, FakeClock(start=time.time())),
+        cache=AvatarCache(store, clock),
+    )
+    alice = Ue(hub, "c1", "sip:alice@127.0.0.1")
+    bob = Ue(hub, "c2", "sip:bob@127.0.0.1")
+    alice.send(AvatarGenerate(id="g1", name="me"))
+    await settle(lambda: bool(bob.of_type(":transfer:offer")))
+    selected = alice.of_type(":avatar:selected")[0]
+    assert selected["inReplyTo"] == "g1"
+    record = await store.get_record(selected["avatarId"])
+    assert record.owner == "sip:alice@127.0.0.1"
+    validate_container(await store.get_blob(record.avatar_id), record.content_type)
+    assert bob.of_type(":transfer:offer")[0]["avatarId"] == record.avatar_id
+
+
+async def test_requests_for_functions_the_node_lacks_are_refused(store: MemoryStore) -> None:
+    from avatar_mf.protocol.metadata import AnimationText, AvatarGenerate
+
+    hub = AvatarHub(
+        clock=FakeClock(), executor=StageExecutor(workers=1), stages=[], store=store
+    )
+    a = Ue(hub, "c1", "sip:a@127.0.0.1")
+    a.send(AnimationText(id="t1", text="hi", language="en"))
+    a.send(AvatarGenerate(id="g1"))
+    a.send(SceneGet(id="s1"))
+    await settle()
+    errors = a.of_type(":error")
+    assert [(e["code"], e["inReplyTo"]) for e in errors] == [
+        ("unsupported", "t1"),
+        ("unsupported", "g1"),
+        ("unsupported", "s1"),
+    ]
