@@ -501,6 +501,10 @@ class UserAgent:
         self.stats["calls_answered"] += 1
         call.answered = now = self._clock.now()
         self._send_ok(call, tx, ok)
+        try:
+            media.answer_sent()
+        except Exception:
+            log.exception("starting the media of %s failed", call.call_id, extra=call.log_extra)
         self._arm_session_timer(call)
         setup = now - call.created
         if self._observe_setup is not None:
