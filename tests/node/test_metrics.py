@@ -38,7 +38,7 @@ from avatar_mf.rooms.relay import (
 from avatar_mf.testing.channels import RecordingChannel, channel_info
 from avatar_mf.testing.clock import FakeClock
 from avatar_mf.testing.process import MfProcess, free_port
-from avatar_mf.ua.user_agent import end_reason_label, is_failure
+from avatar_mf.ua.end_reason import CallEnd, EndReason, is_failure
 from tests.integration.conftest import FIXTURE_SDP, sipp_run
 
 HOST = "127.0.0.1"
@@ -413,25 +413,46 @@ def test_relay_latency_is_measured_on_the_injected_clock() -> None:
 
 
 @pytest.mark.parametrize(
-    ("reason", "label", "failure"),
+    ("end", "text", "label", "failure"),
     [
-        ("bye", "bye", False),
-        ("cancelled", "cancelled", False),
-        ("no ACK", "no_ack", True),
-        ("refused 488", "rejected_488", True),
-        ("media failed: setup timeout", "media_failed", True),
-        ("media setup failed", "media_setup_failed", True),
-        ("session expired", "session_expired", True),
-        ("refresh failed (408)", "refresh_failed", True),
-        ("refresh timed out", "refresh_timeout", True),
-        ("INVITE transaction ended", "invite_tx_ended", True),
-        ("dropped by operator", "operator", False),
-        ("shutdown", "shutdown", False),
-        ("anything else", "other", False),
+        (CallEnd(EndReason.BYE), "bye", "bye", False),
+        (CallEnd(EndReason.CANCELLED), "cancelled", "cancelled", False),
+        (CallEnd(EndReason.NO_ACK), "no ACK", "no_ack", True),
+        (CallEnd(EndReason.REJECTED, "488"), "refused 488", "rejected_488", True),
+        (
+            CallEnd(EndReason.MEDIA_FAILED, "setup timeout"),
+            "media failed: setup timeout",
+            "media_failed",
+            True,
+        ),
+        (CallEnd(EndReason.MEDIA_SETUP_FAILED), "media setup failed", "media_setup_failed", True),
+        (CallEnd(EndReason.SESSION_EXPIRED), "session expired", "session_expired", True),
+        (CallEnd(EndReason.REFRESH_FAILED, "408"), "refresh failed (408)", "refresh_failed", True),
+        (CallEnd(EndReason.REFRESH_TIMEOUT), "refresh timed out", "refresh_timeout", True),
+        (
+            CallEnd(EndReason.INVITE_TX_ENDED),
+            "INVITE transaction ended",
+            "invite_tx_ended",
+            True,
+        ),
+        (CallEnd(EndReason.TRANSPORT_ERROR), "transport error", "transport_error", True),
+        (CallEnd(EndReason.OPERATOR), "dropped", "operator", False),
+        (
+            CallEnd(EndReason.OPERATOR, "dropped by operator"),
+            "dropped by operator",
+            "operator",
+            False,
+        ),
+        (CallEnd(EndReason.SHUTDOWN, "shutdown"), "shutdown", "shutdown", False),
     ],
 )
-def test_end_reasons_have_bounded_labels(reason: str, label: str, failure: bool) -> None:
-    assert end_reason_label(reason) == label
+def test_end_reasons_have_bounded_labels(
+    end: CallEnd, text: str, label: str, failure: bool
+) -> None:
+    """Each end has its metrics label and its log text (the BYE's Reason text too)."""
+    assert end.text == text
+    assert end.label == label
+    assert end.failure is failure
     assert is_failure(label) is failure
 
 

@@ -36,6 +36,7 @@ A call flow::
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Callable, Coroutine, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -560,13 +561,21 @@ class UaHarness:
         timers: TimerConfig | None = None,
         sessions: FakeSessionFactory | None = None,
         clock: FakeClock | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         self.clock = clock or FakeClock(start=1000.0)
+        #: The UA's random source (Retry-After values), seeded so runs repeat.
+        self.rng = rng or random.Random(0)
         self.timers = timers or TimerConfig()
         self.wire = RecordingWire(self.clock)
         self.sessions = sessions or FakeSessionFactory()
         self.ua = UserAgent(
-            config, clock=self.clock, timers=self.timers, sessions=self.sessions, sender=self.wire
+            config,
+            clock=self.clock,
+            timers=self.timers,
+            sessions=self.sessions,
+            sender=self.wire,
+            rng=self.rng,
         )
         self.layer = TransactionLayer(self.clock, self.timers, self.wire.send, self.ua)
         self.wire.layer = self.layer
