@@ -38,6 +38,7 @@ from avatar_mf.rooms.relay import (
 from avatar_mf.testing.channels import RecordingChannel, channel_info
 from avatar_mf.testing.clock import FakeClock
 from avatar_mf.testing.process import MfProcess, free_port
+from avatar_mf.transport.endpoint import EndpointStats
 from avatar_mf.ua.end_reason import CallEnd, EndReason, is_failure
 from tests.integration.conftest import FIXTURE_SDP, sipp_run
 
@@ -523,3 +524,23 @@ async def test_two_nodes_in_one_process_have_separate_registries(tmp_path: Path)
     assert b"avatar_mf_call_setup_seconds_count 0.0" in b.metrics.render("")[0]
     a.executor.shutdown()
     b.executor.shutdown()
+
+
+def test_endpoint_stats_flatten_to_the_stats_shape() -> None:
+    """``/stats`` shows the endpoint's counters flat, as ``rx_request_INVITE`` ...: responses
+    sent by status over every method, refusals only once they counted."""
+    stats = EndpointStats()
+    stats.requests_received.update({"INVITE": 2, "ACK": 1})
+    stats.responses_received[200] += 1
+    stats.requests_sent["BYE"] += 1
+    stats.responses_sent.update({("INVITE", 200): 2, ("BYE", 200): 1, ("INVITE", 100): 2})
+    stats.untrusted = 3
+    assert stats.as_dict() == {
+        "rx_request_INVITE": 2,
+        "rx_request_ACK": 1,
+        "rx_response_200": 1,
+        "tx_request_BYE": 1,
+        "tx_response_200": 3,
+        "tx_response_100": 2,
+        "untrusted": 3,
+    }
