@@ -38,7 +38,8 @@ from avatar_mf.rooms.relay import (
 from avatar_mf.testing.channels import RecordingChannel, channel_info
 from avatar_mf.testing.clock import FakeClock
 from avatar_mf.testing.process import MfProcess, free_port
-from avatar_mf.ua.user_agent import end_reason_label, is_failure
+from avatar_mf.transport.endpoint import EndpointStats
+from avatar_mf.ua.end_reason import CallEnd, EndReason, is_failure
 from tests.integration.conftest import FIXTURE_SDP, sipp_run
 
 HOST = "127.0.0.1"
@@ -413,25 +414,46 @@ def test_relay_latency_is_measured_on_the_injected_clock() -> None:
 
 
 @pytest.mark.parametrize(
-    ("reason", "label", "failure"),
+    ("end", "text", "label", "failure"),
     [
-        ("bye", "bye", False),
-        ("cancelled", "cancelled", False),
-        ("no ACK", "no_ack", True),
-        ("refused 488", "rejected_488", True),
-        ("media failed: setup timeout", "media_failed", True),
-        ("media setup failed", "media_setup_failed", True),
-        ("session expired", "session_expired", True),
-        ("refresh failed (408)", "refresh_failed", True),
-        ("refresh timed out", "refresh_timeout", True),
-        ("INVITE transaction ended", "invite_tx_ended", True),
-        ("dropped by operator", "operator", False),
-        ("shutdown", "shutdown", False),
-        ("anything else", "other", False),
+        (CallEnd(EndReason.BYE), "bye", "bye", False),
+        (CallEnd(EndReason.CANCELLED), "cancelled", "cancelled", False),
+        (CallEnd(EndReason.NO_ACK), "no ACK", "no_ack", True),
+        (CallEnd(EndReason.REJECTED, "488"), "refused 488", "rejected_488", True),
+        (
+            CallEnd(EndReason.MEDIA_FAILED, "setup timeout"),
+            "media failed: setup timeout",
+            "media_failed",
+            True,
+        ),
+        (CallEnd(EndReason.MEDIA_SETUP_FAILED), "media setup failed", "media_setup_failed", True),
+        (CallEnd(EndReason.SESSION_EXPIRED), "session expired", "session_expired", True),
+        (CallEnd(EndReason.REFRESH_FAILED, "408"), "refresh failed (408)", "refresh_failed", True),
+        (CallEnd(EndReason.REFRESH_TIMEOUT), "refresh timed out", "refresh_timeout", True),
+        (
+            CallEnd(EndReason.INVITE_TX_ENDED),
+            "INVITE transaction ended",
+            "invite_tx_ended",
+            True,
+        ),
+        (CallEnd(EndReason.TRANSPORT_ERROR), "transport error", "transport_error", True),
+        (CallEnd(EndReason.OPERATOR), "dropped", "operator", False),
+        (
+            CallEnd(EndReason.OPERATOR, "dropped by operator"),
+            "dropped by operator",
+            "operator",
+            False,
+        ),
+        (CallEnd(EndReason.SHUTDOWN, "shutdown"), "shutdown", "shutdown", False),
     ],
 )
-def test_end_reasons_have_bounded_labels(reason: str, label: str, failure: bool) -> None:
-    assert end_reason_label(reason) == label
+def test_end_reasons_have_bounded_labels(
+    end: CallEnd, text: str, label: str, failure: bool
+) -> None:
+    """Each end has its metrics label and its log text (the BYE's Reason text too)."""
+    assert end.text == text
+    assert end.label == label
+    assert end.failure is failure
     assert is_failure(label) is failure
 
 
@@ -502,3 +524,23 @@ async def test_two_nodes_in_one_process_have_separate_registries(tmp_path: Path)
     assert b"avatar_mf_call_setup_seconds_count 0.0" in b.metrics.render("")[0]
     a.executor.shutdown()
     b.executor.shutdown()
+
+
+def test_endpoint_stats_flatten_to_the_stats_shape() -> None:
+    """``/stats`` shows the endpoint's counters flat, as ``rx_request_INVITE`` ...: responses
+    sent by status over every method, refusals only once they counted."""
+    stats = EndpointStats()
+    stats.requests_received.update({"INVITE": 2, "ACK": 1})
+    stats.responses_received[200] += 1
+    stats.requests_sent["BYE"] += 1
+    stats.responses_sent.update({("INVITE", 200): 2, ("BYE", 200): 1, ("INVITE", 100): 2})
+    stats.untrusted = 3
+    assert stats.as_dict() == {
+        "rx_request_INVITE": 2,
+        "rx_request_ACK": 1,
+        "rx_response_200": 1,
+        "tx_request_BYE": 1,
+        "tx_response_200": 3,
+        "tx_response_100": 2,
+        "untrusted": 3,
+    }

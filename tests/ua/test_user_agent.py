@@ -593,7 +593,7 @@ async def test_factory_refusing_the_offer_is_answered_with_its_error(mf: UaHarne
     assert refused.headers.get("Warning") == '304 avatar-mf "no data channel m-line"'
     assert to_tag_of(refused)
     assert mf.ua.active_calls == 0 and mf.ua.pending_invites == 0
-    assert mf.ua.stats["calls_failed"] == 1
+    assert mf.ua.stats.calls_failed == 1
     await mf.deliver(ue.ack(refused))
 
 

@@ -144,7 +144,13 @@ class CallMediaSession:
                 raise SipError(exc.status_hint, str(exc)[:100]) from exc
             params = answer_params(self.dc.local)
         self.negotiated = Negotiated(offer, self._render(plan, params))
-        if self.dc is not None:
+
+    def answer_sent(self) -> None:
+        """The 2xx carrying the answer went out: start the association (ICE, DTLS, SCTP).
+
+        Not before: a call CANCELled or refused while the answer was being made never starts
+        one (the user agent calls this only once the 2xx is handed to its transaction)."""
+        if self.dc is not None and not self.closed:
             self.dc.start()
 
     async def renegotiate(self, offer_body: bytes) -> bytes:

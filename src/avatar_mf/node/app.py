@@ -210,8 +210,8 @@ class MediaFunction:
                 "media_sockets": self.media.open_sockets,
             },
             "tcp_connections": self.tcp_connections,
-            "calls": dict(self.ua.stats),
-            "sip": dict(self.endpoint.counters),
+            "calls": self.ua.stats.calls(),
+            "sip": self.endpoint.stats.as_dict(),
             "draining": self.ua.draining,
         }
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -271,12 +271,6 @@ def _add_histogram(family: HistogramMetricFamily, labels: list[str], hist: Fixed
     family.add_metric(labels, buckets, hist.sum)
 
 
-def _prefixed(counters: Mapping[str, int], prefix: str) -> Iterator[tuple[str, int]]:
-    for key, value in counters.items():
-        if key.startswith(prefix):
-            yield key[len(prefix) :], value
-
-
 class NodeCollector(Collector):
     """Reads a node's counters at scrape time (see the module docstring)."""
 
@@ -325,30 +319,30 @@ class NodeCollector(Collector):
 
     @staticmethod
     def _sip(node: NodeView, add: _Add, add_counts: _AddCounts) -> None:
-        counters = node.endpoint.counters
+        sip = node.endpoint.stats
         add_counts(
             "avatar_mf_sip_requests_received_total",
-            (((m,), v) for m, v in _prefixed(counters, "rx_request_")),
+            (((m,), v) for m, v in sip.requests_received.items()),
             [(m,) for m in UA_METHODS],
         )
         add_counts(
             "avatar_mf_sip_responses_received_total",
-            (((c,), v) for c, v in _prefixed(counters, "rx_response_")),
+            (((str(c),), v) for c, v in sip.responses_received.items()),
         )
         add_counts(
             "avatar_mf_sip_requests_sent_total",
-            (((m,), v) for m, v in _prefixed(counters, "tx_request_")),
+            (((m,), v) for m, v in sip.requests_sent.items()),
         )
         add_counts(
             "avatar_mf_sip_responses_sent_total",
-            (((m, str(c)), v) for (m, c), v in node.endpoint.responses_sent.items()),
+            (((m, str(c)), v) for (m, c), v in sip.responses_sent.items()),
         )
         add_counts(
             "avatar_mf_sip_messages_refused_total",
             [
-                (("rate_limited",), counters["rate_limited"]),
-                (("untrusted",), counters["untrusted"]),
-                (("unparsable",), counters["bad_message"]),
+                (("rate_limited",), sip.rate_limited),
+                (("untrusted",), sip.untrusted),
+                (("unparsable",), sip.bad_message),
             ],
         )
         stats = node.layer.stats
@@ -374,7 +368,7 @@ class NodeCollector(Collector):
             "avatar_mf_sip_retransmissions_sent_total",
             [
                 (("transaction",), stats.retransmissions_sent),
-                (("ok",), node.ua.ok_retransmissions),
+                (("ok",), node.ua.stats.ok_retransmissions),
             ],
         )
         add("avatar_mf_sip_tcp_connections", node.tcp_connections)
@@ -384,16 +378,16 @@ class NodeCollector(Collector):
         ua = node.ua
         add("avatar_mf_dialogs_active", ua.active_calls)
         add("avatar_mf_invites_pending", ua.pending_invites)
-        add("avatar_mf_calls_started_total", ua.stats["calls_started"])
-        add("avatar_mf_calls_answered_total", ua.stats["calls_answered"])
+        add("avatar_mf_calls_started_total", ua.stats.calls_started)
+        add("avatar_mf_calls_answered_total", ua.stats.calls_answered)
         add_counts(
             "avatar_mf_calls_ended_total",
-            (((r,), v) for r, v in ua.end_reasons.items()),
+            (((r,), v) for r, v in ua.stats.end_reasons.items()),
             [("bye",), ("cancelled",)],
         )
         add_counts(
             "avatar_mf_calls_failed_total",
-            (((r,), v) for r, v in ua.failure_reasons.items()),
+            (((r,), v) for r, v in ua.stats.failure_reasons.items()),
             [(r,) for r in FAILURE_LABELS],
         )
 

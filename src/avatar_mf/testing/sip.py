@@ -36,7 +36,8 @@ A call flow::
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Generator, Iterable, Mapping
+import random
+from collections.abc import Callable, Coroutine, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -426,6 +427,8 @@ class FakeMediaSession:
             refuses the re-offer; anything else is a bug in the media layer).
         reoffer_gate: when set, :meth:`renegotiate` waits for it before answering.
         close_count: how many times :meth:`close` was called (the UA must call it once).
+        answer_sent_count: how many times :meth:`answer_sent` was called (once per answered
+            call, never for a CANCELled or refused one).
     """
 
     def __init__(
@@ -440,6 +443,9 @@ class FakeMediaSession:
         self.reoffer_error: BaseException | None = None
         self.reoffer_gate: asyncio.Event | None = None
         self.close_count = 0
+        self.answer_sent_count = 0
+        #: Called from :meth:`answer_sent` (tests record what the wire holds at that moment).
+        self.on_answer_sent: Callable[[FakeMediaSession], None] | None = None
 
     @property
     def closed(self) -> bool:
@@ -454,6 +460,11 @@ class FakeMediaSession:
         if self.reoffer_answer is not None:
             self.local_sdp = self.reoffer_answer
         return self.local_sdp
+
+    def answer_sent(self) -> None:
+        self.answer_sent_count += 1
+        if self.on_answer_sent is not None:
+            self.on_answer_sent(self)
 
     async def close(self) -> None:
         self.close_count += 1
@@ -499,6 +510,8 @@ class FakeSessionFactory:
         self.offers: list[bytes] = []
         self.failure_callbacks: list[FailureCallback] = []
         self.cancelled = 0
+        #: Given to every session created: called from its :meth:`FakeMediaSession.answer_sent`.
+        self.on_answer_sent: Callable[[FakeMediaSession], None] | None = None
 
     @property
     def create_count(self) -> int:
@@ -524,6 +537,7 @@ class FakeSessionFactory:
         if self.error is not None:
             raise self.error
         session = FakeMediaSession(call, offer, on_failure, self.answer)
+        session.on_answer_sent = self.on_answer_sent
         self.sessions.append(session)
         return session
 
@@ -547,13 +561,21 @@ class UaHarness:
         timers: TimerConfig | None = None,
         sessions: FakeSessionFactory | None = None,
         clock: FakeClock | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         self.clock = clock or FakeClock(start=1000.0)
+        #: The UA's random source (Retry-After values), seeded so runs repeat.
+        self.rng = rng or random.Random(0)
         self.timers = timers or TimerConfig()
         self.wire = RecordingWire(self.clock)
         self.sessions = sessions or FakeSessionFactory()
         self.ua = UserAgent(
-            config, clock=self.clock, timers=self.timers, sessions=self.sessions, sender=self.wire
+            config,
+            clock=self.clock,
+            timers=self.timers,
+            sessions=self.sessions,
+            sender=self.wire,
+            rng=self.rng,
         )
         self.layer = TransactionLayer(self.clock, self.timers, self.wire.send, self.ua)
         self.wire.layer = self.layer

@@ -7,16 +7,17 @@ trusted-peer list are answered 403 statelessly; unparsable requests are answered
 (400, 505, 513 ...) when enough of them was read to build an answer (RFC 3261 8.2.6.2),
 otherwise dropped. Outgoing responses go where RFC 3261 18.2.2 / RFC 3581 say.
 
-Counters (read by ``/stats`` and ``/metrics``): ``counters`` by name (``rx_request_INVITE``,
-``tx_response_200``, ``rate_limited``, ``untrusted``, ``bad_message`` ...) and
-``responses_sent`` by (method of the CSeq, status). Method names outside
-:data:`COUNTED_METHODS` count as ``other``, so a peer inventing methods cannot grow them.
+Counters (read by ``/stats`` and ``/metrics``): ``stats``, an :class:`EndpointStats` (messages
+by method or status and direction, refusals, responses sent by method of the CSeq and status).
+Method names outside :data:`COUNTED_METHODS` count as ``other``, so a peer inventing methods
+cannot grow them.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
+from dataclasses import dataclass, field
 
 from avatar_mf.sip.build import new_tag, response_for_error
 from avatar_mf.sip.errors import SipError, SipParseError
@@ -53,6 +54,43 @@ def _source(peer: Peer) -> dict[str, object]:
     return {"source": f"{peer.host}:{peer.port}", "transport": peer.transport}
 
 
+@dataclass(slots=True)
+class EndpointStats:
+    """The endpoint's counters since it started."""
+
+    #: Requests received, by method label (:func:`method_label`).
+    requests_received: Counter[str] = field(default_factory=Counter)
+    #: Responses received, by status code.
+    responses_received: Counter[int] = field(default_factory=Counter)
+    #: Requests sent, by method label.
+    requests_sent: Counter[str] = field(default_factory=Counter)
+    #: Responses sent, by (CSeq method, status code).
+    responses_sent: Counter[tuple[str, int]] = field(default_factory=Counter)
+    #: Packets refused by the per-source rate limit.
+    rate_limited: int = 0
+    #: Messages from outside the trusted peers.
+    untrusted: int = 0
+    #: Messages that could not be parsed.
+    bad_message: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        """The flat form ``/stats`` shows (its ``sip`` object): ``rx_request_INVITE``,
+        ``tx_response_200``, ``rate_limited`` ..., only the counters that counted."""
+        flat: dict[str, int] = {}
+        flat.update((f"rx_request_{m}", v) for m, v in self.requests_received.items())
+        flat.update((f"rx_response_{c}", v) for c, v in self.responses_received.items())
+        flat.update((f"tx_request_{m}", v) for m, v in self.requests_sent.items())
+        by_status: Counter[int] = Counter()
+        for (_method, status), count in self.responses_sent.items():
+            by_status[status] += count
+        flat.update((f"tx_response_{c}", v) for c, v in by_status.items())
+        for name in ("rate_limited", "untrusted", "bad_message"):
+            value: int = getattr(self, name)
+            if value:
+                flat[name] = value
+        return flat
+
+
 class SipEndpoint:
     def __init__(
         self,
@@ -66,9 +104,7 @@ class SipEndpoint:
         self._server_header = server_header
         self._transports: dict[str, SipTransport] = {}
         self._layer: TransactionLayer | None = None
-        self.counters: Counter[str] = Counter()
-        #: Responses sent, by (CSeq method, status code).
-        self.responses_sent: Counter[tuple[str, int]] = Counter()
+        self.stats = EndpointStats()
 
     def attach(self, layer: TransactionLayer, transports: dict[str, SipTransport]) -> None:
         self._layer = layer
@@ -83,20 +119,20 @@ class SipEndpoint:
     def admit(self, peer: Peer, size: int) -> bool:
         if self._limiter.allow(peer.host):
             return True
-        self.counters["rate_limited"] += 1
+        self.stats.rate_limited += 1
         return False
 
     def message_received(self, message: Message, peer: Peer) -> None:
         assert self._layer is not None
         if isinstance(message, Request):
-            self.counters[f"rx_request_{method_label(message.method)}"] += 1
+            self.stats.requests_received[method_label(message.method)] += 1
             try:
                 message = stamp_received(message, peer)
             except SipParseError as err:
                 self._answer_statelessly(message, err, peer)
                 return
             if not self._trusted.allows(peer.host):
-                self.counters["untrusted"] += 1
+                self.stats.untrusted += 1
                 log.debug(
                     "%s from untrusted %s: 403",
                     message.method,
@@ -106,14 +142,14 @@ class SipEndpoint:
                 self._answer_statelessly(message, SipError(403, "Not A Trusted Peer"), peer)
                 return
         else:
-            self.counters[f"rx_response_{message.status}"] += 1
+            self.stats.responses_received[message.status] += 1
             if not self._trusted.allows(peer.host):
-                self.counters["untrusted"] += 1
+                self.stats.untrusted += 1
                 return
         self._layer.receive(message, peer)
 
     def bad_message(self, error: SipParseError, peer: Peer) -> None:
-        self.counters["bad_message"] += 1
+        self.stats.bad_message += 1
         extra = _source(peer)
         if error.partial is not None:
             extra["call_id"] = error.partial.headers.get("Call-ID") or ""
@@ -151,12 +187,11 @@ class SipEndpoint:
             raise OSError(f"no {peer.transport} transport")
         data = serialize(message)
         if isinstance(message, Response):
-            self.counters[f"tx_response_{message.status}"] += 1
-            self.responses_sent[_response_method(message), message.status] += 1
+            self.stats.responses_sent[_response_method(message), message.status] += 1
             dest = response_destination(message, peer)
             ok = transport.send(data, dest.host, dest.port, dest.connection_id)
         else:
-            self.counters[f"tx_request_{method_label(message.method)}"] += 1
+            self.stats.requests_sent[method_label(message.method)] += 1
             ok = transport.send(data, peer.host, peer.port, peer.connection_id)
             if not ok and peer.connection_id is not None:
                 # The connection the dialog started on is gone: open a new one.

@@ -35,6 +35,11 @@ class MediaSession(Protocol):
         """The current SDP answer."""
         ...
 
+    def answer_sent(self) -> None:
+        """The 2xx carrying the initial answer was handed to the transaction layer: start the
+        association. Called once per call, never for a call CANCELled or refused."""
+        ...
+
     async def renegotiate(self, offer: bytes) -> bytes:
         """Answer a re-offer (re-INVITE, UPDATE); raises SipError (488) to refuse it."""
         ...

@@ -27,9 +27,13 @@ It is the transaction user of :class:`avatar_mf.sip.transaction_layer.Transactio
 - Anything else: 405 with Allow for methods SIP defines, 501 for unknown methods, checked
   before the dialog (8.2.1 comes before 12.2.2).
 
-Counters for ``/stats`` and ``/metrics``: ``stats`` (calls started, answered, failed, ended),
-``end_reasons`` and ``failure_reasons`` (by :func:`end_reason_label`), ``ok_retransmissions``
-(2xx re-sent while waiting for the ACK); the optional ``observe_setup`` and
+The 2xx retransmission and ACK wait is the machine of ``sip/uas_2xx.py``, the session timer the
+negotiation functions and machine of ``sip/session_timer.py``; this module carries their
+actions out on its clock. Why a call ended is a :class:`~avatar_mf.ua.end_reason.CallEnd`.
+
+Counters for ``/stats`` and ``/metrics``: ``stats``, a :class:`~avatar_mf.ua.stats.UaStats`
+(calls started, answered, failed, ended, 2xx re-sent while waiting for the ACK, ends and
+failures by label); the optional ``observe_setup`` and
 ``observe_duration`` callbacks get each call's setup time (INVITE to 2xx) and, for calls that
 were answered, its duration (2xx to end). Every log line about a call carries its ``call_id``
 as an ``extra`` field.
@@ -40,26 +44,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
-from collections import Counter
-from collections.abc import Callable, Coroutine
+import random
+from collections.abc import Callable, Coroutine, Hashable
 from dataclasses import dataclass, field
-from types import MappingProxyType
-from typing import Any, NoReturn, Protocol
+from typing import Any, Generic, NoReturn, Protocol, TypeVar
 
 from avatar_mf.clock import Clock, TimerHandle
+from avatar_mf.sip import session_timer, uas_2xx
 from avatar_mf.sip.build import make_response, new_branch, new_tag, response_for_error
 from avatar_mf.sip.dialog import Dialog, DialogId, dialog_id_of
 from avatar_mf.sip.errors import SipError
 from avatar_mf.sip.headers import parse_cseq, parse_name_addr
 from avatar_mf.sip.message import Request, Response
 from avatar_mf.sip.peer import Peer
+from avatar_mf.sip.session_timer import SessionRefresh, SessionTimer
 from avatar_mf.sip.timers import TimerConfig
 from avatar_mf.sip.transaction import State
 from avatar_mf.sip.transaction_layer import ClientTransaction, ServerTransaction
 from avatar_mf.sip.uri import SipUri, parse_uri
 from avatar_mf.sip.validate import validate_request
+from avatar_mf.ua.end_reason import FAILURE_LABELS, CallEnd, EndReason, is_failure
 from avatar_mf.ua.media_seam import CallInfo, MediaSession, SessionFactory
+from avatar_mf.ua.stats import UaStats
 
 log = logging.getLogger(__name__)
 
@@ -74,47 +80,18 @@ KNOWN_METHODS = frozenset(
 )
 
 
-#: End reasons (as passed to ``_finish``, lower case) -> their label in metrics and logs.
-_END_LABELS = MappingProxyType({
-    "bye": "bye",
-    "cancelled": "cancelled",
-    "no ack": "no_ack",
-    "session expired": "session_expired",
-    "refresh timed out": "refresh_timeout",
-    "media setup failed": "media_setup_failed",
-    "invite transaction ended": "invite_tx_ended",
-    "transport error": "transport_error",
-    "shutdown": "shutdown",
-    "dropped": "operator",
-    "dropped by operator": "operator",
-})  # fmt: skip
-#: Labels of the ends that count as failures (the others are normal: the UE hung up or
-#: cancelled, the operator or a shutdown ended the call). "rejected_<status>" is one too.
-FAILURE_LABELS = frozenset(
-    {
-        "no_ack", "session_expired", "refresh_failed", "refresh_timeout", "media_failed",
-        "media_setup_failed", "invite_tx_ended", "transport_error",
-    }
-)  # fmt: skip
-
-
-def end_reason_label(reason: str) -> str:
-    """A bounded label for why a call ended: ``bye``, ``cancelled``, ``no_ack``,
-    ``rejected_488`` (the INVITE was refused with that status), ``media_failed`` ... or
-    ``other``. The free text (``media failed: setup timeout``) stays in the logs."""
-    text = reason.strip().lower()
-    if text.startswith("refused "):
-        status = text[len("refused ") :][:3]
-        return f"rejected_{status}" if status.isdigit() else "rejected"
-    if text.startswith("media failed"):
-        return "media_failed"
-    if text.startswith("refresh failed"):
-        return "refresh_failed"
-    return _END_LABELS.get(text, "other")
-
-
-def is_failure(label: str) -> bool:
-    return label in FAILURE_LABELS or label.startswith("rejected")
+__all__ = [
+    "ALLOW",
+    "ALLOWED_METHODS",
+    "FAILURE_LABELS",
+    "Call",
+    "CallEnd",
+    "EndReason",
+    "UaTransport",
+    "UserAgent",
+    "UserAgentConfig",
+    "is_failure",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +120,69 @@ class UaTransport(Protocol):
     def local_port(self, transport: str) -> int: ...
 
 
+K = TypeVar("K", bound=Hashable)
+
+
+class _ClockTimers(Generic[K]):
+    """The clock handles of one machine's timers, by the machine's timer name."""
+
+    __slots__ = ("_clock", "_handles")
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._handles: dict[K, TimerHandle] = {}
+
+    def arm(self, name: K, delay: float, fire: Callable[[K], None]) -> None:
+        self.disarm(name)
+        self._handles[name] = self._clock.call_later(delay, lambda: self._fired(name, fire))
+
+    def disarm(self, name: K) -> None:
+        handle = self._handles.pop(name, None)
+        if handle is not None:
+            handle.cancel()
+
+    def disarm_all(self) -> None:
+        for name in list(self._handles):
+            self.disarm(name)
+
+    def _fired(self, name: K, fire: Callable[[K], None]) -> None:
+        self._handles.pop(name, None)
+        fire(name)
+
+
+@dataclass(eq=False, slots=True)
+class OkWait:
+    """The last 2xx to an INVITE of the call, waiting for its ACK (RFC 3261 13.3.1.4)."""
+
+    response: Response
+    #: Where the 2xx goes (the source of the INVITE it answers).
+    peer: Peer
+    machine: uas_2xx.AckWait
+    timers: _ClockTimers[uas_2xx.Timer]
+
+
+@dataclass(eq=False, slots=True)
+class SessionTimerState:
+    """The call's session timer (RFC 4028): the machine and its clock handles."""
+
+    machine: SessionRefresh
+    timers: _ClockTimers[session_timer.Timer]
+
+
+@dataclass(eq=False, slots=True)
+class Reoffers:
+    """In-dialog re-INVITEs and UPDATEs being answered (RFC 3261 14.2, RFC 3311 5.2)."""
+
+    reinvite_pending: bool = False
+    #: An UPDATE carrying an offer is being answered.
+    update_pending: bool = False
+    tasks: dict[ServerTransaction, asyncio.Task[None]] = field(default_factory=dict)
+
+    @property
+    def offer_pending(self) -> bool:
+        return self.reinvite_pending or self.update_pending
+
+
 @dataclass(eq=False)
 class Call:
     """One INVITE dialog at the UAS, from the INVITE to its end."""
@@ -152,34 +192,33 @@ class Call:
     peer: Peer
     invite_tx: ServerTransaction | None
     created: float
+    session: SessionTimerState
+    #: The session timer of the last 2xx (to the INVITE, a re-INVITE or an UPDATE).
+    timer: SessionTimer = SessionTimer()
     dialog: Dialog | None = None
     media: MediaSession | None = None
     task: asyncio.Task[None] | None = None
-    ok: Response | None = None
-    ok_timer: TimerHandle | None = None
-    ok_interval: float = 0.0
-    ok_deadline: float = 0.0
-    confirmed: bool = False
-    reinvite_pending: bool = False
-    session_expires: int = 0
-    refresher: str = "uac"
-    expiry_timer: TimerHandle | None = None
-    refresh_timer: TimerHandle | None = None
-    ended: bool = False
-    end_reason: str = ""
-    extra: dict[str, str] = field(default_factory=dict)
-    #: Where the 2xx in ``ok`` goes (the source of the INVITE it answers).
-    ok_peer: Peer | None = None
-    #: 64*T1 after the 2xx: ends the call if its ACK has not come (RFC 3261 13.3.1.4).
-    ack_timer: TimerHandle | None = None
-    #: An UPDATE carrying an offer is being answered (RFC 3311 5.2).
-    update_pending: bool = False
-    #: In-dialog re-INVITEs and UPDATEs being answered, with their tasks.
-    reoffers: dict[ServerTransaction, asyncio.Task[None]] = field(default_factory=dict)
+    ok: OkWait | None = None
+    reoffers: Reoffers = field(default_factory=Reoffers)
+    #: Why the call ended (None while it goes on).
+    end: CallEnd | None = None
     #: What the INVITE said about the caller (for logs and the admin session list).
     info: CallInfo | None = None
     #: Clock time the 2xx was first sent (0 until then).
     answered: float = 0.0
+
+    @property
+    def ended(self) -> bool:
+        return self.end is not None
+
+    @property
+    def confirmed(self) -> bool:
+        """The ACK for the last 2xx came."""
+        return self.ok is not None and self.ok.machine.confirmed
+
+    @property
+    def session_expires(self) -> int:
+        return self.timer.expires
 
     @property
     def log_extra(self) -> dict[str, object]:
@@ -200,6 +239,7 @@ class UserAgent:
         sender: UaTransport,
         observe_setup: Callable[[float], None] | None = None,
         observe_duration: Callable[[float], None] | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         self._cfg = config
         self._clock = clock
@@ -211,17 +251,9 @@ class UserAgent:
         # Strong references: the event loop keeps only weak ones to running tasks.
         self._tasks: set[asyncio.Task[None]] = set()
         self.draining = False
-        self.stats: dict[str, int] = {
-            "calls_started": 0,
-            "calls_answered": 0,
-            "calls_failed": 0,
-            "calls_ended": 0,
-        }
-        #: Calls ended, by :func:`end_reason_label`; ``failure_reasons`` holds the failures.
-        self.end_reasons: Counter[str] = Counter()
-        self.failure_reasons: Counter[str] = Counter()
-        #: 2xx responses re-sent while waiting for their ACK (RFC 3261 13.3.1.4).
-        self.ok_retransmissions = 0
+        #: The random source of Retry-After values (tests seed it).
+        self._rng = rng or random.Random()
+        self.stats = UaStats()
         self._observe_setup = observe_setup
         self._observe_duration = observe_duration
         self.on_call_ended: Callable[[Call], None] | None = None
@@ -262,13 +294,9 @@ class UserAgent:
         call = self._calls.get(did) if did is not None else None
         if call is None or call.ended or call.ok is None:
             return
-        if seq != _cseq_number(call.ok):
+        if seq != _cseq_number(call.ok.response):
             return  # a late ACK for an earlier INVITE of the dialog (RFC 3261 13.2.2.4)
-        for handle in (call.ok_timer, call.ack_timer):
-            if handle is not None:
-                handle.cancel()
-        call.ok_timer = call.ack_timer = None
-        call.confirmed = True
+        self._run_ok(call, call.ok, call.ok.machine.on_ack())
 
     def on_cancel(self, invite_tx: ServerTransaction, cancel: Request) -> None:
         call = self._pending.pop(id(invite_tx), None)
@@ -278,7 +306,7 @@ class UserAgent:
             invite_tx.respond(
                 make_response(invite_tx.request, 487, to_tag=call.local_tag, headers=self._server())
             )
-        self._finish(call, "cancelled", send_bye=False)
+        self._finish(call, CallEnd(EndReason.CANCELLED), send_bye=False)
 
     def on_response(self, tx: ClientTransaction, response: Response) -> None:
         if response.status < 200:
@@ -291,14 +319,16 @@ class UserAgent:
             # RFC 4028 10: a refresh that fails this way ends the session. After a 481 the UE
             # has no such dialog (RFC 3261 12.2.1.2, RFC 5057 5.1): a BYE would get 481 too.
             self._finish(
-                call, f"refresh failed ({response.status})", send_bye=response.status == 408
+                call,
+                CallEnd(EndReason.REFRESH_FAILED, str(response.status)),
+                send_bye=response.status == 408,
             )
 
     def on_transaction_timeout(self, tx: ServerTransaction | ClientTransaction) -> None:
         if isinstance(tx, ClientTransaction) and tx.request.method == "UPDATE":
             call = self._calls.get(self._client_dialog(tx))
             if call is not None:
-                self._finish(call, "refresh timed out", send_bye=True)
+                self._finish(call, CallEnd(EndReason.REFRESH_TIMEOUT), send_bye=True)
 
     def on_transport_error(self, tx: ServerTransaction | ClientTransaction) -> None:
         log.info(
@@ -311,7 +341,7 @@ class UserAgent:
             # Proceeding terminates it): nobody can be answered, release the call now.
             call = self._pending.get(id(tx))
             if call is not None:
-                self._finish(call, "transport error", send_bye=False)
+                self._finish(call, CallEnd(EndReason.TRANSPORT_ERROR), send_bye=False)
 
     # ------------------------------------------------------------------ dispatch
 
@@ -334,7 +364,7 @@ class UserAgent:
         call.dialog = call.dialog.receive(request)
         if method == "BYE":
             tx.respond(self._response(request, 200, call))
-            self._finish(call, "bye", send_bye=False)
+            self._finish(call, CallEnd(EndReason.BYE), send_bye=False)
         elif method in ("INVITE", "UPDATE"):
             self._reoffer(tx, request, call)
         else:
@@ -386,7 +416,7 @@ class UserAgent:
             raise SipError(503, "Draining", headers=retry)
         if len(self._calls) + len(self._pending) >= self._cfg.max_dialogs:
             raise SipError(503, "Too Many Calls", headers=retry)
-        se, refresher = self._negotiate_timer(request)
+        timer = self._negotiate_timer(request)
         call_id = request.headers.get("Call-ID") or ""
         call = Call(
             local_tag=new_tag(),
@@ -394,13 +424,13 @@ class UserAgent:
             peer=tx.source,
             invite_tx=tx,
             created=self._clock.now(),
-            session_expires=se,
-            refresher=refresher,
+            session=SessionTimerState(SessionRefresh(), _ClockTimers(self._clock)),
+            timer=timer,
         )
         call.dialog = Dialog.from_request(request, call.local_tag)
         tx.local_tag = call.local_tag  # a CANCEL's 200 carries it too (RFC 3261 9.2)
         self._pending[id(tx)] = call
-        self.stats["calls_started"] += 1
+        self.stats.calls_started += 1
         info = call.info = self._call_info(request, tx.source)
         log.debug(
             "call %s: INVITE from %s to %s",
@@ -415,33 +445,11 @@ class UserAgent:
         )
         call.task = self._spawn(self._answer(tx, request, call, info))
 
-    def _negotiate_timer(self, request: Request) -> tuple[int, str]:
+    def _negotiate_timer(self, request: Request) -> SessionTimer:
         """RFC 4028 9: choose Session-Expires and the refresher for the 2xx."""
-        value = request.headers.get("Session-Expires")
-        supported = {t.strip().lower() for t in request.headers.get_list("Supported")}
-        se = self._cfg.session_expires
-        refresher = "uac" if "timer" in supported else "uas"
-        floor = 0  # RFC 4028 9: never below the request's Min-SE
-        with contextlib.suppress(ValueError):
-            floor = int((request.headers.get("Min-SE") or "0").partition(";")[0].strip())
-        if value is not None:
-            head, _, params = value.partition(";")
-            try:
-                asked = int(head.strip())
-            except ValueError:
-                raise SipError(400, "Bad Session-Expires") from None
-            if asked < self._cfg.min_se:
-                raise SipError(422, headers=(("Min-SE", str(self._cfg.min_se)),))
-            se = min(asked, se) if se else asked
-            for param in params.split(";"):
-                name, _, val = param.partition("=")
-                if name.strip().lower() == "refresher" and val.strip().lower() in ("uac", "uas"):
-                    refresher = val.strip().lower()
-            if refresher == "uac" and "timer" not in supported:
-                refresher = "uas"
-        if se:
-            se = max(se, floor)
-        return se, refresher
+        return session_timer.negotiate(
+            request, session_expires=self._cfg.session_expires, min_se=self._cfg.min_se
+        )
 
     def _call_info(self, request: Request, source: Peer) -> CallInfo:
         headers = request.headers
@@ -473,8 +481,9 @@ class UserAgent:
             )
         except SipError as err:
             if not call.ended:
-                self.stats["calls_failed"] += 1
-                self._finish(call, f"refused {err.status}", send_bye=False, error=err)
+                self.stats.calls_failed += 1
+                end = CallEnd(EndReason.REJECTED, str(err.status))
+                self._finish(call, end, send_bye=False, error=err)
             return
         except asyncio.CancelledError:
             raise
@@ -483,13 +492,14 @@ class UserAgent:
                 "media session creation failed for %s", call.call_id, extra=call.log_extra
             )
             if not call.ended:
-                self.stats["calls_failed"] += 1
+                self.stats.calls_failed += 1
                 error = SipError(500, "Media Setup Failed")
-                self._finish(call, "media setup failed", send_bye=False, error=error)
+                end = CallEnd(EndReason.MEDIA_SETUP_FAILED)
+                self._finish(call, end, send_bye=False, error=error)
             return
         if call.ended or not _answerable(tx):
             # CANCELled (or the transaction failed) while the media was being set up.
-            self._finish(call, "INVITE transaction ended", send_bye=False)
+            self._finish(call, CallEnd(EndReason.INVITE_TX_ENDED), send_bye=False)
             await self._close_media(call, media)
             return
         self._pending.pop(id(tx), None)
@@ -498,9 +508,13 @@ class UserAgent:
         self._calls[call.dialog.id] = call
         call.invite_tx = None
         ok = self._response(request, 200, call, body=media.local_sdp)
-        self.stats["calls_answered"] += 1
+        self.stats.calls_answered += 1
         call.answered = now = self._clock.now()
         self._send_ok(call, tx, ok)
+        try:
+            media.answer_sent()
+        except Exception:
+            log.exception("starting the media of %s failed", call.call_id, extra=call.log_extra)
         self._arm_session_timer(call)
         setup = now - call.created
         if self._observe_setup is not None:
@@ -539,13 +553,8 @@ class UserAgent:
             ("Allow", ALLOW),
             ("Supported", SUPPORTED),
         ]
-        if request.method in ("INVITE", "UPDATE") and status == 200 and call.session_expires:
-            headers.append(
-                ("Session-Expires", f"{call.session_expires};refresher={call.refresher}")
-            )
-            # RFC 4028 9: MUST with refresher=uac, SHOULD whenever the UAC supports timer.
-            if call.refresher == "uac" or _supports_timer(request):
-                headers.append(("Require", "timer"))
+        if request.method in ("INVITE", "UPDATE") and status == 200:
+            headers.extend(session_timer.response_headers(call.timer, request))
         headers.extend(self._server())
         return make_response(
             request,
@@ -557,37 +566,36 @@ class UserAgent:
         )
 
     def _send_ok(self, call: Call, tx: ServerTransaction, ok: Response) -> None:
-        """Send the 2xx to an INVITE and keep it until its ACK (RFC 3261 13.3.1.4).
-
-        It is retransmitted at T1, 2T1, 4T1 ... capped at T2, whatever the transport ("even
-        if the transport at the UAS is reliable": hops further on may be UDP); 64*T1 after it
-        without the ACK the session is ended with BYE.
-        """
-        call.ok, call.ok_peer, call.confirmed = ok, tx.source, False
+        """Send the 2xx to an INVITE and keep it until its ACK (RFC 3261 13.3.1.4, the machine
+        of ``sip/uas_2xx.py``): a 2xx of a re-INVITE replaces the one before."""
+        if call.ok is not None:
+            self._run_ok(call, call.ok, call.ok.machine.stop())
         tx.respond(ok)
-        t1 = self._timers.t1
-        call.ok_interval = t1
-        call.ok_deadline = self._clock.now() + 64 * t1
-        call.ok_timer = self._clock.call_later(t1, lambda: self._resend_ok(call))
-        call.ack_timer = self._clock.call_later(64 * t1, lambda: self._ack_timeout(call))
+        machine = uas_2xx.AckWait(t1=self._timers.t1, t2=self._timers.t2)
+        wait = OkWait(ok, tx.source, machine, _ClockTimers(self._clock))
+        call.ok = wait
+        self._run_ok(call, wait, wait.machine.start())
 
-    def _resend_ok(self, call: Call) -> None:
-        call.ok_timer = None
-        if call.ended or call.confirmed or call.ok is None:
-            return
-        self._sender.send_response(call.ok, call.ok_peer or call.peer)
-        self.ok_retransmissions += 1
-        call.ok_interval = min(call.ok_interval * 2, self._timers.t2)
-        call.ok_timer = self._clock.call_later(call.ok_interval, lambda: self._resend_ok(call))
-
-    def _ack_timeout(self, call: Call) -> None:
-        call.ack_timer = None
-        if not call.ended and not call.confirmed:
-            self._finish(call, "no ACK", send_bye=True)
+    def _run_ok(self, call: Call, wait: OkWait, actions: list[uas_2xx.Action]) -> None:
+        """Carry out the actions of the call's 2xx machine."""
+        for action in actions:
+            match action:
+                case uas_2xx.Arm(timer, delay):
+                    wait.timers.arm(
+                        timer, delay, lambda t: self._run_ok(call, wait, wait.machine.on_timer(t))
+                    )
+                case uas_2xx.Disarm(timer):
+                    wait.timers.disarm(timer)
+                case uas_2xx.Resend():
+                    self._sender.send_response(wait.response, wait.peer)
+                    self.stats.ok_retransmissions += 1
+                case uas_2xx.AckTimedOut():
+                    self._finish(call, CallEnd(EndReason.NO_ACK), send_bye=True)
 
     def _reoffer(self, tx: ServerTransaction, request: Request, call: Call) -> None:
         is_invite = request.method == "INVITE"
-        offer_pending = call.reinvite_pending or call.update_pending
+        reoffers = call.reoffers
+        offer_pending = reoffers.offer_pending
         # RFC 3261 14.2: an INVITE overlapping another INVITE of the dialog (not yet answered,
         # or its 2xx not yet ACKed) gets 500 with a random Retry-After of 0-10 s; RFC 3311
         # 5.2: so does an UPDATE offer while an offer received is unanswered. (491 is for
@@ -595,17 +603,17 @@ class UserAgent:
         if (is_invite and (offer_pending or not call.confirmed)) or (
             not is_invite and request.body and offer_pending
         ):
-            raise SipError(500, headers=(("Retry-After", str(secrets.randbelow(11))),))
+            raise SipError(500, headers=(("Retry-After", str(self._rng.randint(0, 10))),))
         # Negotiated first: a 422 must leave the media untouched.
         timer = self._negotiate_timer(request)
         if is_invite:
-            call.reinvite_pending = True
+            reoffers.reinvite_pending = True
         elif request.body:
-            call.update_pending = True
-        call.reoffers[tx] = self._spawn(self._answer_reoffer(tx, request, call, timer))
+            reoffers.update_pending = True
+        reoffers.tasks[tx] = self._spawn(self._answer_reoffer(tx, request, call, timer))
 
     async def _answer_reoffer(
-        self, tx: ServerTransaction, request: Request, call: Call, timer: tuple[int, str]
+        self, tx: ServerTransaction, request: Request, call: Call, timer: SessionTimer
     ) -> None:
         is_invite = request.method == "INVITE"
         try:
@@ -628,57 +636,45 @@ class UserAgent:
             if call.ended or not _answerable(tx):
                 self._reject(tx, request, SipError(481))
                 return
-            call.session_expires, call.refresher = timer
+            call.timer = timer
             ok = self._response(request, 200, call, body=answer)
             if is_invite:
-                for handle in (call.ok_timer, call.ack_timer):
-                    if handle is not None:
-                        handle.cancel()
                 self._send_ok(call, tx, ok)
             else:
                 tx.respond(ok)
             self._arm_session_timer(call)
         finally:
-            if call.reoffers.get(tx) is asyncio.current_task():
-                del call.reoffers[tx]
+            reoffers = call.reoffers
+            if reoffers.tasks.get(tx) is asyncio.current_task():
+                del reoffers.tasks[tx]
             if is_invite:
-                call.reinvite_pending = False
+                reoffers.reinvite_pending = False
             elif request.body:
-                call.update_pending = False
+                reoffers.update_pending = False
 
     # ------------------------------------------------------------------ session timers
 
     def _arm_session_timer(self, call: Call) -> None:
-        for handle in (call.expiry_timer, call.refresh_timer):
-            if handle is not None:
-                handle.cancel()
-        call.expiry_timer = call.refresh_timer = None
-        se = call.session_expires
-        if not se:
-            return
-        if call.refresher == "uac":
-            # RFC 4028 10: BYE before expiry if no refresh came: SE - min(32, SE/3).
-            delay = se - min(32, se / 3)
-            call.expiry_timer = self._clock.call_later(
-                delay, lambda: self._finish(call, "session expired", send_bye=True)
-            )
-        else:
-            call.refresh_timer = self._clock.call_later(se / 2, lambda: self._refresh(call))
+        """A 2xx with the call's session timer went out: (re)start its machine."""
+        self._run_session(call, call.session.machine.arm(call.timer))
 
-    def _refresh(self, call: Call) -> None:
-        call.refresh_timer = None
-        if call.ended:
-            return
-        self._send_in_dialog(
-            call,
-            "UPDATE",
-            # RFC 4028 7.4: the parameter names the refresher relative to this request, whose
-            # UAC is the MF: "uac" keeps the MF the refresher ("uas" would hand it to the UE).
-            (("Session-Expires", f"{call.session_expires};refresher=uac"), ("Supported", "timer")),
-        )
-        call.refresh_timer = self._clock.call_later(
-            call.session_expires / 2, lambda: self._refresh(call)
-        )
+    def _run_session(self, call: Call, actions: list[session_timer.Action]) -> None:
+        """Carry out the actions of the call's session timer machine (RFC 4028 10)."""
+        state = call.session
+        for action in actions:
+            match action:
+                case session_timer.Arm(timer, delay):
+                    state.timers.arm(
+                        timer, delay, lambda t: self._run_session(call, state.machine.on_timer(t))
+                    )
+                case session_timer.Disarm(timer):
+                    state.timers.disarm(timer)
+                case session_timer.SendRefresh(timer):
+                    if not call.ended:
+                        headers = session_timer.refresh_headers(timer)
+                        self._send_in_dialog(call, "UPDATE", headers)
+                case session_timer.Expired():
+                    self._finish(call, CallEnd(EndReason.SESSION_EXPIRED), send_bye=True)
 
     # ------------------------------------------------------------------ ending calls
 
@@ -686,15 +682,16 @@ class UserAgent:
         log.info("call %s media failed: %s", call.call_id, reason, extra=call.log_extra)
         if not call.ended:
             error = SipError(500, "Media Setup Failed")
-            self._finish(call, f"media failed: {reason}", send_bye=True, error=error)
+            end = CallEnd(EndReason.MEDIA_FAILED, reason)
+            self._finish(call, end, send_bye=True, error=error)
 
     def drop(self, call: Call, reason: str = "dropped") -> None:
         """End a call: BYE when established, 503 to its INVITE when still pending (operator
-        action, drain timeout)."""
-        self._finish(call, reason, send_bye=True, error=SipError(503))
+        action, drain timeout). ``reason``: the text of the log line and the BYE's Reason."""
+        self._finish(call, CallEnd(EndReason.OPERATOR, reason), send_bye=True, error=SipError(503))
 
     def _finish(
-        self, call: Call, reason: str, *, send_bye: bool, error: SipError | None = None
+        self, call: Call, end: CallEnd, *, send_bye: bool, error: SipError | None = None
     ) -> None:
         """End ``call`` once: timers off, pending requests answered, BYE if asked and the call
         was established, media closed, counters and ``on_call_ended``.
@@ -704,23 +701,22 @@ class UserAgent:
         """
         if call.ended:
             return
-        call.ended = True
-        call.end_reason = reason
-        for handle in (call.ok_timer, call.ack_timer, call.expiry_timer, call.refresh_timer):
-            if handle is not None:
-                handle.cancel()
-        call.ok_timer = call.ack_timer = call.expiry_timer = call.refresh_timer = None
+        call.end = end
+        reason = end.text
+        if call.ok is not None:
+            self._run_ok(call, call.ok, call.ok.machine.stop())
+        self._run_session(call, call.session.machine.stop())
         current = asyncio.current_task()
         tx = call.invite_tx
         if tx is not None:
             self._pending.pop(id(tx), None)
             self._reject(tx, tx.request, error or SipError(500), call.local_tag)
         # RFC 3261 15.1.2: requests still pending in the dialog are answered, 487 recommended.
-        for pending_tx, reoffer_task in list(call.reoffers.items()):
+        for pending_tx, reoffer_task in list(call.reoffers.tasks.items()):
             self._reject(pending_tx, pending_tx.request, SipError(487))
             if reoffer_task is not current:
                 reoffer_task.cancel()
-        call.reoffers.clear()
+        call.reoffers.tasks.clear()
         established = call.dialog is not None and self._calls.get(call.dialog.id) is call
         if established and call.dialog is not None:
             del self._calls[call.dialog.id]
@@ -732,11 +728,11 @@ class UserAgent:
         if call.media is not None:
             media, call.media = call.media, None
             self._spawn(self._close_media(call, media))
-        self.stats["calls_ended"] += 1
-        label = end_reason_label(reason)
-        self.end_reasons[label] += 1
-        if is_failure(label):
-            self.failure_reasons[label] += 1
+        self.stats.calls_ended += 1
+        label = end.label
+        self.stats.end_reasons[label] += 1
+        if end.failure:
+            self.stats.failure_reasons[label] += 1
         extra: dict[str, object] = {**call.log_extra, "reason": label}
         if call.answered:
             duration = self._clock.now() - call.answered
@@ -811,11 +807,13 @@ class UserAgent:
         return (request.headers.get("Call-ID") or "", frm.tag or "", to.tag or "")
 
     async def close_all(self, reason: str) -> None:
-        """End every call with BYE and release its media (shutdown)."""
+        """End every call with BYE and release its media (shutdown). ``reason``: the text of
+        the log lines and the BYEs' Reason."""
+        end = CallEnd(EndReason.SHUTDOWN, reason)
         for call in list(self._calls.values()):
-            self._finish(call, reason, send_bye=True)
+            self._finish(call, end, send_bye=True)
         for call in list(self._pending.values()):
-            self._finish(call, reason, send_bye=False, error=SipError(503))
+            self._finish(call, end, send_bye=False, error=SipError(503))
 
 
 def _answerable(tx: ServerTransaction) -> bool:
@@ -828,7 +826,3 @@ def _cseq_number(message: Request | Response) -> int:
         return parse_cseq(message.headers.get("CSeq") or "").seq
     except SipError:
         return -1
-
-
-def _supports_timer(request: Request) -> bool:
-    return "timer" in {t.strip().lower() for t in request.headers.get_list("Supported")}
