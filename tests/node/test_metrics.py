@@ -22,11 +22,12 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from avatar_mf.avatar_session.hub import METADATA
+from avatar_mf.avatar_session.hub import METADATA, ConfiguredStage
 from avatar_mf.config import AppConfig
 from avatar_mf.node.app import MediaFunction
 from avatar_mf.node.metrics import METRICS
 from avatar_mf.pipeline.executor import StageBusy
+from avatar_mf.pipeline.stage import StageContext
 from avatar_mf.protocol.metadata import AnimationText, dump_message, new_message_id
 from avatar_mf.rooms.relay import (
     AnimationQueue,
@@ -35,6 +36,7 @@ from avatar_mf.rooms.relay import (
     Outlet,
     RelayMetrics,
 )
+from avatar_mf.stages.animation_data.speech_stage import TextSpeechStage
 from avatar_mf.testing.channels import RecordingChannel, channel_info
 from avatar_mf.testing.clock import FakeClock
 from avatar_mf.testing.process import MfProcess, free_port
@@ -458,13 +460,16 @@ def test_end_reasons_have_bounded_labels(
 
 
 class FailingSource:
-    """An animation-data stage that fails the way it is told to."""
+    """An animation-data stage that fails the way it is told to, one error per utterance."""
 
-    def __init__(self, error: Exception) -> None:
-        self.error = error
+    def __init__(self, errors: list[Exception]) -> None:
+        self.errors = errors
 
     def plan_text(self, text: str, *, language: str, rate: float, start_tick: int) -> Any:
-        raise self.error
+        raise self.errors.pop(0)
+
+    def open(self, context: StageContext) -> TextSpeechStage:
+        return TextSpeechStage(self, context)
 
 
 async def test_stage_failures_are_counted_by_stage_and_kind(tmp_path: Path) -> None:
@@ -483,12 +488,12 @@ async def test_stage_failures_are_counted_by_stage_and_kind(tmp_path: Path) -> N
     try:
         hub = node.hub
         assert hub is not None
+        errors: list[Exception] = [RuntimeError("engine crashed"), StageBusy("a"), StageBusy("b")]
+        hub.stages = (ConfiguredStage("animation_data", "failing", FailingSource(errors)),)
         info = channel_info(stream_id=1000, subprotocol=METADATA, request_uri="sip:r@mf")
         channel = RecordingChannel(info)
         service = hub.services()[METADATA](channel)
-        errors = (RuntimeError("engine crashed"), StageBusy("full"), StageBusy("full"))
-        for count, error in enumerate(errors, 1):
-            hub.animation_source = FailingSource(error)
+        for count in range(1, 4):
             text = AnimationText(id=new_message_id(), text="hi", language="en")
             service.on_message(dump_message(text))
             for _ in range(400):  # the stage runs in the executor: wait for its error reply
