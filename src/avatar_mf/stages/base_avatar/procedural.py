@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 
-from avatar_mf.avatar import generate_default_head, write_arf
+from avatar_mf.avatar import write_arf
+from avatar_mf.avatar.generate import generate_default_head
 from avatar_mf.stages.base_avatar import AvatarRequest, GeneratedAvatar
 
 CONTENT_TYPE = "application/vnd.arf+zip"
