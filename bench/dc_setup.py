@@ -35,23 +35,29 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import multiprocessing
 import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-HOST = "127.0.0.1"
-SETUP_LIMIT = 30.0
-"""Seconds a UE waits for its answer and for its channels before counting a failure."""
-
+from _common import (
+    CALL_RESOURCES,
+    HOST,
+    SETUP_LIMIT,
+    Fleet,
+    cpu_seconds,
+    default_workers,
+    describe_machine,
+    markdown_table,
+    percentile,
+    start_mf,
+    wait_released,
+)
 
 # --------------------------------------------------------------------------- UE side
 
@@ -99,28 +105,24 @@ async def _hangup(calls: Sequence[Any]) -> None:
     await asyncio.gather(*(call.hangup() for call in calls), return_exceptions=True)
 
 
-async def _worker_main(conn: Connection) -> None:
-    from avatar_mf.media.certificate import CertificateStore
+class _Worker:
+    """The UEs of one worker process: a batch of calls, kept until ``teardown``."""
 
-    loop = asyncio.get_running_loop()
-    certificate = CertificateStore.generate(validity_days=2)
-    conn.send(("ready",))
-    while True:
-        message = await loop.run_in_executor(None, conn.recv)
-        if message[0] == "stop":
-            return
-        _, rooms, ice, port, start_at = message
-        calls, results, cpu = await _run_batch(rooms, ice, port, start_at, certificate)
-        conn.send(("results", results, cpu))
-        await loop.run_in_executor(None, conn.recv)  # "teardown"
+    def __init__(self) -> None:
+        from avatar_mf.media.certificate import CertificateStore
+
+        self.certificate = CertificateStore.generate(validity_days=2)
+        self.calls: list[Any] = []
+
+    async def batch(
+        self, rooms: Sequence[str], ice: bool, port: int, start_at: float
+    ) -> tuple[list[dict[str, Any]], float]:
+        self.calls, results, cpu = await _run_batch(rooms, ice, port, start_at, self.certificate)
+        return results, cpu
+
+    async def teardown(self) -> None:
+        calls, self.calls = self.calls, []
         await _hangup(calls)
-        conn.send(("done",))
-
-
-def _worker(conn: Connection) -> None:
-    import uvloop
-
-    uvloop.run(_worker_main(conn))
 
 
 class UeFleet:
@@ -128,20 +130,9 @@ class UeFleet:
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
-        self._conns: list[Connection] = []
-        self._procs: list[multiprocessing.process.BaseProcess] = []
+        self._fleet = Fleet(workers, _Worker) if workers else None
         self._certificate: Any = None
-        if workers:
-            ctx = multiprocessing.get_context("spawn")
-            for _ in range(workers):
-                parent, child = ctx.Pipe()
-                proc = ctx.Process(target=_worker, args=(child,), daemon=True)
-                proc.start()
-                self._conns.append(parent)
-                self._procs.append(proc)
-            for conn in self._conns:
-                assert conn.recv() == ("ready",)
-        else:
+        if not workers:
             from avatar_mf.media.certificate import CertificateStore
 
             self._certificate = CertificateStore.generate(validity_days=2)
@@ -157,20 +148,14 @@ class UeFleet:
             import uvloop
 
             return uvloop.run(self._local_batch(rooms, ice, port, start_at))
+        assert self._fleet is not None
         shares = [list(rooms[i :: self.workers]) for i in range(self.workers)]
-        busy = [(c, share) for c, share in zip(self._conns, shares, strict=True) if share]
-        for conn, share in busy:
-            conn.send(("batch", share, ice, port, start_at))
-        results: list[dict[str, Any]] = []
-        cpu = 0.0
-        for conn, _ in busy:
-            _, part, part_cpu = conn.recv()
-            results.extend(part)
-            cpu += part_cpu
-        for conn, _ in busy:
-            conn.send(("teardown",))
-        for conn, _ in busy:
-            assert conn.recv() == ("done",)
+        answers = self._fleet.ask(
+            [("batch", share, ice, port, start_at) if share else None for share in shares]
+        )
+        results = [result for part, _ in answers for result in part]
+        cpu = sum(part_cpu for _, part_cpu in answers)
+        self._fleet.ask([("teardown",) if share else None for share in shares])
         return results, cpu
 
     async def _local_batch(
@@ -181,27 +166,11 @@ class UeFleet:
         return results, cpu
 
     def close(self) -> None:
-        for conn in self._conns:
-            conn.send(("stop",))
-        for proc in self._procs:
-            proc.join(10)
-            if proc.is_alive():
-                proc.terminate()
+        if self._fleet is not None:
+            self._fleet.close()
 
 
 # --------------------------------------------------------------------------- figures
-
-
-def _cpu_seconds(pid: int) -> float:
-    """utime + stime of process ``pid`` (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _percentile(values: Sequence[float], fraction: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
-    return ordered[index]
 
 
 @dataclass
@@ -229,7 +198,7 @@ class Scenario:
             "calls": self.calls,
             "failed": len(self.failures),
             "median_ms": round(statistics.median(s) * 1000, 1) if s else None,
-            "p90_ms": round(_percentile(s, 0.9) * 1000, 1) if s else None,
+            "p90_ms": round(percentile(s, 0.9) * 1000, 1) if s else None,
             "max_ms": round(max(s) * 1000, 1) if s else None,
             "answer_median_ms": (
                 round(statistics.median(self.answers) * 1000, 1) if self.answers else None
@@ -254,9 +223,9 @@ def run_scenario(
     pid = mf.proc.pid
     for batch in range(repeats):
         rooms = [f"bench-{name}-{batch}-{i // room_size}" for i in range(concurrency)]
-        cpu0 = _cpu_seconds(pid)
+        cpu0 = cpu_seconds(pid)
         results, ue_cpu = fleet.batch(rooms, ice, mf.sip_port)
-        scenario.mf_cpu += _cpu_seconds(pid) - cpu0
+        scenario.mf_cpu += cpu_seconds(pid) - cpu0
         scenario.ue_cpu += ue_cpu
         scenario.calls += len(results)
         setups = [r["setup"] for r in results if r["ok"]]
@@ -268,44 +237,37 @@ def run_scenario(
                 scenario.answers.append(result["answer"])
             else:
                 scenario.failures.append(result["error"])
-        held = wait_released(mf, CALL_RESOURCES, 30.0)
+        held = wait_released(mf, 30.0)
         if held:
             scenario.idle_after = False
             scenario.failures.append(f"MF still holds {held} after the batch")
     return scenario
 
 
-CALL_RESOURCES = ("dialogs", "pending_invites", "call_sessions", "dc_sessions", "media_sockets")
-"""What a finished call must have released at once. Transactions are not in the list: with the
-default T1 (0.5 s) they rightly outlive the call by up to 64*T1 = 32 s (RFC 3261 Timers J, L)."""
-
-
-def wait_released(mf: Any, keys: Sequence[str], timeout: float) -> dict[str, int]:
-    """Poll /stats until ``keys`` of ``held`` are all 0; return what is still held."""
-    deadline = time.monotonic() + timeout
-    while True:
-        held = {k: v for k, v in mf.stats()["held"].items() if k in keys and v}
-        if not held or time.monotonic() > deadline:
-            return held
-        time.sleep(0.05)
-
-
 def markdown(rows: Sequence[dict[str, Any]]) -> str:
-    lines = [
-        "| offer | UEs at once | calls | failed | median | p90 | max | medians per round "
-        "| 200 OK median | MF CPU/call | UE CPU/call |",
-        "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|",
-    ]
+    header = (
+        "offer", "UEs at once", "calls", "failed", "median", "p90", "max", "medians per round",
+        "200 OK median", "MF CPU/call", "UE CPU/call",
+    )  # fmt: skip
+    lines = []
     for r in rows:
         rounds = r["round_medians_ms"]
-        spread = f"{min(rounds)}-{max(rounds)} ms" if len(rounds) > 1 else "-"
         lines.append(
-            f"| {'ICE' if r['ice'] else 'no ICE (IMS)'} | {r['concurrency']} | {r['calls']} "
-            f"| {r['failed']} | {r['median_ms']} ms | {r['p90_ms']} ms | {r['max_ms']} ms "
-            f"| {spread} | {r['answer_median_ms']} ms | {r['mf_cpu_ms_per_call']} ms "
-            f"| {r['ue_cpu_ms_per_call']} ms |"
+            (
+                "ICE" if r["ice"] else "no ICE (IMS)",
+                r["concurrency"],
+                r["calls"],
+                r["failed"],
+                f"{r['median_ms']} ms",
+                f"{r['p90_ms']} ms",
+                f"{r['max_ms']} ms",
+                f"{min(rounds)}-{max(rounds)} ms" if len(rounds) > 1 else "-",
+                f"{r['answer_median_ms']} ms",
+                f"{r['mf_cpu_ms_per_call']} ms",
+                f"{r['ue_cpu_ms_per_call']} ms",
+            )
         )
-    return "\n".join(lines)
+    return markdown_table(header, "lrrrrrrlrrr", lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -316,7 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--workers",
         type=int,
-        default=max(1, (os.cpu_count() or 2) - 1),
+        default=default_workers(),
         help="UE worker processes (0: UEs in this process); default: one per core but one, "
         "which leaves a core to the MF (one asyncio process)",
     )
@@ -338,18 +300,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
 
-    from avatar_mf.testing.process import MfProcess
-
     rows: list[dict[str, Any]] = []
     failures: list[str] = []
     load_before = os.getloadavg()
     fleet = UeFleet(args.workers)  # first: a failure here must not leave an MF behind
     with tempfile.TemporaryDirectory(prefix="dc-setup-") as tmp:
-        try:
-            mf = MfProcess.start(Path(tmp), settings={"LOG__LEVEL": "WARNING"})
-        except BaseException:
-            fleet.close()
-            raise
+        mf = start_mf(Path(tmp), on_failure=fleet.close)
         try:
             for mode in modes:
                 ice = mode == "ice"
@@ -371,7 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     failures.extend(scenario.failures)
                     print(json.dumps(scenario.row()), file=sys.stderr, flush=True)
             # Every transaction ends within 64*T1 (+ T4) of the last call.
-            held = wait_released(mf, ("transactions", *CALL_RESOURCES), 45.0)
+            held = wait_released(mf, 45.0, ("transactions", *CALL_RESOURCES))
             if held:
                 failures.append(f"MF still holds {held} 45 s after the last call")
         finally:
@@ -381,8 +337,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 failures.append(f"MF exited with {code}")
     load_after = os.getloadavg()
     print(
-        f"\n{platform.python_implementation()} {platform.python_version()}, "
-        f"{os.cpu_count()} CPUs, UE workers: {args.workers or 'none (UEs in the bench process)'}, "
+        f"\n{describe_machine()}, UE workers: {args.workers or 'none (UEs in the bench process)'}, "
         f"{args.room_size} UE(s) per room, "
         f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after"
     )

@@ -39,20 +39,31 @@ import argparse
 import array
 import asyncio
 import json
-import multiprocessing
 import os
-import platform
 import re
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-HOST = "127.0.0.1"
-SETUP_LIMIT = 30.0
+from _common import (
+    HOST,
+    SETUP_LIMIT,
+    Fleet,
+    cpu_seconds,
+    default_workers,
+    describe_machine,
+    machine_busy,
+    markdown_table,
+    mf_python,
+    percentile,
+    run_queue_wait,
+    start_mf,
+    wait_released,
+)
+
 TICKS = 1_000_000.0
 _MASK = 0xFFFFFFFF
 _CONCURRENT_SETUPS = 20
@@ -216,88 +227,12 @@ class _Worker:
             "received": self.received,
             "cpu": cpu,
             "senders": len(callers),
-            "loop_lag_p99": _percentile(lags, 0.99) if lags else 0.0,
+            "loop_lag_p99": percentile(lags, 0.99) if lags else 0.0,
             "loop_lag_max": max(lags, default=0.0),
         }
 
 
-async def _worker_main(conn: Connection) -> None:
-    loop = asyncio.get_running_loop()
-    worker = _Worker()
-    conn.send(("ready",))
-    while True:
-        message = await loop.run_in_executor(None, conn.recv)
-        kind = message[0]
-        if kind == "stop":
-            return
-        if kind == "setup":
-            _, names, port, ice = message
-            conn.send(("setup", await worker.setup(names, port, ice)))
-        elif kind == "run":
-            _, start_at, warmup, seconds, rate, senders = message
-            conn.send(("run", await worker.run(start_at, warmup, seconds, rate, senders)))
-        elif kind == "teardown":
-            await worker.teardown()
-            conn.send(("teardown", None))
-
-
-def _worker(conn: Connection) -> None:
-    import uvloop
-
-    uvloop.run(_worker_main(conn))
-
-
-class Fleet:
-    def __init__(self, workers: int) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self.conns: list[Connection] = []
-        self.procs: list[Any] = []
-        for _ in range(workers):
-            parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_worker, args=(child,), daemon=True)
-            proc.start()
-            self.conns.append(parent)
-            self.procs.append(proc)
-        for conn in self.conns:
-            assert conn.recv() == ("ready",)
-
-    def ask(self, messages: Sequence[tuple[Any, ...] | None]) -> list[Any]:
-        busy = [(c, m) for c, m in zip(self.conns, messages, strict=True) if m is not None]
-        for conn, message in busy:
-            conn.send(message)
-        return [conn.recv()[1] for conn, _ in busy]
-
-    def close(self) -> None:
-        for conn in self.conns:
-            conn.send(("stop",))
-        for proc in self.procs:
-            proc.join(10)
-            if proc.is_alive():
-                proc.terminate()
-
-
 # --------------------------------------------------------------------------- MF figures
-
-
-def machine_busy() -> tuple[float, float]:
-    """(busy, total) jiffies of every CPU of the machine (/proc/stat): other load shows."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + fields[4]  # idle + iowait
-    return float(sum(fields) - idle), float(sum(fields))
-
-
-def run_queue_wait(pid: int) -> float:
-    """Seconds the process's main thread (the MF's event loop) waited for a CPU while runnable
-    (/proc/<pid>/schedstat): high when other processes take the cores."""
-    try:
-        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
-    except (OSError, IndexError, ValueError):
-        return 0.0
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 _BUCKET = re.compile(
@@ -349,53 +284,6 @@ def histogram_quantile(
     return bounds[-1]
 
 
-def _percentile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
-
-
-def profiling_python(path: Path, workdir: Path) -> str:
-    """An executable that runs ``python -m cProfile -o path <args>`` (MfProcess's python)."""
-    wrapper = workdir / "python-cprofile"
-    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m cProfile -o "{path}" "$@"\n')
-    wrapper.chmod(0o755)
-    return str(wrapper)
-
-
-_GC_RUNNER = """
-import gc, runpy, sys
-import avatar_mf.cli, avatar_mf.node.app  # the imports first: they are what freeze keeps
-if sys.argv[1] == "off":
-    gc.disable()
-else:
-    gc.collect()
-    gc.freeze()
-sys.argv = ["avatar_mf", *sys.argv[4:]]  # drop the mode and "-m avatar_mf"
-runpy.run_module("avatar_mf", run_name="__main__", alter_sys=True)
-"""
-
-
-def gc_python(mode: str, workdir: Path) -> str:
-    """An executable that runs the MF with the cyclic GC off or after ``gc.freeze()`` (as
-    bench/sipp_rate.py --gc: an experiment, not a way to run the MF)."""
-    runner = workdir / "gc_runner.py"
-    runner.write_text(_GC_RUNNER)
-    wrapper = workdir / f"python-gc-{mode}"
-    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{runner}" {mode} "$@"\n')
-    wrapper.chmod(0o755)
-    return str(wrapper)
-
-
-def wait_released(mf: Any, timeout: float) -> dict[str, int]:
-    keys = ("dialogs", "pending_invites", "call_sessions", "dc_sessions", "media_sockets")
-    deadline = time.monotonic() + timeout
-    while True:
-        held = {k: v for k, v in mf.stats()["held"].items() if k in keys and v}
-        if not held or time.monotonic() > deadline:
-            return held
-        time.sleep(0.05)
-
-
 # --------------------------------------------------------------------------- scenario
 
 
@@ -416,11 +304,9 @@ def run_level(mf: Any, fleet: Fleet, rooms: int, args: argparse.Namespace) -> di
         ("run", start_at, args.warmup, args.seconds, args.rate, args.senders) if s else None
         for s in shares
     ]
-    for conn, message in zip(fleet.conns, messages, strict=True):
-        if message is not None:
-            conn.send(message)
+    busy = fleet.send(messages)
     time.sleep(max(0.0, window[0] - time.monotonic()))
-    cpu0, hist0, drop0 = _cpu_seconds(mf.proc.pid), relay_histogram(mf), stale_dropped(mf)
+    cpu0, hist0, drop0 = cpu_seconds(mf.proc.pid), relay_histogram(mf), stale_dropped(mf)
     busy0, wait0 = machine_busy(), run_queue_wait(mf.proc.pid)
     # The MF's event loop also serves /healthz: its answer time shows how late the loop runs.
     admin_times: list[float] = []
@@ -430,11 +316,9 @@ def run_level(mf: Any, fleet: Fleet, rooms: int, args: argparse.Namespace) -> di
         admin_times.append(time.monotonic() - asked)
         time.sleep(0.1)
     time.sleep(max(0.0, window[1] - time.monotonic()))
-    cpu1, hist1, drop1 = _cpu_seconds(mf.proc.pid), relay_histogram(mf), stale_dropped(mf)
+    cpu1, hist1, drop1 = cpu_seconds(mf.proc.pid), relay_histogram(mf), stale_dropped(mf)
     busy1, wait1 = machine_busy(), run_queue_wait(mf.proc.pid)
-    results = [
-        conn.recv()[1] for conn, m in zip(fleet.conns, messages, strict=True) if m is not None
-    ]
+    results = fleet.receive(busy)
     fleet.ask([("teardown",) if s else None for s in shares])
     held = wait_released(mf, 30.0)
     if held:
@@ -488,10 +372,10 @@ def run_level(mf: Any, fleet: Fleet, rooms: int, args: argparse.Namespace) -> di
     if latencies:
         row.update(
             {
-                "p50_ms": ms(_percentile(latencies, 0.5)),
-                "p90_ms": ms(_percentile(latencies, 0.9)),
-                "p99_ms": ms(_percentile(latencies, 0.99)),
-                "p999_ms": ms(_percentile(latencies, 0.999)),
+                "p50_ms": ms(percentile(latencies, 0.5)),
+                "p90_ms": ms(percentile(latencies, 0.9)),
+                "p99_ms": ms(percentile(latencies, 0.99)),
+                "p999_ms": ms(percentile(latencies, 0.999)),
                 "max_ms": ms(max(latencies)),
             }
         )
@@ -500,24 +384,34 @@ def run_level(mf: Any, fleet: Fleet, rooms: int, args: argparse.Namespace) -> di
 
 
 def markdown(rows: Sequence[dict[str, Any]]) -> str:
-    lines = [
-        "| rooms | senders | units/s relayed | lost | p50 | p90 | p99 | p99.9 | max "
-        "| MF queue p99 (bucket) | MF CPU (1 core) | MF CPU/unit | UE CPU (cores) "
-        "| MF waiting for a CPU | machine busy |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
+    header = (
+        "rooms", "senders", "units/s relayed", "lost", "p50", "p90", "p99", "p99.9", "max",
+        "MF queue p99 (bucket)", "MF CPU (1 core)", "MF CPU/unit", "UE CPU (cores)",
+        "MF waiting for a CPU", "machine busy",
+    )  # fmt: skip
+    lines = []
     for r in rows:
         queue = r["mf_queue_p99_le_ms"]
         lines.append(
-            f"| {r['rooms']} | {r['senders']} | {r['units_per_s']} | {r['lost']} "
-            f"| {r.get('p50_ms')} ms | {r.get('p90_ms')} ms | {r.get('p99_ms')} ms "
-            f"| {r.get('p999_ms')} ms | {r.get('max_ms')} ms "
-            f"| {'-' if queue is None else f'<= {queue} ms'} "
-            f"| {r['mf_cpu_core'] * 100:.0f}% | {r['mf_cpu_us_per_unit']} us "
-            f"| {r['ue_cpu_cores']:.2f} | {r['mf_runq_wait_pct']:.0f}% "
-            f"| {r['machine_busy_pct']:.0f}% |"
+            (
+                r["rooms"],
+                r["senders"],
+                r["units_per_s"],
+                r["lost"],
+                f"{r.get('p50_ms')} ms",
+                f"{r.get('p90_ms')} ms",
+                f"{r.get('p99_ms')} ms",
+                f"{r.get('p999_ms')} ms",
+                f"{r.get('max_ms')} ms",
+                "-" if queue is None else f"<= {queue} ms",
+                f"{r['mf_cpu_core'] * 100:.0f}%",
+                f"{r['mf_cpu_us_per_unit']} us",
+                f"{r['ue_cpu_cores']:.2f}",
+                f"{r['mf_runq_wait_pct']:.0f}%",
+                f"{r['machine_busy_pct']:.0f}%",
+            )  # fmt: skip
         )
-    return "\n".join(lines)
+    return markdown_table(header, "r" * len(header), lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -532,7 +426,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--workers",
         type=int,
-        default=max(1, min(3, (os.cpu_count() or 2) - 1)),
+        default=default_workers(at_most=3),
         help="UE worker processes (default: one per core but one, at most 3: the MF, one "
         "asyncio process, keeps a core to itself)",
     )
@@ -556,23 +450,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     levels = [int(n) for n in args.rooms.split(",") if n.strip()]
 
-    from avatar_mf.testing.process import MfProcess
-
     rows: list[dict[str, Any]] = []
     failures: list[str] = []
     load_before = os.getloadavg()
-    fleet = Fleet(max(1, args.workers))
+    fleet = Fleet(max(1, args.workers), _Worker)  # first: a failure must not leave an MF
     with tempfile.TemporaryDirectory(prefix="relay-latency-") as tmp:
-        try:
-            python = sys.executable
-            if args.profile is not None:
-                python = profiling_python(args.profile.resolve(), Path(tmp))
-            elif args.gc != "on":
-                python = gc_python(args.gc, Path(tmp))
-            mf = MfProcess.start(Path(tmp), settings={"LOG__LEVEL": "WARNING"}, python=python)
-        except BaseException:
-            fleet.close()
-            raise
+        python = mf_python(Path(tmp), profile=args.profile, gc=args.gc)
+        mf = start_mf(Path(tmp), python=python, on_failure=fleet.close)
         try:
             for rooms in levels:
                 row = run_level(mf, fleet, rooms, args)
@@ -586,8 +470,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 failures.append(f"MF exited with {code}")
     load_after = os.getloadavg()
     print(
-        f"\n{platform.python_implementation()} {platform.python_version()}, "
-        f"{os.cpu_count()} CPUs, {args.workers} UE worker(s), {args.rate:g} units/s per sender, "
+        f"\n{describe_machine()}, {args.workers} UE worker(s), {args.rate:g} units/s per sender, "
         f"{args.senders} sender(s) per room, {args.seconds:g} s measured after {args.warmup:g} s, "
         f"MF gc {args.gc}, "
         f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after"

@@ -45,13 +45,12 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from _common import HOST, cpu_seconds, markdown_table, mf_python, percentile, start_mf
 from avatar_mf.testing.process import MfProcess, free_port
 
-HOST = "127.0.0.1"
 SCENARIO = Path(__file__).resolve().parents[1] / "tests" / "sipp" / "basic_call.xml"
 TARGET_RATE = 200
 TARGET_P99_MS = 50.0
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -83,21 +82,6 @@ class Step:
     @property
     def meets_target(self) -> bool:
         return self.failed == 0 and self.p99_ms < TARGET_P99_MS
-
-
-def process_cpu_seconds(pid: int) -> float:
-    """utime + stime of ``pid`` (Linux /proc/<pid>/stat fields 14 and 15)."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def percentile(sorted_values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100) of already sorted values; NaN when empty."""
-    if not sorted_values:
-        return float("nan")
-    rank = max(1, -(-len(sorted_values) * q // 100))  # ceil
-    return float(sorted_values[int(rank) - 1])
 
 
 def last_stats(path: Path) -> dict[str, str]:
@@ -144,7 +128,7 @@ def run_step(
         "-trace_rtt", "-rtt_freq", "100",
         f"{HOST}:{mf.sip_port}",
     ]  # fmt: skip
-    cpu_before = process_cpu_seconds(mf.proc.pid)
+    cpu_before = cpu_seconds(mf.proc.pid)
     started = time.monotonic()
     proc = subprocess.Popen(
         command, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -153,7 +137,7 @@ def run_step(
     proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.monotonic() - started
     # The calls have ended (SIPp saw every BYE answered); count the MF's CPU up to here.
-    mf_cpu = process_cpu_seconds(mf.proc.pid) - cpu_before
+    mf_cpu = cpu_seconds(mf.proc.pid) - cpu_before
     stats = last_stats(workdir / "stats.csv")
     times = response_times(workdir)
     errors = workdir / "errors.log"
@@ -164,9 +148,9 @@ def run_step(
         failed=int(stats.get("FailedCall(C)") or 0) or (calls if not stats else 0),
         retransmissions=int(stats.get("Retransmissions(C)") or 0),
         wall_s=wall,
-        p50_ms=percentile(times, 50),
-        p90_ms=percentile(times, 90),
-        p99_ms=percentile(times, 99),
+        p50_ms=percentile(times, 0.50),
+        p90_ms=percentile(times, 0.90),
+        p99_ms=percentile(times, 0.99),
         max_ms=times[-1] if times else float("nan"),
         mf_cpu_s=mf_cpu,
         sipp_cpu_s=usage.ru_utime + usage.ru_stime,
@@ -176,50 +160,28 @@ def run_step(
 
 
 def table(steps: Sequence[Step]) -> str:
+    header = (
+        "calls/s", "calls", "ok", "failed", "SIPp retrans", "p50 ms", "p90 ms", "p99 ms",
+        "max ms", "MF CPU ms/call", "MF CPU (1 core)", "SIPp CPU (1 core)",
+    )  # fmt: skip
     rows = [
-        "| calls/s | calls | ok | failed | SIPp retrans | p50 ms | p90 ms | p99 ms | max ms "
-        "| MF CPU ms/call | MF CPU (1 core) | SIPp CPU (1 core) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for s in steps:
-        rows.append(
-            f"| {s.rate} | {s.calls} | {s.successful} | {s.failed} | {s.retransmissions} "
-            f"| {s.p50_ms:.0f} | {s.p90_ms:.0f} | {s.p99_ms:.0f} | {s.max_ms:.0f} "
-            f"| {s.mf_cpu_ms_per_call:.2f} | {100 * s.mf_cpu_share:.0f}% "
-            f"| {100 * s.sipp_cpu_s / s.wall_s:.0f}% |"
+        (
+            s.rate,
+            s.calls,
+            s.successful,
+            s.failed,
+            s.retransmissions,
+            f"{s.p50_ms:.0f}",
+            f"{s.p90_ms:.0f}",
+            f"{s.p99_ms:.0f}",
+            f"{s.max_ms:.0f}",
+            f"{s.mf_cpu_ms_per_call:.2f}",
+            f"{100 * s.mf_cpu_share:.0f}%",
+            f"{100 * s.sipp_cpu_s / s.wall_s:.0f}%",
         )
-    return "\n".join(rows)
-
-
-def profiling_python(path: Path, workdir: Path) -> str:
-    """An executable that runs ``python -m cProfile -o path <args>`` (MfProcess's python)."""
-    wrapper = workdir / "python-cprofile"
-    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m cProfile -o "{path}" "$@"\n')
-    wrapper.chmod(0o755)
-    return str(wrapper)
-
-
-_GC_RUNNER = """
-import gc, runpy, sys
-import avatar_mf.cli, avatar_mf.node.app  # the imports first: they are what freeze keeps
-if sys.argv[1] == "off":
-    gc.disable()
-else:
-    gc.collect()
-    gc.freeze()
-sys.argv = ["avatar_mf", *sys.argv[4:]]  # drop the mode and "-m avatar_mf"
-runpy.run_module("avatar_mf", run_name="__main__", alter_sys=True)
-"""
-
-
-def gc_python(mode: str, workdir: Path) -> str:
-    """An executable that runs the MF with the cyclic GC off or after ``gc.freeze()``."""
-    runner = workdir / "gc_runner.py"
-    runner.write_text(_GC_RUNNER)
-    wrapper = workdir / f"python-gc-{mode}"
-    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{runner}" {mode} "$@"\n')
-    wrapper.chmod(0o755)
-    return str(wrapper)
+        for s in steps
+    ]
+    return markdown_table(header, "r" * len(header), rows)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -246,11 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.keep_rate_limit:
         settings["SIP__RATE_LIMIT_PER_SOURCE"] = "0"
     workdir = Path(tempfile.mkdtemp(prefix="sipp-rate-"))
-    python = sys.executable
-    if args.profile is not None:
-        python = profiling_python(args.profile.resolve(), workdir)
-    elif args.gc != "on":
-        python = gc_python(args.gc, workdir)
+    python = mf_python(workdir, profile=args.profile, gc=args.gc)
     print(
         f"# SIPp call rate: {platform.node()}, {os.cpu_count()} CPUs, Python "
         f"{platform.python_version()}, transport {args.transport}, {args.seconds:g} s per step, "
@@ -258,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         flush=True,
     )
     steps: list[Step] = []
-    mf = MfProcess.start(workdir / "mf", settings=settings, python=python)
+    mf = start_mf(workdir / "mf", settings=settings, python=python)
     try:
         for rate in rates:
             step = run_step(

@@ -41,9 +41,7 @@ import argparse
 import array
 import asyncio
 import json
-import multiprocessing
 import os
-import platform
 import random
 import statistics
 import struct
@@ -51,12 +49,24 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-HOST = "127.0.0.1"
-SETUP_LIMIT = 30.0
+from _common import (
+    HOST,
+    SETUP_LIMIT,
+    Fleet,
+    cpu_seconds,
+    default_workers,
+    describe_machine,
+    machine_busy,
+    markdown_table,
+    percentile,
+    run_queue_wait,
+    start_mf,
+    wait_released,
+)
+
 _CONCURRENT_SETUPS = 20
 
 #: Sentences the texts are made of (shuffled per session, so each text is new to espeak-ng's
@@ -248,6 +258,16 @@ class _Worker:
 
         await asyncio.gather(*(say(s, k) for k, s in enumerate(self.sessions)))
 
+    async def speak_and_listen(
+        self, texts: dict[int, str], start_at: float, spread: float, listen_until: float
+    ) -> tuple[list[dict[str, Any]], float]:
+        """Speak, listen until ``listen_until``; what the listeners got and this worker's CPU
+        seconds."""
+        cpu = time.process_time()
+        await self.speak(texts, start_at, spread)
+        await asyncio.sleep(max(0.0, listen_until - time.monotonic()))
+        return self.results(), time.process_time() - cpu
+
     def results(self) -> list[dict[str, Any]]:
         out = []
         for s in self.sessions:
@@ -270,99 +290,7 @@ class _Worker:
         self.sessions.clear()
 
 
-async def _worker_main(conn: Connection) -> None:
-    loop = asyncio.get_running_loop()
-    worker = _Worker()
-    conn.send(("ready", None))
-    while True:
-        message = await loop.run_in_executor(None, conn.recv)
-        kind = message[0]
-        if kind == "stop":
-            return
-        if kind == "setup":
-            conn.send(("setup", await worker.setup(message[1], message[2])))
-        elif kind == "speak":
-            cpu = time.process_time()
-            _, texts, start_at, spread, listen_until = message
-            await worker.speak(texts, start_at, spread)
-            await asyncio.sleep(max(0.0, listen_until - time.monotonic()))
-            conn.send(("speak", (worker.results(), time.process_time() - cpu)))
-        elif kind == "teardown":
-            await worker.teardown()
-            conn.send(("teardown", None))
-
-
-def _worker(conn: Connection) -> None:
-    import uvloop
-
-    uvloop.run(_worker_main(conn))
-
-
-class Fleet:
-    def __init__(self, workers: int) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self.conns: list[Connection] = []
-        self.procs: list[Any] = []
-        for _ in range(workers):
-            parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_worker, args=(child,), daemon=True)
-            proc.start()
-            self.conns.append(parent)
-            self.procs.append(proc)
-        for conn in self.conns:
-            assert conn.recv()[0] == "ready"
-
-    def ask(self, messages: Sequence[tuple[Any, ...] | None]) -> list[Any]:
-        busy = [(c, m) for c, m in zip(self.conns, messages, strict=True) if m is not None]
-        for conn, message in busy:
-            conn.send(message)
-        return [conn.recv()[1] for conn, _ in busy]
-
-    def close(self) -> None:
-        for conn in self.conns:
-            conn.send(("stop",))
-        for proc in self.procs:
-            proc.join(10)
-            if proc.is_alive():
-                proc.terminate()
-
-
 # --------------------------------------------------------------------------- part 2
-
-
-def machine_busy() -> tuple[float, float]:
-    """(busy, total) jiffies of every CPU of the machine (/proc/stat): other load shows."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + fields[4]  # idle + iowait
-    return float(sum(fields) - idle), float(sum(fields))
-
-
-def run_queue_wait(pid: int) -> float:
-    """Seconds the MF's event loop thread waited for a CPU while runnable (schedstat)."""
-    try:
-        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
-    except (OSError, IndexError, ValueError):
-        return 0.0
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _percentile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
-
-
-def wait_released(mf: Any, timeout: float) -> dict[str, int]:
-    keys = ("dialogs", "pending_invites", "call_sessions", "dc_sessions", "media_sockets")
-    deadline = time.monotonic() + timeout
-    while True:
-        held = {k: v for k, v in mf.stats()["held"].items() if k in keys and v}
-        if not held or time.monotonic() > deadline:
-            return held
-        time.sleep(0.05)
 
 
 def run_level(mf: Any, fleet: Fleet, sessions: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -378,25 +306,23 @@ def run_level(mf: Any, fleet: Fleet, sessions: int, args: argparse.Namespace) ->
     start_at = time.monotonic() + 0.5
     listen_until = start_at + args.spread + args.speech * 1.6 + 4.0
     pid = mf.proc.pid
-    cpu0 = _cpu_seconds(pid)
+    cpu0 = cpu_seconds(pid)
     messages = [
-        ("speak", {i: texts[i] for _, i in s}, start_at, args.spread, listen_until) if s else None
+        ("speak_and_listen", {i: texts[i] for _, i in s}, start_at, args.spread, listen_until)
+        if s
+        else None
         for s in shares
     ]
-    for conn, message in zip(fleet.conns, messages, strict=True):
-        if message is not None:
-            conn.send(message)
+    busy = fleet.send(messages)
     # While everyone speaks (after the texts went out, before the first utterance ends).
     active = (start_at + args.spread + 0.5, start_at + args.speech * 0.8)
     time.sleep(max(0.0, active[0] - time.monotonic()))
-    a_cpu0, a_busy0, a_wait0 = _cpu_seconds(pid), machine_busy(), run_queue_wait(pid)
+    a_cpu0, a_busy0, a_wait0 = cpu_seconds(pid), machine_busy(), run_queue_wait(pid)
     time.sleep(max(0.0, active[1] - time.monotonic()))
-    a_cpu1, a_busy1, a_wait1 = _cpu_seconds(pid), machine_busy(), run_queue_wait(pid)
+    a_cpu1, a_busy1, a_wait1 = cpu_seconds(pid), machine_busy(), run_queue_wait(pid)
     span = max(1e-3, active[1] - active[0])
-    answers = [
-        conn.recv()[1] for conn, m in zip(fleet.conns, messages, strict=True) if m is not None
-    ]
-    mf_cpu = _cpu_seconds(pid) - cpu0
+    answers = fleet.receive(busy)
+    mf_cpu = cpu_seconds(pid) - cpu0
     fleet.ask([("teardown",) if s else None for s in shares])
     held = wait_released(mf, 30.0)
     if held:
@@ -451,10 +377,10 @@ def run_level(mf: Any, fleet: Fleet, sessions: int, args: argparse.Namespace) ->
         "animation_s": round(animation_seconds, 1),
         "start_p50_ms": ms(statistics.median(starts)) if starts else None,
         "start_max_ms": ms(max(starts)) if starts else None,
-        "late_p50_ms": ms(_percentile(lateness, 0.5)) if lateness else None,
-        "late_p99_ms": ms(_percentile(lateness, 0.99)) if lateness else None,
+        "late_p50_ms": ms(percentile(lateness, 0.5)) if lateness else None,
+        "late_p99_ms": ms(percentile(lateness, 0.99)) if lateness else None,
         "late_max_ms": ms(max(lateness)) if lateness else None,
-        "late_p99_after_planning_ms": ms(_percentile(steady, 0.99)) if steady else None,
+        "late_p99_after_planning_ms": ms(percentile(steady, 0.99)) if steady else None,
         "on_time_pct": (
             round(100 * sum(x <= late for x in lateness) / len(lateness), 2) if lateness else None
         ),
@@ -479,24 +405,28 @@ def _stream_starts(answers: Sequence[Any]) -> list[float]:
 
 
 def markdown(rows: Sequence[dict[str, Any]], late_ms: float) -> str:
+    header = (
+        "speaking sessions", "units received", "start p50 / max", "lateness p50 / p99 / max",
+        "p99 once all planned", f"on time (<= {late_ms:g} ms)", "MF CPU per session",
+        "MF CPU while speaking", "MF waiting for a CPU", "machine busy", "refused",
+    )  # fmt: skip
     lines = [
-        f"| speaking sessions | units received | start p50 / max | lateness p50 / p99 / max "
-        f"| p99 once all planned "
-        f"| on time (<= {late_ms:g} ms) | MF CPU per session | MF CPU while speaking "
-        f"| MF waiting for a CPU | machine busy | refused |",
-        "|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['speaking']}/{r['sessions']} | {r['units']} "
-            f"| {r['start_p50_ms']} / {r['start_max_ms']} ms "
-            f"| {r['late_p50_ms']} / {r['late_p99_ms']} / {r['late_max_ms']} ms "
-            f"| {r['late_p99_after_planning_ms']} ms "
-            f"| {r['on_time_pct']}% | {r['mf_cpu_pct_per_session']}% of a core "
-            f"| {r['mf_cores_while_speaking'] * 100:.0f}% | {r['mf_runq_wait_pct']:.0f}% "
-            f"| {r['machine_busy_pct']:.0f}% | {r['refusals'] or '-'} |"
+        (
+            f"{r['speaking']}/{r['sessions']}",
+            r["units"],
+            f"{r['start_p50_ms']} / {r['start_max_ms']} ms",
+            f"{r['late_p50_ms']} / {r['late_p99_ms']} / {r['late_max_ms']} ms",
+            f"{r['late_p99_after_planning_ms']} ms",
+            f"{r['on_time_pct']}%",
+            f"{r['mf_cpu_pct_per_session']}% of a core",
+            f"{r['mf_cores_while_speaking'] * 100:.0f}%",
+            f"{r['mf_runq_wait_pct']:.0f}%",
+            f"{r['machine_busy_pct']:.0f}%",
+            r["refusals"] or "-",
         )
-    return "\n".join(lines)
+        for r in rows
+    ]
+    return markdown_table(header, "rrllrrrrrrl", lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -509,7 +439,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--workers",
         type=int,
-        default=max(1, min(3, (os.cpu_count() or 2) - 1)),
+        default=default_workers(at_most=3),
         help="UE worker processes (default: one per core but one, at most 3)",
     )
     parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
@@ -519,18 +449,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     stage = stage_figures(args.texts)
     print(json.dumps({"stage": stage}), file=sys.stderr, flush=True)
 
-    from avatar_mf.testing.process import MfProcess
-
     rows: list[dict[str, Any]] = []
     failures: list[str] = []
     load_before = os.getloadavg()
-    fleet = Fleet(max(1, args.workers))
+    fleet = Fleet(max(1, args.workers), _Worker)  # first: a failure must not leave an MF
     with tempfile.TemporaryDirectory(prefix="text-animation-") as tmp:
-        try:
-            mf = MfProcess.start(Path(tmp), settings={"LOG__LEVEL": "WARNING"})
-        except BaseException:
-            fleet.close()
-            raise
+        mf = start_mf(Path(tmp), on_failure=fleet.close)
         try:
             for sessions in levels:
                 row = run_level(mf, fleet, sessions, args)
@@ -545,8 +469,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_after = os.getloadavg()
     un, ca = stage["uncached"], stage["cached"]
     print(
-        f"\n{platform.python_implementation()} {platform.python_version()}, "
-        f"{os.cpu_count()} CPUs, {args.workers} UE worker(s), "
+        f"\n{describe_machine()}, {args.workers} UE worker(s), "
         f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after"
     )
     print(

@@ -12,8 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from avatar_mf.avatar import AvatarModel, Joint, build_glb, generate_default_head, write_arf
+from avatar_mf.avatar import AvatarModel, Joint, build_glb, write_arf
 from avatar_mf.avatar.container import ARF_MANIFEST, GLB_ENTRY
+from avatar_mf.avatar.generate import generate_default_head
 
 
 @functools.cache

@@ -10,8 +10,8 @@ from avatar_mf.avatar import (
     DEFAULT_JOINT_NAMES,
     AvatarModel,
     check_model,
-    generate_default_head,
 )
+from avatar_mf.avatar.generate import generate_default_head
 from tests.avatar.samples import default_head, low_head
 
 MM = 0.001
@@ -227,3 +227,38 @@ def test_morph_normals_follow_positions() -> None:
         # Posed normals stay close to unit length.
         posed = model.normals[moved_normals] + model.target_normals[k][moved_normals]
         assert np.allclose(np.linalg.norm(posed, axis=1), 1.0, atol=1e-3)
+
+
+@pytest.mark.parametrize("subdivisions", [0, 1, 2, 3])
+def test_icosphere(subdivisions: int) -> None:
+    from avatar_mf.avatar.generate import _sphere
+
+    vertices, faces = _sphere(subdivisions)
+    assert len(vertices) == 10 * 4**subdivisions + 2
+    assert len(faces) == 20 * 4**subdivisions
+    np.testing.assert_allclose(np.linalg.norm(vertices, axis=1), 1.0, atol=1e-12)
+    assert len(np.unique(np.round(vertices, 9), axis=0)) == len(vertices)  # no duplicates
+    # A closed surface: every edge is used by exactly two faces, once in each direction.
+    directed = faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2)
+    assert len({tuple(edge) for edge in directed}) == len(directed)
+    assert {tuple(edge) for edge in directed} == {(b, a) for a, b in directed}
+    # Outward winding: each face's normal points away from the centre.
+    a, b, c = (vertices[faces[:, i]] for i in range(3))
+    normals = np.cross(b - a, c - a)
+    assert np.all(np.einsum("ij,ij->i", normals, a + b + c) > 0)
+    # Roughly uniform: no triangle much smaller than the largest.
+    areas = np.linalg.norm(normals, axis=1)
+    assert areas.min() > 0.5 * areas.max()
+
+
+def test_the_package_does_not_load_the_generator() -> None:
+    # The node imports avatar_mf.avatar.validate at start-up; the mesh generator is not needed.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, avatar_mf.avatar.validate, avatar_mf.avatar\n"
+        "print('avatar_mf.avatar.generate' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from avatar_mf.avatar import build_glb, generate_default_head
+from avatar_mf.avatar import build_glb
+from avatar_mf.avatar.generate import generate_default_head
 from tests.avatar.samples import default_glb, default_head, tiny_model
 
 VALIDATOR = Path(__file__).parent / "validator"

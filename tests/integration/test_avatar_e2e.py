@@ -46,7 +46,8 @@ import numpy as np
 import pytest
 
 from avatar_mf.arf import ARKIT_INDEX, BlendshapeUnit, ConfigUnit, iter_units
-from avatar_mf.avatar import build_glb, generate_default_head, write_arf
+from avatar_mf.avatar import build_glb, write_arf
+from avatar_mf.avatar.generate import generate_default_head
 from avatar_mf.protocol import (
     AvatarRefused,
     AvatarSelected,

@@ -65,7 +65,8 @@ def test_blinks_every_two_to_six_seconds_full_closure() -> None:
 
 def test_product_skeleton_matches() -> None:
     # The head joint index and rest translation are the product's default head's.
-    from avatar_mf.avatar import DEFAULT_JOINT_NAMES, generate_default_head
+    from avatar_mf.avatar import DEFAULT_JOINT_NAMES
+    from avatar_mf.avatar.generate import generate_default_head
 
     assert DEFAULT_JOINT_NAMES.index("head") == HEAD_JOINT_INDEX
     joint = generate_default_head(resolution="low").joints[HEAD_JOINT_INDEX]

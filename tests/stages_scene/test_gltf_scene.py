@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from avatar_mf.jsonpatch import apply_patch
 from avatar_mf.pipeline import registry
 from avatar_mf.stages.scene import SceneError, SceneManager
 from avatar_mf.stages.scene.gltf_scene import (
@@ -21,6 +20,7 @@ from avatar_mf.stages.scene.gltf_scene import (
     seat_pose,
     validate_scene,
 )
+from avatar_mf.stages.scene.patch import apply_patch
 
 VALIDATOR = Path(__file__).parents[1] / "avatar" / "validator"
 

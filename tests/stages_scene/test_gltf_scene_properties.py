@@ -11,9 +11,9 @@ from typing import Any
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from avatar_mf.jsonpatch import apply_patch, escape_token
 from avatar_mf.stages.scene import SceneError
 from avatar_mf.stages.scene.gltf_scene import GltfSceneManager, validate_scene
+from avatar_mf.stages.scene.patch import apply_patch, escape_token
 
 PEOPLE = ["a", "b", "c", "d/e", "f~g", "mf"]
 numbers = st.floats(-5, 5, allow_nan=False) | st.integers(-5, 5)

@@ -5,7 +5,9 @@ Pure functions on bytes and numpy arrays (sans-IO): callers run them in an execu
 * :mod:`~avatar_mf.avatar.model` -- :class:`AvatarModel` (skinned mesh with named blendshapes);
 * :mod:`~avatar_mf.avatar.glb` -- :func:`build_glb` / :func:`read_glb` (glTF 2.0 binary);
 * :mod:`~avatar_mf.avatar.container` -- :func:`write_arf` / :func:`read_arf` (ARF ZIP container);
-* :mod:`~avatar_mf.avatar.generate` -- :func:`generate_default_head`;
+* :mod:`~avatar_mf.avatar.generate` -- :func:`generate_default_head` (not imported here: the
+  node loads this package at start-up and does not need the mesh generator; import it from
+  the submodule);
 * :mod:`~avatar_mf.avatar.errors` -- :class:`AvatarFormatError`, the only error readers raise.
 
 Layout, limits and error codes: docs/avatar-format.md.
@@ -14,7 +16,6 @@ Layout, limits and error codes: docs/avatar-format.md.
 from avatar_mf.arf.blendshapes import ARKIT_BLENDSHAPES
 from avatar_mf.avatar.container import ArfAvatar, ArfDocument, read_arf, write_arf
 from avatar_mf.avatar.errors import AvatarFormatError, ErrorCode
-from avatar_mf.avatar.generate import generate_default_head
 from avatar_mf.avatar.glb import build_glb, check_model, read_glb
 from avatar_mf.avatar.limits import ArfLimits, GlbLimits
 from avatar_mf.avatar.model import (
@@ -36,7 +37,6 @@ __all__ = [
     "Joint",
     "build_glb",
     "check_model",
-    "generate_default_head",
     "read_arf",
     "read_glb",
     "write_arf",

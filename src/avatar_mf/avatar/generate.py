@@ -30,9 +30,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Final
 
 import numpy as np
-import trimesh
 from numpy.typing import NDArray
 
 from avatar_mf.arf.blendshapes import ARKIT_BLENDSHAPES
@@ -647,9 +647,49 @@ def _blendshapes(r: _Regions) -> dict[str, F64]:
 # --- assembly --------------------------------------------------------------------------------
 
 
+_PHI: Final = (1.0 + math.sqrt(5.0)) / 2.0
+#: The regular icosahedron: its 12 vertices are the cyclic permutations of (+-1, +-phi, 0).
+_ICOSAHEDRON_VERTICES: Final = (
+    (-1, _PHI, 0), (1, _PHI, 0), (-1, -_PHI, 0), (1, -_PHI, 0),
+    (0, -1, _PHI), (0, 1, _PHI), (0, -1, -_PHI), (0, 1, -_PHI),
+    (_PHI, 0, -1), (_PHI, 0, 1), (-_PHI, 0, -1), (-_PHI, 0, 1),
+)  # fmt: skip
+#: Its 20 faces, counter-clockwise seen from outside (so their normals point out).
+_ICOSAHEDRON_FACES: Final = (
+    (0, 11, 5), (0, 5, 1), (0, 1, 7), (0, 7, 10), (0, 10, 11),
+    (1, 5, 9), (5, 11, 4), (11, 10, 2), (10, 7, 6), (7, 1, 8),
+    (3, 9, 4), (3, 4, 2), (3, 2, 6), (3, 6, 8), (3, 8, 9),
+    (4, 9, 5), (2, 4, 11), (6, 2, 10), (8, 6, 7), (9, 8, 1),
+)  # fmt: skip
+
+
 def _sphere(subdivisions: int) -> tuple[F64, NDArray[np.int64]]:
-    mesh = trimesh.creation.icosphere(subdivisions=subdivisions, radius=1.0)
-    return np.asarray(mesh.vertices, dtype=np.float64), np.asarray(mesh.faces, dtype=np.int64)
+    """A unit icosphere: the icosahedron with each triangle split ``subdivisions`` times into
+    four at its edge midpoints, the new vertices pushed out onto the sphere each time
+    (``10 * 4**n + 2`` vertices, ``20 * 4**n`` triangles, outward winding)."""
+    vertices = np.array(_ICOSAHEDRON_VERTICES, dtype=np.float64)
+    vertices /= np.linalg.norm(vertices, axis=1, keepdims=True)
+    faces = np.array(_ICOSAHEDRON_FACES, dtype=np.int64)
+    for _ in range(subdivisions):
+        # The three edges of every face (a-b, b-c, c-a); each edge is shared by two faces and
+        # gets one midpoint vertex, numbered after the existing vertices.
+        edges = np.sort(faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
+        unique, inverse = np.unique(edges, axis=0, return_inverse=True)
+        midpoints = vertices[unique].mean(axis=1)
+        midpoints /= np.linalg.norm(midpoints, axis=1, keepdims=True)
+        ab, bc, ca = (inverse.reshape(-1, 3) + len(vertices)).T
+        a, b, c = faces.T
+        faces = np.stack(
+            [
+                np.stack([a, ab, ca], axis=1),
+                np.stack([ab, b, bc], axis=1),
+                np.stack([ca, bc, c], axis=1),
+                np.stack([ab, bc, ca], axis=1),
+            ],
+            axis=1,
+        ).reshape(-1, 3)
+        vertices = np.concatenate([vertices, midpoints])
+    return vertices, faces
 
 
 def _skeleton(eyes: F64) -> tuple[Joint, ...]:

@@ -51,9 +51,9 @@ import hmac
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import lru_cache, wraps
 from typing import Final, Literal, NamedTuple, TypeVar
 
+from avatar_mf.lru import cached_parser
 from avatar_mf.sdp.errors import (
     WARN_INCOMPATIBLE_ADDRESS_FORMAT,
     WARN_INCOMPATIBLE_MEDIA_FORMAT,
@@ -107,16 +107,7 @@ _PARSE_CACHE_SIZE: Final = 512
 _PARSE_CACHE_MAX_LENGTH: Final = 512
 
 
-def _cached(parse: Callable[[str], _T]) -> Callable[[str], _T]:
-    cached = lru_cache(maxsize=_PARSE_CACHE_SIZE)(parse)
-
-    @wraps(parse)
-    def parse_value(value: str) -> _T:
-        if len(value) <= _PARSE_CACHE_MAX_LENGTH:
-            return cached(value)
-        return parse(value)
-
-    return parse_value
+_cached = cached_parser(size=_PARSE_CACHE_SIZE, max_length=_PARSE_CACHE_MAX_LENGTH)
 
 
 # --------------------------------------------------------------------------------------------

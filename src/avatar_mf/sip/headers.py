@@ -21,11 +21,9 @@ a repeated parse is a dictionary look-up. Errors are not cached.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache, wraps
-from typing import TypeVar
 
+from avatar_mf.lru import cached_parser
 from avatar_mf.sip.errors import SipParseError
 from avatar_mf.sip.message import Headers
 
@@ -66,20 +64,9 @@ PARSE_CACHE_SIZE = 1024
 #: Longer values are parsed every time (real Via, CSeq, From and To values are far shorter).
 PARSE_CACHE_MAX_LENGTH = 512
 
-_T = TypeVar("_T")
 
-
-def _cached(parse: Callable[[str], _T]) -> Callable[[str], _T]:
-    """``parse`` with an LRU cache of :data:`PARSE_CACHE_SIZE` results for short values."""
-    cached = lru_cache(maxsize=PARSE_CACHE_SIZE)(parse)
-
-    @wraps(parse)
-    def parse_value(value: str) -> _T:
-        if len(value) <= PARSE_CACHE_MAX_LENGTH:
-            return cached(value)
-        return parse(value)
-
-    return parse_value
+_cached = cached_parser(size=PARSE_CACHE_SIZE, max_length=PARSE_CACHE_MAX_LENGTH)
+"""The parse cache of :func:`parse_via`, :func:`parse_cseq` and the like."""
 
 
 def is_token(text: str) -> bool:

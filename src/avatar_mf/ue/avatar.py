@@ -56,7 +56,6 @@ from types import TracebackType
 from typing import Any, Literal, TypeVar, cast
 
 from avatar_mf.arf.units import ArfDecodeError, ConfigUnit, Unit, decode_unit, encode_unit
-from avatar_mf.jsonpatch import JsonPatchError, apply_patch
 from avatar_mf.protocol.metadata import (
     AnimationStart,
     AnimationStop,
@@ -110,6 +109,7 @@ from avatar_mf.protocol.transfer import (
     TransferSender,
     parse_chunk,
 )
+from avatar_mf.stages.scene.patch import JsonPatchError, apply_patch
 from avatar_mf.ue.call import UeCall, UeCallError
 from avatar_mf.ue.recorder import Recorder, unit_type_name
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hashlib
 
-from avatar_mf.avatar import generate_default_head, write_arf
+from avatar_mf.avatar import write_arf
+from avatar_mf.avatar.generate import generate_default_head
 from avatar_mf.pipeline.stage import StageContext
 from avatar_mf.stages.base_avatar import AvatarRequest, GeneratedAvatar
 from avatar_mf.stages.base_avatar.generation import GenerationStage

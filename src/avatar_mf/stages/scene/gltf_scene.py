@@ -3,7 +3,8 @@
 TR 26.813 call flows B (the MF shares a scene description with the UEs) and C (a UE or the MF
 triggers an update; the MF distributes it), in the spirit of MPEG-I Scene Description
 (ISO/IEC 23090-14), whose documents are glTF 2.0 JSON. Updates are JSON Patch (RFC 6902,
-:mod:`avatar_mf.jsonpatch`). Pure state: no I/O, no clock; the MF carries the patches.
+:mod:`avatar_mf.stages.scene.patch`, the jsonpatch library with the MF's limits). Pure
+state: no I/O, no clock; the MF carries the patches.
 
 The document::
 
@@ -84,7 +85,8 @@ from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-from avatar_mf.jsonpatch import (
+from avatar_mf.stages.scene import SceneError
+from avatar_mf.stages.scene.patch import (
     JsonPatchError,
     Operation,
     PatchLimits,
@@ -95,7 +97,6 @@ from avatar_mf.jsonpatch import (
     json_size,
     parse_operations,
 )
-from avatar_mf.stages.scene import SceneError
 
 if TYPE_CHECKING:
     from avatar_mf.stages.scene import SceneManager
@@ -128,7 +129,7 @@ MAX_COORDINATE: Final = 1000.0
 """Largest absolute translation coordinate, metres."""
 
 MAX_NODE_SIZE: Final = 4096
-"""Largest node, in :class:`~avatar_mf.jsonpatch.PatchLimits` size units (bounds a UE's
+"""Largest node, in :class:`~avatar_mf.stages.scene.patch.PatchLimits` size units (bounds a UE's
 ``extras``)."""
 
 SCENE_LIMITS: Final = PatchLimits(max_operations=256, max_depth=16, max_size=1_000_000)

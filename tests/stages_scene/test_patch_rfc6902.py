@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from avatar_mf.jsonpatch import (
+from avatar_mf.stages.scene.patch import (
     JsonPatchError,
     Operation,
     apply_operations,
@@ -348,6 +348,8 @@ def test_move_and_copy() -> None:
         ("1", 1, False),
         ([1, 2], [1.0, 2.0], True),
         ([1, 2], [2, 1], False),
+        ([1], [True], False),  # nested too (the library alone compares these with ==)
+        ({"a": 0}, {"a": False}, False),
         ([1], [1, 1], False),
         ({"a": 1, "b": [True]}, {"b": [True], "a": 1.0}, True),
         ({"a": 1}, {"a": 1, "b": None}, False),
@@ -412,3 +414,12 @@ def test_document_must_be_json() -> None:
         exc = error(document, [])
         assert exc.code == "invalid-value"
         assert exc.op_index is None
+
+
+def test_rewritten_operations_cannot_move_into_their_own_child() -> None:
+    # A caller that rewrites parsed operations (the scene resolves participant paths) can
+    # make a move into its own child that parse_operations never saw.
+    move = Operation("move", ("nodes", "0", "x"), from_=("nodes",))
+    with pytest.raises(JsonPatchError) as info:
+        apply_operations({"nodes": [{}]}, [move])
+    assert (info.value.code, info.value.op_index) == ("invalid-operation", 0)

@@ -10,7 +10,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from avatar_mf.jsonpatch import (
+from avatar_mf.stages.scene.patch import (
     JsonPatchError,
     PatchLimits,
     apply_patch,

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from avatar_mf.jsonpatch import (
+from avatar_mf.stages.scene.patch import (
     DEFAULT_LIMITS,
     JsonPatchError,
     PatchLimits,

@@ -1,51 +1,51 @@
-"""JSON Patch (RFC 6902) over JSON Pointer (RFC 6901), pure functions with no I/O.
+"""JSON Patch (RFC 6902) over JSON Pointer (RFC 6901) for scene updates, with the MF's limits.
 
-Implements:
+The ``jsonpatch`` and ``jsonpointer`` libraries do the RFC work (pointer syntax and escapes,
+RFC 6901 sections 3-4; the six operations, RFC 6902 section 4). This module is the thin layer
+the MF needs around them, because patches come off the wire:
 
-- RFC 6901 sections 3-4: pointer syntax, ``~0``/``~1`` escapes (decoded ``~1`` first, then
-  ``~0``), array index tokens (``0`` or digits without a leading zero; ``-`` names the element
-  after the last one, which only ``add`` may use).
-- RFC 6902 section 3: a patch is an array of operation objects, applied in order; the patch as
-  a whole fails if any operation fails, so nothing of it is applied (section 5).
-- RFC 6902 section 4: ``add`` (4.1), ``remove`` (4.2), ``replace`` (4.3), ``move`` (4.4, the
-  ``from`` location must not be a proper prefix of ``path``), ``copy`` (4.5), ``test`` (4.6,
-  JSON equality: numbers compare by mathematical value, so ``1`` equals ``1.0``, but booleans
-  are not numbers, so ``true`` does not equal ``1``). Members an operation does not define are
-  ignored (4, Appendix A.11); a missing ``op``/``path``/``value``/``from`` is an error.
-- RFC 6902 section 5 / Appendix A.13: :func:`loads` decodes patch text strictly (duplicate
-  member names and the non-JSON ``NaN``/``Infinity`` are errors), for callers who hold bytes.
+- **Validation before applying.** :func:`parse_operations` checks the patch's shape (an array
+  of operation objects, a known ``op``, the members it needs, pointer syntax, ``move`` not
+  into its own child, RFC 6902 4.4) and returns frozen :class:`Operation` objects that the
+  scene manager can inspect and rewrite (participant-addressed paths) before applying.
+  Members an operation does not define are ignored (RFC 6902 4, Appendix A.11).
+- **Limits** (:class:`PatchLimits`): the number of operations, the nesting depth, the size of
+  the document and of the patch's values and pointers together, and the work of applying
+  (values measured for moves, copies and removals, at most 4 x ``max_size``). Going past one
+  is :class:`JsonPatchError` ``too-large``.
+- **JSON only.** Documents and values are ``dict`` with ``str`` keys, ``list``, ``str``,
+  ``int``, finite ``float``, ``bool``, ``None``; anything else is ``invalid-value``.
+- **All or nothing** (RFC 6902 section 5): the patch is applied to a private copy; on any
+  error the caller's document is untouched, and the result shares no mutable object with the
+  document or the operations.
+- **Error codes.** The libraries' exceptions become :class:`JsonPatchError` with a ``code``
+  (``invalid-operation``, ``invalid-pointer``, ``path-not-found``, ``test-failed``,
+  ``invalid-value``, ``invalid-json``, ``too-large``) and ``op_index``, the failing
+  operation's position in the patch.
 
-Choices the RFCs leave open, fixed here:
+Where the MF's answer differs from the library's, the MF's is kept:
 
-- ``remove`` of the whole document (path ``""``) is an error: there would be no document left.
-- Documents and values must be JSON: ``dict`` with ``str`` keys, ``list``, ``str``, ``int``,
-  ``float`` (finite), ``bool``, ``None``. Anything else (tuples, NaN) is ``invalid-value``.
-- Patches come off the wire, so they are bounded (:class:`PatchLimits`): the number of
-  operations, the nesting depth, the size of the document and of the patch's values and
-  pointers together, and the work of applying (values measured, copied or removed, at most
-  4 x ``max_size``, so that moving a big subtree back and forth cannot take long). Going past
-  a limit is :class:`JsonPatchError` with code ``too-large``.
+- ``test`` (RFC 6902 4.6) compares with :func:`json_equal` at every depth: numbers by value
+  (``1`` equals ``1.0``) but booleans are not numbers (``true`` is not ``1``), and a ``-``
+  index names no value (``path-not-found``, where the library would compare its end marker).
+- ``remove`` of the whole document is ``invalid-operation``: there would be no document left.
+- A ``-`` index outside ``add`` and an index past the end are ``path-not-found``; an index
+  with a leading zero or not digits is ``invalid-pointer``.
 
-API: :func:`apply_patch` (parse and apply), or :func:`parse_operations` then
-:func:`apply_operations` for callers who inspect or rewrite the parsed :class:`Operation`
-objects first; :func:`parse_pointer`, :func:`format_pointer`, :func:`resolve`,
-:func:`json_equal`, :func:`copy_json`, :func:`loads`. Every failure is a
-:class:`JsonPatchError` carrying ``code`` (``invalid-operation``, ``invalid-pointer``,
-``path-not-found``, ``test-failed``, ``invalid-value``, ``invalid-json``, ``too-large``) and
-``op_index``, the failing operation's position in the patch.
-
-The input document and the operations are never mutated, and the result shares no mutable
-object with either.
+:func:`loads` decodes patch text strictly (RFC 6902 Appendix A.13: duplicate member names,
+and the non-JSON ``NaN``/``Infinity``, are ``invalid-json``).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal, cast
+
+import jsonpatch
+import jsonpointer
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -77,9 +77,9 @@ INVALID_VALUE: Final = "invalid-value"  # a value (or the document) that is not 
 INVALID_JSON: Final = "invalid-json"  # :func:`loads` could not decode the text
 TOO_LARGE: Final = "too-large"  # a PatchLimits bound was exceeded
 
-_INDEX = re.compile(r"0|[1-9][0-9]*")
-_MAX_INDEX_DIGITS = 18  # longer index tokens are out of range of any list we accept
 _SHORT = 60  # how much of a token or pointer goes into an error message
+_WORK_FACTOR = 4  # a patch may measure, copy or remove at most this many times max_size
+_MISSING: Final = object()
 
 
 class JsonPatchError(ValueError):
@@ -158,14 +158,11 @@ class _Budget:
 def _copy(value: Any, depth: int, budget: _Budget) -> Any:
     """A deep copy of a JSON value, checking that it is JSON and within the budget.
 
-    ``depth`` is the number of containers above ``value``."""
+    ``depth`` is the number of containers above ``value``; the depth limit is checked before
+    descending, so a value nested past it cannot exhaust the stack."""
     budget.charge(1)
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        budget.charge(len(value))
-        return value
-    if isinstance(value, int):
+    if value is None or isinstance(value, bool | int | str):
+        budget.charge(len(value) if isinstance(value, str) else 0)
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -193,6 +190,21 @@ def _clone(value: Any) -> Any:
     if isinstance(value, dict):
         return {key: _clone(item) for key, item in value.items()}
     return value
+
+
+def _measure(value: Any) -> tuple[int, int]:
+    """(size, depth) of a value already known to be JSON (see :class:`PatchLimits`)."""
+    if isinstance(value, str):
+        return 1 + len(value), 0
+    if isinstance(value, list | dict):
+        size, depth = 1, 0
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            item_size, item_depth = _measure(item)
+            size += item_size + (len(key) if isinstance(key, str) else 0)
+            depth = max(depth, item_depth)
+        return size, depth + 1
+    return 1, 0
 
 
 def copy_json(value: Any, limits: PatchLimits = DEFAULT_LIMITS) -> Any:
@@ -248,17 +260,19 @@ def loads(text: str | bytes) -> Any:
         raise JsonPatchError(INVALID_JSON, str(exc)) from None
 
 
-# --- JSON Pointer (RFC 6901) -----------------------------------------------------------------
+# --- JSON Pointer (RFC 6901), by the jsonpointer library -------------------------------------
 
 
 def escape_token(token: str) -> str:
     """One reference token in pointer syntax: ``~`` -> ``~0``, ``/`` -> ``~1``."""
-    return token.replace("~", "~0").replace("/", "~1")
+    escaped: str = jsonpointer.escape(token)
+    return escaped
 
 
 def format_pointer(tokens: Sequence[str]) -> str:
     """The pointer text for decoded reference tokens (``()`` is ``""``, the whole document)."""
-    return "".join("/" + escape_token(token) for token in tokens)
+    text: str = jsonpointer.JsonPointer.from_parts(list(tokens)).path
+    return text
 
 
 def parse_pointer(pointer: str) -> tuple[str, ...]:
@@ -270,88 +284,46 @@ def parse_pointer(pointer: str) -> tuple[str, ...]:
         raise JsonPatchError(
             INVALID_POINTER, f"a pointer is a string, not {type(pointer).__name__}"
         )
-    if pointer == "":
-        return ()
-    if not pointer.startswith("/"):
-        raise JsonPatchError(INVALID_POINTER, f"{_short(pointer)} does not start with '/'")
-    tokens = pointer[1:].split("/")
-    for token in tokens:
-        position = token.find("~")
-        while position != -1:
-            if token[position + 1 : position + 2] not in ("0", "1"):
-                raise JsonPatchError(
-                    INVALID_POINTER, f"{_short(pointer)}: '~' must be followed by 0 or 1"
-                )
-            position = token.find("~", position + 2)
-    return tuple(token.replace("~1", "/").replace("~0", "~") for token in tokens)
+    try:
+        parts: list[str] = jsonpointer.JsonPointer(pointer).parts
+    except jsonpointer.JsonPointerException as exc:
+        raise JsonPatchError(INVALID_POINTER, f"{_short(pointer)}: {exc}") from None
+    return tuple(parts)
 
 
-def _array_index(tokens: Sequence[str], depth: int, array: list[Any], *, insert: bool) -> int:
-    """The index that ``tokens[depth]`` names in ``array``; ``insert`` allows ``len(array)``
-    and ``-`` (add only)."""
-    token = tokens[depth]
-    if token == "-":
-        if insert:
-            return len(array)
-        raise JsonPatchError(
-            PATH_NOT_FOUND, f"{_short(format_pointer(tokens[: depth + 1]))}: '-' names no element"
-        )
-    if _INDEX.fullmatch(token) is None:
-        raise JsonPatchError(
-            INVALID_POINTER,
-            f"{_short(format_pointer(tokens[: depth + 1]))}: {_short(token)} is not an array "
-            "index (digits, no leading zero, or '-')",
-        )
-    limit = len(array) if insert else len(array) - 1
-    index = int(token) if len(token) <= _MAX_INDEX_DIGITS else limit + 1
-    if index > limit:
-        raise JsonPatchError(
-            PATH_NOT_FOUND,
-            f"{_short(format_pointer(tokens[: depth + 1]))}: index out of range "
-            f"(array of {len(array)})",
-        )
-    return index
-
-
-def _child(container: Any, tokens: Sequence[str], depth: int) -> Any:
-    token = tokens[depth]
-    if isinstance(container, dict):
-        if token not in container:
-            raise JsonPatchError(
-                PATH_NOT_FOUND, f"{_short(format_pointer(tokens[: depth + 1]))} does not exist"
-            )
-        return container[token]
-    if isinstance(container, list):
-        return container[_array_index(tokens, depth, container, insert=False)]
-    raise JsonPatchError(
-        PATH_NOT_FOUND,
-        f"{_short(format_pointer(tokens[:depth]))} is a {_kind(container)}, not a container",
-    )
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"
-
-
-def _get(document: Any, tokens: Sequence[str]) -> Any:
-    value = document
-    for depth in range(len(tokens)):
-        value = _child(value, tokens, depth)
-    return value
+def _lookup(document: Any, tokens: Sequence[str]) -> Any:
+    """The value at ``tokens``, or ``_MISSING`` (nothing there, or a ``-`` index)."""
+    try:
+        value = jsonpointer.JsonPointer.from_parts(list(tokens)).resolve(document)
+    except jsonpointer.JsonPointerException:
+        return _MISSING
+    return _MISSING if isinstance(value, jsonpointer.EndOfList) else value
 
 
 def resolve(document: Any, pointer: str) -> Any:
     """The value ``pointer`` references in ``document`` (not a copy). JsonPatchError
     ``invalid-pointer`` or ``path-not-found`` when it references nothing."""
-    return _get(document, parse_pointer(pointer))
+    tokens = parse_pointer(pointer)
+    value = _lookup(document, tokens)
+    if value is _MISSING:
+        raise JsonPatchError(*_pointer_failure(document, tokens))
+    return value
+
+
+def _pointer_failure(document: Any, tokens: Sequence[str]) -> tuple[str, str]:
+    """(code, message) for a pointer that references nothing in ``document``: a bad array
+    index token is ``invalid-pointer`` (RFC 6901 section 4), anything else ``path-not-found``."""
+    value = document
+    for depth, token in enumerate(tokens):
+        where = _short(format_pointer(tokens[: depth + 1]))
+        if isinstance(value, list) and token != "-":
+            if not (token == "0" or (token[:1] in "123456789" and token.isdigit())):
+                return INVALID_POINTER, f"{where}: {_short(token)} is not an array index"
+        found = _lookup(value, (token,))
+        if found is _MISSING:
+            return PATH_NOT_FOUND, f"{where} does not exist"
+        value = found
+    return PATH_NOT_FOUND, f"{_short(format_pointer(tokens))} does not exist"
 
 
 # --- parsing a patch -------------------------------------------------------------------------
@@ -402,7 +374,7 @@ def _parse_operation(operation: Any, budget: _Budget) -> Operation:
     path = _pointer_member(operation, "path", budget)
     if op in ("move", "copy"):
         source = _pointer_member(operation, "from", budget)
-        if op == "move" and len(source) < len(path) and path[: len(source)] == source:
+        if op == "move" and _inside(path, source):
             raise JsonPatchError(
                 INVALID_OPERATION,
                 f"cannot move {_short(format_pointer(source))} into its own child",
@@ -416,38 +388,19 @@ def _parse_operation(operation: Any, budget: _Budget) -> Operation:
     return Operation(cast(OpName, op), path, value=value)
 
 
-# --- applying --------------------------------------------------------------------------------
-
-_WORK_FACTOR = 4  # a patch may measure, copy or remove at most this many times max_size
-
-
-def _measure(value: Any) -> tuple[int, int]:
-    """(size, depth) of a value already known to be JSON (see :class:`PatchLimits`)."""
-    if isinstance(value, str):
-        return 1 + len(value), 0
-    if isinstance(value, list | dict):
-        size, depth = 1, 0
-        items = value.items() if isinstance(value, dict) else enumerate(value)
-        for key, item in items:
-            item_size, item_depth = _measure(item)
-            size += item_size + (len(key) if isinstance(key, str) else 0)
-            depth = max(depth, item_depth)
-        return size, depth + 1
-    return 1, 0
+def _inside(path: Sequence[str], source: Sequence[str]) -> bool:
+    """True if ``path`` is a proper child of ``source`` (RFC 6902 4.4)."""
+    return len(source) < len(path) and tuple(path[: len(source)]) == tuple(source)
 
 
-def _not_container(tokens: Sequence[str], value: Any) -> JsonPatchError:
-    return JsonPatchError(
-        PATH_NOT_FOUND,
-        f"{_short(format_pointer(tokens))} is a {_kind(value)}, not a container",
-    )
+# --- applying, by the jsonpatch library ------------------------------------------------------
 
 
 class _Document:
-    """The working copy a patch is applied to, with its size and the patch's work tracked.
-
-    Work (values measured, copied or removed) is bounded so that moving or copying a large
-    subtree back and forth cannot turn a small patch into a long computation."""
+    """The private working copy a patch is applied to, with its size and the patch's work
+    tracked. Work (values measured for moves, copies and removals) is bounded so that moving
+    or copying a large subtree back and forth cannot turn a small patch into a long
+    computation."""
 
     __slots__ = ("limits", "root", "size", "work")
 
@@ -458,98 +411,79 @@ class _Document:
         self.work = 0
 
     def measure(self, value: Any) -> tuple[int, int]:
+        if value is _MISSING:
+            return 0, 0
         size, depth = _measure(value)
         self.work += size
         if self.work > _WORK_FACTOR * self.limits.max_size:
             raise JsonPatchError(TOO_LARGE, "the patch moves, copies or removes too much")
         return size, depth
 
-    def place(self, tokens: Sequence[str], value: Any, replaced_size: int = 0) -> None:
-        """Check the limits for ``value`` placed at ``tokens`` (instead of something of
-        ``replaced_size``) and account for it."""
-        size, depth = self.measure(value)
+    def place(self, tokens: Sequence[str], size: int, depth: int, replaced: int) -> None:
+        """Check the limits for a value of ``size`` and ``depth`` placed at ``tokens``
+        instead of something of size ``replaced``, and account for it."""
         if len(tokens) + depth > self.limits.max_depth:
             raise JsonPatchError(TOO_LARGE, f"document nested deeper than {self.limits.max_depth}")
-        if self.size + size - replaced_size > self.limits.max_size:
+        if self.size + size - replaced > self.limits.max_size:
             raise JsonPatchError(TOO_LARGE, f"document larger than {self.limits.max_size} units")
-        self.size += size - replaced_size
+        self.size += size - replaced
 
-    def add(self, tokens: Sequence[str], value: Any) -> None:
-        if not tokens:  # RFC 6902 4.1: the value becomes the whole document
-            self.replace(tokens, value)
+    def apply(self, operation: Operation) -> None:
+        op, path = operation.op, operation.path
+        if op == "test":
+            found = _lookup(self.root, path)
+            if found is _MISSING:
+                raise JsonPatchError(*_pointer_failure(self.root, path))
+            if not json_equal(found, operation.value):
+                raise JsonPatchError(
+                    TEST_FAILED, f"{_short(format_pointer(path))} holds a different value"
+                )
             return
-        parent = _get(self.root, tokens[:-1])
-        if isinstance(parent, dict):
-            key = tokens[-1]
-            replaced_size = self.measure(parent[key])[0] if key in parent else 0
-            self.place(tokens, value, replaced_size)
-            parent[key] = value
-        elif isinstance(parent, list):
-            index = _array_index(tokens, len(tokens) - 1, parent, insert=True)
-            self.place(tokens, value)
-            parent.insert(index, value)
-        else:
-            raise _not_container(tokens[:-1], parent)
-
-    def remove(self, tokens: Sequence[str]) -> Any:
-        if not tokens:
+        if op == "remove" and not path:
             raise JsonPatchError(INVALID_OPERATION, "cannot remove the whole document")
-        parent = _get(self.root, tokens[:-1])
-        removed: Any
-        if isinstance(parent, dict):
-            removed = _child(parent, tokens, len(tokens) - 1)
-            del parent[tokens[-1]]
-        elif isinstance(parent, list):
-            removed = parent.pop(_array_index(tokens, len(tokens) - 1, parent, insert=False))
-        else:
-            raise _not_container(tokens[:-1], parent)
-        self.size -= self.measure(removed)[0]
-        return removed
-
-    def replace(self, tokens: Sequence[str], value: Any) -> None:
-        if not tokens:
-            self.place(tokens, value, self.measure(self.root)[0])
-            self.root = value
-            return
-        parent = _get(self.root, tokens[:-1])
-        if isinstance(parent, list):
-            index = _array_index(tokens, len(tokens) - 1, parent, insert=False)
-            self.place(tokens, value, self.measure(parent[index])[0])
-            parent[index] = value
-        elif isinstance(parent, dict):
-            self.place(tokens, value, self.measure(_child(parent, tokens, len(tokens) - 1))[0])
-            parent[tokens[-1]] = value
-        else:
-            raise _not_container(tokens[:-1], parent)
-
-
-def _apply_one(document: _Document, operation: Operation) -> None:
-    op, path = operation.op, operation.path
-    if op == "add":
-        document.add(path, _clone(operation.value))
-    elif op == "remove":
-        document.remove(path)
-    elif op == "replace":
-        document.replace(path, _clone(operation.value))
-    elif op == "test":
-        if not json_equal(_get(document.root, path), operation.value):
-            raise JsonPatchError(
-                TEST_FAILED, f"{_short(format_pointer(path))} holds a different value"
-            )
-    elif op in ("move", "copy"):
-        source = operation.from_
-        if source is None:
-            raise JsonPatchError(INVALID_OPERATION, f"{op!r} needs a 'from' member")
-        if op == "copy":
-            document.add(path, _clone(_get(document.root, source)))
-        elif source == path:
-            _get(document.root, source)  # it must exist; there is nothing else to do
-        elif len(source) < len(path) and path[: len(source)] == source:
+        if op == "move" and operation.from_ is not None and _inside(path, operation.from_):
             raise JsonPatchError(INVALID_OPERATION, "cannot move a value into its own child")
-        else:
-            document.add(path, document.remove(source))
-    else:
-        raise JsonPatchError(INVALID_OPERATION, f"unknown op {_short(str(op))}")
+        self._check_limits(operation)
+        try:
+            self.root = _LIBRARY_OPERATIONS[op](operation.to_json()).apply(self.root)
+        except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as exc:
+            raise self._library_error(operation, exc) from None
+
+    def _check_limits(self, operation: Operation) -> None:
+        op, path = operation.op, operation.path
+        target = _lookup(self.root, path)
+        if op == "remove":
+            self.size -= self.measure(target)[0]
+        elif op in ("add", "replace"):
+            size, depth = _measure(operation.value)
+            self.place(path, size, depth, self.measure(self._replaced(op, path, target))[0])
+        elif operation.from_ is not None:  # move, copy
+            size, depth = self.measure(_lookup(self.root, operation.from_))
+            if op == "copy":
+                self.place(path, size, depth, self.measure(self._replaced(op, path, target))[0])
+            elif path != operation.from_:  # a move only nests the value elsewhere
+                self.place(path, 0, depth, 0)
+
+    def _replaced(self, op: str, path: Sequence[str], target: Any) -> Any:
+        """What writing at ``path`` replaces: nothing when ``add`` or ``copy`` insert into
+        an array (RFC 6902 4.1), else the value there (``_MISSING`` if none)."""
+        if op != "replace" and path and isinstance(_lookup(self.root, path[:-1]), list):
+            return _MISSING
+        return target
+
+    def _library_error(self, operation: Operation, exc: Exception) -> JsonPatchError:
+        """The MF's code for what the library refused. The operation's shape was checked by
+        :func:`parse_operations` and ``test`` is not the library's, so what is left is where
+        its pointers lead."""
+        for tokens in (operation.from_, operation.path):
+            if tokens is not None and _lookup(self.root, tokens) is _MISSING:
+                code, message = _pointer_failure(self.root, tokens)
+                if code == INVALID_POINTER:
+                    return JsonPatchError(code, message)
+        return JsonPatchError(PATH_NOT_FOUND, str(exc))
+
+
+_LIBRARY_OPERATIONS: Final[Mapping[str, Any]] = jsonpatch.JsonPatch.operations
 
 
 def apply_operations(
@@ -565,7 +499,7 @@ def apply_operations(
     working = _Document(root, budget.size, limits)
     for index, operation in enumerate(operations):
         try:
-            _apply_one(working, operation)
+            working.apply(operation)
         except JsonPatchError as exc:
             raise JsonPatchError(exc.code, exc.detail, index) from None
     return working.root
