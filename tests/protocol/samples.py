@@ -27,6 +27,7 @@ from avatar_mf.protocol import (
     TransferFailed,
     TransferOffer,
 )
+from avatar_mf.protocol.metadata import Refused
 
 DIGEST = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 
@@ -48,6 +49,9 @@ SAMPLES: list[Message] = [
         avatar_formats=("model/gltf-binary", "application/vnd.arf+zip"),
         max_message_size=1024,
         animation="ue",
+        base_avatar_generation="ue",
+        animation_data="network",
+        animation_inputs=("text", "voice"),
         user_agent="lab-ue/0.3",
     ),
     Capabilities(
@@ -55,12 +59,22 @@ SAMPLES: list[Message] = [
         in_reply_to="ue1-1",
         session_id="c0ffee-42",
         base_avatar_generation="ue",
-        animation_data="ue",
+        animation_data="network",
         animation="ue",
+        rendering="ue",
+        animation_inputs=("text",),
         animation_profiles=("arf-face-v1",),
         avatar_formats=("model/gltf-binary",),
         max_message_size=65536,
         max_transfer_size=67108864,
+        refused=(
+            Refused(
+                function="animationInputs",
+                requested="voice",
+                code="unsupported",
+                reason="this MF has no stage deriving animation data from voice (it takes: text)",
+            ),
+        ),
     ),
     AvatarSelect(id="ue1-2", avatar_id="bar:7d3c1e2a"),
     AvatarSelected(id="mf-2", in_reply_to="ue1-2", avatar_id="bar:7d3c1e2a", transfer_id="tx-42"),

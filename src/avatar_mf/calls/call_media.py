@@ -52,6 +52,7 @@ from avatar_mf.sdp.offer_answer import (
     versioned_answer,
 )
 from avatar_mf.sip.errors import SipError
+from avatar_mf.sip.feature_tags import avatar_feature_tags
 from avatar_mf.ua.media_seam import CallInfo, FailureCallback, MediaSession
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,8 @@ class CallMediaSession:
     ) -> None:
         self._factory = factory
         self.call = call
+        #: The caller's avatar feature tags (RFC 3840 Contact parameters), read once per call.
+        self.avatar_tags = avatar_feature_tags(call.contact)
         self._on_failure = on_failure
         self.dc: DataChannelSession | None = None
         self.negotiated: Negotiated | None = None
@@ -284,6 +287,7 @@ class CallMediaSession:
             max_message_size=remote.max_message_size if remote is not None else 0,
             identity=self.call.identity,
             request_uri=self.call.request_uri,
+            avatar_tags=self.avatar_tags,
         )
         make = self._factory.services.get(info.subprotocol.lower(), EchoService)
         try:

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from avatar_mf.sip.feature_tags import AvatarFeatureTags
+
 
 @dataclass(frozen=True, slots=True)
 class ChannelInfo:
@@ -28,6 +30,10 @@ class ChannelInfo:
     identity: str
     #: The Request-URI of the INVITE (a room URI names the room).
     request_uri: str
+    #: The caller's avatar feature tags from its Contact (``+sip.3gpp-avatar-support``,
+    #: ``+sip.app-subtype``; RFC 3840), parsed once per call: an input of the avatar
+    #: function negotiation (TR 26.813 A.1).
+    avatar_tags: AvatarFeatureTags = AvatarFeatureTags()
 
 
 class ChannelContext(Protocol):

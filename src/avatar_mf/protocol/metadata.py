@@ -116,6 +116,11 @@ Size = Annotated[int, Field(ge=0, le=_UINT32_MAX)]
 Version = Annotated[int, Field(ge=0, le=_JSON_SAFE_MAX)]
 ProfileList = Annotated[tuple[ProfileName, ...], Field(max_length=32)]
 MediaTypeList = Annotated[tuple[MediaType, ...], Field(max_length=32)]
+#: An animation input name (see :class:`~avatar_mf.protocol.names.AnimationInput`).
+InputName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,31}$")]
+InputList = Annotated[tuple[InputName, ...], Field(max_length=16)]
+#: A refused function's name: a hello member name (lowerCamelCase).
+FunctionName = Annotated[str, StringConstraints(pattern=r"^[a-z][A-Za-z0-9]{0,63}$")]
 
 #: Where a function of the call flow runs: in the network (the MF) or in the UE.
 Placement = Literal["network", "ue"]
@@ -178,7 +183,12 @@ class MessageBase(BaseModel):
 
 
 class Hello(MessageBase):
-    """UE -> MF, first message on the channel: what the UE can do and wants (TR 26.813 A.1)."""
+    """UE -> MF, first message on the channel: what the UE can do and wants (TR 26.813 A.1).
+
+    Every placement ask is optional: an absent one leaves the choice to the MF (the
+    negotiation rules of :mod:`avatar_mf.avatar_session.negotiation`, docs/protocol.md). A
+    new hello mid-call re-runs the negotiation from scratch.
+    """
 
     type: Literal[MessageType.HELLO] = MessageType.HELLO
     role: Role
@@ -189,15 +199,49 @@ class Hello(MessageBase):
     #: Largest message the UE accepts on this channel (0: no limit); at most its SDP
     #: ``a=max-message-size``.
     max_message_size: Size = 0
-    #: ``ue``: the UE animates avatars itself (UE-centric); ``network``: it wants the MF to
-    #: animate and send the result (network-centric, e.g. as 2D video).
-    animation: Placement
+    #: D.4: ``ue``: the UE animates avatars itself (UE-centric); ``network``: it wants the MF to
+    #: animate, render and send the result (network-centric, e.g. as 2D video).
+    animation: Placement | None = None
+    #: D.1: ``network``: the MF builds the base avatar from the UE's images; ``ue``: the UE
+    #: provides it (or it comes from the avatar storage).
+    base_avatar_generation: Placement | None = None
+    #: D.3: ``network``: the MF creates animation data from ``animation_inputs``; ``ue``: the
+    #: UE sends animation units.
+    animation_data: Placement | None = None
+    #: D.3 network-centric: the media the UE will send for the MF to derive animation data
+    #: from (``text``, ``voice``, ``video``, ``images``; see :class:`AnimationInput`).
+    animation_inputs: InputList = ()
     #: Free text naming the UE software, for logs.
     user_agent: ShortText | None = None
 
 
+class Refused(BaseModel):
+    """One ask of a hello the MF cannot honour (an entry of capabilities ``refused``)."""
+
+    model_config = MessageBase.model_config
+
+    #: The hello member whose ask is refused (:class:`NegotiatedFunction`; receivers accept
+    #: names they do not know).
+    function: FunctionName
+    #: What was asked (``network``, an input, the listed formats ...), when it is one value.
+    requested: ShortText | None = None
+    #: :class:`ErrorCode`: ``unsupported``, ``conflict``, ``no-common-format`` ...
+    code: Code
+    #: Why, for people: names what was asked and what the MF has.
+    reason: ShortText
+
+    @model_serializer(mode="wrap")
+    def _omit_absent(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        return {key: value for key, value in data.items() if value is not None}
+
+
+RefusedList = Annotated[tuple[Refused, ...], Field(max_length=32)]
+
+
 class Capabilities(MessageBase):
-    """MF -> UE, answer to hello: the session and where each function of the call runs."""
+    """MF -> UE, answer to hello: the session and the agreed placement of each function of the
+    call (TR 26.813 A.1), with what the MF refused of the hello's asks."""
 
     type: Literal[MessageType.CAPABILITIES] = MessageType.CAPABILITIES
     in_reply_to: MessageId | None = None
@@ -210,12 +254,19 @@ class Capabilities(MessageBase):
     animation_data: Placement
     #: D.4: who animates the avatar (``network``: the MF renders; ``ue``: the UE does).
     animation: Placement
+    #: D.5: who renders (``network``: the MF sends the rendered avatar as video). Follows
+    #: ``animation``; absent in older answers, which meant ``ue``.
+    rendering: Placement = "ue"
+    #: The inputs the MF derives animation data from (when ``animation_data`` is ``network``).
+    animation_inputs: InputList = ()
     animation_profiles: ProfileList = ()
     avatar_formats: MediaTypeList = ()
     #: Largest message the MF accepts on this channel (0: no limit).
     max_message_size: Size = 0
     #: Largest base avatar the MF accepts in a transfer.
     max_transfer_size: Size = 0
+    #: The hello's asks the MF cannot honour, each with its reason (empty: all agreed).
+    refused: RefusedList = ()
 
 
 class AvatarSelect(MessageBase):

@@ -87,6 +87,10 @@ class ErrorCode(StrEnum):
     INTERNAL = "internal"
     STAGE_FAILED = "stage-failed"  # a pipeline stage failed for this request
     BAD_UNIT = "bad-unit"  # an animation channel message that is not one valid unit
+    # Negotiation refusals (capabilities ``refused``, TR 26.813 A.1).
+    CONFLICT = "conflict"  # the hello contradicts the Contact feature tag or itself
+    NO_COMMON_PROFILE = "no-common-profile"  # none of the UE's animation profiles is offered
+    NO_COMMON_FORMAT = "no-common-format"  # none of the UE's avatar formats is offered
     # Avatar refused (TS 22.156 authorization, detailed).
     NOT_OWNER = "not-owner"
     GRANT_EXPIRED = "grant-expired"
@@ -104,6 +108,30 @@ class ErrorCode(StrEnum):
     BAD_AVATAR = "bad-avatar"  # an uploaded container that is not a valid base avatar
     CANCELLED = "cancelled"
     TIMEOUT = "timeout"
+
+
+# --- negotiation (hello / capabilities) ---------------------------------------------------------
+
+
+class NegotiatedFunction(StrEnum):
+    """``function`` of a capabilities ``refused`` entry: the hello member whose ask is refused
+    (the functions of TR 26.813 D.1-D.5 and the lists negotiated with them)."""
+
+    BASE_AVATAR_GENERATION = "baseAvatarGeneration"  # D.1
+    ANIMATION_DATA = "animationData"  # D.3
+    ANIMATION_INPUTS = "animationInputs"  # D.3 network-centric: what the MF derives data from
+    ANIMATION = "animation"  # D.4 (and D.5 rendering, which follows it)
+    ANIMATION_PROFILES = "animationProfiles"
+    AVATAR_FORMATS = "avatarFormats"
+
+
+class AnimationInput(StrEnum):
+    """Media a UE sends for network-centric animation data (TR 26.813 D.3 alternative 1)."""
+
+    TEXT = "text"
+    VOICE = "voice"
+    VIDEO = "video"
+    IMAGES = "images"
 
 
 # --- transfer chunk messages -------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from avatar_mf.channels.base import ChannelInfo
+from avatar_mf.sip.feature_tags import AvatarFeatureTags
 
 
 def channel_info(
@@ -16,6 +17,7 @@ def channel_info(
     call_id: str = "test-call",
     identity: str = "sip:ue1@127.0.0.1",
     request_uri: str = "sip:mf@127.0.0.1",
+    avatar_tags: AvatarFeatureTags | None = None,
 ) -> ChannelInfo:
     return ChannelInfo(
         call_id=call_id,
@@ -25,6 +27,7 @@ def channel_info(
         max_message_size=max_message_size,
         identity=identity,
         request_uri=request_uri,
+        avatar_tags=avatar_tags if avatar_tags is not None else AvatarFeatureTags(),
     )
 
 
