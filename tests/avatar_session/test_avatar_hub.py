@@ -71,6 +71,8 @@ class ListScene:
 class FakeSource:
     """An AnimationDataSource: one CONFIG and then one unit per frame for one second."""
 
+    animation_inputs = ("text",)
+
     def __init__(self) -> None:
         self.calls: list[tuple[str, int]] = []
 
@@ -322,3 +324,41 @@ async def test_requests_for_functions_the_node_lacks_are_refused(store: MemorySt
         ("unsupported", "g1"),
         ("unsupported", "s1"),
     ]
+
+
+async def test_hello_is_negotiated_from_contact_tags_hello_and_configured_stages(
+    store: MemoryStore,
+) -> None:
+    """Session wiring of A.1: an assisted UE on a node without network rendering is refused,
+    so is a vendor-only format; asked text animation goes to the network; a new hello
+    renegotiates."""
+    from avatar_mf.sip.feature_tags import avatar_feature_tags
+
+    hub = make_hub(store, FakeClock(), FakeSource())
+    tags = avatar_feature_tags('<sip:ue@127.0.0.1>;+sip.3gpp-avatar-support="avatar-assisted"')
+    meta = RecordingChannel(
+        channel_info(stream_id=1000, subprotocol=METADATA, call_id="c1", avatar_tags=tags,
+                     identity="sip:a@127.0.0.1", request_uri="sip:r@127.0.0.1")
+    )
+    service = hub.services()[METADATA](meta)
+    service.on_message(
+        dump_message(
+            Hello(
+                id="h1",
+                role="both",
+                avatar_formats=("model/x-vendor-avatar",),
+                animation_data="network",
+                animation_inputs=("text",),
+            )
+        )
+    )
+    service.on_message(dump_message(Hello(id="h2", role="both", animation="ue")))
+    caps = [json.loads(m) for m in meta.sent if isinstance(m, str) and "capabilities" in m]
+    first, second = caps
+    assert first["inReplyTo"] == "h1"
+    assert first["animation"] == "ue" and first["animationData"] == "network"
+    refused = {r["function"]: r["code"] for r in first["refused"]}
+    assert refused == {"animation": "unsupported", "avatarFormats": "no-common-format"}
+    assert "avatar-assisted" in first["refused"][0]["reason"]
+    assert second["inReplyTo"] == "h2" and second["animationData"] == "ue"
+    assert any(r["code"] == "conflict" for r in second["refused"])  # assisted UE asks "ue"

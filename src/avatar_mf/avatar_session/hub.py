@@ -27,6 +27,7 @@ from avatar_mf.avatar_session.adapters import (
     MetadataService,
     TransferChannelService,
 )
+from avatar_mf.avatar_session.negotiation import NetworkFunctions, capabilities, negotiate
 from avatar_mf.avatar_session.session import (
     AvatarSession,
     AvatarSettings,
@@ -38,7 +39,7 @@ from avatar_mf.clock import Clock
 from avatar_mf.pipeline.executor import StageExecutor
 from avatar_mf.pipeline.frames import Frame
 from avatar_mf.pipeline.runner import NamedStage, PipelineStats, QueueLimits, SessionPipeline
-from avatar_mf.pipeline.stage import StageContext, StageProvider
+from avatar_mf.pipeline.stage import StageContext, StageKind, StageProvider
 from avatar_mf.protocol import metadata as md
 from avatar_mf.rooms.relay import RelayMetrics
 from avatar_mf.rooms.rooms import Participant, RelayLimits, Room, RoomRegistry, room_name
@@ -226,21 +227,48 @@ class AvatarHub:
             "call %s: metadata receiver overloaded; its queue was dropped", call, extra=extra
         )
 
-    # -- capabilities ---------------------------------------------------------------------
+    # -- capabilities (A.1) -----------------------------------------------------------------
 
-    def _configured(self, kind: str) -> bool:
-        return any(s.kind == kind for s in self.stages)
+    def network_functions(self) -> NetworkFunctions:
+        """What this node's configured stages can do in the network."""
+        inputs: set[str] = set()
+        animates = False
+        generates = False
+        for stage in self.stages:
+            if stage.kind == StageKind.ANIMATION_DATA:
+                inputs.update(getattr(stage.provider, "animation_inputs", ()))
+            elif stage.kind == StageKind.ANIMATION:
+                animates = animates or bool(getattr(stage.provider, "animates_in_network", False))
+            elif stage.kind == StageKind.BASE_AVATAR:
+                generates = True
+        return NetworkFunctions(
+            base_avatar_generation=generates,
+            animation_data_inputs=frozenset(inputs),
+            animation=animates,
+            profiles=(self.settings.profile,),
+            formats=self.settings.avatar_formats,
+        )
 
     def _capabilities(self, session: AvatarSession, hello: md.Hello) -> md.Capabilities:
-        return md.Capabilities(
-            id=md.new_message_id(),
+        """Negotiate (TR 26.813 A.1) from the caller's Contact feature tags, its hello and the
+        configured stages; re-run on every hello."""
+        agreement = negotiate(session.info.avatar_tags, hello, self.network_functions())
+        for refusal in agreement.refused:
+            log.info(
+                "call %s: refused %s=%s: %s (%s)",
+                session.call_id,
+                refusal.function.value,
+                refusal.requested,
+                refusal.code,
+                refusal.reason,
+                extra=session.log_extra,
+            )
+        session.agreement = agreement
+        return capabilities(
+            agreement,
+            message_id=md.new_message_id(),
             in_reply_to=hello.id,
             session_id=session.id,
-            base_avatar_generation="ue",
-            animation_data="network" if self._configured("animation_data") else "ue",
-            animation="ue",
-            animation_profiles=(self.settings.profile,),
-            avatar_formats=self.settings.avatar_formats,
             max_message_size=self.settings.max_metadata_size,
             max_transfer_size=self.settings.max_transfer_size,
         )

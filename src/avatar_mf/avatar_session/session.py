@@ -31,6 +31,7 @@ from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from avatar_mf.avatar_session.negotiation import Negotiation
 from avatar_mf.channels.base import ChannelContext, ChannelInfo
 from avatar_mf.clock import Clock, sleep
 from avatar_mf.pipeline.frames import (
@@ -143,6 +144,8 @@ class AvatarSession:
         self.channels: dict[str, ChannelContext] = {}
         self.avatar_id: str | None = None
         self.hello: md.Hello | None = None
+        #: The placement agreed at the last hello (A.1), or None before the first.
+        self.agreement: Negotiation | None = None
         self._outgoing: dict[str, _Outgoing] = {}
         self._incoming: dict[bytes, TransferReceiver] = {}
         self._tasks: set[asyncio.Task[Any]] = set()

@@ -189,6 +189,9 @@ class TextToAnimation:
 
     # --- the pipeline stage -------------------------------------------------------------------
 
+    #: What the UE sends for this stage to animate (the negotiation's animation inputs).
+    animation_inputs = ("text",)
+
     def open(self, context: StageContext) -> TextSpeechStage:
         """This session's text-to-animation stage (the engine is shared by all sessions)."""
         return TextSpeechStage(self, context)
