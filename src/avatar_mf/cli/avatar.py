@@ -169,7 +169,16 @@ async def _generate(args: argparse.Namespace, context: CliContext, store: Filesy
     from avatar_mf.pipeline import registry
     from avatar_mf.stages.base_avatar import AvatarRequest, BaseAvatarGenerator
 
-    generator: BaseAvatarGenerator = registry.create("base_avatar", args.generator)
+    # --generator names another implementation, with its own defaults; else the configured one.
+    stage = args.app_config.pipeline.base_avatar
+    name, options = (stage.name, stage.options) if args.generator is None else (args.generator, {})
+    if not name:
+        print(
+            "avatar-mf avatar generate: [pipeline.base_avatar] is off: pass --generator",
+            file=context.stderr,
+        )
+        return EXIT_FAILED
+    generator: BaseAvatarGenerator = registry.create("base_avatar", name, options)
     request = AvatarRequest(
         participant="cli", identity=args.owner, name=args.name, seed=args.seed
     )
@@ -179,7 +188,7 @@ async def _generate(args: argparse.Namespace, context: CliContext, store: Filesy
         owner=args.owner,
         name=args.name,
         content_type=avatar.content_type,
-        metadata={"generator": args.generator, "seed": str(args.seed)},
+        metadata={"generator": name, "seed": str(args.seed)},
     )
     if args.json:
         _dump(_record_json(record), context)
@@ -196,8 +205,8 @@ def _generate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
     parser.add_argument(
         "--generator",
-        default="procedural",
-        help="base-avatar stage by name (entry point group avatar_mf.stages.base_avatar)",
+        help="base-avatar stage by name (entry point group avatar_mf.stages.base_avatar); "
+        "default: [pipeline.base_avatar] of the config, with its options",
     )
     _json_option(parser)
     _config_option(parser)
@@ -307,6 +316,7 @@ def _runner(
                 print(problem, file=context.stderr)
             return EXIT_CONFIG_INVALID
         root = avatar_root(config.storage.path)
+        args.app_config = config  # for the actions that use other settings (generate)
 
         async def main() -> int:
             if recover:

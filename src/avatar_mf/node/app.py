@@ -275,21 +275,24 @@ class MediaFunction:
         )
         pipeline = cfg.pipeline
         source: AnimationDataSource | None = None
-        if pipeline.animation_data:
+        if pipeline.animation_data.name:
             try:
-                source = registry.create("animation_data", pipeline.animation_data)
+                source = registry.create(
+                    "animation_data", pipeline.animation_data.name, pipeline.animation_data.options
+                )
             except Exception as exc:  # a missing engine degrades to relay-only, loudly
                 log.warning(
                     "animation-data stage %r unavailable, text animation is off: %s",
-                    pipeline.animation_data,
+                    pipeline.animation_data.name,
                     exc,
                 )
 
         # Resolved once: looking entry points up scans every installed package.
-        scene_class = registry.load_factory("scene", pipeline.scene)
+        scene_class = registry.load_factory("scene", pipeline.scene.name)
+        scene_options = dict(pipeline.scene.options)
 
         def scene_factory(room: str) -> SceneManager:
-            scene: SceneManager = scene_class(room=room)
+            scene: SceneManager = scene_class(room=room, **scene_options)
             return scene
 
         self.hub = AvatarHub(
@@ -305,7 +308,9 @@ class MediaFunction:
             authorizer=Authorizer(store, SystemWallClock()),
             cache=self.cache,
             animation_source=source,
-            animator=registry.create("animation", pipeline.animation),
+            animator=registry.create(
+                "animation", pipeline.animation.name, pipeline.animation.options
+            ),
             validate_avatar=validate_container,
         )
         self.sessions.services.update(self.hub.services())
