@@ -173,6 +173,23 @@ def test_config_file_names_the_store(cli: Cli, tmp_path: Path, container: Path) 
     assert (tmp_path / "elsewhere" / "avatars" / "records" / f"{avatar_id.strip()}.json").exists()
 
 
+def test_generate_uses_the_configured_base_avatar_stage(cli: Cli) -> None:
+    """[pipeline.base_avatar]: its name and options, unless --generator names another."""
+    sizes = {}
+    for resolution in ("low", "high"):
+        cli.env["AVATAR_MF_PIPELINE__BASE_AVATAR__OPTIONS"] = f"resolution={resolution}"
+        record = json.loads(cli.ok("generate", "--owner", ALICE, "--json"))
+        assert record["metadata"]["generator"] == "procedural"
+        sizes[resolution] = record["size"]
+    assert sizes["low"] < sizes["high"]
+    cli.env["AVATAR_MF_PIPELINE__BASE_AVATAR__NAME"] = ""
+    code, out, err = cli("generate", "--owner", ALICE)
+    assert (code, out) == (1, "")
+    assert "[pipeline.base_avatar] is off" in err
+    record = json.loads(cli.ok("generate", "--owner", ALICE, "--json", "--generator", "procedural"))
+    assert record["metadata"]["generator"] == "procedural"
+
+
 @pytest.mark.parametrize(
     "argv",
     [

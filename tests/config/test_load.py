@@ -75,7 +75,10 @@ def test_default_toml_lists_every_setting() -> None:
     text = EMBEDDED.read_text()
     data = tomllib.loads(text)
     for info in SETTINGS:
-        if info.key in data[info.section]:
+        table = data
+        for part in info.path[:-1]:
+            table = table[part]
+        if info.path[-1] in table:
             continue
         assert f"# {info.key} = " in text, f"{info.key_path} is missing from default.toml"
         assert info.default is None or info.key_path == "sip.user_agent"
@@ -104,10 +107,33 @@ def test_configs_are_frozen() -> None:
 # --------------------------------------------------------------------------- environment
 
 
+def owner_model(info: SettingInfo) -> type[BaseModel]:
+    """The model that declares ``info``'s key: its section, or the nested table it is in."""
+    model = SECTIONS[info.section]
+    for part in info.path[1:-1]:
+        nested = model.model_fields[part].annotation
+        assert isinstance(nested, type) and issubclass(nested, BaseModel)
+        model = nested
+    return model
+
+
+def nest(path: tuple[str, ...], value: object) -> object:
+    """``("scene", "name"), "x"`` -> ``{"scene": {"name": "x"}}``."""
+    for part in reversed(path):
+        value = {part: value}
+    return value
+
+
+def lookup(value: object, path: tuple[str, ...]) -> object:
+    for part in path:
+        value = getattr(value, part)
+    return value
+
+
 def env_sample(info: SettingInfo) -> tuple[str, Any]:
     """A valid non-default value for ``info`` as (environment string, equivalent TOML value),
     derived from the setting's type and default: no per-setting table."""
-    schema = SECTIONS[info.section].model_json_schema()["properties"][info.key]
+    schema = owner_model(info).model_json_schema()["properties"][info.path[-1]]
     default = info.default
     if "enum" in schema:
         value = next(choice for choice in schema["enum"] if choice != default)
@@ -135,15 +161,26 @@ def test_every_setting_can_be_overridden_from_the_environment(
     raw, value = env_sample(info)
     path = write_config(f"[{info.section}]\n")
     config = load_config(path, env={info.env_var: raw})
-    got = getattr(getattr(config, info.section), info.key)
+    got = lookup(config, info.path)
     model = SECTIONS[info.section]
-    assert got == getattr(model.model_validate({info.key: value}), info.key)
-    assert got != getattr(model(), info.key)
+    assert got == lookup(model.model_validate(nest(info.path[1:], value)), info.path[1:])
+    assert got != lookup(model(), info.path[1:])
 
 
 def test_every_setting_is_covered() -> None:
-    fields = {f"{s}.{k}" for s, model in SECTIONS.items() for k in model.model_fields}
+    def keys(model: type[BaseModel], prefix: str) -> set[str]:
+        found = set()
+        for key, field in model.model_fields.items():
+            nested = field.annotation
+            if isinstance(nested, type) and issubclass(nested, BaseModel):
+                found |= keys(nested, f"{prefix}.{key}")  # a table of settings: its keys
+            else:
+                found.add(f"{prefix}.{key}")
+        return found
+
+    fields = set().union(*(keys(model, section) for section, model in SECTIONS.items()))
     assert {info.key_path for info in SETTINGS} == fields
+    assert "pipeline.scene.name" in fields
     assert list(SECTIONS) == [
         "sip", "media", "storage", "log", "admin", "lifecycle", "bootstrap", "pipeline",
     ]

@@ -480,7 +480,7 @@ async def test_stage_failures_are_counted_by_stage_and_kind(tmp_path: Path) -> N
             "sip": {"port": free_port()},
             "admin": {"enabled": False},
             "storage": {"path": str(tmp_path / "storage")},
-            "pipeline": {"animation_data": ""},
+            "pipeline": {"animation_data": {"name": ""}},
         }
     )
     node = MediaFunction(config)

@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from avatar_mf.cli.base import EXIT_PROBLEMS, CliContext, Command, Runner
+from avatar_mf.cli.base import CliContext, Command, Runner
 from avatar_mf.config import ConfigError, load_config
 from avatar_mf.storage.auth import Authorizer, grant_problem, grant_state
 from avatar_mf.storage.errors import AvatarTooLargeError, StorageError
@@ -169,10 +169,19 @@ async def _generate(args: argparse.Namespace, context: CliContext, store: Filesy
     from avatar_mf.pipeline import registry
     from avatar_mf.stages.base_avatar import AvatarRequest, BaseAvatarGenerator
 
-    generator = registry.create("base_avatar", args.generator)
+    # --generator names another implementation, with its own defaults; else the configured one.
+    stage = args.app_config.pipeline.base_avatar
+    name, options = (stage.name, stage.options) if args.generator is None else (args.generator, {})
+    if not name:
+        print(
+            "avatar-mf avatar generate: [pipeline.base_avatar] is off: pass --generator",
+            file=context.stderr,
+        )
+        return EXIT_FAILED
+    generator = registry.create("base_avatar", name, options)
     if not isinstance(generator, BaseAvatarGenerator):
-        context.stderr.write(f"base_avatar stage {args.generator!r} cannot generate from the CLI\n")
-        return EXIT_PROBLEMS
+        print(f"base_avatar stage {name!r} cannot generate from the CLI", file=context.stderr)
+        return EXIT_FAILED
     request = AvatarRequest(
         participant="cli", identity=args.owner, name=args.name, seed=args.seed
     )
@@ -182,7 +191,7 @@ async def _generate(args: argparse.Namespace, context: CliContext, store: Filesy
         owner=args.owner,
         name=args.name,
         content_type=avatar.content_type,
-        metadata={"generator": args.generator, "seed": str(args.seed)},
+        metadata={"generator": name, "seed": str(args.seed)},
     )
     if args.json:
         _dump(_record_json(record), context)
@@ -199,8 +208,8 @@ def _generate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
     parser.add_argument(
         "--generator",
-        default="procedural",
-        help="base-avatar stage by name (entry point group avatar_mf.stages.base_avatar)",
+        help="base-avatar stage by name (entry point group avatar_mf.stages.base_avatar); "
+        "default: [pipeline.base_avatar] of the config, with its options",
     )
     _json_option(parser)
     _config_option(parser)
@@ -310,6 +319,7 @@ def _runner(
                 print(problem, file=context.stderr)
             return EXIT_CONFIG_INVALID
         root = avatar_root(config.storage.path)
+        args.app_config = config  # for the actions that use other settings (generate)
 
         async def main() -> int:
             if recover:

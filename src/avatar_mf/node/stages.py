@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from avatar_mf.avatar_session.hub import ConfiguredStage
@@ -63,21 +62,6 @@ def build_stages(
     return stages
 
 
-@dataclass(frozen=True, slots=True)
-class _Setting:
-    name: str
-    options: Mapping[str, Any]
-
-
 def stage_settings(pipeline: Any) -> dict[str, StageSetting]:
-    """The ``[pipeline.<kind>]`` settings of a config, by kind."""
-    out: dict[str, StageSetting] = {}
-    for kind in StageKind:
-        value = getattr(pipeline, kind.value, None)
-        if isinstance(value, str):  # the flat form of the first wave's config
-            out[kind.value] = _Setting(value, {})
-        elif value is not None:
-            out[kind.value] = value
-    if "base_avatar" not in out:
-        out["base_avatar"] = _Setting("procedural", {})
-    return out
+    """The ``[pipeline.<kind>]`` settings of a config's ``[pipeline]`` section, by kind."""
+    return {kind.value: getattr(pipeline, kind.value) for kind in StageKind}

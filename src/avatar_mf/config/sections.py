@@ -1,0 +1,533 @@
+"""The settings, section by section: one frozen pydantic model per ``[section]`` of the file.
+
+Every model rejects unknown keys and documents each setting in an attribute docstring (the
+source of the generated settings table). :class:`AppConfig` holds one attribute per section;
+:data:`SECTIONS` maps section names to their models and :func:`iter_setting_fields` walks
+every setting, including those of nested tables such as ``[pipeline.scene]``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import types
+from collections.abc import Iterator, Mapping
+from ipaddress import IPv4Network, IPv6Network
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+
+from avatar_mf import __version__
+from avatar_mf.config.fields import (
+    AdminToken,
+    DirectoryPath,
+    HeaderText,
+    Host,
+    HttpBaseUrl,
+    IPNetwork,
+    LevelName,
+    LoggerName,
+    MediaAddress,
+    StreamId,
+    TransportName,
+    cross_field_error,
+    custom_error,
+    is_wildcard,
+    non_empty,
+    unique,
+)
+
+__all__ = [
+    "SECTIONS",
+    "STAGE_KINDS",
+    "AdminConfig",
+    "AppConfig",
+    "BootstrapConfig",
+    "LifecycleConfig",
+    "LogConfig",
+    "MediaConfig",
+    "PipelineConfig",
+    "Section",
+    "SipConfig",
+    "StageSettings",
+    "StorageConfig",
+    "iter_setting_fields",
+    "table_model",
+]
+
+
+class Section(BaseModel):
+    """Base of every settings model: frozen, unknown keys rejected, docstrings as docs."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        use_attribute_docstrings=True,  # the attribute docstrings below are the settings' docs
+        allow_inf_nan=False,
+    )
+
+
+class SipConfig(Section):
+    """``[sip]``: SIP listeners, transaction timers and admission control (RFC 3261)."""
+
+    host: Host = "127.0.0.1"
+    """Address (or host name) the SIP listeners bind to, for every transport. Use 0.0.0.0 or ::
+    to listen on all interfaces; then set advertised_host."""
+
+    port: int = Field(default=5060, ge=1, le=65535)
+    """SIP port, shared by every transport."""
+
+    transports: Annotated[
+        tuple[TransportName, ...], AfterValidator(non_empty), AfterValidator(unique)
+    ] = ("udp", "tcp")
+    """Transports to listen on: "udp" and/or "tcp" ("ws" is planned)."""
+
+    advertised_host: Host | None = Field(default=None, validate_default=True)
+    """Address or host name put in Via sent-by and Contact. Unset: host. Required when host is a
+    wildcard address, and when the MF is reached through NAT."""
+
+    t1: float = Field(default=0.5, gt=0)
+    """RFC 3261 timer T1 in seconds: round-trip time estimate, base of the retransmission
+    timers A, E and G and of the 64*T1 transaction timeouts B, F, H and J."""
+
+    t2: float = Field(default=4.0, gt=0, validate_default=True)
+    """RFC 3261 timer T2 in seconds: maximum retransmission interval for non-INVITE requests
+    and INVITE responses. Must be greater than t1."""
+
+    t4: float = Field(default=5.0, gt=0)
+    """RFC 3261 timer T4 in seconds: maximum time a message stays in the network (timers I
+    and K)."""
+
+    max_message_size: int = Field(default=65535, ge=1300, le=16 * 1024 * 1024)
+    """Largest SIP message accepted, in bytes; larger ones are rejected (513 on TCP) or dropped
+    (UDP)."""
+
+    max_dialogs: int = Field(default=10000, ge=1)
+    """Maximum concurrent dialogs; new INVITEs beyond it are answered 503 with Retry-After."""
+
+    retry_after: int = Field(default=5, ge=1, le=86400)
+    """Seconds put in the Retry-After header of 503 responses sent when overloaded."""
+
+    trusted_peers: Annotated[tuple[IPNetwork, ...], AfterValidator(non_empty)] = (
+        IPv4Network("127.0.0.0/8"),
+        IPv6Network("::1/128"),
+    )
+    """CIDR networks allowed to send requests (e.g. the P-CSCF/IMS core); requests from other
+    addresses are answered 403. Use 0.0.0.0/0 and ::/0 to accept any peer."""
+
+    rate_limit_per_source: int = Field(default=2000, ge=0)
+    """Sustained SIP packets per second accepted from one source address (token bucket refill
+    rate); the excess is dropped unanswered (answering a flood would amplify it). One P-CSCF
+    carries every UE's traffic: a call is about 3 requests, so 2000 serves ~650 calls/s.
+    0 disables rate limiting."""
+
+    rate_limit_burst: int = Field(default=4000, ge=0)
+    """Token bucket size: requests one source may send in a burst above the sustained rate.
+    Must be at least 1 when rate limiting is enabled."""
+
+    min_se: int = Field(default=90, ge=90)
+    """RFC 4028 Min-SE in seconds: the shortest session interval accepted (422 below it).
+    At least 90."""
+
+    session_expires: int = Field(default=1800, ge=90, validate_default=True)
+    """RFC 4028 session interval in seconds, requested in Session-Expires; a dialog not
+    refreshed in time is released. Must be at least min_se."""
+
+    user_agent: HeaderText = f"avatar-mf/{__version__}"
+    """Value of the User-Agent / Server header. Default: avatar-mf/<version>."""
+
+    tcp_idle_timeout: float = Field(default=300.0, gt=0)
+    """Seconds after which an idle inbound TCP connection (no dialog, no traffic) is closed."""
+
+    answer_delay: float = Field(default=0.0, ge=0, le=300)
+    """Seconds between 100 Trying and the answer to an INVITE ("ring time"). 0 answers at
+    once; a lab sets it to test CANCEL before the answer."""
+
+    @field_validator("advertised_host")
+    @classmethod
+    def _advertised_host_needed(cls, value: str | None, info: ValidationInfo) -> str | None:
+        host = info.data.get("host")
+        if value is None and host is not None and is_wildcard(host):
+            raise cross_field_error(
+                "must be set when sip.host is a wildcard address ({host})",
+                related="host",
+                host=host,
+            )
+        return value
+
+    @field_validator("t2")
+    @classmethod
+    def _t2_above_t1(cls, value: float, info: ValidationInfo) -> float:
+        t1 = info.data.get("t1")
+        if t1 is not None and value <= t1:
+            raise cross_field_error("must be greater than sip.t1 ({t1})", related="t1", t1=t1)
+        return value
+
+    @field_validator("rate_limit_burst")
+    @classmethod
+    def _burst_when_limited(cls, value: int, info: ValidationInfo) -> int:
+        rate = info.data.get("rate_limit_per_source")
+        if value == 0 and rate:
+            raise cross_field_error(
+                "must be at least 1 when sip.rate_limit_per_source is not 0",
+                related="rate_limit_per_source",
+            )
+        return value
+
+    @field_validator("session_expires")
+    @classmethod
+    def _session_expires_above_min_se(cls, value: int, info: ValidationInfo) -> int:
+        min_se = info.data.get("min_se")
+        if min_se is not None and value < min_se:
+            raise cross_field_error(
+                "must be greater than or equal to sip.min_se ({min_se})",
+                related="min_se",
+                min_se=min_se,
+            )
+        return value
+
+    @property
+    def contact_host(self) -> str:
+        """The host for Via and Contact: advertised_host, else host."""
+        return self.advertised_host if self.advertised_host is not None else self.host
+
+    def is_trusted(self, address: str) -> bool:
+        """Whether a request from ``address`` (an IP literal) is admitted by trusted_peers.
+
+        IPv4-mapped IPv6 addresses (``::ffff:10.0.0.1``) are checked as IPv4. Raises ValueError
+        if ``address`` is not an IP address.
+        """
+        ip = ipaddress.ip_address(address)
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return any(ip in network for network in self.trusted_peers)
+
+
+class MediaConfig(Section):
+    """``[media]``: ICE, DTLS and SCTP for the data channels (RFC 8831, RFC 8841)."""
+
+    host: MediaAddress = "127.0.0.1"
+    """IP address offered as the ICE host candidate and used for media sockets. Must be a
+    concrete address reachable by the UE, not a wildcard."""
+
+    sctp_port: int = Field(default=5000, ge=1, le=65535)
+    """SCTP port announced in a=sctp-port (RFC 8841)."""
+
+    max_message_size: int = Field(default=262144, ge=1)
+    """Largest data channel message accepted, in bytes; announced in a=max-message-size
+    (RFC 8841)."""
+
+    setup_timeout: float = Field(default=10.0, gt=0)
+    """Seconds within which ICE, DTLS and SCTP must all complete after the answer is sent;
+    otherwise the call's media is released."""
+
+    # 1160 is aiortc 1.16's USERDATA_MAX_LENGTH: the most that fits the minimum IPv6 MTU
+    # (1280) after IP, UDP, DTLS and SCTP headers; the media layer rejects anything larger.
+    sctp_max_chunk: int = Field(default=1160, ge=64, le=1160)
+    """Largest SCTP DATA chunk user-data payload, in bytes. The default, also the maximum,
+    fits the minimum IPv6 MTU after UDP and DTLS overhead; lower it for paths with a smaller
+    MTU (e.g. tunnels)."""
+
+    certificate_dir: DirectoryPath | None = None
+    """Directory holding the DTLS certificate and key (created there if missing). Unset:
+    <storage.path>/dtls."""
+
+    accept_sha1_fingerprint: bool = True
+    """Accept a=fingerprint lines using SHA-1 from the UE (some older UEs send only SHA-1).
+    SHA-256 and stronger are always accepted."""
+
+    bootstrap_stream_ids: Annotated[tuple[StreamId, ...], AfterValidator(unique)] = (
+        0,
+        10,
+        100,
+        110,
+    )
+    """SCTP stream ids of the bootstrap data channels (3GPP TS 26.114 section 6.2.10)."""
+
+    min_application_stream_id: int = Field(default=1000, ge=0, le=65534, validate_default=True)
+    """Lowest SCTP stream id used for application data channels. Must be above every
+    bootstrap stream id."""
+
+    @field_validator("min_application_stream_id")
+    @classmethod
+    def _above_bootstrap(cls, value: int, info: ValidationInfo) -> int:
+        bootstrap = info.data.get("bootstrap_stream_ids")
+        if bootstrap and value <= max(bootstrap):
+            raise cross_field_error(
+                "must be greater than every media.bootstrap_stream_ids entry (largest {largest})",
+                related="bootstrap_stream_ids",
+                largest=max(bootstrap),
+            )
+        return value
+
+
+class StorageConfig(Section):
+    """``[storage]``: where the MF keeps state on disk."""
+
+    path: DirectoryPath = Path("var/storage")
+    """Root directory for persistent state (avatars, DTLS certificate). A relative path is
+    relative to the working directory of the process."""
+
+    max_avatar_size: int = Field(default=64 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
+    """Largest base avatar container accepted (import, upload), in bytes."""
+
+    cache_bytes: int = Field(default=256 * 1024 * 1024, ge=0)
+    """Avatar cache size in bytes (loaded once per room, delivered to every UE)."""
+
+    cache_entries: int = Field(default=1024, ge=1)
+    """Most avatars kept in the cache."""
+
+    cache_ttl: float = Field(default=600.0, gt=0)
+    """Seconds an avatar stays cached after it was loaded."""
+
+
+class LogConfig(Section):
+    """``[log]``: logging."""
+
+    level: LevelName = "INFO"
+    """Level for every logger not listed in modules: DEBUG, INFO, WARNING, ERROR or CRITICAL."""
+
+    format: Literal["json", "text"] = "json"
+    """Log line format on stderr: "json" (one JSON object per line, for collectors) or "text"
+    (for people)."""
+
+    modules: Mapping[LoggerName, LevelName] = Field(default_factory=dict)
+    """Per-logger level overrides, e.g. { "avatar_mf.sip" = "DEBUG" }. A level here may be
+    lower than level."""
+
+
+class AdminConfig(Section):
+    """``[admin]``: the HTTP listener for /healthz, /readyz, /stats, /metrics and /sessions
+    (never the SIP port)."""
+
+    enabled: bool = True
+    """Run the admin HTTP listener."""
+
+    host: Host = "127.0.0.1"
+    """Address the admin listener binds to. Only /sessions is authenticated (admin.token): keep
+    the listener on loopback or a management network."""
+
+    port: int = Field(default=8080, ge=0, le=65535)
+    """Admin listener TCP port; 0 picks a free port (logged at start-up)."""
+
+    token: AdminToken | None = None
+    """Bearer token for /sessions (list the calls, end one): clients send "Authorization:
+    Bearer <token>". Unset: /sessions answers 403. Use a long random value (e.g. from
+    `python -c "import secrets; print(secrets.token_urlsafe(32))"`), preferably through
+    AVATAR_MF_ADMIN__TOKEN rather than a config file."""
+
+
+class LifecycleConfig(Section):
+    """``[lifecycle]``: how the process stops."""
+
+    drain_timeout: float = Field(default=30.0, ge=0, le=86400)
+    """Seconds SIGTERM lets calls in progress continue (new INVITEs and OPTIONS get 503 with
+    Retry-After) before the rest are ended with BYE and the process exits."""
+
+    sigint_drain_timeout: float = Field(default=2.0, ge=0, le=86400)
+    """The same for SIGINT (Ctrl-C): a short drain. A second signal exits at once."""
+
+
+class BootstrapConfig(Section):
+    """``[bootstrap]``: the bootstrap data channels (subprotocol "http", 3GPP TS 26.114
+    6.2.10), over which the UE downloads its data channel application through the MF."""
+
+    app_dir: DirectoryPath | None = None
+    """Directory of the data channel application served on bootstrap channels (index.html and
+    its assets). Read into memory once at start-up: restart to publish changes. Unset: the
+    avatar call application shipped with the MF."""
+
+    replace_http_url: HttpBaseUrl | None = None
+    """Replacement HTTP URL (replaceHttpUrl, 3GPP TS 29.176): when set, every request on a
+    bootstrap channel is forwarded to this http:// or https:// base URL (request path appended)
+    instead of being served from app_dir. A value without a scheme is taken as http://."""
+
+    max_request_size: int = Field(default=65536, ge=1024, le=16 * 1024 * 1024)
+    """Largest HTTP request accepted on a bootstrap channel, head and content, in bytes; larger
+    ones are answered 413 (a head over 16 KiB: 431)."""
+
+    max_response_size: int = Field(default=32 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
+    """Largest response body, in bytes: a larger upstream response (replace_http_url) is
+    answered 502, and a larger file in app_dir stops the MF at start-up."""
+
+    proxy_timeout: float = Field(default=10.0, gt=0, le=300)
+    """Seconds allowed for a forwarded request (replace_http_url), from connecting to the last
+    body byte; past it the UE gets 504."""
+
+
+class StageSettings(Section):
+    """``[pipeline.<kind>]``: which implementation of a stage kind runs, and its options."""
+
+    name: str
+    """The implementation, by name in the entry point group avatar_mf.stages.<kind>; a lab
+    can install its own and name it here."""
+
+    options: Mapping[str, Any] = Field(default_factory=dict)
+    """Keyword arguments for the implementation's factory: any TOML values, checked by the
+    stage itself when the node starts."""
+
+
+class SceneStageSettings(StageSettings):
+    """``[pipeline.scene]``: like every stage table, but a node always runs a scene stage."""
+
+    @field_validator("name")
+    @classmethod
+    def _not_off(cls, value: str) -> str:
+        if not value:
+            raise custom_error("scene_off", "must name a scene stage: the scene cannot be off")
+        return value
+
+
+def _stage_table(value: object, info: ValidationInfo) -> object:
+    """The stage tables replaced ``[pipeline] <kind> = "name"``: say what to write instead."""
+    if isinstance(value, str):
+        raise custom_error(
+            "stage_table",
+            "now a table: write [pipeline.{stage}] name = {name}",
+            stage=info.field_name,
+            name=json.dumps(value),
+        )
+    return value
+
+
+#: A stage table; a string (the old form) gets a problem saying how to write the table.
+_Stage = Annotated[StageSettings, BeforeValidator(_stage_table)]
+
+
+class PipelineConfig(Section):
+    """``[pipeline]``: the avatar pipeline. Each stage kind has a table ``[pipeline.<kind>]``
+    naming its implementation (entry point group ``avatar_mf.stages.<kind>``) with
+    ``options`` for its factory."""
+
+    rate: float = Field(default=30.0, gt=0, le=120)
+    """Animation units per second generated by the animation-data stage."""
+
+    workers: int = Field(default=2, ge=1, le=64)
+    """Threads of the bounded executor that runs CPU-heavy stage work."""
+
+    max_pending: int = Field(default=64, ge=1)
+    """Stage jobs that may wait for a worker; past that a request gets a "busy" error."""
+
+    base_avatar: _Stage = StageSettings(name="procedural")
+    """Base-avatar generation (D.1 network-centric): "procedural" builds a parametric head
+    (option resolution: "low", "default" or "high"). Empty: no generation on this node."""
+
+    animation_data: _Stage = StageSettings(name="text")
+    """Animation-data stage (D.3 network-centric): "text" turns text into speech-timed facial
+    animation with espeak-ng. Empty: the MF only relays the UEs' own animation."""
+
+    animation: _Stage = StageSettings(name="receiver")
+    """Avatar animation stage (D.4): "receiver" forwards animation units for the receiving UE
+    to animate. Empty: no animation stage on this node."""
+
+    scene: Annotated[SceneStageSettings, BeforeValidator(_stage_table)] = SceneStageSettings(
+        name="gltf"
+    )
+    """Scene management stage (B, C): "gltf" keeps a glTF-based scene per room. Cannot be
+    empty: every node keeps its rooms' scenes."""
+
+    converter: _Stage = StageSettings(name="")
+    """Format conversion stage (none ships yet). Empty, the default: no conversion on this
+    node."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_stage_names(cls, data: Any) -> Any:
+        """A stage table without ``name`` (e.g. options only) keeps the default name."""
+        if not isinstance(data, dict):
+            return data
+        filled = dict(data)
+        for kind in STAGE_KINDS:
+            table = filled.get(kind)
+            if isinstance(table, dict) and "name" not in table:
+                default = cls.model_fields[kind].default
+                filled[kind] = {"name": default.name, **table}
+        return filled
+
+
+#: The stage kinds, in pipeline order: the stage tables of ``[pipeline]``.
+STAGE_KINDS = ("base_avatar", "animation_data", "animation", "scene", "converter")
+
+
+class AppConfig(Section):
+    """The whole configuration: one attribute per section, each defaulted."""
+
+    sip: SipConfig = Field(default_factory=SipConfig)
+    """SIP listeners, timers and admission control."""
+
+    media: MediaConfig = Field(default_factory=MediaConfig)
+    """ICE, DTLS and SCTP."""
+
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    """On-disk state."""
+
+    log: LogConfig = Field(default_factory=LogConfig)
+    """Logging."""
+
+    admin: AdminConfig = Field(default_factory=AdminConfig)
+    """Admin HTTP listener."""
+
+    lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
+    """Draining and shutdown."""
+
+    bootstrap: BootstrapConfig = Field(default_factory=BootstrapConfig)
+    """Bootstrap data channels: the data channel application and replaceHttpUrl."""
+
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
+    """Avatar pipeline stages."""
+
+    @property
+    def dtls_certificate_dir(self) -> Path:
+        """media.certificate_dir, else <storage.path>/dtls."""
+        if self.media.certificate_dir is not None:
+            return self.media.certificate_dir
+        return self.storage.path / "dtls"
+
+
+def _section_models() -> dict[str, type[Section]]:
+    models: dict[str, type[Section]] = {}
+    for name, field in AppConfig.model_fields.items():
+        model = field.annotation
+        assert isinstance(model, type) and issubclass(model, Section), name
+        models[name] = model
+    return models
+
+
+#: Section name -> model, in AppConfig order (a read-only lookup table).
+SECTIONS: Mapping[str, type[Section]] = types.MappingProxyType(_section_models())
+
+
+def table_model(field: FieldInfo) -> type[Section] | None:
+    """The model of a field that is a nested table of settings (a stage table), else None."""
+    annotation = field.annotation
+    if isinstance(annotation, type) and issubclass(annotation, Section):
+        return annotation
+    return None
+
+
+def iter_setting_fields(
+    model: type[Section] | None = None, prefix: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], FieldInfo]]:
+    """(path, field) of every setting, in declaration order: ``("sip", "port")``, and for
+    nested tables every key inside them, ``("pipeline", "scene", "name")``."""
+    if model is None:
+        for section, section_model in SECTIONS.items():
+            yield from iter_setting_fields(section_model, (section,))
+        return
+    for key, field in model.model_fields.items():
+        nested = table_model(field)
+        if nested is None:
+            yield (*prefix, key), field
+        else:
+            yield from iter_setting_fields(nested, (*prefix, key))
