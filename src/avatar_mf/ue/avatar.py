@@ -475,16 +475,19 @@ class AvatarClient:
         animation: Placement = "ue",
         profiles: Sequence[str] = (PROFILE_ARF_FACE,),
         formats: Sequence[str] = (CONTENT_TYPE_GLB, CONTENT_TYPE_ARF_ZIP),
+        animation_inputs: Sequence[str] = ("text",),
         user_agent: str | None = "avatar-mf-test-ue",
         timeout: float = 5.0,  # noqa: ASYNC109 -- every wait of the test UE is bounded by its own argument
     ) -> Capabilities:
-        """hello -> capabilities (docs/protocol.md section 3)."""
+        """hello -> capabilities (docs/protocol.md section 3). ``animation_inputs``: what the
+        test UE sends for the network to animate (it sends text: ``animation text``)."""
         message = Hello(
             id=self.next_id(),
             role=role,
             animation=animation,
             animation_profiles=tuple(profiles),
             avatar_formats=tuple(formats),
+            animation_inputs=tuple(animation_inputs),
             max_message_size=self.call.local_max_message_size,
             user_agent=user_agent,
         )
