@@ -282,6 +282,7 @@ def test_stage_factories_are_not_rescanned_per_room(monkeypatch: pytest.MonkeyPa
     called through registry.create("scene", ...) for each new room. Resolving a factory once
     (at start-up, or cached) makes a new room cost microseconds."""
     from avatar_mf.pipeline import registry
+    from avatar_mf.testing.pipeline import stage_context
 
     scans = 0
     real = registry.entry_points
@@ -293,6 +294,9 @@ def test_stage_factories_are_not_rescanned_per_room(monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr(registry, "entry_points", counting)
     registry.refresh()
+    # The provider is built once per node; a new room opens a stage from it, no lookup.
+    provider = registry.create("scene", "gltf", {})
+    registry.create("scene", "gltf", {})
     for room in ("room-1", "room-2", "room-3"):
-        registry.create("scene", "gltf", {"room": room})
+        provider.open(stage_context(room=room))
     assert scans <= 1, f"{scans} entry point scans for 3 rooms"
