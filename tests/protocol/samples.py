@@ -8,6 +8,7 @@ from avatar_mf.protocol import (
     AnimationStop,
     AnimationStopped,
     AnimationText,
+    AvatarGenerate,
     AvatarRefused,
     AvatarSelect,
     AvatarSelected,
@@ -76,6 +77,7 @@ SAMPLES: list[Message] = [
             ),
         ),
     ),
+    AvatarGenerate(id="ue1-3", name="me", seed=7),
     AvatarSelect(id="ue1-2", avatar_id="bar:7d3c1e2a"),
     AvatarSelected(id="mf-2", in_reply_to="ue1-2", avatar_id="bar:7d3c1e2a", transfer_id="tx-42"),
     AvatarRefused(

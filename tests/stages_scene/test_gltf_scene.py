@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from avatar_mf.pipeline import registry
-from avatar_mf.stages.scene import SceneError, SceneManager
+from avatar_mf.stages.scene import SceneError
 from avatar_mf.stages.scene.gltf_scene import (
     MAX_COORDINATE,
     GltfSceneManager,
@@ -554,10 +554,12 @@ def test_negative_zero_never_appears() -> None:
 
 
 def test_registry_lookup() -> None:
-    assert (
-        registry.available("scene")["gltf"] == "avatar_mf.stages.scene.gltf_scene:GltfSceneManager"
-    )
-    scene: SceneManager = registry.create("scene", "gltf", {"room": "r", "max_participants": 2})
+    from avatar_mf.stages.scene.stage import GltfScenes
+
+    assert registry.available("scene")["gltf"] == "avatar_mf.stages.scene.stage:GltfScenes"
+    provider = registry.create("scene", "gltf", {"max_participants": 2})
+    assert isinstance(provider, GltfScenes)
+    scene = provider.scene("r")
     assert isinstance(scene, GltfSceneManager)
     assert scene.document()["scenes"][0]["name"] == "r"
 
