@@ -183,6 +183,7 @@ async def test_180_relayed_and_200_only_once_ue2_answered(mf: B2buaHarness) -> N
     assert to_tag_of(ok) == to_tag_of(ringing)
     offer = mf.offers.sessions[0]
     assert offer.answers == [UE2_ANSWER] and offer.answer_sent_count == 1
+    assert offer.contacts == [f"<sip:ue2@{PROXY.host}:{PROXY.port};transport=udp>"]
     assert mf.ua.active_calls == 2
     await mf.deliver(ue1.ack(ok))
     await ue1_hangs_up(mf, ue1, leg2_call_id)

@@ -83,6 +83,7 @@ class FakeOfferSession:
         self.local_sdp = offer
         self._on_failure = on_failure
         self.answers: list[bytes] = []
+        self.contacts: list[str] = []
         self.answer_error: SipError | None = None
         self.offers: list[bytes] = []
         self.close_count = 0
@@ -92,8 +93,9 @@ class FakeOfferSession:
     def closed(self) -> bool:
         return self.close_count > 0
 
-    async def accept_answer(self, answer: bytes) -> None:
+    async def accept_answer(self, answer: bytes, contact: str = "") -> None:
         self.answers.append(answer)
+        self.contacts.append(contact)
         if self.answer_error is not None:
             raise self.answer_error
 

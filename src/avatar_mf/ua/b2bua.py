@@ -442,7 +442,7 @@ class TwoLegCalls:
             dialog, proxy, _Leg2Media(pair, pair.offer), timer2, leg2_info
         )
         try:
-            await pair.offer.accept_answer(response.body)
+            await pair.offer.accept_answer(response.body, leg2_info.contact)
         except SipError as err:
             log.info(
                 "call %s: second leg's answer refused: %s",

@@ -73,9 +73,10 @@ class OfferSession(MediaSession, Protocol):
     """The media half of a leg the MF calls out on: ``local_sdp`` is the MF's offer until the
     answer is accepted, then the MF's current description."""
 
-    async def accept_answer(self, answer: bytes) -> None:
-        """Take the answer of the 2xx (RFC 3264 section 5); raises SipError (488) when the
-        answer is unusable (no data channel m-line, refused, malformed)."""
+    async def accept_answer(self, answer: bytes, contact: str = "") -> None:
+        """Take the answer of the 2xx (RFC 3264 section 5) and its Contact (the callee's
+        feature tags); raises SipError (488) when the answer is unusable (no data channel
+        m-line, refused, malformed)."""
         ...
 
 
