@@ -554,3 +554,30 @@ def test_two_leg_end_reasons_are_bounded_and_not_failures() -> None:
     refused = CallEnd(EndReason.PEER_LEG_REFUSED, "486")
     assert (refused.label, refused.text) == ("peer_leg_refused", "other leg refused 486")
     assert not is_failure("peer_leg_ended") and not is_failure("peer_leg_refused")
+
+
+@pytest.mark.parametrize("record_route", [False, True])
+async def test_leg2_in_dialog_requests_follow_ue2s_contact_or_the_record_route(
+    mf: B2buaHarness, record_route: bool
+) -> None:
+    """RFC 3261 12.1.2 / 12.2.1.1: without Record-Route the ACK and BYE go to UE2's Contact
+    (not the outbound proxy); with it, to the proxy that record-routed."""
+    ue1 = ue1_state()
+    invite = await ring(mf, ue1)
+    contact = "<sip:ue2@10.0.0.9:5062>"  # the proxy's host, another port
+    headers = [("Record-Route", "<sip:10.0.0.9:5060;lr>")] if record_route else []
+    ok2 = mf.ue2_response(200, headers=headers)
+    ok2 = ok2.with_headers(ok2.headers.set("Contact", contact))
+    await mf.deliver(ok2, PROXY)
+    leg2_call_id = invite.headers.get("Call-ID") or ""
+    ok = mf.wire.final("INVITE", call_id=ue1.call_id)
+    await mf.deliver(ue1.ack(ok))
+    await mf.deliver(ue1.bye())
+    sent = mf.wire.select(call_id=leg2_call_id, requests=True)
+    ack, bye = (next(s for s in sent if s.method == m) for m in ("ACK", "BYE"))
+    where = (PROXY.host, PROXY.port) if record_route else ("10.0.0.9", 5062)
+    assert (ack.peer.host, ack.peer.port) == where
+    assert (bye.peer.host, bye.peer.port) == where
+    assert ack.message.uri == bye.message.uri == "sip:ue2@10.0.0.9:5062"  # type: ignore[union-attr]
+    assert isinstance(bye.message, Request)
+    await mf.deliver(make_ok(bye.message), PROXY)

@@ -365,8 +365,6 @@ class OutgoingInvite:
                     listener.on_refused(502, "Bad 2xx")
             return
         peer = hop_peer(dialog.first_hop(), self.peer.transport)
-        if peer.transport == self.peer.transport and peer.host == self.peer.host:
-            peer = self.peer
         ack = build_ack(self.request, dialog, self._make_via(peer))
         self._acks[tag] = (ack, peer)
         self._ack(ack, peer)
