@@ -157,3 +157,25 @@ async def test_offer_answer_opens_the_channels_and_carries_messages() -> None:
         await offerer.close()
         await answerer.close()
     assert offer_side.media.active_sessions == 0
+
+
+async def test_a_reoffer_from_ue2_keeps_the_association() -> None:
+    """RFC 8842 5.3: UE2 re-offers with its tls-id unchanged: the MF answers on the live
+    association, keeping its own tls-id and the DTLS role the first answer gave it."""
+    offer_side = make_factory()
+    answer_side = make_factory()
+    offerer = await make_offer(offer_side)
+    answerer = await answer_side.create(UE2, offerer.local_sdp, lambda _r: None)
+    try:
+        await offerer.accept_answer(answerer.local_sdp)
+        before = parse_datachannel_offer(parse_sdp(offerer.local_sdp), 0)
+        dc = offerer.dc
+        ue2_setup = parse_datachannel_offer(parse_sdp(answerer.local_sdp), 0).setup
+        reoffer = answerer.local_sdp.replace(f"a=setup:{ue2_setup}".encode(), b"a=setup:actpass")
+        answer = parse_datachannel_offer(parse_sdp(await offerer.renegotiate(reoffer)), 0)
+        assert offerer.dc is dc  # the same association
+        assert answer.tls_id == before.tls_id and answer.setup == before.setup
+        assert {d.stream_id for d in answer.dcmaps} == {d.stream_id for d in before.dcmaps}
+    finally:
+        await offerer.close()
+        await answerer.close()
