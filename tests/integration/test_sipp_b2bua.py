@@ -24,6 +24,7 @@ from avatar_mf.testing.process import MfProcess, free_port
 
 from .conftest import (
     HOST,
+    IDLE_TIMEOUT,
     SIPP_DIR,
     TRANSPORTS,
     MfPool,
@@ -74,7 +75,9 @@ class Ue2:
         )
 
 
-def start_ue2(workdir: Path, transport: str, calls: int, timeout: float) -> Ue2:
+def start_ue2(
+    workdir: Path, transport: str, calls: int, timeout: float, scenario: str = "b2bua_ue2.xml"
+) -> Ue2:
     sipp = shutil.which("sipp")
     if sipp is None:
         pytest.fail("sipp not found: install the Debian package sip-tester (make sysdeps)")
@@ -82,7 +85,7 @@ def start_ue2(workdir: Path, transport: str, calls: int, timeout: float) -> Ue2:
     port = free_port(HOST)
     command = [
         sipp,
-        "-sf", str(SIPP_DIR / "b2bua_ue2.xml"),
+        "-sf", str(SIPP_DIR / scenario),
         "-t", transport,
         "-i", HOST,
         "-p", str(port),
@@ -108,12 +111,14 @@ def start_ue2(workdir: Path, transport: str, calls: int, timeout: float) -> Ue2:
 def two_leg(
     tmp_path: Path, mf_pool: MfPool
 ) -> Iterator[Callable[[str, int, float], tuple[MfProcess, Ue2]]]:
-    """``two_leg(transport, calls, timeout)``: UE2's SIPp listening, and an MF whose outbound
-    proxy is that SIPp (a node of its own: the proxy's port is new every time)."""
+    """``two_leg(transport, calls, timeout[, scenario])``: UE2's SIPp listening, and an MF
+    whose outbound proxy is that SIPp (a node of its own: the proxy's port is new every time)."""
     started: list[tuple[MfProcess, Ue2]] = []
 
-    def make(transport: str, calls: int, timeout: float) -> tuple[MfProcess, Ue2]:
-        ue2 = start_ue2(tmp_path / f"ue2-{len(started)}", transport, calls, timeout)
+    def make(
+        transport: str, calls: int, timeout: float, scenario: str = "b2bua_ue2.xml"
+    ) -> tuple[MfProcess, Ue2]:
+        ue2 = start_ue2(tmp_path / f"ue2-{len(started)}", transport, calls, timeout, scenario)
         node = mf_pool.get(
             {"CALLS__ROOM_PATTERN": "room.*", "CALLS__OUTBOUND_PROXY": ue2.proxy_uri}
         )
@@ -208,3 +213,26 @@ def test_two_leg_calls_200_at_20_cps(
     assert delta["calls_failed"] == 0
     assert delta["rx_request_INVITE"] == delta["rx_request_BYE"] == calls
     assert delta["tx_request_INVITE"] == delta["tx_request_BYE"] == calls
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_ue2_busy_reaches_ue1(
+    two_leg: Callable[..., tuple[MfProcess, Ue2]], run_sipp: RunSipp, transport: str
+) -> None:
+    """UE2's 486 reaches UE1 as 486; both INVITEs are ACKed; nothing is held afterwards.
+
+    Over UDP the MF's INVITE client transaction stays in Completed for Timer D after UE2's
+    486 (RFC 3261 17.1.1.2: at least 32 s, whatever T1), absorbing 486 retransmissions: the
+    node is idle only after that."""
+    calls = 2
+    mf, ue2 = two_leg(transport, calls, 20.0, "b2bua_ue2_busy.xml")
+    before = mf.stats()
+    result = run_sipp("b2bua_ue1_refused.xml", mf, transport=transport, calls=calls)
+    code, ok, failed, _, ue2_log = ue2.finish(20.0)
+    assert_calls_ok(result, calls)
+    assert (code, ok, failed) == (0, calls, 0), ue2_log
+    after = assert_idle(mf, timeout=40.0 if transport.startswith("u") else IDLE_TIMEOUT)
+    delta = stats_delta(before, after)
+    assert delta["calls_started"] == delta["calls_ended"] == calls
+    assert delta["calls_answered"] == delta["calls_failed"] == 0
+    assert delta["tx_response_486"] == delta["rx_response_486"] == calls
