@@ -138,6 +138,23 @@ class SipConfig(Section):
     """Token bucket size: requests one source may send in a burst above the sustained rate.
     Must be at least 1 when rate limiting is enabled."""
 
+    rate_limit_bytes_per_source: int = Field(default=8 * 1024 * 1024, ge=0)
+    """Sustained SIP bytes per second accepted from one source address (a second token bucket
+    beside the message one; it holds two seconds' worth). A message passes when both buckets
+    allow it, so large messages cannot outrun the message rate. 0 disables the byte limit."""
+
+    max_transactions: int = Field(default=100000, ge=0)
+    """Live server transactions the node keeps at most (over UDP one lasts 64*T1 after its final
+    response); a new request beyond it is answered 503 with Retry-After. 0: no cap."""
+
+    transaction_memory: int = Field(default=256 * 1024 * 1024, ge=0)
+    """Bytes the live server transactions may hold (requests until answered, then the response
+    and the headers that matching needs); a new request beyond it is answered 503. 0: no cap."""
+
+    transaction_memory_per_source: int = Field(default=64 * 1024 * 1024, ge=0)
+    """The same budget for the transactions of one source address, so one peer cannot use up
+    the node's. 0: no cap."""
+
     min_se: int = Field(default=90, ge=90)
     """RFC 4028 Min-SE in seconds: the shortest session interval accepted (422 below it).
     At least 90."""
@@ -151,6 +168,26 @@ class SipConfig(Section):
 
     tcp_idle_timeout: float = Field(default=300.0, gt=0)
     """Seconds after which an idle inbound TCP connection (no dialog, no traffic) is closed."""
+
+    tcp_max_connections: int = Field(default=4096, ge=0)
+    """Inbound TCP connections open at once; more are closed as they are accepted. 0: no cap."""
+
+    tcp_max_connections_per_source: int = Field(default=256, ge=0)
+    """Inbound TCP connections open at once from one address. 0: no cap."""
+
+    tcp_max_write_buffer: int = Field(default=1024 * 1024, ge=0)
+    """Bytes queued for a TCP peer that does not read; past it the connection is closed. 0: no
+    limit."""
+
+    tcp_message_timeout: float = Field(default=30.0, ge=0)
+    """Seconds a SIP message may take to arrive whole over TCP, from its first byte; a slower
+    one closes the connection (a trickle of bytes cannot hold it open). 0: no deadline."""
+
+    fd_reserve: int = Field(default=128, ge=0)
+    """File descriptors kept free (below the RLIMIT_NOFILE soft limit) for media sockets, the
+    admin listener and storage: while fewer remain, TCP connections are refused; while fewer
+    than half remain, INVITE and OPTIONS are answered 503. Each is logged as a warning when
+    it starts. 0: no reserve."""
 
     answer_delay: float = Field(default=0.0, ge=0, le=300)
     """Seconds between 100 Trying and the answer to an INVITE ("ring time"). 0 answers at

@@ -31,12 +31,17 @@ from avatar_mf.rooms.relay import RelayMetrics
 from avatar_mf.sip.message import Request, Response
 from avatar_mf.sip.peer import Peer
 from avatar_mf.sip.timers import TimerConfig
-from avatar_mf.sip.transaction_layer import ClientTransaction, TransactionLayer
+from avatar_mf.sip.transaction_layer import (
+    ClientTransaction,
+    TransactionLayer,
+    TransactionLimits,
+)
 from avatar_mf.storage import Authorizer, AvatarCache, FilesystemStore, SystemWallClock
 from avatar_mf.storage.store import avatar_root
 from avatar_mf.transport.admission import RateLimiter, TrustedPeers
 from avatar_mf.transport.base import SipTransport
 from avatar_mf.transport.endpoint import SipEndpoint
+from avatar_mf.transport.limits import ConnectionLimits, FdBudget
 from avatar_mf.transport.tcp import TcpTransport
 from avatar_mf.transport.udp import UdpTransport
 from avatar_mf.ua.b2bua import TwoLegCalls, TwoLegConfig
@@ -137,7 +142,11 @@ class MediaFunction:
         self.endpoint = SipEndpoint(
             trusted=TrustedPeers(str(n) for n in sip.trusted_peers),
             limiter=RateLimiter(
-                self.clock, rate=sip.rate_limit_per_source, burst=sip.rate_limit_burst
+                self.clock,
+                rate=sip.rate_limit_per_source,
+                burst=sip.rate_limit_burst,
+                byte_rate=sip.rate_limit_bytes_per_source,
+                byte_burst=2 * sip.rate_limit_bytes_per_source,
             ),
             server_header=sip.user_agent,
         )
@@ -175,8 +184,20 @@ class MediaFunction:
             sender=self._wire,
             observe_setup=self.metrics.call_setup.observe,
             observe_duration=self.metrics.call_duration.observe,
+            capacity=self._capacity,
         )
-        self.layer = TransactionLayer(self.clock, self.timers, self.endpoint.send, self.ua)
+        self.layer = TransactionLayer(
+            self.clock,
+            self.timers,
+            self.endpoint.send,
+            self.ua,
+            TransactionLimits(
+                max_transactions=sip.max_transactions,
+                max_bytes=sip.transaction_memory,
+                max_bytes_per_source=sip.transaction_memory_per_source,
+                retry_after=sip.retry_after,
+            ),
+        )
         self._wire.layer = self.layer
         calls = config.calls
         self.two_leg = TwoLegCalls(
@@ -200,6 +221,7 @@ class MediaFunction:
         self.ua.bridge = self.two_leg
         self.transports: dict[str, SipTransport] = {}
         self._tcp: TcpTransport | None = None
+        self.fds = FdBudget(self.clock, sip.fd_reserve)
         pipeline = config.pipeline
         self.executor = StageExecutor(workers=pipeline.workers, max_pending=pipeline.max_pending)
         self.hub: AvatarHub | None = None
@@ -214,6 +236,13 @@ class MediaFunction:
             token=config.admin.token,
         )
 
+    def _capacity(self) -> str | None:
+        """Why the node cannot take a call now (too few file descriptors), or None. Calls may
+        use the upper half of the reserve that TCP connections may not touch."""
+        if self.fds.low(reserve=self.fds.reserve // 2):
+            return f"Out Of File Descriptors ({self.fds.free()} free)"
+        return None
+
     @property
     def tcp_connections(self) -> int:
         return self._tcp.connection_count if self._tcp is not None else 0
@@ -225,6 +254,7 @@ class MediaFunction:
                 "dialogs": self.ua.active_calls,
                 "pending_invites": self.ua.pending_invites,
                 "transactions": self.layer.active_count,
+                "transaction_bytes": self.layer.held_bytes,
                 "call_sessions": len(self.sessions.sessions),
                 "dc_sessions": self.media.active_sessions,
                 "avatar_sessions": self.hub.session_count if self.hub is not None else 0,
@@ -234,9 +264,23 @@ class MediaFunction:
                 "outgoing_invites": self.two_leg.outgoing_invites,
             },
             "tcp_connections": self.tcp_connections,
+            "limits": self._limit_counters(),
             "calls": self.ua.stats.calls(),
             "sip": self.endpoint.stats.as_dict(),
             "draining": self.ua.draining,
+        }
+
+    def _limit_counters(self) -> dict[str, int]:
+        """How often each limit of ``docs/operations.md`` (Limits) refused something."""
+        tcp = self._tcp
+        return {
+            "rate_limited": self.endpoint.stats.rate_limited,
+            "transactions_refused": self.layer.stats.overloaded,
+            "tcp_refused_node": tcp.table.refused.get("node", 0) if tcp else 0,
+            "tcp_refused_source": tcp.table.refused.get("source", 0) if tcp else 0,
+            "tcp_refused_fds": tcp.table.refused.get("fds", 0) if tcp else 0,
+            "tcp_write_overflows": tcp.write_overflows if tcp else 0,
+            "tcp_message_timeouts": tcp.message_timeouts if tcp else 0,
         }
 
     def live_sessions(self) -> list[dict[str, object]]:
@@ -272,6 +316,14 @@ class MediaFunction:
                 self.endpoint,
                 max_message_size=sip.max_message_size,
                 idle_timeout=sip.tcp_idle_timeout,
+                limits=ConnectionLimits(
+                    max_connections=sip.tcp_max_connections,
+                    max_connections_per_source=sip.tcp_max_connections_per_source,
+                    max_write_buffer=sip.tcp_max_write_buffer,
+                    message_timeout=sip.tcp_message_timeout,
+                    fd_reserve=sip.fd_reserve,
+                ),
+                fds=self.fds,
             )
             await tcp.listen(host, port)
             self._tcp = tcp

@@ -1,7 +1,8 @@
 """The SIP endpoint: transports below, the transaction layer above.
 
 It is the :class:`~avatar_mf.transport.base.TransportSink` of every transport. Incoming packets
-pass admission (per-source rate limit), are parsed by the transport, get their top Via stamped
+pass admission (per-source rate limit in messages and bytes, every untrusted source sharing one
+bucket), are parsed by the transport, get their top Via stamped
 (RFC 3261 18.2.1, RFC 3581), and reach the transaction layer; requests from outside the
 trusted-peer list are answered 403 statelessly; unparsable requests are answered statelessly
 (400, 505, 513 ...) when enough of them was read to build an answer (RFC 3261 8.2.6.2),
@@ -25,7 +26,7 @@ from avatar_mf.sip.message import Message, Request, Response, serialize
 from avatar_mf.sip.peer import Peer
 from avatar_mf.sip.routing import response_destination, stamp_received
 from avatar_mf.sip.transaction_layer import TransactionLayer
-from avatar_mf.transport.admission import RateLimiter, TrustedPeers
+from avatar_mf.transport.admission import UNTRUSTED, RateLimiter, TrustedPeers
 from avatar_mf.transport.base import SipTransport
 
 log = logging.getLogger(__name__)
@@ -117,7 +118,10 @@ class SipEndpoint:
     # -- TransportSink --------------------------------------------------------------------
 
     def admit(self, peer: Peer, size: int) -> bool:
-        if self._limiter.allow(peer.host):
+        # Untrusted sources share one bucket: they get 403 at most, and the addresses they
+        # invent never take a place in the table that the trusted peers' buckets need.
+        source = peer.host if self._trusted.allows(peer.host) else UNTRUSTED
+        if self._limiter.allow(source, size):
             return True
         self.stats.rate_limited += 1
         return False

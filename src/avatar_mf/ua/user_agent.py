@@ -16,8 +16,10 @@ It is the transaction user of :class:`avatar_mf.sip.transaction_layer.Transactio
   another INVITE of the dialog (14.2: one not yet answered, or the 2xx not yet ACKed) and for
   an UPDATE offer while an offer is unanswered (RFC 3311 5.2); 500 for an out-of-order CSeq
   (12.2.2). Requests still pending when the dialog ends get 487 (15.1.2).
-- OPTIONS (11.2): 200 with Allow, Accept and Supported (503 while draining, so a proxy's
-  dispatcher stops sending calls).
+- OPTIONS (11.2): 200 with Allow, Accept and Supported; 503 with Retry-After whenever an
+  INVITE would get 503 (draining, ``max_dialogs`` reached, or the ``capacity`` callback naming
+  a shortage such as file descriptors), so a proxy's dispatcher stops sending calls. Each
+  change between able and unable to take calls is logged once.
 - Session timers (RFC 4028): Session-Expires negotiated in the 2xx (422 with Min-SE below
   ``min_se``; never below the request's Min-SE); when the UE is the refresher it must refresh
   before expiry, otherwise the MF refreshes with UPDATE (``refresher=uac``: the MF, sender of
@@ -268,8 +270,12 @@ class UserAgent:
         observe_setup: Callable[[float], None] | None = None,
         observe_duration: Callable[[float], None] | None = None,
         rng: random.Random | None = None,
+        capacity: Callable[[], str | None] | None = None,
     ) -> None:
         self._cfg = config
+        #: Why the node cannot take a call now besides draining and max_dialogs (None: it can).
+        self._capacity = capacity
+        self._refusing: str | None = None
         self._clock = clock
         self._timers = timers
         self._sessions = sessions
@@ -441,18 +447,33 @@ class UserAgent:
 
     def _options(self, tx: ServerTransaction, request: Request) -> None:
         headers = [("Allow", ALLOW), ("Accept", ACCEPT), ("Supported", SUPPORTED)]
-        if self.draining:
-            raise SipError(503, "Draining", headers=(("Retry-After", str(self._cfg.retry_after)),))
+        self._check_capacity()
         tx.respond(make_response(request, 200, to_tag=new_tag(), headers=headers + self._server()))
+
+    def unavailable(self) -> str | None:
+        """Why a new call would be refused now (the 503 reason phrase), or None."""
+        if self.draining:
+            return "Draining"
+        if len(self._calls) + len(self._pending) >= self._cfg.max_dialogs:
+            return "Too Many Calls"
+        return self._capacity() if self._capacity is not None else None
+
+    def _check_capacity(self) -> None:
+        """Raise the 503 an INVITE or OPTIONS gets while no call can be taken; log changes."""
+        reason = self.unavailable()
+        if reason != self._refusing:
+            if reason is None:
+                log.info("taking calls again")
+            else:
+                log.warning("cannot take calls: %s (INVITE and OPTIONS answered 503)", reason)
+            self._refusing = reason
+        if reason is not None:
+            raise SipError(503, reason, headers=(("Retry-After", str(self._cfg.retry_after)),))
 
     # ------------------------------------------------------------------ INVITE
 
     def _initial_invite(self, tx: ServerTransaction, request: Request) -> None:
-        retry = (("Retry-After", str(self._cfg.retry_after)),)
-        if self.draining:
-            raise SipError(503, "Draining", headers=retry)
-        if len(self._calls) + len(self._pending) >= self._cfg.max_dialogs:
-            raise SipError(503, "Too Many Calls", headers=retry)
+        self._check_capacity()
         timer = self._negotiate_timer(request)
         call_id = request.headers.get("Call-ID") or ""
         call = Call(
