@@ -291,6 +291,11 @@ class StorageConfig(Section):
     cache_ttl: float = Field(default=600.0, gt=0)
     """Seconds an avatar stays cached after it was loaded."""
 
+    grant_recheck_interval: float = Field(default=10.0, gt=0, le=3600)
+    """Seconds between re-checks of the grant an avatar in use in a call rests on (TS 22.156:
+    the right holds for the whole call). A grant revoked in the store (avatar-mf avatar
+    revoke) stops the avatar within this time; an expiring grant stops it at its expiry."""
+
 
 class LogConfig(Section):
     """``[log]``: logging."""

@@ -275,6 +275,7 @@ class MediaFunction:
             settings=AvatarSettings(
                 rate=cfg.pipeline.rate,
                 max_transfer_size=cfg.storage.max_avatar_size,
+                grant_recheck_interval=cfg.storage.grant_recheck_interval,
             ),
             store=store,
             authorizer=Authorizer(store, SystemWallClock()),
