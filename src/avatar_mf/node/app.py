@@ -166,6 +166,7 @@ class MediaFunction:
                 session_expires=sip.session_expires,
                 min_se=sip.min_se,
                 answer_delay=sip.answer_delay,
+                asserted_identity_peers=sip.asserted_identity_peers,
             ),
             clock=self.clock,
             timers=self.timers,
