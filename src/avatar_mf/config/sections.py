@@ -128,6 +128,15 @@ class SipConfig(Section):
     """CIDR networks allowed to send requests (e.g. the P-CSCF/IMS core); requests from other
     addresses are answered 403. Use 0.0.0.0/0 and ::/0 to accept any peer."""
 
+    asserted_identity_peers: tuple[IPNetwork, ...] = (
+        IPv4Network("127.0.0.0/8"),
+        IPv6Network("::1/128"),
+    )
+    """CIDR networks of the peers trusted to assert the caller's identity in
+    P-Asserted-Identity (RFC 3325: the P-CSCF / IMS core). From other sources the header is
+    ignored and the caller is its From URI. Avatar authorization (owner, grants) uses that
+    identity. The default, loopback, is for labs: in production list only the P-CSCFs."""
+
     rate_limit_per_source: int = Field(default=2000, ge=0)
     """Sustained SIP packets per second accepted from one source address (token bucket refill
     rate); the excess is dropped unanswered (answering a flood would amplify it). One P-CSCF
@@ -329,6 +338,11 @@ class StorageConfig(Section):
 
     cache_ttl: float = Field(default=600.0, gt=0)
     """Seconds an avatar stays cached after it was loaded."""
+
+    grant_recheck_interval: float = Field(default=10.0, gt=0, le=3600)
+    """Seconds between re-checks of the grant an avatar in use in a call rests on (TS 22.156:
+    the right holds for the whole call). A grant revoked in the store (avatar-mf avatar
+    revoke) stops the avatar within this time; an expiring grant stops it at its expiry."""
 
 
 class LogConfig(Section):

@@ -177,6 +177,7 @@ class MediaFunction:
                 session_expires=sip.session_expires,
                 min_se=sip.min_se,
                 answer_delay=sip.answer_delay,
+                asserted_identity_peers=sip.asserted_identity_peers,
             ),
             clock=self.clock,
             timers=self.timers,
@@ -351,6 +352,7 @@ class MediaFunction:
             settings=AvatarSettings(
                 rate=cfg.pipeline.rate,
                 max_transfer_size=cfg.storage.max_avatar_size,
+                grant_recheck_interval=cfg.storage.grant_recheck_interval,
             ),
             store=store,
             authorizer=Authorizer(store, SystemWallClock()),

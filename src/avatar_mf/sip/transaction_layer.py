@@ -74,6 +74,7 @@ from avatar_mf.sip.transaction import (
     TransactionError,
     TransportFailed,
 )
+from avatar_mf.sip.validate import validate_cancel
 
 __all__ = [
     "MAGIC_COOKIE",
@@ -481,6 +482,12 @@ class TransactionLayer:
             self._reply_stateless(request, source, SipError(503, headers=retry))
             return
         if method == "CANCEL":
+            try:
+                validate_cancel(request)  # RFC 3261 9.1: CSeq method CANCEL, else 400
+            except SipError as exc:
+                self.stats.malformed += 1
+                self._reply_stateless(request, source, exc)
+                return
             self._receive_cancel(request, source, key)
             return
         tx = self._create_server(request, source, key, ack_key)

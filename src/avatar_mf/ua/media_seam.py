@@ -24,7 +24,8 @@ class CallInfo:
     request_uri: str
     from_uri: str
     to_uri: str
-    #: The subscriber identity: P-Asserted-Identity when present, else From.
+    #: The subscriber identity: P-Asserted-Identity from a peer configured as asserting it
+    #: (``asserted_identity_peers``), else From.
     identity: str
     contact: str
     #: The source address the INVITE came from (for media address checks and logs).

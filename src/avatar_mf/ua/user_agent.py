@@ -28,6 +28,9 @@ It is the transaction user of :class:`avatar_mf.sip.transaction_layer.Transactio
   (the UE has no such dialog any more, RFC 3261 12.2.1.2, RFC 5057 5.1) (RFC 4028 10).
 - Anything else: 405 with Allow for methods SIP defines, 501 for unknown methods, checked
   before the dialog (8.2.1 comes before 12.2.2).
+- The caller's identity (RFC 3325 9.1): P-Asserted-Identity when the INVITE comes from a peer
+  configured as asserting it (``asserted_identity_peers``: the P-CSCF), else the From URI; a
+  P-Asserted-Identity from any other peer is ignored. Avatar authorization trusts it.
 
 The 2xx retransmission and ACK wait is the machine of ``sip/uas_2xx.py``, the session timer the
 negotiation functions and machine of ``sip/session_timer.py``; this module carries their
@@ -54,6 +57,7 @@ import logging
 import random
 from collections.abc import Callable, Coroutine, Hashable
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Address, IPv6Network, ip_address
 from typing import Any, Generic, NoReturn, Protocol, TypeVar
 
 from avatar_mf.clock import Clock, TimerHandle
@@ -112,6 +116,26 @@ class UserAgentConfig:
     min_se: int
     #: Seconds between 100 Trying and the answer ("ring time"; lets labs test CANCEL).
     answer_delay: float = 0.0
+    #: Peers whose P-Asserted-Identity is believed (RFC 3325 trust domain: the P-CSCF / IMS
+    #: core). From any other source the header is ignored and the identity is the From URI.
+    #: The default, loopback, is a lab default.
+    asserted_identity_peers: tuple[IPv4Network | IPv6Network, ...] = (
+        IPv4Network("127.0.0.0/8"),
+        IPv6Network("::1/128"),
+    )
+
+    def asserts_identity(self, host: str) -> bool:
+        """Whether a request from ``host`` (an IP literal) may assert the caller's identity.
+
+        IPv4-mapped IPv6 addresses are checked as IPv4; anything not an IP address is not.
+        """
+        try:
+            ip = ip_address(host)
+        except ValueError:
+            return False
+        if isinstance(ip, IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return any(ip in network for network in self.asserted_identity_peers)
 
 
 class UaTransport(Protocol):
@@ -513,7 +537,16 @@ class UserAgent:
         headers = request.headers
         frm = parse_name_addr(headers.get("From") or "")
         to = parse_name_addr(headers.get("To") or "")
+        # RFC 3325 9.1: P-Asserted-Identity is believed only from the trust domain (the peers
+        # configured as asserting it); from anyone else it is ignored, as if stripped.
         pai = headers.get_list("P-Asserted-Identity")
+        if pai and not self._cfg.asserts_identity(source.host):
+            log.info(
+                "P-Asserted-Identity from %s ignored: not a peer that asserts identities",
+                source.host,
+                extra={"call_id": headers.get("Call-ID") or "", "source": source.host},
+            )
+            pai = []
         identity = parse_name_addr(pai[0]).uri if pai else frm.uri
         contacts = headers.get_list("Contact")
         return CallInfo(
