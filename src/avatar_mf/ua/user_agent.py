@@ -258,6 +258,11 @@ class UserAgent:
         self._observe_duration = observe_duration
         self.on_call_ended: Callable[[Call], None] | None = None
 
+    def reconfigure(self, config: UserAgentConfig) -> None:
+        """Use ``config`` from the next request on (a configuration reload, SIGHUP); calls in
+        progress keep the session timers they negotiated."""
+        self._cfg = config
+
     # ------------------------------------------------------------------ introspection
 
     @property
