@@ -137,3 +137,19 @@ def test_serve_refuses_what_check_config_refuses(write_config: WriteConfig, tmp_
     assert result.returncode == 2, result.stderr
     assert "host check: media.host: 203.0.113.7 is not an address of this host" in result.stderr
     assert "not starting: 1 configuration problem" in result.stderr
+
+
+def test_every_integer_number_and_boolean_setting_is_strict() -> None:
+    """A setting added later without a strict type would coerce silently again."""
+    from pydantic import Strict
+
+    from avatar_mf.config.sections import iter_setting_fields
+
+    scalars = [
+        (path, field)
+        for path, field in iter_setting_fields()
+        if field.annotation in (int, float, bool)
+    ]
+    assert len(scalars) > 20
+    loose = [".".join(path) for path, field in scalars if Strict(True) not in field.metadata]
+    assert loose == []

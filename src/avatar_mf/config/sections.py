@@ -488,7 +488,7 @@ class CallsConfig(Section):
     Kamailio, "sip:127.0.0.1:5070;lr"; add ";transport=tcp" for TCP) or a bare host[:port]
     (UDP). Unset: INVITEs to users that are not rooms are answered 480."""
 
-    no_answer_timeout: float = Field(default=120.0, gt=0, le=3600)
+    no_answer_timeout: StrictFloat = Field(default=120.0, gt=0, le=3600)
     """Seconds a second leg may ring before the MF cancels it and answers UE1 480."""
 
     @field_validator("room_pattern")
