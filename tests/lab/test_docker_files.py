@@ -113,3 +113,26 @@ def test_mf_dockerfile() -> None:
     assert "http://127.0.0.1:8080/healthz" in text
     for port in ("5060/udp", "5060/tcp", "8080/tcp"):
         assert port in text
+
+
+def _docker_run_examples(text: str) -> list[str]:
+    """The ``docker run`` commands of the Dockerfile's comments, continuation lines joined."""
+    lines = [line.removeprefix("#").strip() for line in text.splitlines() if line.startswith("#")]
+    joined = "\n".join(lines).replace("\\\n", " ")
+    return [line for line in joined.splitlines() if line.startswith("docker run ")]
+
+
+def test_dockerfile_run_examples_give_media_host_an_address_of_the_container() -> None:
+    """The audit's finding: the example mounted docker/config.toml, whose media.host is mf1's
+    lab address, into a container that does not have it (serve now refuses that)."""
+    examples = _docker_run_examples((DOCKER_DIR / "Dockerfile").read_text())
+    assert examples
+    media_host = load_config(CONFIG, env={}).media.host
+    for example in examples:
+        words = example.split()
+        assert "docker/config.toml:/etc/avatar-mf/config.toml:ro" in example
+        if "--ip" in words:
+            assert words[words.index("--ip") + 1] == media_host, example
+        else:
+            assert "AVATAR_MF_MEDIA__HOST=" in example, example
+            assert "--network host" in example, example

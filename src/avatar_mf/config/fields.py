@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import annotated_types
-from pydantic import AfterValidator, BeforeValidator
+from pydantic import AfterValidator, BeforeValidator, Strict
 from pydantic_core import PydanticCustomError
 
 __all__ = [
@@ -188,7 +188,7 @@ HeaderText = Annotated[str, AfterValidator(_check_header_text)]
 MediaAddress = Annotated[str, AfterValidator(_check_media_address)]
 TransportName = Annotated[Transport, BeforeValidator(_lower)]
 IPNetwork = Annotated[IPv4Network | IPv6Network, BeforeValidator(_parse_network)]
-StreamId = Annotated[int, annotated_types.Ge(0), annotated_types.Le(65534)]
+StreamId = Annotated[int, Strict(), annotated_types.Ge(0), annotated_types.Le(65534)]
 LevelName = Annotated[LogLevelName, BeforeValidator(_upper)]
 LoggerName = Annotated[str, AfterValidator(_check_module_name)]
 DirectoryPath = Annotated[Path, AfterValidator(_check_non_empty_path)]

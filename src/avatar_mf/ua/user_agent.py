@@ -318,6 +318,11 @@ class UserAgent:
         #: Two-leg calls; None: every INVITE is answered by ``sessions``.
         self.bridge: CallBridge | None = None
 
+    def reconfigure(self, config: UserAgentConfig) -> None:
+        """Use ``config`` from the next request on (a configuration reload, SIGHUP); calls in
+        progress keep the session timers they negotiated."""
+        self._cfg = config
+
     # ------------------------------------------------------------------ introspection
 
     @property
