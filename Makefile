@@ -7,6 +7,10 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 CONFIG ?=
+# make fuzz: seconds per parser's fuzz target, targets fuzzed at once, which targets (all if empty).
+FUZZ_SECONDS ?= 60
+FUZZ_JOBS    ?= 1
+FUZZ_TARGETS ?=
 # Debian packages: what the tests drive (SIPp is Debian's sip-tester; kamailio is the lab's
 # SIP proxy, its base package has every module the lab config loads) and what venv needs.
 DEB_TEST_PACKAGES := sip-tester kamailio
@@ -14,15 +18,16 @@ DEB_BASE_PACKAGES := python3-venv
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint types unit sysdeps rundeps venv bench lab clean
+.PHONY: run test lint types unit fuzz sysdeps rundeps venv bench lab clean
 
 run: $(STAMP) rundeps
 	$(VENV)/bin/avatar-mf serve $(if $(CONFIG),--config $(CONFIG),)
 
+# unit includes tests/fuzz: every parser's fuzz target for a few seconds (docs/fuzzing.md).
 test: $(STAMP) sysdeps lint types unit
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff check src tests bench fuzz
 	$(VENV)/bin/lint-imports
 
 types: $(STAMP)
@@ -30,6 +35,12 @@ types: $(STAMP)
 
 unit: $(STAMP)
 	$(PY) -m pytest -q
+
+# Fuzz every parser (SIP, SDP, HTTP over the data channel, metadata, ARF units, transfers,
+# ARF containers, GLB) for FUZZ_SECONDS each with atheris; corpora and crash inputs in var/fuzz.
+# Exits non-zero when a target crashed. docs/fuzzing.md.
+fuzz: $(STAMP)
+	$(PY) -m fuzz.run --seconds $(FUZZ_SECONDS) --jobs $(FUZZ_JOBS) $(FUZZ_TARGETS)
 
 bench: $(STAMP) sysdeps
 	$(PY) bench/run_all.py
