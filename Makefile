@@ -18,6 +18,10 @@ RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 LOCK      := requirements.lock
 CONFIG    ?=
+# make fuzz: seconds per parser's fuzz target, targets fuzzed at once, which targets (all if empty).
+FUZZ_SECONDS ?= 60
+FUZZ_JOBS    ?= 1
+FUZZ_TARGETS ?=
 # Debian packages: what the tests drive (SIPp is Debian's sip-tester; kamailio is the lab's
 # SIP proxy, its base package has every module the lab config loads) and what venv needs.
 DEB_TEST_PACKAGES := sip-tester kamailio
@@ -25,15 +29,16 @@ DEB_BASE_PACKAGES := python3-venv
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint types unit sysdeps rundeps venv devenv lock bench lab clean
+.PHONY: run test lint types unit fuzz sysdeps rundeps venv devenv lock bench lab clean
 
 run: $(RUN_STAMP) rundeps
 	$(VENV)/bin/avatar-mf serve $(if $(CONFIG),--config $(CONFIG),)
 
+# unit includes tests/fuzz: every parser's fuzz target for a few seconds (docs/fuzzing.md).
 test: $(DEV_STAMP) sysdeps lint types unit
 
 lint: $(DEV_STAMP)
-	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff check src tests bench fuzz
 	$(VENV)/bin/lint-imports
 
 types: $(DEV_STAMP)
@@ -41,6 +46,12 @@ types: $(DEV_STAMP)
 
 unit: $(DEV_STAMP)
 	$(PY) -m pytest -q
+
+# Fuzz every parser (SIP, SDP, HTTP over the data channel, metadata, ARF units, transfers,
+# ARF containers, GLB) for FUZZ_SECONDS each with atheris; corpora and crash inputs in var/fuzz.
+# Exits non-zero when a target crashed. docs/fuzzing.md.
+fuzz: $(DEV_STAMP)
+	$(PY) -m fuzz.run --seconds $(FUZZ_SECONDS) --jobs $(FUZZ_JOBS) $(FUZZ_TARGETS)
 
 # Every benchmark, one after the other (about 10 minutes); docs/performance.md has the figures.
 bench: $(DEV_STAMP) sysdeps
