@@ -6,6 +6,7 @@
     avatar-mf check-config [FILE] [--print [--format toml|json]]
     avatar-mf sessions [--admin URL] [--token T] [--json]      list the calls in progress
     avatar-mf sessions drop CALL_ID [--admin URL] [--token T]  end one with BYE
+    avatar-mf tls generate-cert --out DIR [--host NAME ...]   a lab certificate (tls, wss)
     avatar-mf --version
 
 Subcommands are :class:`Command` values listed in :data:`COMMANDS`. A command either runs
@@ -369,6 +370,12 @@ def _avatar_commands() -> Command:
     return build_commands(validator=_validate_avatar)
 
 
+def _tls_commands() -> Command:
+    from avatar_mf.cli.tls import build_commands
+
+    return build_commands()
+
+
 def _ue_commands() -> Command:
     # The test UE (avatar_mf.ue) imports aiortc only when a call runs: the parser stays light.
     from avatar_mf.ue.cli import DESCRIPTION, HELP, add_arguments, run
@@ -382,6 +389,7 @@ COMMANDS: tuple[Command, ...] = (
     CHECK_CONFIG,
     SESSIONS,
     _avatar_commands(),
+    _tls_commands(),
     _ue_commands(),
 )
 

@@ -12,6 +12,7 @@ import contextlib
 import gc
 import logging
 import signal
+import ssl
 
 from avatar_mf.avatar.validate import validate_container
 from avatar_mf.avatar_session.hub import AvatarHub
@@ -36,8 +37,11 @@ from avatar_mf.storage.store import avatar_root
 from avatar_mf.transport.admission import RateLimiter, TrustedPeers
 from avatar_mf.transport.base import SipTransport
 from avatar_mf.transport.endpoint import SipEndpoint
+from avatar_mf.transport.limits import ConnectionLimits
 from avatar_mf.transport.tcp import TcpTransport
+from avatar_mf.transport.tls import client_context, server_context
 from avatar_mf.transport.udp import UdpTransport
+from avatar_mf.transport.ws import WebSocketTransport
 from avatar_mf.ua.user_agent import Call, UserAgent, UserAgentConfig
 
 log = logging.getLogger(__name__)
@@ -178,6 +182,12 @@ class MediaFunction:
         self._wire.layer = self.layer
         self.transports: dict[str, SipTransport] = {}
         self._tcp: TcpTransport | None = None
+        #: The connection transports (tcp, tls, ws, wss) by name, sharing one set of limits.
+        self.streams: dict[str, TcpTransport | WebSocketTransport] = {}
+        self.connection_limits = ConnectionLimits(
+            max_total=sip.max_connections, max_per_source=sip.max_connections_per_source
+        )
+        self._server_ssl: ssl.SSLContext | None = None
         pipeline = config.pipeline
         self.executor = StageExecutor(workers=pipeline.workers, max_pending=pipeline.max_pending)
         self.hub: AvatarHub | None = None
@@ -210,6 +220,7 @@ class MediaFunction:
                 "media_sockets": self.media.open_sockets,
             },
             "tcp_connections": self.tcp_connections,
+            "connections": {name: t.connection_count for name, t in self.streams.items()},
             "calls": self.ua.stats.calls(),
             "sip": self.endpoint.stats.as_dict(),
             "draining": self.ua.draining,
@@ -237,21 +248,60 @@ class MediaFunction:
             self.ua.drop(call, "dropped by operator")
         return len(calls)
 
+    def listen_port(self, name: str) -> int:
+        """The configured port of transport ``name``: tls, ws and wss have their own."""
+        sip = self.config.sip
+        return {"tls": sip.tls_port, "ws": sip.ws_port, "wss": sip.wss_port}.get(name, sip.port)
+
+    def _tls_server_context(self) -> ssl.SSLContext:
+        """The tls and wss listeners' context (sip.tls_certificate, sip.tls_private_key)."""
+        if self._server_ssl is None:
+            sip = self.config.sip
+            # The config refuses tls or wss without both files.
+            assert sip.tls_certificate is not None and sip.tls_private_key is not None
+            try:
+                self._server_ssl = server_context(sip.tls_certificate, sip.tls_private_key)
+            except (OSError, ValueError) as exc:
+                raise StartupError(
+                    f"TLS certificate {sip.tls_certificate} and key {sip.tls_private_key}: {exc}"
+                ) from exc
+        return self._server_ssl
+
     async def _listen(self, name: str, host: str, port: int) -> None:
         sip = self.config.sip
         if name == "udp":
             self.transports["udp"] = await UdpTransport.listen(
                 host, port, self.endpoint, max_message_size=sip.max_message_size
             )
-        elif name == "tcp":
-            tcp = TcpTransport(
+        elif name in ("tcp", "tls"):
+            secure = name == "tls"
+            stream = TcpTransport(
                 self.endpoint,
                 max_message_size=sip.max_message_size,
                 idle_timeout=sip.tcp_idle_timeout,
+                limits=self.connection_limits,
+                name=name,
+                server_ssl=self._tls_server_context() if secure else None,
+                client_ssl=client_context() if secure else None,
             )
-            await tcp.listen(host, port)
-            self._tcp = tcp
-            self.transports["tcp"] = tcp
+            await stream.listen(host, port)
+            if name == "tcp":
+                self._tcp = stream
+            self.streams[name] = stream
+            self.transports[name] = stream
+        elif name in ("ws", "wss"):
+            ws = WebSocketTransport(
+                self.endpoint,
+                limits=self.connection_limits,
+                max_message_size=sip.max_message_size,
+                idle_timeout=sip.tcp_idle_timeout,
+                ping_interval=sip.ws_ping_interval,
+                origins=sip.ws_origins,
+                ssl_context=self._tls_server_context() if name == "wss" else None,
+            )
+            await ws.listen(host, port)
+            self.streams[name] = ws
+            self.transports[name] = ws
 
     async def _start_avatar_services(self) -> None:
         """Storage, stages and the avatar hub; the avatar subprotocols are served from here."""
@@ -290,10 +340,11 @@ class MediaFunction:
         sip = self.config.sip
         host = str(sip.host)
         for name in sip.transports:
+            port = self.listen_port(name)
             try:
-                await self._listen(name, host, sip.port)
+                await self._listen(name, host, port)
             except OSError as exc:
-                raise StartupError(f"SIP {name} listener {host}:{sip.port}: {exc}") from exc
+                raise StartupError(f"SIP {name} listener {host}:{port}: {exc}") from exc
         self.endpoint.attach(self.layer, self.transports)
         admin = self.config.admin
         if admin.enabled:
@@ -326,8 +377,8 @@ class MediaFunction:
         self.layer.close()
         for transport in self.transports.values():
             transport.close()
-        if self._tcp is not None:
-            await self._tcp.wait_closed()
+        for stream in self.streams.values():
+            await stream.wait_closed()
 
 
     async def drain(self, grace: float) -> None:

@@ -3,7 +3,12 @@
 Each accepted connection gets an id; a request's :class:`Peer` carries it so that responses go
 back on the same connection (RFC 3261 18.2.2). Idle connections are closed after
 ``idle_timeout``. A framing error closes the connection after the answer is sent. Requests the
-MF originates (BYE) reuse a live connection to the same address or open a new one.
+MF originates (BYE) reuse a live connection to the same address or open a new one. Inbound
+connections count against the node's :class:`~avatar_mf.transport.limits.ConnectionLimits`
+(one over a limit is closed as soon as it is accepted).
+
+Given SSL contexts the same transport is SIP over TLS (RFC 3261 26.2, ``name`` "tls"): see
+:mod:`avatar_mf.transport.tls`.
 """
 
 from __future__ import annotations
@@ -11,20 +16,24 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import ssl
 from typing import cast
 
 from avatar_mf.sip.errors import SipParseError
 from avatar_mf.sip.parser import KeepAlivePing, StreamFramer
 from avatar_mf.sip.peer import Peer
 from avatar_mf.transport.base import TransportSink
+from avatar_mf.transport.limits import ConnectionLimits
 
 log = logging.getLogger(__name__)
 
 
 class _Connection(asyncio.Protocol):
-    def __init__(self, owner: TcpTransport, conn_id: int) -> None:
+    def __init__(self, owner: TcpTransport, conn_id: int, *, inbound: bool) -> None:
         self._owner = owner
         self.id = conn_id
+        self._inbound = inbound
+        self._counted = False
         self.transport: asyncio.Transport | None = None
         self.peer: Peer | None = None
         self._framer = StreamFramer(max_size=owner.max_message_size)
@@ -34,7 +43,20 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
         host, port = transport.get_extra_info("peername")[:2]
-        self.peer = Peer("tcp", str(host), int(port), self.id)
+        self.peer = Peer(self._owner.name, str(host), int(port), self.id)
+        limits = self._owner.limits
+        if self._inbound and limits is not None:
+            refusal = limits.acquire(self.peer.host)
+            if refusal is not None:
+                log.info(
+                    "%s connection from %s refused: %s",
+                    self._owner.name,
+                    self.peer.host,
+                    refusal.reason,
+                )
+                self.transport.abort()
+                return
+            self._counted = True
         self._owner.register(self)
         self._touch()
 
@@ -76,16 +98,31 @@ class _Connection(asyncio.Protocol):
         if self._idle is not None:
             self._idle.cancel()
         self._owner.unregister(self)
+        if self._counted and self._owner.limits is not None and self.peer is not None:
+            self._counted = False
+            self._owner.limits.release(self.peer.host)
         if not self.closed.done():
             self.closed.set_result(None)
 
 
 class TcpTransport:
-    name = "tcp"
-
     def __init__(
-        self, sink: TransportSink, *, max_message_size: int, idle_timeout: float
+        self,
+        sink: TransportSink,
+        *,
+        max_message_size: int,
+        idle_timeout: float,
+        limits: ConnectionLimits | None = None,
+        name: str = "tcp",
+        server_ssl: ssl.SSLContext | None = None,
+        client_ssl: ssl.SSLContext | None = None,
+        ssl_handshake_timeout: float = 10.0,
     ) -> None:
+        self.name = name
+        self.limits = limits
+        self._server_ssl = server_ssl
+        self._client_ssl = client_ssl
+        self._handshake_timeout = ssl_handshake_timeout
         self.sink = sink
         self.max_message_size = max_message_size
         self.idle_timeout = idle_timeout
@@ -98,7 +135,12 @@ class TcpTransport:
     async def listen(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: _Connection(self, next(self._ids)), host, port, reuse_address=True
+            lambda: _Connection(self, next(self._ids), inbound=True),
+            host,
+            port,
+            reuse_address=True,
+            ssl=self._server_ssl,
+            ssl_handshake_timeout=self._handshake_timeout if self._server_ssl else None,
         )
         self._port = int(self._server.sockets[0].getsockname()[1])
 
@@ -134,10 +176,14 @@ class TcpTransport:
         loop = asyncio.get_running_loop()
         try:
             _, conn = await loop.create_connection(
-                lambda: _Connection(self, next(self._ids)), host, port
+                lambda: _Connection(self, next(self._ids), inbound=False),
+                host,
+                port,
+                ssl=self._client_ssl,
+                ssl_handshake_timeout=self._handshake_timeout if self._client_ssl else None,
             )
         except OSError as exc:
-            log.warning("tcp connect to %s:%d failed: %s", host, port, exc)
+            log.warning("%s connect to %s:%d failed: %s", self.name, host, port, exc)
             return
         conn.write(data)
 
