@@ -146,6 +146,9 @@ def env_sample(info: SettingInfo) -> tuple[str, Any]:
         if value > schema.get("maximum", value):  # the default is the maximum: go down
             value = default - step
         return str(value), value
+    if isinstance(default, list) and not default:
+        # An empty list (sip.ws_origins): one web origin, valid for a list of strings too.
+        return "http://127.0.0.2:8000", ["http://127.0.0.2:8000"]
     if isinstance(default, list):
         return ",".join(str(v) for v in default[:1]), default[:1]
     if isinstance(default, dict):
@@ -300,7 +303,7 @@ def test_all_problems_are_reported_at_once_with_lines(write_config: WriteConfig)
         "port = 70000\n"  # 3
         "transports = [\n"  # 4
         '  "udp",\n'  # 5
-        '  "ws",\n'  # 6
+        '  "sctp",\n'  # 6
         "]\n"  # 7
         'trusted_peers = ["10.0.0.1/8"]\n'  # 8
         "[media]\n"  # 9
@@ -312,7 +315,8 @@ def test_all_problems_are_reported_at_once_with_lines(write_config: WriteConfig)
         load_config(path, env={"AVATAR_MF_STORAGE__PATH": ""})
     assert problems_of(excinfo) == [
         f"{path}:3: sip.port: Input should be less than or equal to 65535 (got 70000)",
-        f"{path}:6: sip.transports[1]: Input should be 'udp' or 'tcp' (got \"ws\")",
+        f"{path}:6: sip.transports[1]: Input should be 'udp', 'tcp', 'tls', 'ws' or 'wss' "
+        '(got "sctp")',
         f"{path}:8: sip.trusted_peers[0]: not a valid IP network: 10.0.0.1/8 has host bits set "
         '(got "10.0.0.1/8")',
         f"{path}:10: media.sctp_port: Input should be greater than or equal to 1 (got 0)",

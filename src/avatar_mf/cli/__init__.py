@@ -7,6 +7,7 @@
     avatar-mf sessions [--admin URL] [--token T] [--json]      list the calls in progress
     avatar-mf sessions drop CALL_ID [--admin URL] [--token T]  end one with BYE
     avatar-mf trace on|off|status [--call CALL_ID] [--pcap FILE] [--hep HOST:PORT]
+    avatar-mf tls generate-cert --out DIR [--host NAME ...]   a lab certificate (tls, wss)
     avatar-mf --version
 
 Subcommands are :class:`Command` values listed in :data:`COMMANDS`. A command either runs
@@ -510,6 +511,12 @@ def _avatar_commands() -> Command:
     return build_commands(validator=_validate_avatar)
 
 
+def _tls_commands() -> Command:
+    from avatar_mf.cli.tls import build_commands
+
+    return build_commands()
+
+
 def _ue_commands() -> Command:
     # The test UE (avatar_mf.ue) imports aiortc only when a call runs: the parser stays light.
     from avatar_mf.ue.cli import DESCRIPTION, HELP, add_arguments, run
@@ -524,6 +531,7 @@ COMMANDS: tuple[Command, ...] = (
     SESSIONS,
     TRACE,
     _avatar_commands(),
+    _tls_commands(),
     _ue_commands(),
 )
 

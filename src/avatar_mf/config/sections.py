@@ -36,6 +36,7 @@ from avatar_mf import __version__
 from avatar_mf.config.fields import (
     AdminToken,
     DirectoryPath,
+    FilePath,
     HeaderText,
     Host,
     HttpBaseUrl,
@@ -45,6 +46,7 @@ from avatar_mf.config.fields import (
     MediaAddress,
     StreamId,
     TransportName,
+    WebOrigin,
     cross_field_error,
     custom_error,
     is_wildcard,
@@ -97,12 +99,43 @@ class SipConfig(Section):
     to listen on all interfaces; then set advertised_host."""
 
     port: StrictInt = Field(default=5060, ge=1, le=65535)
-    """SIP port, shared by every transport."""
+    """SIP port of the udp and tcp transports (tls, ws and wss have their own ports)."""
 
     transports: Annotated[
         tuple[TransportName, ...], AfterValidator(non_empty), AfterValidator(unique)
     ] = ("udp", "tcp")
-    """Transports to listen on: "udp" and/or "tcp" ("ws" is planned)."""
+    """Transports to listen on: any of "udp", "tcp" (RFC 3261), "tls" (RFC 3261 26, on
+    tls_port), "ws" and "wss" (SIP over WebSocket, RFC 7118, on ws_port and wss_port). tls and
+    wss need tls_certificate and tls_private_key."""
+
+    tls_port: StrictInt = Field(default=5061, ge=1, le=65535)
+    """Port of the tls transport (SIP over TLS)."""
+
+    ws_port: StrictInt = Field(default=5066, ge=1, le=65535)
+    """Port of the ws transport (SIP over WebSocket, any request path)."""
+
+    wss_port: StrictInt = Field(default=7443, ge=1, le=65535)
+    """Port of the wss transport (SIP over secure WebSocket, any request path)."""
+
+    tls_certificate: FilePath | None = Field(default=None, validate_default=True)
+    """PEM file of the certificate chain the tls and wss listeners present (the node's
+    certificate first). Required when transports lists tls or wss. `avatar-mf tls
+    generate-cert` writes a self-signed one for labs."""
+
+    tls_private_key: FilePath | None = Field(default=None, validate_default=True)
+    """PEM file of the private key of tls_certificate (unencrypted). Required when transports
+    lists tls or wss."""
+
+    ws_origins: Annotated[tuple[WebOrigin, ...], AfterValidator(unique)] = ()
+    """Origins (scheme://host[:port]) whose web pages may open a ws or wss connection; a
+    handshake with another Origin is answered 403. Empty: any origin (labs). A handshake
+    without Origin (not from a browser) is always accepted."""
+
+    ws_ping_interval: StrictFloat = Field(default=30.0, ge=0)
+    """Seconds of silence after which the node sends a WebSocket ping on a ws or wss
+    connection; the pong keeps a live browser's connection open past the idle timeout.
+    0: no pings."""
+
 
     advertised_host: Host | None = Field(default=None, validate_default=True)
     """Address or host name put in Via sent-by and Contact. Unset: host. Required when host is a
@@ -185,13 +218,16 @@ class SipConfig(Section):
     """Value of the User-Agent / Server header. Default: avatar-mf/<version>."""
 
     tcp_idle_timeout: StrictFloat = Field(default=300.0, gt=0)
-    """Seconds after which an idle inbound TCP connection (no dialog, no traffic) is closed."""
+    """Seconds after which an inbound connection (tcp, tls, ws, wss) that received nothing (no
+    message, no keep-alive, no WebSocket ping or pong) is closed."""
 
     tcp_max_connections: StrictInt = Field(default=4096, ge=0)
-    """Inbound TCP connections open at once; more are closed as they are accepted. 0: no cap."""
+    """Inbound connections open at once over tcp, tls, ws and wss together; more are closed as
+    they are accepted (a WebSocket handshake gets 503). 0: no cap."""
 
     tcp_max_connections_per_source: StrictInt = Field(default=256, ge=0)
-    """Inbound TCP connections open at once from one address. 0: no cap."""
+    """Inbound connections open at once from one address (tcp, tls, ws and wss together).
+    0: no cap."""
 
     tcp_max_write_buffer: StrictInt = Field(default=1024 * 1024, ge=0)
     """Bytes queued for a TCP peer that does not read; past it the connection is closed. 0: no
@@ -220,6 +256,18 @@ class SipConfig(Section):
                 "must be set when sip.host is a wildcard address ({host})",
                 related="host",
                 host=host,
+            )
+        return value
+
+    @field_validator("tls_certificate", "tls_private_key")
+    @classmethod
+    def _tls_files_needed(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        secure = [t for t in info.data.get("transports") or () if t in ("tls", "wss")]
+        if value is None and secure:
+            raise cross_field_error(
+                "must be set when sip.transports lists {secure}",
+                related="transports",
+                secure=" and ".join(secure),
             )
         return value
 

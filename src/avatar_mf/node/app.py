@@ -17,6 +17,7 @@ import gc
 import ipaddress
 import logging
 import signal
+import ssl
 import time
 from collections.abc import Callable
 
@@ -53,9 +54,11 @@ from avatar_mf.storage.store import avatar_root
 from avatar_mf.transport.admission import RateLimiter, TrustedPeers
 from avatar_mf.transport.base import SipTransport
 from avatar_mf.transport.endpoint import SipEndpoint
-from avatar_mf.transport.limits import ConnectionLimits, FdBudget
+from avatar_mf.transport.limits import ConnectionLimits, ConnectionTable, FdBudget
 from avatar_mf.transport.tcp import TcpTransport
+from avatar_mf.transport.tls import client_context, server_context
 from avatar_mf.transport.udp import UdpTransport
+from avatar_mf.transport.ws import WebSocketTransport
 from avatar_mf.ua.b2bua import TwoLegCalls, TwoLegConfig
 from avatar_mf.ua.user_agent import Call, UserAgent, UserAgentConfig
 
@@ -267,6 +270,17 @@ class MediaFunction:
         self.transports: dict[str, SipTransport] = {}
         self._tcp: TcpTransport | None = None
         self.fds = FdBudget(self.clock, sip.fd_reserve)
+        #: The connection transports (tcp, tls, ws, wss) by name, sharing one connection table.
+        self.streams: dict[str, TcpTransport | WebSocketTransport] = {}
+        self.connection_limits = ConnectionLimits(
+            max_connections=sip.tcp_max_connections,
+            max_connections_per_source=sip.tcp_max_connections_per_source,
+            max_write_buffer=sip.tcp_max_write_buffer,
+            message_timeout=sip.tcp_message_timeout,
+            fd_reserve=sip.fd_reserve,
+        )
+        self.connections = ConnectionTable(self.connection_limits)
+        self._server_ssl: ssl.SSLContext | None = None
         pipeline = config.pipeline
         self.executor = StageExecutor(workers=pipeline.workers, max_pending=pipeline.max_pending)
         self.hub: AvatarHub | None = None
@@ -311,22 +325,25 @@ class MediaFunction:
             },
             "tcp_connections": self.tcp_connections,
             "limits": self._limit_counters(),
+            "connections": {name: t.connection_count for name, t in self.streams.items()},
             "calls": self.ua.stats.calls(),
             "sip": self.endpoint.stats.as_dict(),
             "draining": self.ua.draining,
         }
 
     def _limit_counters(self) -> dict[str, int]:
-        """How often each limit of ``docs/operations.md`` (Limits) refused something."""
-        tcp = self._tcp
+        """How often each limit of ``docs/operations.md`` (Limits) refused something. The
+        connection counters cover every connection transport (tcp, tls, ws, wss)."""
+        refused = self.connections.refused
+        tcps = [t for t in self.streams.values() if isinstance(t, TcpTransport)]
         return {
             "rate_limited": self.endpoint.stats.rate_limited,
             "transactions_refused": self.layer.stats.overloaded,
-            "tcp_refused_node": tcp.table.refused.get("node", 0) if tcp else 0,
-            "tcp_refused_source": tcp.table.refused.get("source", 0) if tcp else 0,
-            "tcp_refused_fds": tcp.table.refused.get("fds", 0) if tcp else 0,
-            "tcp_write_overflows": tcp.write_overflows if tcp else 0,
-            "tcp_message_timeouts": tcp.message_timeouts if tcp else 0,
+            "tcp_refused_node": refused.get("node", 0),
+            "tcp_refused_source": refused.get("source", 0),
+            "tcp_refused_fds": refused.get("fds", 0),
+            "tcp_write_overflows": sum(t.write_overflows for t in tcps),
+            "tcp_message_timeouts": sum(t.message_timeouts for t in tcps),
         }
 
     def live_sessions(self) -> list[dict[str, object]]:
@@ -455,29 +472,62 @@ class MediaFunction:
             self.ua.drop(call, "dropped by operator")
         return len(calls)
 
+    def listen_port(self, name: str) -> int:
+        """The configured port of transport ``name``: tls, ws and wss have their own."""
+        sip = self.config.sip
+        return {"tls": sip.tls_port, "ws": sip.ws_port, "wss": sip.wss_port}.get(name, sip.port)
+
+    def _tls_server_context(self) -> ssl.SSLContext:
+        """The tls and wss listeners' context (sip.tls_certificate, sip.tls_private_key)."""
+        if self._server_ssl is None:
+            sip = self.config.sip
+            # The config refuses tls or wss without both files.
+            assert sip.tls_certificate is not None and sip.tls_private_key is not None
+            try:
+                self._server_ssl = server_context(sip.tls_certificate, sip.tls_private_key)
+            except (OSError, ValueError) as exc:
+                raise StartupError(
+                    f"TLS certificate {sip.tls_certificate} and key {sip.tls_private_key}: {exc}"
+                ) from exc
+        return self._server_ssl
+
     async def _listen(self, name: str, host: str, port: int) -> None:
         sip = self.config.sip
         if name == "udp":
             self.transports["udp"] = await UdpTransport.listen(
                 host, port, self.endpoint, max_message_size=sip.max_message_size
             )
-        elif name == "tcp":
-            tcp = TcpTransport(
+        elif name in ("tcp", "tls"):
+            secure = name == "tls"
+            stream = TcpTransport(
                 self.endpoint,
                 max_message_size=sip.max_message_size,
                 idle_timeout=sip.tcp_idle_timeout,
-                limits=ConnectionLimits(
-                    max_connections=sip.tcp_max_connections,
-                    max_connections_per_source=sip.tcp_max_connections_per_source,
-                    max_write_buffer=sip.tcp_max_write_buffer,
-                    message_timeout=sip.tcp_message_timeout,
-                    fd_reserve=sip.fd_reserve,
-                ),
+                limits=self.connection_limits,
                 fds=self.fds,
+                table=self.connections,
+                name=name,
+                server_ssl=self._tls_server_context() if secure else None,
+                client_ssl=client_context() if secure else None,
             )
-            await tcp.listen(host, port)
-            self._tcp = tcp
-            self.transports["tcp"] = tcp
+            await stream.listen(host, port)
+            if name == "tcp":
+                self._tcp = stream
+            self.streams[name] = stream
+            self.transports[name] = stream
+        elif name in ("ws", "wss"):
+            ws = WebSocketTransport(
+                self.endpoint,
+                table=self.connections,
+                max_message_size=sip.max_message_size,
+                idle_timeout=sip.tcp_idle_timeout,
+                ping_interval=sip.ws_ping_interval,
+                origins=sip.ws_origins,
+                ssl_context=self._tls_server_context() if name == "wss" else None,
+            )
+            await ws.listen(host, port)
+            self.streams[name] = ws
+            self.transports[name] = ws
 
     async def _start_avatar_services(self) -> None:
         """Storage, stages and the avatar hub; the avatar subprotocols are served from here."""
@@ -517,10 +567,11 @@ class MediaFunction:
         sip = self.config.sip
         host = str(sip.host)
         for name in sip.transports:
+            port = self.listen_port(name)
             try:
-                await self._listen(name, host, sip.port)
+                await self._listen(name, host, port)
             except OSError as exc:
-                raise StartupError(f"SIP {name} listener {host}:{sip.port}: {exc}") from exc
+                raise StartupError(f"SIP {name} listener {host}:{port}: {exc}") from exc
         self.endpoint.attach(self.layer, self.transports)
         admin = self.config.admin
         if admin.enabled:
@@ -576,8 +627,8 @@ class MediaFunction:
         self.layer.close()
         for transport in self.transports.values():
             transport.close()
-        if self._tcp is not None:
-            await self._tcp.wait_closed()
+        for stream in self.streams.values():
+            await stream.wait_closed()
         self.cdr.close()
 
     async def drain(self, grace: float) -> None:

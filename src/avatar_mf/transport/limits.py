@@ -93,6 +93,12 @@ class ConnectionTable:
     def of(self, host: str) -> int:
         return self._by_source.get(host, 0)
 
+    def describe(self, cap: str, host: str) -> str:
+        """Words for a refusal by :meth:`admit` (logs, a WebSocket handshake's 503)."""
+        if cap == "node":
+            return f"{self._limits.max_connections} connections open"
+        return f"{self._limits.max_connections_per_source} connections open from {host}"
+
 
 def open_fds() -> int:
     """File descriptors open in this process (Linux ``/proc``; 0 where it cannot be known)."""

@@ -16,6 +16,11 @@ One peer cannot exhaust the node (:mod:`avatar_mf.transport.limits`):
   streak is logged;
 * a connection whose peer does not read is closed once ``max_write_buffer`` bytes wait;
 * a message must arrive whole within ``message_timeout`` seconds of its first byte.
+
+Given SSL contexts the same transport is SIP over TLS (RFC 3261 26.2, ``name`` "tls"): see
+:mod:`avatar_mf.transport.tls`. Every connection transport of a node (tcp, tls, ws, wss) may
+share one :class:`~avatar_mf.transport.limits.ConnectionTable`, so the caps hold for all of
+them together.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import ssl
 from typing import cast
 
 from avatar_mf.sip.errors import SipParseError
@@ -51,7 +57,7 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
         host, port = transport.get_extra_info("peername")[:2]
-        self.peer = Peer("tcp", str(host), int(port), self.id)
+        self.peer = Peer(self._owner.name, str(host), int(port), self.id)
         if self.inbound and not self._owner.accept(self):
             self.transport.abort()
             return
@@ -103,12 +109,13 @@ class _Connection(asyncio.Protocol):
         self._deadline = None
         assert self.peer is not None
         log.info(
-            "tcp: closing %s:%d, no whole message within %.0f s (%d bytes held)",
+            "%s: closing %s:%d, no whole message within %.0f s (%d bytes held)",
+            self._owner.name,
             self.peer.host,
             self.peer.port,
             self._owner.limits.message_timeout,
             self._framer.buffered,
-            extra={"source": f"{self.peer.host}:{self.peer.port}", "transport": "tcp"},
+            extra={"source": f"{self.peer.host}:{self.peer.port}", "transport": self._owner.name},
         )
         self._owner.message_timeouts += 1
         self.close()
@@ -121,12 +128,13 @@ class _Connection(asyncio.Protocol):
         if limit and self.transport.get_write_buffer_size() > limit:
             assert self.peer is not None
             log.warning(
-                "tcp: closing %s:%d, it does not read (%d bytes waiting, limit %d)",
+                "%s: closing %s:%d, it does not read (%d bytes waiting, limit %d)",
+                self._owner.name,
                 self.peer.host,
                 self.peer.port,
                 self.transport.get_write_buffer_size(),
                 limit,
-                extra={"source": f"{self.peer.host}:{self.peer.port}", "transport": "tcp"},
+                extra={"source": f"{self.peer.host}:{self.peer.port}", "transport": self._owner.name},
             )
             self._owner.write_overflows += 1
             self.transport.abort()
@@ -147,8 +155,6 @@ class _Connection(asyncio.Protocol):
 
 
 class TcpTransport:
-    name = "tcp"
-
     def __init__(
         self,
         sink: TransportSink,
@@ -157,13 +163,23 @@ class TcpTransport:
         idle_timeout: float,
         limits: ConnectionLimits | None = None,
         fds: FdBudget | None = None,
+        table: ConnectionTable | None = None,
+        name: str = "tcp",
+        server_ssl: ssl.SSLContext | None = None,
+        client_ssl: ssl.SSLContext | None = None,
+        ssl_handshake_timeout: float = 10.0,
     ) -> None:
+        self.name = name
+        self._server_ssl = server_ssl
+        self._client_ssl = client_ssl
+        self._handshake_timeout = ssl_handshake_timeout
         self.sink = sink
         self.max_message_size = max_message_size
         self.idle_timeout = idle_timeout
         self.limits = limits if limits is not None else ConnectionLimits()
         self._fds = fds
-        self.table = ConnectionTable(self.limits)
+        #: The connections counted against the caps; shared by the node's connection transports.
+        self.table = table if table is not None else ConnectionTable(self.limits)
         self._ids = itertools.count(1)
         self._conns: dict[int, _Connection] = {}
         self._by_addr: dict[tuple[str, int], int] = {}
@@ -177,7 +193,12 @@ class TcpTransport:
     async def listen(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: _Connection(self, next(self._ids)), host, port, reuse_address=True
+            lambda: _Connection(self, next(self._ids), inbound=True),
+            host,
+            port,
+            reuse_address=True,
+            ssl=self._server_ssl,
+            ssl_handshake_timeout=self._handshake_timeout if self._server_ssl else None,
         )
         self._port = int(self._server.sockets[0].getsockname()[1])
 
@@ -193,24 +214,20 @@ class TcpTransport:
                 self.table.refused["fds"] = self.table.refused.get("fds", 0) + 1
         if reason is None:
             cap = self.table.admit(conn.peer.host)
-            if cap == "node":
-                reason = f"{self.limits.max_connections} connections open"
-            elif cap == "source":
-                reason = (
-                    f"{self.limits.max_connections_per_source} connections open"
-                    f" from {conn.peer.host}"
-                )
+            if cap is not None:
+                reason = self.table.describe(cap, conn.peer.host)
         if reason is None:
             conn.counted = True
             if self._refusing is not None:
-                log.info("tcp: accepting connections again")
+                log.info("%s: accepting connections again", self.name)
                 self._refusing = None
             return True
         if self._refusing != reason:
             log.warning(
-                "tcp: refusing connections: %s",
+                "%s: refusing connections: %s",
+                self.name,
                 reason,
-                extra={"source": f"{conn.peer.host}:{conn.peer.port}", "transport": "tcp"},
+                extra={"source": f"{conn.peer.host}:{conn.peer.port}", "transport": self.name},
             )
             self._refusing = reason
         return False
@@ -251,10 +268,14 @@ class TcpTransport:
         loop = asyncio.get_running_loop()
         try:
             _, conn = await loop.create_connection(
-                lambda: _Connection(self, next(self._ids), inbound=False), host, port
+                lambda: _Connection(self, next(self._ids), inbound=False),
+                host,
+                port,
+                ssl=self._client_ssl,
+                ssl_handshake_timeout=self._handshake_timeout if self._client_ssl else None,
             )
         except OSError as exc:
-            log.warning("tcp connect to %s:%d failed: %s", host, port, exc)
+            log.warning("%s connect to %s:%d failed: %s", self.name, host, port, exc)
             return
         conn.write(data)
 

@@ -934,6 +934,11 @@ class UserAgent:
 
     def _destination(self, call: Call) -> Peer:
         assert call.dialog is not None
+        if call.peer.transport in ("ws", "wss"):
+            # RFC 7118 section 5: the MF, the WebSocket server, cannot connect to a browser;
+            # in-dialog requests go over the connection the dialog came on, whatever the
+            # remote target says (a JsSIP Contact names a ".invalid" host, transport=ws).
+            return call.peer
         hop = call.dialog.first_hop()
         with contextlib.suppress(SipError):
             uri = parse_uri(hop)

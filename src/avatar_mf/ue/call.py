@@ -44,6 +44,7 @@ import collections
 import contextlib
 import logging
 import secrets
+import ssl
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -233,12 +234,14 @@ class UeCall:
         contact_feature_tags: str = DATACHANNEL_FEATURE_TAG,
         extra_headers: Sequence[tuple[str, str]] = (),
         now: Callable[[], float] = time.monotonic,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         """See :meth:`dial` for the parameters."""
         self.target_uri = target_uri
         self.mf_host = mf_host
         self.mf_port = mf_port
         self.transport: SipTransportName = transport
+        self._tls = tls
         self.ice = ice
         self.offered: tuple[DcMap, ...] = tuple(streams)
         self._dcsas = tuple(dcsas)
@@ -325,11 +328,12 @@ class UeCall:
         contact_feature_tags: str = DATACHANNEL_FEATURE_TAG,
         extra_headers: Sequence[tuple[str, str]] = (),
         now: Callable[[], float] = time.monotonic,
+        tls: ssl.SSLContext | None = None,
     ) -> UeCall:
         """A call to ``target_uri`` through the MF at ``mf_host:mf_port``; ``async with`` it
         to place it (INVITE ... ACK, media started) and to end it (BYE, media closed).
 
-        :param transport: SIP over ``"udp"`` or ``"tcp"``.
+        :param transport: SIP over ``"udp"``, ``"tcp"``, ``"tls"``, ``"ws"`` or ``"wss"``.
         :param ice: offer ICE (browser style) or DTLS straight over UDP (IMS style).
         :param streams: the ``a=dcmap`` streams to offer (default :data:`DEFAULT_STREAMS`).
         :param dcsas: ``a=dcsa`` lines to offer with them.
@@ -350,6 +354,8 @@ class UeCall:
         :param extra_headers: added to the INVITE.
         :param now: the clock of :attr:`timing` (``time.monotonic``: fine-grained, and the same
             in every process, unlike uvloop's millisecond ``loop.time()``).
+        :param tls: verifies the MF's certificate over tls and wss (default: the system's
+            trust store).
         """
         return cls(
             target_uri,
@@ -375,6 +381,7 @@ class UeCall:
             contact_feature_tags=contact_feature_tags,
             extra_headers=extra_headers,
             now=now,
+            tls=tls,
         )
 
     async def __aenter__(self) -> UeCall:
@@ -481,6 +488,7 @@ class UeCall:
             local_host=self.local_host,
             timers=self._timers,
             user_agent=self._user_agent,
+            tls=self._tls,
         )
         media = UeDataChannels(
             self.local_host,

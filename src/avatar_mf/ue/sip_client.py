@@ -9,6 +9,10 @@ MF sends inside a dialog (BYE, UPDATE refreshes). This module only adds the asyn
 * a UDP socket bound to ``local_host`` (RFC 3261 18.1), or one TCP connection to the MF framed by
   :class:`~avatar_mf.sip.parser.StreamFramer` (RFC 3261 18.3); over TCP the MF's own requests
   come back on that connection, because the Contact names its local port;
+* the same connection over TLS (``"tls"``, RFC 3261 26.2: the MF's certificate is verified
+  with the context given, by default the system's trust store), or one WebSocket connection
+  with the subprotocol ``sip`` (``"ws"``, ``"wss"``, RFC 7118: one SIP message per WebSocket
+  message, the MF's requests back on the connection, as a browser client does);
 * :meth:`SipClient.request`: send a request in a client transaction and await its final
   response (provisionals go to a callback);
 * the ACK for a 2xx, sent outside any transaction and re-sent for every retransmitted 2xx
@@ -24,9 +28,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, cast
+
+import aiohttp
 
 from avatar_mf.clock import LoopClock
 from avatar_mf.sip.build import make_response, new_branch, new_tag
@@ -54,7 +61,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SipTransportName = Literal["udp", "tcp"]
+SipTransportName = Literal["udp", "tcp", "tls", "ws", "wss"]
+_TRANSPORTS: tuple[SipTransportName, ...] = ("udp", "tcp", "tls", "ws", "wss")
 DEFAULT_USER_AGENT = "avatar-mf-ue/0.1"
 
 #: Answers a request received inside a dialog; returns the response to send (built with
@@ -126,16 +134,19 @@ class _UdpWire(_Wire, asyncio.DatagramProtocol):
 
 
 class _TcpWire(_Wire, asyncio.Protocol):
+    """One TCP connection, or TLS over it (``name`` "tls")."""
+
     #: The connection id carried by every Peer of this (single) connection.
     CONNECTION_ID = 1
 
-    def __init__(self, client: SipClient) -> None:
+    def __init__(self, client: SipClient, name: str = "tcp") -> None:
         self._client = client
+        self._name = name
         self._transport: asyncio.Transport | None = None
         self._framer = StreamFramer()
         self.local_host = ""
         self.local_port = 0
-        self.peer = Peer("tcp", "", 0, self.CONNECTION_ID)
+        self.peer = Peer(name, "", 0, self.CONNECTION_ID)
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -143,7 +154,7 @@ class _TcpWire(_Wire, asyncio.Protocol):
         host, port = transport.get_extra_info("sockname")[:2]
         self.local_host, self.local_port = str(host), int(port)
         remote_host, remote_port = transport.get_extra_info("peername")[:2]
-        self.peer = Peer("tcp", str(remote_host), int(remote_port), self.CONNECTION_ID)
+        self.peer = Peer(self._name, str(remote_host), int(remote_port), self.CONNECTION_ID)
 
     def data_received(self, data: bytes) -> None:
         for item in self._framer.feed(data):
@@ -172,6 +183,78 @@ class _TcpWire(_Wire, asyncio.Protocol):
             self._transport.close()
 
 
+class _WsWire(_Wire):
+    """One WebSocket connection (subprotocol ``sip``): one SIP message per WebSocket message."""
+
+    CONNECTION_ID = 1
+
+    def __init__(
+        self,
+        client: SipClient,
+        session: aiohttp.ClientSession,
+        ws: aiohttp.ClientWebSocketResponse,
+        name: str,
+    ) -> None:
+        self._client = client
+        self._session = session
+        self._ws = ws
+        host, port = ws.get_extra_info("sockname")[:2]
+        self.local_host, self.local_port = str(host), int(port)
+        remote = ws.get_extra_info("peername")
+        self.peer = Peer(name, str(remote[0]), int(remote[1]), self.CONNECTION_ID)
+        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+        self._reader = loop.create_task(self._read_loop())
+        self._writer = loop.create_task(self._write_loop())
+
+    async def _read_loop(self) -> None:
+        error: Exception | None = None
+        try:
+            async for msg in self._ws:
+                if msg.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
+                    continue
+                data = msg.data.encode() if isinstance(msg.data, str) else bytes(msg.data)
+                if data == b"\r\n\r\n":
+                    self.send(b"\r\n", self.peer.host, self.peer.port)
+                    continue
+                if not data.strip(b"\r\n"):
+                    continue  # a CRLF pong
+                try:
+                    message = parse_message(data, datagram=True)
+                except SipParseError as exc:
+                    self._client._bad_message(exc, self.peer)
+                    continue
+                self._client._receive(message, self.peer)
+        except Exception as exc:  # the connection broke under the reader
+            error = exc
+        self._client._connection_lost(error)
+
+    async def _write_loop(self) -> None:
+        while (data := await self._queue.get()) is not None:
+            try:
+                await self._ws.send_str(data.decode())
+            except (ConnectionError, RuntimeError, UnicodeDecodeError) as exc:
+                log.info("ue: ws send failed: %s", exc)
+                return
+
+    def send(self, data: bytes, host: str, port: int) -> None:
+        if self._ws.closed:
+            raise OSError("the UE's SIP WebSocket is closed")
+        self._queue.put_nowait(data)
+
+    def close(self) -> None:
+        self._queue.put_nowait(None)
+
+    async def aclose(self) -> None:
+        self.close()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._writer), 2.0)
+        await self._ws.close()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._reader), 2.0)
+        await self._session.close()
+
+
 class SipClient:
     """The SIP endpoint of one test UE (a transaction user of :class:`TransactionLayer`).
 
@@ -180,7 +263,7 @@ class SipClient:
 
     Attributes:
         server: where requests are sent.
-        transport: ``"udp"`` or ``"tcp"``.
+        transport: ``"udp"``, ``"tcp"``, ``"tls"``, ``"ws"`` or ``"wss"``.
         user_agent: the User-Agent header value.
         layer: the transaction layer (its ``stats`` count retransmissions, timeouts...).
     """
@@ -193,7 +276,8 @@ class SipClient:
         user_agent: str = DEFAULT_USER_AGENT,
     ) -> None:
         self.server = server
-        self.transport: SipTransportName = "tcp" if server.transport == "tcp" else "udp"
+        transport = server.transport.lower()
+        self.transport: SipTransportName = next((t for t in _TRANSPORTS if t == transport), "udp")
         self.user_agent = user_agent
         self._wire: _Wire | None = None
         self.layer = TransactionLayer(LoopClock(), timers, self._send, self)
@@ -212,13 +296,23 @@ class SipClient:
         local_host: str = "127.0.0.1",
         timers: TimerConfig | None = None,
         user_agent: str = DEFAULT_USER_AGENT,
+        tls: ssl.SSLContext | None = None,
+        ws_path: str = "/",
+        origin: str | None = None,
     ) -> SipClient:
-        """Bind a UDP socket on ``local_host`` (any free port), or connect over TCP to the MF."""
-        if transport not in ("udp", "tcp"):
+        """Bind a UDP socket on ``local_host`` (any free port), or connect to the MF over TCP,
+        TLS or WebSocket (``ws://server:port/ws_path``, ``wss://`` for ``"wss"``).
+
+        ``tls`` verifies the MF's certificate over tls and wss (default: the system's trust
+        store; the server host is the name checked). ``origin``: the WebSocket ``Origin``
+        header a browser page would send (none by default).
+        """
+        if transport not in _TRANSPORTS:
             raise ValueError(f"unsupported SIP transport {transport!r}")
-        server = Peer(transport, server_host, server_port)
-        if transport == "tcp":
-            server = Peer("tcp", server_host, server_port, _TcpWire.CONNECTION_ID)
+        secure = transport in ("tls", "wss")
+        context = tls if tls is not None or not secure else ssl.create_default_context()
+        connection_id = None if transport == "udp" else _TcpWire.CONNECTION_ID
+        server = Peer(transport, server_host, server_port, connection_id)
         client = cls(server, timers=timers or TimerConfig(), user_agent=user_agent)
         loop = asyncio.get_running_loop()
         if transport == "udp":
@@ -227,12 +321,36 @@ class SipClient:
             )
             client._wire = udp
             client._local = (udp.local_host, udp.local_port)
-        else:
+        elif transport in ("tcp", "tls"):
             _, tcp = await loop.create_connection(
-                lambda: _TcpWire(client), server_host, server_port, local_addr=(local_host, 0)
+                lambda: _TcpWire(client, transport),
+                server_host,
+                server_port,
+                local_addr=(local_host, 0),
+                ssl=context,
+                server_hostname=server_host if context is not None else None,
             )
             client._wire = tcp
             client._local = (tcp.local_host, tcp.local_port)
+        else:
+            host = f"[{server_host}]" if ":" in server_host else server_host
+            url = f"{'wss' if secure else 'ws'}://{host}:{server_port}{ws_path}"
+            session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(local_addr=(local_host, 0))
+            )
+            try:
+                ws = await session.ws_connect(
+                    url,
+                    protocols=("sip",),
+                    origin=origin,
+                    ssl=context if context is not None else True,
+                )
+            except BaseException:
+                await session.close()
+                raise
+            wire = _WsWire(client, session, ws, transport)
+            client._wire = wire
+            client._local = (wire.local_host, wire.local_port)
         return client
 
     # -- addresses ------------------------------------------------------------------------
@@ -448,5 +566,7 @@ class SipClient:
             if isinstance(wire, _TcpWire):
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(asyncio.shield(wire.closed), 2.0)
+            elif isinstance(wire, _WsWire):
+                await wire.aclose()
             else:
                 await asyncio.sleep(0)  # let the transport run its close callbacks
