@@ -47,7 +47,7 @@ async def make_ws() -> AsyncIterator[Callable[..., Any]]:
     yield make
     for transport in made:
         await transport.wait_closed()
-        assert transport.limits.total == 0
+        assert transport.table.total == 0
 
 
 def url(transport: WebSocketTransport, path: str = "/") -> str:

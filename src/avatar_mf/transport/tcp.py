@@ -134,7 +134,10 @@ class _Connection(asyncio.Protocol):
                 self.peer.port,
                 self.transport.get_write_buffer_size(),
                 limit,
-                extra={"source": f"{self.peer.host}:{self.peer.port}", "transport": self._owner.name},
+                extra={
+                    "source": f"{self.peer.host}:{self.peer.port}",
+                    "transport": self._owner.name,
+                },
             )
             self._owner.write_overflows += 1
             self.transport.abort()
