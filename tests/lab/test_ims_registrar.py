@@ -1,0 +1,216 @@
+"""Kamailio as the lab's IMS core: registrar (usrloc) and proxy, and the room hash.
+
+* Registrar routing, with a stand-in for an MF node (a test UE bound to the port the dispatcher
+  list names, so the proxy takes its INVITEs for an MF's second leg): a registered UE2 (UDP and
+  TCP) receives the call, answers with its data channels (real DTLS between the two ends), and
+  its BYE goes back through the proxy (Record-Route); a user with no registration gets 404; UE2's
+  486 and a CANCEL while UE2 rings cross the proxy; a UE's own INVITE to sip:ue2 goes to an MF
+  node, never straight to UE2.
+* Rooms stay on one node (two real MF nodes): two test UEs calling one room land on the same
+  node and see each other join; ten rooms called twice each spread over both nodes, each room
+  on the same node both times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from uuid import uuid4
+
+import pytest
+
+from avatar_mf.testing.kamailio import KamailioProxy
+from avatar_mf.testing.process import free_port
+from avatar_mf.ue import AvatarClient, CallRejected, UeCall
+from avatar_mf.ue.listener import AnswerPolicy, UeListener
+from avatar_mf.ue.sip_client import SipTransportName
+
+from .conftest import DOCKER_DIR, HOST, Lab, assert_calls_ok
+
+pytestmark = pytest.mark.timeout(90)
+
+STEP = 5.0
+CALL = DOCKER_DIR / "sipp" / "uac_call.xml"
+
+
+@pytest.fixture
+def core(tmp_path: Path, lab_tools: dict[str, str]) -> Iterator[tuple[KamailioProxy, int]]:
+    """Kamailio whose only "MF node" is a free port the test binds itself: (proxy, port)."""
+    node_port = free_port()
+    proxy = KamailioProxy.start(
+        tmp_path / "kamailio",
+        [f"{HOST}:{node_port}"],
+        kamailio=lab_tools["kamailio"],
+        reg_min_expires=1,
+    )
+    try:
+        yield proxy, node_port
+    finally:
+        proxy.stop()
+
+
+async def _ue2(
+    proxy: KamailioProxy, transport: SipTransportName = "udp", **policy: object
+) -> UeListener:
+    ue2 = await UeListener.open(
+        proxy.host,
+        proxy.port,
+        user="ue2",
+        transport=transport,
+        expires=60,
+        policy=AnswerPolicy(**policy),  # type: ignore[arg-type]
+    )
+    status = await ue2.registered(STEP)
+    assert status.granted == 60
+    return ue2
+
+
+def _second_leg(proxy: KamailioProxy, node_port: int, user: str = "ue2") -> UeCall:
+    """The stand-in MF node calling ``user`` through the proxy, from the node's own port."""
+    return UeCall.dial(
+        f"sip:{user}@{proxy.address}",
+        proxy.host,
+        proxy.port,
+        ice=False,
+        local_port=node_port,
+        from_uri=f"sip:ue1@{HOST}",
+    )
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+async def test_second_leg_reaches_the_registered_ue(
+    core: tuple[KamailioProxy, int], transport: SipTransportName
+) -> None:
+    proxy, node_port = core
+    ue2 = await _ue2(proxy, transport)
+    try:
+        async with _second_leg(proxy, node_port) as leg:
+            callee = await ue2.next_call(STEP)
+            await asyncio.gather(leg.wait_channels_open(STEP), callee.wait_channels_open(STEP))
+            leg.send(1000, "through the core")
+            assert await callee.receive(1000, STEP) == "through the core"
+            assert callee.call_id == leg.call_id
+            assert leg.timing.provisional is not None  # UE2's 180 crossed the proxy
+            assert leg.answer is not None
+            # UE2 hangs up: its BYE follows the route set through the proxy to the caller
+            await callee.hangup()
+            assert callee.bye_status == 200
+            await leg.wait_ended(STEP)
+        assert re.search(r"INVITE sip:ue2@\S+ from MF => contact sip:ue2@", proxy.log_text())
+    finally:
+        await ue2.close()
+
+
+async def test_unregistered_user_gets_404(core: tuple[KamailioProxy, int]) -> None:
+    proxy, node_port = core
+    ue2 = await _ue2(proxy)
+    await ue2.close()  # REGISTER Expires: 0 removes the binding
+    assert ue2.registration is not None and ue2.registration.state == "unregistered"
+    for user in ("ue2", "nobody"):
+        with pytest.raises(CallRejected) as rejected:
+            await _second_leg(proxy, node_port, user).connect()
+        assert rejected.value.status == 404
+
+
+async def test_rejection_and_cancel_cross_the_proxy(core: tuple[KamailioProxy, int]) -> None:
+    proxy, node_port = core
+    busy = await _ue2(proxy, reject=486)
+    try:
+        with pytest.raises(CallRejected) as rejected:
+            await _second_leg(proxy, node_port).connect()
+        assert rejected.value.status == 486
+    finally:
+        await busy.close()
+
+    ringing = await _ue2(proxy, ring_seconds=30)
+    try:
+        leg = _second_leg(proxy, node_port)
+        connecting = asyncio.ensure_future(leg.connect())
+        await asyncio.sleep(0.5)
+        assert leg.timing.provisional is not None  # UE2 rings
+        assert await leg.cancel() == 200
+        with pytest.raises(CallRejected) as cancelled:
+            await connecting
+        assert cancelled.value.status == 487
+        (record,) = await ringing.wait_for_record(1, STEP)
+        assert record.cancelled and record.status == 487
+    finally:
+        await ringing.close()
+
+
+async def test_a_ue_invite_goes_to_an_mf_node_not_to_the_contact(
+    core: tuple[KamailioProxy, int],
+) -> None:
+    proxy, node_port = core
+    ue2 = await _ue2(proxy)
+    node = await UeListener.open(
+        proxy.host, proxy.port, user="mf", local_port=node_port, register=False
+    )
+    try:
+        async with UeCall.dial(
+            f"sip:ue2@{proxy.address}", proxy.host, proxy.port, ice=False
+        ) as ue1:
+            await ue1.wait_channels_open(STEP)
+            answered = await node.next_call(STEP)
+            assert answered.call_id == ue1.call_id
+        assert ue2.history == []  # the proxy sent UE1's call to the node, not to UE2
+    finally:
+        await node.close()
+        await ue2.close()
+
+
+# --------------------------------------------------------------------------- rooms
+
+
+@asynccontextmanager
+async def _room_ue(proxy: KamailioProxy, room: str, user: str) -> AsyncIterator[AvatarClient]:
+    call = UeCall.dial(
+        f"sip:{room}@{proxy.address}",
+        proxy.host,
+        proxy.port,
+        ice=False,
+        from_uri=f"sip:{user}@{HOST}",
+    )
+    async with call:
+        await call.wait_channels_open(STEP)
+        async with AvatarClient(call, id_prefix=user) as client:
+            await client.hello(timeout=STEP)
+            yield client
+
+
+async def test_two_ues_of_one_room_meet_behind_two_nodes(lab: Callable[..., Lab]) -> None:
+    the_lab = lab()
+    before = the_lab.answered()
+    room = f"room-{uuid4().hex[:8]}"
+    async with _room_ue(the_lab.proxy, room, "alice") as alice:
+        async with _room_ue(the_lab.proxy, room, "bob") as bob:
+            for me, other in ((alice, bob), (bob, alice)):
+                await me.wait_until(
+                    lambda me=me, other=other: other.session_id in me.participants,
+                    STEP,
+                    f"{me.id_prefix} to see the other join",
+                )
+    delta = [after - b for b, after in zip(before, the_lab.answered(), strict=True)]
+    assert sorted(delta) == [0, 2], delta  # both calls on one node
+
+
+def _room_nodes(proxy: KamailioProxy) -> dict[str, list[int]]:
+    """room -> the node port of every INVITE the proxy dispatched for it, in order."""
+    nodes: dict[str, list[int]] = {}
+    for match in re.finditer(r"INVITE sip:(room\d+)@\S+ -> sip:[\d.]+:(\d+)", proxy.log_text()):
+        nodes.setdefault(match.group(1), []).append(int(match.group(2)))
+    return nodes
+
+
+def test_ten_rooms_spread_over_both_nodes_and_stay_put(lab: Callable[..., Lab]) -> None:
+    the_lab = lab()
+    for _ in range(2):  # room1 .. room10, twice
+        assert_calls_ok(the_lab.sipp(CALL, calls=10, rate=20), 10)
+    rooms = _room_nodes(the_lab.proxy)
+    assert sorted(rooms) == sorted(f"room{i}" for i in range(1, 11))
+    assert all(len(ports) == 2 and ports[0] == ports[1] for ports in rooms.values()), rooms
+    used = {ports[0] for ports in rooms.values()}
+    assert used == set(the_lab.ports), rooms
