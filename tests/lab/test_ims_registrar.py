@@ -14,7 +14,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import re
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -28,12 +32,13 @@ from avatar_mf.ue import AvatarClient, CallRejected, UeCall
 from avatar_mf.ue.listener import AnswerPolicy, UeListener
 from avatar_mf.ue.sip_client import SipTransportName
 
-from .conftest import DOCKER_DIR, HOST, Lab, assert_calls_ok
+from .conftest import DOCKER_DIR, HOST, REPO, Lab, assert_calls_ok
 
 pytestmark = pytest.mark.timeout(90)
 
 STEP = 5.0
 CALL = DOCKER_DIR / "sipp" / "uac_call.xml"
+SRC = REPO / "src"
 
 
 @pytest.fixture
@@ -214,3 +219,70 @@ def test_ten_rooms_spread_over_both_nodes_and_stay_put(lab: Callable[..., Lab]) 
     assert all(len(ports) == 2 and ports[0] == ports[1] for ports in rooms.values()), rooms
     used = {ports[0] for ports in rooms.values()}
     assert used == set(the_lab.ports), rooms
+
+
+# --------------------------------------------------------------------------- ue listen
+
+
+def _listen(proxy: KamailioProxy, *options: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "avatar_mf",
+            "ue",
+            "listen",
+            "--registrar",
+            proxy.address,
+            "--user",
+            "ue2",
+            "--expires",
+            "60",
+            "--calls",
+            "1",
+            "--wait",
+            "20",
+            *options,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(SRC)},
+    )
+
+
+async def _registered(proc: subprocess.Popen[str]) -> str:
+    assert proc.stderr is not None
+    line = await asyncio.wait_for(asyncio.to_thread(proc.stderr.readline), 20)
+    assert line.startswith("registered sip:ue2@"), line
+    return line
+
+
+@pytest.mark.parametrize(
+    ("options", "status"), [(("--duration", "0.5"), 200), (("--reject", "486"), 486)]
+)
+async def test_ue_listen_command(
+    core: tuple[KamailioProxy, int], options: tuple[str, ...], status: int
+) -> None:
+    proxy, node_port = core
+    proc = _listen(proxy, *options)
+    try:
+        await _registered(proc)
+        leg = _second_leg(proxy, node_port)
+        if status == 200:
+            async with leg:
+                await leg.wait_channels_open(STEP)
+                await leg.wait_ended(STEP)  # the listener hangs up after --duration
+        else:
+            with pytest.raises(CallRejected) as rejected:
+                await leg.connect()
+            assert rejected.value.status == status
+        out, err = await asyncio.to_thread(proc.communicate, timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["ok"] is True and summary["status"] == status, summary
+    assert summary["call_id"] == leg.call_id

@@ -220,6 +220,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="BYTES",
         help="the UE's a=max-message-size (e.g. 1024, as IMS UEs; default: the stack's)",
     )
+    add_avatar_arguments(parser)
+
+
+def add_avatar_arguments(parser: argparse.ArgumentParser) -> None:
+    """The avatar step options (``--record``, ``--get``, ``--hello``, ``--upload``,
+    ``--select``, ``--say``, ``--language``, ``--scene-get``), shared with ``ue listen``."""
     avatar = parser.add_argument_group("avatar protocols (docs/protocol.md)")
     avatar.add_argument(
         "--record",
