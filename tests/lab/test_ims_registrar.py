@@ -17,6 +17,7 @@ import asyncio
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -172,21 +173,22 @@ async def test_a_ue_invite_goes_to_an_mf_node_not_to_the_contact(
 
 @asynccontextmanager
 async def _room_ue(proxy: KamailioProxy, room: str, user: str) -> AsyncIterator[AvatarClient]:
-    call = UeCall.dial(
-        f"sip:{room}@{proxy.address}",
-        proxy.host,
-        proxy.port,
-        ice=False,
-        from_uri=f"sip:{user}@{HOST}",
-    )
-    async with call:
-        await call.wait_channels_open(STEP)
-        async with AvatarClient(call, id_prefix=user) as client:
-            await client.hello(timeout=STEP)
-            yield client
+    """A UE registered with the proxy calling ``room`` from its registered endpoint."""
+    ue = await UeListener.open(proxy.host, proxy.port, user=user, expires=60)
+    try:
+        await ue.registered(STEP)
+        async with ue.dial(f"sip:{room}@{proxy.address}", ice=False) as call:
+            await call.wait_channels_open(STEP)
+            async with AvatarClient(call, id_prefix=user) as client:
+                await client.hello(timeout=STEP)
+                yield client
+    finally:
+        await ue.close()
 
 
 async def test_two_ues_of_one_room_meet_behind_two_nodes(lab: Callable[..., Lab]) -> None:
+    """Two registered UEs call one room through the proxy: both calls reach the same node (the
+    hash of the room's name), where each UE sees the other join."""
     the_lab = lab()
     before = the_lab.answered()
     room = f"room-{uuid4().hex[:8]}"
@@ -198,6 +200,7 @@ async def test_two_ues_of_one_room_meet_behind_two_nodes(lab: Callable[..., Lab]
                     STEP,
                     f"{me.id_prefix} to see the other join",
                 )
+            assert alice.participants[str(bob.session_id)].display_name == bob.call.from_uri
     delta = [after - b for b, after in zip(before, the_lab.answered(), strict=True)]
     assert sorted(delta) == [0, 2], delta  # both calls on one node
 
@@ -286,3 +289,45 @@ async def test_ue_listen_command(
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["ok"] is True and summary["status"] == status, summary
     assert summary["call_id"] == leg.call_id
+
+
+def _raw_invite(proxy: KamailioProxy, transport: str, via_port: int, user: str) -> str:
+    return (
+        f"INVITE sip:{user}@{proxy.address} SIP/2.0\r\n"
+        f"Via: SIP/2.0/{transport} {HOST}:{via_port};branch=z9hG4bK{uuid4().hex};rport\r\n"
+        "Max-Forwards: 70\r\n"
+        f"From: <sip:ue1@{HOST}>;tag={uuid4().hex[:8]}\r\n"
+        f"To: <sip:{user}@{proxy.address}>\r\n"
+        f"Call-ID: {uuid4().hex}@{HOST}\r\n"
+        "CSeq: 1 INVITE\r\n"
+        f"Contact: <sip:mf@{HOST}:{via_port};transport={transport.lower()}>\r\n"
+        "Content-Length: 0\r\n\r\n"
+    )
+
+
+def _final_over_tcp(proxy: KamailioProxy, request: str) -> str:
+    """Send ``request`` on a fresh TCP connection (an ephemeral source port); the first final
+    response's status line."""
+    with socket.create_connection((proxy.host, proxy.port), timeout=10) as conn:
+        conn.sendall(request.encode())
+        data = b""
+        while True:
+            data += conn.recv(65535)
+            for head in data.decode(errors="replace").split("\r\n\r\n"):
+                if head.startswith("SIP/2.0 ") and not head.startswith("SIP/2.0 1"):
+                    return head.split("\r\n", 1)[0]
+
+
+def test_mf_requests_over_tcp_are_known_by_their_via_port(
+    core: tuple[KamailioProxy, int],
+) -> None:
+    """Over TCP an MF node's connection comes from an ephemeral port, but its Via names its
+    listening port (RFC 3261 18.1.1): the proxy takes such a request as the MF's (location
+    lookup: 404 for a user with no binding), and the same request with another Via port as a
+    UE's (dispatcher: the only node, nobody listening there over TCP, cannot take it)."""
+    proxy, node_port = core
+    from_mf = _final_over_tcp(proxy, _raw_invite(proxy, "TCP", node_port, "nobody"))
+    assert from_mf.startswith("SIP/2.0 404"), from_mf
+    from_ue = _final_over_tcp(proxy, _raw_invite(proxy, "TCP", free_port(), "nobody"))
+    assert not from_ue.startswith("SIP/2.0 404"), from_ue
+    assert "INVITE sip:nobody@" in proxy.log_text() and " -> sip:" in proxy.log_text()

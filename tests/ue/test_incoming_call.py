@@ -135,3 +135,27 @@ async def test_cancel_while_ringing_gets_487() -> None:
         assert (record.status, record.cancelled) == (487, True)
     finally:
         await listener.close()
+
+
+async def test_a_listening_ue_places_calls_from_its_own_endpoint() -> None:
+    """UE1 and UE2 are both listeners (each the other's "proxy"): UE1 dials from its own
+    socket and Contact, UE2 answers; hanging up leaves both endpoints open, and UE1 can be
+    called back on the same socket."""
+    port1 = free_port()
+    ue2 = await UeListener.open(HOST, port1, user="ue2", register=False)
+    ue1 = await UeListener.open(
+        HOST, ue2.sip.local_port, user="ue1", local_port=port1, register=False
+    )
+    try:
+        async with ue1.dial(f"sip:ue2@{HOST}", ice=False) as call:
+            callee = await ue2.next_call(STEP)
+            await call.wait_channels_open(STEP)
+            assert call.sip is ue1.sip and callee.target_uri == ue1.aor
+        await callee.wait_ended(STEP)
+        assert not ue1.sip.closed
+        async with ue2.dial(f"sip:ue1@{HOST}", ice=False) as back:
+            await back.wait_channels_open(STEP)
+            assert (await ue1.next_call(STEP)).call_id == back.call_id
+    finally:
+        await ue1.close()
+        await ue2.close()

@@ -48,7 +48,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from types import TracebackType
-from typing import Literal
+from typing import Any, Literal
 
 from avatar_mf.media.certificate import CertificateStore
 from avatar_mf.media.errors import MediaError
@@ -234,6 +234,7 @@ class UeCall:
         timers: TimerConfig | None = None,
         user_agent: str = DEFAULT_USER_AGENT,
         contact_feature_tags: str = DATACHANNEL_FEATURE_TAG,
+        contact_user: str = "ue",
         extra_headers: Sequence[tuple[str, str]] = (),
         now: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -260,6 +261,7 @@ class UeCall:
         self._timers = timers
         self._user_agent = user_agent
         self._feature_tags = contact_feature_tags
+        self._contact_user = contact_user
         self._extra_headers = tuple(extra_headers)
         self._now = now
 
@@ -332,6 +334,7 @@ class UeCall:
         timers: TimerConfig | None = None,
         user_agent: str = DEFAULT_USER_AGENT,
         contact_feature_tags: str = DATACHANNEL_FEATURE_TAG,
+        contact_user: str = "ue",
         extra_headers: Sequence[tuple[str, str]] = (),
         now: Callable[[], float] = time.monotonic,
     ) -> UeCall:
@@ -357,6 +360,7 @@ class UeCall:
             never connects, like SIPp): the MF must give up and end the call.
         :param timers: SIP T1/T2/T4 of the UE's transactions.
         :param contact_feature_tags: appended to the Contact (``;+sip...`` parameters).
+        :param contact_user: the user part of the Contact (a registered UE: its own).
         :param extra_headers: added to the INVITE.
         :param now: the clock of :attr:`timing` (``time.monotonic``: fine-grained, and the same
             in every process, unlike uvloop's millisecond ``loop.time()``).
@@ -384,6 +388,7 @@ class UeCall:
             timers=timers,
             user_agent=user_agent,
             contact_feature_tags=contact_feature_tags,
+            contact_user=contact_user,
             extra_headers=extra_headers,
             now=now,
         )
@@ -472,6 +477,18 @@ class UeCall:
     # -- setup: an incoming call ----------------------------------------------------------
 
     @classmethod
+    def over(cls, sip: SipClient, target_uri: str, **options: Any) -> UeCall:
+        """A call to ``target_uri`` placed from an open SIP endpoint (a registered UE's, see
+        :meth:`UeListener.dial <avatar_mf.ue.listener.UeListener.dial>`): its requests go to
+        that endpoint's proxy, its Contact is the registered one, and hanging up leaves the
+        endpoint open. ``options`` are those of :meth:`dial` (not transport or ports)."""
+        options.setdefault("local_host", sip.local_host)
+        call = cls(target_uri, sip.server.host, sip.server.port, transport=sip.transport, **options)
+        call._sip = sip
+        call._owns_sip = False
+        return call
+
+    @classmethod
     def incoming(
         cls,
         sip: SipClient,
@@ -483,6 +500,7 @@ class UeCall:
         setup_timeout: float = 10.0,
         user_agent: str = DEFAULT_USER_AGENT,
         contact_feature_tags: str = DATACHANNEL_FEATURE_TAG,
+        contact_user: str = "ue",
         now: Callable[[], float] = time.monotonic,
     ) -> UeCall:
         """A call the UE received on ``sip`` (a listening UE's endpoint, which the call uses
@@ -509,6 +527,7 @@ class UeCall:
             setup_timeout=setup_timeout,
             user_agent=user_agent,
             contact_feature_tags=contact_feature_tags,
+            contact_user=contact_user,
             now=now,
         )
         call._sip = sip
@@ -614,15 +633,16 @@ class UeCall:
             raise
 
     async def _connect(self) -> None:
-        self._sip = await SipClient.open(
-            self.mf_host,
-            self.mf_port,
-            transport=self.transport,
-            local_host=self.local_host,
-            local_port=self._local_port,
-            timers=self._timers,
-            user_agent=self._user_agent,
-        )
+        if self._sip is None:
+            self._sip = await SipClient.open(
+                self.mf_host,
+                self.mf_port,
+                transport=self.transport,
+                local_host=self.local_host,
+                local_port=self._local_port,
+                timers=self._timers,
+                user_agent=self._user_agent,
+            )
         media = UeDataChannels(
             self.local_host,
             ice=self.ice,
@@ -693,7 +713,7 @@ class UeCall:
         return None if response is None else response.status
 
     def _contact(self) -> str:
-        return self.sip.contact(feature_tags=self._feature_tags)
+        return self.sip.contact(self._contact_user, feature_tags=self._feature_tags)
 
     def _next_offer(self, streams: Sequence[DcMap]) -> SessionDescription:
         assert self._session is not None

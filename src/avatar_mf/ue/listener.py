@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import Any
 
 from avatar_mf.clock import Clock, LoopClock, TimerHandle
 from avatar_mf.sdp.datachannel import DcMap
@@ -274,6 +275,19 @@ class UeListener:
             raise ConnectionError(f"registration failed: {last.status} {last.reason}")
         return last
 
+    # -- outgoing calls ---------------------------------------------------------------------
+
+    def dial(self, target_uri: str, **options: Any) -> UeCall:
+        """A call from this UE (its registered Contact, through its proxy) to ``target_uri``;
+        ``async with`` it as any :class:`UeCall`. ``options``: those of :meth:`UeCall.dial`
+        (``from_uri`` defaults to the UE's AOR)."""
+        options.setdefault("from_uri", self.aor)
+        options.setdefault("user_agent", self._user_agent)
+        options.setdefault("contact_feature_tags", self._feature_tags)
+        options.setdefault("timers", self._timers)
+        options.setdefault("contact_user", self.user)
+        return UeCall.over(self.sip, target_uri, **options)
+
     # -- incoming calls (SipClient's UasHandler) --------------------------------------------
 
     def on_invite(self, tx: ServerTransaction, invite: Request) -> None:
@@ -286,6 +300,7 @@ class UeListener:
             setup_timeout=self._setup_timeout,
             user_agent=self._user_agent,
             contact_feature_tags=self._feature_tags,
+            contact_user=self.user,
             now=self._now,
         )
         pending = _Incoming(tx, invite, call)
