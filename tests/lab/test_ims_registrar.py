@@ -331,3 +331,31 @@ def test_mf_requests_over_tcp_are_known_by_their_via_port(
     from_ue = _final_over_tcp(proxy, _raw_invite(proxy, "TCP", free_port(), "nobody"))
     assert not from_ue.startswith("SIP/2.0 404"), from_ue
     assert "INVITE sip:nobody@" in proxy.log_text() and " -> sip:" in proxy.log_text()
+
+
+def test_ue_call_register_places_a_room_call_from_a_registered_endpoint(
+    lab: Callable[..., Lab],
+) -> None:
+    """``ue call --register ue1``: REGISTER with the proxy, the call (to a room on a real MF
+    node, avatar hello included) from that endpoint, the binding removed at the end."""
+    the_lab = lab()
+    proxy = the_lab.proxy
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "avatar_mf", "ue", "call",
+            f"sip:room-cli@{proxy.address}", "--register", "ue1",
+            "--no-ice", "--hello", "--duration", "0.2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(SRC)},
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["ok"] is True and summary["status"] == 200, summary
+    assert "registered sip:ue1@" in done.stderr
+    assert summary["avatar"]["session_id"], summary
+    registers = re.findall(r"REGISTER sip:ue1@\S+ from", proxy.log_text())
+    assert len(registers) == 2, registers  # the binding, and its removal
