@@ -100,6 +100,36 @@ def test_compose_addresses_agree() -> None:
     assert (DOCKER_DIR / "sipp" / Path(ue[ue.index("-sf") + 1]).name).exists()
 
 
+def _option(command: list[str], name: str) -> str:
+    return command[command.index(name) + 1]
+
+
+def test_compose_test_ues_register_with_the_proxy() -> None:
+    """ue1 and ue2 run the MF image's test UE: their registrar is the proxy's address and
+    port, their SIP and media address their own, their options parse as the CLI's, and UE1
+    calls the user UE2 registers."""
+    from avatar_mf.cli import build_parser
+
+    compose = _compose()
+    services = compose["services"]
+    defines = _defines(services["kamailio"]["command"])
+    proxy = f"{_address(services['kamailio'])}:{defines['LISTEN_PORT']}"
+    listen, call = services["ue2"], services["ue1"]
+    assert listen["entrypoint"] == ["avatar-mf", "ue", "listen"]
+    assert call["entrypoint"] == ["avatar-mf", "ue", "call"]
+    for service in (listen, call):
+        assert service["image"] == services["mf1"]["image"]
+        assert _option(service["command"], "--local-host") == _address(service)
+        assert service["depends_on"]["kamailio"]["condition"] == "service_healthy"
+    assert _option(listen["command"], "--registrar") == proxy
+    user = _option(listen["command"], "--user")
+    assert call["command"][0] == f"sip:{user}@{proxy}"
+    parser = build_parser()
+    for service in (listen, call):
+        args = parser.parse_args([*service["entrypoint"][1:], *service["command"]])
+        assert callable(args.run)
+
+
 def test_mf_dockerfile() -> None:
     """Multi-stage slim build, non-root runtime, the CLI entrypoint and a urllib health check."""
     text = (DOCKER_DIR / "Dockerfile").read_text()
