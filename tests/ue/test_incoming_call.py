@@ -159,3 +159,20 @@ async def test_a_listening_ue_places_calls_from_its_own_endpoint() -> None:
     finally:
         await ue1.close()
         await ue2.close()
+
+
+async def test_the_transfer_channel_is_taken() -> None:
+    """An offer with the avatar-mf-transfer channel (as the MF's second leg makes): UE2 takes
+    it with the other streams it speaks; a policy of DEFAULT_STREAMS leaves it out."""
+    transfer = DcMap(1004, label="avatar-transfer", subprotocol="avatar-mf-transfer")
+    for policy, taken in ((None, True), (DEFAULT_STREAMS, False)):
+        options = {} if policy is None else {"streams": policy}
+        listener = await _listener(**options)
+        try:
+            async with _dial(listener, streams=(*DEFAULT_STREAMS, transfer)) as caller:
+                callee = await listener.next_call(STEP)
+                await caller.wait_channels_open(STEP)
+                assert (1004 in callee.accepted_ids) is taken
+                assert (1004 in caller.accepted_ids) is taken
+        finally:
+            await listener.close()

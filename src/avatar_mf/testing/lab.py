@@ -52,14 +52,13 @@ LAB_SETTINGS: Mapping[str, str] = {
 ROOM_PATTERN = "room.*"
 
 
-def two_leg_settings(proxy: str) -> dict[str, str]:
-    """The node settings for two-leg calls through ``proxy`` (``host:port``): rooms are the
-    users matching :data:`ROOM_PATTERN`, second legs go to the proxy. Empty when this build of
-    the MF does not know these settings (no two-leg calls: every Request-URI is a room)."""
-    settings = {
-        "CALLS__ROOM_PATTERN": ROOM_PATTERN,
-        "CALLS__OUTBOUND_PROXY": f"sip:{proxy};lr",
-    }
+def two_leg_settings(proxy: str, transport: str = "udp") -> dict[str, str]:
+    """The node settings for two-leg calls through ``proxy`` (``host:port``, over
+    ``transport``): rooms are the users matching :data:`ROOM_PATTERN`, second legs go to the
+    proxy. Empty when this build of the MF does not know these settings (no two-leg calls:
+    every Request-URI is a room)."""
+    uri = f"sip:{proxy};lr" if transport == "udp" else f"sip:{proxy};transport={transport};lr"
+    settings = {"CALLS__ROOM_PATTERN": ROOM_PATTERN, "CALLS__OUTBOUND_PROXY": uri}
     try:
         load_config(None, env={f"AVATAR_MF_{key}": value for key, value in settings.items()})
     except ConfigError:

@@ -76,6 +76,7 @@ from avatar_mf.sip.message import Headers, Request, Response
 from avatar_mf.sip.timers import TimerConfig
 from avatar_mf.ue.offer import (
     AMR_WB_AUDIO_PORT,
+    ANSWER_STREAMS,
     DEFAULT_STREAMS,
     AnswerError,
     AnswerInfo,
@@ -494,7 +495,7 @@ class UeCall:
         sip: SipClient,
         invite: Request,
         *,
-        streams: Sequence[DcMap] | None = DEFAULT_STREAMS,
+        streams: Sequence[DcMap] | None = ANSWER_STREAMS,
         local_host: str | None = None,
         certificate: CertificateStore | None = None,
         setup_timeout: float = 10.0,
@@ -508,7 +509,7 @@ class UeCall:
 
         :param streams: the streams the UE takes from the offer, by subprotocol (None: every
             offered stream); the default is the UE's usual set (http, 3gpp-ar-metadata,
-            3gpp-ar-animation).
+            3gpp-ar-animation, avatar-mf-transfer).
         """
         frm = invite.headers.get("From") or ""
         try:

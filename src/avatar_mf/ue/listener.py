@@ -47,7 +47,7 @@ from avatar_mf.sip.message import Request, Response
 from avatar_mf.sip.timers import TimerConfig
 from avatar_mf.sip.transaction_layer import ServerTransaction
 from avatar_mf.ue.call import DATACHANNEL_FEATURE_TAG, UeCall
-from avatar_mf.ue.offer import DEFAULT_STREAMS
+from avatar_mf.ue.offer import ANSWER_STREAMS
 from avatar_mf.ue.registration import Registration, RegistrationStatus
 from avatar_mf.ue.sip_client import DEFAULT_USER_AGENT, SipClient, SipTransportName
 
@@ -64,12 +64,13 @@ class AnswerPolicy:
         reject: answer every INVITE with this final status (e.g. 486 Busy Here, 603 Decline)
             instead of taking the call; None answers 200.
         ring_seconds: how long the UE rings (180 sent) before the final response.
-        streams: the streams it takes from an offer, by subprotocol (None: all offered).
+        streams: the streams it takes from an offer, by subprotocol (None: all offered;
+            default: http, 3gpp-ar-metadata, 3gpp-ar-animation, avatar-mf-transfer).
     """
 
     reject: int | None = None
     ring_seconds: float = 0.0
-    streams: tuple[DcMap, ...] | None = DEFAULT_STREAMS
+    streams: tuple[DcMap, ...] | None = ANSWER_STREAMS
 
     def __post_init__(self) -> None:
         if self.reject is not None and not 300 <= self.reject <= 699:

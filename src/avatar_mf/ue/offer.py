@@ -54,6 +54,7 @@ from avatar_mf.sdp.model import (
 
 __all__ = [
     "AMR_WB_AUDIO_PORT",
+    "ANSWER_STREAMS",
     "DEFAULT_STREAMS",
     "AnswerError",
     "AnswerInfo",
@@ -74,6 +75,13 @@ DEFAULT_STREAMS: Final[tuple[DcMap, ...]] = (
     DcMap(10, subprotocol="http"),
     DcMap(1000, label="avatar-meta", subprotocol="3gpp-ar-metadata"),
     DcMap(1002, label="avatar-anim-1", subprotocol="3gpp-ar-animation"),
+)
+
+#: The streams a test UE takes from an offer it answers (an incoming call), by subprotocol:
+#: its usual ones, and the ``avatar-mf-transfer`` channel its AvatarClient also speaks.
+ANSWER_STREAMS: Final[tuple[DcMap, ...]] = (
+    *DEFAULT_STREAMS,
+    DcMap(1004, label="avatar-transfer", subprotocol="avatar-mf-transfer"),
 )
 
 #: The port written in the optional audio m-line (nothing listens there: no RTP is sent).
@@ -260,10 +268,10 @@ def read_offer(offer: SessionDescription, wanted: Sequence[DcMap] | None = None)
     """Find the data channel m-line of ``offer`` (RFC 8841) and decide what to accept.
 
     ``wanted`` None accepts every offered stream; otherwise the offered streams whose
-    subprotocol is among ``wanted``'s (the UE's usual streams, DEFAULT_STREAMS: http,
-    3gpp-ar-metadata, 3gpp-ar-animation), as the offer maps them (RFC 8864 section 6: the
-    answerer repeats the dcmap lines it accepts). Raises :class:`AnswerError` when the offer
-    has no usable data channel m-line.
+    subprotocol is among ``wanted``'s (the UE's usual streams, :data:`ANSWER_STREAMS`: http,
+    3gpp-ar-metadata, 3gpp-ar-animation, avatar-mf-transfer), as the offer maps them (RFC
+    8864 section 6: the answerer repeats the dcmap lines it accepts). Raises
+    :class:`AnswerError` when the offer has no usable data channel m-line.
     """
     try:
         index = datachannel_index(offer)
