@@ -19,6 +19,7 @@ Skipped, with the reason, when the MF build has no two-leg calls (``calls.outbou
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -33,7 +34,7 @@ from avatar_mf.testing.process import MfProcess
 from avatar_mf.ue import AvatarClient, CallRejected, UeCall
 from avatar_mf.ue.listener import AnswerPolicy, UeListener
 
-from .conftest import HOST, Lab
+from .conftest import HOST, REPO, Lab
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -220,3 +221,59 @@ def test_rooms_still_work_with_two_leg_calls(lab: LabFactory) -> None:
     assert_calls_ok(the_lab.sipp(CALL, calls=10, rate=20), 10)
     assert sum(the_lab.answered()) == 10
     assert HOST in the_lab.proxy.address
+
+
+def _avatar_mf(*args: str) -> list[str]:
+    return [sys.executable, "-m", "avatar_mf", *args]
+
+
+def test_the_docs_walkthrough_with_the_cli(lab: LabFactory) -> None:
+    """docs/lab.md's two terminals: ``ue listen`` registers UE2 and answers; ``ue call
+    sip:ue2 --register ue1 --hello --say`` calls it through the proxy and the node. UE2 gets
+    UE1's text as animation units; both exit 0 with a JSON summary."""
+    the_lab = lab(two_legs=True, settings=FAST)
+    at = the_lab.proxy.address
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    listen = subprocess.Popen(
+        _avatar_mf(
+            "ue", "listen", "--registrar", at, "--user", "ue2", "--calls", "1",
+            "--wait", "30", "--duration", "4", "--hello",
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )  # fmt: skip
+    try:
+        assert listen.stderr is not None
+        assert listen.stderr.readline().startswith("registered sip:ue2@")
+        call = subprocess.run(
+            _avatar_mf(
+                "ue", "call", f"sip:ue2@{at}", "--register", "ue1", "--no-ice", "--hello",
+                "--say", SENTENCE, "--duration", "3",
+            ),
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )  # fmt: skip
+        out, err = listen.communicate(timeout=30)
+    finally:
+        if listen.poll() is None:
+            listen.kill()
+            listen.communicate()
+    assert call.returncode == 0, call.stderr
+    ue1 = json.loads(call.stdout.strip().splitlines()[-1])
+    ue2 = json.loads(out.strip().splitlines()[-1])
+    assert ue1["ok"] and ue1["call_id"] != ue2["call_id"], (ue1, ue2)  # two legs
+    assert ue2["status"] == 200 and ue2["channels_opened"] == ue2["channels_accepted"], ue2
+    assert ue2["avatar"]["units_received"].get("BLENDSHAPE", 0) >= 10, ue2["avatar"]
+    assert ue1["avatar"]["session_id"] in ue2["avatar"]["participants_left"], (ue1, ue2)
+    # Known MF behaviour, not the lab's: UE1 says its text as soon as its own hello is
+    # answered; when that is before UE2's hello, the MF's text animation starts (CONFIG
+    # first) before UE2 takes animation, and UE2 gets the BLENDSHAPE units without the
+    # CONFIG that should open the stream, which the test UE reports as an error.
+    config_missing = "the first animation unit is BLENDSHAPE, not CONFIG"
+    assert ue2.get("errors", []) in ([], [config_missing]), ue2
+    assert listen.returncode == (0 if ue2["ok"] else 1), err
