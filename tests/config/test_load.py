@@ -182,7 +182,7 @@ def test_every_setting_is_covered() -> None:
     assert {info.key_path for info in SETTINGS} == fields
     assert "pipeline.scene.name" in fields
     assert list(SECTIONS) == [
-        "sip", "media", "storage", "log", "admin", "lifecycle", "bootstrap", "pipeline",
+        "sip", "media", "storage", "log", "admin", "lifecycle", "bootstrap", "pipeline", "calls",
     ]
 
 

@@ -156,7 +156,8 @@ class AvatarHub:
         info = channel.info
         session = self._sessions.get(info.call_id)
         if session is None:
-            name = room_name(info.request_uri)
+            # A two-leg call's legs name the room made for the pair; others their Request-URI.
+            name = info.room or room_name(info.request_uri)
             participant = self.rooms.join(name, info.identity)
             participant.on_overload = self._overloaded
             session = AvatarSession(self._deps, info, participant)

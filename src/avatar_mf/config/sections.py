@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 import types
 from collections.abc import Iterator, Mapping
 from ipaddress import IPv4Network, IPv6Network
@@ -54,6 +55,7 @@ __all__ = [
     "AdminConfig",
     "AppConfig",
     "BootstrapConfig",
+    "CallsConfig",
     "LifecycleConfig",
     "LogConfig",
     "MediaConfig",
@@ -456,6 +458,57 @@ class PipelineConfig(Section):
         return filled
 
 
+class CallsConfig(Section):
+    """``[calls]``: rooms and two-leg calls (the MF as a media-terminating B2BUA, RFC 7092)."""
+
+    room_pattern: str = ".*"
+    """Regular expression (Python syntax) matched against the whole user part of an INVITE's
+    Request-URI (empty when it has none): a match names a room, which the call joins; any
+    other user is called on a second leg through outbound_proxy, both legs sharing one avatar
+    session. The default matches every Request-URI: no two-leg calls."""
+
+    outbound_proxy: str | None = None
+    """Where second legs are sent, with UE1's Request-URI unchanged: a SIP URI (e.g. the lab
+    Kamailio, "sip:127.0.0.1:5070;lr"; add ";transport=tcp" for TCP) or a bare host[:port]
+    (UDP). Unset: INVITEs to users that are not rooms are answered 480."""
+
+    no_answer_timeout: float = Field(default=120.0, gt=0, le=3600)
+    """Seconds a second leg may ring before the MF cancels it and answers UE1 480."""
+
+    @field_validator("room_pattern")
+    @classmethod
+    def _pattern_compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise custom_error(
+                "config_pattern", "not a regular expression: {error}", error=str(exc)
+            ) from None
+        return value
+
+    @field_validator("outbound_proxy")
+    @classmethod
+    def _proxy_is_a_sip_uri(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        scheme, colon, rest = value.partition(":")
+        if scheme.lower() not in ("sip", "sips"):
+            rest = value  # a bare host[:port]
+        if not rest or any(c.isspace() or c in "<>\"@" for c in rest):
+            raise custom_error("config_sip_uri", "must be a sip: or sips: URI, or host[:port]")
+        return value
+
+    @property
+    def outbound_proxy_uri(self) -> str:
+        """outbound_proxy as a SIP URI ("" when unset)."""
+        value = self.outbound_proxy
+        if value is None:
+            return ""
+        if value.partition(":")[0].lower() in ("sip", "sips"):
+            return value
+        return f"sip:{value}"
+
+
 #: The stage kinds, in pipeline order: the stage tables of ``[pipeline]``.
 STAGE_KINDS = ("base_avatar", "animation_data", "animation", "scene", "converter")
 
@@ -486,6 +539,9 @@ class AppConfig(Section):
 
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     """Avatar pipeline stages."""
+
+    calls: CallsConfig = Field(default_factory=CallsConfig)
+    """Rooms and two-leg calls."""
 
     @property
     def dtls_certificate_dir(self) -> Path:

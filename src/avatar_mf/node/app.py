@@ -18,6 +18,7 @@ from avatar_mf.avatar_session.hub import AvatarHub
 from avatar_mf.avatar_session.session import AvatarSettings
 from avatar_mf.bootstrap.service import AppSourceError, bootstrap_service_factory
 from avatar_mf.calls.call_media import CallMediaSession, CallSessionFactory
+from avatar_mf.calls.offerer import CallOfferFactory
 from avatar_mf.clock import LoopClock
 from avatar_mf.config import AppConfig
 from avatar_mf.media.certificate import CertificateStore
@@ -38,6 +39,7 @@ from avatar_mf.transport.base import SipTransport
 from avatar_mf.transport.endpoint import SipEndpoint
 from avatar_mf.transport.tcp import TcpTransport
 from avatar_mf.transport.udp import UdpTransport
+from avatar_mf.ua.b2bua import TwoLegCalls, TwoLegConfig
 from avatar_mf.ua.user_agent import Call, UserAgent, UserAgentConfig
 
 log = logging.getLogger(__name__)
@@ -176,6 +178,26 @@ class MediaFunction:
         )
         self.layer = TransactionLayer(self.clock, self.timers, self.endpoint.send, self.ua)
         self._wire.layer = self.layer
+        calls = config.calls
+        self.two_leg = TwoLegCalls(
+            TwoLegConfig(
+                room_pattern=calls.room_pattern,
+                outbound_proxy=calls.outbound_proxy_uri,
+                no_answer_timeout=calls.no_answer_timeout,
+                host=sip.contact_host,
+                user_agent=sip.user_agent,
+                session_expires=sip.session_expires,
+                min_se=sip.min_se,
+            ),
+            ua=self.ua,
+            answers=self.sessions,
+            offers=CallOfferFactory(self.sessions),
+            sender=self._wire,
+            send_ack=self.layer.send_stateless,
+            clock=self.clock,
+            timers=self.timers,
+        )
+        self.ua.bridge = self.two_leg
         self.transports: dict[str, SipTransport] = {}
         self._tcp: TcpTransport | None = None
         pipeline = config.pipeline
@@ -208,6 +230,8 @@ class MediaFunction:
                 "avatar_sessions": self.hub.session_count if self.hub is not None else 0,
                 "rooms": len(self.hub.rooms) if self.hub is not None else 0,
                 "media_sockets": self.media.open_sockets,
+                "two_leg_calls": self.two_leg.active_pairs,
+                "outgoing_invites": self.two_leg.outgoing_invites,
             },
             "tcp_connections": self.tcp_connections,
             "calls": self.ua.stats.calls(),
@@ -323,6 +347,7 @@ class MediaFunction:
         if self.cache is not None:
             await self.cache.aclose()
         self.executor.shutdown()
+        self.two_leg.close()
         self.layer.close()
         for transport in self.transports.values():
             transport.close()

@@ -31,6 +31,11 @@ The 2xx retransmission and ACK wait is the machine of ``sip/uas_2xx.py``, the se
 negotiation functions and machine of ``sip/session_timer.py``; this module carries their
 actions out on its clock. Why a call ended is a :class:`~avatar_mf.ua.end_reason.CallEnd`.
 
+Two-leg calls (RFC 7092 media-terminating B2BUA): when a :class:`CallBridge` is set
+(``ua/b2bua.py``) and takes an INVITE, the bridge makes the call's media and the second leg;
+responses to the MF's own INVITEs go to it; :meth:`UserAgent.send_provisional`,
+:meth:`UserAgent.adopt_outgoing` and :meth:`UserAgent.end_call` are what it uses here.
+
 Counters for ``/stats`` and ``/metrics``: ``stats``, a :class:`~avatar_mf.ua.stats.UaStats`
 (calls started, answered, failed, ended, 2xx re-sent while waiting for the ACK, ends and
 failures by label); the optional ``observe_setup`` and
@@ -64,7 +69,7 @@ from avatar_mf.sip.transaction_layer import ClientTransaction, ServerTransaction
 from avatar_mf.sip.uri import SipUri, parse_uri
 from avatar_mf.sip.validate import validate_request
 from avatar_mf.ua.end_reason import FAILURE_LABELS, CallEnd, EndReason, is_failure
-from avatar_mf.ua.media_seam import CallInfo, MediaSession, SessionFactory
+from avatar_mf.ua.media_seam import CallInfo, FailureCallback, MediaSession, SessionFactory
 from avatar_mf.ua.stats import UaStats
 
 log = logging.getLogger(__name__)
@@ -85,6 +90,7 @@ __all__ = [
     "ALLOWED_METHODS",
     "FAILURE_LABELS",
     "Call",
+    "CallBridge",
     "CallEnd",
     "EndReason",
     "UaTransport",
@@ -206,6 +212,8 @@ class Call:
     info: CallInfo | None = None
     #: Clock time the 2xx was first sent (0 until then).
     answered: float = 0.0
+    #: The MF sent the INVITE of this dialog (the second leg of a two-leg call).
+    outgoing: bool = False
 
     @property
     def ended(self) -> bool:
@@ -213,8 +221,10 @@ class Call:
 
     @property
     def confirmed(self) -> bool:
-        """The ACK for the last 2xx came."""
-        return self.ok is not None and self.ok.machine.confirmed
+        """The ACK for the last 2xx came (a dialog the MF created as UAC needs none)."""
+        if self.ok is None:
+            return self.outgoing
+        return self.ok.machine.confirmed
 
     @property
     def session_expires(self) -> int:
@@ -224,6 +234,24 @@ class Call:
     def log_extra(self) -> dict[str, object]:
         """``extra`` fields of every log line about this call."""
         return {"call_id": self.call_id}
+
+
+class CallBridge(Protocol):
+    """Two-leg calls (``ua/b2bua.py``): the INVITEs it takes and its own INVITEs' responses."""
+
+    def bridges(self, info: CallInfo) -> bool:
+        """The INVITE described by ``info`` is a two-leg call (not a room)."""
+        ...
+
+    async def answer(
+        self, call: Call, request: Request, info: CallInfo, on_failure: FailureCallback
+    ) -> MediaSession:
+        """The media of ``call`` once the second leg answered; raises SipError to refuse."""
+        ...
+
+    def on_invite_response(self, tx: ClientTransaction, response: Response) -> None: ...
+
+    def on_invite_failed(self, tx: ClientTransaction, *, timeout: bool) -> None: ...
 
 
 class UserAgent:
@@ -257,6 +285,8 @@ class UserAgent:
         self._observe_setup = observe_setup
         self._observe_duration = observe_duration
         self.on_call_ended: Callable[[Call], None] | None = None
+        #: Two-leg calls; None: every INVITE is answered by ``sessions``.
+        self.bridge: CallBridge | None = None
 
     # ------------------------------------------------------------------ introspection
 
@@ -309,6 +339,9 @@ class UserAgent:
         self._finish(call, CallEnd(EndReason.CANCELLED), send_bye=False)
 
     def on_response(self, tx: ClientTransaction, response: Response) -> None:
+        if tx.request.method == "INVITE" and self.bridge is not None:
+            self.bridge.on_invite_response(tx, response)  # the MF sends no re-INVITE
+            return
         if response.status < 200:
             return
         call = self._calls.get(self._client_dialog(tx))
@@ -325,6 +358,8 @@ class UserAgent:
             )
 
     def on_transaction_timeout(self, tx: ServerTransaction | ClientTransaction) -> None:
+        if isinstance(tx, ClientTransaction) and tx.request.method == "INVITE" and self.bridge:
+            self.bridge.on_invite_failed(tx, timeout=True)
         if isinstance(tx, ClientTransaction) and tx.request.method == "UPDATE":
             call = self._calls.get(self._client_dialog(tx))
             if call is not None:
@@ -336,6 +371,8 @@ class UserAgent:
             tx.request.method,
             extra={"call_id": tx.request.headers.get("Call-ID") or ""},
         )
+        if isinstance(tx, ClientTransaction) and tx.request.method == "INVITE" and self.bridge:
+            self.bridge.on_invite_failed(tx, timeout=False)
         if isinstance(tx, ServerTransaction) and tx.state is State.TERMINATED:
             # The INVITE transaction is gone (RFC 3261 17.2.1 Figure 7: a transport error in
             # Proceeding terminates it): nobody can be answered, release the call now.
@@ -476,9 +513,14 @@ class UserAgent:
                 await self._sleep(self._cfg.answer_delay)
                 if call.ended:
                     return
-            media = await self._sessions.create(
-                info, request.body, lambda reason: self._media_failed(call, reason)
-            )
+
+            def on_failure(reason: str) -> None:
+                self._media_failed(call, reason)
+
+            if self.bridge is not None and self.bridge.bridges(info):
+                media = await self.bridge.answer(call, request, info, on_failure)
+            else:
+                media = await self._sessions.create(info, request.body, on_failure)
         except SipError as err:
             if not call.ended:
                 self.stats.calls_failed += 1
@@ -684,6 +726,57 @@ class UserAgent:
             error = SipError(500, "Media Setup Failed")
             end = CallEnd(EndReason.MEDIA_FAILED, reason)
             self._finish(call, end, send_bye=True, error=error)
+
+    # ------------------------------------------------------------------ for the bridge
+
+    def send_provisional(self, call: Call, status: int, reason: str | None = None) -> None:
+        """Send a 101-199 on the pending INVITE of ``call`` (with its To tag and Contact, and
+        the INVITE's Record-Route, RFC 3261 12.1.1); nothing once it is answered or ended."""
+        tx = call.invite_tx
+        if tx is None or call.ended or not _answerable(tx):
+            return
+        headers = [("Record-Route", rr) for rr in tx.request.headers.get_all("Record-Route")]
+        headers += [("Contact", self._contact(call.peer)), *self._server()]
+        response = make_response(tx.request, status, reason, to_tag=call.local_tag, headers=headers)
+        tx.respond(response)
+
+    def adopt_outgoing(
+        self,
+        dialog: Dialog,
+        peer: Peer,
+        media: MediaSession,
+        timer: SessionTimer,
+        info: CallInfo,
+    ) -> Call:
+        """Take in a dialog the MF created as UAC (its INVITE answered 2xx and ACKed): from now
+        on its in-dialog requests, session timer (``timer``, :func:`~avatar_mf.ua.uac_invite.
+        leg_timer`) and end are handled like those of any call. ``peer``: where its requests
+        go when the dialog names no transport (the outbound proxy)."""
+        now = self._clock.now()
+        call = Call(
+            local_tag=dialog.local_tag,
+            call_id=dialog.call_id,
+            peer=peer,
+            invite_tx=None,
+            created=now,
+            session=SessionTimerState(SessionRefresh(), _ClockTimers(self._clock)),
+            timer=timer,
+            dialog=dialog,
+            media=media,
+            info=info,
+            answered=now,
+            outgoing=True,
+        )
+        self._calls[dialog.id] = call
+        self.stats.calls_started += 1
+        self.stats.calls_answered += 1
+        self._arm_session_timer(call)
+        return call
+
+    def end_call(self, call: Call, end: CallEnd, error: SipError | None = None) -> None:
+        """End ``call`` for ``end`` (its text is the BYE's Reason): BYE when established,
+        ``error`` (default 500) to its INVITE when still pending."""
+        self._finish(call, end, send_bye=True, error=error)
 
     def drop(self, call: Call, reason: str = "dropped") -> None:
         """End a call: BYE when established, 503 to its INVITE when still pending (operator
