@@ -16,6 +16,7 @@ import pytest
 
 from avatar_mf.config import load_config
 from avatar_mf.testing.kamailio import dispatcher_list
+from avatar_mf.ua.b2bua import RoomPolicy
 
 from .conftest import DOCKER_DIR
 
@@ -122,6 +123,10 @@ def test_compose_test_ues_register_with_the_proxy() -> None:
         assert _option(service["command"], "--local-host") == _address(service)
         assert service["depends_on"]["kamailio"]["condition"] == "service_healthy"
     assert _option(listen["command"], "--registrar") == proxy
+    # The nodes place second legs through the proxy, and ue1's call is not to a room.
+    config = load_config(CONFIG, env={})
+    assert config.calls.outbound_proxy_uri.startswith(f"sip:{proxy};")
+    assert not RoomPolicy(config.calls.room_pattern).is_room(call["command"][0])
     user = _option(listen["command"], "--user")
     assert call["command"][0] == f"sip:{user}@{proxy}"
     parser = build_parser()

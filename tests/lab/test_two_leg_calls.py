@@ -12,8 +12,6 @@ UE1 and calls UE2 through the proxy, which delivers the second leg to UE2's regi
 * BYE from either side ends both legs; a CANCEL from UE1 while UE2 rings reaches UE2 (487 at
   both); UE2's 486 reaches UE1; UE2 not registered: 404 or 480 at UE1;
 * afterwards both nodes hold nothing (calls, transactions, media, avatar sessions, rooms).
-
-Skipped, with the reason, when the MF build has no two-leg calls (``calls.outbound_proxy``).
 """
 
 from __future__ import annotations

@@ -176,3 +176,21 @@ async def test_the_transfer_channel_is_taken() -> None:
                 assert (1004 in caller.accepted_ids) is taken
         finally:
             await listener.close()
+
+
+async def test_a_cancelled_connect_cancels_the_invite() -> None:
+    """Ctrl-C (the task cancelled) while the callee rings: the INVITE is CANCELled, so the
+    callee stops ringing (487) instead of answering a caller who left."""
+    listener = await _listener(ring_seconds=30)
+    try:
+        call = _dial(listener)
+        connecting = asyncio.ensure_future(call.connect())
+        await asyncio.sleep(0.3)
+        connecting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await connecting
+        (record,) = await listener.wait_for_record(1, STEP)
+        assert (record.status, record.cancelled) == (487, True)
+        assert call.sip.closed
+    finally:
+        await listener.close()

@@ -13,10 +13,9 @@ how to register test UEs and call between them (``avatar-mf ue listen`` / ``ue c
 everything: the nodes drain briefly, then Kamailio stops. Logs and state go under
 ``--workdir``.
 
-Two-leg calls: when this build of the MF has them (the ``calls.room_pattern`` and
-``calls.outbound_proxy`` settings), the nodes run with :func:`two_leg_settings`: users matching
-``room.*`` are rooms, a call to any other user (``sip:ue2@127.0.0.1:5070``) is placed on a
-second leg through the proxy, which delivers it to the user's registered Contact.
+Two-leg calls: the nodes run with :func:`two_leg_settings`: users matching ``room.*`` are
+rooms, a call to any other user (``sip:ue2@127.0.0.1:5070``) is placed on a second leg through
+the proxy (``calls.outbound_proxy``), which delivers it to the user's registered Contact.
 """
 
 from __future__ import annotations
@@ -31,7 +30,6 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from avatar_mf.config import ConfigError, load_config
 from avatar_mf.testing.kamailio import KamailioError, KamailioProxy, find_kamailio
 from avatar_mf.testing.process import MfProcess
 
@@ -55,15 +53,9 @@ ROOM_PATTERN = "room.*"
 def two_leg_settings(proxy: str, transport: str = "udp") -> dict[str, str]:
     """The node settings for two-leg calls through ``proxy`` (``host:port``, over
     ``transport``): rooms are the users matching :data:`ROOM_PATTERN`, second legs go to the
-    proxy. Empty when this build of the MF does not know these settings (no two-leg calls:
-    every Request-URI is a room)."""
+    proxy (``calls.room_pattern``, ``calls.outbound_proxy``)."""
     uri = f"sip:{proxy};lr" if transport == "udp" else f"sip:{proxy};transport={transport};lr"
-    settings = {"CALLS__ROOM_PATTERN": ROOM_PATTERN, "CALLS__OUTBOUND_PROXY": uri}
-    try:
-        load_config(None, env={f"AVATAR_MF_{key}": value for key, value in settings.items()})
-    except ConfigError:
-        return {}
-    return settings
+    return {"CALLS__ROOM_PATTERN": ROOM_PATTERN, "CALLS__OUTBOUND_PROXY": uri}
 
 
 def start_node(
@@ -132,7 +124,7 @@ def _relative(path: Path) -> str:
         return str(path)
 
 
-def _instructions(proxy: KamailioProxy, nodes: Sequence[MfProcess], *, two_legs: bool) -> str:
+def _instructions(proxy: KamailioProxy, nodes: Sequence[MfProcess]) -> str:
     scenario = Path("docker/sipp/uac_call.xml")
     at = proxy.address
     lines = [
@@ -154,11 +146,7 @@ def _instructions(proxy: KamailioProxy, nodes: Sequence[MfProcess], *, two_legs:
         f"  avatar-mf ue listen --registrar {at} --user ue2 --calls 0 --duration 30 --hello",
         f"  avatar-mf ue call sip:ue2@{at} --register ue1 --no-ice --hello --say 'Hello' "
         "--duration 5",
-        (
-            f"  (a two-leg call: UE1 - MF - UE2; users matching {ROOM_PATTERN!r} are rooms)"
-            if two_legs
-            else "  (this MF build has no two-leg calls: sip:ue2 is a room of that name)"
-        ),
+        f"  (a two-leg call: UE1 - MF - UE2; users matching {ROOM_PATTERN!r} are rooms)",
         "Every UE calling one room meets on one node (the proxy hashes the room's name):",
         f"  avatar-mf ue call sip:room1@{at} --register alice --no-ice --hello --duration 30",
         "",
@@ -200,8 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     workdir: Path = args.workdir.resolve()
     nodes: list[MfProcess] = []
     proxy: KamailioProxy | None = None
-    two_legs = two_leg_settings(f"{HOST}:{args.proxy_port}")
-    settings = {**LAB_SETTINGS, **two_legs}
+    settings = {**LAB_SETTINGS, **two_leg_settings(f"{HOST}:{args.proxy_port}")}
     try:
         for i, port in enumerate(args.ports):
             nodes.append(start_node(workdir / f"mf{i + 1}", port, args.admin_port + i, settings))
@@ -211,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             port=args.proxy_port,
             children=4,
         )
-        print(_instructions(proxy, nodes, two_legs=bool(two_legs)), flush=True)
+        print(_instructions(proxy, nodes), flush=True)
         exited: set[int] = set()
         while not stop.wait(1.0):
             for i, node in enumerate(nodes, 1):

@@ -620,7 +620,9 @@ class UeCall:
 
         Raises :class:`CallRejected` for a non-2xx answer, :class:`UeCallError` for an
         unusable answer or a transport failure, :class:`TimeoutError` when no final response
-        came within ``answer_timeout``. Everything allocated is released on failure.
+        came within ``answer_timeout``. Everything allocated is released on failure; when the
+        wait is cancelled (Ctrl-C) or times out while the INVITE is pending, the INVITE is
+        CANCELled first (RFC 3261 9.1), so the callee stops ringing.
         """
         if self.state != "idle":
             raise UeCallError(f"connect() on a call that is {self.state}")
@@ -630,6 +632,9 @@ class UeCall:
         except BaseException as exc:
             if not isinstance(exc, asyncio.CancelledError):
                 self.errors.append(f"setup: {exc!r}")
+            if isinstance(exc, asyncio.CancelledError | TimeoutError) and self.state == "calling":
+                with contextlib.suppress(Exception):
+                    await self.cancel(timeout=1.0)
             await self._release("setup failed")
             raise
 

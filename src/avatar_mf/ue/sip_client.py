@@ -359,10 +359,11 @@ class SipClient:
         final response, or None when no such INVITE is pending (nothing is sent)."""
         for pending in list(self._pending.values()):
             tx = pending.tx
+            answered = pending.future.done() and not pending.future.cancelled()
             if (
                 tx is None
                 or tx.method != "INVITE"
-                or pending.future.done()
+                or answered  # a final response came: nothing to cancel (its wait may be gone)
                 or tx.request.headers.get("Call-ID") != call_id
             ):
                 continue
