@@ -105,4 +105,5 @@ async def test_two_leg_call_with_media_on_both_legs(mf_pool: MfPool) -> None:
     assert a_delta["calls_started"] == a_delta["calls_ended"] == 2
     assert a_delta["calls_failed"] == 0
     assert b_delta["calls_started"] == b_delta["calls_ended"] == 1
-    assert b_delta["rx_request_BYE"] == 1  # A ended leg 2 when UE1 hung up
+    # A ended leg 2 when UE1 hung up (a BYE retransmitted under load counts twice).
+    assert b_delta["rx_request_BYE"] >= 1
