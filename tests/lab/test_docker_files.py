@@ -16,6 +16,7 @@ import pytest
 
 from avatar_mf.config import load_config
 from avatar_mf.testing.kamailio import dispatcher_list
+from avatar_mf.ua.b2bua import RoomPolicy
 
 from .conftest import DOCKER_DIR
 
@@ -98,6 +99,40 @@ def test_compose_addresses_agree() -> None:
     assert ue[-1] == proxy
     assert ue[ue.index("-i") + 1] == addresses["ue"]
     assert (DOCKER_DIR / "sipp" / Path(ue[ue.index("-sf") + 1]).name).exists()
+
+
+def _option(command: list[str], name: str) -> str:
+    return command[command.index(name) + 1]
+
+
+def test_compose_test_ues_register_with_the_proxy() -> None:
+    """ue1 and ue2 run the MF image's test UE: their registrar is the proxy's address and
+    port, their SIP and media address their own, their options parse as the CLI's, and UE1
+    calls the user UE2 registers."""
+    from avatar_mf.cli import build_parser
+
+    compose = _compose()
+    services = compose["services"]
+    defines = _defines(services["kamailio"]["command"])
+    proxy = f"{_address(services['kamailio'])}:{defines['LISTEN_PORT']}"
+    listen, call = services["ue2"], services["ue1"]
+    assert listen["entrypoint"] == ["avatar-mf", "ue", "listen"]
+    assert call["entrypoint"] == ["avatar-mf", "ue", "call"]
+    for service in (listen, call):
+        assert service["image"] == services["mf1"]["image"]
+        assert _option(service["command"], "--local-host") == _address(service)
+        assert service["depends_on"]["kamailio"]["condition"] == "service_healthy"
+    assert _option(listen["command"], "--registrar") == proxy
+    # The nodes place second legs through the proxy, and ue1's call is not to a room.
+    config = load_config(CONFIG, env={})
+    assert config.calls.outbound_proxy_uri.startswith(f"sip:{proxy};")
+    assert not RoomPolicy(config.calls.room_pattern).is_room(call["command"][0])
+    user = _option(listen["command"], "--user")
+    assert call["command"][0] == f"sip:{user}@{proxy}"
+    parser = build_parser()
+    for service in (listen, call):
+        args = parser.parse_args([*service["entrypoint"][1:], *service["command"]])
+        assert callable(args.run)
 
 
 def test_mf_dockerfile() -> None:

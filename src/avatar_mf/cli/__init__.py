@@ -519,10 +519,22 @@ def _tls_commands() -> Command:
 
 def _ue_commands() -> Command:
     # The test UE (avatar_mf.ue) imports aiortc only when a call runs: the parser stays light.
+    from avatar_mf.ue import listen_cli
     from avatar_mf.ue.cli import DESCRIPTION, HELP, add_arguments, run
 
     call = Command("call", HELP, run=run, add_arguments=add_arguments, description=DESCRIPTION)
-    return Command(name="ue", help="act as a test UE: place a call to an MF", children=(call,))
+    listen = Command(
+        "listen",
+        listen_cli.HELP,
+        run=listen_cli.run,
+        add_arguments=listen_cli.add_arguments,
+        description=listen_cli.DESCRIPTION,
+    )
+    return Command(
+        name="ue",
+        help="act as a test UE: place a call to an MF, or register and answer calls",
+        children=(call, listen),
+    )
 
 
 COMMANDS: tuple[Command, ...] = (

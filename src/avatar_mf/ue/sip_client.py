@@ -18,7 +18,10 @@ MF sends inside a dialog (BYE, UPDATE refreshes). This module only adds the asyn
 * the ACK for a 2xx, sent outside any transaction and re-sent for every retransmitted 2xx
   (RFC 3261 13.2.2.4);
 * dispatch of incoming requests to the dialog they name (RFC 3261 12.2.2); a request naming no
-  known dialog is answered 481, OPTIONS 200, anything else 405/501.
+  known dialog is answered 481, OPTIONS 200, anything else 405/501;
+* a listening UE (:class:`~avatar_mf.ue.listener.UeListener`) takes new INVITEs, their CANCEL
+  and the ACK of its 2xx through :meth:`SipClient.set_uas` (RFC 3261 13.3); without one an
+  INVITE is answered 405.
 
 It is a test tool: no DNS, no authentication, no forking beyond ACKing what arrives.
 """
@@ -31,7 +34,7 @@ import logging
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, cast
+from typing import Literal, Protocol, cast
 
 import aiohttp
 
@@ -40,7 +43,7 @@ from avatar_mf.sip.build import make_response, new_branch, new_tag
 from avatar_mf.sip.dialog import DialogId, dialog_id_of
 from avatar_mf.sip.errors import SipError, SipParseError
 from avatar_mf.sip.headers import parse_cseq, parse_via
-from avatar_mf.sip.message import Message, Request, Response, serialize
+from avatar_mf.sip.message import Headers, Message, Request, Response, serialize
 from avatar_mf.sip.parser import KeepAlivePing, StreamFramer, parse_message
 from avatar_mf.sip.peer import Peer
 from avatar_mf.sip.routing import response_destination
@@ -57,6 +60,7 @@ __all__ = [
     "DialogHandler",
     "SipClient",
     "SipTransportName",
+    "UasHandler",
 ]
 
 log = logging.getLogger(__name__)
@@ -70,6 +74,24 @@ DEFAULT_USER_AGENT = "avatar-mf-ue/0.1"
 DialogHandler = Callable[[Request], Response]
 
 _ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE"
+
+
+class UasHandler(Protocol):
+    """What takes the calls a listening UE receives (see :meth:`SipClient.set_uas`)."""
+
+    def on_invite(self, tx: ServerTransaction, invite: Request) -> None:
+        """A new INVITE (no To tag); a 100 Trying was sent. Answer through ``tx``."""
+        ...
+
+    def on_cancel(self, tx: ServerTransaction, cancel: Request) -> None:
+        """A CANCEL matched INVITE ``tx`` before its final response (it was answered 200)."""
+        ...
+
+    def on_ack(self, ack: Request) -> None:
+        """An ACK for a 2xx the UE sent."""
+        ...
+
+
 _KNOWN = frozenset({"REGISTER", "PRACK", "SUBSCRIBE", "NOTIFY", "PUBLISH", "INFO", "REFER"})
 
 
@@ -285,6 +307,7 @@ class SipClient:
         self._dialogs: dict[DialogId, DialogHandler] = {}
         self._local: tuple[str, int] = ("", 0)
         self._closed = False
+        self._uas: UasHandler | None = None
 
     @classmethod
     async def open(
@@ -294,14 +317,16 @@ class SipClient:
         *,
         transport: SipTransportName = "udp",
         local_host: str = "127.0.0.1",
+        local_port: int = 0,
         timers: TimerConfig | None = None,
         user_agent: str = DEFAULT_USER_AGENT,
         tls: ssl.SSLContext | None = None,
         ws_path: str = "/",
         origin: str | None = None,
     ) -> SipClient:
-        """Bind a UDP socket on ``local_host`` (any free port), or connect to the MF over TCP,
-        TLS or WebSocket (``ws://server:port/ws_path``, ``wss://`` for ``"wss"``).
+        """Bind a UDP socket on ``local_host`` (``local_port``, 0: any free port), or connect
+        from there to the MF (or proxy) over TCP, TLS or WebSocket (``ws://server:port/ws_path``,
+        ``wss://`` for ``"wss"``).
 
         ``tls`` verifies the MF's certificate over tls and wss (default: the system's trust
         store; the server host is the name checked). ``origin``: the WebSocket ``Origin``
@@ -317,7 +342,7 @@ class SipClient:
         loop = asyncio.get_running_loop()
         if transport == "udp":
             _, udp = await loop.create_datagram_endpoint(
-                lambda: _UdpWire(client), local_addr=(local_host, 0)
+                lambda: _UdpWire(client), local_addr=(local_host, local_port)
             )
             client._wire = udp
             client._local = (udp.local_host, udp.local_port)
@@ -326,7 +351,7 @@ class SipClient:
                 lambda: _TcpWire(client, transport),
                 server_host,
                 server_port,
-                local_addr=(local_host, 0),
+                local_addr=(local_host, local_port),
                 ssl=context,
                 server_hostname=server_host if context is not None else None,
             )
@@ -336,7 +361,7 @@ class SipClient:
             host = f"[{server_host}]" if ":" in server_host else server_host
             url = f"{'wss' if secure else 'ws'}://{host}:{server_port}{ws_path}"
             session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(local_addr=(local_host, 0))
+                connector=aiohttp.TCPConnector(local_addr=(local_host, local_port))
             )
             try:
                 ws = await session.ws_connect(
@@ -442,6 +467,40 @@ class SipClient:
                 pending.ack = ack
         self.layer.send_stateless(ack, self.server)
 
+    async def cancel(self, call_id: str) -> Response | None:
+        """CANCEL the INVITE of ``call_id`` still waiting for its final response (RFC 3261
+        9.1: the INVITE's Request-URI, Call-ID, To, From and CSeq number, and its top Via, so
+        it matches the INVITE's server transaction at the next hop). Returns the CANCEL's own
+        final response, or None when no such INVITE is pending (nothing is sent)."""
+        for pending in list(self._pending.values()):
+            tx = pending.tx
+            answered = pending.future.done() and not pending.future.cancelled()
+            if (
+                tx is None
+                or tx.method != "INVITE"
+                or answered  # a final response came: nothing to cancel (its wait may be gone)
+                or tx.request.headers.get("Call-ID") != call_id
+            ):
+                continue
+            invite = tx.request
+            pairs = [
+                (name, value)
+                for name, value in invite.headers.items
+                if name in ("From", "To", "Call-ID", "Max-Forwards", "Route")
+            ]
+            seq = parse_cseq(invite.headers.get("CSeq") or "1 INVITE").seq
+            headers = Headers.of(
+                [("Via", invite.headers.get("Via") or ""), *pairs, ("CSeq", f"{seq} CANCEL")]
+            )
+            cancel = Request("CANCEL", invite.uri, headers)
+            loop = asyncio.get_running_loop()
+            waiter = _Pending(None, loop.create_future(), None)
+            key = (parse_via(invite.headers.get("Via") or "").branch or "", "CANCEL")
+            self._pending[key] = waiter
+            waiter.tx = self.layer.send_request(cancel, self.server)
+            return await waiter.future
+        return None
+
     # -- dialogs --------------------------------------------------------------------------
 
     def add_dialog(self, dialog_id: DialogId, handler: DialogHandler) -> None:
@@ -452,6 +511,15 @@ class SipClient:
     def remove_dialog(self, dialog_id: DialogId) -> None:
         self._dialogs.pop(dialog_id, None)
 
+    def set_uas(self, handler: UasHandler | None) -> None:
+        """Take new INVITEs (and their CANCEL and 2xx ACK) with ``handler``; None: 405."""
+        self._uas = handler
+
+    def resend_response(self, response: Response, peer: Peer) -> None:
+        """Send ``response`` again outside its transaction (a 2xx to an INVITE, retransmitted
+        by the UAS core until its ACK, RFC 3261 13.3.1.4) to ``peer`` (the INVITE's source)."""
+        self.layer.send_stateless(response, peer)
+
     # -- TransactionUser ------------------------------------------------------------------
 
     def on_request(self, tx: ServerTransaction, request: Request) -> None:
@@ -459,6 +527,9 @@ class SipClient:
         handler = self._dialogs.get(did) if did is not None else None
         if handler is not None:
             tx.respond(self._stamp(handler(request)))
+            return
+        if request.method == "INVITE" and did is None and self._uas is not None:
+            self._uas.on_invite(tx, request)
             return
         if request.method == "OPTIONS":
             response = make_response(request, 200, to_tag=new_tag(), headers=[("Allow", _ALLOW)])
@@ -471,10 +542,14 @@ class SipClient:
         tx.respond(self._stamp(response))
 
     def on_ack(self, request: Request, source: Peer) -> None:
-        """The UE never answers an INVITE with 2xx: nothing to do."""
+        """The ACK of a 2xx the UE sent (a listening UE's incoming call)."""
+        if self._uas is not None:
+            self._uas.on_ack(request)
 
     def on_cancel(self, tx: ServerTransaction, cancel: Request) -> None:
-        """The UE never has a pending INVITE server transaction."""
+        """A CANCEL for an incoming INVITE still unanswered (the layer answered it 200)."""
+        if self._uas is not None:
+            self._uas.on_cancel(tx, cancel)
 
     def on_response(self, tx: ClientTransaction, response: Response) -> None:
         pending = self._pending.get(tx.key)
