@@ -95,7 +95,8 @@ $(RUN_STAMP): pyproject.toml $(LOCK)
 	touch $(RUN_STAMP)
 
 # Debian packages, installed only when what they provide is missing (as root, or with sudo):
-# - to run: libespeak-ng1 (text-driven animation);
+# - to run: libespeak-ng1 (text-driven animation); libegl1, libegl-mesa0 and libgl1-mesa-dri
+#   (offscreen OpenGL through EGL on Mesa, llvmpipe without a GPU: the renderer, render/);
 # - to test: sip-tester (SIPp), kamailio (the lab proxy; its base package has every module the
 #   lab config loads), nodejs and npm (the Khronos glTF validator).
 define install_missing
@@ -114,7 +115,10 @@ endef
 rundeps:
 	@missing=""; \
 	ldconfig -p 2>/dev/null | grep -q 'libespeak-ng\.so' || missing="$$missing libespeak-ng1"; \
-	$(call install_missing,Without libespeak-ng1 the MF runs with text-driven animation off.)
+	ldconfig -p 2>/dev/null | grep -q 'libEGL\.so\.1' || missing="$$missing libegl1"; \
+	ldconfig -p 2>/dev/null | grep -q 'libEGL_mesa\.so' || missing="$$missing libegl-mesa0"; \
+	ls /usr/lib/*/dri/swrast_dri.so >/dev/null 2>&1 || missing="$$missing libgl1-mesa-dri"; \
+	$(call install_missing,Without libespeak-ng1 the MF runs with text-driven animation off; without EGL and Mesa it cannot render avatars.)
 
 sysdeps: rundeps
 	@missing=""; \
