@@ -65,6 +65,7 @@ __all__ = [
     "LogConfig",
     "MediaConfig",
     "PipelineConfig",
+    "RenderConfig",
     "Section",
     "SipConfig",
     "StageSettings",
@@ -573,6 +574,52 @@ class PipelineConfig(Section):
         return filled
 
 
+class RenderConfig(Section):
+    """``[render]``: the avatar renderer (offscreen OpenGL on EGL in worker processes): the
+    defaults of ``avatar-mf avatar render`` and of the network animation stage's pictures."""
+
+    workers: StrictInt = Field(default=0, ge=0, le=64)
+    """Render worker processes, each with its own EGL context. 0: one per core."""
+
+    threads: StrictInt = Field(default=1, ge=1, le=64)
+    """Rasterizer threads per worker (Mesa llvmpipe's LP_NUM_THREADS). 1 with one worker per
+    core keeps rendering to as many cores as there are workers."""
+
+    size: StrictInt = Field(default=512, ge=16, le=4096)
+    """Width and height of the rendered picture in pixels (square). An odd value is rounded
+    down to even (H.264 4:2:0 needs even sizes)."""
+
+    rate: StrictFloat = Field(default=25.0, ge=1, le=60)
+    """Frames per second of rendered video (avatar render to MP4, network animation)."""
+
+    background: StrictInt = Field(default=0x33383F, ge=0, le=0xFFFFFF)
+    """Background colour behind the avatar, sRGB as 0xRRGGBB (a TOML hex integer)."""
+
+    alpha: StrictBool = False
+    """Transparent background (alpha 0 outside the avatar) in PNG stills."""
+
+    samples: StrictInt = Field(default=0, ge=0, le=8)
+    """Multisample anti-aliasing for video frames (0: off; 4 doubles llvmpipe's render time,
+    see docs/performance.md). Stills always use 4."""
+
+    relax_after: StrictFloat = Field(default=1.0, ge=0, le=60)
+    """Seconds the avatar holds its last pose once animation units stop, before relaxing."""
+
+    relax_time: StrictFloat = Field(default=0.5, gt=0, le=10)
+    """Seconds the relaxation back to the neutral face takes."""
+
+    @property
+    def background_rgb(self) -> tuple[float, float, float]:
+        """The background as three sRGB values 0..1."""
+        value = self.background
+        return ((value >> 16 & 0xFF) / 255, (value >> 8 & 0xFF) / 255, (value & 0xFF) / 255)
+
+    @property
+    def even_size(self) -> int:
+        """``size`` rounded down to even."""
+        return self.size - self.size % 2
+
+
 class CallsConfig(Section):
     """``[calls]``: rooms and two-leg calls (the MF as a media-terminating B2BUA, RFC 7092)."""
 
@@ -657,6 +704,9 @@ class AppConfig(Section):
 
     calls: CallsConfig = Field(default_factory=CallsConfig)
     """Rooms and two-leg calls."""
+
+    render: RenderConfig = Field(default_factory=RenderConfig)
+    """The avatar renderer."""
 
     @property
     def dtls_certificate_dir(self) -> Path:
