@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from avatar_mf.cli.base import CliContext, Command, Runner
+from avatar_mf.cli.render import build_command as build_render_command
 from avatar_mf.config import ConfigError, load_config
 from avatar_mf.storage.auth import Authorizer, grant_problem, grant_state
 from avatar_mf.storage.errors import AvatarTooLargeError, StorageError
@@ -505,5 +506,6 @@ def build_commands(
             leaf("revoke", "revoke a grant", _revoke, _id_arguments("grant")),
             leaf("delete", "delete an avatar and its grants", _delete, _id_arguments("avatar")),
             leaf("prune", "delete expired and revoked grants", _prune, _prune_arguments),
+            build_render_command(),
         ),
     )

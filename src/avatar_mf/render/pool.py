@@ -325,6 +325,20 @@ class RenderPool:
         ).reshape(settings.height, settings.width, 4)
         return RenderedFrame(rgba, cpu, self, slot)
 
+    def submit(
+        self,
+        key: str,
+        positions: NDArray[np.float32],
+        normals: NDArray[np.float32],
+        settings: RenderSettings,
+        *,
+        framing: Framing | None = None,
+    ) -> PendingFrame:
+        """Start rendering one frame and return at once (keep several in flight to use
+        every worker; take each with :meth:`PendingFrame.result`, in order)."""
+        future, slot, vertices = self._submit(key, positions, normals, settings, framing)
+        return PendingFrame(self, future, slot, vertices, settings)
+
     def render_sync(
         self,
         key: str,
@@ -357,6 +371,24 @@ class RenderPool:
         except BaseException:
             pass  # _frame re-raises it, after giving the slot back
         return self._frame(future, slot, vertices, settings)
+
+
+class PendingFrame:
+    """A frame being rendered (:meth:`RenderPool.submit`)."""
+
+    __slots__ = ("_pool", "_future", "_slot", "_vertices", "_settings")
+
+    def __init__(self, pool: RenderPool, future: Future[float], slot: _Slot, vertices: int,
+                 settings: RenderSettings) -> None:
+        self._pool = pool
+        self._future = future
+        self._slot = slot
+        self._vertices = vertices
+        self._settings = settings
+
+    def result(self) -> RenderedFrame:
+        """The rendered frame (blocks until the worker is done)."""
+        return self._pool._frame(self._future, self._slot, self._vertices, self._settings)
 
 
 def _free_block(block: shared_memory.SharedMemory) -> None:
