@@ -1,12 +1,27 @@
 # avatar_mf: the two commands a newcomer needs are `make run` and `make test`.
 # Each does all of its own set-up on a fresh Debian/Ubuntu machine: Debian packages (as root or
-# through sudo), a virtualenv in .venv, and the Python packages from pyproject.toml.
+# through sudo), a virtualenv in .venv, and the Python packages.
+#
+# Python packages, two stamps:
+# - `make run` installs the runtime dependencies only, exactly as requirements.lock pins them
+#   (pip --require-hashes: every version and file hash checked), then the package itself
+#   (--no-deps): $(RUN_STAMP).
+# - `make test` (lint, types, unit) adds the dev tools of pyproject.toml's [dev] extra (pytest,
+#   mypy, ruff ...) on top: $(DEV_STAMP). The runtime packages stay at their locked versions.
+# requirements.lock is written by `make lock` (pip-compile --generate-hashes from
+# pyproject.toml's dependencies): run it after changing them, and commit the result.
 
-PYTHON ?= python3
-VENV   ?= .venv
-PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed
-CONFIG ?=
+PYTHON    ?= python3
+VENV      ?= .venv
+PY        := $(VENV)/bin/python
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
+LOCK      := requirements.lock
+CONFIG    ?=
+# make fuzz: seconds per parser's fuzz target, targets fuzzed at once, which targets (all if empty).
+FUZZ_SECONDS ?= 60
+FUZZ_JOBS    ?= 1
+FUZZ_TARGETS ?=
 # Debian packages: what the tests drive (SIPp is Debian's sip-tester; kamailio is the lab's
 # SIP proxy, its base package has every module the lab config loads) and what venv needs.
 DEB_TEST_PACKAGES := sip-tester kamailio
@@ -14,34 +29,58 @@ DEB_BASE_PACKAGES := python3-venv
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint types unit sysdeps rundeps venv bench lab clean
+.PHONY: run test lint types unit fuzz sysdeps rundeps venv devenv lock bench lab clean
 
-run: $(STAMP) rundeps
+run: $(RUN_STAMP) rundeps
 	$(VENV)/bin/avatar-mf serve $(if $(CONFIG),--config $(CONFIG),)
 
-test: $(STAMP) sysdeps lint types unit
+# unit includes tests/fuzz: every parser's fuzz target for a few seconds (docs/fuzzing.md).
+test: $(DEV_STAMP) sysdeps lint types unit
 
-lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests bench
+lint: $(DEV_STAMP)
+	$(VENV)/bin/ruff check src tests bench fuzz
 	$(VENV)/bin/lint-imports
 
-types: $(STAMP)
+types: $(DEV_STAMP)
 	$(VENV)/bin/mypy
 
-unit: $(STAMP)
+unit: $(DEV_STAMP)
 	$(PY) -m pytest -q
 
-bench: $(STAMP) sysdeps
-	$(PY) bench/run_all.py
+# Fuzz every parser (SIP, SDP, HTTP over the data channel, metadata, ARF units, transfers,
+# ARF containers, GLB) for FUZZ_SECONDS each with atheris; corpora and crash inputs in var/fuzz.
+# Exits non-zero when a target crashed. docs/fuzzing.md.
+fuzz: $(DEV_STAMP)
+	$(PY) -m fuzz.run --seconds $(FUZZ_SECONDS) --jobs $(FUZZ_JOBS) $(FUZZ_TARGETS)
+
+# Every benchmark, one after the other (about 10 minutes); docs/performance.md has the figures.
+bench: $(DEV_STAMP) sysdeps
+	$(PY) bench/dc_setup.py
+	$(PY) bench/relay_latency.py
+	$(PY) bench/relay_latency.py --senders 1
+	$(PY) bench/text_animation.py
+	$(PY) bench/sipp_rate.py --rates 100,200 --seconds 20
 
 # The IMS lab on loopback, without Docker: Kamailio on 127.0.0.1:5070 in front of two MF nodes
 # (127.0.0.1:5080 and :5081, admin 8080 and 8081) until Ctrl-C. See docs/lab.md.
-lab: $(STAMP) sysdeps
+lab: $(RUN_STAMP) sysdeps
 	$(PY) -m avatar_mf.testing.lab
 
-venv: $(STAMP)
+venv: $(RUN_STAMP)
 
-$(STAMP): pyproject.toml
+devenv: $(DEV_STAMP)
+
+# Re-resolve the runtime dependencies and write requirements.lock (needs the package index).
+lock: $(RUN_STAMP)
+	$(PY) -m pip install -q pip-tools
+	$(VENV)/bin/pip-compile --quiet --generate-hashes --strip-extras --no-emit-index-url \
+	  --no-emit-find-links --output-file=$(LOCK) pyproject.toml
+
+$(DEV_STAMP): $(RUN_STAMP) pyproject.toml
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(DEV_STAMP)
+
+$(RUN_STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || \
 	  { echo "avatar_mf needs Python >= 3.11; found $$($(PYTHON) --version 2>&1)." \
 	         "Install python3.11 (or newer) and run: make PYTHON=python3.11 $(MAKECMDGOALS)"; exit 1; }
@@ -51,8 +90,9 @@ $(STAMP): pyproject.toml
 	    { echo "could not install $(DEB_BASE_PACKAGES): install it by hand"; exit 1; }; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
-	touch $(STAMP)
+	$(PY) -m pip install -q --require-hashes -r $(LOCK)
+	$(PY) -m pip install -q --no-deps -e .
+	touch $(RUN_STAMP)
 
 # Debian packages, installed only when what they provide is missing (as root, or with sudo):
 # - to run: libespeak-ng1 (text-driven animation);

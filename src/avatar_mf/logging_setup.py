@@ -8,7 +8,12 @@ Code logs through ``logging.getLogger(__name__)`` and passes context as ``extra`
 ``level``, ``logger``, ``msg``, every ``extra`` field, and ``exc``/``stack`` when present.
 :class:`TextFormatter` writes the same information for people. :func:`configure_logging` is
 called once by the command line, before the server starts; calling it again replaces what it
-set up before (and nothing else, so test log capture keeps working).
+set up before (and nothing else, so test log capture keeps working): SIGHUP calls it again
+with the reloaded ``[log]`` section, so levels change without a restart.
+
+``log.format = "auto"`` (the default) picks :class:`TextFormatter` when the stream is a
+terminal and :class:`JsonLinesFormatter` otherwise (a service manager's journal, a container
+log, a pipe): :func:`resolved_format`.
 """
 
 from __future__ import annotations
@@ -22,7 +27,13 @@ from typing import TextIO
 
 from avatar_mf.config import LogConfig
 
-__all__ = ["JsonLinesFormatter", "TextFormatter", "configure_logging", "record_extras"]
+__all__ = [
+    "JsonLinesFormatter",
+    "TextFormatter",
+    "configure_logging",
+    "record_extras",
+    "resolved_format",
+]
 
 #: Attributes every LogRecord has; anything else on a record came from ``extra``.
 _RECORD_ATTRIBUTES = frozenset(
@@ -98,6 +109,18 @@ class _ConfiguredHandler(logging.StreamHandler[TextIO]):
         self.module_names = tuple(module_levels)
 
 
+def resolved_format(configured: str, stream: TextIO) -> str:
+    """"json" or "text": ``configured``, with "auto" decided by whether ``stream`` is a
+    terminal (a stream without ``isatty`` is not one)."""
+    if configured != "auto":
+        return configured
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return "text" if isatty is not None and isatty() else "json"
+    except ValueError:  # a closed stream
+        return "json"
+
+
 def configure_logging(cfg: LogConfig, *, stream: TextIO | None = None) -> None:
     """Send all logging to ``stream`` (default: ``sys.stderr`` at call time) as configured.
 
@@ -111,8 +134,10 @@ def configure_logging(cfg: LogConfig, *, stream: TextIO | None = None) -> None:
             root.removeHandler(handler)
             for name in handler.module_names:
                 logging.getLogger(name).setLevel(logging.NOTSET)
-    handler = _ConfiguredHandler(sys.stderr if stream is None else stream, cfg.modules)
-    handler.setFormatter(JsonLinesFormatter() if cfg.format == "json" else TextFormatter())
+    target = sys.stderr if stream is None else stream
+    handler = _ConfiguredHandler(target, cfg.modules)
+    json_lines = resolved_format(cfg.format, target) == "json"
+    handler.setFormatter(JsonLinesFormatter() if json_lines else TextFormatter())
     root.addHandler(handler)
     root.setLevel(cfg.level)
     for name, level in cfg.modules.items():

@@ -271,6 +271,23 @@ def test_bad_requests_get_their_status_and_the_channel_keeps_working(
     assert [r.status for r in received(channel)] == [200]
 
 
+def test_a_message_of_tiny_bad_requests_costs_a_few_bounded_answers(
+    service: BootstrapService, channel: RecordingChannel
+) -> None:
+    """Issue 9: a 256 KB message of tiny bad requests drew 16-37x its size in error answers
+    (one per request); now a message draws at most the parser's error budget."""
+    message = b"X\r\n\r\n" * (256 * 1024 // 5)
+    service.on_message(message)
+    got = received(channel)
+    assert 1 <= len(got) <= 4 and {r.status for r in got} == {400}
+    sent = sum(len(m) for m in channel.sent)
+    assert sent < 4 * 1024, f"{sent} bytes answered to one message"
+    assert service.errors == len(got)
+    channel.sent.clear()
+    service.on_message(get("/"))  # the channel still serves
+    assert [r.status for r in received(channel)] == [200]
+
+
 def test_oversized_request_split_over_messages_is_413_then_works(
     channel: RecordingChannel, shipped_app: AppSource
 ) -> None:

@@ -146,16 +146,17 @@ def test_serve_runs_the_server_with_the_loaded_config(
 
     seen = []
 
-    def fake_run_server(config: object) -> int:
+    def fake_run_server(config: object, reload: Callable[[], object]) -> int:
         seen.append(config)
+        seen.append(reload())  # SIGHUP reads the same sources again
         return 7
 
     monkeypatch.setattr(cli, "_run_server", fake_run_server)
     path = write_config("[sip]\nport = 5071\n")
     code, _, _ = run_main("serve", "--config", str(path), env={"AVATAR_MF_SIP__HOST": "::1"})
     assert code == 7
-    [config] = seen
-    assert config == load_config(path, env={"AVATAR_MF_SIP__HOST": "::1"})
+    config, reloaded = seen
+    assert config == reloaded == load_config(path, env={"AVATAR_MF_SIP__HOST": "::1"})
 
 
 def test_commands_nest_for_later_subcommands() -> None:

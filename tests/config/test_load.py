@@ -146,6 +146,9 @@ def env_sample(info: SettingInfo) -> tuple[str, Any]:
         if value > schema.get("maximum", value):  # the default is the maximum: go down
             value = default - step
         return str(value), value
+    if isinstance(default, list) and not default:
+        # An empty list (sip.ws_origins): one web origin, valid for a list of strings too.
+        return "http://127.0.0.2:8000", ["http://127.0.0.2:8000"]
     if isinstance(default, list):
         return ",".join(str(v) for v in default[:1]), default[:1]
     if isinstance(default, dict):
@@ -182,7 +185,7 @@ def test_every_setting_is_covered() -> None:
     assert {info.key_path for info in SETTINGS} == fields
     assert "pipeline.scene.name" in fields
     assert list(SECTIONS) == [
-        "sip", "media", "storage", "log", "admin", "lifecycle", "bootstrap", "pipeline",
+        "sip", "media", "storage", "log", "admin", "lifecycle", "bootstrap", "pipeline", "calls",
     ]
 
 
@@ -268,8 +271,8 @@ def test_bad_environment_values_are_reported_with_the_variable() -> None:
         'a TOML inline table (got "avatar_mf.sip")',
         "env AVATAR_MF_MEDIA__BOOTSTRAP_STREAM_IDS: media.bootstrap_stream_ids: not a JSON or "
         'TOML array (got "[0, 10")',
-        "env AVATAR_MF_SIP__PORT: sip.port: Input should be a valid integer, unable to parse "
-        'string as an integer (got "50 60")',
+        # Types are strict: text that is no integer stays text, which an integer refuses.
+        'env AVATAR_MF_SIP__PORT: sip.port: Input should be a valid integer (got "50 60")',
     ]
 
 
@@ -300,7 +303,7 @@ def test_all_problems_are_reported_at_once_with_lines(write_config: WriteConfig)
         "port = 70000\n"  # 3
         "transports = [\n"  # 4
         '  "udp",\n'  # 5
-        '  "ws",\n'  # 6
+        '  "sctp",\n'  # 6
         "]\n"  # 7
         'trusted_peers = ["10.0.0.1/8"]\n'  # 8
         "[media]\n"  # 9
@@ -312,7 +315,8 @@ def test_all_problems_are_reported_at_once_with_lines(write_config: WriteConfig)
         load_config(path, env={"AVATAR_MF_STORAGE__PATH": ""})
     assert problems_of(excinfo) == [
         f"{path}:3: sip.port: Input should be less than or equal to 65535 (got 70000)",
-        f"{path}:6: sip.transports[1]: Input should be 'udp' or 'tcp' (got \"ws\")",
+        f"{path}:6: sip.transports[1]: Input should be 'udp', 'tcp', 'tls', 'ws' or 'wss' "
+        '(got "sctp")',
         f"{path}:8: sip.trusted_peers[0]: not a valid IP network: 10.0.0.1/8 has host bits set "
         '(got "10.0.0.1/8")',
         f"{path}:10: media.sctp_port: Input should be greater than or equal to 1 (got 0)",

@@ -116,3 +116,21 @@ def test_formatters_are_usable_alone() -> None:
     record.call_id = "c1"
     assert json.loads(JsonLinesFormatter().format(record))["call_id"] == "c1"
     assert TextFormatter().format(record).endswith("x: hi 1 call_id=c1")
+
+
+class _Terminal(io.StringIO):
+    """A stream that says it is a terminal (as stderr does in an interactive shell)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_auto_format_is_text_on_a_terminal_and_json_elsewhere() -> None:
+    assert LogConfig().format == "auto"
+    terminal = _Terminal()
+    configure_logging(LogConfig(), stream=terminal)
+    logging.getLogger("avatar_mf.sip").warning("to a person", extra={"call_id": "c1"})
+    assert terminal.getvalue().endswith(" avatar_mf.sip: to a person call_id=c1\n")
+    pipe = configure()  # a StringIO is not a terminal
+    logging.getLogger("avatar_mf.sip").warning("to a collector")
+    assert json.loads(pipe.getvalue())["msg"] == "to a collector"

@@ -301,3 +301,31 @@ def test_error_responses_carry_the_status() -> None:
     wire = response.serialize()
     assert wire.startswith(b"HTTP/1.1 505 HTTP Version Not Supported\r\n")
     assert b"Content-Length: " in wire
+
+
+# --------------------------------------------------------------------------- work per message
+
+
+def test_a_message_of_many_bad_requests_yields_a_few_errors_then_is_dropped() -> None:
+    """Issue 9: 256 KB of tiny bad requests in one message gave one error each (~14000)."""
+    bad = b"BAD\r\n\r\n"  # a complete, malformed head: recoverable, 400
+    message = bad * (256 * 1024 // len(bad))
+    parser = RequestParser()
+    out = parser.feed(message)
+    assert statuses(out) == [400] * parser.max_errors_per_message
+    assert [item.recoverable for item in out if isinstance(item, HttpError)][-1] is False
+    assert parser.buffered == 0  # the rest of the message was dropped, not kept
+    assert requests(parser.feed(GET))[0].target == "/index.html"  # the next message parses
+
+
+def test_a_message_of_too_many_requests_is_cut_with_429() -> None:
+    parser = RequestParser(max_requests_per_message=3)
+    out = parser.feed(GET * 10)
+    assert statuses(out) == ["/index.html"] * 3 + [429]
+    assert parser.buffered == 0
+    assert statuses(parser.feed(GET * 3)) == ["/index.html"] * 3  # the budget is per message
+
+
+def test_errors_below_the_budget_keep_the_rest_of_the_message() -> None:
+    parser = RequestParser(max_errors_per_message=3)
+    assert statuses(parser.feed(b"BAD\r\n\r\n" * 2 + GET)) == [400, 400, "/index.html"]

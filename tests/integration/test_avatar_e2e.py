@@ -20,6 +20,9 @@ What each test proves (docs/protocol.md is the spec, TR 26.813 the call flow):
   scene lists both participants;
 * refusals (TS 22.156): no grant -> ``not-owner``, an expired grant -> ``grant-expired``, a
   corrupt container -> transfer failed with the format error's code; the MF keeps serving.
+* the whole call (TS 22.156 R-7.2.3-002/004): a participant joining later outside the grant's
+  allow-list is refused the avatar, and revoking the grant with the CLI withdraws it from the
+  grantee and its receiver within the re-check interval.
 
 Every test ends with the MF holding nothing (no call, transaction, avatar session or room) and
 the UEs leaking no task; the shared ``mf`` fixture fails a test whose MF logged an ERROR.
@@ -416,10 +419,10 @@ async def test_download_resumes_after_reconnection(mf: MfProcess) -> None:
 @pytest.mark.xfail(
     strict=True,
     reason="MF bug: no resume of an upload after a lost connection. "
-    "avatar_session/session.py:434 (_incoming_offer) builds a new TransferReceiver for every "
-    "offer (it never calls TransferReceiver.matches) in the call's AvatarSession._incoming, "
-    "which AvatarSession.close clears (line 213); so the same transfer offered again on the "
-    "next call is accepted with resumeFrom 0 instead of the bytes already received.",
+    "avatar_session/session.py (_incoming_offer) resumes a re-offered upload only within the "
+    "same call (TransferReceiver.matches on the call's AvatarSession._incoming), and "
+    "AvatarSession.close drops the uploads in progress; so the same transfer offered again on "
+    "the next call is accepted with resumeFrom 0 instead of the bytes already received.",
 )
 async def test_upload_resumes_after_reconnection(mf: MfProcess) -> None:
     payload = small_glb()
@@ -653,4 +656,84 @@ async def test_refusals_and_a_corrupt_upload_leave_the_mf_serving(mf: MfProcess)
         assert [e.code for e in ue2.mf_errors] == []
     listing = json.loads(await cli_ok(mf, "list", "--owner", "sip:other2@127.0.0.1", "--json"))
     assert listing == []  # nothing stored for the corrupt upload
+    await released_everything(mf)
+
+
+# --------------------------------------------------------------------------- 7. the whole call
+
+
+@pytest.mark.mf_settings({"STORAGE__GRANT_RECHECK_INTERVAL": "0.3"})
+async def test_authorization_holds_for_the_whole_call(mf: MfProcess) -> None:
+    """TS 22.156 R-7.2.3-002/004 on a real MF (issue 9): a grantee's avatar reaches the party
+    its grant allows, not one joining later outside the allow-list; revoking the grant
+    (``avatar-mf avatar revoke``, another process) withdraws it within the re-check interval,
+    from the grantee and its receiver, and a participant joining afterwards is not offered it."""
+    log_start = len(mf.log_text())
+    out = await cli_ok(mf, "generate", "--owner", "sip:own1@127.0.0.1", "--name", "own1")
+    avatar_id = out.strip().splitlines()[-1]
+    grant = json.loads(
+        await cli_ok(
+            mf,
+            "grant",
+            avatar_id,
+            "--to",
+            "sip:gr2@127.0.0.1",
+            "--by",
+            "sip:own1@127.0.0.1",
+            "--for",
+            "1h",
+            "--allow-party",
+            "sip:v3@127.0.0.1",
+            "--json",
+        )  # fmt: skip
+    )
+    room = new_room()
+
+    def refused(ue: AvatarClient) -> list[str]:
+        return [
+            m.message.code
+            for m in ue.messages
+            if isinstance(m.message, AvatarRefused) and m.message.avatar_id == avatar_id
+        ]
+
+    def offered(ue: AvatarClient) -> bool:
+        return any(
+            isinstance(m.message, TransferOffer) and m.message.avatar_id == avatar_id
+            for m in ue.messages
+        )
+
+    async with (
+        avatar_ue(mf, room, "gr2") as (_, grantee),
+        avatar_ue(mf, room, "v3") as (_, viewer),
+    ):
+        selected = await grantee.select(avatar_id, timeout=STEP)
+        assert isinstance(selected, AvatarSelected), selected
+        delivered = await viewer.wait_transfer(avatar_id=avatar_id, timeout=STEP)
+        assert delivered.state == "complete" and delivered.digest_ok
+
+        async with avatar_ue(mf, room, "x4") as (_, outsider):
+            await outsider.wait_until(lambda: bool(refused(outsider)), STEP, "no refusal")
+            assert refused(outsider) == ["party-not-allowed"]
+            assert not offered(outsider)
+            await grantee.wait_until(
+                lambda: any(e.code == "party-not-allowed" for e in grantee.mf_errors), STEP
+            )
+
+        await cli_ok(mf, "revoke", grant["grant_id"])
+        for ue in (grantee, viewer):
+            await ue.wait_until(lambda ue=ue: "grant-revoked" in refused(ue), STEP, "no revoke")
+        async with avatar_ue(mf, room, "y5") as (_, late):
+            await late.wait_until(
+                lambda: any(
+                    p.display_name == "sip:gr2@127.0.0.1" for p in late.participants.values()
+                ),
+                STEP,
+            )
+            joined = [
+                p for p in late.participants.values() if p.display_name == "sip:gr2@127.0.0.1"
+            ]
+            assert joined[0].avatar_id is None
+        assert not any(e.code.startswith("grant") for e in viewer.mf_errors)
+    log = new_log(mf, log_start)
+    assert "withdrawn" in log and "grant-revoked" in log and "not delivered" in log
     await released_everything(mf)

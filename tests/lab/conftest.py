@@ -38,6 +38,7 @@ from typing import Any
 import pytest
 
 from avatar_mf.testing.kamailio import KamailioProxy, find_kamailio, find_kamcmd
+from avatar_mf.testing.lab import two_leg_settings
 from avatar_mf.testing.process import MfProcess, free_port
 
 HOST = "127.0.0.1"
@@ -370,7 +371,10 @@ class Lab:
 
 @pytest.fixture
 def lab(tmp_path: Path, lab_tools: dict[str, str]) -> Iterator[Callable[..., Lab]]:
-    """``lab(settings={...}, nodes=2, fr_timer_ms=2000)``: start the topology (see above)."""
+    """``lab(settings={...}, nodes=2, fr_timer_ms=2000, two_legs=False)``: start the topology
+    (see above); ``two_legs`` (True, or the transport of second legs, "udp" or "tcp"): the
+    nodes place two-leg calls through the proxy (users matching ``room.*`` are rooms; without
+    it every Request-URI is a room, the embedded default)."""
     labs: list[Lab] = []
 
     def start(
@@ -379,8 +383,12 @@ def lab(tmp_path: Path, lab_tools: dict[str, str]) -> Iterator[Callable[..., Lab
         nodes: int = 2,
         fr_timer_ms: int = 2000,
         ping_interval: int = 1,
+        two_legs: bool | str = False,
     ) -> Lab:
-        merged = {**LAB_SETTINGS, **(settings or {})}
+        proxy_port = free_port()
+        transport = two_legs if isinstance(two_legs, str) else "udp"
+        legs = two_leg_settings(f"{HOST}:{proxy_port}", transport) if two_legs else {}
+        merged = {**LAB_SETTINGS, **legs, **(settings or {})}
         workdir = tmp_path / f"lab{len(labs)}"
         with ThreadPoolExecutor(nodes) as pool:
             started = list(
@@ -392,6 +400,7 @@ def lab(tmp_path: Path, lab_tools: dict[str, str]) -> Iterator[Callable[..., Lab
             proxy = KamailioProxy.start(
                 workdir / "kamailio",
                 [f"{HOST}:{node.sip_port}" for node in started],
+                port=proxy_port,
                 fr_timer_ms=fr_timer_ms,
                 ping_interval=ping_interval,
                 kamailio=lab_tools["kamailio"],

@@ -16,6 +16,7 @@ import pytest
 
 from avatar_mf.config import load_config
 from avatar_mf.testing.kamailio import dispatcher_list
+from avatar_mf.ua.b2bua import RoomPolicy
 
 from .conftest import DOCKER_DIR
 
@@ -100,6 +101,40 @@ def test_compose_addresses_agree() -> None:
     assert (DOCKER_DIR / "sipp" / Path(ue[ue.index("-sf") + 1]).name).exists()
 
 
+def _option(command: list[str], name: str) -> str:
+    return command[command.index(name) + 1]
+
+
+def test_compose_test_ues_register_with_the_proxy() -> None:
+    """ue1 and ue2 run the MF image's test UE: their registrar is the proxy's address and
+    port, their SIP and media address their own, their options parse as the CLI's, and UE1
+    calls the user UE2 registers."""
+    from avatar_mf.cli import build_parser
+
+    compose = _compose()
+    services = compose["services"]
+    defines = _defines(services["kamailio"]["command"])
+    proxy = f"{_address(services['kamailio'])}:{defines['LISTEN_PORT']}"
+    listen, call = services["ue2"], services["ue1"]
+    assert listen["entrypoint"] == ["avatar-mf", "ue", "listen"]
+    assert call["entrypoint"] == ["avatar-mf", "ue", "call"]
+    for service in (listen, call):
+        assert service["image"] == services["mf1"]["image"]
+        assert _option(service["command"], "--local-host") == _address(service)
+        assert service["depends_on"]["kamailio"]["condition"] == "service_healthy"
+    assert _option(listen["command"], "--registrar") == proxy
+    # The nodes place second legs through the proxy, and ue1's call is not to a room.
+    config = load_config(CONFIG, env={})
+    assert config.calls.outbound_proxy_uri.startswith(f"sip:{proxy};")
+    assert not RoomPolicy(config.calls.room_pattern).is_room(call["command"][0])
+    user = _option(listen["command"], "--user")
+    assert call["command"][0] == f"sip:{user}@{proxy}"
+    parser = build_parser()
+    for service in (listen, call):
+        args = parser.parse_args([*service["entrypoint"][1:], *service["command"]])
+        assert callable(args.run)
+
+
 def test_mf_dockerfile() -> None:
     """Multi-stage slim build, non-root runtime, the CLI entrypoint and a urllib health check."""
     text = (DOCKER_DIR / "Dockerfile").read_text()
@@ -113,3 +148,26 @@ def test_mf_dockerfile() -> None:
     assert "http://127.0.0.1:8080/healthz" in text
     for port in ("5060/udp", "5060/tcp", "8080/tcp"):
         assert port in text
+
+
+def _docker_run_examples(text: str) -> list[str]:
+    """The ``docker run`` commands of the Dockerfile's comments, continuation lines joined."""
+    lines = [line.removeprefix("#").strip() for line in text.splitlines() if line.startswith("#")]
+    joined = "\n".join(lines).replace("\\\n", " ")
+    return [line for line in joined.splitlines() if line.startswith("docker run ")]
+
+
+def test_dockerfile_run_examples_give_media_host_an_address_of_the_container() -> None:
+    """The audit's finding: the example mounted docker/config.toml, whose media.host is mf1's
+    lab address, into a container that does not have it (serve now refuses that)."""
+    examples = _docker_run_examples((DOCKER_DIR / "Dockerfile").read_text())
+    assert examples
+    media_host = load_config(CONFIG, env={}).media.host
+    for example in examples:
+        words = example.split()
+        assert "docker/config.toml:/etc/avatar-mf/config.toml:ro" in example
+        if "--ip" in words:
+            assert words[words.index("--ip") + 1] == media_host, example
+        else:
+            assert "AVATAR_MF_MEDIA__HOST=" in example, example
+            assert "--network host" in example, example

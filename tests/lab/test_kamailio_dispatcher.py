@@ -2,8 +2,9 @@
 
 Each test starts its own topology on free loopback ports (``lab`` fixture, see conftest.py):
 two MF subprocesses, Kamailio in front of them running ``docker/kamailio/kamailio.cfg``
-(round-robin dispatcher, OPTIONS probes every second, failover on 503/408/timeout,
-record-routing), and SIPp as the UE, sending everything to the proxy.
+(dispatcher on a hash of the Request-URI user: each SIPp call dials its own room, room<n>;
+OPTIONS probes every second, failover on 503/408/timeout, record-routing), and SIPp as the
+UE, sending everything to the proxy.
 
 What each test proves is in its docstring; the node each call landed on is read from the
 nodes' own counters (``/stats``) and from the proxy's log line per dispatched request.
@@ -142,7 +143,7 @@ def test_dispatcher_list_and_state_parsing() -> None:
 @pytest.mark.parametrize(("transport", "calls"), [("u1", 20), ("t1", 10)], ids=["udp", "tcp"])
 def test_calls_spread_over_both_nodes(lab: LabFactory, transport: str, calls: int) -> None:
     """SIPp places calls through Kamailio (INVITE with a data channel offer, 200, ACK, BYE,
-    200): every call succeeds, the proxy sent them round-robin to both nodes, and each node
+    200): every call succeeds, the proxy spread the rooms over both nodes, and each node
     answered exactly the INVITEs the proxy sent it.
 
     Record-Route: each 200 carries the proxy's Record-Route (the MF copies it, RFC 3261
@@ -214,7 +215,7 @@ def test_cancel_is_relayed_to_the_node_with_the_invite(lab: LabFactory) -> None:
     assert the_lab.answered() == [0, 0]
     for node in the_lab.nodes:
         stats = node.stats()
-        assert stats["calls"]["calls_started"] == 1, stats  # round-robin: one INVITE each
+        assert stats["calls"]["calls_started"] == 1, stats  # room1 and room2: one on each node
         assert stats["sip"].get("rx_request_CANCEL", 0) == 1, stats
     assert len(node_log_lines(the_lab, r"<script>: CANCEL ")) == 0  # CANCEL is not dispatched
 
@@ -309,7 +310,7 @@ def test_killed_node_fails_over_then_leaves_the_pool(lab: LabFactory) -> None:
     survivor_uri = the_lab.uri(survivor)
     failovers = node_log_lines(the_lab, rf"retrying on {survivor_uri}$")
     # The dead node stays active for at least fr_timer after the kill (a probe needs that long
-    # to time out), and round-robin sends it one of the first two calls, well within that.
+    # to time out), and the room hash sends it some of the first calls, well within that.
     assert failovers, the_lab.proxy.log_text()[-3000:]
 
     the_lab.proxy.wait_for_state(the_lab.uri(dead), "I", timeout=5)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import random
 import struct
+import tracemalloc
 
 import pytest
 
@@ -243,6 +244,47 @@ def test_oversized_declared_size_is_refused_before_buffering() -> None:
         id="f1", transfer_id="tx-9", code="too-large", reason=info.value.message
     )
     assert parse_message(dump_message(reply)) == reply
+
+
+def test_an_offer_and_one_byte_hold_one_byte_not_the_declared_size() -> None:
+    """Issue 9: ten 64 MiB offers with a 1-byte chunk each cost 640 MiB before; now the
+    receivers hold what arrived, measured by their own accounting and by tracemalloc."""
+    receivers = []
+    tracemalloc.start()
+    try:
+        for n in range(10):
+            offer = TransferOffer(
+                id=f"o{n}",
+                transfer_id=f"tx-{n}",
+                avatar_id="a",
+                content_type="model/gltf-binary",
+                total_size=64 * MB,
+                sha256="0" * 64,
+                chunk_size=65524,
+                stream_id=1002,
+            )
+            receiver = TransferReceiver(offer, max_size=64 * MB)
+            event = receiver.receive(encode_chunk(receiver.tag, 0, b"x"))
+            assert isinstance(event, ChunkStored) and event.received == 1
+            receivers.append(receiver)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert [r.held for r in receivers] == [1] * 10
+    assert peak < 1 * MB, f"peak {peak} bytes for ten 1-byte chunks"
+
+
+def test_the_receiver_holds_what_arrived_as_it_arrives() -> None:
+    payload = payload_of(10_000)
+    sender = sender_for(payload)
+    receiver = TransferReceiver(over_the_wire(sender.offer()))
+    held = []
+    for message in sender.chunks():
+        event = receiver.receive(message)
+        held.append(receiver.held)
+    assert held[:-1] == [min(len(payload), 1012 * (i + 1)) for i in range(len(held) - 1)]
+    assert isinstance(event, TransferDone) and event.payload == payload
+    assert receiver.held == 0  # handed over
 
 
 def test_chunk_size_over_the_receivers_max_message_size_is_refused() -> None:

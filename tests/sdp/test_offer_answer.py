@@ -505,3 +505,34 @@ def test_dcmap_values_are_echoed_verbatim() -> None:
     assert dc.accepted[-1] == DcMap(
         1006, subprotocol="3gpp-ar-metadata", extensions=(("x-vendor", "1"),)
     )
+
+
+def test_reoffer_mapping_a_live_stream_twice_is_488_not_a_closed_channel() -> None:
+    """Issue 9: both dcmaps of a duplicated id were rejected, which closed the live bootstrap
+    channel 0 without a word; the re-offer is refused and the call keeps its channels."""
+    first = answer(IMS_OFFER)
+    offer = reoffer(after={"a=dcmap:10 ": ['a=dcmap:0 subprotocol="http"']})
+    with pytest.raises(SdpNotAcceptable) as info:
+        plan_answer(parse_sdp(offer), previous=first.negotiated)
+    assert info.value.status == 488
+    assert info.value.warning.code == 399
+    assert "stream id 0" in info.value.detail
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["garbage!", "999.1.2.3", "2001:db8::1", "-bad-.example.net", "1.2.3.4.5", "x" * 254],
+)
+def test_a_garbage_connection_address_is_488_with_warning_301(address: str) -> None:
+    first = answer(IMS_OFFER)
+    offer = reoffer(replace={"c=": f"c=IN IP4 {address}"})
+    for previous in (None, first.negotiated):  # an initial offer and a re-offer alike
+        with pytest.raises(SdpNotAcceptable) as info:
+            plan_answer(parse_sdp(offer), previous=previous)
+        assert info.value.warning.code == 301, address
+
+
+@pytest.mark.parametrize("line", ["c=IN IP4 0.0.0.0", "c=IN IP4 ue1.ims.example.net"])
+def test_ip_literals_and_host_names_are_connection_addresses(line: str) -> None:
+    plan = plan_answer(parse_sdp(edit(IMS_OFFER, replace={"c=": line})))
+    assert plan.datachannel is not None

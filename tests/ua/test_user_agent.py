@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
+from ipaddress import IPv4Network
 from pathlib import Path
 
 import pytest
@@ -151,7 +152,10 @@ async def test_2xx_copies_record_route_and_the_mf_routes_its_bye(mf: UaHarness) 
     assert mf.wire.final("BYE").status == 481
 
 
-async def test_call_info_from_the_invite(mf: UaHarness) -> None:
+async def test_call_info_from_the_invite(make_mf: MakeMf) -> None:
+    # The UE's source (10.0.0.1) is configured as a peer asserting identities (a P-CSCF).
+    peers = (IPv4Network("10.0.0.0/24"),)
+    mf = make_mf(replace(DEFAULT_UA_CONFIG, asserted_identity_peers=peers))
     ue = UacDialogState()
     await mf.deliver(
         ue.invite(OFFER, headers=(("P-Asserted-Identity", "<sip:+15550001@ims.example.net>"),))

@@ -34,6 +34,7 @@ from avatar_mf.avatar_session.session import (
     SessionDeps,
     SessionStats,
 )
+from avatar_mf.avatar_session.uploads import UploadSlots
 from avatar_mf.channels.base import ChannelContext, ChannelService, ServiceFactory
 from avatar_mf.clock import Clock
 from avatar_mf.pipeline.executor import StageExecutor
@@ -107,6 +108,7 @@ class AvatarHub:
             store=store,
             authorizer=authorizer,
             cache=cache,
+            uploads=UploadSlots(self.settings.max_uploads_per_node),
         )
 
     # -- counters (read by /metrics) ------------------------------------------------------
@@ -119,6 +121,11 @@ class AvatarHub:
     @property
     def error_replies(self) -> Counter[str]:
         return self.session_stats.error_replies
+
+    @property
+    def uploads_in_progress(self) -> int:
+        """Uploads (transfers towards the MF) running now, node-wide."""
+        return self._deps.uploads.active
 
     # -- services -------------------------------------------------------------------------
 
@@ -156,7 +163,8 @@ class AvatarHub:
         info = channel.info
         session = self._sessions.get(info.call_id)
         if session is None:
-            name = room_name(info.request_uri)
+            # A two-leg call's legs name the room made for the pair; others their Request-URI.
+            name = info.room or room_name(info.request_uri)
             participant = self.rooms.join(name, info.identity)
             participant.on_overload = self._overloaded
             session = AvatarSession(self._deps, info, participant)

@@ -9,6 +9,17 @@ room (TR 26.813 call flow as the MF serves it; docs/protocol.md has the messages
   upload its own base avatar (a transfer towards the MF, validated by the pipeline's upload
   validation stage) or ask the network to generate one (``avatar generate``, the base-avatar
   stage); either is stored for it and delivered like a selected one.
+- Authorization holds for the whole call (TS 22.156 R-7.2.3-002/004): every delivery (an offer
+  to a participant already there or joining later, each ``transfer accept`` that starts or
+  resumes one) is checked for the receiving party; an avatar used by a grant is re-checked when
+  the grant ends and every ``grant_recheck_interval`` seconds (revocations are a change in the
+  store, which signals nothing: polled). When the right ends, the avatar is withdrawn: its
+  transfers in progress fail, the user and every receiver get ``avatar refused`` with the
+  TS 22.156 code (``grant-expired``, ``grant-revoked`` ...), late joiners no longer get it, and
+  it is logged. The participant's animation units are still relayed: they are its own data,
+  not the avatar (receivers animate another avatar with them).
+- Uploads are bounded (:mod:`.uploads`): bytes held as they arrive, a cap per session and per
+  node (``busy``), stalled ones failed with ``timeout``.
 - D.3: UE-centric units arriving on the UE's animation channel and units an animation-data
   stage makes from the UE's ``text`` go through the pipeline to the other participants.
 - B / C: ``scene get`` and ``scene update`` (JSON Patch) go to the scene stage; changes are
@@ -32,8 +43,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from avatar_mf.avatar_session.negotiation import Negotiation
+from avatar_mf.avatar_session.uploads import Upload, UploadSlots, deadline
 from avatar_mf.channels.base import ChannelContext, ChannelInfo
-from avatar_mf.clock import Clock, sleep
+from avatar_mf.clock import Clock, TimerHandle, sleep
 from avatar_mf.pipeline.frames import (
     AnimationUnitFrame,
     AvatarUpload,
@@ -56,6 +68,7 @@ from avatar_mf.protocol.names import ErrorCode
 from avatar_mf.protocol.transfer import (
     ChunkError,
     ChunkGap,
+    ChunkStored,
     TransferAborted,
     TransferDone,
     TransferError,
@@ -65,9 +78,24 @@ from avatar_mf.protocol.transfer import (
 )
 from avatar_mf.rooms.relay import Outlet, RelayMetrics
 from avatar_mf.rooms.rooms import Participant
-from avatar_mf.storage import Authorizer, AvatarCache, AvatarRepository
+from avatar_mf.storage import (
+    Authorizer,
+    AvatarCache,
+    AvatarRepository,
+    AvatarTooLargeError,
+    Decision,
+    InvalidAvatarError,
+    InvalidRequestError,
+    Reason,
+    StorageError,
+)
+from avatar_mf.storage.model import check_content_type
 
 log = logging.getLogger(__name__)
+
+#: Seconds after a grant's expiry at which its use is re-checked (the loop clock and the wall
+#: clock of the authorizer are read separately: checking a hair late never sees it still valid).
+EXPIRY_MARGIN = 0.001
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +110,16 @@ class AvatarSettings:
     retry_interval: float = 0.005
     #: Base avatar container types the MF accepts and delivers.
     avatar_formats: tuple[str, ...] = ("application/vnd.arf+zip", "model/gltf-binary")
+    #: Seconds between re-checks of the grant an avatar in use depends on (a revocation takes
+    #: effect within this time; an expiry at its exact time).
+    grant_recheck_interval: float = 10.0
+    #: Uploads (transfers towards the MF) one session / the node runs at once; 0: no limit.
+    max_uploads_per_session: int = 2
+    max_uploads_per_node: int = 16
+    #: An upload is failed ``timeout`` after this many seconds without a new byte...
+    upload_stall_timeout: float = 30.0
+    #: ...or when it is not complete this many seconds after its offer.
+    upload_timeout: float = 600.0
 
 
 @dataclass
@@ -124,13 +162,30 @@ class SessionDeps:
     store: AvatarRepository | None = None
     authorizer: Authorizer | None = None
     cache: AvatarCache | None = None
+    #: The node's uploads in progress (shared by every session of the node).
+    uploads: UploadSlots = field(default_factory=lambda: UploadSlots(0))
 
 
 @dataclass(eq=False)
 class _Outgoing:
     sender: TransferSender
     channel: ChannelContext
+    #: Whose avatar this transfer delivers.
+    source: AvatarSession
+    avatar_id: str
     task: asyncio.Task[None] | None = None
+
+
+@dataclass(eq=False)
+class _AvatarUse:
+    """The avatar a session's participant uses now, and who it was offered to."""
+
+    avatar_id: str
+    #: True when the use rests on a grant (re-checked), False for the owner.
+    by_grant: bool
+    #: Session ids of the participants it was offered to.
+    receivers: set[str] = field(default_factory=set)
+    timer: TimerHandle | None = None
 
 
 class AvatarSession:
@@ -143,11 +198,12 @@ class AvatarSession:
         self.participant = participant
         self.channels: dict[str, ChannelContext] = {}
         self.avatar_id: str | None = None
+        self._use: _AvatarUse | None = None
         self.hello: md.Hello | None = None
         #: The placement agreed at the last hello (A.1), or None before the first.
         self.agreement: Negotiation | None = None
         self._outgoing: dict[str, _Outgoing] = {}
-        self._incoming: dict[bytes, TransferReceiver] = {}
+        self._incoming: dict[bytes, Upload] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.closed = False
         self.log_extra: dict[str, object] = {
@@ -203,7 +259,7 @@ class AvatarSession:
                 )
             )
             if other.avatar_id is not None:
-                self.offer_avatar(other.avatar_id)
+                self.offer_avatar(other)
 
     def close(self) -> Coroutine[Any, Any, None]:
         """Release everything the session holds; the returned coroutine closes the pipeline
@@ -213,7 +269,11 @@ class AvatarSession:
             task.cancel()
         self._tasks.clear()
         self._outgoing.clear()
-        self._incoming.clear()
+        for tag in list(self._incoming):
+            self._end_upload(tag)
+        if self._use is not None and self._use.timer is not None:
+            self._use.timer.cancel()
+        self._use = None
         return self.pipeline.aclose(final=ParticipantLeft(self.id))
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
@@ -437,9 +497,14 @@ class AvatarSession:
         self.send(
             md.AvatarSelected(id=md.new_message_id(), in_reply_to=message.id, avatar_id=avatar_id)
         )
-        self._use_avatar(avatar_id)
+        self._use_avatar(avatar_id, decision)
 
-    def _use_avatar(self, avatar_id: str) -> None:
+    def _use_avatar(self, avatar_id: str, decision: Decision | None = None) -> None:
+        """Use ``avatar_id`` from now on (``decision``: the grant it rests on; None: owned)."""
+        if self._use is not None and self._use.timer is not None:
+            self._use.timer.cancel()
+        by_grant = decision is not None and decision.reason_code == Reason.GRANTED
+        use = self._use = _AvatarUse(avatar_id, by_grant)
         self.avatar_id = avatar_id
         log.info(
             "call %s selected avatar %s",
@@ -447,20 +512,174 @@ class AvatarSession:
             avatar_id,
             extra={**self.log_extra, "avatar_id": avatar_id},
         )
+        if by_grant and decision is not None:
+            self._schedule_recheck(use, decision)
         for other in self.deps.directory.others(self):
-            other.offer_avatar(avatar_id)
+            other.offer_avatar(self)
 
-    def offer_avatar(self, avatar_id: str) -> None:
-        """D.2: deliver a base avatar to this UE (loaded once for the whole room)."""
-        self._spawn(self._offer_avatar(avatar_id))
+    # -- TS 22.156: the right to use the avatar holds for the whole call -------------------
 
-    async def _offer_avatar(self, avatar_id: str) -> None:
+    def _schedule_recheck(self, use: _AvatarUse, decision: Decision) -> None:
+        """Re-check the grant at its end, or after ``grant_recheck_interval`` (revocations)."""
+        delay = self.settings.grant_recheck_interval
+        authorizer = self.deps.authorizer
+        if decision.valid_until is not None and authorizer is not None:
+            # Just past the end: a grant is valid up to its expiry, which is exclusive.
+            left = max(0.0, decision.valid_until - authorizer.now())
+            delay = min(delay, left + EXPIRY_MARGIN)
+        use.timer = self.deps.clock.call_later(delay, lambda: self._recheck_due(use))
+
+    def _recheck_due(self, use: _AvatarUse) -> None:
+        use.timer = None
+        if not self.closed and self._use is use:
+            self._spawn(self._recheck(use))
+
+    async def _recheck(self, use: _AvatarUse) -> None:
+        authorizer = self.deps.authorizer
+        if authorizer is None:
+            return
+        others = list(self.deps.directory.others(self))
+        try:
+            overall, each = await authorizer.authorize_parties(
+                use.avatar_id, self.identity, [o.identity for o in others]
+            )
+        except StorageError as exc:
+            # Kept in use until the store answers again (checked at the next interval).
+            log.warning(
+                "call %s: cannot re-check avatar %s: %s",
+                self.call_id,
+                use.avatar_id,
+                exc,
+                extra=self.log_extra,
+            )
+            if self._use is use and not self.closed:
+                use.timer = self.deps.clock.call_later(
+                    self.settings.grant_recheck_interval, lambda: self._recheck_due(use)
+                )
+            return
+        if self._use is not use or self.closed:
+            return
+        if not overall.allowed:
+            self._withdraw(use, overall)
+            return
+        for other in others:
+            decision = each.get(other.identity, overall)
+            if not decision.allowed and other.id in use.receivers:
+                use.receivers.discard(other.id)
+                self.delivery_refused(other, use.avatar_id, decision)
+                other.withdraw_avatar(self, use.avatar_id, decision)
+        self._schedule_recheck(use, overall)
+
+    def _withdraw(self, use: _AvatarUse, decision: Decision) -> None:
+        """The right to use the avatar ended: stop using and sending it, and say why."""
+        self._use = None
+        self.avatar_id = None
+        log.warning(
+            "call %s: avatar %s withdrawn from %s: %s (%s)",
+            self.call_id,
+            use.avatar_id,
+            self.identity,
+            decision.reason_code,
+            decision.message,
+            extra={**self.log_extra, "avatar_id": use.avatar_id, "code": decision.reason_code},
+        )
+        self.send(
+            md.AvatarRefused(
+                id=md.new_message_id(),
+                avatar_id=use.avatar_id,
+                code=str(decision.reason_code),
+                reason=decision.message[:1024],
+            )
+        )
+        for other in self.deps.directory.others(self):
+            if other.id in use.receivers:
+                other.withdraw_avatar(self, use.avatar_id, decision)
+
+    def note_delivery(self, receiver: AvatarSession, avatar_id: str) -> bool:
+        """``receiver`` is about to be offered this session's avatar: False if it is no longer
+        the one in use (withdrawn or changed meanwhile)."""
+        use = self._use
+        if self.closed or use is None or use.avatar_id != avatar_id:
+            return False
+        use.receivers.add(receiver.id)
+        return True
+
+    def delivery_refused(self, receiver: AvatarSession, avatar_id: str, decision: Decision) -> None:
+        """Tell this session's UE (the avatar's user) that ``receiver`` does not get it."""
+        log.warning(
+            "call %s: avatar %s not delivered to %s: %s (%s)",
+            self.call_id,
+            avatar_id,
+            receiver.identity,
+            decision.reason_code,
+            decision.message,
+            extra={**self.log_extra, "avatar_id": avatar_id, "code": decision.reason_code},
+        )
+        self.reply_error(
+            md.MetadataError(
+                str(decision.reason_code),
+                f"avatar {avatar_id} is not delivered to participant {receiver.id}: "
+                f"{decision.message}",
+            )
+        )
+
+    def withdraw_avatar(self, source: AvatarSession, avatar_id: str, decision: Decision) -> None:
+        """Stop delivering ``source``'s avatar to this UE: its transfers in progress fail and
+        the UE is told to stop using it (``avatar refused`` with the TS 22.156 code)."""
+        code = str(decision.reason_code)
+        reason = decision.message[:1024]
+        for transfer_id, out in list(self._outgoing.items()):
+            if out.source is source and out.avatar_id == avatar_id:
+                del self._outgoing[transfer_id]
+                if out.task is not None:
+                    out.task.cancel()
+                self.send(
+                    md.TransferFailed(
+                        id=md.new_message_id(), transfer_id=transfer_id, code=code, reason=reason
+                    )
+                )
+        self.send(
+            md.AvatarRefused(id=md.new_message_id(), avatar_id=avatar_id, code=code, reason=reason)
+        )
+
+    async def _may_receive(self, source: AvatarSession, avatar_id: str) -> Decision | None:
+        """May this UE receive ``source``'s avatar now (TS 22.156, this party only)?"""
+        authorizer = self.deps.authorizer
+        if authorizer is None:
+            return None
+        overall, each = await authorizer.authorize_parties(
+            avatar_id, source.identity, [self.identity]
+        )
+        return each.get(self.identity, overall)
+
+    def offer_avatar(self, source: AvatarSession) -> None:
+        """D.2: deliver ``source``'s base avatar to this UE (loaded once for the whole room),
+        if this party may receive it."""
+        if source.avatar_id is not None:
+            self._spawn(self._offer_avatar(source, source.avatar_id))
+
+    async def _offer_avatar(self, source: AvatarSession, avatar_id: str) -> None:
         channel = self.channels.get("transfer") or self.channels.get("metadata")
         store, cache = self.deps.store, self.deps.cache
         if channel is None or store is None or cache is None:
             return
+        decision = await self._may_receive(source, avatar_id)
+        if decision is not None and not decision.allowed:
+            if source.avatar_id == avatar_id:
+                source.delivery_refused(self, avatar_id, decision)
+                self.send(
+                    md.AvatarRefused(
+                        id=md.new_message_id(),
+                        avatar_id=avatar_id,
+                        code=str(decision.reason_code),
+                        reason=decision.message[:1024],
+                    )
+                )
+            return
         record = await store.get_record(avatar_id)
         blob = await cache.get_blob(avatar_id)
+        if self.closed or not source.note_delivery(self, avatar_id):
+            return  # withdrawn (or replaced) while it was being loaded
         sender = TransferSender(
             blob,
             transfer_id=md.new_message_id(),
@@ -469,7 +688,7 @@ class AvatarSession:
             stream_id=channel.info.stream_id,
             content_type=record.content_type,
         )
-        self._outgoing[sender.transfer_id] = _Outgoing(sender, channel)
+        self._outgoing[sender.transfer_id] = _Outgoing(sender, channel, source, avatar_id)
         self.send(sender.offer())
 
     def _accepted(self, accept: md.TransferAccept) -> None:
@@ -491,6 +710,13 @@ class AvatarSession:
         except TransferError as exc:
             self.send(exc.reply())
             self._outgoing.pop(out.sender.transfer_id, None)
+            return
+        # Every start or resume of a delivery is a use of the avatar: check it again.
+        decision = await self._may_receive(out.source, out.avatar_id)
+        if self._outgoing.get(out.sender.transfer_id) is not out:
+            return
+        if decision is not None and not decision.allowed:
+            self.withdraw_avatar(out.source, out.avatar_id, decision)
             return
         for chunk in chunks:
             while out.channel.buffered_amount() >= self.settings.high_water:
@@ -518,24 +744,97 @@ class AvatarSession:
 
     # -- uploads (D.1 alternative 2: the UE provides its base avatar) ---------------------
 
+    def _transfer_failed(self, transfer_id: str, code: str, reason: str) -> None:
+        self.send(
+            md.TransferFailed(
+                id=md.new_message_id(), transfer_id=transfer_id, code=code, reason=reason[:1024]
+            )
+        )
+
     def _incoming_offer(self, offer: md.TransferOffer) -> None:
         if self.deps.store is None:
-            self.send(
-                md.TransferFailed(
-                    id=md.new_message_id(),
-                    transfer_id=offer.transfer_id,
-                    code=ErrorCode.UNSUPPORTED,
-                    reason="this MF has no avatar storage",
-                )
+            self._transfer_failed(
+                offer.transfer_id, ErrorCode.UNSUPPORTED, "this MF has no avatar storage"
             )
+            return
+        try:
+            check_content_type(offer.content_type)
+        except InvalidRequestError as exc:
+            self._transfer_failed(offer.transfer_id, ErrorCode.UNSUPPORTED, exc.message)
             return
         try:
             receiver = TransferReceiver(offer, max_size=self.settings.max_transfer_size)
         except TransferError as exc:
             self.send(exc.reply())
             return
-        self._incoming[receiver.tag] = receiver
+        running = self._incoming.get(receiver.tag)
+        if running is not None:
+            if running.receiver.matches(offer):  # the same transfer offered again: resume
+                self.send(running.receiver.accept())
+            else:
+                self._transfer_failed(
+                    offer.transfer_id,
+                    ErrorCode.BUSY,
+                    "a transfer with this id (chunk tag) is in progress",
+                )
+            return
+        limit = self.settings.max_uploads_per_session
+        if limit and len(self._incoming) >= limit:
+            self._transfer_failed(
+                offer.transfer_id, ErrorCode.BUSY, f"{limit} uploads of this call are in progress"
+            )
+            return
+        if not self.deps.uploads.take():
+            self._transfer_failed(
+                offer.transfer_id, ErrorCode.BUSY, "the MF takes no more uploads now"
+            )
+            return
+        now = self.deps.clock.now()
+        upload = Upload(receiver, started=now, progressed=now)
+        self._incoming[receiver.tag] = upload
+        self._arm_upload_timer(upload)
         self.send(receiver.accept())
+
+    def _arm_upload_timer(self, upload: Upload) -> None:
+        when, _ = deadline(
+            upload,
+            stall_timeout=self.settings.upload_stall_timeout,
+            timeout=self.settings.upload_timeout,
+        )
+        delay = when - self.deps.clock.now()
+        upload.timer = self.deps.clock.call_later(delay, lambda: self._upload_timer(upload))
+
+    def _upload_timer(self, upload: Upload) -> None:
+        upload.timer = None
+        tag = upload.receiver.tag
+        if self.closed or self._incoming.get(tag) is not upload:
+            return
+        when, reason = deadline(
+            upload,
+            stall_timeout=self.settings.upload_stall_timeout,
+            timeout=self.settings.upload_timeout,
+        )
+        if self.deps.clock.now() < when:
+            self._arm_upload_timer(upload)  # data arrived since the timer was armed
+            return
+        log.info(
+            "call %s: upload %s failed: %s",
+            self.call_id,
+            upload.receiver.offer.transfer_id,
+            reason,
+            extra=self.log_extra,
+        )
+        self.send(upload.receiver.fail(ErrorCode.TIMEOUT, reason))
+        self._end_upload(tag)
+
+    def _end_upload(self, tag: bytes) -> None:
+        upload = self._incoming.pop(tag, None)
+        if upload is None:
+            return
+        if upload.timer is not None:
+            upload.timer.cancel()
+            upload.timer = None
+        self.deps.uploads.give_back()
 
     def on_chunk(self, data: bytes) -> None:
         try:
@@ -543,15 +842,18 @@ class AvatarSession:
         except ChunkError as exc:
             self.reply_error(md.MetadataError(exc.code, exc.message))
             return
-        receiver = self._incoming.get(chunk.tag)
-        if receiver is None:
+        upload = self._incoming.get(chunk.tag)
+        if upload is None:
             self.reply_error(
                 md.MetadataError(ErrorCode.UNKNOWN_TRANSFER, "chunk of no open transfer")
             )
             return
+        receiver = upload.receiver
         event = receiver.receive(chunk)
-        if isinstance(event, TransferDone):
-            del self._incoming[chunk.tag]
+        if isinstance(event, ChunkStored):
+            upload.progressed = self.deps.clock.now()
+        elif isinstance(event, TransferDone):
+            self._end_upload(chunk.tag)
             offer = receiver.offer
             self.pipeline.push(
                 AvatarUpload(
@@ -563,7 +865,7 @@ class AvatarSession:
                 )
             )
         elif isinstance(event, TransferAborted):
-            del self._incoming[chunk.tag]
+            self._end_upload(chunk.tag)
             self.send(event.reply)
         elif isinstance(event, ChunkGap) and event.reply is not None:
             self.send(event.reply)
@@ -576,9 +878,13 @@ class AvatarSession:
                 md.MetadataError(ErrorCode.UNSUPPORTED, "this MF has no avatar storage")
             )
             return
-        record = await store.put(
-            frame.data, owner=self.identity, name=frame.name, content_type=frame.content_type
-        )
+        try:
+            record = await store.put(
+                frame.data, owner=self.identity, name=frame.name, content_type=frame.content_type
+            )
+        except StorageError as exc:
+            self._store_failed(frame, exc)
+            return
         log.info(
             "call %s: stored %s avatar %s for %s",
             self.call_id,
@@ -605,3 +911,26 @@ class AvatarSession:
                 )
             )
         self._use_avatar(record.avatar_id)
+
+    def _store_failed(self, frame: BaseAvatarFrame, exc: StorageError) -> None:
+        """The store refused the avatar: the UE is answered (no traceback: it is the input)."""
+        if isinstance(exc, AvatarTooLargeError):
+            code: str = ErrorCode.TOO_LARGE
+        elif isinstance(exc, InvalidRequestError | InvalidAvatarError):
+            code = ErrorCode.BAD_AVATAR
+        else:
+            code = ErrorCode.INTERNAL
+        log.log(
+            logging.ERROR if code == ErrorCode.INTERNAL else logging.INFO,
+            "call %s: %s avatar not stored: %s (%s)",
+            self.call_id,
+            frame.source,
+            exc.code,
+            exc.message,
+            extra=self.log_extra,
+        )
+        reason = f"not stored: {exc.message}" if code != ErrorCode.INTERNAL else "storage failed"
+        if frame.source == "upload" and frame.origin_id is not None:
+            self._transfer_failed(frame.origin_id, code, reason)
+        else:
+            self.reply_error(md.MetadataError(code, reason, frame.origin_id))

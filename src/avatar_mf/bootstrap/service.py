@@ -7,7 +7,9 @@ to download the data channel application (HTML/JS) through the MF. One
 
 - requests are parsed with :class:`avatar_mf.http.RequestParser` (a request may span messages,
   a message may hold several requests); a bad request is answered with the status its
-  :class:`~avatar_mf.http.HttpError` carries and the channel stays usable;
+  :class:`~avatar_mf.http.HttpError` carries and the channel stays usable. One message yields
+  at most 64 requests and 4 error answers (the parser's per-message budget): the rest of an
+  abusive message is dropped, so the work and the error bytes a message costs are bounded;
 - answers come from the application's :class:`AppSource` (files held in memory), or, when the
   controlling function gave a replacement URL (``replaceHttpUrl``, config
   ``bootstrap.replace_http_url``), from that URL through :class:`HttpProxy`;

@@ -288,6 +288,7 @@ class CallMediaSession:
             identity=self.call.identity,
             request_uri=self.call.request_uri,
             avatar_tags=self.avatar_tags,
+            room=self.call.room,
         )
         make = self._factory.services.get(info.subprotocol.lower(), EchoService)
         try:

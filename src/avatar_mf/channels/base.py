@@ -34,6 +34,9 @@ class ChannelInfo:
     #: ``+sip.app-subtype``; RFC 3840), parsed once per call: an input of the avatar
     #: function negotiation (TR 26.813 A.1).
     avatar_tags: AvatarFeatureTags = AvatarFeatureTags()
+    #: The room the call joins when its Request-URI does not name it (both legs of a two-leg
+    #: call: the room made for the pair); empty: the room the Request-URI names.
+    room: str = ""
 
 
 class ChannelContext(Protocol):

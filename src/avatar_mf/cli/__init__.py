@@ -2,10 +2,12 @@
 
 ::
 
-    avatar-mf serve [--config FILE] [--log-format json|text] [--log-level LEVEL]
-    avatar-mf check-config [FILE] [--print [--format toml|json]]
+    avatar-mf serve [--config FILE] [--log-format auto|json|text] [--log-level LEVEL]
+    avatar-mf check-config [FILE] [--print [--format toml|json]] [--no-host-checks]
     avatar-mf sessions [--admin URL] [--token T] [--json]      list the calls in progress
     avatar-mf sessions drop CALL_ID [--admin URL] [--token T]  end one with BYE
+    avatar-mf trace on|off|status [--call CALL_ID] [--pcap FILE] [--hep HOST:PORT]
+    avatar-mf tls generate-cert --out DIR [--host NAME ...]   a lab certificate (tls, wss)
     avatar-mf --version
 
 Subcommands are :class:`Command` values listed in :data:`COMMANDS`. A command either runs
@@ -14,9 +16,10 @@ holding a ``call`` command. To add one, define a ``Command`` (its module imports
 dependencies inside ``run``, so that ``--help`` and ``check-config`` stay fast) and append it to
 :data:`COMMANDS`; :func:`build_parser` does the rest.
 
-Exit codes: 0 success; 1 ``check-config`` found problems, or ``sessions`` failed (the admin
-listener refused or could not be reached); 2 usage error, or ``serve`` refused to start because
-the configuration is invalid; otherwise what the server returns.
+Exit codes: 0 success; 1 ``check-config`` found problems, or ``sessions`` or ``trace``
+failed (the admin listener refused or could not be reached); 2 usage error, or ``serve``
+refused to start because the configuration is invalid (values or host checks); otherwise what
+the server returns.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -81,8 +84,9 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--log-format",
-        choices=("json", "text"),
-        help="log line format on stderr, overriding log.format: json (one object per line, "
+        choices=("auto", "json", "text"),
+        help="log line format on stderr, overriding log.format: auto (text on a terminal, "
+        "JSON otherwise), json (one object per line, "
         "for collectors) or text (for people)",
     )
     parser.add_argument(
@@ -106,9 +110,21 @@ def _with_log_overrides(config: AppConfig, args: argparse.Namespace) -> AppConfi
     return config.model_copy(update={"log": config.log.model_copy(update=changes)})
 
 
+def _host_problems(config: AppConfig) -> ConfigError | None:
+    """What :func:`avatar_mf.node.preflight.preflight` finds on this host, as one error."""
+    # Imported here: the stage registry and the bootstrap application are not needed by --help.
+    from avatar_mf.node.preflight import preflight
+
+    problems = preflight(config)
+    return ConfigError(problems) if problems else None
+
+
 def _serve(args: argparse.Namespace, context: CliContext) -> int:
     try:
         config = _with_log_overrides(load_config(args.config, context.environ), args)
+        host_error = _host_problems(config)
+        if host_error is not None:
+            raise host_error
     except ConfigError as exc:
         _print_problems(exc, context.stderr)
         count = len(exc.problems)
@@ -117,15 +133,20 @@ def _serve(args: argparse.Namespace, context: CliContext) -> int:
             file=context.stderr,
         )
         return EXIT_CONFIG_INVALID
-    return _run_server(config)
+
+    def reload() -> AppConfig:
+        """SIGHUP: the same file, environment and command-line overrides, read again."""
+        return _with_log_overrides(load_config(args.config, context.environ), args)
+
+    return _run_server(config, reload)
 
 
-def _run_server(config: AppConfig) -> int:
+def _run_server(config: AppConfig, reload: Callable[[], AppConfig] | None = None) -> int:
     # Imported here: the server pulls in aiortc and uvloop, which check-config does not need.
     # run() sets up logging (avatar_mf.logging_setup) and the event loop itself.
     from avatar_mf.node.app import run
 
-    return run(config)
+    return run(config, reload)
 
 
 SERVE = Command(
@@ -162,6 +183,13 @@ def _check_config_arguments(parser: argparse.ArgumentParser) -> None:
         default="toml",
         help="format for --print (default: %(default)s)",
     )
+    parser.add_argument(
+        "--no-host-checks",
+        dest="host_checks",
+        action="store_false",
+        help="check the values only, not against this host (folders, local addresses, "
+        "installed stages): for a configuration meant for another host or a container",
+    )
 
 
 def _check_config(args: argparse.Namespace, context: CliContext) -> int:
@@ -169,6 +197,9 @@ def _check_config(args: argparse.Namespace, context: CliContext) -> int:
     label = EMBEDDED_DEFAULT_SOURCE if file is None else str(file)
     try:
         config = load_config(file, context.environ)
+        host_error = _host_problems(config) if args.host_checks else None
+        if host_error is not None:
+            raise host_error
     except ConfigError as exc:
         _print_problems(exc, context.stdout)
         return EXIT_PROBLEMS
@@ -184,8 +215,11 @@ CHECK_CONFIG = Command(
     name="check-config",
     help="validate a configuration file",
     description="Validate a configuration file together with the AVATAR_MF_* environment "
-    "variables, as serve would. Prints every problem, one per line as FILE:LINE: KEY: MESSAGE, "
-    "and exits 1; prints 'FILE: OK' and exits 0 when there is none.",
+    "variables, as serve would: the values, then this host (folders that must exist or be "
+    "creatable, addresses that must be local, stage names an installed package must provide). "
+    "Prints every problem, one per line as FILE:LINE: KEY: MESSAGE (host problems as "
+    "'host check: KEY: MESSAGE'), and exits 1; prints 'FILE: OK' and exits 0 when there is "
+    "none.",
     run=_check_config,
     add_arguments=_check_config_arguments,
 )
@@ -247,21 +281,31 @@ def _admin_target(args: argparse.Namespace, context: CliContext) -> tuple[str, s
 
 
 def _admin_request(
-    base: str, path: str, token: str | None, *, method: str = "GET", timeout: float = 5.0
+    base: str,
+    path: str,
+    token: str | None,
+    *,
+    method: str = "GET",
+    timeout: float = 5.0,
+    body: Mapping[str, object] | None = None,
 ) -> Any:
     headers = {"Accept": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(base + path, method=method, headers=headers)
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    request = urllib.request.Request(base + path, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
             return json.loads(response.read() or b"null")
     except urllib.error.HTTPError as err:
-        body = err.read()
+        answer = err.read()
         try:
-            message = json.loads(body)["error"]
+            message = json.loads(answer)["error"]
         except (ValueError, KeyError, TypeError):
-            message = body.decode(errors="replace").strip() or err.reason
+            message = answer.decode(errors="replace").strip() or err.reason
         raise AdminError(f"{base}{path}: {err.code}: {message}") from err
     except (urllib.error.URLError, OSError, ValueError) as err:
         reason = getattr(err, "reason", err)
@@ -353,6 +397,104 @@ SESSIONS = Command(
 )
 
 
+# --------------------------------------------------------------------------- trace
+
+
+def _trace_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "action",
+        choices=("on", "off", "status"),
+        help="on: start tracing (every message, or --call); off: stop (everything, or --call); "
+        "status: what is traced",
+    )
+    parser.add_argument("--call", metavar="CALL_ID", help="only this call's messages")
+    parser.add_argument(
+        "--pcap",
+        metavar="FILE",
+        help="also write the messages to this pcap file (written by the node, on its host; "
+        "a relative path is relative to the node's working directory; never overwritten)",
+    )
+    parser.add_argument(
+        "--hep", metavar="HOST:PORT", help="also send them as HEP3 to a Homer collector (UDP)"
+    )
+    _admin_client_arguments(parser)
+
+
+def _admin_client_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--admin",
+        metavar="URL",
+        help="the node's admin listener (default: http://<admin.host>:<admin.port> of the "
+        "configuration)",
+    )
+    parser.add_argument(
+        "--token",
+        help=f"bearer token (default: admin.token of the configuration, e.g. from "
+        f"{env_var_name('admin', 'token')})",
+    )
+    parser.add_argument("--config", type=Path, metavar="FILE", help="the node's configuration file")
+    parser.add_argument(
+        "--timeout", type=float, default=5.0, help="seconds to wait for the node (default 5)"
+    )
+
+
+def format_trace(status: Mapping[str, Any]) -> str:
+    """The line ``avatar-mf trace`` prints."""
+    if not status.get("on"):
+        return f"SIP trace off ({status.get('messages', 0)} messages traced)\n"
+    what = "every message" if status.get("all_calls") else "calls " + ", ".join(
+        str(c) for c in status.get("call_ids", [])
+    )
+    sinks = ["log"]
+    if status.get("pcap"):
+        sinks.append(f"pcap {status['pcap']}")
+    if status.get("hep"):
+        sinks.append(f"HEP3 {status['hep']}")
+    return f"SIP trace on: {what} -> {', '.join(sinks)} ({status.get('messages', 0)} messages)\n"
+
+
+def _trace(args: argparse.Namespace, context: CliContext) -> int:
+    if args.action != "on" and (args.pcap or args.hep):
+        print("avatar-mf trace: --pcap and --hep go with 'on'", file=context.stderr)
+        return EXIT_USAGE
+    try:
+        base, token = _admin_target(args, context)
+    except ConfigError as exc:
+        _print_problems(exc, context.stderr)
+        return EXIT_CONFIG_INVALID
+    try:
+        if args.action == "on":
+            body = {"call_id": args.call, "pcap": args.pcap, "hep": args.hep}
+            answer = _admin_request(
+                base, "/trace", token, method="POST", timeout=args.timeout,
+                body={k: v for k, v in body.items() if v},
+            )  # fmt: skip
+        elif args.action == "off":
+            query = "?call_id=" + urllib.parse.quote(args.call, safe="") if args.call else ""
+            answer = _admin_request(
+                base, "/trace" + query, token, method="DELETE", timeout=args.timeout
+            )
+        else:
+            answer = _admin_request(base, "/trace", token, timeout=args.timeout)
+    except AdminError as exc:
+        print(f"avatar-mf trace: {exc}", file=context.stderr)
+        return EXIT_PROBLEMS
+    context.stdout.write(format_trace(answer))
+    return EXIT_OK
+
+
+TRACE = Command(
+    name="trace",
+    help="switch a node's SIP message trace on or off",
+    description="Switch the SIP message trace of a running node on or off (the admin API's "
+    "/trace): log lines with every message, optionally a pcap file and HEP3 to a Homer "
+    "collector; for the whole node or one call (--call). Needs the node's admin.token, as "
+    "'sessions' does. Exits 1 if the node refuses or cannot be reached.",
+    run=_trace,
+    add_arguments=_trace_arguments,
+)
+
+
 # --------------------------------------------------------------------------- parser
 
 #: The subcommands of ``avatar-mf``, in ``--help`` order.
@@ -369,19 +511,39 @@ def _avatar_commands() -> Command:
     return build_commands(validator=_validate_avatar)
 
 
+def _tls_commands() -> Command:
+    from avatar_mf.cli.tls import build_commands
+
+    return build_commands()
+
+
 def _ue_commands() -> Command:
     # The test UE (avatar_mf.ue) imports aiortc only when a call runs: the parser stays light.
+    from avatar_mf.ue import listen_cli
     from avatar_mf.ue.cli import DESCRIPTION, HELP, add_arguments, run
 
     call = Command("call", HELP, run=run, add_arguments=add_arguments, description=DESCRIPTION)
-    return Command(name="ue", help="act as a test UE: place a call to an MF", children=(call,))
+    listen = Command(
+        "listen",
+        listen_cli.HELP,
+        run=listen_cli.run,
+        add_arguments=listen_cli.add_arguments,
+        description=listen_cli.DESCRIPTION,
+    )
+    return Command(
+        name="ue",
+        help="act as a test UE: place a call to an MF, or register and answer calls",
+        children=(call, listen),
+    )
 
 
 COMMANDS: tuple[Command, ...] = (
     SERVE,
     CHECK_CONFIG,
     SESSIONS,
+    TRACE,
     _avatar_commands(),
+    _tls_commands(),
     _ue_commands(),
 )
 

@@ -1,9 +1,12 @@
 """Environment overrides: ``AVATAR_MF_<SECTION>__<KEY>`` variables, turned into setting values.
 
 A double underscore separates the section from the key, and the keys of a nested table
-(``AVATAR_MF_PIPELINE__SCENE__NAME``); names are case-insensitive after the prefix. Scalars
-stay strings (pydantic converts ``"5070"``); lists are given comma-separated (``udp,tcp``) or as
-a JSON/TOML array; tables (``log.modules``, a stage's ``options``) as JSON, a TOML inline table
+(``AVATAR_MF_PIPELINE__SCENE__NAME``); names are case-insensitive after the prefix. The
+settings' types are strict (a file's ``port = 5060.0`` is an error), so a variable's text is
+read here as its setting's type: ``5070`` for an integer, ``0.5`` or ``1`` for a number,
+``true``/``false`` for a boolean; other text is left as it is, for the model to reject with
+its usual message. Lists are given comma-separated (``udp,tcp``) or as a JSON/TOML array;
+tables (``log.modules``, a stage's ``options``) as JSON, a TOML inline table
 or ``name=VALUE,...``; an empty value clears an optional setting. A variable with the prefix
 that names no setting is a problem: a typo must not be silently ignored.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 import tomllib
 import types
 import typing
@@ -113,7 +117,7 @@ def _annotation_shape(annotation: Any) -> tuple[Literal["scalar", "list", "table
 def _parse_env_value(raw: str, annotation: Any) -> object:
     """Turn an environment string into the value the field's validator expects.
 
-    Scalars stay strings (pydantic converts "5070", "true", "0.5"); lists and tables are
+    Scalars are read as the setting's type (:func:`_typed_scalar`); lists and tables are
     parsed here. Raises ValueError with a message for the operator.
     """
     shape, optional = _annotation_shape(annotation)
@@ -123,7 +127,10 @@ def _parse_env_value(raw: str, annotation: Any) -> object:
     if shape == "list":
         if text.startswith("["):
             return _parse_structured(text, list, "a JSON or TOML array")
-        return [] if text == "" else [item.strip() for item in text.split(",")]
+        if text == "":
+            return []
+        item_type = _element_type(annotation)
+        return [_typed_scalar(item.strip(), item_type) for item in text.split(",")]
     if shape == "table":
         if text.startswith("{"):
             return _parse_structured(text, dict, "a JSON object or TOML inline table")
@@ -137,7 +144,46 @@ def _parse_env_value(raw: str, annotation: Any) -> object:
                 )
             table[name.strip()] = value.strip()
         return table
+    return _typed_scalar(raw, _base_type(annotation))
+
+
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def _typed_scalar(raw: str, kind: object) -> object:
+    """``raw`` as an int, float or bool when the setting is one and the text spells one;
+    anything else unchanged (a strict setting then rejects it, naming the variable)."""
+    text = raw.strip()
+    if kind is bool and text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    if kind is int and _INTEGER.fullmatch(text):
+        return int(text)
+    if kind is float and _NUMBER.fullmatch(text):
+        return float(text)
     return raw
+
+
+def _base_type(annotation: Any) -> object:
+    """The type under Annotated and Optional: ``int`` for ``Annotated[int, ...] | None``."""
+    while True:
+        origin = typing.get_origin(annotation)
+        args = typing.get_args(annotation)
+        if origin is Annotated:
+            annotation = args[0]
+        elif origin in (typing.Union, types.UnionType) and type(None) in args:
+            inner = [a for a in args if a is not type(None)]
+            if len(inner) != 1:
+                return annotation
+            annotation = inner[0]
+        else:
+            return annotation
+
+
+def _element_type(annotation: Any) -> object:
+    """The base type of a list setting's elements (``tuple[StreamId, ...]`` -> ``int``)."""
+    args = typing.get_args(_base_type(annotation))
+    return _base_type(args[0]) if args else None
 
 
 def _parse_structured(text: str, kind: type, what: str) -> object:

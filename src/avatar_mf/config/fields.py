@@ -15,12 +15,13 @@ from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import annotated_types
-from pydantic import AfterValidator, BeforeValidator
+from pydantic import AfterValidator, BeforeValidator, Strict
 from pydantic_core import PydanticCustomError
 
 __all__ = [
     "AdminToken",
     "DirectoryPath",
+    "FilePath",
     "HeaderText",
     "Host",
     "HttpBaseUrl",
@@ -32,6 +33,7 @@ __all__ = [
     "StreamId",
     "Transport",
     "TransportName",
+    "WebOrigin",
     "cross_field_error",
     "custom_error",
     "is_wildcard",
@@ -39,7 +41,7 @@ __all__ = [
     "unique",
 ]
 
-Transport = Literal["udp", "tcp"]
+Transport = Literal["udp", "tcp", "tls", "ws", "wss"]
 LogLevelName = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 _T = TypeVar("_T")
@@ -132,6 +134,12 @@ def _check_non_empty_path(value: Path) -> Path:
     return value
 
 
+def _check_file_path(value: Path) -> Path:
+    if str(value) in ("", "."):
+        raise custom_error("empty_path", "must name a file")
+    return value
+
+
 def _check_http_url(value: str) -> str:
     """An absolute http(s) URL without query or fragment; a bare ``host[:port][/path]`` is
     taken as ``http://``."""
@@ -168,6 +176,26 @@ def _check_token(value: str) -> str:
     return value
 
 
+def _check_origin(value: str) -> str:
+    """A WebSocket ``Origin`` as browsers send it (RFC 6454): ``scheme://host[:port]``, kept in
+    lower case without the scheme's default port (as browsers send it)."""
+    text = value.strip().lower()
+    try:
+        parts = urlsplit(text)
+        _ = parts.port  # raises ValueError for a bad port
+    except ValueError as exc:
+        raise custom_error(
+            "invalid_origin", "not a valid origin: {reason}", reason=str(exc)
+        ) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise custom_error("invalid_origin", "must be an origin such as https://lab.example:8443")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+        raise custom_error("invalid_origin", "must be scheme://host[:port], without a path")
+    default_port = 443 if parts.scheme == "https" else 80
+    netloc = parts.netloc.removesuffix(f":{default_port}")
+    return f"{parts.scheme}://{netloc}"
+
+
 def unique(values: tuple[_T, ...]) -> tuple[_T, ...]:
     seen: set[_T] = set()
     for value in values:
@@ -188,12 +216,14 @@ HeaderText = Annotated[str, AfterValidator(_check_header_text)]
 MediaAddress = Annotated[str, AfterValidator(_check_media_address)]
 TransportName = Annotated[Transport, BeforeValidator(_lower)]
 IPNetwork = Annotated[IPv4Network | IPv6Network, BeforeValidator(_parse_network)]
-StreamId = Annotated[int, annotated_types.Ge(0), annotated_types.Le(65534)]
+StreamId = Annotated[int, Strict(), annotated_types.Ge(0), annotated_types.Le(65534)]
 LevelName = Annotated[LogLevelName, BeforeValidator(_upper)]
 LoggerName = Annotated[str, AfterValidator(_check_module_name)]
 DirectoryPath = Annotated[Path, AfterValidator(_check_non_empty_path)]
+FilePath = Annotated[Path, AfterValidator(_check_file_path)]
 HttpBaseUrl = Annotated[str, AfterValidator(_check_http_url)]
 AdminToken = Annotated[str, AfterValidator(_check_token)]
+WebOrigin = Annotated[str, AfterValidator(_check_origin)]
 
 
 def is_wildcard(host: str) -> bool:

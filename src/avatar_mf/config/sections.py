@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 import types
 from collections.abc import Iterator, Mapping
 from ipaddress import IPv4Network, IPv6Network
@@ -22,6 +23,9 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -32,6 +36,7 @@ from avatar_mf import __version__
 from avatar_mf.config.fields import (
     AdminToken,
     DirectoryPath,
+    FilePath,
     HeaderText,
     Host,
     HttpBaseUrl,
@@ -41,6 +46,7 @@ from avatar_mf.config.fields import (
     MediaAddress,
     StreamId,
     TransportName,
+    WebOrigin,
     cross_field_error,
     custom_error,
     is_wildcard,
@@ -54,6 +60,7 @@ __all__ = [
     "AdminConfig",
     "AppConfig",
     "BootstrapConfig",
+    "CallsConfig",
     "LifecycleConfig",
     "LogConfig",
     "MediaConfig",
@@ -68,7 +75,13 @@ __all__ = [
 
 
 class Section(BaseModel):
-    """Base of every settings model: frozen, unknown keys rejected, docstrings as docs."""
+    """Base of every settings model: frozen, unknown keys rejected, docstrings as docs.
+
+    Integers, numbers and booleans are strict (``StrictInt``, ``StrictFloat``, ``StrictBool``):
+    ``port = 5060.0``, ``t1 = "0.5"`` and ``enabled = "yes"`` are problems, not silently
+    converted (an integer is still a valid number). Environment variables are read as their
+    setting's type first (:mod:`avatar_mf.config.env`).
+    """
 
     model_config = ConfigDict(
         extra="forbid",
@@ -85,38 +98,69 @@ class SipConfig(Section):
     """Address (or host name) the SIP listeners bind to, for every transport. Use 0.0.0.0 or ::
     to listen on all interfaces; then set advertised_host."""
 
-    port: int = Field(default=5060, ge=1, le=65535)
-    """SIP port, shared by every transport."""
+    port: StrictInt = Field(default=5060, ge=1, le=65535)
+    """SIP port of the udp and tcp transports (tls, ws and wss have their own ports)."""
 
     transports: Annotated[
         tuple[TransportName, ...], AfterValidator(non_empty), AfterValidator(unique)
     ] = ("udp", "tcp")
-    """Transports to listen on: "udp" and/or "tcp" ("ws" is planned)."""
+    """Transports to listen on: any of "udp", "tcp" (RFC 3261), "tls" (RFC 3261 26, on
+    tls_port), "ws" and "wss" (SIP over WebSocket, RFC 7118, on ws_port and wss_port). tls and
+    wss need tls_certificate and tls_private_key."""
+
+    tls_port: StrictInt = Field(default=5061, ge=1, le=65535)
+    """Port of the tls transport (SIP over TLS)."""
+
+    ws_port: StrictInt = Field(default=5066, ge=1, le=65535)
+    """Port of the ws transport (SIP over WebSocket, any request path)."""
+
+    wss_port: StrictInt = Field(default=7443, ge=1, le=65535)
+    """Port of the wss transport (SIP over secure WebSocket, any request path)."""
+
+    tls_certificate: FilePath | None = Field(default=None, validate_default=True)
+    """PEM file of the certificate chain the tls and wss listeners present (the node's
+    certificate first). Required when transports lists tls or wss. `avatar-mf tls
+    generate-cert` writes a self-signed one for labs."""
+
+    tls_private_key: FilePath | None = Field(default=None, validate_default=True)
+    """PEM file of the private key of tls_certificate (unencrypted). Required when transports
+    lists tls or wss."""
+
+    ws_origins: Annotated[tuple[WebOrigin, ...], AfterValidator(unique)] = ()
+    """Origins (scheme://host[:port]) whose web pages may open a ws or wss connection; a
+    handshake with another Origin is answered 403. Empty: any origin (labs). A handshake
+    without Origin (not from a browser) is always accepted."""
+
+    ws_ping_interval: StrictFloat = Field(default=30.0, ge=0)
+    """Seconds of silence after which the node sends a WebSocket ping on a ws or wss
+    connection; the pong keeps a live browser's connection open past the idle timeout.
+    0: no pings."""
+
 
     advertised_host: Host | None = Field(default=None, validate_default=True)
     """Address or host name put in Via sent-by and Contact. Unset: host. Required when host is a
     wildcard address, and when the MF is reached through NAT."""
 
-    t1: float = Field(default=0.5, gt=0)
+    t1: StrictFloat = Field(default=0.5, gt=0)
     """RFC 3261 timer T1 in seconds: round-trip time estimate, base of the retransmission
     timers A, E and G and of the 64*T1 transaction timeouts B, F, H and J."""
 
-    t2: float = Field(default=4.0, gt=0, validate_default=True)
+    t2: StrictFloat = Field(default=4.0, gt=0, validate_default=True)
     """RFC 3261 timer T2 in seconds: maximum retransmission interval for non-INVITE requests
     and INVITE responses. Must be greater than t1."""
 
-    t4: float = Field(default=5.0, gt=0)
+    t4: StrictFloat = Field(default=5.0, gt=0)
     """RFC 3261 timer T4 in seconds: maximum time a message stays in the network (timers I
     and K)."""
 
-    max_message_size: int = Field(default=65535, ge=1300, le=16 * 1024 * 1024)
+    max_message_size: StrictInt = Field(default=65535, ge=1300, le=16 * 1024 * 1024)
     """Largest SIP message accepted, in bytes; larger ones are rejected (513 on TCP) or dropped
     (UDP)."""
 
-    max_dialogs: int = Field(default=10000, ge=1)
+    max_dialogs: StrictInt = Field(default=10000, ge=1)
     """Maximum concurrent dialogs; new INVITEs beyond it are answered 503 with Retry-After."""
 
-    retry_after: int = Field(default=5, ge=1, le=86400)
+    retry_after: StrictInt = Field(default=5, ge=1, le=86400)
     """Seconds put in the Retry-After header of 503 responses sent when overloaded."""
 
     trusted_peers: Annotated[tuple[IPNetwork, ...], AfterValidator(non_empty)] = (
@@ -126,31 +170,80 @@ class SipConfig(Section):
     """CIDR networks allowed to send requests (e.g. the P-CSCF/IMS core); requests from other
     addresses are answered 403. Use 0.0.0.0/0 and ::/0 to accept any peer."""
 
-    rate_limit_per_source: int = Field(default=2000, ge=0)
+    asserted_identity_peers: tuple[IPNetwork, ...] = (
+        IPv4Network("127.0.0.0/8"),
+        IPv6Network("::1/128"),
+    )
+    """CIDR networks of the peers trusted to assert the caller's identity in
+    P-Asserted-Identity (RFC 3325: the P-CSCF / IMS core). From other sources the header is
+    ignored and the caller is its From URI. Avatar authorization (owner, grants) uses that
+    identity. The default, loopback, is for labs: in production list only the P-CSCFs."""
+
+    rate_limit_per_source: StrictInt = Field(default=2000, ge=0)
     """Sustained SIP packets per second accepted from one source address (token bucket refill
     rate); the excess is dropped unanswered (answering a flood would amplify it). One P-CSCF
     carries every UE's traffic: a call is about 3 requests, so 2000 serves ~650 calls/s.
     0 disables rate limiting."""
 
-    rate_limit_burst: int = Field(default=4000, ge=0)
+    rate_limit_burst: StrictInt = Field(default=4000, ge=0)
     """Token bucket size: requests one source may send in a burst above the sustained rate.
     Must be at least 1 when rate limiting is enabled."""
 
-    min_se: int = Field(default=90, ge=90)
+    rate_limit_bytes_per_source: StrictInt = Field(default=8 * 1024 * 1024, ge=0)
+    """Sustained SIP bytes per second accepted from one source address (a second token bucket
+    beside the message one; it holds two seconds' worth). A message passes when both buckets
+    allow it, so large messages cannot outrun the message rate. 0 disables the byte limit."""
+
+    max_transactions: StrictInt = Field(default=100000, ge=0)
+    """Live server transactions the node keeps at most (over UDP one lasts 64*T1 after its final
+    response); a new request beyond it is answered 503 with Retry-After. 0: no cap."""
+
+    transaction_memory: StrictInt = Field(default=256 * 1024 * 1024, ge=0)
+    """Bytes the live server transactions may hold (requests until answered, then the response
+    and the headers that matching needs); a new request beyond it is answered 503. 0: no cap."""
+
+    transaction_memory_per_source: StrictInt = Field(default=64 * 1024 * 1024, ge=0)
+    """The same budget for the transactions of one source address, so one peer cannot use up
+    the node's. 0: no cap."""
+
+    min_se: StrictInt = Field(default=90, ge=90)
     """RFC 4028 Min-SE in seconds: the shortest session interval accepted (422 below it).
     At least 90."""
 
-    session_expires: int = Field(default=1800, ge=90, validate_default=True)
+    session_expires: StrictInt = Field(default=1800, ge=90, validate_default=True)
     """RFC 4028 session interval in seconds, requested in Session-Expires; a dialog not
     refreshed in time is released. Must be at least min_se."""
 
     user_agent: HeaderText = f"avatar-mf/{__version__}"
     """Value of the User-Agent / Server header. Default: avatar-mf/<version>."""
 
-    tcp_idle_timeout: float = Field(default=300.0, gt=0)
-    """Seconds after which an idle inbound TCP connection (no dialog, no traffic) is closed."""
+    tcp_idle_timeout: StrictFloat = Field(default=300.0, gt=0)
+    """Seconds after which an inbound connection (tcp, tls, ws, wss) that received nothing (no
+    message, no keep-alive, no WebSocket ping or pong) is closed."""
 
-    answer_delay: float = Field(default=0.0, ge=0, le=300)
+    tcp_max_connections: StrictInt = Field(default=4096, ge=0)
+    """Inbound connections open at once over tcp, tls, ws and wss together; more are closed as
+    they are accepted (a WebSocket handshake gets 503). 0: no cap."""
+
+    tcp_max_connections_per_source: StrictInt = Field(default=256, ge=0)
+    """Inbound connections open at once from one address (tcp, tls, ws and wss together).
+    0: no cap."""
+
+    tcp_max_write_buffer: StrictInt = Field(default=1024 * 1024, ge=0)
+    """Bytes queued for a TCP peer that does not read; past it the connection is closed. 0: no
+    limit."""
+
+    tcp_message_timeout: StrictFloat = Field(default=30.0, ge=0)
+    """Seconds a SIP message may take to arrive whole over TCP, from its first byte; a slower
+    one closes the connection (a trickle of bytes cannot hold it open). 0: no deadline."""
+
+    fd_reserve: StrictInt = Field(default=128, ge=0)
+    """File descriptors kept free (below the RLIMIT_NOFILE soft limit) for media sockets, the
+    admin listener and storage: while fewer remain, TCP connections are refused; while fewer
+    than half remain, INVITE and OPTIONS are answered 503. Each is logged as a warning when
+    it starts. 0: no reserve."""
+
+    answer_delay: StrictFloat = Field(default=0.0, ge=0, le=300)
     """Seconds between 100 Trying and the answer to an INVITE ("ring time"). 0 answers at
     once; a lab sets it to test CANCEL before the answer."""
 
@@ -163,6 +256,18 @@ class SipConfig(Section):
                 "must be set when sip.host is a wildcard address ({host})",
                 related="host",
                 host=host,
+            )
+        return value
+
+    @field_validator("tls_certificate", "tls_private_key")
+    @classmethod
+    def _tls_files_needed(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        secure = [t for t in info.data.get("transports") or () if t in ("tls", "wss")]
+        if value is None and secure:
+            raise cross_field_error(
+                "must be set when sip.transports lists {secure}",
+                related="transports",
+                secure=" and ".join(secure),
             )
         return value
 
@@ -221,20 +326,20 @@ class MediaConfig(Section):
     """IP address offered as the ICE host candidate and used for media sockets. Must be a
     concrete address reachable by the UE, not a wildcard."""
 
-    sctp_port: int = Field(default=5000, ge=1, le=65535)
+    sctp_port: StrictInt = Field(default=5000, ge=1, le=65535)
     """SCTP port announced in a=sctp-port (RFC 8841)."""
 
-    max_message_size: int = Field(default=262144, ge=1)
+    max_message_size: StrictInt = Field(default=262144, ge=1)
     """Largest data channel message accepted, in bytes; announced in a=max-message-size
     (RFC 8841)."""
 
-    setup_timeout: float = Field(default=10.0, gt=0)
+    setup_timeout: StrictFloat = Field(default=10.0, gt=0)
     """Seconds within which ICE, DTLS and SCTP must all complete after the answer is sent;
     otherwise the call's media is released."""
 
     # 1160 is aiortc 1.16's USERDATA_MAX_LENGTH: the most that fits the minimum IPv6 MTU
     # (1280) after IP, UDP, DTLS and SCTP headers; the media layer rejects anything larger.
-    sctp_max_chunk: int = Field(default=1160, ge=64, le=1160)
+    sctp_max_chunk: StrictInt = Field(default=1160, ge=64, le=1160)
     """Largest SCTP DATA chunk user-data payload, in bytes. The default, also the maximum,
     fits the minimum IPv6 MTU after UDP and DTLS overhead; lower it for paths with a smaller
     MTU (e.g. tunnels)."""
@@ -243,7 +348,7 @@ class MediaConfig(Section):
     """Directory holding the DTLS certificate and key (created there if missing). Unset:
     <storage.path>/dtls."""
 
-    accept_sha1_fingerprint: bool = True
+    accept_sha1_fingerprint: StrictBool = True
     """Accept a=fingerprint lines using SHA-1 from the UE (some older UEs send only SHA-1).
     SHA-256 and stronger are always accepted."""
 
@@ -255,7 +360,9 @@ class MediaConfig(Section):
     )
     """SCTP stream ids of the bootstrap data channels (3GPP TS 26.114 section 6.2.10)."""
 
-    min_application_stream_id: int = Field(default=1000, ge=0, le=65534, validate_default=True)
+    min_application_stream_id: StrictInt = Field(
+        default=1000, ge=0, le=65534, validate_default=True
+    )
     """Lowest SCTP stream id used for application data channels. Must be above every
     bootstrap stream id."""
 
@@ -279,17 +386,22 @@ class StorageConfig(Section):
     """Root directory for persistent state (avatars, DTLS certificate). A relative path is
     relative to the working directory of the process."""
 
-    max_avatar_size: int = Field(default=64 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
+    max_avatar_size: StrictInt = Field(default=64 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
     """Largest base avatar container accepted (import, upload), in bytes."""
 
-    cache_bytes: int = Field(default=256 * 1024 * 1024, ge=0)
+    cache_bytes: StrictInt = Field(default=256 * 1024 * 1024, ge=0)
     """Avatar cache size in bytes (loaded once per room, delivered to every UE)."""
 
-    cache_entries: int = Field(default=1024, ge=1)
+    cache_entries: StrictInt = Field(default=1024, ge=1)
     """Most avatars kept in the cache."""
 
-    cache_ttl: float = Field(default=600.0, gt=0)
+    cache_ttl: StrictFloat = Field(default=600.0, gt=0)
     """Seconds an avatar stays cached after it was loaded."""
+
+    grant_recheck_interval: StrictFloat = Field(default=10.0, gt=0, le=3600)
+    """Seconds between re-checks of the grant an avatar in use in a call rests on (TS 22.156:
+    the right holds for the whole call). A grant revoked in the store (avatar-mf avatar
+    revoke) stops the avatar within this time; an expiring grant stops it at its expiry."""
 
 
 class LogConfig(Section):
@@ -298,27 +410,32 @@ class LogConfig(Section):
     level: LevelName = "INFO"
     """Level for every logger not listed in modules: DEBUG, INFO, WARNING, ERROR or CRITICAL."""
 
-    format: Literal["json", "text"] = "json"
-    """Log line format on stderr: "json" (one JSON object per line, for collectors) or "text"
-    (for people)."""
+    format: Literal["auto", "json", "text"] = "auto"
+    """Log line format on stderr: "json" (one JSON object per line, for collectors), "text"
+    (for people), or "auto": text when stderr is a terminal, JSON otherwise (a service
+    manager, a container, a pipe)."""
 
     modules: Mapping[LoggerName, LevelName] = Field(default_factory=dict)
     """Per-logger level overrides, e.g. { "avatar_mf.sip" = "DEBUG" }. A level here may be
     lower than level."""
+
+    cdr_file: Path | None = None
+    """Call-detail records: one JSON line per call, appended to this file (opened again on
+    SIGHUP, for logrotate). Unset: each record is a log line of the avatar_mf.cdr logger."""
 
 
 class AdminConfig(Section):
     """``[admin]``: the HTTP listener for /healthz, /readyz, /stats, /metrics and /sessions
     (never the SIP port)."""
 
-    enabled: bool = True
+    enabled: StrictBool = True
     """Run the admin HTTP listener."""
 
     host: Host = "127.0.0.1"
     """Address the admin listener binds to. Only /sessions is authenticated (admin.token): keep
     the listener on loopback or a management network."""
 
-    port: int = Field(default=8080, ge=0, le=65535)
+    port: StrictInt = Field(default=8080, ge=0, le=65535)
     """Admin listener TCP port; 0 picks a free port (logged at start-up)."""
 
     token: AdminToken | None = None
@@ -331,11 +448,11 @@ class AdminConfig(Section):
 class LifecycleConfig(Section):
     """``[lifecycle]``: how the process stops."""
 
-    drain_timeout: float = Field(default=30.0, ge=0, le=86400)
+    drain_timeout: StrictFloat = Field(default=30.0, ge=0, le=86400)
     """Seconds SIGTERM lets calls in progress continue (new INVITEs and OPTIONS get 503 with
     Retry-After) before the rest are ended with BYE and the process exits."""
 
-    sigint_drain_timeout: float = Field(default=2.0, ge=0, le=86400)
+    sigint_drain_timeout: StrictFloat = Field(default=2.0, ge=0, le=86400)
     """The same for SIGINT (Ctrl-C): a short drain. A second signal exits at once."""
 
 
@@ -353,15 +470,15 @@ class BootstrapConfig(Section):
     bootstrap channel is forwarded to this http:// or https:// base URL (request path appended)
     instead of being served from app_dir. A value without a scheme is taken as http://."""
 
-    max_request_size: int = Field(default=65536, ge=1024, le=16 * 1024 * 1024)
+    max_request_size: StrictInt = Field(default=65536, ge=1024, le=16 * 1024 * 1024)
     """Largest HTTP request accepted on a bootstrap channel, head and content, in bytes; larger
     ones are answered 413 (a head over 16 KiB: 431)."""
 
-    max_response_size: int = Field(default=32 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
+    max_response_size: StrictInt = Field(default=32 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
     """Largest response body, in bytes: a larger upstream response (replace_http_url) is
     answered 502, and a larger file in app_dir stops the MF at start-up."""
 
-    proxy_timeout: float = Field(default=10.0, gt=0, le=300)
+    proxy_timeout: StrictFloat = Field(default=10.0, gt=0, le=300)
     """Seconds allowed for a forwarded request (replace_http_url), from connecting to the last
     body byte; past it the UE gets 504."""
 
@@ -410,13 +527,13 @@ class PipelineConfig(Section):
     naming its implementation (entry point group ``avatar_mf.stages.<kind>``) with
     ``options`` for its factory."""
 
-    rate: float = Field(default=30.0, gt=0, le=120)
+    rate: StrictFloat = Field(default=30.0, gt=0, le=120)
     """Animation units per second generated by the animation-data stage."""
 
-    workers: int = Field(default=2, ge=1, le=64)
+    workers: StrictInt = Field(default=2, ge=1, le=64)
     """Threads of the bounded executor that runs CPU-heavy stage work."""
 
-    max_pending: int = Field(default=64, ge=1)
+    max_pending: StrictInt = Field(default=64, ge=1)
     """Stage jobs that may wait for a worker; past that a request gets a "busy" error."""
 
     base_avatar: _Stage = StageSettings(name="procedural")
@@ -456,6 +573,57 @@ class PipelineConfig(Section):
         return filled
 
 
+class CallsConfig(Section):
+    """``[calls]``: rooms and two-leg calls (the MF as a media-terminating B2BUA, RFC 7092)."""
+
+    room_pattern: str = ".*"
+    """Regular expression (Python syntax) matched against the whole user part of an INVITE's
+    Request-URI (empty when it has none): a match names a room, which the call joins; any
+    other user is called on a second leg through outbound_proxy, both legs sharing one avatar
+    session. The default matches every Request-URI: no two-leg calls."""
+
+    outbound_proxy: str | None = None
+    """Where second legs are sent, with UE1's Request-URI unchanged: a SIP URI (e.g. the lab
+    Kamailio, "sip:127.0.0.1:5070;lr"; add ";transport=tcp" for TCP) or a bare host[:port]
+    (UDP). Unset: INVITEs to users that are not rooms are answered 480."""
+
+    no_answer_timeout: StrictFloat = Field(default=120.0, gt=0, le=3600)
+    """Seconds a second leg may ring before the MF cancels it and answers UE1 480."""
+
+    @field_validator("room_pattern")
+    @classmethod
+    def _pattern_compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise custom_error(
+                "config_pattern", "not a regular expression: {error}", error=str(exc)
+            ) from None
+        return value
+
+    @field_validator("outbound_proxy")
+    @classmethod
+    def _proxy_is_a_sip_uri(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        scheme, colon, rest = value.partition(":")
+        if scheme.lower() not in ("sip", "sips"):
+            rest = value  # a bare host[:port]
+        if not rest or any(c.isspace() or c in "<>\"@" for c in rest):
+            raise custom_error("config_sip_uri", "must be a sip: or sips: URI, or host[:port]")
+        return value
+
+    @property
+    def outbound_proxy_uri(self) -> str:
+        """outbound_proxy as a SIP URI ("" when unset)."""
+        value = self.outbound_proxy
+        if value is None:
+            return ""
+        if value.partition(":")[0].lower() in ("sip", "sips"):
+            return value
+        return f"sip:{value}"
+
+
 #: The stage kinds, in pipeline order: the stage tables of ``[pipeline]``.
 STAGE_KINDS = ("base_avatar", "animation_data", "animation", "scene", "converter")
 
@@ -486,6 +654,9 @@ class AppConfig(Section):
 
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     """Avatar pipeline stages."""
+
+    calls: CallsConfig = Field(default_factory=CallsConfig)
+    """Rooms and two-leg calls."""
 
     @property
     def dtls_certificate_dir(self) -> Path:

@@ -53,8 +53,8 @@ class SessionClosed:
 
 @dataclass(frozen=True, slots=True)
 class SessionFailed:
-    """Terminal: connectivity never completed, e.g. ``"setup timeout"``, ``"ice failed"``,
-    ``"dtls handshake failed"``."""
+    """Terminal: connectivity never completed, e.g. ``"setup timeout in DTLS"`` (the layer
+    still not up), ``"ice failed"``, ``"dtls handshake failed"``."""
 
     reason: str
 

@@ -314,7 +314,10 @@ class DataChannelSession:
     def _on_setup_timeout(self) -> None:
         self._timer = None
         if self._state == "connecting":
-            self._begin_release("setup timeout", failed=True)
+            # Name the layer still not up: ICE (the path) first, then DTLS, then SCTP.
+            dtls = self._dtls.state
+            layer = "SCTP" if dtls == "connected" else "DTLS" if dtls != "new" else "ICE"
+            self._begin_release(f"setup timeout in {layer}", failed=True)
 
     def _on_sctp_state(self, state: str) -> None:
         if state == "connected" and self._state == "connecting":

@@ -10,20 +10,30 @@
 - ``GET /sessions``: the calls in progress as JSON (Call-ID, identities, source, state, age,
   room, data channels, message counts).
 - ``DELETE /sessions/{call_id}``: end that call (BYE; 503 to an INVITE not answered yet).
+- ``GET /trace``: the SIP trace's state (:mod:`avatar_mf.node.trace`).
+- ``POST /trace`` with a JSON object ``{"call_id": ..., "pcap": FILE, "hep": "IP:PORT"}`` (every
+  member optional; no ``call_id``: every message): switch the trace on, adding a pcap file
+  (created by the node, never overwritten: 409 if it exists) and a HEP3 collector.
+- ``DELETE /trace`` (``?call_id=...``: only that call): switch it off.
 
 ``/healthz``, ``/readyz``, ``/stats`` and ``/metrics`` need no authentication (keep the listener
 on loopback or a management network). ``/sessions`` shows subscriber identities and can end
-calls: it needs ``Authorization: Bearer <admin.token>``, and answers 403 while no token is
-configured (401 for a missing or wrong token).
+calls, ``/trace`` shows whole SIP messages and writes files as the node's user: both need
+``Authorization: Bearer <admin.token>``, and answer 403 while no token is configured (401 for a
+missing or wrong token). The token can change on SIGHUP (:meth:`AdminServer.set_token`).
 """
 
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
 from aiohttp import web
+
+from avatar_mf.node.trace import SipTrace, TraceError
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +45,8 @@ SessionLister = Callable[[], Sequence[Mapping[str, object]]]
 CallDropper = Callable[[str], int]
 
 TOKEN_NOT_SET = (
-    "/sessions is disabled: no admin token is configured. Set admin.token in the config file "
+    "/sessions and /trace are disabled: no admin token is configured. Set admin.token in the "
+    "config file "
     "or AVATAR_MF_ADMIN__TOKEN in the environment, then send 'Authorization: Bearer <token>'."
 )
 
@@ -50,6 +61,7 @@ class AdminServer:
         sessions: SessionLister | None = None,
         drop: CallDropper | None = None,
         token: str | None = None,
+        trace: SipTrace | None = None,
     ) -> None:
         self._snapshot = snapshot
         self._ready = ready
@@ -57,6 +69,7 @@ class AdminServer:
         self._sessions = sessions
         self._drop = drop
         self._token = token.encode() if token else None
+        self._trace = trace
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -72,7 +85,15 @@ class AdminServer:
         if self._drop is not None:
             # ".+": a Call-ID may contain "/" (RFC 3261 25.1 "word"), sent percent-encoded.
             app.router.add_delete("/sessions/{call_id:.+}", self._drop_session)
+        if self._trace is not None:
+            app.router.add_get("/trace", self._trace_status)
+            app.router.add_post("/trace", self._trace_on)
+            app.router.add_delete("/trace", self._trace_off)
         return app
+
+    def set_token(self, token: str | None) -> None:
+        """The bearer token from now on (a configuration reload)."""
+        self._token = token.encode() if token else None
 
     async def _healthz(self, _request: web.Request) -> web.Response:
         return web.Response(text="ok\n")
@@ -136,6 +157,53 @@ class AdminServer:
             extra={"call_id": call_id, "source": request.remote or ""},
         )
         return web.json_response({"call_id": call_id, "ended": count})
+
+    # -- /trace -----------------------------------------------------------------------------
+
+    async def _trace_status(self, request: web.Request) -> web.Response:
+        refusal = self._refusal(request)
+        if refusal is not None:
+            return refusal
+        assert self._trace is not None
+        return web.json_response(self._trace.status())
+
+    async def _trace_on(self, request: web.Request) -> web.Response:
+        refusal = self._refusal(request)
+        if refusal is not None:
+            return refusal
+        assert self._trace is not None
+        try:
+            body = json.loads(await request.read() or b"{}")
+        except ValueError:
+            return web.json_response({"error": "the body must be a JSON object"}, status=400)
+        if not isinstance(body, dict) or not all(
+            isinstance(body.get(k), str | None) for k in ("call_id", "pcap", "hep")
+        ):
+            return web.json_response(
+                {"error": 'expected {"call_id": str, "pcap": str, "hep": "IP:PORT"}'}, status=400
+            )
+        unknown = sorted(set(body) - {"call_id", "pcap", "hep"})
+        if unknown:
+            return web.json_response({"error": f"unknown members: {unknown}"}, status=400)
+        pcap = body.get("pcap")
+        try:
+            self._trace.enable(
+                body.get("call_id") or None,
+                pcap=Path(pcap) if pcap else None,
+                hep=body.get("hep") or None,
+            )
+        except TraceError as exc:
+            return web.json_response({"error": str(exc)}, status=exc.status)
+        log.info("admin: SIP trace switched on by %s", request.remote or "?")
+        return web.json_response(self._trace.status())
+
+    async def _trace_off(self, request: web.Request) -> web.Response:
+        refusal = self._refusal(request)
+        if refusal is not None:
+            return refusal
+        assert self._trace is not None
+        self._trace.disable(request.query.get("call_id") or None)
+        return web.json_response(self._trace.status())
 
     # -- lifecycle ------------------------------------------------------------------------
 

@@ -3,6 +3,10 @@
 Everything is built here by constructor injection, bottom-up: transports, the SIP endpoint,
 the transaction layer, the user agent, the data channel factory and the call sessions. No
 module keeps global state, so a test can run several MF nodes in one process.
+
+Operations hooks: the SIP trace (:mod:`avatar_mf.node.trace`) taps the endpoint; every ended
+call leaves a call-detail record (:mod:`avatar_mf.node.cdr`); SIGHUP reloads the
+configuration from its sources and applies what can change live (:mod:`avatar_mf.node.reload`).
 """
 
 from __future__ import annotations
@@ -10,34 +14,52 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import ipaddress
 import logging
 import signal
+import ssl
+import time
+from collections.abc import Callable
 
+from avatar_mf import __version__
 from avatar_mf.avatar.validate import validate_container
 from avatar_mf.avatar_session.hub import AvatarHub
 from avatar_mf.avatar_session.session import AvatarSettings
 from avatar_mf.bootstrap.service import AppSourceError, bootstrap_service_factory
 from avatar_mf.calls.call_media import CallMediaSession, CallSessionFactory
+from avatar_mf.calls.offerer import CallOfferFactory
 from avatar_mf.clock import LoopClock
-from avatar_mf.config import AppConfig
+from avatar_mf.config import AppConfig, ConfigError, SipConfig
 from avatar_mf.media.certificate import CertificateStore
 from avatar_mf.media.endpoint import DataChannelEndpointFactory
 from avatar_mf.node.admin import AdminServer
+from avatar_mf.node.cdr import CdrWriter, call_record
 from avatar_mf.node.metrics import NodeMetrics
-from avatar_mf.node.stages import build_stages, stage_settings
+from avatar_mf.node.preflight import preflight
+from avatar_mf.node.reload import ReloadPlan, plan_reload, with_live
+from avatar_mf.node.stages import StageLoadError, build_stages, stage_settings
+from avatar_mf.node.trace import SipTrace
 from avatar_mf.pipeline.executor import StageExecutor
 from avatar_mf.rooms.relay import RelayMetrics
 from avatar_mf.sip.message import Request, Response
 from avatar_mf.sip.peer import Peer
 from avatar_mf.sip.timers import TimerConfig
-from avatar_mf.sip.transaction_layer import ClientTransaction, TransactionLayer
+from avatar_mf.sip.transaction_layer import (
+    ClientTransaction,
+    TransactionLayer,
+    TransactionLimits,
+)
 from avatar_mf.storage import Authorizer, AvatarCache, FilesystemStore, SystemWallClock
 from avatar_mf.storage.store import avatar_root
 from avatar_mf.transport.admission import RateLimiter, TrustedPeers
 from avatar_mf.transport.base import SipTransport
 from avatar_mf.transport.endpoint import SipEndpoint
+from avatar_mf.transport.limits import ConnectionLimits, ConnectionTable, FdBudget
 from avatar_mf.transport.tcp import TcpTransport
+from avatar_mf.transport.tls import client_context, server_context
 from avatar_mf.transport.udp import UdpTransport
+from avatar_mf.transport.ws import WebSocketTransport
+from avatar_mf.ua.b2bua import TwoLegCalls, TwoLegConfig
 from avatar_mf.ua.user_agent import Call, UserAgent, UserAgentConfig
 
 log = logging.getLogger(__name__)
@@ -122,6 +144,44 @@ def _describe_call(
     return entry
 
 
+def _ua_config(sip: SipConfig) -> UserAgentConfig:
+    return UserAgentConfig(
+        host=sip.contact_host,
+        user_agent=sip.user_agent,
+        max_dialogs=sip.max_dialogs,
+        retry_after=sip.retry_after,
+        session_expires=sip.session_expires,
+        min_se=sip.min_se,
+        answer_delay=sip.answer_delay,
+        asserted_identity_peers=sip.asserted_identity_peers,
+    )
+
+
+def _admission(sip: SipConfig, clock: LoopClock) -> tuple[TrustedPeers, RateLimiter]:
+    return (
+        TrustedPeers(str(n) for n in sip.trusted_peers),
+        RateLimiter(
+            clock,
+            rate=sip.rate_limit_per_source,
+            burst=sip.rate_limit_burst,
+            byte_rate=sip.rate_limit_bytes_per_source,
+            byte_burst=2 * sip.rate_limit_bytes_per_source,
+        ),
+    )
+
+
+def _trace_address(sip: SipConfig) -> str:
+    """The node's address in traces: the first IP literal of advertised_host and host that is
+    not a wildcard, else 0.0.0.0."""
+    for host in (sip.contact_host, str(sip.host)):
+        try:
+            if not ipaddress.ip_address(host).is_unspecified:
+                return host
+        except ValueError:
+            continue
+    return "0.0.0.0"
+
+
 class MediaFunction:
     """One MF node: SIP listeners, transaction layer, user agent and media."""
 
@@ -132,13 +192,19 @@ class MediaFunction:
         self.relay_metrics = RelayMetrics()
         sip = config.sip
         self.timers = TimerConfig(t1=sip.t1, t2=sip.t2, t4=sip.t4)
+        trusted, limiter = _admission(sip, self.clock)
         self.endpoint = SipEndpoint(
-            trusted=TrustedPeers(str(n) for n in sip.trusted_peers),
-            limiter=RateLimiter(
-                self.clock, rate=sip.rate_limit_per_source, burst=sip.rate_limit_burst
-            ),
-            server_header=sip.user_agent,
+            trusted=trusted, limiter=limiter, server_header=sip.user_agent
         )
+        self.trace = SipTrace(
+            local_host=_trace_address(sip),
+            local_port=self.endpoint.local_port,
+            wall_clock=time.time,
+        )
+        self.endpoint.tap = self.trace
+        self.cdr = CdrWriter(config.log.cdr_file)
+        #: Set when a call ends, while a drain waits for the last one.
+        self._drain_wakeup: asyncio.Event | None = None
         media = config.media
         self.certificate = CertificateStore.load_or_create(config.dtls_certificate_dir)
         self.media = DataChannelEndpointFactory(
@@ -158,26 +224,63 @@ class MediaFunction:
         )
         self._wire = _UaWire(self.endpoint)
         self.ua = UserAgent(
-            UserAgentConfig(
-                host=sip.contact_host,
-                user_agent=sip.user_agent,
-                max_dialogs=sip.max_dialogs,
-                retry_after=sip.retry_after,
-                session_expires=sip.session_expires,
-                min_se=sip.min_se,
-                answer_delay=sip.answer_delay,
-            ),
+            _ua_config(sip),
             clock=self.clock,
             timers=self.timers,
             sessions=self.sessions,
             sender=self._wire,
             observe_setup=self.metrics.call_setup.observe,
             observe_duration=self.metrics.call_duration.observe,
+            capacity=self._capacity,
         )
-        self.layer = TransactionLayer(self.clock, self.timers, self.endpoint.send, self.ua)
+        self.layer = TransactionLayer(
+            self.clock,
+            self.timers,
+            self.endpoint.send,
+            self.ua,
+            TransactionLimits(
+                max_transactions=sip.max_transactions,
+                max_bytes=sip.transaction_memory,
+                max_bytes_per_source=sip.transaction_memory_per_source,
+                retry_after=sip.retry_after,
+            ),
+        )
+        self.ua.on_call_ended = self._call_ended
         self._wire.layer = self.layer
+        calls = config.calls
+        self.two_leg = TwoLegCalls(
+            TwoLegConfig(
+                room_pattern=calls.room_pattern,
+                outbound_proxy=calls.outbound_proxy_uri,
+                no_answer_timeout=calls.no_answer_timeout,
+                host=sip.contact_host,
+                user_agent=sip.user_agent,
+                session_expires=sip.session_expires,
+                min_se=sip.min_se,
+            ),
+            ua=self.ua,
+            answers=self.sessions,
+            offers=CallOfferFactory(self.sessions),
+            sender=self._wire,
+            send_ack=self.layer.send_stateless,
+            clock=self.clock,
+            timers=self.timers,
+        )
+        self.ua.bridge = self.two_leg
         self.transports: dict[str, SipTransport] = {}
         self._tcp: TcpTransport | None = None
+        self.fds = FdBudget(self.clock, sip.fd_reserve)
+        #: The connection transports (tcp, tls, ws, wss) by name, sharing one connection table.
+        self.streams: dict[str, TcpTransport | WebSocketTransport] = {}
+        self.connection_limits = ConnectionLimits(
+            max_connections=sip.tcp_max_connections,
+            max_connections_per_source=sip.tcp_max_connections_per_source,
+            max_write_buffer=sip.tcp_max_write_buffer,
+            message_timeout=sip.tcp_message_timeout,
+            fd_reserve=sip.fd_reserve,
+        )
+        self.connections = ConnectionTable(self.connection_limits)
+        self._server_ssl: ssl.SSLContext | None = None
         pipeline = config.pipeline
         self.executor = StageExecutor(workers=pipeline.workers, max_pending=pipeline.max_pending)
         self.hub: AvatarHub | None = None
@@ -190,7 +293,15 @@ class MediaFunction:
             sessions=self.live_sessions,
             drop=self.drop_call,
             token=config.admin.token,
+            trace=self.trace,
         )
+
+    def _capacity(self) -> str | None:
+        """Why the node cannot take a call now (too few file descriptors), or None. Calls may
+        use the upper half of the reserve that TCP connections may not touch."""
+        if self.fds.low(reserve=self.fds.reserve // 2):
+            return f"Out Of File Descriptors ({self.fds.free()} free)"
+        return None
 
     @property
     def tcp_connections(self) -> int:
@@ -203,16 +314,36 @@ class MediaFunction:
                 "dialogs": self.ua.active_calls,
                 "pending_invites": self.ua.pending_invites,
                 "transactions": self.layer.active_count,
+                "transaction_bytes": self.layer.held_bytes,
                 "call_sessions": len(self.sessions.sessions),
                 "dc_sessions": self.media.active_sessions,
                 "avatar_sessions": self.hub.session_count if self.hub is not None else 0,
                 "rooms": len(self.hub.rooms) if self.hub is not None else 0,
                 "media_sockets": self.media.open_sockets,
+                "two_leg_calls": self.two_leg.active_pairs,
+                "outgoing_invites": self.two_leg.outgoing_invites,
             },
             "tcp_connections": self.tcp_connections,
+            "limits": self._limit_counters(),
+            "connections": {name: t.connection_count for name, t in self.streams.items()},
             "calls": self.ua.stats.calls(),
             "sip": self.endpoint.stats.as_dict(),
             "draining": self.ua.draining,
+        }
+
+    def _limit_counters(self) -> dict[str, int]:
+        """How often each limit of ``docs/operations.md`` (Limits) refused something. The
+        connection counters cover every connection transport (tcp, tls, ws, wss)."""
+        refused = self.connections.refused
+        tcps = [t for t in self.streams.values() if isinstance(t, TcpTransport)]
+        return {
+            "rate_limited": self.endpoint.stats.rate_limited,
+            "transactions_refused": self.layer.stats.overloaded,
+            "tcp_refused_node": refused.get("node", 0),
+            "tcp_refused_source": refused.get("source", 0),
+            "tcp_refused_fds": refused.get("fds", 0),
+            "tcp_write_overflows": sum(t.write_overflows for t in tcps),
+            "tcp_message_timeouts": sum(t.message_timeouts for t in tcps),
         }
 
     def live_sessions(self) -> list[dict[str, object]]:
@@ -230,6 +361,110 @@ class MediaFunction:
                 out.append(_describe_call(call, state, now, media.get(call.call_id), rooms))
         return out
 
+    # -- call-detail records ----------------------------------------------------------------
+
+    def _call_ended(self, call: Call) -> None:
+        try:
+            self.cdr.write(self.call_record(call))
+        except Exception:  # a record must never break the end of a call
+            log.exception("call record of %s failed", call.call_id, extra=call.log_extra)
+        if self._drain_wakeup is not None:
+            self._drain_wakeup.set()
+
+    def call_record(self, call: Call) -> dict[str, object]:
+        """The CDR of an ended call (:func:`avatar_mf.node.cdr.call_record`)."""
+        assert call.end is not None
+        now = self.clock.now()
+        media = next((s for s in self.sessions.sessions if s.call.call_id == call.call_id), None)
+        rooms: dict[str, tuple[str, str]] = {}
+        if self.hub is not None:
+            for session in self.hub.sessions():
+                if session.call_id == call.call_id:
+                    rooms[call.call_id] = (session.participant.room.name, session.id)
+        described = _describe_call(call, "ended", now, media, rooms)
+        dc = media.dc if media is not None else None
+        streams: list[dict[str, object]] = (
+            [
+                {"stream_id": sid, "label": spec.label, "subprotocol": spec.subprotocol}
+                for sid, spec in sorted(dc.streams.items())
+            ]
+            if dc is not None
+            else []
+        )
+        answered = call.answered
+        return call_record(
+            described,
+            streams,
+            end=call.end,
+            start=time.time() - (now - call.created),
+            setup=answered - call.created if answered else None,
+            duration=now - answered if answered else 0.0,
+        )
+
+    # -- reload (SIGHUP) --------------------------------------------------------------------
+
+    def reconfigure(self, new: AppConfig) -> ReloadPlan:
+        """Apply what can change live of ``new`` (see :mod:`avatar_mf.node.reload`) and keep
+        the rest; returns the plan (what was applied, what needs a restart). Raises
+        StageLoadError, having applied nothing, when a changed stage cannot be built."""
+        plan = plan_reload(self.config, new)
+        merged = with_live(self.config, new, plan.live)
+        stages = None
+        if plan.touches("pipeline.") and self.hub is not None:
+            stages = build_stages(stage_settings(merged.pipeline), validator=validate_container)
+        if plan.touches("log."):
+            from avatar_mf.logging_setup import configure_logging
+
+            configure_logging(merged.log)
+        self.cdr.reopen(merged.log.cdr_file)  # every SIGHUP: logrotate moved the file
+        if plan.touches("sip.trusted_peers") or plan.touches("sip.rate_limit"):
+            self.endpoint.set_admission(*_admission(merged.sip, self.clock))
+        if plan.touches("sip."):
+            self.ua.reconfigure(_ua_config(merged.sip))
+        if plan.touches("admin.token"):
+            self.admin.set_token(merged.admin.token)
+        if stages is not None and self.hub is not None:
+            self.hub.stages = tuple(stages)
+        self.config = merged
+        return plan
+
+    def reload(self, load: Callable[[], AppConfig]) -> None:
+        """SIGHUP: read the configuration again with ``load`` and apply it; a configuration
+        with problems is logged and the running one kept. Never raises."""
+        try:
+            new = load()
+            problems = preflight(new)
+            if problems:
+                raise ConfigError(problems)
+            plan = self.reconfigure(new)
+        except ConfigError as exc:
+            log.error(
+                "reload refused, the running configuration stays: %s",
+                "; ".join(str(p) for p in exc.problems),
+            )
+            return
+        except StageLoadError as exc:
+            log.error("reload refused, the running configuration stays: %s", exc)
+            return
+        except Exception:
+            log.exception("reload failed, the running configuration stays")
+            return
+        if plan.empty:
+            log.info("reload: no setting changed")
+            return
+        if plan.live:
+            log.info(
+                "reload: applied %s",
+                "; ".join(str(c) for c in plan.live),
+                extra={"applied": [c.key_path for c in plan.live]},
+            )
+        if plan.restart:
+            log.warning(
+                "reload: needs a restart, not applied: %s",
+                "; ".join(str(c) for c in plan.restart),
+                extra={"restart_needed": [c.key_path for c in plan.restart]},
+            )
+
     def drop_call(self, call_id: str) -> int:
         """End the calls with ``call_id`` (BYE, or 503 to a pending INVITE); how many."""
         calls = [c for c in (*self.ua.pending_calls(), *self.ua.calls()) if c.call_id == call_id]
@@ -237,21 +472,62 @@ class MediaFunction:
             self.ua.drop(call, "dropped by operator")
         return len(calls)
 
+    def listen_port(self, name: str) -> int:
+        """The configured port of transport ``name``: tls, ws and wss have their own."""
+        sip = self.config.sip
+        return {"tls": sip.tls_port, "ws": sip.ws_port, "wss": sip.wss_port}.get(name, sip.port)
+
+    def _tls_server_context(self) -> ssl.SSLContext:
+        """The tls and wss listeners' context (sip.tls_certificate, sip.tls_private_key)."""
+        if self._server_ssl is None:
+            sip = self.config.sip
+            # The config refuses tls or wss without both files.
+            assert sip.tls_certificate is not None and sip.tls_private_key is not None
+            try:
+                self._server_ssl = server_context(sip.tls_certificate, sip.tls_private_key)
+            except (OSError, ValueError) as exc:
+                raise StartupError(
+                    f"TLS certificate {sip.tls_certificate} and key {sip.tls_private_key}: {exc}"
+                ) from exc
+        return self._server_ssl
+
     async def _listen(self, name: str, host: str, port: int) -> None:
         sip = self.config.sip
         if name == "udp":
             self.transports["udp"] = await UdpTransport.listen(
                 host, port, self.endpoint, max_message_size=sip.max_message_size
             )
-        elif name == "tcp":
-            tcp = TcpTransport(
+        elif name in ("tcp", "tls"):
+            secure = name == "tls"
+            stream = TcpTransport(
                 self.endpoint,
                 max_message_size=sip.max_message_size,
                 idle_timeout=sip.tcp_idle_timeout,
+                limits=self.connection_limits,
+                fds=self.fds,
+                table=self.connections,
+                name=name,
+                server_ssl=self._tls_server_context() if secure else None,
+                client_ssl=client_context() if secure else None,
             )
-            await tcp.listen(host, port)
-            self._tcp = tcp
-            self.transports["tcp"] = tcp
+            await stream.listen(host, port)
+            if name == "tcp":
+                self._tcp = stream
+            self.streams[name] = stream
+            self.transports[name] = stream
+        elif name in ("ws", "wss"):
+            ws = WebSocketTransport(
+                self.endpoint,
+                table=self.connections,
+                max_message_size=sip.max_message_size,
+                idle_timeout=sip.tcp_idle_timeout,
+                ping_interval=sip.ws_ping_interval,
+                origins=sip.ws_origins,
+                ssl_context=self._tls_server_context() if name == "wss" else None,
+            )
+            await ws.listen(host, port)
+            self.streams[name] = ws
+            self.transports[name] = ws
 
     async def _start_avatar_services(self) -> None:
         """Storage, stages and the avatar hub; the avatar subprotocols are served from here."""
@@ -275,6 +551,7 @@ class MediaFunction:
             settings=AvatarSettings(
                 rate=cfg.pipeline.rate,
                 max_transfer_size=cfg.storage.max_avatar_size,
+                grant_recheck_interval=cfg.storage.grant_recheck_interval,
             ),
             store=store,
             authorizer=Authorizer(store, SystemWallClock()),
@@ -290,10 +567,11 @@ class MediaFunction:
         sip = self.config.sip
         host = str(sip.host)
         for name in sip.transports:
+            port = self.listen_port(name)
             try:
-                await self._listen(name, host, sip.port)
+                await self._listen(name, host, port)
             except OSError as exc:
-                raise StartupError(f"SIP {name} listener {host}:{sip.port}: {exc}") from exc
+                raise StartupError(f"SIP {name} listener {host}:{port}: {exc}") from exc
         self.endpoint.attach(self.layer, self.transports)
         admin = self.config.admin
         if admin.enabled:
@@ -301,18 +579,40 @@ class MediaFunction:
                 await self.admin.start(str(admin.host), admin.port)
             except OSError as exc:
                 raise StartupError(f"admin listener {admin.host}:{admin.port}: {exc}") from exc
+        self.log_ready_line()
+
+    def log_ready_line(self) -> None:
+        """The start-up line: version, listeners, DTLS fingerprint, active stages."""
+        host = str(self.config.sip.host)
         listening = " ".join(
             f"{name}:{host}:{t.local_port}" for name, t in self.transports.items()
         )
+        admin = f"{self.config.admin.host}:{self.admin.port}" if self.admin.port else "off"
+        fingerprint = self.certificate.fingerprint("sha-256")
+        stages = (
+            [f"{s.kind}={s.name}" for s in self.hub.stages] if self.hub is not None else []
+        )
         log.info(
-            "avatar-mf ready: sip %s media %s admin %s",
+            "avatar-mf %s ready: sip %s media %s admin %s dtls sha-256 %s stages %s",
+            __version__,
             listening,
             self.config.media.host,
-            f"{self.config.admin.host}:{self.admin.port}" if self.admin.port else "off",
+            admin,
+            fingerprint,
+            " ".join(stages) or "none",
+            extra={
+                "version": __version__,
+                "listeners": listening.split(),
+                "media_host": str(self.config.media.host),
+                "admin": admin,
+                "dtls_fingerprint": f"sha-256 {fingerprint}",
+                "stages": stages,
+            },
         )
 
     async def close(self) -> None:
         await self.admin.close()
+        self.trace.close()
         await self.ua.close_all("shutdown")
         # Give the BYEs a moment to leave before the sockets close.
         await asyncio.sleep(0.05)
@@ -323,20 +623,20 @@ class MediaFunction:
         if self.cache is not None:
             await self.cache.aclose()
         self.executor.shutdown()
+        self.two_leg.close()
         self.layer.close()
         for transport in self.transports.values():
             transport.close()
-        if self._tcp is not None:
-            await self._tcp.wait_closed()
-
+        for stream in self.streams.values():
+            await stream.wait_closed()
+        self.cdr.close()
 
     async def drain(self, grace: float) -> None:
         """Stop taking calls (503 to INVITE and OPTIONS) and wait up to ``grace`` seconds for
         the calls in progress to end by themselves."""
         self.ua.draining = True
         log.info("draining: %d calls in progress, up to %.1f s", self.ua.active_calls, grace)
-        changed = asyncio.Event()
-        self.ua.on_call_ended = lambda _call: changed.set()
+        changed = self._drain_wakeup = asyncio.Event()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(grace):
                 while self.ua.active_calls + self.ua.pending_invites > 0:
@@ -378,12 +678,14 @@ def settle_heap() -> None:
     log.debug("garbage collector: %d start-up objects frozen", gc.get_freeze_count())
 
 
-async def serve(config: AppConfig) -> int:
+async def serve(config: AppConfig, load: Callable[[], AppConfig] | None = None) -> int:
     """Run one MF node until a signal; returns the process exit code.
 
     SIGTERM drains for ``lifecycle.drain_timeout``, SIGINT for ``lifecycle.sigint_drain_timeout``;
     then the remaining calls get BYE, everything is released and the exit code is 0. A second
-    signal during the drain ends it at once (exit code 1).
+    signal during the drain ends it at once (exit code 1). SIGHUP reads the configuration again
+    with ``load`` (the same file, environment and command line) and applies what can change
+    live (:meth:`MediaFunction.reload`); without ``load`` it only reopens the CDR file.
     """
     try:
         node = MediaFunction(config)
@@ -409,14 +711,18 @@ async def serve(config: AppConfig) -> int:
         else:
             second.set()
 
+    def on_hangup() -> None:
+        log.info("received SIGHUP: reloading the configuration")
+        node.reload(load if load is not None else (lambda: node.config))
+
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
+    loop.add_signal_handler(signal.SIGHUP, on_hangup)
     sig = await first
-    timeout = (
-        config.lifecycle.drain_timeout
-        if sig == signal.SIGTERM
-        else config.lifecycle.sigint_drain_timeout
-    )
+    loop.remove_signal_handler(signal.SIGHUP)
+    loop.add_signal_handler(signal.SIGHUP, log.info, "SIGHUP ignored: the node is stopping")
+    lifecycle = node.config.lifecycle
+    timeout = lifecycle.drain_timeout if sig == signal.SIGTERM else lifecycle.sigint_drain_timeout
     log.info("received %s", signal.Signals(sig).name)
     drain = asyncio.ensure_future(node.drain(timeout))
     interrupted = asyncio.ensure_future(second.wait())
@@ -433,11 +739,12 @@ async def serve(config: AppConfig) -> int:
     return 0
 
 
-def run(config: AppConfig) -> int:
-    """Run the MF until SIGTERM or SIGINT; returns the process exit code."""
+def run(config: AppConfig, load: Callable[[], AppConfig] | None = None) -> int:
+    """Run the MF until SIGTERM or SIGINT; returns the process exit code. ``load`` reads the
+    configuration again on SIGHUP."""
     import uvloop
 
     from avatar_mf.logging_setup import configure_logging
 
     configure_logging(config.log)
-    return uvloop.run(serve(config))
+    return uvloop.run(serve(config, load))

@@ -27,7 +27,10 @@ a chunk beyond it is a gap: not stored, and answered once with an accept naming 
 resume from. A chunk longer than the offered chunk size or past the declared total size fails
 the transfer. When the last byte arrives the SHA-256 is checked: complete, or failed
 ``digest-mismatch``. The declared size is checked against ``max_size`` before anything is
-buffered, and the buffer is allocated only when the first chunk arrives, at the declared size.
+buffered, and the receiver holds only the bytes that arrived (:attr:`TransferReceiver.held`),
+never the declared size: an offer and one chunk cost the chunk, not ``totalSize`` (issue 9).
+The session bounds how many transfers run and for how long
+(:mod:`avatar_mf.avatar_session.uploads`).
 """
 
 from __future__ import annotations
@@ -332,7 +335,7 @@ class TransferReceiver:
             )
         self._offer = offer
         self._tag = transfer_tag(offer.transfer_id)
-        self._buffer: bytearray | None = None  # allocated at the first stored chunk
+        self._buffer = bytearray()  # grows with the bytes received, never the declared size
         self._received = 0
         self._hash = hashlib.sha256()
         self._state = ReceiverState.RECEIVING
@@ -354,6 +357,11 @@ class TransferReceiver:
     def received(self) -> int:
         """Bytes received in order so far."""
         return self._received
+
+    @property
+    def held(self) -> int:
+        """Bytes of payload this receiver holds in memory now."""
+        return len(self._buffer)
 
     @property
     def resume_offset(self) -> int:
@@ -384,7 +392,7 @@ class TransferReceiver:
         """Abandon the transfer (``cancelled``, ``timeout`` ...): the message to send."""
         if self._state is ReceiverState.RECEIVING:
             self._state = ReceiverState.FAILED
-            self._buffer = None
+            self._buffer = bytearray()
         return self._failed(code, reason)
 
     def receive(self, message: bytes | bytearray | memoryview | Chunk) -> ReceiverEvent:
@@ -422,9 +430,7 @@ class TransferReceiver:
                 reply = self.accept()
             return ChunkGap(received, chunk.offset, reply)
         new = memoryview(chunk.data)[received - chunk.offset :]
-        if self._buffer is None:
-            self._buffer = bytearray(offer.total_size)
-        self._buffer[received:end] = new
+        self._buffer += new
         self._hash.update(new)
         self._received = end
         if end < offer.total_size:
@@ -438,9 +444,8 @@ class TransferReceiver:
                 ErrorCode.DIGEST_MISMATCH,
                 f"SHA-256 of the received bytes is {digest}, the offer said {self._offer.sha256}",
             )
-        assert self._buffer is not None
         payload = bytes(self._buffer)
-        self._buffer = None
+        self._buffer = bytearray()
         self._state = ReceiverState.COMPLETE
         reply = TransferComplete(
             id=new_message_id(), transfer_id=self._offer.transfer_id, sha256=digest

@@ -41,6 +41,9 @@ Choices where the RFCs leave room (documented here, relied on by tests):
   enforced: IMS uses even ids for both directions.
 * ``a=tls-id`` is checked against the RFC 8842 character set but its 20-character minimum is
   not enforced (field UEs send 16 hex digits).
+* The ``c=`` connection-address (RFC 8866 section 5.7) must be an IP literal of its address
+  type (``IP4``: dotted quad, ``IP6``: an IPv6 address) or a host name (RFC 1123 labels);
+  anything else is not acceptable (488, warn-code 301), in an offer and in a re-offer.
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
+import re
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -507,6 +512,26 @@ def _at(attr: Attribute, fallback: int | None, fn: Callable[[str], _T]) -> _T:
         raise SdpError(err.detail, line=attr.line or fallback) from None
 
 
+_HOST_LABEL: Final = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+
+
+def is_connection_address(addrtype: str, address: str) -> bool:
+    """Whether ``address`` is a usable unicast ``c=`` address of ``addrtype`` (``IP4``/``IP6``):
+    an IP literal of that family, or a host name (RFC 8866 5.7 allows an FQDN)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        pass
+    else:
+        return ip.version == (4 if addrtype.upper() == "IP4" else 6)
+    if not address or len(address) > 253:
+        return False
+    labels = address.removesuffix(".").split(".")
+    if labels[-1].isdigit():  # 1.2.3.999 is a broken literal, not a host name
+        return False
+    return all(_HOST_LABEL.fullmatch(label) for label in labels)
+
+
 def _not_acceptable(where: str, detail: str, code: int, line: int | None) -> SdpNotAcceptable:
     return SdpNotAcceptable(f"{where}: {detail}", warn_code=code, line=line)
 
@@ -572,6 +597,14 @@ def parse_datachannel_offer(sd: SessionDescription, index: int) -> DataChannelOf
     if conn.is_multicast_form:
         raise _not_acceptable(
             where, f"multicast address {conn.address}", WARN_MULTICAST_NOT_AVAILABLE, line
+        )
+    if not is_connection_address(conn.addrtype, conn.address):
+        raise _not_acceptable(
+            where,
+            f"connection address {conn.address[:64]!r} is not an {conn.addrtype.upper()} "
+            "address or a host name",
+            WARN_INCOMPATIBLE_ADDRESS_FORMAT,
+            line,
         )
 
     sctp_port = DEFAULT_SCTP_PORT

@@ -32,8 +32,10 @@ Rules applied (RFC clauses):
   fingerprints (and, without ICE, the remote address and port) are unchanged; and only when the
   offered setup role is compatible with the MF's previous role.
 * RFC 8864 section 6: accepted ``a=dcmap`` lines are echoed verbatim, rejected ones are left
-  out. ``a=dcsa`` lines of accepted streams are echoed when the embedded attribute is in
-  ``AnswerPolicy.echo_dcsa`` (default: ``3gpp-req-app``), otherwise dropped.
+  out. A stream id mapped twice is rejected (both lines) in an initial offer; a re-offer doing
+  so is refused (488, warn-code 399) rather than closing the live stream. ``a=dcsa`` lines of
+  accepted streams are echoed when the embedded attribute is in ``AnswerPolicy.echo_dcsa``
+  (default: ``3gpp-req-app``), otherwise dropped.
   ``a=3gpp-bdc-used-by`` is not echoed. A dcmap removed by a re-offer closes its stream.
 * RFC 8839: ICE attributes appear in the answer only when the offer had ICE (``ice-lite`` at
   session level, the others in the data channel m-line).
@@ -313,6 +315,19 @@ def _diff_streams(
 def _plan_datachannel(
     remote: DataChannelOffer, policy: AnswerPolicy, prev: _Previous | None
 ) -> DataChannelPlan:
+    if prev is not None:
+        seen: set[int] = set()
+        for dcmap in remote.dcmaps:
+            if dcmap.stream_id in seen:
+                # In an initial offer both are rejected (accept_streams); in a re-offer that
+                # would silently close a live channel (e.g. bootstrap): refuse the re-offer.
+                raise SdpNotAcceptable(
+                    f"re-offer maps stream id {dcmap.stream_id} more than once (RFC 8864 "
+                    "section 5.1: one a=dcmap per stream)",
+                    warn_code=WARN_MISCELLANEOUS,
+                    line=remote.media.line,
+                )
+            seen.add(dcmap.stream_id)
     accepted, rejected = accept_streams(remote.dcmaps, policy=policy.streams)
     accepted_ids = {d.stream_id for d in accepted}
 

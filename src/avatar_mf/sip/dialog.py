@@ -1,7 +1,8 @@
 """Dialogs, UAS side (RFC 3261 section 12), sans-IO.
 
 - 12.1.1: a dialog is created from a request and the 2xx the UAS answers it with: route set from
-  Record-Route (in order), remote target from Contact, remote sequence number from CSeq, local
+  Record-Route (in order), remote target from Contact (from the From URI for an RFC 2543
+  INVITE without Contact, RFC 4475 3.4.1), remote sequence number from CSeq, local
   tag chosen by the UAS, remote tag from From.
 - 12.2.1.1: requests the MF sends inside the dialog (BYE on session expiry or drop): Request-URI
   and Route built from the remote target and route set (loose routing only; a strict-routing
@@ -18,8 +19,9 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, replace
 
+from avatar_mf.sip.build import MAGIC_COOKIE
 from avatar_mf.sip.errors import SipError
-from avatar_mf.sip.headers import NameAddr, parse_cseq, parse_name_addr
+from avatar_mf.sip.headers import NameAddr, parse_cseq, parse_name_addr, parse_via
 from avatar_mf.sip.message import Headers, Request, split_header_list
 
 DialogId = tuple[str, str, str]
@@ -46,6 +48,19 @@ def _contact_uri(request: Request) -> str | None:
     if not contacts:
         return None
     return parse_name_addr(contacts[0]).uri
+
+
+def _tag_param(tag: str) -> tuple[tuple[str, str | None], ...]:
+    return (("tag", tag),) if tag else ()
+
+
+def _rfc2543(request: Request) -> bool:
+    """The request comes from an RFC 2543 element: its top Via branch lacks the magic cookie."""
+    vias = request.headers.get_list("Via")
+    if not vias:
+        return False
+    branch = parse_via(vias[0]).branch
+    return branch is None or not branch.startswith(MAGIC_COOKIE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +94,12 @@ class Dialog:
         remote = parse_name_addr(frm)
         target = _contact_uri(request)
         if target is None:
-            # RFC 3261 8.1.1.8: Contact is mandatory in a dialog-creating INVITE.
-            raise SipError(400, "Missing Contact")
+            if not _rfc2543(request):
+                # RFC 3261 8.1.1.8: Contact is mandatory in a dialog-creating INVITE.
+                raise SipError(400, "Missing Contact")
+            # RFC 4475 3.4.1: an RFC 2543 UAC (no magic cookie in its Via branch) may omit
+            # Contact; its From URI is where in-dialog requests go, as RFC 2543 had it.
+            target = remote.uri
         return cls(
             call_id=call_id,
             local_tag=local_tag,
@@ -130,7 +149,8 @@ class Dialog:
         pairs: list[tuple[str, str]] = [
             ("Max-Forwards", "70"),
             ("From", str(NameAddr(None, self.local_uri, (("tag", self.local_tag),)))),
-            ("To", str(NameAddr(None, self.remote_uri, (("tag", self.remote_tag),)))),
+            # An RFC 2543 peer's From had no tag: then its To gets none either.
+            ("To", str(NameAddr(None, self.remote_uri, _tag_param(self.remote_tag)))),
             ("Call-ID", self.call_id),
             ("CSeq", f"{seq} {method}"),
             ("Contact", contact),

@@ -24,6 +24,13 @@ which it arms and cancels the transaction timers, and the injected ``send`` call
   and never reaches the TU twice.
 * Terminated transactions leave every table at once; ``len(layer)`` is the number of live
   transactions.
+* Memory is bounded (:class:`TransactionLimits`): a server transaction keeps its whole request
+  only until its final response is sent; from then on it keeps what matching and
+  retransmission need (the response, and the request's Via, From, To, Call-ID and CSeq, no
+  body). The bytes held by server transactions are counted per source host and for the node,
+  and a new request that would pass ``max_transactions``, ``max_bytes`` or
+  ``max_bytes_per_source`` is answered 503 with Retry-After statelessly (RFC 3261 21.5.4),
+  without a transaction; ACKs and retransmissions of live transactions always pass.
 
 Responses of a server transaction are sent with the request's ``source`` :class:`Peer`; applying
 RFC 3261 18.2.2 / RFC 3581 (``received``/``rport``, the same connection for TCP) to it is the
@@ -48,7 +55,7 @@ from avatar_mf.clock import Clock, TimerHandle
 from avatar_mf.sip.build import MAGIC_COOKIE, make_response, new_tag, response_for_error
 from avatar_mf.sip.errors import SipError, SipParseError
 from avatar_mf.sip.headers import Via, parse_cseq, parse_name_addr, parse_via
-from avatar_mf.sip.message import Message, Request, Response, split_header_list
+from avatar_mf.sip.message import Headers, Message, Request, Response, split_header_list
 from avatar_mf.sip.peer import Peer
 from avatar_mf.sip.timers import TimerConfig, TimerName
 from avatar_mf.sip.transaction import (
@@ -67,6 +74,7 @@ from avatar_mf.sip.transaction import (
     TransactionError,
     TransportFailed,
 )
+from avatar_mf.sip.validate import validate_cancel
 
 __all__ = [
     "MAGIC_COOKIE",
@@ -76,6 +84,7 @@ __all__ = [
     "Transaction",
     "TransactionError",
     "TransactionLayer",
+    "TransactionLimits",
     "TransactionStats",
     "TransactionUser",
 ]
@@ -90,6 +99,45 @@ ServerKey = tuple[MatchBase, str]
 ClientKey = tuple[str, str]
 
 _SendFn = Callable[[Message, Peer], None]
+
+#: What a server transaction keeps of its request once the final response is sent: the
+#: headers RFC 3261 8.2.6.2 copies into responses (for the CANCEL's 200 and matching).
+_KEPT_HEADERS = frozenset({"Via", "From", "To", "Call-ID", "CSeq"})
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionLimits:
+    """Caps on what the live server transactions may hold; 0 means no cap.
+
+    Attributes:
+        max_transactions: live server transactions (client ones are the node's own).
+        max_bytes: bytes of requests and responses held by all server transactions.
+        max_bytes_per_source: the same, for the transactions of one source host.
+        retry_after: seconds in the Retry-After of the 503 answered past a cap.
+    """
+
+    max_transactions: int = 0
+    max_bytes: int = 0
+    max_bytes_per_source: int = 0
+    retry_after: int = 5
+
+
+def message_size(message: Message) -> int:
+    """The size of ``message`` on the wire, within a few bytes (no serialization)."""
+    size = len(message.body) + 32
+    if isinstance(message, Request):
+        size += len(message.method) + len(message.uri)
+    else:
+        size += len(message.reason)
+    for name, value in message.headers.items:
+        size += len(name) + len(value) + 4
+    return size
+
+
+def _slim(request: Request) -> Request:
+    """What a server transaction keeps of ``request`` after its final response."""
+    kept = Headers(tuple((n, v) for n, v in request.headers.items if n in _KEPT_HEADERS))
+    return Request(request.method, request.uri, kept, b"", request.version)
 
 
 class TransactionUser(Protocol):
@@ -146,6 +194,8 @@ class TransactionStats:
             E) and INVITE final responses (Timer G). Only over unreliable transports.
         stray_responses: responses that matched no client transaction (dropped).
         malformed: messages whose Via, CSeq, From or To could not be parsed for matching.
+        overloaded: new requests answered 503 because a :class:`TransactionLimits` cap was
+            reached (no transaction created).
         timeouts: transactions that ended with Timer B, F or H.
         transport_errors: transport failures reported to the TU.
         terminated: transactions removed from the tables.
@@ -161,6 +211,7 @@ class TransactionStats:
     retransmissions_sent: int = 0
     stray_responses: int = 0
     malformed: int = 0
+    overloaded: int = 0
     timeouts: int = 0
     transport_errors: int = 0
     terminated: int = 0
@@ -188,7 +239,8 @@ class ServerTransaction(_Tx):
     """The TU's handle on a server transaction (RFC 3261 17.2).
 
     Attributes:
-        request: the request that created the transaction.
+        request: the request that created the transaction; once the final response is sent,
+            only its Via, From, To, Call-ID and CSeq (no body): the TU got the whole request.
         source: where it came from; responses are sent to this peer.
         key: the match key in the layer's table.
         local_tag: the To tag the TU will answer with, set by the TU as soon as it chooses
@@ -196,7 +248,16 @@ class ServerTransaction(_Tx):
             the same tag as the 487 that follows (RFC 3261 9.2).
     """
 
-    __slots__ = ("_ack_key", "_base", "_machine", "key", "local_tag", "request", "source")
+    __slots__ = (
+        "_ack_key",
+        "_base",
+        "_charge",
+        "_machine",
+        "key",
+        "local_tag",
+        "request",
+        "source",
+    )
 
     def __init__(
         self,
@@ -214,6 +275,8 @@ class ServerTransaction(_Tx):
         self._base = key[0]
         self._ack_key = ack_key
         self.local_tag: str | None = None
+        # Bytes counted against the limits for this transaction (TransactionLayer._charge).
+        self._charge = 0
 
     @property
     def method(self) -> str:
@@ -239,6 +302,8 @@ class ServerTransaction(_Tx):
         response, a provisional after a 2xx, a terminated transaction).
         """
         self._layer._run(self, self._machine.on_tu_response(response))
+        if response.is_final and self.alive:
+            self._layer._keep_minimum(self)
 
     def __repr__(self) -> str:
         return f"<ServerTransaction {self.method} {self.state.value} {self.key!r}>"
@@ -326,6 +391,7 @@ class TransactionLayer:
             (the transport applies RFC 3261 18.2.2). Raising :class:`OSError` is a transport
             error for the transaction.
         tu: the transaction user.
+        limits: caps on live server transactions and the bytes they hold (none by default).
     """
 
     def __init__(
@@ -334,11 +400,16 @@ class TransactionLayer:
         timers: TimerConfig,
         send: _SendFn,
         tu: TransactionUser,
+        limits: TransactionLimits | None = None,
     ) -> None:
         self._clock = clock
         self._config = timers
         self._send = send
         self._tu = tu
+        self._limits = limits if limits is not None else TransactionLimits()
+        #: Bytes held by live server transactions, in all and per source host.
+        self.held_bytes = 0
+        self._held_by_source: dict[str, int] = {}
         self._server: dict[ServerKey, ServerTransaction] = {}
         # CANCEL matching (RFC 3261 9.2): every live non-CANCEL server transaction by base.
         self._by_base: dict[MatchBase, ServerTransaction] = {}
@@ -360,6 +431,14 @@ class TransactionLayer:
     @property
     def timers(self) -> TimerConfig:
         return self._config
+
+    @property
+    def limits(self) -> TransactionLimits:
+        return self._limits
+
+    def held_bytes_of(self, host: str) -> int:
+        """Bytes held by the live server transactions of requests from ``host``."""
+        return self._held_by_source.get(host, 0)
 
     def server_transactions(self) -> list[ServerTransaction]:
         return list(self._server.values())
@@ -396,7 +475,19 @@ class TransactionLayer:
             self.stats.retransmissions_absorbed += 1
             self._run(tx, tx._machine.on_request(request))
             return
+        size = message_size(request)
+        if self._over_limits(source, size):
+            self.stats.overloaded += 1
+            retry = (("Retry-After", str(self._limits.retry_after)),)
+            self._reply_stateless(request, source, SipError(503, headers=retry))
+            return
         if method == "CANCEL":
+            try:
+                validate_cancel(request)  # RFC 3261 9.1: CSeq method CANCEL, else 400
+            except SipError as exc:
+                self.stats.malformed += 1
+                self._reply_stateless(request, source, exc)
+                return
             self._receive_cancel(request, source, key)
             return
         tx = self._create_server(request, source, key, ack_key)
@@ -480,6 +571,7 @@ class TransactionLayer:
         else:
             machine = NonInviteServer(request, reliable=reliable, config=self._config)
         tx = ServerTransaction(self, machine, key, source, ack_key if method == "INVITE" else None)
+        self._charge(tx, message_size(request))
         self._server[key] = tx
         if method != "CANCEL":
             self._by_base.setdefault(key[0], tx)
@@ -487,6 +579,39 @@ class TransactionLayer:
             self._ack_2543.setdefault(tx._ack_key, tx)
         self.stats.server_created[method] += 1
         return tx
+
+    # -- memory limits --------------------------------------------------------------------
+
+    def _over_limits(self, source: Peer, size: int) -> bool:
+        limits = self._limits
+        if limits.max_transactions and len(self._server) >= limits.max_transactions:
+            return True
+        if limits.max_bytes and self.held_bytes + size > limits.max_bytes:
+            return True
+        return bool(
+            limits.max_bytes_per_source
+            and self._held_by_source.get(source.host, 0) + size > limits.max_bytes_per_source
+        )
+
+    def _charge(self, tx: ServerTransaction, size: int) -> None:
+        """Count ``size`` bytes for ``tx`` instead of what it was charged so far."""
+        delta = size - tx._charge
+        tx._charge = size
+        self.held_bytes += delta
+        host = tx.source.host
+        held = self._held_by_source.get(host, 0) + delta
+        if held > 0:
+            self._held_by_source[host] = held
+        else:
+            self._held_by_source.pop(host, None)
+
+    def _keep_minimum(self, tx: ServerTransaction) -> None:
+        """The final response is sent: keep only what matching and retransmission need."""
+        slim = _slim(tx.request)
+        tx.request = slim
+        tx._machine.request = slim
+        final = tx.final_response
+        self._charge(tx, message_size(slim) + (message_size(final) if final else 0))
 
     # -- input from the TU ----------------------------------------------------------------
 
@@ -647,6 +772,7 @@ class TransactionLayer:
             handle.cancel()
         tx._timers.clear()
         if isinstance(tx, ServerTransaction):
+            self._charge(tx, 0)
             if self._server.get(tx.key) is tx:
                 del self._server[tx.key]
             if self._by_base.get(tx._base) is tx:

@@ -22,6 +22,11 @@ response to send:
    ``answer_body_type`` cannot get an answer we can write: 406.
 
 An ACK must never be answered (RFC 3261 17): callers drop an ACK that fails validation.
+
+A CANCEL never reaches the transaction user (the transaction layer answers it), so
+:func:`validate_cancel` is its own check, run by the layer before it cancels anything: its
+CSeq must parse and name the method CANCEL (RFC 3261 9.1: "the method MUST be CANCEL"),
+else 400.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ __all__ = [
     "DEFAULT_SUPPORTED",
     "KNOWN_METHODS",
     "SINGLE_VALUED",
+    "validate_cancel",
     "validate_request",
 ]
 
@@ -267,3 +273,14 @@ def validate_request(
     _check_require(req, index, supported)
     _check_content(req, index, accepted_body_types, accepted_encodings)
     _check_accept(req, index, answer_body_type)
+
+
+def validate_cancel(req: Request) -> None:
+    """RFC 3261 9.1: a CANCEL's CSeq has the number of the request it cancels and the method
+    CANCEL. Raises :class:`SipParseError` (400) otherwise."""
+    values = req.headers.get_all("CSeq")
+    if len(values) != 1:
+        raise _bad("a CANCEL has exactly one CSeq")
+    cseq = parse_cseq(values[0])
+    if cseq.method != "CANCEL":
+        raise _bad(f"CSeq method of a CANCEL must be CANCEL, not {cseq.method[:32]}")

@@ -111,6 +111,10 @@ class Decision:
     """For people: which grant, what is wrong with it."""
     grant_id: str | None = None
     """The grant that allowed the use, or the one closest to allowing it when refused."""
+    valid_until: float | None = None
+    """When allowed by a grant: when that permission ends (UNIX seconds), the earliest expiry
+    along the grant's delegation chain; ``None`` for the owner and for refusals. A session
+    using the avatar re-checks at this time (TS 22.156: the right holds for the whole call)."""
 
     @property
     def status(self) -> int:
@@ -173,6 +177,7 @@ def decide(
                 f"{user_id} may use avatar {record.avatar_id} by grant {grant.grant_id} "
                 f"from {grant.granted_by}",
                 grant.grant_id,
+                _chain_expiry(grant, by_id),
             )
         refusals.setdefault(refusal[0], (refusal[1], grant.grant_id))
     for reason in _REFUSAL_PRIORITY:
@@ -229,6 +234,21 @@ def _check(
     return None
 
 
+def _chain_expiry(grant: Grant, by_id: Mapping[str, Grant]) -> float:
+    """The earliest expiry of ``grant`` and the grants it was delegated from."""
+    expires = grant.expires
+    current = grant
+    for _ in range(MAX_DELEGATION_DEPTH):
+        if current.parent_grant_id is None:
+            break
+        parent = by_id.get(current.parent_grant_id)
+        if parent is None:
+            break
+        expires = min(expires, parent.expires)
+        current = parent
+    return expires
+
+
 def _iso(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")
 
@@ -244,6 +264,10 @@ class Authorizer:
     def __init__(self, store: AvatarRepository, clock: Clock) -> None:
         self._store = store
         self._clock = clock
+
+    def now(self) -> float:
+        """The authorizer's wall clock (UNIX seconds): the time grants are judged at."""
+        return self._clock.now()
 
     async def check_use(
         self,
@@ -285,6 +309,38 @@ class Authorizer:
         except AvatarNotFoundError:
             record = None
         return await self.check_use(record, user, call_parties=call_parties, now=now)
+
+    async def authorize_parties(
+        self,
+        avatar_id: str,
+        user: str,
+        parties: Iterable[str],
+        *,
+        now: float | None = None,
+    ) -> tuple[Decision, dict[str, Decision]]:
+        """May ``user`` still use the avatar at all, and towards each of ``parties`` alone?
+
+        For a call in progress (TS 22.156: the right must hold for the whole call): the first
+        decision ignores the other parties (is some grant, or the ownership, still valid?), the
+        mapping gives the decision for a delivery to each party (``call_parties`` = that party
+        only). One read of the store; nothing is logged (the caller logs what changes).
+        """
+        when = self._clock.now() if now is None else now
+        try:
+            record: AvatarRecord | None = await self._store.get_record(avatar_id)
+        except AvatarNotFoundError:
+            record = None
+        grants = [] if record is None else await self._store.list_grants(avatar_id)
+        overall = decide(record, grants, user, call_parties=(), now=when)
+        each: dict[str, Decision] = {}
+        for party in parties:
+            if party not in each:
+                each[party] = (
+                    decide(record, grants, user, call_parties=(party,), now=when)
+                    if overall.allowed
+                    else overall
+                )
+        return overall, each
 
     async def authorized_users(
         self, record: AvatarRecord, *, now: float | None = None

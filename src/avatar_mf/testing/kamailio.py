@@ -5,17 +5,20 @@
     a, b = MfProcess.start(tmp_path / "a"), MfProcess.start(tmp_path / "b")
     nodes = [f"127.0.0.1:{a.sip_port}", f"127.0.0.1:{b.sip_port}"]
     with KamailioProxy.start(tmp_path / "proxy", nodes) as proxy:
-        sipp(..., proxy.address)             # calls go round-robin to a and b
+        sipp(..., proxy.address)             # calls to sip:room1 all go to a (or all to b)
         a.proc.send_signal(signal.SIGTERM)   # a drains: it answers OPTIONS 503
         proxy.wait_for_state(nodes[0], "I")  # the probes mark it inactive
 
 The proxy is Kamailio 5.6 (Debian 12's ``kamailio`` package, base modules only: tm, tmx, sl,
-rr, pv, maxfwd, textops, siputils, sanity, xlog, ctl, dispatcher) running :data:`KAMAILIO_CFG`:
-record-routing, a dispatcher set of MF nodes probed with OPTIONS every second (a 503 from a
-draining node or no answer marks it inactive), and failover to the next node on 503, 408 or
-timeout. The same file is ``docker/kamailio/kamailio.cfg`` (``python -m
-avatar_mf.testing.kamailio write-config PATH`` writes it; a test keeps the two equal); its
-parameters are pre-processor defines passed with ``-A``.
+rr, pv, maxfwd, textops, siputils, sanity, xlog, ctl, dispatcher, usrloc, registrar) running
+:data:`KAMAILIO_CFG`: a registrar (UEs REGISTER), record-routing, a dispatcher set of MF nodes
+chosen by a hash of the Request-URI user (all calls of one room reach one node) and probed with
+OPTIONS every second (a 503 from a draining node or no answer marks it inactive), failover to
+the next node on 503, 408 or timeout, and the MF's own outgoing calls (the second leg of a
+two-leg call) delivered to the Contact the called user registered. The same file is
+``docker/kamailio/kamailio.cfg`` (``python -m avatar_mf.testing.kamailio write-config PATH``
+writes it; a test keeps the two equal); its parameters are pre-processor defines passed with
+``-A``.
 
 :meth:`KamailioProxy.start` writes the config and a ``dispatcher.list`` into a work directory
 and runs ``kamailio -DD -E`` (foreground, log to stderr, captured in ``kamailio.log``) with its
@@ -64,13 +67,20 @@ MF_SET = 1
 KAMAILIO_CFG = r"""#!KAMAILIO
 #
 # avatar_mf lab proxy: a stateful Kamailio 5.6 in front of one or several Media Function (MF)
-# nodes. It stands in for the operator's P-CSCF/S-CSCF routing to a pool of MF nodes:
+# nodes. It stands in for the operator's IMS core (P-CSCF/S-CSCF with its registrar) routing
+# calls through a pool of MF nodes, as an S-CSCF routes them through an application server:
 #
-#   UE --> Kamailio (record_route, dispatcher) --> MF node 1 .. n
+#   UE1 --INVITE sip:ue2--> Kamailio --> MF node (hash of "ue2") --2nd leg--> Kamailio --> UE2
+#   UE  --INVITE sip:room1--> Kamailio --> MF node (hash of "room1"): every UE of room1 meets there
 #
-# - Initial INVITEs (and any other out-of-dialog request) go to a dispatcher set of MF nodes,
-#   round-robin; the proxy record-routes, so BYE, ACK and re-INVITE/UPDATE in both directions
-#   (UE -> MF and the MF's own BYE -> UE) pass through it.
+# - REGISTER: Kamailio is the registrar (usrloc in memory); UEs register their Contact.
+# - Initial requests from a UE (INVITE or any other out-of-dialog request) go to a dispatcher
+#   set of MF nodes, chosen by a hash of the Request-URI user: every call to one room (or to
+#   one user) reaches the same node while different rooms spread over the nodes.
+# - Initial requests from an MF node (the second leg of a two-leg call, the MF acting as a
+#   B2BUA) go to the Contact the called user registered (lookup); 404 if it has none.
+# - The proxy record-routes every INVITE, so BYE, ACK and re-INVITE/UPDATE in both directions
+#   (UE -> MF, MF -> UE, on both legs) pass through it.
 # - Every node is probed with OPTIONS each second. A node answers 200, or 503 while it drains
 #   (SIGTERM); anything but 2xx, or no answer, marks it inactive and it gets no new calls.
 # - A call sent to a node that answers 503 or does not answer at all (408 / timeout) is retried
@@ -90,6 +100,8 @@ KAMAILIO_CFG = r"""#!KAMAILIO
 #   CHILDREN          SIP worker processes, UDP and TCP      4
 #   FR_TIMER          ms without any reply: branch fails     2000
 #   DS_PING_INTERVAL  s between OPTIONS probes of a node     1
+#   REG_MIN_EXPIRES   shortest registration granted (s)     60
+#   REG_MAX_EXPIRES   longest registration granted (s)      3600
 #   DBG               log level: -1 error .. 2 info, 3 debug 1
 #
 # Run in the foreground, logging to stderr, with its own run directory (no /run needed):
@@ -106,14 +118,19 @@ KAMAILIO_CFG = r"""#!KAMAILIO
 #!trydef CHILDREN 4
 #!trydef FR_TIMER 2000
 #!trydef DS_PING_INTERVAL 1
+#!trydef REG_MIN_EXPIRES 60
+#!trydef REG_MAX_EXPIRES 3600
 #!trydef DBG 1
 
 # The dispatcher set that holds the MF nodes (first column of dispatcher.list).
 #!define MF_SET 1
-# ds_select_dst algorithm: 4 = round-robin. 0 (hash over Call-ID) keeps every request of a
-# Call-ID on one node, which only matters for out-of-dialog requests sharing a Call-ID: in-dialog
-# requests follow the Record-Route and Contact, whatever the algorithm.
-#!define MF_ALG 4
+# ds_select_dst algorithm: 3 = hash over the Request-URI user (with dispatcher flag 1 below:
+# the user part only, not host and port). Every call to sip:room1@... reaches the same node, so
+# the UEs of one room meet there; different rooms spread over the nodes. A room's node that is
+# inactive (draining, dead) is skipped: its new calls go to the next active node of the set.
+# (Round-robin, alg 4, would send two UEs of one room to two nodes that never see each other.)
+# In-dialog requests follow the Record-Route and Contact, whatever the algorithm.
+#!define MF_ALG 3
 
 ####### Global parameters #########
 
@@ -157,6 +174,8 @@ loadmodule "sanity.so"
 loadmodule "xlog.so"
 loadmodule "ctl.so"
 loadmodule "dispatcher.so"
+loadmodule "usrloc.so"
+loadmodule "registrar.so"
 
 # ----- ctl: kamcmd talks to this socket (kamcmd -s CTL_SOCKET dispatcher.list)
 modparam("ctl", "binrpc", CTL_SOCKET)
@@ -182,11 +201,25 @@ modparam("rr", "append_fromtag", 0)
 # ----- sanity: report malformed requests to the script instead of dropping them silently.
 modparam("sanity", "autodrop", 0)
 
+# ----- usrloc / registrar: the location service (RFC 3261 10), in memory only
+# db_mode 0: no database; registrations are lost when Kamailio restarts (UEs re-register).
+modparam("usrloc", "db_mode", 0)
+# Expired contacts are purged every 10 s (lookup never returns one that has expired).
+modparam("usrloc", "timer_interval", 10)
+# A REGISTER asking less than REG_MIN_EXPIRES gets 423 Interval Too Brief with Min-Expires
+# (RFC 3261 10.3 step 7), more than REG_MAX_EXPIRES is granted REG_MAX_EXPIRES.
+modparam("registrar", "min_expires", REG_MIN_EXPIRES)
+modparam("registrar", "min_expires_mode", 1)
+modparam("registrar", "max_expires", REG_MAX_EXPIRES)
+modparam("registrar", "default_expires", REG_MAX_EXPIRES)
+
 # ----- dispatcher: the MF node pool
 modparam("dispatcher", "list_file", DISPATCHER_LIST)
-# 2 = failover: ds_select_dst keeps the other active nodes of the set in an XAVP list, so that
-# ds_next_dst() in the failure_route can try them in turn.
-modparam("dispatcher", "flags", 2)
+# 3 = 1 + 2. 1: the URI hashes of ds_select_dst (MF_ALG 3) use the user part only, so
+# sip:room1@10.0.0.1 and sip:room1@proxy.example reach the same node. 2: failover:
+# ds_select_dst keeps the other active nodes of the set in an XAVP list, so that ds_next_dst()
+# in the failure_route can try them in turn.
+modparam("dispatcher", "flags", 3)
 # Send an OPTIONS probe to every node each DS_PING_INTERVAL seconds...
 modparam("dispatcher", "ds_ping_interval", DS_PING_INTERVAL)
 # ... to all of them, active or not (1), not only to those already flagged as probing (0), so
@@ -246,12 +279,66 @@ request_route {
 		exit;
 	}
 
+	if (is_method("REGISTER")) {
+		route(REGISTRAR);
+	}
+
 	# Stay on the path of the dialog: the MF's BYE and the UE's ACK/BYE come back here.
 	if (is_method("INVITE|SUBSCRIBE")) {
 		record_route();
 	}
 
+	# A request an MF node places (the second leg of a two-leg call) goes to the called
+	# user's registered Contact; a UE's request goes to an MF node.
+	route(FROM_MF);
+	if ($var(from_mf) == 1) {
+		route(LOCATION);
+	}
 	route(DISPATCH);
+}
+
+# REGISTER (RFC 3261 10.3): save the Contact bindings of the To URI's user and answer 200
+# with every binding and its granted expires; 423 below REG_MIN_EXPIRES. No authentication:
+# this is a lab.
+route[REGISTRAR] {
+	if (!save("location")) {
+		sl_reply_error();
+	}
+	xlog("L_INFO", "REGISTER $tu from $si:$sp\n");
+	exit;
+}
+
+# Sets $var(from_mf) to 1 when the request comes from an MF node of the dispatcher set: its
+# source address is the node's and its top Via sent-by port (the node's listening port, RFC
+# 3261 18.1.1, also over TCP where the source port of the connection is ephemeral) the node's
+# port. Mode 2: the transport is not compared (the list has no transport parameters).
+route[FROM_MF] {
+	$var(from_mf) = 0;
+	$var(via_port) = $(sel(via[1].port){s.int});
+	if ($var(via_port) == 0) {
+		$var(via_port) = 5060;
+	}
+	if (ds_is_from_list(MF_SET, 2, "sip:$si:$var(via_port)")) {
+		$var(from_mf) = 1;
+	}
+}
+
+# A request from an MF node: to the Contact registered for the Request-URI user (usrloc
+# lookup rewrites the Request-URI, RFC 3261 16.5). An MF node never gets its own calls back,
+# and a call to a user with no registration ends here: 404.
+route[LOCATION] {
+	if (!lookup("location")) {
+		$var(rc) = $rc;
+		xlog("L_INFO", "$rm $tu from MF: not registered ($var(rc))\n");
+		if ($var(rc) == -2) {
+			sl_send_reply("405", "Method Not Allowed");
+			exit;
+		}
+		sl_send_reply("404", "Not Found");
+		exit;
+	}
+	xlog("L_INFO", "$rm $tu from MF => contact $ru\n");
+	route(RELAY);
 }
 
 # Per-request checks.
@@ -458,6 +545,8 @@ class KamailioProxy:
         children: int = 2,
         fr_timer_ms: int = 2000,
         ping_interval: int = 1,
+        reg_min_expires: int = 60,
+        reg_max_expires: int = 3600,
         debug: int = 2,
         shm_mb: int = 32,
         pkg_mb: int = 4,
@@ -499,6 +588,8 @@ class KamailioProxy:
             "CHILDREN": str(children),
             "FR_TIMER": str(fr_timer_ms),
             "DS_PING_INTERVAL": str(ping_interval),
+            "REG_MIN_EXPIRES": str(reg_min_expires),
+            "REG_MAX_EXPIRES": str(reg_max_expires),
             "DBG": str(debug),
         }
         argv = [

@@ -5,10 +5,17 @@
     python -m avatar_mf.testing.lab [--proxy-port 5070] [--ports 5080,5081] [--workdir var/lab]
 
 Starts one MF node per SIP port (127.0.0.1, UDP and TCP; admin on 8080, 8081, ...) and a
-Kamailio in front of them on 127.0.0.1:5070 (:mod:`avatar_mf.testing.kamailio`: round-robin
-dispatcher, OPTIONS probes every second, failover, record-routing), prints how to place calls
-with SIPp through the proxy, and waits. Ctrl-C (or SIGTERM) stops everything: the nodes drain
-briefly, then Kamailio stops. Logs and state go under ``--workdir``.
+Kamailio in front of them on 127.0.0.1:5070 (:mod:`avatar_mf.testing.kamailio`: registrar,
+dispatcher on a hash of the Request-URI user so that a room stays on one node, OPTIONS probes
+every second, failover, record-routing, the MF's second legs to the registered Contact), prints
+how to register test UEs and call between them (``avatar-mf ue listen`` / ``ue call
+--register``) and how to place calls with SIPp, and waits. Ctrl-C (or SIGTERM) stops
+everything: the nodes drain briefly, then Kamailio stops. Logs and state go under
+``--workdir``.
+
+Two-leg calls: the nodes run with :func:`two_leg_settings`: users matching ``room.*`` are
+rooms, a call to any other user (``sip:ue2@127.0.0.1:5070``) is placed on a second leg through
+the proxy (``calls.outbound_proxy``), which delivers it to the user's registered Contact.
 """
 
 from __future__ import annotations
@@ -36,6 +43,19 @@ LAB_SETTINGS: Mapping[str, str] = {
     "MEDIA__SETUP_TIMEOUT": "10",
     "LIFECYCLE__DRAIN_TIMEOUT": "10",
 }
+
+
+#: Request-URI users that name rooms in the lab; every other user is a person, called on a
+#: second leg through the proxy.
+ROOM_PATTERN = "room.*"
+
+
+def two_leg_settings(proxy: str, transport: str = "udp") -> dict[str, str]:
+    """The node settings for two-leg calls through ``proxy`` (``host:port``, over
+    ``transport``): rooms are the users matching :data:`ROOM_PATTERN`, second legs go to the
+    proxy (``calls.room_pattern``, ``calls.outbound_proxy``)."""
+    uri = f"sip:{proxy};lr" if transport == "udp" else f"sip:{proxy};transport={transport};lr"
+    return {"CALLS__ROOM_PATTERN": ROOM_PATTERN, "CALLS__OUTBOUND_PROXY": uri}
 
 
 def start_node(
@@ -106,9 +126,10 @@ def _relative(path: Path) -> str:
 
 def _instructions(proxy: KamailioProxy, nodes: Sequence[MfProcess]) -> str:
     scenario = Path("docker/sipp/uac_call.xml")
+    at = proxy.address
     lines = [
         "",
-        f"avatar_mf lab: Kamailio on {proxy.address} (UDP and TCP) in front of "
+        f"avatar_mf lab: Kamailio (registrar and proxy) on {at} (UDP and TCP) in front of "
         f"{len(nodes)} MF nodes",
     ]
     for i, node in enumerate(nodes, 1):
@@ -119,8 +140,17 @@ def _instructions(proxy: KamailioProxy, nodes: Sequence[MfProcess]) -> str:
     lines += [
         f"  proxy: pid {proxy.proc.pid}  log {_relative(proxy.log_path)}",
         f"  node states: kamcmd -s {proxy.ctl_socket} dispatcher.list   (AP active, IP inactive)",
+        f"  registrations: kamcmd -s {proxy.ctl_socket} ul.dump",
         "",
-        "Place 10 calls through the proxy (SIPp, 1 s each, round-robin over the nodes):",
+        "Two registered test UEs (one terminal each; the proxy is their registrar):",
+        f"  avatar-mf ue listen --registrar {at} --user ue2 --calls 0 --duration 30 --hello",
+        f"  avatar-mf ue call sip:ue2@{at} --register ue1 --no-ice --hello --say 'Hello' "
+        "--duration 5",
+        f"  (a two-leg call: UE1 - MF - UE2; users matching {ROOM_PATTERN!r} are rooms)",
+        "Every UE calling one room meets on one node (the proxy hashes the room's name):",
+        f"  avatar-mf ue call sip:room1@{at} --register alice --no-ice --hello --duration 30",
+        "",
+        "Place 10 calls through the proxy (SIPp, 1 s each, room1..room10 over the nodes):",
         f"  sipp -sf {scenario} -m 10 -r 2 -d 1000 -i {HOST} -p 5090 {proxy.address}",
         "  (add -t t1 for TCP; docs/lab.md has more)",
         "Drain a node: kill -TERM <its pid>  (OPTIONS 503, the proxy stops sending it calls)",
@@ -158,11 +188,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     workdir: Path = args.workdir.resolve()
     nodes: list[MfProcess] = []
     proxy: KamailioProxy | None = None
+    settings = {**LAB_SETTINGS, **two_leg_settings(f"{HOST}:{args.proxy_port}")}
     try:
         for i, port in enumerate(args.ports):
-            nodes.append(
-                start_node(workdir / f"mf{i + 1}", port, args.admin_port + i, LAB_SETTINGS)
-            )
+            nodes.append(start_node(workdir / f"mf{i + 1}", port, args.admin_port + i, settings))
         proxy = KamailioProxy.start(
             workdir / "kamailio",
             [f"{HOST}:{port}" for port in args.ports],

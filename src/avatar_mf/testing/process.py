@@ -58,16 +58,19 @@ class MfProcess:
         settings: Mapping[str, str] | None = None,
         timeout: float = 20.0,
         python: str = sys.executable,
+        config: Path | None = None,
     ) -> MfProcess:
         """Start ``avatar-mf serve`` with ``settings`` (``{"SIP__T1": "0.1"}``) and wait
-        until its admin listener answers ``/readyz``."""
+        until its admin listener answers ``/readyz``. ``config``: a file for ``--config``
+        (the log level is then the file's, so that a reload can change it)."""
         workdir.mkdir(parents=True, exist_ok=True)
         overrides = {
             "SIP__PORT": str(free_port()),
             "ADMIN__PORT": str(free_port()),
             "STORAGE__PATH": str(workdir / "storage"),
-            "LOG__LEVEL": "INFO",
         }
+        if config is None:
+            overrides["LOG__LEVEL"] = "INFO"
         overrides.update(settings or {})
         # The ports in effect, whether chosen here or given in settings.
         sip_port = int(overrides["SIP__PORT"])
@@ -78,7 +81,8 @@ class MfProcess:
         log_path = workdir / "mf.log"
         with log_path.open("wb") as log_file:
             proc = subprocess.Popen(
-                [python, "-m", "avatar_mf", "serve"],
+                [python, "-m", "avatar_mf", "serve"]
+                + ([] if config is None else ["--config", str(config)]),
                 cwd=workdir,
                 env=env,
                 stdout=log_file,

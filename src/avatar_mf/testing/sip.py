@@ -562,6 +562,7 @@ class UaHarness:
         sessions: FakeSessionFactory | None = None,
         clock: FakeClock | None = None,
         rng: random.Random | None = None,
+        capacity: Callable[[], str | None] | None = None,
     ) -> None:
         self.clock = clock or FakeClock(start=1000.0)
         #: The UA's random source (Retry-After values), seeded so runs repeat.
@@ -576,6 +577,7 @@ class UaHarness:
             sessions=self.sessions,
             sender=self.wire,
             rng=self.rng,
+            capacity=capacity,
         )
         self.layer = TransactionLayer(self.clock, self.timers, self.wire.send, self.ua)
         self.wire.layer = self.layer

@@ -1,1 +1,2 @@
-"""asyncio edges of the SIP stack: UDP and TCP listeners. Everything above is sans-IO."""
+"""asyncio edges of the SIP stack: UDP, TCP, TLS and WebSocket (ws, wss) listeners, their
+connection limits and handshake policy. Everything above is sans-IO."""

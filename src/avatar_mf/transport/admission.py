@@ -1,12 +1,14 @@
 """Admission control before any parsing: trusted peers and per-source rate limits.
 
-Both are cheap, pure and driven by an injected clock so they can be unit-tested instantly.
+The rate limit counts messages and bytes (a few large messages cost as much as many small
+ones). Both are cheap, pure and driven by an injected clock so they can be unit-tested instantly.
 The dialog cap (503 with Retry-After) lives in the user agent, where dialogs are counted.
 """
 
 from __future__ import annotations
 
 import ipaddress
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -42,56 +44,84 @@ class TrustedPeers:
         return ok
 
 
-@dataclass
+@dataclass(slots=True)
 class _Bucket:
     tokens: float
+    octets: float
     stamp: float
 
 
-class RateLimiter:
-    """A token bucket per source address: ``rate`` packets per second, ``burst`` at once.
+#: The one bucket every source outside the trusted peers shares (see :class:`RateLimiter`).
+UNTRUSTED = "untrusted"
 
-    A rate of 0 disables limiting. Buckets idle long enough to be full again are forgotten, so
-    the table stays bounded by the number of recently active sources.
+
+class RateLimiter:
+    """A token bucket per source address, in messages and in bytes.
+
+    ``rate`` messages per second with ``burst`` at once, and (when ``byte_rate`` is not 0)
+    ``byte_rate`` bytes per second with ``byte_burst`` at once: a message passes when both
+    buckets hold enough. A rate of 0 disables limiting (both buckets).
+
+    The table holds at most ``max_sources`` buckets; when it is full the bucket of the source
+    seen least recently is forgotten (that source starts again with a full bucket), never the
+    whole table. Callers keep untrusted sources out of the table by charging them all to the
+    shared key :data:`UNTRUSTED`, so addresses an attacker invents cannot push the trusted
+    peers' buckets out.
     """
 
     def __init__(
-        self, clock: Clock, *, rate: float, burst: float, max_sources: int = 65536
+        self,
+        clock: Clock,
+        *,
+        rate: float,
+        burst: float,
+        byte_rate: float = 0.0,
+        byte_burst: float = 0.0,
+        max_sources: int = 65536,
     ) -> None:
         self._clock = clock
         self._rate = rate
         self._burst = max(burst, 1.0)
-        self._max_sources = max_sources
-        self._buckets: dict[str, _Bucket] = {}
+        self._byte_rate = byte_rate
+        self._byte_burst = max(byte_burst, byte_rate, 1.0)
+        self._max_sources = max(max_sources, 1)
+        # Insertion order is recency order: a source seen again moves to the end.
+        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
+        #: Messages refused (either bucket empty).
         self.dropped = 0
+        #: Buckets forgotten because the table was full.
+        self.evicted = 0
 
-    def allow(self, source: str) -> bool:
+    def allow(self, source: str, size: int = 0) -> bool:
+        """Charge one message of ``size`` bytes to ``source``; False when it must be dropped."""
         if self._rate <= 0:
             return True
         now = self._clock.now()
-        bucket = self._buckets.get(source)
+        buckets = self._buckets
+        bucket = buckets.get(source)
         if bucket is None:
-            if len(self._buckets) >= self._max_sources:
-                self._evict(now)
-            bucket = _Bucket(self._burst, now)
-            self._buckets[source] = bucket
+            if len(buckets) >= self._max_sources:
+                buckets.popitem(last=False)
+                self.evicted += 1
+            bucket = _Bucket(self._burst, self._byte_burst, now)
+            buckets[source] = bucket
         else:
-            bucket.tokens = min(self._burst, bucket.tokens + (now - bucket.stamp) * self._rate)
+            buckets.move_to_end(source)
+            elapsed = now - bucket.stamp
+            bucket.tokens = min(self._burst, bucket.tokens + elapsed * self._rate)
+            bucket.octets = min(self._byte_burst, bucket.octets + elapsed * self._byte_rate)
             bucket.stamp = now
-        if bucket.tokens >= 1.0:
-            bucket.tokens -= 1.0
-            return True
-        self.dropped += 1
-        return False
-
-    def _evict(self, now: float) -> None:
-        refill = self._burst / self._rate
-        stale = [k for k, b in self._buckets.items() if now - b.stamp >= refill]
-        for key in stale:
-            del self._buckets[key]
-        if len(self._buckets) >= self._max_sources:
-            self._buckets.clear()
+        if bucket.tokens < 1.0 or (self._byte_rate > 0 and bucket.octets < size):
+            self.dropped += 1
+            return False
+        bucket.tokens -= 1.0
+        if self._byte_rate > 0:
+            bucket.octets -= size
+        return True
 
     @property
     def sources(self) -> int:
         return len(self._buckets)
+
+    def __contains__(self, source: object) -> bool:
+        return source in self._buckets

@@ -1,7 +1,8 @@
 """The SIP endpoint: transports below, the transaction layer above.
 
 It is the :class:`~avatar_mf.transport.base.TransportSink` of every transport. Incoming packets
-pass admission (per-source rate limit), are parsed by the transport, get their top Via stamped
+pass admission (per-source rate limit in messages and bytes, every untrusted source sharing one
+bucket), are parsed by the transport, get their top Via stamped
 (RFC 3261 18.2.1, RFC 3581), and reach the transaction layer; requests from outside the
 trusted-peer list are answered 403 statelessly; unparsable requests are answered statelessly
 (400, 505, 513 ...) when enough of them was read to build an answer (RFC 3261 8.2.6.2),
@@ -11,6 +12,11 @@ Counters (read by ``/stats`` and ``/metrics``): ``stats``, an :class:`EndpointSt
 by method or status and direction, refusals, responses sent by method of the CSeq and status).
 Method names outside :data:`COUNTED_METHODS` count as ``other``, so a peer inventing methods
 cannot grow them.
+
+``tap``, when set (the SIP trace, :mod:`avatar_mf.node.trace`), sees every message received
+(past the rate limit, before the trusted-peer check and the Via stamping) and every message
+sent, with where it went. :meth:`SipEndpoint.set_admission` swaps the trusted peers and the
+rate limiter of a running node (SIGHUP).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from avatar_mf.sip.build import new_tag, response_for_error
 from avatar_mf.sip.errors import SipError, SipParseError
@@ -25,7 +32,7 @@ from avatar_mf.sip.message import Message, Request, Response, serialize
 from avatar_mf.sip.peer import Peer
 from avatar_mf.sip.routing import response_destination, stamp_received
 from avatar_mf.sip.transaction_layer import TransactionLayer
-from avatar_mf.transport.admission import RateLimiter, TrustedPeers
+from avatar_mf.transport.admission import UNTRUSTED, RateLimiter, TrustedPeers
 from avatar_mf.transport.base import SipTransport
 
 log = logging.getLogger(__name__)
@@ -91,6 +98,13 @@ class EndpointStats:
         return flat
 
 
+class MessageTap(Protocol):
+    """Sees the messages of the s18 edge: ``direction`` "in" (``data`` None: the message as
+    parsed) or "out" (``data``: the bytes sent, ``peer``: where they went)."""
+
+    def tap(self, direction: str, message: Message, data: bytes | None, peer: Peer) -> None: ...
+
+
 class SipEndpoint:
     def __init__(
         self,
@@ -105,10 +119,17 @@ class SipEndpoint:
         self._transports: dict[str, SipTransport] = {}
         self._layer: TransactionLayer | None = None
         self.stats = EndpointStats()
+        #: The SIP trace, when one is attached (None: no message is looked at).
+        self.tap: MessageTap | None = None
 
     def attach(self, layer: TransactionLayer, transports: dict[str, SipTransport]) -> None:
         self._layer = layer
         self._transports = transports
+
+    def set_admission(self, trusted: TrustedPeers, limiter: RateLimiter) -> None:
+        """Use ``trusted`` and ``limiter`` from the next message on (a configuration reload)."""
+        self._trusted = trusted
+        self._limiter = limiter
 
     def local_port(self, transport: str) -> int:
         t = self._transports.get(transport.lower())
@@ -117,13 +138,18 @@ class SipEndpoint:
     # -- TransportSink --------------------------------------------------------------------
 
     def admit(self, peer: Peer, size: int) -> bool:
-        if self._limiter.allow(peer.host):
+        # Untrusted sources share one bucket: they get 403 at most, and the addresses they
+        # invent never take a place in the table that the trusted peers' buckets need.
+        source = peer.host if self._trusted.allows(peer.host) else UNTRUSTED
+        if self._limiter.allow(source, size):
             return True
         self.stats.rate_limited += 1
         return False
 
     def message_received(self, message: Message, peer: Peer) -> None:
         assert self._layer is not None
+        if self.tap is not None:
+            self.tap.tap("in", message, None, peer)
         if isinstance(message, Request):
             self.stats.requests_received[method_label(message.method)] += 1
             try:
@@ -190,11 +216,15 @@ class SipEndpoint:
             self.stats.responses_sent[_response_method(message), message.status] += 1
             dest = response_destination(message, peer)
             ok = transport.send(data, dest.host, dest.port, dest.connection_id)
+            if self.tap is not None:
+                self.tap.tap("out", message, data, Peer(peer.transport, dest.host, dest.port))
         else:
             self.stats.requests_sent[method_label(message.method)] += 1
             ok = transport.send(data, peer.host, peer.port, peer.connection_id)
             if not ok and peer.connection_id is not None:
                 # The connection the dialog started on is gone: open a new one.
                 ok = transport.send(data, peer.host, peer.port, None)
+            if self.tap is not None:
+                self.tap.tap("out", message, data, peer)
         if not ok:
             raise OSError(f"cannot send to {peer.transport}:{peer.host}:{peer.port}")

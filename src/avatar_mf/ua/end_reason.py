@@ -31,6 +31,10 @@ class EndReason(Enum):
     #: The operator dropped the call (the detail, if any, replaces the text).
     OPERATOR = ("operator", "dropped", False)
     SHUTDOWN = ("shutdown", "shutdown", False)
+    #: The other leg of a two-leg call ended (the detail: why it did).
+    PEER_LEG_ENDED = ("peer_leg_ended", "other leg ended: {}", False)
+    #: The second leg of a two-leg call was refused (the status in the detail).
+    PEER_LEG_REFUSED = ("peer_leg_refused", "other leg refused {}", False)
 
     @property
     def label(self) -> str:

@@ -16,8 +16,10 @@ It is the transaction user of :class:`avatar_mf.sip.transaction_layer.Transactio
   another INVITE of the dialog (14.2: one not yet answered, or the 2xx not yet ACKed) and for
   an UPDATE offer while an offer is unanswered (RFC 3311 5.2); 500 for an out-of-order CSeq
   (12.2.2). Requests still pending when the dialog ends get 487 (15.1.2).
-- OPTIONS (11.2): 200 with Allow, Accept and Supported (503 while draining, so a proxy's
-  dispatcher stops sending calls).
+- OPTIONS (11.2): 200 with Allow, Accept and Supported; 503 with Retry-After whenever an
+  INVITE would get 503 (draining, ``max_dialogs`` reached, or the ``capacity`` callback naming
+  a shortage such as file descriptors), so a proxy's dispatcher stops sending calls. Each
+  change between able and unable to take calls is logged once.
 - Session timers (RFC 4028): Session-Expires negotiated in the 2xx (422 with Min-SE below
   ``min_se``; never below the request's Min-SE); when the UE is the refresher it must refresh
   before expiry, otherwise the MF refreshes with UPDATE (``refresher=uac``: the MF, sender of
@@ -26,10 +28,18 @@ It is the transaction user of :class:`avatar_mf.sip.transaction_layer.Transactio
   (the UE has no such dialog any more, RFC 3261 12.2.1.2, RFC 5057 5.1) (RFC 4028 10).
 - Anything else: 405 with Allow for methods SIP defines, 501 for unknown methods, checked
   before the dialog (8.2.1 comes before 12.2.2).
+- The caller's identity (RFC 3325 9.1): P-Asserted-Identity when the INVITE comes from a peer
+  configured as asserting it (``asserted_identity_peers``: the P-CSCF), else the From URI; a
+  P-Asserted-Identity from any other peer is ignored. Avatar authorization trusts it.
 
 The 2xx retransmission and ACK wait is the machine of ``sip/uas_2xx.py``, the session timer the
 negotiation functions and machine of ``sip/session_timer.py``; this module carries their
 actions out on its clock. Why a call ended is a :class:`~avatar_mf.ua.end_reason.CallEnd`.
+
+Two-leg calls (RFC 7092 media-terminating B2BUA): when a :class:`CallBridge` is set
+(``ua/b2bua.py``) and takes an INVITE, the bridge makes the call's media and the second leg;
+responses to the MF's own INVITEs go to it; :meth:`UserAgent.send_provisional`,
+:meth:`UserAgent.adopt_outgoing` and :meth:`UserAgent.end_call` are what it uses here.
 
 Counters for ``/stats`` and ``/metrics``: ``stats``, a :class:`~avatar_mf.ua.stats.UaStats`
 (calls started, answered, failed, ended, 2xx re-sent while waiting for the ACK, ends and
@@ -47,6 +57,7 @@ import logging
 import random
 from collections.abc import Callable, Coroutine, Hashable
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Address, IPv6Network, ip_address
 from typing import Any, Generic, NoReturn, Protocol, TypeVar
 
 from avatar_mf.clock import Clock, TimerHandle
@@ -64,7 +75,7 @@ from avatar_mf.sip.transaction_layer import ClientTransaction, ServerTransaction
 from avatar_mf.sip.uri import SipUri, parse_uri
 from avatar_mf.sip.validate import validate_request
 from avatar_mf.ua.end_reason import FAILURE_LABELS, CallEnd, EndReason, is_failure
-from avatar_mf.ua.media_seam import CallInfo, MediaSession, SessionFactory
+from avatar_mf.ua.media_seam import CallInfo, FailureCallback, MediaSession, SessionFactory
 from avatar_mf.ua.stats import UaStats
 
 log = logging.getLogger(__name__)
@@ -85,6 +96,7 @@ __all__ = [
     "ALLOWED_METHODS",
     "FAILURE_LABELS",
     "Call",
+    "CallBridge",
     "CallEnd",
     "EndReason",
     "UaTransport",
@@ -104,6 +116,26 @@ class UserAgentConfig:
     min_se: int
     #: Seconds between 100 Trying and the answer ("ring time"; lets labs test CANCEL).
     answer_delay: float = 0.0
+    #: Peers whose P-Asserted-Identity is believed (RFC 3325 trust domain: the P-CSCF / IMS
+    #: core). From any other source the header is ignored and the identity is the From URI.
+    #: The default, loopback, is a lab default.
+    asserted_identity_peers: tuple[IPv4Network | IPv6Network, ...] = (
+        IPv4Network("127.0.0.0/8"),
+        IPv6Network("::1/128"),
+    )
+
+    def asserts_identity(self, host: str) -> bool:
+        """Whether a request from ``host`` (an IP literal) may assert the caller's identity.
+
+        IPv4-mapped IPv6 addresses are checked as IPv4; anything not an IP address is not.
+        """
+        try:
+            ip = ip_address(host)
+        except ValueError:
+            return False
+        if isinstance(ip, IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return any(ip in network for network in self.asserted_identity_peers)
 
 
 class UaTransport(Protocol):
@@ -206,6 +238,8 @@ class Call:
     info: CallInfo | None = None
     #: Clock time the 2xx was first sent (0 until then).
     answered: float = 0.0
+    #: The MF sent the INVITE of this dialog (the second leg of a two-leg call).
+    outgoing: bool = False
 
     @property
     def ended(self) -> bool:
@@ -213,8 +247,10 @@ class Call:
 
     @property
     def confirmed(self) -> bool:
-        """The ACK for the last 2xx came."""
-        return self.ok is not None and self.ok.machine.confirmed
+        """The ACK for the last 2xx came (a dialog the MF created as UAC needs none)."""
+        if self.ok is None:
+            return self.outgoing
+        return self.ok.machine.confirmed
 
     @property
     def session_expires(self) -> int:
@@ -224,6 +260,24 @@ class Call:
     def log_extra(self) -> dict[str, object]:
         """``extra`` fields of every log line about this call."""
         return {"call_id": self.call_id}
+
+
+class CallBridge(Protocol):
+    """Two-leg calls (``ua/b2bua.py``): the INVITEs it takes and its own INVITEs' responses."""
+
+    def bridges(self, info: CallInfo) -> bool:
+        """The INVITE described by ``info`` is a two-leg call (not a room)."""
+        ...
+
+    async def answer(
+        self, call: Call, request: Request, info: CallInfo, on_failure: FailureCallback
+    ) -> MediaSession:
+        """The media of ``call`` once the second leg answered; raises SipError to refuse."""
+        ...
+
+    def on_invite_response(self, tx: ClientTransaction, response: Response) -> None: ...
+
+    def on_invite_failed(self, tx: ClientTransaction, *, timeout: bool) -> None: ...
 
 
 class UserAgent:
@@ -240,8 +294,12 @@ class UserAgent:
         observe_setup: Callable[[float], None] | None = None,
         observe_duration: Callable[[float], None] | None = None,
         rng: random.Random | None = None,
+        capacity: Callable[[], str | None] | None = None,
     ) -> None:
         self._cfg = config
+        #: Why the node cannot take a call now besides draining and max_dialogs (None: it can).
+        self._capacity = capacity
+        self._refusing: str | None = None
         self._clock = clock
         self._timers = timers
         self._sessions = sessions
@@ -257,6 +315,13 @@ class UserAgent:
         self._observe_setup = observe_setup
         self._observe_duration = observe_duration
         self.on_call_ended: Callable[[Call], None] | None = None
+        #: Two-leg calls; None: every INVITE is answered by ``sessions``.
+        self.bridge: CallBridge | None = None
+
+    def reconfigure(self, config: UserAgentConfig) -> None:
+        """Use ``config`` from the next request on (a configuration reload, SIGHUP); calls in
+        progress keep the session timers they negotiated."""
+        self._cfg = config
 
     # ------------------------------------------------------------------ introspection
 
@@ -309,6 +374,9 @@ class UserAgent:
         self._finish(call, CallEnd(EndReason.CANCELLED), send_bye=False)
 
     def on_response(self, tx: ClientTransaction, response: Response) -> None:
+        if tx.request.method == "INVITE" and self.bridge is not None:
+            self.bridge.on_invite_response(tx, response)  # the MF sends no re-INVITE
+            return
         if response.status < 200:
             return
         call = self._calls.get(self._client_dialog(tx))
@@ -325,6 +393,8 @@ class UserAgent:
             )
 
     def on_transaction_timeout(self, tx: ServerTransaction | ClientTransaction) -> None:
+        if isinstance(tx, ClientTransaction) and tx.request.method == "INVITE" and self.bridge:
+            self.bridge.on_invite_failed(tx, timeout=True)
         if isinstance(tx, ClientTransaction) and tx.request.method == "UPDATE":
             call = self._calls.get(self._client_dialog(tx))
             if call is not None:
@@ -336,6 +406,8 @@ class UserAgent:
             tx.request.method,
             extra={"call_id": tx.request.headers.get("Call-ID") or ""},
         )
+        if isinstance(tx, ClientTransaction) and tx.request.method == "INVITE" and self.bridge:
+            self.bridge.on_invite_failed(tx, timeout=False)
         if isinstance(tx, ServerTransaction) and tx.state is State.TERMINATED:
             # The INVITE transaction is gone (RFC 3261 17.2.1 Figure 7: a transport error in
             # Proceeding terminates it): nobody can be answered, release the call now.
@@ -404,18 +476,33 @@ class UserAgent:
 
     def _options(self, tx: ServerTransaction, request: Request) -> None:
         headers = [("Allow", ALLOW), ("Accept", ACCEPT), ("Supported", SUPPORTED)]
-        if self.draining:
-            raise SipError(503, "Draining", headers=(("Retry-After", str(self._cfg.retry_after)),))
+        self._check_capacity()
         tx.respond(make_response(request, 200, to_tag=new_tag(), headers=headers + self._server()))
+
+    def unavailable(self) -> str | None:
+        """Why a new call would be refused now (the 503 reason phrase), or None."""
+        if self.draining:
+            return "Draining"
+        if len(self._calls) + len(self._pending) >= self._cfg.max_dialogs:
+            return "Too Many Calls"
+        return self._capacity() if self._capacity is not None else None
+
+    def _check_capacity(self) -> None:
+        """Raise the 503 an INVITE or OPTIONS gets while no call can be taken; log changes."""
+        reason = self.unavailable()
+        if reason != self._refusing:
+            if reason is None:
+                log.info("taking calls again")
+            else:
+                log.warning("cannot take calls: %s (INVITE and OPTIONS answered 503)", reason)
+            self._refusing = reason
+        if reason is not None:
+            raise SipError(503, reason, headers=(("Retry-After", str(self._cfg.retry_after)),))
 
     # ------------------------------------------------------------------ INVITE
 
     def _initial_invite(self, tx: ServerTransaction, request: Request) -> None:
-        retry = (("Retry-After", str(self._cfg.retry_after)),)
-        if self.draining:
-            raise SipError(503, "Draining", headers=retry)
-        if len(self._calls) + len(self._pending) >= self._cfg.max_dialogs:
-            raise SipError(503, "Too Many Calls", headers=retry)
+        self._check_capacity()
         timer = self._negotiate_timer(request)
         call_id = request.headers.get("Call-ID") or ""
         call = Call(
@@ -455,7 +542,16 @@ class UserAgent:
         headers = request.headers
         frm = parse_name_addr(headers.get("From") or "")
         to = parse_name_addr(headers.get("To") or "")
+        # RFC 3325 9.1: P-Asserted-Identity is believed only from the trust domain (the peers
+        # configured as asserting it); from anyone else it is ignored, as if stripped.
         pai = headers.get_list("P-Asserted-Identity")
+        if pai and not self._cfg.asserts_identity(source.host):
+            log.info(
+                "P-Asserted-Identity from %s ignored: not a peer that asserts identities",
+                source.host,
+                extra={"call_id": headers.get("Call-ID") or "", "source": source.host},
+            )
+            pai = []
         identity = parse_name_addr(pai[0]).uri if pai else frm.uri
         contacts = headers.get_list("Contact")
         return CallInfo(
@@ -476,9 +572,14 @@ class UserAgent:
                 await self._sleep(self._cfg.answer_delay)
                 if call.ended:
                     return
-            media = await self._sessions.create(
-                info, request.body, lambda reason: self._media_failed(call, reason)
-            )
+
+            def on_failure(reason: str) -> None:
+                self._media_failed(call, reason)
+
+            if self.bridge is not None and self.bridge.bridges(info):
+                media = await self.bridge.answer(call, request, info, on_failure)
+            else:
+                media = await self._sessions.create(info, request.body, on_failure)
         except SipError as err:
             if not call.ended:
                 self.stats.calls_failed += 1
@@ -685,6 +786,57 @@ class UserAgent:
             end = CallEnd(EndReason.MEDIA_FAILED, reason)
             self._finish(call, end, send_bye=True, error=error)
 
+    # ------------------------------------------------------------------ for the bridge
+
+    def send_provisional(self, call: Call, status: int, reason: str | None = None) -> None:
+        """Send a 101-199 on the pending INVITE of ``call`` (with its To tag and Contact, and
+        the INVITE's Record-Route, RFC 3261 12.1.1); nothing once it is answered or ended."""
+        tx = call.invite_tx
+        if tx is None or call.ended or not _answerable(tx):
+            return
+        headers = [("Record-Route", rr) for rr in tx.request.headers.get_all("Record-Route")]
+        headers += [("Contact", self._contact(call.peer)), *self._server()]
+        response = make_response(tx.request, status, reason, to_tag=call.local_tag, headers=headers)
+        tx.respond(response)
+
+    def adopt_outgoing(
+        self,
+        dialog: Dialog,
+        peer: Peer,
+        media: MediaSession,
+        timer: SessionTimer,
+        info: CallInfo,
+    ) -> Call:
+        """Take in a dialog the MF created as UAC (its INVITE answered 2xx and ACKed): from now
+        on its in-dialog requests, session timer (``timer``, :func:`~avatar_mf.ua.uac_invite.
+        leg_timer`) and end are handled like those of any call. ``peer``: where its requests
+        go when the dialog names no transport (the outbound proxy)."""
+        now = self._clock.now()
+        call = Call(
+            local_tag=dialog.local_tag,
+            call_id=dialog.call_id,
+            peer=peer,
+            invite_tx=None,
+            created=now,
+            session=SessionTimerState(SessionRefresh(), _ClockTimers(self._clock)),
+            timer=timer,
+            dialog=dialog,
+            media=media,
+            info=info,
+            answered=now,
+            outgoing=True,
+        )
+        self._calls[dialog.id] = call
+        self.stats.calls_started += 1
+        self.stats.calls_answered += 1
+        self._arm_session_timer(call)
+        return call
+
+    def end_call(self, call: Call, end: CallEnd, error: SipError | None = None) -> None:
+        """End ``call`` for ``end`` (its text is the BYE's Reason): BYE when established,
+        ``error`` (default 500) to its INVITE when still pending."""
+        self._finish(call, end, send_bye=True, error=error)
+
     def drop(self, call: Call, reason: str = "dropped") -> None:
         """End a call: BYE when established, 503 to its INVITE when still pending (operator
         action, drain timeout). ``reason``: the text of the log line and the BYE's Reason."""
@@ -782,6 +934,11 @@ class UserAgent:
 
     def _destination(self, call: Call) -> Peer:
         assert call.dialog is not None
+        if call.peer.transport in ("ws", "wss"):
+            # RFC 7118 section 5: the MF, the WebSocket server, cannot connect to a browser;
+            # in-dialog requests go over the connection the dialog came on, whatever the
+            # remote target says (a JsSIP Contact names a ".invalid" host, transport=ws).
+            return call.peer
         hop = call.dialog.first_hop()
         with contextlib.suppress(SipError):
             uri = parse_uri(hop)

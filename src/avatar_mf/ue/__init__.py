@@ -1,5 +1,5 @@
-"""The product's own test UE: a SIP UAC offering WebRTC data channels to the MF, and the UE side
-of the avatar protocols on top.
+"""The product's own test UE: a SIP UAC offering WebRTC data channels to the MF (or a registered
+UE answering calls), and the UE side of the avatar protocols on top.
 
 * :mod:`.sip_client` -- a small SIP client over UDP or TCP built on the product's transaction
   layer (RFC 3261 17), with the asyncio socket below it.
@@ -11,7 +11,10 @@ of the avatar protocols on top.
   transfers with resume, text, scene, participants), animation units, base avatar upload.
 * :mod:`.bootstrap` -- :class:`BootstrapClient`: HTTP over a bootstrap channel.
 * :mod:`.recorder` -- :class:`Recorder`: everything a UE receives, written to a directory.
-* :mod:`.cli` -- ``avatar-mf ue call <sip-uri>``.
+* :mod:`.registration` -- :class:`Registration`: REGISTER with refresh (RFC 3261 10), sans-IO.
+* :mod:`.listener` -- :class:`UeListener`: a registered UE answering (or rejecting) incoming
+  calls, and placing calls from its registered endpoint.
+* :mod:`.cli` -- ``avatar-mf ue call <sip-uri>``; :mod:`.listen_cli` -- ``avatar-mf ue listen``.
 
 Used by the integration tests and the benchmarks against a real MF process, and by operators to
 check a deployed MF.
@@ -42,6 +45,7 @@ if TYPE_CHECKING:
         UeCall,
         UeCallError,
     )
+    from avatar_mf.ue.listener import AnswerPolicy, IncomingRecord, UeListener
     from avatar_mf.ue.offer import (
         DEFAULT_STREAMS,
         AnswerError,
@@ -50,6 +54,7 @@ if TYPE_CHECKING:
         read_answer,
     )
     from avatar_mf.ue.recorder import Recorder
+    from avatar_mf.ue.registration import Registration
     from avatar_mf.ue.sip_client import SipClient
 
 _WHERE = {
@@ -71,7 +76,11 @@ _WHERE = {
     "AnswerInfo": "offer",
     "build_offer": "offer",
     "read_answer": "offer",
+    "AnswerPolicy": "listener",
+    "IncomingRecord": "listener",
+    "UeListener": "listener",
     "Recorder": "recorder",
+    "Registration": "registration",
     "SipClient": "sip_client",
 }
 
@@ -79,6 +88,7 @@ __all__ = [
     "DATACHANNEL_FEATURE_TAG",
     "DEFAULT_STREAMS",
     "AnswerError",
+    "AnswerPolicy",
     "AnswerInfo",
     "AvatarClient",
     "AvatarProtocolError",
@@ -87,13 +97,16 @@ __all__ = [
     "CallTiming",
     "ChannelStats",
     "HttpReply",
+    "IncomingRecord",
     "ReceivedMessage",
     "ReceivedUnit",
     "Recorder",
+    "Registration",
     "SipClient",
     "Transfer",
     "UeCall",
     "UeCallError",
+    "UeListener",
     "build_offer",
     "read_answer",
 ]

@@ -44,11 +44,12 @@ import collections
 import contextlib
 import logging
 import secrets
+import ssl
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from types import TracebackType
-from typing import Literal
+from typing import Any, Literal
 
 from avatar_mf.media.certificate import CertificateStore
 from avatar_mf.media.errors import MediaError
@@ -76,11 +77,14 @@ from avatar_mf.sip.message import Headers, Request, Response
 from avatar_mf.sip.timers import TimerConfig
 from avatar_mf.ue.offer import (
     AMR_WB_AUDIO_PORT,
+    ANSWER_STREAMS,
     DEFAULT_STREAMS,
     AnswerError,
     AnswerInfo,
+    build_answer,
     build_offer,
     read_answer,
+    read_offer,
 )
 from avatar_mf.ue.sip_client import DEFAULT_USER_AGENT, SipClient, SipTransportName
 
@@ -219,6 +223,7 @@ class UeCall:
         dcsas: Sequence[DcSa] = (),
         audio: bool = False,
         local_host: str = "127.0.0.1",
+        local_port: int = 0,
         from_uri: str | None = None,
         fingerprint_algorithm: str = "sha-256",
         offer_use_srtp: bool = True,
@@ -231,19 +236,23 @@ class UeCall:
         timers: TimerConfig | None = None,
         user_agent: str = DEFAULT_USER_AGENT,
         contact_feature_tags: str = DATACHANNEL_FEATURE_TAG,
+        contact_user: str = "ue",
         extra_headers: Sequence[tuple[str, str]] = (),
         now: Callable[[], float] = time.monotonic,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         """See :meth:`dial` for the parameters."""
         self.target_uri = target_uri
         self.mf_host = mf_host
         self.mf_port = mf_port
         self.transport: SipTransportName = transport
+        self._tls = tls
         self.ice = ice
         self.offered: tuple[DcMap, ...] = tuple(streams)
         self._dcsas = tuple(dcsas)
         self._audio_port = AMR_WB_AUDIO_PORT if audio else None
         self.local_host = local_host
+        self._local_port = local_port
         self.from_uri = from_uri or f"sip:ue@{local_host}"
         self._fingerprint_algorithm = fingerprint_algorithm
         self._offer_use_srtp = offer_use_srtp
@@ -256,6 +265,7 @@ class UeCall:
         self._timers = timers
         self._user_agent = user_agent
         self._feature_tags = contact_feature_tags
+        self._contact_user = contact_user
         self._extra_headers = tuple(extra_headers)
         self._now = now
 
@@ -297,6 +307,10 @@ class UeCall:
         self._media_failed: str | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
+        self._take_all_streams = False
+        self._owns_sip = True
+        self.direction: Literal["outgoing", "incoming"] = "outgoing"
+        """``incoming``: the UE answered this call (:meth:`incoming`)."""
 
     @classmethod
     def dial(
@@ -311,6 +325,7 @@ class UeCall:
         dcsas: Sequence[DcSa] = (),
         audio: bool = False,
         local_host: str = "127.0.0.1",
+        local_port: int = 0,
         from_uri: str | None = None,
         fingerprint_algorithm: str = "sha-256",
         offer_use_srtp: bool = True,
@@ -323,17 +338,20 @@ class UeCall:
         timers: TimerConfig | None = None,
         user_agent: str = DEFAULT_USER_AGENT,
         contact_feature_tags: str = DATACHANNEL_FEATURE_TAG,
+        contact_user: str = "ue",
         extra_headers: Sequence[tuple[str, str]] = (),
         now: Callable[[], float] = time.monotonic,
+        tls: ssl.SSLContext | None = None,
     ) -> UeCall:
         """A call to ``target_uri`` through the MF at ``mf_host:mf_port``; ``async with`` it
         to place it (INVITE ... ACK, media started) and to end it (BYE, media closed).
 
-        :param transport: SIP over ``"udp"`` or ``"tcp"``.
+        :param transport: SIP over ``"udp"``, ``"tcp"``, ``"tls"``, ``"ws"`` or ``"wss"``.
         :param ice: offer ICE (browser style) or DTLS straight over UDP (IMS style).
         :param streams: the ``a=dcmap`` streams to offer (default :data:`DEFAULT_STREAMS`).
         :param dcsas: ``a=dcsa`` lines to offer with them.
         :param audio: put an AMR-WB audio m-line first, as a VoLTE UE does (no RTP is sent).
+        :param local_port: the UE's SIP port (0: any free one).
         :param fingerprint_algorithm: hash of the UE's ``a=fingerprint`` (IMS UEs: sha-1).
         :param offer_use_srtp: False for a DTLS hello without use_srtp (some IMS UEs).
         :param setup: the offer's ``a=setup``: ``actpass`` (the RFC 8842 default), or
@@ -347,9 +365,12 @@ class UeCall:
             never connects, like SIPp): the MF must give up and end the call.
         :param timers: SIP T1/T2/T4 of the UE's transactions.
         :param contact_feature_tags: appended to the Contact (``;+sip...`` parameters).
+        :param contact_user: the user part of the Contact (a registered UE: its own).
         :param extra_headers: added to the INVITE.
         :param now: the clock of :attr:`timing` (``time.monotonic``: fine-grained, and the same
             in every process, unlike uvloop's millisecond ``loop.time()``).
+        :param tls: verifies the MF's certificate over tls and wss (default: the system's
+            trust store).
         """
         return cls(
             target_uri,
@@ -361,6 +382,7 @@ class UeCall:
             dcsas=dcsas,
             audio=audio,
             local_host=local_host,
+            local_port=local_port,
             from_uri=from_uri,
             fingerprint_algorithm=fingerprint_algorithm,
             offer_use_srtp=offer_use_srtp,
@@ -373,8 +395,10 @@ class UeCall:
             timers=timers,
             user_agent=user_agent,
             contact_feature_tags=contact_feature_tags,
+            contact_user=contact_user,
             extra_headers=extra_headers,
             now=now,
+            tls=tls,
         )
 
     async def __aenter__(self) -> UeCall:
@@ -402,6 +426,11 @@ class UeCall:
     def session(self) -> DataChannelSession | None:
         """The UE's data channel session (None before the offer and after the end)."""
         return self._session
+
+    @property
+    def local_tag(self) -> str:
+        """The UE's tag in the dialog (From tag of an outgoing call, To tag of an incoming one)."""
+        return self._local_tag
 
     @property
     def accepted_ids(self) -> tuple[int, ...]:
@@ -453,6 +482,144 @@ class UeCall:
         wanted = subprotocol.lower()
         return tuple(d.stream_id for d in self.accepted if (d.subprotocol or "").lower() == wanted)
 
+    # -- setup: an incoming call ----------------------------------------------------------
+
+    @classmethod
+    def over(cls, sip: SipClient, target_uri: str, **options: Any) -> UeCall:
+        """A call to ``target_uri`` placed from an open SIP endpoint (a registered UE's, see
+        :meth:`UeListener.dial <avatar_mf.ue.listener.UeListener.dial>`): its requests go to
+        that endpoint's proxy, its Contact is the registered one, and hanging up leaves the
+        endpoint open. ``options`` are those of :meth:`dial` (not transport or ports)."""
+        options.setdefault("local_host", sip.local_host)
+        call = cls(target_uri, sip.server.host, sip.server.port, transport=sip.transport, **options)
+        call._sip = sip
+        call._owns_sip = False
+        return call
+
+    @classmethod
+    def incoming(
+        cls,
+        sip: SipClient,
+        invite: Request,
+        *,
+        streams: Sequence[DcMap] | None = ANSWER_STREAMS,
+        local_host: str | None = None,
+        certificate: CertificateStore | None = None,
+        setup_timeout: float = 10.0,
+        user_agent: str = DEFAULT_USER_AGENT,
+        contact_feature_tags: str = DATACHANNEL_FEATURE_TAG,
+        contact_user: str = "ue",
+        now: Callable[[], float] = time.monotonic,
+    ) -> UeCall:
+        """A call the UE received on ``sip`` (a listening UE's endpoint, which the call uses
+        but does not close). Answer it with :meth:`answer_invite`.
+
+        :param streams: the streams the UE takes from the offer, by subprotocol (None: every
+            offered stream); the default is the UE's usual set (http, 3gpp-ar-metadata,
+            3gpp-ar-animation, avatar-mf-transfer).
+        """
+        frm = invite.headers.get("From") or ""
+        try:
+            caller = parse_name_addr(frm).uri
+        except SipParseError:
+            caller = frm
+        call = cls(
+            caller,
+            sip.server.host,
+            sip.server.port,
+            transport=sip.transport,
+            streams=tuple(streams) if streams is not None else (),
+            local_host=local_host or sip.local_host,
+            from_uri=invite.uri,
+            certificate=certificate,
+            setup_timeout=setup_timeout,
+            user_agent=user_agent,
+            contact_feature_tags=contact_feature_tags,
+            contact_user=contact_user,
+            now=now,
+        )
+        call._sip = sip
+        call._owns_sip = False
+        call._take_all_streams = streams is None
+        call.direction = "incoming"
+        call.call_id = invite.headers.get("Call-ID") or ""
+        call.timing.invite_sent = now()
+        return call
+
+    async def answer_invite(self, invite: Request) -> Response:
+        """Answer the INVITE's offer (RFC 3264 section 6, RFC 8864 section 6): bind the UE's
+        data channel transport, accept the offered streams the UE wants, create the UAS
+        dialog (RFC 3261 12.1.1: route set from Record-Route, remote target from Contact) and
+        return the 200 for the caller to send (and retransmit until its ACK). The media starts
+        at once (the UE answers ``a=setup:active`` to an ``actpass`` offer: it opens DTLS).
+
+        Raises :class:`SipError` (488) when the offer is unusable; nothing stays allocated.
+        """
+        if self.state != "idle" or self.direction != "incoming":
+            raise UeCallError(f"answer_invite() on a call that is {self.state}")
+        self.state = "calling"
+        try:
+            offer = parse_sdp(invite.body)
+            info = read_offer(offer, None if self._take_all_streams else self.offered)
+        except (SdpError, AnswerError) as exc:
+            self.state = "ended"
+            self.errors.append(f"offer: {exc}")
+            raise SipError(488, "Not Acceptable Here") from exc
+        media = UeDataChannels(
+            self.local_host,
+            ice=info.remote.ice is not None,
+            fingerprint_algorithm=self._fingerprint_algorithm,
+            offer_use_srtp=self._offer_use_srtp,
+            certificate=self._certificate,
+            setup_timeout=self._setup_timeout,
+        )
+        try:
+            session = await media.factory.create(
+                info.remote, [stream_spec(d) for d in info.accepted], on_event=self._on_event
+            )
+        except MediaError as exc:
+            self.state = "ended"
+            self.errors.append(f"media: {exc}")
+            raise SipError(488, "Not Acceptable Here") from exc
+        self._session = session
+        self._session_id = secrets.randbelow(2**31)
+        self.offer = offer
+        self.answer = build_answer(offer, info, session.local, session_id=self._session_id)
+        self.remote = info.remote
+        self.offered = info.offered
+        self.accepted = info.accepted
+        self.rejected = tuple(d for d in info.offered if d not in info.accepted)
+        for dcmap in info.accepted:
+            self.channels[dcmap.stream_id] = ChannelStats(
+                dcmap.stream_id, dcmap.label or "", dcmap.subprotocol or ""
+            )
+            self._inbox.setdefault(dcmap.stream_id, collections.deque())
+        self._dialog = Dialog.from_request(invite, self._local_tag)
+        self.sip.add_dialog(self._dialog.id, self._on_request)
+        ok = make_response(
+            invite,
+            200,
+            to_tag=self._local_tag,
+            headers=[
+                *(("Record-Route", rr) for rr in invite.headers.get_list("Record-Route")),
+                ("Contact", self._contact()),
+                ("Allow", _ALLOW),
+            ],
+            body=serialize_sdp(self.answer).encode(),
+            content_type="application/sdp",
+        )
+        self.final_status = 200
+        self.timing.answered = self._now()
+        self.state = "confirmed"
+        session.start()
+        self._changed.set()
+        return ok
+
+    def end_unanswered(self, reason: str) -> None:
+        """The incoming call ended before it was answered (CANCEL, rejection)."""
+        self._ended("mf", reason)
+        self._closed = True
+
     # -- setup ----------------------------------------------------------------------------
 
     async def connect(self) -> None:
@@ -460,7 +627,9 @@ class UeCall:
 
         Raises :class:`CallRejected` for a non-2xx answer, :class:`UeCallError` for an
         unusable answer or a transport failure, :class:`TimeoutError` when no final response
-        came within ``answer_timeout``. Everything allocated is released on failure.
+        came within ``answer_timeout``. Everything allocated is released on failure; when the
+        wait is cancelled (Ctrl-C) or times out while the INVITE is pending, the INVITE is
+        CANCELled first (RFC 3261 9.1), so the callee stops ringing.
         """
         if self.state != "idle":
             raise UeCallError(f"connect() on a call that is {self.state}")
@@ -470,18 +639,24 @@ class UeCall:
         except BaseException as exc:
             if not isinstance(exc, asyncio.CancelledError):
                 self.errors.append(f"setup: {exc!r}")
+            if isinstance(exc, asyncio.CancelledError | TimeoutError) and self.state == "calling":
+                with contextlib.suppress(Exception):
+                    await self.cancel(timeout=1.0)
             await self._release("setup failed")
             raise
 
     async def _connect(self) -> None:
-        self._sip = await SipClient.open(
-            self.mf_host,
-            self.mf_port,
-            transport=self.transport,
-            local_host=self.local_host,
-            timers=self._timers,
-            user_agent=self._user_agent,
-        )
+        if self._sip is None:
+            self._sip = await SipClient.open(
+                self.mf_host,
+                self.mf_port,
+                transport=self.transport,
+                local_host=self.local_host,
+                local_port=self._local_port,
+                timers=self._timers,
+                user_agent=self._user_agent,
+                tls=self._tls,
+            )
         media = UeDataChannels(
             self.local_host,
             ice=self.ice,
@@ -538,8 +713,21 @@ class UeCall:
             await session.set_remote(info.remote)
             session.start()
 
+    async def cancel(
+        self,
+        timeout: float = 5.0,  # noqa: ASYNC109 -- every wait of the test UE is bounded by its own argument
+    ) -> int | None:
+        """CANCEL the INVITE while it waits for its final response (RFC 3261 9.1); the
+        pending :meth:`connect` then ends with :class:`CallRejected` (487). Returns the status
+        of the CANCEL's own response, or None when there was nothing to cancel."""
+        if self.state != "calling" or self._sip is None or self.direction != "outgoing":
+            return None
+        async with asyncio.timeout(timeout):
+            response = await self._sip.cancel(self.call_id)
+        return None if response is None else response.status
+
     def _contact(self) -> str:
-        return self.sip.contact(feature_tags=self._feature_tags)
+        return self.sip.contact(self._contact_user, feature_tags=self._feature_tags)
 
     def _next_offer(self, streams: Sequence[DcMap]) -> SessionDescription:
         assert self._session is not None
@@ -944,7 +1132,7 @@ class UeCall:
         session, self._session = self._session, None
         if session is not None:
             await session.close()
-        if self._sip is not None:
+        if self._sip is not None and self._owns_sip:
             await self._sip.close()
 
     # -- report ---------------------------------------------------------------------------

@@ -5,7 +5,7 @@
     avatar-mf ue call sip:room1@127.0.0.1:5060 [--transport udp|tcp] [--no-ice]
         [--from sip:ue1@127.0.0.1] [--duration S] [--record DIR] [--get PATH ...]
         [--hello] [--upload FILE] [--select AVATAR_ID] [--say TEXT] [--scene-get]
-        [--send STREAM:TEXT ...] [--send-hex STREAM:HEX ...]
+        [--send STREAM:TEXT ...] [--send-hex STREAM:HEX ...] [--register USER]
 
 The call offers the default streams (bootstrap 0 and 10, 1000 ``3gpp-ar-metadata``, 1002
 ``3gpp-ar-animation``; ``--stream`` replaces them) and waits until every accepted channel is
@@ -26,7 +26,10 @@ the call was answered, every accepted channel opened and nothing failed (no refu
 transfer or error message either); 1 otherwise; 2 for bad arguments.
 
 The MF is reached at the URI's host and port (``--proxy`` overrides), over the URI's
-``transport`` parameter unless ``--transport`` is given.
+``transport`` parameter unless ``--transport`` is given. ``--register USER`` first registers
+``sip:USER@<proxy>`` with that proxy (a registrar such as the lab's Kamailio, see
+:mod:`avatar_mf.ue.listener`), places the call from the registered endpoint and removes the
+binding afterwards: ``avatar-mf ue call sip:ue2@127.0.0.1:5070 --register ue1``.
 
 For the main CLI: :func:`add_arguments` and :func:`run` fit ``avatar_mf.cli.Command``
 (``run(args, context)``, where context has ``stdout`` and ``stderr``); :func:`add_parser` adds
@@ -47,6 +50,7 @@ if TYPE_CHECKING:
     from avatar_mf.sdp.datachannel import DcMap
     from avatar_mf.ue.avatar import AvatarClient, ReceivedMessage
     from avatar_mf.ue.call import UeCall
+    from avatar_mf.ue.listener import UeListener
     from avatar_mf.ue.recorder import Recorder
 
 __all__ = ["DESCRIPTION", "HELP", "add_arguments", "add_parser", "run"]
@@ -215,11 +219,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "authorises (default: sip:ue@<local host>)",
     )
     parser.add_argument(
+        "--register",
+        metavar="USER",
+        help="first REGISTER sip:USER@<proxy> with the proxy (the lab's Kamailio, --proxy or "
+        "the URI's host) and place the call from that registered endpoint; From is that AOR",
+    )
+    parser.add_argument(
         "--max-message-size",
         type=int,
         metavar="BYTES",
         help="the UE's a=max-message-size (e.g. 1024, as IMS UEs; default: the stack's)",
     )
+    add_avatar_arguments(parser)
+
+
+def add_avatar_arguments(parser: argparse.ArgumentParser) -> None:
+    """The avatar step options (``--record``, ``--get``, ``--hello``, ``--upload``,
+    ``--select``, ``--say``, ``--language``, ``--scene-get``), shared with ``ue listen``."""
     avatar = parser.add_argument_group("avatar protocols (docs/protocol.md)")
     avatar.add_argument(
         "--record",
@@ -413,27 +429,62 @@ async def _avatar_steps(
 
 
 async def _call(args: argparse.Namespace, err: TextIO) -> dict[str, object]:
+    from avatar_mf.ue.listener import UeListener
+
+    if not args.register:
+        return await _place(args, None, err)
+    host, port, transport = _target(args)
+    listener = await UeListener.open(
+        host,
+        port,
+        user=args.register,
+        transport="tcp" if transport == "tcp" else "udp",
+        local_host=args.local_host,
+        setup_timeout=args.timeout,
+    )
+    try:
+        try:
+            status = await listener.registered(args.timeout)
+        except (TimeoutError, ConnectionError) as exc:
+            print(f"registration failed: {exc}", file=err)
+            return {"ok": False, "target": args.uri, "errors": [f"REGISTER: {exc}"]}
+        print(f"registered {listener.aor} for {status.granted} s", file=err)
+        return await _place(args, listener, err)
+    finally:
+        await listener.close()
+
+
+async def _place(
+    args: argparse.Namespace, listener: UeListener | None, err: TextIO
+) -> dict[str, object]:
     from avatar_mf.ue.avatar import AvatarClient
     from avatar_mf.ue.call import UeCall, UeCallError
     from avatar_mf.ue.recorder import Recorder
 
     host, port, transport = _target(args)
     loop = asyncio.get_running_loop()
-    call = UeCall.dial(
-        args.uri,
-        host,
-        port,
-        transport="tcp" if transport == "tcp" else "udp",
-        ice=args.ice,
-        streams=_streams(args),
-        audio=args.audio,
-        local_host=args.local_host,
-        from_uri=args.from_uri,
-        fingerprint_algorithm=args.fingerprint_hash,
-        max_message_size=args.max_message_size,
-        answer_timeout=args.timeout,
-        setup_timeout=args.timeout,
-    )
+    options: dict[str, Any] = {
+        "ice": args.ice,
+        "streams": _streams(args),
+        "audio": args.audio,
+        "fingerprint_algorithm": args.fingerprint_hash,
+        "max_message_size": args.max_message_size,
+        "answer_timeout": args.timeout,
+        "setup_timeout": args.timeout,
+    }
+    if args.from_uri is not None or listener is None:
+        options["from_uri"] = args.from_uri
+    if listener is not None:  # from the registered endpoint, through the registrar
+        call = listener.dial(args.uri, **options)
+    else:
+        call = UeCall.dial(
+            args.uri,
+            host,
+            port,
+            transport="tcp" if transport == "tcp" else "udp",
+            local_host=args.local_host,
+            **options,
+        )
     recorder = Recorder(args.record) if args.record is not None else None
     client: AvatarClient | None = None
     problems: list[str] = []

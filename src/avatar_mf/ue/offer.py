@@ -15,6 +15,10 @@ The offer follows TS 26.114 clause 6.2.10 and RFC 8841/8864/8842/8122:
   straight to the ``c=``/``m=`` address;
 * one ``a=dcmap`` per requested stream (RFC 8864 section 5.1), and ``a=dcsa`` lines.
 
+Answering an offer (an incoming call, the MF's second leg): :func:`read_offer` finds the data
+channel m-line and picks the streams the UE takes, :func:`build_answer` writes the answer with
+the UE's parameters, every other m-line refused (port 0).
+
 Reading the answer (RFC 3264 section 6, RFC 8864 section 6): the data channel m-line is at the
 offer's index; port 0 means it was refused; the streams the MF accepted are the ``a=dcmap``
 lines it repeats, every other offered stream was rejected.
@@ -50,14 +54,18 @@ from avatar_mf.sdp.model import (
 
 __all__ = [
     "AMR_WB_AUDIO_PORT",
+    "ANSWER_STREAMS",
     "DEFAULT_STREAMS",
     "AnswerError",
     "AnswerInfo",
+    "OfferInfo",
     "audio_media",
+    "build_answer",
     "build_offer",
     "datachannel_index",
     "datachannel_media",
     "read_answer",
+    "read_offer",
 ]
 
 #: The streams a test UE offers by default: the local bootstrap channels 0 and 10 (HTTP,
@@ -67,6 +75,13 @@ DEFAULT_STREAMS: Final[tuple[DcMap, ...]] = (
     DcMap(10, subprotocol="http"),
     DcMap(1000, label="avatar-meta", subprotocol="3gpp-ar-metadata"),
     DcMap(1002, label="avatar-anim-1", subprotocol="3gpp-ar-animation"),
+)
+
+#: The streams a test UE takes from an offer it answers (an incoming call), by subprotocol:
+#: its usual ones, and the ``avatar-mf-transfer`` channel its AvatarClient also speaks.
+ANSWER_STREAMS: Final[tuple[DcMap, ...]] = (
+    *DEFAULT_STREAMS,
+    DcMap(1004, label="avatar-transfer", subprotocol="avatar-mf-transfer"),
 )
 
 #: The port written in the optional audio m-line (nothing listens there: no RTP is sent).
@@ -224,4 +239,80 @@ def read_answer(
         accepted=dc.dcmaps,
         rejected=tuple(d for d in offered if d.stream_id not in accepted_ids),
         datachannel=dc,
+    )
+
+
+# --------------------------------------------------------------------------- answering an offer
+
+
+@dataclass(frozen=True, slots=True)
+class OfferInfo:
+    """What the UE reads from an offer it received (an incoming call: the MF's second leg).
+
+    Attributes:
+        index: the data channel m-line's index in the offer.
+        remote: the offerer's transport parameters (for the UE's answering session).
+        offered: every stream the offer maps.
+        accepted: those the UE takes (see :func:`read_offer`).
+        datachannel: the data channel m-line, parsed.
+    """
+
+    index: int
+    remote: RemoteParams
+    offered: tuple[DcMap, ...]
+    accepted: tuple[DcMap, ...]
+    datachannel: DataChannelOffer
+
+
+def read_offer(offer: SessionDescription, wanted: Sequence[DcMap] | None = None) -> OfferInfo:
+    """Find the data channel m-line of ``offer`` (RFC 8841) and decide what to accept.
+
+    ``wanted`` None accepts every offered stream; otherwise the offered streams whose
+    subprotocol is among ``wanted``'s (the UE's usual streams, :data:`ANSWER_STREAMS`: http,
+    3gpp-ar-metadata, 3gpp-ar-animation, avatar-mf-transfer), as the offer maps them (RFC
+    8864 section 6: the answerer repeats the dcmap lines it accepts). Raises
+    :class:`AnswerError` when the offer has no usable data channel m-line.
+    """
+    try:
+        index = datachannel_index(offer)
+    except ValueError as exc:
+        raise AnswerError(str(exc)) from None
+    if offer.media[index].port == 0:
+        raise AnswerError("the offered data channel m-line is disabled (port 0)")
+    try:
+        dc = parse_datachannel_offer(offer, index)
+        remote = remote_params(dc)
+    except (SdpError, ValueError) as exc:
+        raise AnswerError(f"unusable data channel m-line in the offer: {exc}") from exc
+    if wanted is None:
+        accepted = dc.dcmaps
+    else:
+        kinds = {(d.subprotocol or "").lower() for d in wanted}
+        accepted = tuple(d for d in dc.dcmaps if (d.subprotocol or "").lower() in kinds)
+    return OfferInfo(index, remote, dc.dcmaps, accepted, dc)
+
+
+def build_answer(
+    offer: SessionDescription,
+    info: OfferInfo,
+    local: LocalParams,
+    *,
+    session_id: int,
+    username: str = "ue",
+) -> SessionDescription:
+    """The UE's answer to ``offer`` (RFC 3264 section 6): one m-line per offered m-line, in
+    order; the data channel line carries ``local`` (its ``a=setup`` active or passive, RFC 8842
+    section 5.3) and the accepted dcmap lines; every other m-line is refused with port 0."""
+    addrtype = _addrtype(local.address)
+    media: list[MediaDescription] = []
+    for index, md in enumerate(offer.media):
+        if index == info.index:
+            media.append(datachannel_media(local, info.accepted))
+        else:
+            media.append(MediaDescription(md.media, 0, md.proto, md.formats[:1]))
+    return SessionDescription(
+        origin=Origin(username, str(session_id), "1", "IN", addrtype, local.address),
+        session_name="-",
+        connection=Connection("IN", addrtype, local.address),
+        media=tuple(media),
     )
