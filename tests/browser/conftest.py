@@ -80,7 +80,15 @@ def user_data_dir() -> Iterator[Path]:
 
 
 @pytest.fixture
-async def browser_context(chromium_path: Path, user_data_dir: Path) -> AsyncIterator[object]:
+def chromium_args() -> list[str]:
+    """Chromium's command line flags (a test module may add some by overriding this)."""
+    return list(CHROMIUM_FLAGS)
+
+
+@pytest.fixture
+async def browser_context(
+    chromium_path: Path, user_data_dir: Path, chromium_args: list[str]
+) -> AsyncIterator[object]:
     """A fresh persistent Chromium context (its own profile folder), media permission granted."""
     from playwright.async_api import async_playwright
 
@@ -89,7 +97,7 @@ async def browser_context(chromium_path: Path, user_data_dir: Path) -> AsyncIter
             str(user_data_dir),
             executable_path=str(chromium_path),
             headless=True,
-            args=list(CHROMIUM_FLAGS),
+            args=chromium_args,
             viewport={"width": 1100, "height": 760},
             device_scale_factor=1,
             permissions=["microphone", "camera"],

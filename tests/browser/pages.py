@@ -52,3 +52,53 @@ async def wait_for(
             return last
         await asyncio.sleep(interval)
     raise AssertionError(f"{what}: not within {seconds} s (last: {last!r})")
+
+
+#: In the application's frame: keep comparing a region of the stage canvas with what it shows
+#: now (every 40 ms), and record the largest share of pixels that changed by more than
+#: ``threshold`` in some channel. Reading the canvas in the page (drawn into a 2D canvas)
+#: takes a few milliseconds, where a Playwright screenshot round trip can take a second while
+#: WebGL renders in software: the watch sees every frame the sentence moves.
+_WATCH = """([x, y, w, h, threshold]) => {
+  const stage = document.getElementById("stage");
+  const copy = document.createElement("canvas");
+  copy.width = w; copy.height = h;
+  const g = copy.getContext("2d", { willReadFrequently: true });
+  const grab = () => {
+    g.clearRect(0, 0, w, h);
+    g.drawImage(stage, x, y, w, h, 0, 0, w, h);
+    return g.getImageData(0, 0, w, h).data;
+  };
+  const reference = grab();
+  const watch = { max: 0, samples: 0, firstAt: null, started: performance.now() };
+  watch.timer = setInterval(() => {
+    const now = grab();
+    let changed = 0;
+    for (let i = 0; i < now.length; i += 4) {
+      if (Math.abs(now[i] - reference[i]) > threshold
+          || Math.abs(now[i + 1] - reference[i + 1]) > threshold
+          || Math.abs(now[i + 2] - reference[i + 2]) > threshold) changed += 1;
+    }
+    const share = changed / (w * h);
+    watch.samples += 1;
+    if (share > watch.max) watch.max = share;
+    if (share > 0.02 && watch.firstAt === null) watch.firstAt = performance.now() - watch.started;
+  }, 40);
+  window.__regionWatch = watch;
+  return watch.samples;
+}"""
+
+
+async def watch_region(frame: Any, rect: tuple[int, int, int, int], threshold: int = 24) -> None:
+    """Start watching ``rect`` (x, y, w, h, CSS pixels) of the ``#stage`` canvas of ``frame``
+    against what it shows now (:func:`region_changes` reads the result)."""
+    await frame.evaluate(_WATCH, [*rect, threshold])
+
+
+async def region_changes(frame: Any) -> dict[str, Any]:
+    """``{"max": share of pixels changed at most, "samples": n, "firstAt": ms or None}``."""
+    watch: dict[str, Any] = await frame.evaluate(
+        "(() => { const w = window.__regionWatch;"
+        " return { max: w.max, samples: w.samples, firstAt: w.firstAt }; })()"
+    )
+    return watch
