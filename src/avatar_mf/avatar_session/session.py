@@ -48,8 +48,8 @@ from avatar_mf.channels.base import ChannelContext, ChannelInfo
 from avatar_mf.clock import Clock, TimerHandle, sleep
 from avatar_mf.pipeline.frames import (
     AnimationUnitFrame,
-    AvatarUpload,
     AvatarInUse,
+    AvatarUpload,
     BaseAvatarFrame,
     Frame,
     GenerateAvatar,
