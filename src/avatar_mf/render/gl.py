@@ -8,7 +8,9 @@ posed positions and normals and reads the picture back (:meth:`GlRenderer.render
 Shading (OpenGL 3.3 core): base colour = vertex colour (linear RGB) x texture (sRGB, decoded);
 soft studio light fixed to the camera: a hemisphere ambient, a wrapped-diffuse key light from
 the upper left, a fill from the right, a rim from behind, a faint specular on the key; the
-result is encoded to sRGB in the shader. Double sided (the GLB material is): back faces use
+result is encoded for display in the shader with gamma 2 (a square root; textures are decoded
+by squaring: llvmpipe spends a third of a frame on ``pow``, and gamma 2 is close to the sRGB
+curve). Double sided (the GLB material is): back faces use
 the flipped normal. 4x MSAA resolved before the read-back. The projection flips Y, so the rows
 read back are top first, ready for an encoder.
 
@@ -62,7 +64,7 @@ void main() {
     // The projection flips Y, which flips the winding: front faces are clockwise here.
     if (gl_FrontFacing) { n = -n; }
     vec4 tex = texture(u_texture, v_uv);
-    vec3 base = v_color * pow(tex.rgb, vec3(2.2));
+    vec3 base = v_color * tex.rgb * tex.rgb;  // sRGB decoded as gamma 2 (pow is dear here)
     vec3 key = normalize(vec3(-0.45, 0.55, 0.75));
     vec3 fill = normalize(vec3(0.75, 0.05, 0.55));
     vec3 rim = normalize(vec3(0.1, 0.45, -0.9));
@@ -71,9 +73,12 @@ void main() {
     light += vec3(0.85, 0.9, 1.0) * 0.35 * wrapped(n, fill, 0.5);
     light += vec3(1.0) * 0.30 * max(dot(n, rim), 0.0);
     vec3 view = normalize(-v_position);
-    float spec = pow(max(dot(n, normalize(key + view)), 0.0), 28.0) * 0.10;
+    float s1 = max(dot(n, normalize(key + view)), 0.0);
+    float s4 = (s1 * s1) * (s1 * s1);
+    float s8 = s4 * s4;
+    float spec = s8 * s8 * s8 * s4 * 0.10;  // s1^28 by squaring
     vec3 colour = base * light + vec3(spec);
-    f_color = vec4(pow(clamp(colour, 0.0, 1.0), vec3(1.0 / 2.2)), 1.0);
+    f_color = vec4(sqrt(clamp(colour, 0.0, 1.0)), 1.0);  // encoded as gamma 2
 }
 """
 
