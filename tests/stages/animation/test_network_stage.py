@@ -79,7 +79,7 @@ async def test_renders_at_the_rate_and_units_open_the_mouth(
     moved = [np.abs(f.rgba.astype(int) - neutral[0].rgba).sum() for f in opened]
     assert moved[-1] > 1000  # the mouth is open (and held: no more units came)
     assert moved[-1] == moved[-2]
-    # 1.0 s after the unit (+ the 0.08 s delay) the face relaxes, back at rest 0.5 s later.
+    # 1.0 s after the unit the face relaxes, and is back at rest 0.5 s later.
     later = await collect(stage, clock, 1.2)
     assert np.array_equal(later[-1].rgba, neutral[0].rgba)
     relaxing = [np.abs(f.rgba.astype(int) - neutral[0].rgba).sum() for f in later]
@@ -90,7 +90,7 @@ async def test_renders_at_the_rate_and_units_open_the_mouth(
 
 
 async def test_interpolates_between_units(gl: GlRenderer, head_arf: bytes) -> None:
-    _, stage, clock = await start(gl, head_arf, delay=0.0)
+    _, stage, clock = await start(gl, head_arf)
     await run(stage, jaw(0, 0.0))
     await run(stage, jaw(400, 0.8))  # arrives early: the media time runs from the first unit
     assert stage.media_time(clock.now()) == 0.0
@@ -98,6 +98,13 @@ async def test_interpolates_between_units(gl: GlRenderer, head_arf: bytes) -> No
     assert stage.animator.sample(0.2).weights[JAW] == pytest.approx(0.4)  # float32 on the wire
     frames = await collect(stage, clock, 0.4)
     assert [round(f.media_time or 0, 2) for f in frames[:3]] == [0.04, 0.08, 0.12]
+    await stage.teardown()
+
+
+async def test_delay_shifts_the_media_time(gl: GlRenderer, head_arf: bytes) -> None:
+    _, stage, clock = await start(gl, head_arf, delay=0.033)
+    await run(stage, jaw(0, 0.0))
+    assert stage.media_time(clock.now()) == pytest.approx(-0.033)
     await stage.teardown()
 
 

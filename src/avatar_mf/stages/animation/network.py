@@ -13,8 +13,11 @@ session gets a :class:`NetworkAnimationStage`:
   or the MF's own from the text stage) and feeds its :class:`~.timeline.Animator`; both kinds
   of frame go on unchanged (the UE-centric relay to receivers that animate themselves stays);
 * from the first avatar on it renders at ``rate`` frames per second on the session clock:
-  samples the animator at the media time of the clock (``delay`` seconds behind the newest
-  unit's arrival, so there is a next unit to interpolate towards), poses the mesh in the
+  samples the animator at the media time of the clock (``delay`` seconds behind the units'
+  arrival: 0 by default, so a unit shows in the next frame, within 40 ms plus the work, for
+  the issue's 60 ms unit-to-RTP budget; units keep their pose until the next one. A ``delay``
+  of one unit interval, e.g. 0.033 s at 30 units/s, interpolates between units instead, at
+  that much more latency), poses the mesh in the
   executor, renders in the :class:`~avatar_mf.render.pool.RenderPool` (worker processes) and
   offers a :class:`~.video.VideoFrameOut` to the session's :class:`~.video.VideoSource`,
   which the video sender of the media plane reads (:meth:`NetworkAnimation.video_source`).
@@ -95,7 +98,7 @@ class NetworkAnimation:
         yaw: float = 0.0,
         relax_after: float = 1.0,
         relax_time: float = 0.5,
-        delay: float = 0.08,
+        delay: float = 0.0,
         resync: float = 1.0,
         workers: int | None = None,
         threads: int = 1,
