@@ -335,7 +335,7 @@ class MediaFunction:
         """How often each limit of ``docs/operations.md`` (Limits) refused something. The
         connection counters cover every connection transport (tcp, tls, ws, wss)."""
         refused = self.connections.refused
-        tcps = [t for t in self.streams.values() if isinstance(t, TcpTransport)]
+        tcps = list(self.streams.values())
         return {
             "rate_limited": self.endpoint.stats.rate_limited,
             "transactions_refused": self.layer.stats.overloaded,
@@ -519,6 +519,8 @@ class MediaFunction:
             ws = WebSocketTransport(
                 self.endpoint,
                 table=self.connections,
+                limits=self.connection_limits,
+                fds=self.fds,
                 max_message_size=sip.max_message_size,
                 idle_timeout=sip.tcp_idle_timeout,
                 ping_interval=sip.ws_ping_interval,
