@@ -3,7 +3,7 @@ before, during and after.
 
 Usage::
 
-    .venv/bin/python bench/soak.py [--calls 10000] [--rounds 2] [--rate 100] [--warmup 500]
+    .venv/bin/python bench/soak.py [--calls 10000] [--rounds 2] [--rate 100] [--warmup N]
                                    [--call-ms 500] [--transport u1|t1] [--json FILE]
 
 One MF subprocess (``MfProcess``: loopback, ``LOG__LEVEL=WARNING``, default SIP timers,
@@ -12,21 +12,23 @@ off since SIPp is one source like a P-CSCF), and SIPp running ``tests/sipp/basic
 (INVITE with the IMS avatar offer, 200 with the checked SDP answer, ACK, ``--call-ms`` of call,
 BYE, 200), as bench/sipp_rate.py does.
 
-1. Warm-up: ``--warmup`` calls, then wait until the MF holds nothing (its transactions end
-   64*T1 after their final response). The MF's RSS (``VmRSS`` of /proc/<pid>/status) and open
-   file descriptors (/proc/<pid>/fd) then are the baseline.
+1. Warm-up: ``--warmup`` calls (default: as many as ``--rate`` brings in 64*T1 + 8 s, 4,000 at
+   100 calls/s), then wait until the MF holds nothing (its transactions end 64*T1 after their
+   final response). The MF's RSS (``VmRSS`` of /proc/<pid>/status) and open file descriptors
+   (/proc/<pid>/fd) then are the baseline.
 2. Soak: ``--calls`` calls at ``--rate`` calls/s in ``--rounds`` rounds; RSS, descriptors,
    transactions and dialogs sampled every second. After each round, wait until the MF holds
    nothing again and measure.
 
 Goals (issue 9): RSS after the soak less than 5 % above the baseline, descriptors back to the
 baseline, no failed call. At 100 calls/s the node holds about 6,400 live transactions at once
-(each lives 64*T1 = 32 s after its final response, RFC 3261 Timers J and K), a working set a
-500-call warm-up never reaches; the RSS from the end of the first round to the end of the last
-is what a leak would show once that working set has been allocated. Prints the figures; exits 1
-when a call failed, the descriptors are not back to the baseline, the MF still holds something,
-or the RSS grew by 5 % or more from the first round's end to the last's (the growth against the
-baseline is printed with its goal, met or missed).
+(each lives 64*T1 = 32 s after its final response, RFC 3261 Timers J and K): the baseline is
+taken once the process has carried that working set (the default warm-up spans one such
+window at the soak's rate), so what the soak then adds is what a leak would show. A 500-call
+warm-up never reaches it and shows ~+24 % that is only that working set (docs/performance.md
+keeps both runs). The RSS from the end of the first round to the end of the last is printed
+too. Prints the figures; exits 1 when a call failed, the descriptors are not back to the
+baseline, the MF still holds something, or the RSS grew by 5 % or more against the baseline.
 """
 
 from __future__ import annotations
@@ -211,7 +213,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=2, help="the calls in this many rounds")
     parser.add_argument("--rate", type=int, default=100, help="calls per second")
-    parser.add_argument("--warmup", type=int, default=500, help="calls before the baseline")
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=None,
+        help="calls before the baseline (default: --rate x (64*T1 + 8 s), one transaction "
+        "lifetime of calls at the soak's rate)",
+    )
     parser.add_argument("--call-ms", type=int, default=500, help="time between ACK and BYE")
     parser.add_argument("--transport", default="u1", choices=["u1", "t1"])
     parser.add_argument("--json", type=Path, help="also write the results here")
@@ -227,6 +235,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "SIP__RATE_LIMIT_PER_SOURCE": "0",
     }
     quiet_timeout = 64 * t1 + 30
+    if args.warmup is None:
+        args.warmup = round(args.rate * (64 * t1 + 8))
     per_round = [args.calls // args.rounds] * args.rounds
     per_round[-1] += args.calls - sum(per_round)
     workdir = Path(tempfile.mkdtemp(prefix="soak-"))
@@ -339,10 +349,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 indent=2,
             )
         )
-    # The exit status: a failed call, descriptors not back, something still held, or RSS still
-    # growing once the working set is reached (round to round). The growth against the
-    # baseline is printed with its goal, but the warm-up does not reach that working set.
-    growing = len(ends) > 1 and later >= RSS_GROWTH_GOAL
+    # The exit status: a failed call, descriptors not back, something still held, or RSS grown
+    # by the goal or more against the baseline.
+    growing = growth >= RSS_GROWTH_GOAL
     ok = fds_back and not failed and not growing and all(r.exit_code == 0 for r in rounds)
     return 0 if ok and not held and code == 0 else 1
 
