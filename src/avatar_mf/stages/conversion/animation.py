@@ -104,3 +104,10 @@ class StreamConverter:
             )
             + out.tobytes()
         )
+
+
+def retarget_config(unit: bytes, profile: str) -> bytes:
+    """A CONFIG unit naming ``profile`` instead (same timestamp and timescale)."""
+    config = decode_unit(unit)
+    assert isinstance(config, ConfigUnit)
+    return encode_unit(ConfigUnit(config.timestamp, profile, config.timescale))
