@@ -241,3 +241,31 @@ async def test_without_a_converter_a_filter_is_unsupported() -> None:
     owner.send(ExpressionFilter(id="f1", audience=("*",), filter={"neutral": True}))
     await settle(lambda: bool(owner.of_type(":error")))
     assert owner.of_type(":error")[0]["code"] == "unsupported"
+
+
+async def test_a_late_joiner_gets_the_avatar_again_converted_after_its_hello() -> None:
+    hub = make_hub(StandardConverters())
+    ue1 = Ue(hub, "c1", "sip:ue1@127.0.0.1")
+    hello(ue1)
+    glb = build_glb(low_head())
+    upload = TransferSender(
+        glb,
+        transfer_id="up-1",
+        max_message_size=65536,
+        avatar_id="mine",
+        stream_id=1000,
+        content_type=GLB,
+    )
+    ue1.send(upload.offer())
+    for chunk in upload.chunks():
+        ue1.meta_service.on_message(chunk)
+    await settle(lambda: bool(ue1.of_type(":avatar:selected")))
+    late = Ue(hub, "c2", "sip:late@127.0.0.1")  # offered at once, before its hello: as stored
+    await settle(lambda: bool(late.of_type(":transfer:offer")))
+    assert late.of_type(":transfer:offer")[0]["contentType"] == GLB
+    hello(late, formats=(ARF,))
+    await settle(lambda: len(late.of_type(":transfer:offer")) == 2)
+    assert late.of_type(":transfer:offer")[1]["contentType"] == ARF
+    hello(late, formats=(ARF,))  # the same again: nothing new to offer
+    await settle()
+    assert len(late.of_type(":transfer:offer")) == 2

@@ -229,6 +229,8 @@ class AvatarSession:
         self.agreement: Negotiation | None = None
         self._outgoing: dict[str, _Outgoing] = {}
         self._incoming: dict[bytes, Upload] = {}
+        #: (source session id, avatar id) -> the content type it was offered to this UE in.
+        self._offered_as: dict[tuple[str, str], str] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.closed = False
         self.log_extra: dict[str, object] = {
@@ -733,6 +735,7 @@ class AvatarSession:
             content_type=content_type,
         )
         self._outgoing[sender.transfer_id] = _Outgoing(sender, channel, source, avatar_id)
+        self._offered_as[source.id, avatar_id] = content_type
         self.send(sender.offer())
 
     def _accepted(self, accept: md.TransferAccept) -> None:
@@ -990,6 +993,13 @@ class AvatarSession:
         profiles = agreement.animation_profiles if agreement and hello.animation_profiles else ()
         formats = agreement.avatar_formats if agreement and hello.avatar_formats else ()
         self.pipeline.push(ReceiverFormats(self.id, self.identity, profiles, formats))
+        if self.deps.avatar_converter is not None and hello.avatar_formats:
+            # Avatars offered before this hello (when the channel opened) in a format it does
+            # not take are offered again, converted.
+            for other in self.deps.directory.others(self):
+                offered = self._offered_as.get((other.id, other.avatar_id or ""))
+                if offered is not None and offered not in hello.avatar_formats:
+                    self.offer_avatar(other)
 
     def _expression_filter(self, message: md.ExpressionFilter) -> None:
         rule = None if message.filter is None else dict(message.filter)
