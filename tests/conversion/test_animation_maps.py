@@ -237,3 +237,23 @@ def test_filters_on_arkit_weights() -> None:
     ):
         with pytest.raises(ValueError):
             parse_filter(bad)
+
+
+def test_the_most_specific_audience_rule_wins() -> None:
+    from avatar_mf.stages.conversion.filters import Audience, FilterBook, FilterError
+
+    everyone, group, person, seat = (parse_filter({"clamp": c}) for c in (0.9, 0.7, 0.5, 0.3))
+    book = FilterBook(groups={"class": ("sip:pupil-*@school",)}, policy={"*": everyone})
+    pupil = Audience("p2", "sip:pupil-1@school")
+    parent = Audience("p3", "sip:parent@home")
+    assert book.for_receiver(pupil) is everyone  # only the operator's policy so far
+    book.set(["group:class"], group)
+    assert book.for_receiver(pupil) is group and book.for_receiver(parent) is everyone
+    book.set(["sip:pupil-1@school"], person)
+    assert book.for_receiver(pupil) is person
+    book.set(["p2"], seat)
+    assert book.for_receiver(pupil) is seat
+    book.set(["p2", "sip:pupil-1@school"], None)
+    assert book.for_receiver(pupil) is group
+    with pytest.raises(FilterError, match="no receiver group"):
+        book.set(["group:staff"], seat)
