@@ -562,8 +562,10 @@ class PipelineConfig(Section):
     empty: every node keeps its rooms' scenes."""
 
     converter: _Stage = StageSettings(name="")
-    """Format conversion stage (none ships yet). Empty, the default: no conversion on this
-    node."""
+    """Format conversion (TR 26.813 section 4): "standard" converts animation streams and base
+    avatars per receiver through the common format and applies per-audience expression
+    filters (options: groups, policy, cache_entries, cache_bytes). Empty, the default: no
+    conversion on this node."""
 
     @model_validator(mode="before")
     @classmethod
