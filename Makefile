@@ -54,13 +54,14 @@ unit: $(DEV_STAMP)
 fuzz: $(DEV_STAMP)
 	$(PY) -m fuzz.run --seconds $(FUZZ_SECONDS) --jobs $(FUZZ_JOBS) $(FUZZ_TARGETS)
 
-# Every benchmark, one after the other (about 10 minutes); docs/performance.md has the figures.
+# Every benchmark, one after the other (about 14 minutes); docs/performance.md has the figures.
 bench: $(DEV_STAMP) sysdeps
 	$(PY) bench/dc_setup.py
 	$(PY) bench/relay_latency.py
 	$(PY) bench/relay_latency.py --senders 1
 	$(PY) bench/text_animation.py
 	$(PY) bench/sipp_rate.py --rates 100,200 --seconds 20
+	$(PY) bench/soak.py
 
 # The IMS lab on loopback, without Docker: Kamailio on 127.0.0.1:5070 in front of two MF nodes
 # (127.0.0.1:5080 and :5081, admin 8080 and 8081) until Ctrl-C. See docs/lab.md.
