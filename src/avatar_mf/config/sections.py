@@ -120,8 +120,9 @@ class SipConfig(Section):
 
     tls_certificate: FilePath | None = Field(default=None, validate_default=True)
     """PEM file of the certificate chain the tls and wss listeners present (the node's
-    certificate first). Required when transports lists tls or wss. `avatar-mf tls
-    generate-cert` writes a self-signed one for labs."""
+    certificate first). Required when transports lists tls or wss. Loaded again on SIGHUP
+    (a renewed file at the same path). `avatar-mf tls generate-cert` writes a self-signed one
+    for labs."""
 
     tls_private_key: FilePath | None = Field(default=None, validate_default=True)
     """PEM file of the private key of tls_certificate (unencrypted). Required when transports
@@ -224,25 +225,26 @@ class SipConfig(Section):
 
     tcp_max_connections: StrictInt = Field(default=4096, ge=0)
     """Inbound connections open at once over tcp, tls, ws and wss together; more are closed as
-    they are accepted (a WebSocket handshake gets 503). 0: no cap."""
+    they are accepted (over ws and wss before any handshake). 0: no cap."""
 
     tcp_max_connections_per_source: StrictInt = Field(default=256, ge=0)
     """Inbound connections open at once from one address (tcp, tls, ws and wss together).
     0: no cap."""
 
     tcp_max_write_buffer: StrictInt = Field(default=1024 * 1024, ge=0)
-    """Bytes queued for a TCP peer that does not read; past it the connection is closed. 0: no
-    limit."""
+    """Bytes queued for a peer that does not read (tcp, tls, ws, wss); past it the connection
+    is closed. 0: no limit."""
 
     tcp_message_timeout: StrictFloat = Field(default=30.0, ge=0)
-    """Seconds a SIP message may take to arrive whole over TCP, from its first byte; a slower
-    one closes the connection (a trickle of bytes cannot hold it open). 0: no deadline."""
+    """Seconds a SIP message may take to arrive whole over tcp or tls, from its first byte, and
+    a ws or wss connection to complete its opening handshake; a slower one closes the
+    connection (a trickle of bytes cannot hold it open). 0: no deadline."""
 
     fd_reserve: StrictInt = Field(default=128, ge=0)
     """File descriptors kept free (below the RLIMIT_NOFILE soft limit) for media sockets, the
-    admin listener and storage: while fewer remain, TCP connections are refused; while fewer
-    than half remain, INVITE and OPTIONS are answered 503. Each is logged as a warning when
-    it starts. 0: no reserve."""
+    admin listener and storage: while fewer remain, connections are refused (tcp, tls, ws,
+    wss); while fewer than half remain, INVITE and OPTIONS are answered 503. Each is logged as
+    a warning when it starts. 0: no reserve."""
 
     answer_delay: StrictFloat = Field(default=0.0, ge=0, le=300)
     """Seconds between 100 Trying and the answer to an INVITE ("ring time"). 0 answers at
@@ -561,8 +563,10 @@ class PipelineConfig(Section):
     empty: every node keeps its rooms' scenes."""
 
     converter: _Stage = StageSettings(name="")
-    """Format conversion stage (none ships yet). Empty, the default: no conversion on this
-    node."""
+    """Format conversion (TR 26.813 section 4): "standard" converts animation streams and base
+    avatars per receiver through the common format and applies per-audience expression
+    filters (options: groups, policy, cache_entries, cache_bytes). Empty, the default: no
+    conversion on this node."""
 
     @model_validator(mode="before")
     @classmethod
