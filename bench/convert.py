@@ -15,6 +15,11 @@ In this process (no MF needed), single thread, CPU time (``time.process_time``):
 * **per stage unit**: the converter stage's routing of one source unit in a room of three
   (one receiver as is, one converted to visemes, one filtered), the frames it yields
   included: what the MF spends per unit it receives.
+* **per unit through a session's pipeline** (a room of two whose receiver needs no conversion,
+  the common case): the pipeline with no converter (the unit goes straight to the sink), with
+  the converter handling units inline (no task hop, the default), and with the converter run
+  as a queued stage (a task hop per unit, as before inline handling): what turning the
+  converter on costs a room that does not need it.
 * **per base avatar conversion** (median of ``--rounds``): the test VRM 1.0 file
   (``tests/conversion/vrm_sample.py``) -> common ARF; the default procedural head as a GLB ->
   common ARF (52 targets re-baked); the common ARF -> VRM 1.0. Each conversion is cached per
@@ -135,6 +140,74 @@ async def _stage_figure(n: int) -> float:
     return (time.process_time() - start) / (len(frames) - 200) * 1e6
 
 
+class _Queued:
+    """The converter stage without its inline path (every unit queued for ``process``)."""
+
+    def __init__(self, stage: Any) -> None:
+        self._stage = stage
+        self.accepts = stage.accepts
+
+    async def setup(self) -> None:
+        await self._stage.setup()
+
+    async def teardown(self) -> None:
+        await self._stage.teardown()
+
+    def process(self, frame: Any) -> Any:
+        return self._stage.process(frame)
+
+
+async def _pipeline_figures(n: int) -> list[tuple[str, float]]:
+    from avatar_mf.clock import LoopClock
+    from avatar_mf.pipeline.runner import NamedStage, PipelineStats, SessionPipeline
+
+    units = [encode_unit(ConfigUnit(0, "arf-face-v1", 1000.0)), *_units(ARKIT_SET, n)]
+    frames = [AnimationUnitFrame("p1", u, is_config=k == 0) for k, u in enumerate(units)]
+    figures: list[tuple[str, float]] = []
+    for label in ("no converter", "converter, inline (default)", "converter, queued stage"):
+        provider = StandardConverters()
+        contexts = [
+            StageContext(
+                call_id=f"c{k}",
+                participant=f"p{k}",
+                identity=f"sip:u{k}@x",
+                room="r",
+                clock=LoopClock(),
+                executor=_Inline(),
+            )
+            for k in (1, 2)
+        ]
+        sender, receiver = (provider.open(c) for c in contexts)
+        async for _ in receiver.process(ReceiverFormats("p2", "sip:p2@x", ())):
+            pass
+        stages: list[NamedStage] = []
+        if label != "no converter":
+            stage = sender if "inline" in label else _Queued(sender)
+            stages.append(NamedStage("converter", "standard", stage))  # type: ignore[arg-type]
+        out: list[Any] = []
+        pipeline = SessionPipeline(stages, out.append, stats=PipelineStats())
+        await pipeline.start()
+        for frame in frames[:200]:
+            pipeline.push(frame)
+            await asyncio.sleep(0)
+        for _ in range(1000):  # bounded: the queued stage finishes within a few turns
+            if len(out) >= 200:
+                break
+            await asyncio.sleep(0)
+        out.clear()
+        start = time.process_time()
+        for frame in frames[200:]:
+            pipeline.push(frame)
+            await asyncio.sleep(0)  # one turn per unit, as units arrive from the network
+        for _ in range(1000):
+            if len(out) >= len(frames) - 200:
+                break
+            await asyncio.sleep(0)
+        figures.append((label, (time.process_time() - start) / (len(frames) - 200) * 1e6))
+        await pipeline.aclose()
+    return figures
+
+
 def _median_ms(fn: Callable[[], Any], rounds: int) -> float:
     times = []
     for _ in range(rounds):
@@ -185,6 +258,7 @@ def main() -> int:
     args = parser.parse_args()
     units = unit_figures(args.units)
     stage = asyncio.run(_stage_figure(args.units))
+    pipeline = asyncio.run(_pipeline_figures(args.units))
     avatars = avatar_figures(args.rounds)
     print("| conversion of one unit | CPU per unit |")
     print("|---|---:|")
@@ -194,6 +268,11 @@ def main() -> int:
         f"| converter stage, one source unit in a room of 3 (as is, visemes, filtered) "
         f"| {stage:.1f} us |"
     )
+    print()
+    print("| one unit through a session's pipeline, room of 2, no conversion needed | CPU |")
+    print("|---|---:|")
+    for label, us in pipeline:
+        print(f"| {label} | {us:.1f} us |")
     print()
     print("| base avatar conversion | CPU (median) | in | out |")
     print("|---|---:|---:|---:|")
@@ -205,6 +284,7 @@ def main() -> int:
                 {
                     "units_us": dict(units),
                     "stage_unit_us": stage,
+                    "pipeline_unit_us": dict(pipeline),
                     "avatars_ms": {label: ms for label, ms, _, _ in avatars},
                 },
                 indent=2,

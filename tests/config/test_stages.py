@@ -56,7 +56,7 @@ def test_defaults() -> None:
         "animation_data": "text",
         "animation": "receiver",
         "scene": "gltf",
-        "converter": "",
+        "converter": "standard",
     }
     assert all(getattr(pipeline, kind).options == {} for kind in STAGE_KINDS)
 

@@ -224,3 +224,54 @@ async def test_close_gives_up_on_a_final_frame_that_never_finishes() -> None:
     await pipeline.start()
     await pipeline.aclose(final=TextInput("p1", "abc"))  # Speak waits on a clock never moved
     assert out == []
+
+
+class Doubler(StageBase):
+    """Handles units inline (twice each), texts through the queued path (slowly)."""
+
+    accepts = (AnimationUnitFrame, TextInput)
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.gate.set()
+
+    def process_inline(self, frame: Frame) -> list[Frame] | None:
+        if isinstance(frame, AnimationUnitFrame):
+            if frame.unit == b"bad":
+                raise StageFailure("bad-unit", "refused inline", rejected=True)
+            return [frame, AnimationUnitFrame(frame.participant, frame.unit * 2)]
+        return None
+
+    async def process(self, frame: Frame) -> AsyncIterator[Frame]:
+        await self.gate.wait()
+        if isinstance(frame, AnimationUnitFrame):
+            yield AnimationUnitFrame(frame.participant, frame.unit + b"q")  # the queued path
+        else:
+            yield frame
+
+
+async def test_an_inline_stage_handles_frames_at_once_and_keeps_their_order() -> None:
+    doubler = Doubler()
+    pipeline, out = make(doubler)
+    await pipeline.start()
+    pipeline.push(AnimationUnitFrame("p1", b"a"))
+    # No task hop: the frames are out before the caller's turn ends.
+    assert [f.unit for f in out if isinstance(f, AnimationUnitFrame)] == [b"a", b"aa"]
+    pipeline.push(AnimationUnitFrame("p1", b"bad"))
+    assert [(f.code, f.cause) for f in out if isinstance(f, StageError)] == [
+        ("bad-unit", "AnimationUnitFrame")
+    ]
+    # With a frame waiting (a text held in the queued path), a unit queues behind it.
+    doubler.gate.clear()
+    pipeline.push(TextInput("p1", "t"))
+    await turn()
+    pipeline.push(AnimationUnitFrame("p1", b"b"))
+    assert not any(isinstance(f, AnimationUnitFrame) and f.unit.startswith(b"b") for f in out)
+    doubler.gate.set()
+    await turn()
+    tail = [f.unit if isinstance(f, AnimationUnitFrame) else "text" for f in out[3:]]
+    assert tail == ["text", b"bq"]
+    assert pipeline.stats.processed == {"k0": 3} and pipeline.stats.errors == {
+        ("k0", "rejected"): 1
+    }
+    await pipeline.aclose()

@@ -145,9 +145,7 @@ async def test_scene_stage_joins_patches_answers_and_leaves() -> None:
     assert isinstance(change, SceneFrame) and change.reason == "joined"
     # Bob's session shares the room's scene: a patch against its version, then a query.
     version = scenes.scene("room").version
-    patch = (
-        {"op": "replace", "path": "/participants/p2/translation", "value": [1.0, 0.0, 0.0]},
-    )
+    patch = ({"op": "replace", "path": "/participants/p2/translation", "value": [1.0, 0.0, 0.0]},)
     run = await run_stage(
         scenes,
         [
@@ -206,7 +204,7 @@ def lab_package(tmp_path: Path) -> Iterator[Path]:
     """An installed out-of-tree stage package (a dist-info with entry points on sys.path)."""
     (tmp_path / "labstage.py").write_text(
         textwrap.dedent(
-            '''
+            """
             from avatar_mf.pipeline.frames import AnimationUnitFrame
             from avatar_mf.pipeline.stage import StageBase
 
@@ -231,7 +229,7 @@ def lab_package(tmp_path: Path) -> Iterator[Path]:
 
             def not_a_stage(**options):
                 return object()
-            '''
+            """
         )
     )
     info = tmp_path / "labstage-0.1.dist-info"
@@ -276,7 +274,9 @@ async def test_a_lab_stage_is_found_by_entry_point_and_runs_in_pipeline_order(
 async def test_a_bad_stage_name_or_factory_stops_the_node_with_the_setting_named(
     lab_package: Path,
 ) -> None:
-    with pytest.raises(StageLoadError, match=r"pipeline.converter: 'nope'.*available: broken, tag"):
+    with pytest.raises(
+        StageLoadError, match=r"pipeline.converter: 'nope'.*available: broken, standard, tag"
+    ):
         build_stages({"converter": _Setting("nope", {})}, validator=validate_container)
     with pytest.raises(StageLoadError, match=r"pipeline.converter: 'broken'.*no open\(context\)"):
         build_stages({"converter": _Setting("broken", {})}, validator=validate_container)

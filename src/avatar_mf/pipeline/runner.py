@@ -9,7 +9,11 @@ receiver animates) reach the sink at once, without a task hop: the UE-centric re
 pass-through.
 
 Each stage has its own inbox and runs in its own task while the inbox holds frames, so a slow
-stage (an utterance paced over seconds) never holds up the others. Per-stage queue limits
+stage (an utterance paced over seconds) never holds up the others. A stage that can handle a
+frame in a few microseconds without awaiting (a converter passing a unit on, a filter) may
+offer :meth:`~.stage.InlineStage.process_inline`: while its inbox is empty and no task runs
+for it, the frame is handled there and then, in the caller's turn, with no task hop (the order
+of frames is kept: with anything waiting the frame queues as usual). Per-stage queue limits
 (:class:`QueueLimits`) apply each frame's :class:`~.frames.Delivery`: for real-time frames the
 newest wins (the oldest droppable one waiting is dropped and counted); reliable frames are
 never dropped, and past the limit a new one is refused with a ``busy``
@@ -90,11 +94,15 @@ def _droppable(frame: Frame) -> bool:
 class _Slot:
     """One stage of one pipeline: its inbox and the task draining it."""
 
-    __slots__ = ("index", "named", "inbox", "task", "failed", "_reliable")
+    __slots__ = ("index", "named", "inbox", "task", "failed", "_reliable", "inline")
 
     def __init__(self, index: int, named: NamedStage) -> None:
         self.index = index
         self.named = named
+        inline = getattr(named.stage, "process_inline", None)
+        self.inline: Callable[[Frame], Sequence[Frame] | None] | None = (
+            inline if callable(inline) else None
+        )
         self.inbox: deque[Frame] = deque()
         self.task: asyncio.Task[None] | None = None
         self.failed = False
@@ -191,7 +199,9 @@ class SessionPipeline:
                 await slot.named.stage.teardown()
             except Exception:
                 log.exception(
-                    "%s stage %r failed to tear down", slot.named.kind, slot.named.name,
+                    "%s stage %r failed to tear down",
+                    slot.named.kind,
+                    slot.named.name,
                     extra=self._log_extra,
                 )
 
@@ -221,6 +231,17 @@ class SessionPipeline:
             self._offer(slot, frame)
 
     def _offer(self, slot: _Slot, frame: Frame) -> None:
+        if slot.inline is not None and slot.task is None and not slot.inbox:
+            try:
+                outs = slot.inline(frame)
+            except Exception as exc:
+                self._failed(slot, frame, exc)
+                return
+            if outs is not None:
+                self.stats.processed[slot.named.kind] += 1
+                for out in outs:
+                    self._forward(out, slot.index + 1)
+                return
         limits = self._limits
         if frame.delivery is Delivery.NEWEST_WINS:
             waiting = sum(1 for f in slot.inbox if f.delivery is Delivery.NEWEST_WINS)
@@ -257,29 +278,38 @@ class SessionPipeline:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            code = getattr(exc, "code", None)
-            if not isinstance(code, str):
-                code = STAGE_FAILED
-            retryable = bool(getattr(exc, "retryable", False))
-            if retryable and code == STAGE_FAILED:
-                code = BUSY
-            outcome = "rejected" if getattr(exc, "rejected", False) else outcome_of(code)
-            level = logging.INFO if outcome == "rejected" else logging.WARNING
-            log.log(
-                level,
-                "%s stage %r: %s: %s",
-                named.kind,
-                named.name,
-                type(frame).__name__,
-                exc,
-                extra=self._log_extra,
-            )
-            self._error(
-                slot, frame, code, str(exc) or type(exc).__name__, retryable=retryable,
-                outcome=outcome,
-            )
+            self._failed(slot, frame, exc)
         else:
             self.stats.processed[named.kind] += 1
+
+    def _failed(self, slot: _Slot, frame: Frame, exc: Exception) -> None:
+        """A stage raised on ``frame``: log it and send the sink a StageError."""
+        named = slot.named
+        code = getattr(exc, "code", None)
+        if not isinstance(code, str):
+            code = STAGE_FAILED
+        retryable = bool(getattr(exc, "retryable", False))
+        if retryable and code == STAGE_FAILED:
+            code = BUSY
+        outcome = "rejected" if getattr(exc, "rejected", False) else outcome_of(code)
+        level = logging.INFO if outcome == "rejected" else logging.WARNING
+        log.log(
+            level,
+            "%s stage %r: %s: %s",
+            named.kind,
+            named.name,
+            type(frame).__name__,
+            exc,
+            extra=self._log_extra,
+        )
+        self._error(
+            slot,
+            frame,
+            code,
+            str(exc) or type(exc).__name__,
+            retryable=retryable,
+            outcome=outcome,
+        )
 
     async def _run_through(self, frame: Frame, start: int) -> None:
         slot = self._route_of(type(frame), start)
@@ -292,8 +322,13 @@ class SessionPipeline:
             async for out in slot.named.stage.process(frame):
                 await self._run_through(out, slot.index + 1)
         except Exception:
-            log.exception("%s stage %r failed on %s", slot.named.kind, slot.named.name,
-                          type(frame).__name__, extra=self._log_extra)
+            log.exception(
+                "%s stage %r failed on %s",
+                slot.named.kind,
+                slot.named.name,
+                type(frame).__name__,
+                extra=self._log_extra,
+            )
 
     def _error(
         self,

@@ -21,7 +21,7 @@ error and the session goes on.
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ParamSpec, Protocol, TypeVar, runtime_checkable
 
@@ -91,6 +91,17 @@ class Stage(Protocol):
     async def teardown(self) -> None:
         """After the last frame, also after a failure; must not raise."""
         ...
+
+
+class InlineStage(Stage, Protocol):
+    """A stage that can handle some frames at once, without awaiting (optional).
+
+    The runner calls :meth:`process_inline` instead of queueing a frame when the stage has
+    nothing waiting; it returns the resulting frames, or None to have the frame queued for
+    :meth:`~Stage.process` as usual. It must be cheap (microseconds) and must not block.
+    """
+
+    def process_inline(self, frame: Frame) -> Sequence[Frame] | None: ...
 
 
 @runtime_checkable

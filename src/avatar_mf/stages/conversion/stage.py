@@ -109,6 +109,13 @@ class ConversionStage(StageBase):
     async def teardown(self) -> None:
         self._table.drop(self._context.room, self._context.participant)
 
+    def process_inline(self, frame: Frame) -> list[AnimationUnitFrame] | None:
+        """Animation units are handled at once (pure arithmetic, microseconds): no task hop
+        per unit, so a room that needs no conversion pays only the receiver check."""
+        if isinstance(frame, AnimationUnitFrame):
+            return self._unit(frame)
+        return None
+
     async def process(self, frame: Frame) -> AsyncIterator[Frame]:
         if isinstance(frame, AnimationUnitFrame):
             for out in self._unit(frame):
