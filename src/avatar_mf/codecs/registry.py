@@ -1,0 +1,94 @@
+"""Which audio codecs the MF serves, in its order of preference, and how to get one.
+
+:func:`supported_audio` lists what the MF can offer or accept (SDP ``a=rtpmap`` names and
+clocks), best first: AMR-WB, AMR (-NB), PCMU, PCMA, Opus. telephone-event (RFC 4733) is not a
+codec: :mod:`avatar_mf.rtp.telephone_event` handles it. :func:`audio_codec` turns one offered
+format (rtpmap name, clock rate, fmtp) into an :class:`~avatar_mf.codecs.base.AudioCodec`, or
+``None`` when the MF cannot serve it: unknown names (EVS: no implementation is available),
+parameters it cannot meet, or a codec whose library is missing on this host (logged once, at
+the first look-up, with the reason).
+
+:class:`CodecRegistry` holds the per-host availability (which optional libraries loaded); the
+module functions use one default registry built on first use.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from functools import cache
+
+from avatar_mf.codecs.base import AudioCodec, AudioCodecSpec, Fmtp
+from avatar_mf.codecs.g711 import G711Codec
+
+log = logging.getLogger(__name__)
+
+#: A factory for one codec name: (clock_rate, fmtp) -> codec or None.
+Factory = Callable[[int, Fmtp], AudioCodec | None]
+
+
+def _g711(name: str) -> Factory:
+    def make(clock_rate: int, fmtp: Fmtp) -> AudioCodec | None:
+        return G711Codec(name) if clock_rate == 8000 else None
+
+    return make
+
+
+class CodecRegistry:
+    """The audio codecs available on this host, in preference order.
+
+    ``factories`` maps an upper-cased rtpmap name to ``(spec offered by default, factory)``;
+    ``unavailable`` maps names whose library is missing to the reason (logged once).
+    """
+
+    def __init__(
+        self,
+        factories: Mapping[str, tuple[AudioCodecSpec, Factory]],
+        unavailable: Mapping[str, str] | None = None,
+    ) -> None:
+        self._factories = dict(factories)
+        self._unavailable = dict(unavailable or {})
+        self._logged: set[str] = set()
+
+    def supported(self) -> tuple[AudioCodecSpec, ...]:
+        return tuple(spec for spec, _ in self._factories.values())
+
+    def unavailable(self) -> dict[str, str]:
+        """Codec names this host cannot serve, with the reason."""
+        return dict(self._unavailable)
+
+    def codec(self, name: str, clock_rate: int, fmtp: Mapping[str, str]) -> AudioCodec | None:
+        key = name.upper()
+        entry = self._factories.get(key)
+        if entry is None:
+            reason = self._unavailable.get(key)
+            if reason is not None and key not in self._logged:
+                self._logged.add(key)
+                log.warning("audio codec %s not offered: %s", name, reason)
+            return None
+        return entry[1](clock_rate, Fmtp(fmtp))
+
+
+def build_registry() -> CodecRegistry:
+    """The registry for this host: every codec whose implementation loads."""
+    factories: dict[str, tuple[AudioCodecSpec, Factory]] = {}
+    unavailable: dict[str, str] = {"EVS": "no EVS implementation is available to the MF"}
+    for name in ("PCMU", "PCMA"):
+        factories[name] = (AudioCodecSpec(name, 8000), _g711(name))
+    return CodecRegistry(factories, unavailable)
+
+
+@cache
+def default_registry() -> CodecRegistry:
+    """The process's registry, built on first use (probing libraries happens once)."""
+    return build_registry()
+
+
+def supported_audio() -> tuple[AudioCodecSpec, ...]:
+    """The audio formats the MF serves, in its preference order."""
+    return default_registry().supported()
+
+
+def audio_codec(name: str, clock_rate: int, fmtp: Mapping[str, str]) -> AudioCodec | None:
+    """The codec for one offered format, or ``None`` when the MF cannot serve it."""
+    return default_registry().codec(name, clock_rate, fmtp)
