@@ -151,8 +151,10 @@ def build_offer(
     audio_port: int | None = None,
     dcsas: Sequence[DcSa] = (),
     username: str = "ue",
+    audio: MediaDescription | None = None,
 ) -> SessionDescription:
-    """The UE's offer: an optional audio m-line (``audio_port`` not None), then the data
+    """The UE's offer: an optional audio m-line (``audio``, else an AMR-WB line at
+    ``audio_port`` when not None), then the data
     channel m-line built from ``local`` (the UE session's parameters) with ``streams``.
 
     A re-offer keeps ``session_id``, increments ``session_version`` (RFC 3264 section 8) and
@@ -163,7 +165,9 @@ def build_offer(
         raise ValueError(f"stream ids offered twice: {ids}")
     addrtype = _addrtype(local.address)
     media: list[MediaDescription] = []
-    if audio_port is not None:
+    if audio is not None:
+        media.append(audio)
+    elif audio_port is not None:
         media.append(audio_media(audio_port))
     media.append(datachannel_media(local, streams, dcsas))
     return SessionDescription(
