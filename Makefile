@@ -95,7 +95,8 @@ $(RUN_STAMP): pyproject.toml $(LOCK)
 	touch $(RUN_STAMP)
 
 # Debian packages, installed only when what they provide is missing (as root, or with sudo):
-# - to run: libespeak-ng1 (text-driven animation);
+# - to run: libespeak-ng1 (text-driven animation), libvo-amrwbenc0 (the AMR-WB encoder; without
+#   it the MF does not offer AMR-WB);
 # - to test: sip-tester (SIPp), kamailio (the lab proxy; its base package has every module the
 #   lab config loads), nodejs and npm (the Khronos glTF validator).
 define install_missing
@@ -114,7 +115,8 @@ endef
 rundeps:
 	@missing=""; \
 	ldconfig -p 2>/dev/null | grep -q 'libespeak-ng\.so' || missing="$$missing libespeak-ng1"; \
-	$(call install_missing,Without libespeak-ng1 the MF runs with text-driven animation off.)
+	ldconfig -p 2>/dev/null | grep -q 'libvo-amrwbenc\.so' || missing="$$missing libvo-amrwbenc0"; \
+	$(call install_missing,Without libespeak-ng1 the MF runs with text-driven animation off; without libvo-amrwbenc0 it does not offer AMR-WB.)
 
 sysdeps: rundeps
 	@missing=""; \

@@ -17,9 +17,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from functools import cache
+from typing import Literal
 
+import av
+
+from avatar_mf.codecs.amr import AmrCodec
 from avatar_mf.codecs.base import AudioCodec, AudioCodecSpec, Fmtp
 from avatar_mf.codecs.g711 import G711Codec
+from avatar_mf.codecs.vo_amrwbenc import VoAmrWbEnc, load_vo_amrwbenc
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +74,46 @@ class CodecRegistry:
         return entry[1](clock_rate, Fmtp(fmtp))
 
 
-def build_registry() -> CodecRegistry:
-    """The registry for this host: every codec whose implementation loads."""
+def _amr(wideband: bool, library: VoAmrWbEnc | None) -> Factory:
+    def make(clock_rate: int, fmtp: Fmtp) -> AudioCodec | None:
+        return AmrCodec.from_offer(
+            wideband=wideband, clock_rate=clock_rate, fmtp=fmtp, encoder_library=library
+        )
+
+    return make
+
+
+def pyav_codecs_missing(*names: tuple[str, Literal["r", "w"]]) -> str | None:
+    """Why PyAV cannot serve these (codec name, "r"|"w") pairs, or ``None`` when it can."""
+    for name, mode in names:
+        try:
+            av.CodecContext.create(name, mode)
+        except (av.FFmpegError, ValueError) as exc:
+            return f"PyAV/FFmpeg has no {name} {'decoder' if mode == 'r' else 'encoder'} ({exc})"
+    return None
+
+
+def build_registry(
+    amrwb_library: VoAmrWbEnc | str | None = None,
+) -> CodecRegistry:
+    """The registry for this host: every codec whose implementation loads.
+
+    ``amrwb_library`` is the AMR-WB encoder library, or the reason it is missing (loaded from
+    the system when ``None``).
+    """
     factories: dict[str, tuple[AudioCodecSpec, Factory]] = {}
     unavailable: dict[str, str] = {"EVS": "no EVS implementation is available to the MF"}
+    library = load_vo_amrwbenc() if amrwb_library is None else amrwb_library
+    missing = pyav_codecs_missing(("amrwb", "r"))
+    if isinstance(library, str) or missing:
+        unavailable["AMR-WB"] = missing or str(library)
+    else:
+        factories["AMR-WB"] = (AudioCodecSpec("AMR-WB", 16000), _amr(True, library))
+    missing = pyav_codecs_missing(("amrnb", "r"), ("libopencore_amrnb", "w"))
+    if missing:
+        unavailable["AMR"] = missing
+    else:
+        factories["AMR"] = (AudioCodecSpec("AMR", 8000), _amr(False, None))
     for name in ("PCMU", "PCMA"):
         factories[name] = (AudioCodecSpec(name, 8000), _g711(name))
     return CodecRegistry(factories, unavailable)
