@@ -292,15 +292,9 @@ class CallMediaSession:
             if isinstance(event, SessionFailed):
                 self._factory.traffic.failed[_failure_label(event.reason)] += 1
                 self.dc = None
-                if self.audio is not None and self.audio.live:
-                    # The call still carries audio: it goes on without data channels.
-                    log.info(
-                        "call %s: data channels failed (%s), audio goes on",
-                        self.call.call_id,
-                        event.reason,
-                        extra=self._log_extra,
-                    )
-                elif not self.closed:
+                # An avatar call whose data channels never came up ends, audio or not (its
+                # UE cannot do what it asked for); an audio-only call has no data channel.
+                if not self.closed:
                     self._on_failure(event.reason)
 
     def _channel_opened(self, stream_id: int) -> None:
