@@ -15,6 +15,7 @@ from avatar_mf.rtp.packet import RtpPacket, parse_rtp
 SDP_ADDR = ("192.0.2.1", 40000)
 NAT_ADDR = ("198.51.100.7", 61000)
 OTHER = ("203.0.113.9", 5004)
+DEFAULT_LIMITS = MediaLimits()
 PCMU = StreamFormat(payload_type=0, codec_name="PCMU", clock_rate=8000, event_payload_type=101)
 
 
@@ -27,7 +28,7 @@ class Wire:
 
 
 def make(
-    limits: MediaLimits = MediaLimits(), now: float = 0.0, node_drops: Counter[str] | None = None
+    limits: MediaLimits = DEFAULT_LIMITS, now: float = 0.0, node_drops: Counter[str] | None = None
 ) -> tuple[AudioStream, Wire]:
     wire = Wire()
     stream = AudioStream(
