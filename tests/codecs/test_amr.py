@@ -229,4 +229,4 @@ def test_amrwb_not_offered_without_the_encoder_library(caplog: pytest.LogCapture
 @needs_amrwb
 def test_preference_order() -> None:
     names = [s.name for s in build_registry().supported()]
-    assert names[:4] == ["AMR-WB", "AMR", "PCMU", "PCMA"]
+    assert names == ["AMR-WB", "AMR", "PCMU", "PCMA", "opus"]

@@ -11,6 +11,8 @@ once.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
+from ipaddress import IPv4Network
 from pathlib import Path
 
 import pytest
@@ -28,6 +30,8 @@ from avatar_mf.testing.b2bua import (
 )
 from avatar_mf.testing.sip import (
     DEFAULT_ANSWER,
+    DEFAULT_UA_CONFIG,
+    UE_UDP,
     FakeSessionFactory,
     UacDialogState,
     cseq_of,
@@ -581,3 +585,57 @@ async def test_leg2_in_dialog_requests_follow_ue2s_contact_or_the_record_route(
     assert ack.message.uri == bye.message.uri == "sip:ue2@10.0.0.9:5062"  # type: ignore[union-attr]
     assert isinstance(bye.message, Request)
     await mf.deliver(make_ok(bye.message), PROXY)
+
+
+# ------------------------------------------------------------ progress, identity, capacity
+
+
+async def test_183_reaches_ue1_without_ue2s_early_media(mf: B2buaHarness) -> None:
+    """Session Progress is the call's progress too; UE2's SDP stays on leg 2 (the MF
+    terminates media), so UE1 gets the status with no body."""
+    ue1 = ue1_state()
+    await mf.deliver(ue1.invite(OFFER))
+    await mf.deliver(mf.ue2_response(183, body=UE2_ANSWER), PROXY)
+    assert mf.wire.statuses("INVITE", call_id=ue1.call_id) == [100, 183]
+    progress = mf.wire.responses("INVITE", status=183, call_id=ue1.call_id)[0]
+    assert progress.body == b""
+    await mf.deliver(mf.ue2_response(486), PROXY)
+
+
+async def test_asserted_identity_is_asserted_on_to_leg2(make_mf: MakeMf) -> None:
+    """RFC 3325 9.1: UE1's P-CSCF (trusted) asserted the identity; the MF asserts it on."""
+    trusting = replace(
+        DEFAULT_UA_CONFIG, asserted_identity_peers=(IPv4Network(f"{UE_UDP.host}/32"),)
+    )
+    mf = make_mf(config=trusting)
+    ue1 = ue1_state()
+    asserted = "sip:+15551230001@ims.example.net"
+    await mf.deliver(ue1.invite(OFFER, headers=[("P-Asserted-Identity", f"<{asserted}>")]))
+    invite = mf.leg2_invite()
+    assert invite.headers.get("P-Asserted-Identity") == f"<{asserted}>"
+    assert parse_name_addr(invite.headers.get("From") or "").uri == asserted
+    await mf.deliver(mf.ue2_response(486), PROXY)
+
+
+async def test_an_identity_from_from_is_never_asserted(make_mf: MakeMf) -> None:
+    """From an untrusted source the header is ignored, and the MF asserts nothing."""
+    mf = make_mf()
+    ue1 = ue1_state()
+    forged = "sip:+15550000000@ims.example.net"
+    await mf.deliver(ue1.invite(OFFER, headers=[("P-Asserted-Identity", f"<{forged}>")]))
+    invite = mf.leg2_invite()
+    assert invite.headers.get("P-Asserted-Identity") is None
+    assert parse_name_addr(invite.headers.get("From") or "").uri == ue1.local_uri
+    await mf.deliver(mf.ue2_response(486), PROXY)
+
+
+async def test_no_second_leg_past_max_dialogs(make_mf: MakeMf) -> None:
+    """A two-leg call holds two dialogs: with one left under max_dialogs, UE1 gets 503 with
+    Retry-After and no INVITE leaves the MF."""
+    mf = make_mf(config=replace(DEFAULT_UA_CONFIG, max_dialogs=1))
+    ue1 = ue1_state()
+    await mf.deliver(ue1.invite(OFFER))
+    final = mf.wire.final("INVITE", call_id=ue1.call_id)
+    assert final.status == 503 and final.headers.get("Retry-After") == "30"
+    assert mf.wire.requests("INVITE") == []
+    await mf.deliver(ue1.ack(final))

@@ -24,6 +24,7 @@ import av
 from avatar_mf.codecs.amr import AmrCodec
 from avatar_mf.codecs.base import AudioCodec, AudioCodecSpec, Fmtp
 from avatar_mf.codecs.g711 import G711Codec
+from avatar_mf.codecs.opus import OpusCodec
 from avatar_mf.codecs.vo_amrwbenc import VoAmrWbEnc, load_vo_amrwbenc
 
 log = logging.getLogger(__name__)
@@ -116,6 +117,11 @@ def build_registry(
         factories["AMR"] = (AudioCodecSpec("AMR", 8000), _amr(False, None))
     for name in ("PCMU", "PCMA"):
         factories[name] = (AudioCodecSpec(name, 8000), _g711(name))
+    missing = pyav_codecs_missing(("libopus", "r"), ("libopus", "w"))
+    if missing:
+        unavailable["OPUS"] = missing
+    else:
+        factories["OPUS"] = (AudioCodecSpec("opus", 48000, 2), OpusCodec.from_offer)
     return CodecRegistry(factories, unavailable)
 
 

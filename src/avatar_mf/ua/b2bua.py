@@ -6,12 +6,14 @@ UE1 calls UE2 and the MF sits in the path. An INVITE whose Request-URI names no 
 
 - Leg 1 (UE1 -> MF) is answered by the MF's own media (the room session factory, as for a room
   call); leg 2 (MF -> UE2) is a new INVITE from the MF (``ua/uac_invite.py``) to UE1's
-  Request-URI through the outbound proxy, From UE1's identity with a new tag, its own Call-ID,
+  Request-URI through the outbound proxy, From UE1's identity with a new tag (asserted on in
+  P-Asserted-Identity only when a trusted peer asserted it on leg 1), its own Call-ID,
   carrying the MF's own offer (an :class:`~avatar_mf.ua.media_seam.OfferFactory`). Media
   terminate at the MF: each leg has its own SDP and data channels; both legs join one avatar
   room made for the pair (``CallInfo.room``), so the pipeline serves them as any room of two.
-- UE1 gets its 200 only once UE2 answered (RFC 7092 3.2 relays the call's progress): 180-182
-  from leg 2 are relayed to UE1; a 2xx from leg 2 is ACKed and UE1 gets the MF's answer; UE2's
+- UE1 gets its 200 only once UE2 answered (RFC 7092 3.2 relays the call's progress): 180-183
+  from leg 2 are relayed to UE1 (without UE2's early-media SDP: media terminate at the MF); a
+  2xx from leg 2 is ACKed and UE1 gets the MF's answer; UE2's
   refusal reaches UE1 with the same status (3xx, 401, 407 and 503, which mean something only to
   the hop that got them, become 480); no final answer within ``no_answer_timeout``: leg 2 is
   CANCELled and UE1 gets 480.
@@ -159,7 +161,9 @@ class _Pair:
     # -- InviteListener -------------------------------------------------------------------
 
     def on_progress(self, response: Response) -> None:
-        if 180 <= response.status <= 182:
+        # 180 Ringing .. 183 Session Progress: the call's progress. The MF terminates media,
+        # so a 183's early-media SDP (UE2's) stays on leg 2: UE1 gets the status alone.
+        if 180 <= response.status <= 183:
             self.bridge.ua.send_provisional(self.call1, response.status, response.reason)
 
     def on_answered(self, response: Response, dialog: Dialog) -> None:
@@ -394,6 +398,16 @@ class TwoLegCalls:
                 extra=pair.log_extra,
             )
             raise SipError(480, "No Outbound Proxy")
+        # Leg 2 is one more dialog: refuse the call (503, as for any INVITE past max_dialogs)
+        # rather than exceed the cap, counting the second legs still being placed.
+        placing = sum(1 for o in self._outgoing.values() if not o.done)
+        if not self.ua.has_room_for(1 + placing):
+            log.warning(
+                "call %s: no room for a second leg (max_dialogs)",
+                info.call_id,
+                extra=pair.log_extra,
+            )
+            raise SipError(503, "Too Many Calls", headers=(self.ua.retry_after_header(),))
         pair.media1 = await self._answers.create(
             replace(info, room=pair.room), request.body, on_failure
         )
@@ -409,7 +423,11 @@ class TwoLegCalls:
             room=pair.room,
         )
         pair.offer = await self._offers.create_offer(leg2, pair.leg2_media_failed)
-        invite = build_invite(self._spec(request, leg2), self._via(proxy), pair.offer.local_sdp)
+        invite = build_invite(
+            self._spec(request, leg2, asserted=info.asserted),
+            self._via(proxy),
+            pair.offer.local_sdp,
+        )
         outgoing = OutgoingInvite(
             invite,
             proxy,
@@ -455,7 +473,13 @@ class TwoLegCalls:
         pair.offer.answer_sent()
         return _Leg1Media(pair, pair.media1)
 
-    def _spec(self, request: Request, leg2: CallInfo) -> InviteSpec:
+    def _spec(self, request: Request, leg2: CallInfo, *, asserted: bool) -> InviteSpec:
+        """Leg 2's INVITE. When UE1's identity was asserted by a trusted peer (RFC 3325 9.1),
+        the MF, inside the same trust domain, asserts it on to the proxy in
+        P-Asserted-Identity; an identity taken from From is never asserted."""
+        headers: tuple[tuple[str, str], ...] = (("User-Agent", self._cfg.user_agent),)
+        if asserted:
+            headers += (("P-Asserted-Identity", f"<{leg2.from_uri}>"),)
         max_forwards = 70
         try:
             max_forwards = max(0, int(request.headers.get("Max-Forwards") or "70") - 1)
@@ -475,7 +499,7 @@ class TwoLegCalls:
             session_expires=self._cfg.session_expires,
             min_se=self._cfg.min_se,
             allow=ALLOW,
-            headers=(("User-Agent", self._cfg.user_agent),),
+            headers=headers,
         )
 
     def _via(self, peer: Peer) -> str:

@@ -33,6 +33,8 @@ class CallInfo:
     #: The avatar room the call joins; empty: the room its Request-URI names. Both legs of a
     #: two-leg call carry the name of the room made for the pair.
     room: str = ""
+    #: ``identity`` came from a trusted P-Asserted-Identity (RFC 3325 9.1), not from From.
+    asserted: bool = False
 
 
 class MediaSession(Protocol):

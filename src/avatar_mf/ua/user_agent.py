@@ -329,6 +329,15 @@ class UserAgent:
     def active_calls(self) -> int:
         return len(self._calls)
 
+    def has_room_for(self, dialogs: int) -> bool:
+        """Whether ``dialogs`` more dialogs fit under ``max_dialogs`` beside the established
+        calls and the INVITEs being answered (a two-leg call's second leg asks for one)."""
+        return len(self._calls) + len(self._pending) + dialogs <= self._cfg.max_dialogs
+
+    def retry_after_header(self) -> tuple[str, str]:
+        """The Retry-After header a 503 for lack of capacity carries."""
+        return ("Retry-After", str(self._cfg.retry_after))
+
     @property
     def pending_invites(self) -> int:
         return len(self._pending)
@@ -562,6 +571,7 @@ class UserAgent:
             identity=identity,
             contact=contacts[0] if contacts else "",
             source_host=source.host,
+            asserted=bool(pai),
         )
 
     async def _answer(
