@@ -8,8 +8,9 @@ from collections import Counter
 
 import pytest
 
-from avatar_mf.media.audio_stream import LOST, AudioStream, MediaLimits, StreamFormat
+from avatar_mf.media.audio_stream import AudioStream, MediaLimits, StreamFormat
 from avatar_mf.media.rtp_ports import PortRange, PortsExhausted
+from avatar_mf.rtp.jitter import JitterFrame
 from avatar_mf.rtp.packet import RtpPacket, parse_rtp
 
 SDP_ADDR = ("192.0.2.1", 40000)
@@ -52,10 +53,10 @@ def rtp(seq: int, *, ssrc: int = 0x1111, pt: int = 0, payload: bytes = b"\xff" *
 
 def test_symmetric_rtp_latches_on_the_first_packet_and_relatches_after_silence() -> None:
     stream, wire = make()
-    stream.send_payload(b"\xff" * 160)
+    stream.send_payload(b"\xff" * 160, 0.0)
     assert wire.sent[-1][1] == SDP_ADDR  # nothing received yet: the SDP address
     assert stream.receive(rtp(1), NAT_ADDR, 0.0) is not None
-    stream.send_payload(b"\xff" * 160)
+    stream.send_payload(b"\xff" * 160, 0.0)
     assert wire.sent[-1][1] == NAT_ADDR  # latched on the packet's source
     assert stream.receive(rtp(2), OTHER, 0.5) is None
     assert stream.drops["source"] == 1
@@ -93,10 +94,11 @@ def test_jitter_buffer_reorders_conceals_and_drops_late_packets() -> None:
         stream.receive(rtp(seq), NAT_ADDR, at)
     assert stream.pop(0.030) is None  # still priming (40 ms)
     out = [stream.pop(t) for t in (0.045, 0.065, 0.085, 0.105)]
-    seqs = [p.sequence if isinstance(p, RtpPacket) else p for p in out]
-    assert seqs == [10, 11, LOST, 13]
+    seqs = [p.sequence if isinstance(p, JitterFrame) else type(p).__name__ for p in out]
+    assert seqs == [10, 11, "JitterLoss", 13]
     stream.receive(rtp(12), NAT_ADDR, 0.11)  # too late: 12 was concealed
-    assert stream.drops["late"] == 1 and stream.stats.lost == 1
+    assert stream.drops["late"] == 1 and stream.stats.concealed == 1
+    assert stream.stats.lost == 0  # RFC 3550 A.3: it did arrive, late
 
 
 def test_media_timeout_counts_from_the_start_and_from_the_last_packet() -> None:
@@ -121,7 +123,7 @@ def test_forwarding_keeps_the_payload_and_rewrites_the_header() -> None:
     assert second.sequence == (first.sequence + 1) & 0xFFFF
     assert second.timestamp == (first.timestamp + 160) & 0xFFFFFFFF
     # A mixed frame after that continues the same numbering.
-    b.send_payload(b"\x03" * 160)
+    b.send_payload(b"\x03" * 160, 0.04)
     third = parse_rtp(wire_b.sent[-1][0])
     assert third.sequence == (second.sequence + 1) & 0xFFFF
     assert third.timestamp == (second.timestamp + 160) & 0xFFFFFFFF
@@ -136,3 +138,54 @@ def test_port_range_hands_out_even_pairs_round_robin() -> None:
     ports.release(30004)
     assert ports.allocate() == 30004
     assert ports.in_use == 4
+
+
+def test_rtcp_sender_and_receiver_reports_give_the_round_trip_time() -> None:
+    wall = [1_700_000_000.0]
+    wires = (Wire(), Wire())
+    streams = [
+        AudioStream(
+            PCMU,
+            remote=addr,
+            remote_rtcp=addr,
+            rtcp_mux=True,
+            send=wire,
+            send_rtcp=wire,
+            now=0.0,
+            rng=random.Random(seed),
+            wall=lambda: wall[0],
+        )
+        for seed, wire, addr in ((1, wires[0], NAT_ADDR), (2, wires[1], SDP_ADDR))
+    ]
+    a, b = streams
+    for i in range(5):  # a sends media to b
+        a.send_payload(b"\xff" * 160, 0.02 * i)
+        b.receive(wires[0].sent[-1][0], SDP_ADDR, 0.02 * i + 0.001)
+    sr = a.report(0.1)
+    b.receive(sr, SDP_ADDR, 0.1)  # muxed: an SR (packet type 200) is told apart from RTP
+    assert b.stats.rtcp_in == 1
+    wall[0] += 0.030  # b answers 30 ms later (its DLSR)...
+    rr = b.report(0.130)
+    wall[0] += 0.012  # ...and the report takes 12 ms back
+    a.receive(rr, NAT_ADDR, 0.142)
+    assert a.stats.rtt == pytest.approx(0.012, abs=0.001)
+    assert b.stats.packets_in == 5 and b.stats.lost == 0
+
+
+def test_rtcp_is_sent_on_its_interval() -> None:
+    wire = Wire()
+    stream = AudioStream(
+        PCMU,
+        remote=SDP_ADDR,
+        remote_rtcp=(SDP_ADDR[0], SDP_ADDR[1] + 1),
+        rtcp_mux=False,
+        send=wire,
+        send_rtcp=wire,
+        now=0.0,
+        limits=MediaLimits(rtcp_interval=5.0),
+        rng=random.Random(3),
+    )
+    sent_at = [t / 50 for t in range(0, 50 * 30) if stream.rtcp_due(t / 50)]
+    gaps = [b - a for a, b in zip(sent_at, sent_at[1:], strict=False)]
+    assert len(sent_at) >= 4 and all(2.5 <= g <= 7.5 for g in gaps)
+    assert all(addr == (SDP_ADDR[0], SDP_ADDR[1] + 1) for _, addr in wire.sent)

@@ -20,10 +20,20 @@ the node-wide counter passed in):
 * ``ssrc``: a second SSRC from the latched source while the first is alive (the SSRC is
   re-learnt together with a re-latch, or once the old one has been silent as long).
 
-Accepted packets go into a small reorder buffer sized :attr:`MediaLimits.jitter_buffer_ms`
-(:meth:`AudioStream.pop`, one 20 ms payload per tick of the room clock; duplicates and
-packets later than the playout point are dropped as ``late``). telephone-event packets
-(RFC 4733) are counted and not played.
+Accepted packets feed the receive statistics (:class:`avatar_mf.rtp.stats.ReceiveStats`: RFC
+3550 A.1 sequence validation, A.3 loss, A.8 jitter) and the jitter buffer
+(:class:`avatar_mf.rtp.jitter.JitterBuffer`, :attr:`MediaLimits.jitter_buffer_ms` deep;
+:meth:`AudioStream.pop` gives one 20 ms payload, or a loss to conceal, per tick of the room
+clock; duplicates, packets later than the playout point and bursts past its capacity are
+counted as ``duplicate``, ``late``, ``overflow``). telephone-event packets (RFC 4733) are
+counted and not played.
+
+RTCP (RFC 3550 6.4): :meth:`AudioStream.rtcp_due` sends, every
+:attr:`MediaLimits.rtcp_interval` seconds (5 s, randomised by +-50 % as section 6.3.1 asks), a
+compound SR (once the stream has sent media; else RR) with a report block about the UE's
+source, and SDES CNAME. An SR from the UE gives LSR/DLSR for our next report; a report block
+about our source gives the round-trip time (section 6.4.1: A - LSR - DLSR). A malformed
+compound packet is dropped whole (``rtcp_malformed``).
 
 Sending: the stream has its own SSRC, sequence and timestamp (random starts, RFC 3550 5.1);
 :meth:`AudioStream.send_payload` sends one 20 ms frame, :meth:`AudioStream.forward` relays a
@@ -37,17 +47,29 @@ layer ends the call for ("media timeout").
 from __future__ import annotations
 
 import random
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final
 
 from avatar_mf.rtp.errors import RtpError
+from avatar_mf.rtp.jitter import JitterBuffer, JitterFrame, JitterLoss, PushResult
 from avatar_mf.rtp.packet import RtpPacket, is_rtcp, parse_rtp
+from avatar_mf.rtp.rtcp import (
+    SDES_CNAME,
+    ReceiverReport,
+    RtcpPacket,
+    SdesChunk,
+    SenderReport,
+    SourceDescription,
+    ntp_timestamp,
+    parse_rtcp,
+    serialize_rtcp,
+)
+from avatar_mf.rtp.stats import ReceiveStats, SendStats, round_trip_time
 
 Address = tuple[str, int]
-#: What :meth:`AudioStream.pop` gives when the packet due was lost (conceal it).
-LOST: Final = b""
+Playout = JitterFrame | JitterLoss | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +141,8 @@ class AudioStream:
         node_drops: Counter[str] | None = None,
         sends: bool = True,
         receives: bool = True,
+        wall: Callable[[], float] = time.time,
+        cname: str | None = None,
     ) -> None:
         rng = rng or random.Random()
         self.format = fmt
@@ -141,19 +165,19 @@ class AudioStream:
         self.remote_ssrc: int | None = None
         self._tokens = float(limits.max_packets_per_second)
         self._token_time = now
-        # Reorder buffer: sequence (extended) -> payload.
-        self._buffer: dict[int, RtpPacket] = {}
-        self._next_play: int | None = None
-        self._highest: int | None = None
-        self._playing = False
-        self._first_arrival: float | None = None
-        self._transit: float | None = None
+        self._jitter_buffer = JitterBuffer(limits.jitter_buffer_ms)
+        self._rx: ReceiveStats | None = None
+        self._tx = SendStats()
+        self._wall = wall
+        self._rng = rng
+        self.cname = cname or f"avatar-mf-{self.ssrc:08x}"
         #: Set by the room in forwarding mode: accepted packets go straight to it.
         self.forward_to: AudioStream | None = None
         self._fwd_offset: int | None = None
         self._fwd_ssrc: int | None = None
         self._fwd_seq_offset: int | None = None
-        self.last_rtcp_sent = now
+        self._now_hint = now
+        self._next_rtcp = now + self._rtcp_delay()
         self.closed = False
 
     # -- receiving ---------------------------------------------------------------------
@@ -214,21 +238,35 @@ class AudioStream:
                 self.remote_rtcp = (source[0], source[1] + 1)
             else:
                 self.remote_rtcp = source
-        if self.remote_ssrc != packet.ssrc:
+        if self.remote_ssrc != packet.ssrc or self._rx is None:
             if self.remote_ssrc is not None:
-                self._reset_playout()
+                self._jitter_buffer = JitterBuffer(self.limits.jitter_buffer_ms)
             self.remote_ssrc = packet.ssrc
+            self._rx = ReceiveStats(packet.ssrc, self.format.clock_rate)
         self.last_valid = now
         self.stats.packets_in += 1
         self.stats.bytes_in += len(packet.payload)
+        # A.1 probation only decides what counts as valid for the figures; the packet plays.
+        self._rx.on_packet(packet.sequence, packet.timestamp, now)
+        figures = self._rx.figures()
+        self.stats.jitter = self._rx.jitter
+        self.stats.lost = max(0, figures.lost)
         if packet.payload_type == self.format.event_payload_type:
             self.stats.events_in += 1
             return None
-        self._jitter(packet, now)
         if self.forward_to is not None:
-            self.forward_to.forward(packet)
+            self.forward_to.forward(packet, now)
             return packet
-        self._buffer_packet(packet)
+        result = self._jitter_buffer.push(
+            packet.sequence, packet.timestamp, packet.payload, now, packet.marker
+        )
+        if result is PushResult.LATE:
+            self.stats.late += 1
+            self._drop("late")
+        elif result is PushResult.DUPLICATE:
+            self._drop("duplicate")
+        elif result is PushResult.OVERFLOW:
+            self._drop("overflow")
         return packet
 
     def receive_rtcp(self, data: bytes, source: Address, now: float) -> None:
@@ -238,7 +276,26 @@ class AudioStream:
         if len(data) > self.limits.max_packet:
             self._drop("oversize")
             return
+        if self.latched is not None and source[0] != self.latched[0]:
+            self._drop("source")
+            return
+        try:
+            packets = parse_rtcp(data, reduced_size=True)
+        except RtpError:
+            self._drop("rtcp_malformed")
+            return
         self.stats.rtcp_in += 1
+        arrival_ntp = ntp_timestamp(self._wall())
+        for packet in packets:
+            if isinstance(packet, SenderReport) and self._rx is not None:
+                if packet.ssrc == self.remote_ssrc:
+                    self._rx.on_sender_report(packet.ntp_timestamp, now)
+            if isinstance(packet, SenderReport | ReceiverReport):
+                for block in packet.reports:
+                    if block.ssrc == self.ssrc:
+                        rtt = round_trip_time(block, arrival_ntp)
+                        if rtt is not None:
+                            self.stats.rtt = rtt
 
     def _payload_types(self) -> set[int]:
         types = {self.format.payload_type}
@@ -246,78 +303,13 @@ class AudioStream:
             types.add(self.format.event_payload_type)
         return types
 
-    def _jitter(self, packet: RtpPacket, now: float) -> None:
-        # RFC 3550 A.8: J += (|D| - J) / 16, D from arrival and RTP timestamps.
-        arrival = now * self.format.clock_rate
-        transit = arrival - packet.timestamp
-        if self._transit is not None:
-            d = abs(transit - self._transit)
-            if d < self.format.clock_rate:  # ignore wraps and stream restarts
-                self.stats.jitter += (d - self.stats.jitter) / 16.0
-        self._transit = transit
-
-    def _reset_playout(self) -> None:
-        self._buffer.clear()
-        self._next_play = None
-        self._highest = None
-        self._playing = False
-        self._first_arrival = None
-
-    def _extend(self, seq: int) -> int:
-        if self._highest is None:
-            return seq
-        base = self._highest & ~0xFFFF
-        candidate = base | seq
-        if candidate - self._highest > 0x8000:
-            candidate -= 0x10000
-        elif self._highest - candidate > 0x8000:
-            candidate += 0x10000
-        return candidate
-
-    def _buffer_packet(self, packet: RtpPacket) -> None:
-        ext = self._extend(packet.sequence)
-        if self._next_play is not None and ext < self._next_play:
-            self.stats.late += 1
-            self._drop("late")
-            return
-        if ext in self._buffer:
-            self._drop("duplicate")
-            return
-        depth = max(1, self.limits.jitter_buffer_ms // 20) * 4
-        if len(self._buffer) >= depth:
-            # A burst far beyond the buffer: keep the newest, drop the oldest.
-            oldest = min(self._buffer)
-            del self._buffer[oldest]
-            self._drop("overflow")
-        self._buffer[ext] = packet
-        if self._highest is None or ext > self._highest:
-            self._highest = ext
-        if self._first_arrival is None:
-            self._first_arrival = self.last_valid
-
-    def pop(self, now: float) -> RtpPacket | bytes | None:
-        """The packet due at this 20 ms tick, :data:`LOST` for a gap to conceal, or None when
-        the stream is not playing (nothing received yet, or the buffer ran dry)."""
-        if not self._playing:
-            if self._first_arrival is None or not self._buffer:
-                return None
-            if now - self._first_arrival < self.limits.jitter_buffer_ms / 1000.0:
-                return None
-            self._playing = True
-            self._next_play = min(self._buffer)
-        assert self._next_play is not None
-        if not self._buffer:
-            # Ran dry: stop and prime again on the next packet.
-            self._playing = False
-            self._first_arrival = None
-            return None
-        packet = self._buffer.pop(self._next_play, None)
-        self._next_play += 1
-        if packet is None:
-            self.stats.lost += 1
+    def pop(self, now: float) -> Playout:
+        """The frame due at this 20 ms tick, a loss to conceal, or None when the stream is not
+        playing (nothing received yet, or the buffer ran dry)."""
+        item = self._jitter_buffer.pop(now)
+        if isinstance(item, JitterLoss):
             self.stats.concealed += 1
-            return LOST
-        return packet
+        return item
 
     def timed_out(self, now: float) -> bool:
         if not self.receives or self.limits.rtp_timeout <= 0:
@@ -327,8 +319,9 @@ class AudioStream:
 
     # -- sending -------------------------------------------------------------------------
 
-    def send_payload(self, payload: bytes, *, marker: bool = False) -> None:
-        """Send one 20 ms frame in the negotiated format."""
+    def send_payload(self, payload: bytes, now: float, *, marker: bool = False) -> None:
+        """Send one 20 ms frame in the negotiated format (``now``: the clock, for RTCP SR)."""
+        self._now_hint = now
         if self.closed or not self.sends:
             return
         self._fwd_offset = None
@@ -342,10 +335,11 @@ class AudioStream:
         )
         self._seq = (self._seq + 1) & 0xFFFF
         self._ts = (self._ts + self.format.samples_per_frame) & 0xFFFFFFFF
-        self._emit(packet.serialize(), len(payload))
+        self._emit(packet.serialize(), len(payload), packet.timestamp)
 
-    def forward(self, packet: RtpPacket) -> None:
+    def forward(self, packet: RtpPacket, now: float) -> None:
         """Relay ``packet`` of the other leg: payload untouched, the header made ours."""
+        self._now_hint = now
         if self.closed or not self.sends:
             return
         if self._fwd_offset is None or self._fwd_ssrc != packet.ssrc:
@@ -366,13 +360,58 @@ class AudioStream:
         # Our own numbering continues after the forwarded packet (for a later mixed frame).
         self._seq = (seq + 1) & 0xFFFF
         self._ts = (ts + self.format.samples_per_frame) & 0xFFFFFFFF
-        self._emit(out.serialize(), len(packet.payload))
+        self._emit(out.serialize(), len(packet.payload), ts)
 
-    def _emit(self, data: bytes, payload_size: int) -> None:
+    def _emit(self, data: bytes, payload_size: int, timestamp: int) -> None:
         self.stats.packets_out += 1
         self.stats.bytes_out += payload_size
+        self._tx.on_sent(payload_size, timestamp, self._now_hint)
         try:
             self._send(data, self.remote)
+        except OSError:
+            self._drop("send_error")
+
+    # -- RTCP ----------------------------------------------------------------------------
+
+    def _rtcp_delay(self) -> float:
+        # RFC 3550 6.3.1: the interval randomised over [0.5, 1.5] times its value.
+        return self.limits.rtcp_interval * (0.5 + self._rng.random())
+
+    def rtcp_due(self, now: float) -> bool:
+        """Send the periodic RTCP report when it is due; True when one went out."""
+        self._now_hint = now
+        if self.closed or now < self._next_rtcp or self._send_rtcp is None:
+            return False
+        self._next_rtcp = now + self._rtcp_delay()
+        self.send_report(now)
+        return True
+
+    def report(self, now: float) -> bytes:
+        """The compound RTCP packet this stream would send at ``now`` (SR or RR, SDES)."""
+        blocks = (self._rx.report_block(now),) if self._rx is not None and self._rx.valid else ()
+        first: RtcpPacket
+        rtp_ts = self._tx.rtp_timestamp_at(now, self.format.clock_rate)
+        if self._tx.packets and rtp_ts is not None:
+            first = SenderReport(
+                ssrc=self.ssrc,
+                ntp_timestamp=ntp_timestamp(self._wall()),
+                rtp_timestamp=rtp_ts,
+                packet_count=self._tx.packets & 0xFFFFFFFF,
+                octet_count=self._tx.octets & 0xFFFFFFFF,
+                reports=blocks,
+            )
+        else:
+            first = ReceiverReport(ssrc=self.ssrc, reports=blocks)
+        sdes = SourceDescription((SdesChunk(self.ssrc, ((SDES_CNAME, self.cname.encode()),)),))
+        return serialize_rtcp((first, sdes))
+
+    def send_report(self, now: float) -> None:
+        if self._send_rtcp is None:
+            return
+        data = self.report(now)
+        self.stats.rtcp_out += 1
+        try:
+            self._send_rtcp(data, self.remote_rtcp)
         except OSError:
             self._drop("send_error")
 
@@ -383,5 +422,4 @@ class AudioStream:
 
     def close(self) -> None:
         self.closed = True
-        self._buffer.clear()
         self.forward_to = None

@@ -39,8 +39,8 @@ import numpy as np
 
 from avatar_mf.clock import Clock, sleep
 from avatar_mf.codecs.base import FRAME_BYTES, SILENCE, AudioDecoder, AudioEncoder, CodecError
-from avatar_mf.media.audio_stream import AudioStream
-from avatar_mf.rtp.packet import RtpPacket
+from avatar_mf.media.audio_stream import AudioStream, Playout
+from avatar_mf.rtp.jitter import JitterFrame
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def _frames(pcm: bytes) -> deque[bytes]:
 @dataclass(frozen=True, slots=True)
 class _Pull:
     member: AudioMember
-    item: RtpPacket | bytes | None
+    item: Playout
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +122,7 @@ def mix_job(pulls: list[_Pull], speech: dict[str, bytes], stats: AudioRoomStats)
         if item is None:
             continue
         try:
-            if isinstance(item, RtpPacket):
+            if isinstance(item, JitterFrame):
                 pcm = member.decoder.decode(item.payload)[:FRAME_BYTES]
                 stamps[member.key] = item.timestamp
             else:
@@ -281,6 +281,7 @@ class AudioRoom:
         """One 20 ms tick at clock time ``now`` (the room task calls it; tests may too)."""
         self.stats.ticks += 1
         for member in list(self.members.values()):
+            member.stream.rtcp_due(now)
             if not member.timed_out and member.stream.timed_out(self._clock.now()):
                 member.timed_out = True
                 if member.on_timeout is not None:
@@ -304,7 +305,7 @@ class AudioRoom:
             if out.member.key not in self.members:
                 continue
             if out.payload is not None:
-                out.member.stream.send_payload(out.payload)
+                out.member.stream.send_payload(out.payload, now)
             if out.decoded is not None and out.member.on_pcm is not None:
                 out.member.on_pcm(out.decoded, out.timestamp)
 
