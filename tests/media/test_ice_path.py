@@ -57,7 +57,9 @@ async def test_ice_messages_flow_both_ways_on_every_stream(
 
 
 @pytest.mark.parametrize("chunk", [None, 256])
-async def test_large_message_fragmented(mf_certificate: object, chunk: int | None) -> None:
+async def test_large_message_fragmented(
+    mf_certificate: object, chunk: int | None
+) -> None:
     """Messages larger than a DATA chunk, with aiortc's chunk size and a small configured one."""
     from avatar_mf.media import CertificateStore
 

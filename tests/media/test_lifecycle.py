@@ -58,7 +58,9 @@ def _sipp_offer(port: int, *, ice: bool) -> RemoteParams:
         port=port,
         setup="actpass",
         fingerprints=(("sha-1", CertificateStore.generate().fingerprint("sha-1")),),
-        ice=RemoteIce("sipp", "p" * 22, (f"1 1 udp 2130706431 {HOST} {port} typ host",))
+        ice=RemoteIce(
+            "sipp", "p" * 22, (f"1 1 udp 2130706431 {HOST} {port} typ host",)
+        )
         if ice
         else None,
     )
@@ -79,10 +81,7 @@ async def test_setup_timeout_with_silent_peer_releases_everything(
     events = SessionEventQueue()
     sockets_before = udp_socket_count()
     session = await factory.create(
-        _sipp_offer(port, ice=ice),
-        STREAMS,
-        on_event=events,
-        setup=setup,  # type: ignore[arg-type]
+        _sipp_offer(port, ice=ice), STREAMS, on_event=events, setup=setup  # type: ignore[arg-type]
     )
     assert udp_socket_count() == sockets_before + 1
     assert (factory.active_sessions, factory.open_sockets) == (1, 1)
@@ -145,12 +144,10 @@ async def test_close_before_start_and_while_connecting(
     mf_factory: DataChannelEndpointFactory, silent_peer: tuple[int, _Silent]
 ) -> None:
     events = SessionEventQueue()
-    unstarted = await mf_factory.create(
-        _sipp_offer(silent_peer[0], ice=False), STREAMS, on_event=events
-    )
-    connecting = await mf_factory.create(
-        _sipp_offer(silent_peer[0], ice=True), STREAMS, on_event=events
-    )
+    unstarted = await mf_factory.create(_sipp_offer(silent_peer[0], ice=False), STREAMS,
+                                        on_event=events)
+    connecting = await mf_factory.create(_sipp_offer(silent_peer[0], ice=True), STREAMS,
+                                         on_event=events)
     connecting.start()
     await asyncio.sleep(0.02)
     assert mf_factory.open_sockets == 2
@@ -197,9 +194,8 @@ async def test_send_before_open_and_faulty_handler(
 
     ue = UeDataChannels(HOST, ice=False)
     ue_events = SessionEventQueue()
-    mf, ue_session = await connect_to_mf(
-        mf_factory, ue, STREAMS, mf_events=faulty, ue_events=ue_events
-    )
+    mf, ue_session = await connect_to_mf(mf_factory, ue, STREAMS, mf_events=faulty,
+                                         ue_events=ue_events)
     try:
         with pytest.raises(ChannelNotOpenError):
             mf.send(0, "too early")

@@ -43,7 +43,9 @@ IDS = [s.stream_id for s in STREAMS]
 async def test_ims_ue_without_ice(
     mf_factory: DataChannelEndpointFactory, mf_setup: str, fingerprint: str, use_srtp: bool
 ) -> None:
-    ue = UeDataChannels(HOST, ice=False, fingerprint_algorithm=fingerprint, offer_use_srtp=use_srtp)
+    ue = UeDataChannels(
+        HOST, ice=False, fingerprint_algorithm=fingerprint, offer_use_srtp=use_srtp
+    )
     mf_events, ue_events = SessionEventQueue(), SessionEventQueue()
     mf, ue_session = await connect_to_mf(
         mf_factory,

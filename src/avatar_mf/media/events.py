@@ -60,25 +60,14 @@ class SessionFailed:
 
 
 SessionEvent = (
-    SessionConnected
-    | ChannelOpened
-    | MessageReceived
-    | ChannelClosed
-    | SessionClosed
+    SessionConnected | ChannelOpened | MessageReceived | ChannelClosed | SessionClosed
     | SessionFailed
 )
 EventHandler = Callable[[SessionEvent], None]
 TERMINAL_EVENTS = (SessionClosed, SessionFailed)
 
-E = TypeVar(
-    "E",
-    bound=SessionConnected
-    | ChannelOpened
-    | MessageReceived
-    | ChannelClosed
-    | SessionClosed
-    | SessionFailed,
-)
+E = TypeVar("E", bound=SessionConnected | ChannelOpened | MessageReceived | ChannelClosed
+            | SessionClosed | SessionFailed)
 
 
 class SessionEventQueue:
