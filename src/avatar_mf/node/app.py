@@ -589,8 +589,11 @@ class MediaFunction:
             store=store,
             authorizer=Authorizer(store, SystemWallClock()),
             cache=self.cache,
+            play_audio=self.audio_rooms.play if self.audio is not None else None,
         )
         self.sessions.services.update(self.hub.services())
+        if self.audio is not None:
+            self.audio.audio_sink = self.hub.push_audio
 
     async def start(self) -> None:
         try:
