@@ -29,7 +29,8 @@ from avatar_mf.media.rtp_ports import PortRange, PortsExhausted
 from avatar_mf.media.rtp_socket import RtpSocketPair
 from avatar_mf.media.sockets import SocketLedger
 from avatar_mf.rooms.audio_room import AudioMember, AudioRooms
-from avatar_mf.sdp.audio import AudioPlan
+from avatar_mf.sdp.audio import AudioPlan, OfferedFormat, format_fmtp
+from avatar_mf.sdp.model import Attribute, Connection, MediaDescription
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,10 @@ log = logging.getLogger(__name__)
 CHEAP_CODECS = frozenset({"PCMU", "PCMA"})
 #: The end reason text a media timeout gives (the BYE's Reason, the end record).
 MEDIA_TIMEOUT = "media timeout"
+#: Payload types the MF offers (second legs), by codec name; the first leg's codec keeps its own.
+OFFER_PAYLOAD_TYPES = {"AMR-WB": 97, "AMR": 96, "PCMU": 0, "PCMA": 8, "OPUS": 111}
+#: telephone-event payload types the MF offers, by clock rate (RFC 4733).
+OFFER_EVENT_TYPES = {16000: 101, 8000: 100, 48000: 102}
 
 
 class RegistryAudioCaps:
@@ -150,6 +155,7 @@ class CallAudio:
         self.live: dict[int, _Live] = {}
         self.records: list[StreamRecord] = []
         self._closed = False
+        self._offered_sockets: RtpSocketPair | None = None
         plane.calls.add(self)
 
     def room_has_space(self) -> bool:
@@ -196,14 +202,98 @@ class CallAudio:
             and before.rtcp_mux == now.rtcp_mux
         )
 
-    async def _open(self, plan: AudioPlan) -> int:
+    def room_format(self) -> tuple[OfferedFormat, tuple[tuple[str, str], ...]] | None:
+        """The codec (and fmtp) of the first audio member of the call's room: what the MF
+        offers first on a second leg, so that the legs can be forwarded untouched."""
+        room = self._plane.rooms.rooms.get(self.room)
+        if room is None:
+            return None
+        for member in room.members.values():
+            fmt = member.stream.format
+            offered = OfferedFormat(fmt.payload_type, fmt.codec_name, fmt.clock_rate)
+            return offered, fmt.fmtp
+        return None
+
+    async def offer(self) -> MediaDescription | None:
+        """Bind a port pair and write the MF's audio m-line for an outgoing leg (RFC 3264 5):
+        the room's codec first, then every codec the MF serves, telephone-event, rtcp-mux
+        (RFC 5761: offered, used if the answer takes it). None when no port can be bound."""
+        plane = self._plane
+        try:
+            sockets = await RtpSocketPair.open(
+                plane.host, plane.ports, rtcp_mux=False, ledger=plane.ledger
+            )
+        except (PortsExhausted, OSError) as exc:
+            log.warning("call %s: no RTP port to offer: %s", self.call_id, exc)
+            return None
+        self._offered_sockets = sockets
+        formats: list[str] = []
+        attrs: list[Attribute] = []
+        seen: set[tuple[str, int]] = set()
+        clocks: list[int] = []
+
+        def add(name: str, rate: int, pt: int, fmtp: tuple[tuple[str, str], ...]) -> None:
+            if (name.upper(), rate) in seen or str(pt) in formats:
+                return
+            seen.add((name.upper(), rate))
+            formats.append(str(pt))
+            attrs.append(Attribute("rtpmap", f"{pt} {name}/{rate}"))
+            if fmtp:
+                attrs.append(Attribute("fmtp", f"{pt} {format_fmtp(fmtp)}"))
+            if rate not in clocks:
+                clocks.append(rate)
+
+        first = self.room_format()
+        if first is not None:
+            add(first[0].name, first[0].clock_rate, first[0].payload_type, first[1])
+        for spec in plane.caps.registry.supported():
+            pt = OFFER_PAYLOAD_TYPES.get(spec.name.upper())
+            if pt is not None and spec.channels == 1:
+                add(spec.name, spec.clock_rate, pt, tuple(spec.fmtp.items()))
+        for rate in clocks:
+            event = OFFER_EVENT_TYPES.get(rate)
+            if event is not None and str(event) not in formats:
+                formats.append(str(event))
+                attrs.append(Attribute("rtpmap", f"{event} telephone-event/{rate}"))
+                attrs.append(Attribute("fmtp", f"{event} 0-15"))
+        attrs += [Attribute("ptime", "20"), Attribute("rtcp-mux"), Attribute("sendrecv")]
+        address = plane.advertised_host
+        addrtype = "IP6" if ":" in address else "IP4"
+        return MediaDescription(
+            media="audio",
+            port=sockets.port,
+            proto="RTP/AVP",
+            formats=tuple(formats),
+            connections=(Connection("IN", addrtype, address),),
+            attrs=tuple(attrs),
+        )
+
+    async def accept(self, plan: AudioPlan | None) -> None:
+        """The answer to :meth:`offer` chose ``plan`` (None: refused): start the stream on
+        the offered port, or release it."""
+        sockets, self._offered_sockets = self._offered_sockets, None
+        if sockets is None:
+            return
+        if plan is None:
+            sockets.close()
+            return
+        if plan.rtcp_mux and sockets.rtcp is not None:
+            sockets.rtcp.close()  # RTCP shares the RTP port now
+            sockets.rtcp = None
+        if not self.room_has_space():
+            sockets.close()
+            return
+        await self._open(plan, sockets)
+
+    async def _open(self, plan: AudioPlan, sockets: RtpSocketPair | None = None) -> int:
         plane = self._plane
         codec = plane.caps.codec(plan)
         if codec is None:
             raise PortsExhausted(f"codec {plan.codec.name} vanished")  # not reachable
-        sockets = await RtpSocketPair.open(
-            plane.host, plane.ports, rtcp_mux=plan.rtcp_mux, ledger=plane.ledger
-        )
+        if sockets is None:
+            sockets = await RtpSocketPair.open(
+                plane.host, plane.ports, rtcp_mux=plan.rtcp_mux, ledger=plane.ledger
+            )
         event = plan.telephone_event
         fmt = StreamFormat(
             payload_type=plan.codec.payload_type,
@@ -299,6 +389,9 @@ class CallAudio:
 
     def close(self) -> None:
         self._closed = True
+        offered, self._offered_sockets = self._offered_sockets, None
+        if offered is not None:
+            offered.close()
         for index in list(self.live):
             self._close_stream(index)
         self._plane.calls.discard(self)

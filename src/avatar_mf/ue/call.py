@@ -68,7 +68,7 @@ from avatar_mf.media.session import DataChannelSession
 from avatar_mf.media.ue_side import UeDataChannels
 from avatar_mf.sdp.datachannel import DcMap, DcSa
 from avatar_mf.sdp.errors import SdpError
-from avatar_mf.sdp.model import SessionDescription, parse_sdp, serialize_sdp
+from avatar_mf.sdp.model import MediaDescription, SessionDescription, parse_sdp, serialize_sdp
 from avatar_mf.sip.build import make_response, new_call_id, new_tag
 from avatar_mf.sip.dialog import Dialog
 from avatar_mf.sip.errors import SipError, SipParseError
@@ -518,6 +518,7 @@ class UeCall:
         contact_feature_tags: str = DATACHANNEL_FEATURE_TAG,
         contact_user: str = "ue",
         now: Callable[[], float] = time.monotonic,
+        rtp_audio: UeAudio | None = None,
     ) -> UeCall:
         """A call the UE received on ``sip`` (a listening UE's endpoint, which the call uses
         but does not close). Answer it with :meth:`answer_invite`.
@@ -545,6 +546,7 @@ class UeCall:
             contact_feature_tags=contact_feature_tags,
             contact_user=contact_user,
             now=now,
+            rtp_audio=rtp_audio,
         )
         call._sip = sip
         call._owns_sip = False
@@ -592,7 +594,17 @@ class UeCall:
         self._session = session
         self._session_id = secrets.randbelow(2**31)
         self.offer = offer
-        self.answer = build_answer(offer, info, session.local, session_id=self._session_id)
+        audio_lines: dict[int, MediaDescription] = {}
+        audio_index = next(
+            (i for i, md in enumerate(offer.media) if md.media.lower() == "audio" and md.port),
+            None,
+        )
+        if self.rtp_audio is not None and audio_index is not None:
+            await self.rtp_audio.open()
+            audio_lines[audio_index] = self.rtp_audio.answer(offer, audio_index)
+        self.answer = build_answer(
+            offer, info, session.local, session_id=self._session_id, audio=audio_lines
+        )
         self.remote = info.remote
         self.offered = info.offered
         self.accepted = info.accepted

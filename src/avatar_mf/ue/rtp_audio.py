@@ -20,7 +20,7 @@ import contextlib
 import random
 import time
 import wave
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,8 +30,14 @@ from avatar_mf.codecs.base import FRAME_BYTES, PCM_RATE, AudioDecoder, AudioEnco
 from avatar_mf.codecs.registry import audio_codec
 from avatar_mf.rtp.errors import RtpError
 from avatar_mf.rtp.packet import RtpPacket, is_rtcp, parse_rtp
-from avatar_mf.sdp.audio import offered_formats
-from avatar_mf.sdp.model import Attribute, Connection, MediaDescription
+from avatar_mf.sdp.audio import (
+    AudioPlan,
+    OfferedFormat,
+    offered_formats,
+    plan_audio,
+    render_audio_line,
+)
+from avatar_mf.sdp.model import Attribute, Connection, MediaDescription, SessionDescription
 
 #: The payload types the UE offers, by codec (AMR-WB octet-aligned, as many UEs do).
 _FORMATS: dict[str, tuple[int, str, str]] = {
@@ -182,19 +188,31 @@ class UeAudio:
         formats = [f for f in offered_formats(answer) if f.name.lower() != "telephone-event"]
         if not formats:
             raise ValueError("the answer's audio m-line names no codec")
-        chosen = formats[0]
+        conn = answer.connection
+        self._begin(formats[0], (conn.address if conn is not None else address, answer.port))
+
+    def answer(self, offer: SessionDescription, index: int) -> MediaDescription:
+        """Answer the offer's audio m-line ``index`` (RFC 3264 6.1: the first of the offered
+        codecs this UE has, in the offer's order) and start; port 0 when none fits."""
+        offered = offer.media[index]
+        outcome = plan_audio(offer, index, _OfferOrder(offered, self.codecs))
+        if not isinstance(outcome, AudioPlan):
+            return MediaDescription("audio", 0, offered.proto, offered.formats[:1])
+        line = render_audio_line(outcome, port=self.port, address=self.local_host)
+        self._begin(outcome.codec, (outcome.remote_address, outcome.remote_port))
+        return line
+
+    def _begin(self, chosen: OfferedFormat, remote: tuple[str, int]) -> None:
         codec = audio_codec(chosen.name, chosen.clock_rate, chosen.params)
         if codec is None:
-            raise ValueError(f"the answer chose {chosen.name}, which this UE cannot serve")
-        conn = answer.connection
-        host = conn.address if conn is not None else address
+            raise ValueError(f"{chosen.name} was chosen, which this UE cannot serve")
         self._negotiated = _Negotiated(
             chosen.payload_type,
             chosen.name.upper(),
             chosen.clock_rate,
             codec.encoder(),
             codec.decoder(),
-            (host, answer.port),
+            remote,
         )
         self._sender = asyncio.get_running_loop().create_task(self._send_loop())
 
@@ -311,6 +329,24 @@ class UeAudio:
         if self._transport is not None:
             self._transport.close()
             self._transport = None
+
+
+class _OfferOrder:
+    """The UE's codec capabilities, preferring the offer's order (the answerer's usual)."""
+
+    def __init__(self, offered: MediaDescription, codecs: Sequence[str]) -> None:
+        self._order = [
+            (f.name, f.clock_rate) for f in offered_formats(offered) if f.name.upper() in codecs
+        ]
+
+    def preference(self) -> Sequence[tuple[str, int]]:
+        return self._order
+
+    def answer_fmtp(
+        self, name: str, clock_rate: int, fmtp: Mapping[str, str]
+    ) -> Mapping[str, str] | None:
+        codec = audio_codec(name, clock_rate, fmtp)
+        return None if codec is None else codec.answer_fmtp(fmtp)
 
 
 def _fmtp(text: str) -> list[tuple[str, str]]:
