@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from avatar_mf.clock import Clock
-from avatar_mf.codecs.base import AudioCodec
+from avatar_mf.codecs.base import AudioCodec, AudioCodecSpec
 from avatar_mf.codecs.registry import CodecRegistry, default_registry
 from avatar_mf.media.audio_stream import AudioStream, MediaLimits, StreamFormat
 from avatar_mf.media.rtp_ports import PortRange, PortsExhausted
@@ -45,21 +45,34 @@ OFFER_EVENT_TYPES = {16000: 101, 8000: 100, 48000: 102}
 
 
 class RegistryAudioCaps:
-    """:class:`~avatar_mf.sdp.audio.AudioCapabilities` from a codec registry."""
+    """:class:`~avatar_mf.sdp.audio.AudioCapabilities` from a codec registry, limited to and
+    ordered by the operator's ``media.audio_codecs`` (None: the registry's own order)."""
 
-    def __init__(self, registry: CodecRegistry | None = None) -> None:
+    def __init__(
+        self, registry: CodecRegistry | None = None, allowed: Sequence[str] | None = None
+    ) -> None:
         self._registry = registry
+        self._allowed = [name.upper() for name in allowed] if allowed is not None else None
 
     @property
     def registry(self) -> CodecRegistry:
         return self._registry if self._registry is not None else default_registry()
 
+    def specs(self) -> list[AudioCodecSpec]:
+        """The codecs served, in preference order."""
+        supported = list(self.registry.supported())
+        if self._allowed is None:
+            return supported
+        return [s for name in self._allowed for s in supported if s.name.upper() == name]
+
     def preference(self) -> Sequence[tuple[str, int]]:
-        return [(s.name, s.clock_rate) for s in self.registry.supported()]
+        return [(s.name, s.clock_rate) for s in self.specs()]
 
     def answer_fmtp(
         self, name: str, clock_rate: int, fmtp: Mapping[str, str]
     ) -> Mapping[str, str] | None:
+        if self._allowed is not None and name.upper() not in self._allowed:
+            return None
         codec = self.registry.codec(name, clock_rate, fmtp)
         return None if codec is None else codec.answer_fmtp(fmtp)
 
@@ -76,6 +89,7 @@ class AudioTotals:
     lost: int
     jitter_max: float
     rtt_max: float
+    forwarded: int
 
 
 @dataclass
@@ -106,6 +120,7 @@ class AudioPlane:
         packets_in = self.closed_totals["packets_in"]
         packets_out = self.closed_totals["packets_out"]
         lost = self.closed_totals["lost"]
+        forwarded = self.closed_totals["forwarded"]
         jitter_max = rtt_max = 0.0
         for call in self.calls:
             for live in call.live.values():
@@ -113,9 +128,10 @@ class AudioPlane:
                 packets_in += stats.packets_in
                 packets_out += stats.packets_out
                 lost += stats.lost
+                forwarded += stats.forwarded
                 jitter_max = max(jitter_max, stats.jitter / live.stream.format.clock_rate)
                 rtt_max = max(rtt_max, stats.rtt or 0.0)
-        return AudioTotals(packets_in, packets_out, lost, jitter_max, rtt_max)
+        return AudioTotals(packets_in, packets_out, lost, jitter_max, rtt_max, forwarded)
 
 
 @dataclass
@@ -246,7 +262,7 @@ class CallAudio:
         first = self.room_format()
         if first is not None:
             add(first[0].name, first[0].clock_rate, first[0].payload_type, first[1])
-        for spec in plane.caps.registry.supported():
+        for spec in plane.caps.specs():
             pt = OFFER_PAYLOAD_TYPES.get(spec.name.upper())
             if pt is not None and spec.channels == 1:
                 add(spec.name, spec.clock_rate, pt, tuple(spec.fmtp.items()))
@@ -383,6 +399,7 @@ class CallAudio:
         plane.closed_totals["packets_in"] += stats.packets_in
         plane.closed_totals["packets_out"] += stats.packets_out
         plane.closed_totals["lost"] += stats.lost
+        plane.closed_totals["forwarded"] += stats.forwarded
 
     def streams(self) -> list[AudioStream]:
         return [live.stream for live in self.live.values()]

@@ -369,6 +369,10 @@ class MediaConfig(Section):
     """Answer IMS-style audio m-lines (RTP/AVP, RTP/AVPF, no ICE) with real RTP: codecs from
     the codec registry, mixing and forwarding in rooms. Off: audio m-lines get port 0."""
 
+    audio_codecs: tuple[str, ...] = ("AMR-WB", "AMR", "PCMU", "PCMA")
+    """Audio codecs (rtpmap names) the MF accepts and offers, best first; a name this host
+    cannot serve (a missing library) is skipped. Also "opus"; EVS is not available."""
+
     advertised_host: MediaAddress | None = None
     """Address written in the audio m-lines' c= when it differs from host (1:1 NAT: the
     sockets bind host, the UEs send to this). Unset: host."""
@@ -389,6 +393,13 @@ class MediaConfig(Section):
     max_audio_participants: StrictInt = Field(default=8, ge=2, le=64)
     """Audio members per room (an N-1 mix costs N decodes and N encodes every 20 ms); past
     it a call's audio m-line is answered with port 0."""
+
+    @field_validator("audio_codecs")
+    @classmethod
+    def _codec_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value or any(not n or any(c.isspace() or c in "/;" for c in n) for n in value):
+            raise custom_error("config_codecs", "must list rtpmap encoding names, e.g. PCMU")
+        return value
 
     @field_validator("rtp_port_max")
     @classmethod

@@ -118,6 +118,8 @@ class StreamStats:
     jitter: float = 0.0
     rtt: float | None = None
     relatches: int = 0
+    #: Packets sent by :meth:`AudioStream.forward` (payload untouched).
+    forwarded: int = 0
     rtcp_in: int = 0
     rtcp_out: int = 0
     drops: Counter[str] = field(default_factory=Counter)
@@ -357,6 +359,7 @@ class AudioStream:
             payload=packet.payload,
             marker=packet.marker,
         )
+        self.stats.forwarded += 1
         # Our own numbering continues after the forwarded packet (for a later mixed frame).
         self._seq = (seq + 1) & 0xFFFF
         self._ts = (ts + self.format.samples_per_frame) & 0xFFFFFFFF

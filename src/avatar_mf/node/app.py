@@ -27,7 +27,7 @@ from avatar_mf.avatar.validate import validate_container
 from avatar_mf.avatar_session.hub import AvatarHub
 from avatar_mf.avatar_session.session import AvatarSettings
 from avatar_mf.bootstrap.service import AppSourceError, bootstrap_service_factory
-from avatar_mf.calls.audio import AudioPlane
+from avatar_mf.calls.audio import AudioPlane, RegistryAudioCaps
 from avatar_mf.calls.call_media import CallMediaSession, CallSessionFactory
 from avatar_mf.calls.offerer import CallOfferFactory
 from avatar_mf.clock import LoopClock
@@ -236,6 +236,7 @@ class MediaFunction:
                 limits=MediaLimits(
                     rtp_timeout=media.rtp_timeout, jitter_buffer_ms=media.jitter_buffer_ms
                 ),
+                caps=RegistryAudioCaps(allowed=media.audio_codecs),
             )
             if media.audio
             else None

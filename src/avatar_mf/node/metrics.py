@@ -193,6 +193,12 @@ METRICS: tuple[MetricSpec, ...] = (
         "99th percentile of the last 1000 mixing ticks' decode + mix + encode time.",
     ),
     _c("audio_mix_ticks", "Audio room ticks, by mode (forward, mix).", "mode"),
+    _c(
+        "audio_frames",
+        "Audio frames handled, by kind: decoded (or concealed) and encoded by room mixing, "
+        "forwarded untouched between two legs with one codec.",
+        "kind",
+    ),
     # -- avatar services and relay
     _g("rooms_active", "Rooms with at least one participant."),
     _g("avatar_sessions_active", "Calls with an avatar session (an avatar channel open)."),
@@ -468,6 +474,14 @@ class NodeCollector(Collector):
         add("avatar_mf_rtp_rtt_seconds_max", totals.rtt_max if totals else 0.0)
         jobs = sorted(rooms.stats.job_seconds)
         add("avatar_mf_audio_mix_seconds_p99", jobs[int(0.99 * (len(jobs) - 1))] if jobs else 0.0)
+        add_counts(
+            "avatar_mf_audio_frames_total",
+            [
+                (("decoded",), rooms.stats.decoded_frames),
+                (("encoded",), rooms.stats.mixed_frames),
+                (("forwarded",), totals.forwarded if totals else 0),
+            ],
+        )
         add_counts(
             "avatar_mf_audio_mix_ticks_total",
             (((m,), v) for m, v in rooms.stats.by_mode.items()),

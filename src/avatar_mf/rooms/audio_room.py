@@ -78,7 +78,8 @@ class AudioRoomStats:
 
     ticks: int = 0
     late_ticks: int = 0
-    forwarded: int = 0
+    #: Frames decoded (or concealed) and encoded by the mixing ticks.
+    decoded_frames: int = 0
     mixed_frames: int = 0
     decode_errors: int = 0
     #: Added latency of each tick's job (decode + mix + encode), seconds, last 1000.
@@ -132,6 +133,7 @@ def mix_job(pulls: list[_Pull], speech: dict[str, bytes], stats: AudioRoomStats)
             pcm = member.decoder.conceal()
         if len(pcm) != FRAME_BYTES:
             pcm = (pcm + SILENCE)[:FRAME_BYTES]
+        stats.decoded_frames += 1
         raw[member.key] = pcm
         decoded[member.key] = np.frombuffer(pcm, dtype="<i2").astype(np.int32)
     synth = {k: np.frombuffer(v, dtype="<i2").astype(np.int32) for k, v in speech.items()}
