@@ -10,17 +10,22 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import io
 import json
 import struct
 from collections.abc import Sequence
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from avatar_mf.testing.process import MfProcess
 from avatar_mf.ue import UeCall
-from avatar_mf.ue.rtp_audio import UeAudio, resample
+from avatar_mf.ue.cli import add_parser
+from avatar_mf.ue.rtp_audio import UeAudio, read_wav, resample, write_wav
 
 from .conftest import assert_idle
 
@@ -189,3 +194,33 @@ async def test_a_ue_that_stops_sending_is_hung_up_media_timeout(mf: MfProcess) -
     assert "media timeout" in reason
     stats = assert_idle(mf)
     assert stats["calls"].get("failure_reasons", {}) is not None
+
+
+async def test_cli_call_sends_a_wav_and_records_one(mf: MfProcess, tmp_path: Path) -> None:
+    tone = tone_pcm(800, 1.0)
+    wav_in, wav_out = tmp_path / "in.wav", tmp_path / "out.wav"
+    write_wav(wav_in, resample(tone, 16000, 8000), rate=8000)  # any rate is resampled
+    other_sends = tone_pcm(300, 2.0)
+    other = UeAudio(HOST, codecs=("PCMU",), pcm=other_sends)
+    parser = argparse.ArgumentParser(prog="avatar-mf ue")
+    add_parser(parser.add_subparsers(required=True))
+    args = parser.parse_args(
+        [
+            "call", f"sip:cliroom@{HOST}:{mf.sip_port}", "--no-ice", "--duration", "2.0",
+            "--audio-in", str(wav_in), "--audio-out", str(wav_out), "--audio-codecs", "PCMU",
+        ]
+    )  # fmt: skip
+    out, err = io.StringIO(), io.StringIO()
+    async with dial(mf, "cliroom", other):
+        code = await asyncio.to_thread(args.run, args, SimpleNamespace(stdout=out, stderr=err))
+    summary = json.loads(out.getvalue().splitlines()[-1])
+    assert code == 0, err.getvalue()
+    assert summary["audio"]["codec"] == "PCMU" and summary["audio"]["packets_sent"] >= 50
+    heard, _ = best_correlation(tone, other.received_pcm())
+    recorded = read_wav(wav_out)
+    got, _ = best_correlation(other_sends[:16000], recorded)
+    print(
+        f"CLI: the other UE heard the WAV (peak {heard:.3f}); the WAV out has its audio ({got:.3f})"
+    )
+    assert heard > 0.8 and got > 0.8
+    assert_idle(mf)
