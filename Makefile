@@ -23,19 +23,20 @@ FUZZ_SECONDS ?= 60
 FUZZ_JOBS    ?= 1
 FUZZ_TARGETS ?=
 # Debian packages: what the tests drive (SIPp is Debian's sip-tester; kamailio is the lab's
-# SIP proxy, its base package has every module the lab config loads) and what venv needs.
-DEB_TEST_PACKAGES := sip-tester kamailio
+# SIP proxy, its base package has every module the lab config loads; chromium runs
+# tests/browser) and what venv needs.
+DEB_TEST_PACKAGES := sip-tester kamailio chromium
 DEB_BASE_PACKAGES := python3-venv
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint types unit fuzz sysdeps rundeps venv devenv lock bench lab clean
+.PHONY: run test lint types unit fuzz sysdeps rundeps venv devenv lock bench lab clean web webdeps
 
 run: $(RUN_STAMP) rundeps
 	$(VENV)/bin/avatar-mf serve $(if $(CONFIG),--config $(CONFIG),)
 
 # unit includes tests/fuzz: every parser's fuzz target for a few seconds (docs/fuzzing.md).
-test: $(DEV_STAMP) sysdeps lint types unit
+test: $(DEV_STAMP) sysdeps webdeps lint types unit
 
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check src tests bench fuzz
@@ -94,11 +95,29 @@ $(RUN_STAMP): pyproject.toml $(LOCK)
 	$(PY) -m pip install -q --no-deps -e .
 	touch $(RUN_STAMP)
 
+# The browser side (web/, docs/browser.md): npm packages pinned by web/package-lock.json,
+# installed from the npm registry by `npm ci` (make test: webdeps). `make web` rebuilds the
+# bundles shipped in the package (src/avatar_mf/dcapp/app.js, src/avatar_mf/webclient/
+# client.js): they are committed, so that the MF runs without node; run it after changing
+# web/src and commit the result. tests/browser checks the committed bundles equal a fresh build.
+WEB_STAMP := web/node_modules/.installed
+
+webdeps: $(WEB_STAMP)
+
+$(WEB_STAMP): web/package.json web/package-lock.json
+	@command -v npm >/dev/null 2>&1 || $(MAKE) sysdeps
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	touch $(WEB_STAMP)
+
+web: $(WEB_STAMP)
+	cd web && node build.mjs
+
 # Debian packages, installed only when what they provide is missing (as root, or with sudo):
 # - to run: libespeak-ng1 (text-driven animation), libvo-amrwbenc0 (the AMR-WB encoder; without
 #   it the MF does not offer AMR-WB);
 # - to test: sip-tester (SIPp), kamailio (the lab proxy; its base package has every module the
-#   lab config loads), nodejs and npm (the Khronos glTF validator).
+#   lab config loads), nodejs and npm (the Khronos glTF validator, the browser bundles),
+#   chromium (tests/browser drive it with Playwright: no browser download).
 define install_missing
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
@@ -124,7 +143,8 @@ sysdeps: rundeps
 	command -v kamailio >/dev/null 2>&1 || [ -x /usr/sbin/kamailio ] || missing="$$missing kamailio"; \
 	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
 	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
-	$(call install_missing,The tests that drive SIPp and Kamailio and the glTF validator need them.)
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	$(call install_missing,The tests that drive SIPp, Kamailio and Chromium and the glTF validator need them.)
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache var
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache var web/node_modules

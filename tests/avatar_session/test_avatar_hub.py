@@ -55,6 +55,10 @@ class ListScene:
         self.version += 1
         return [{"op": "remove", "path": f"/participants/{participant}"}]
 
+    def set_avatar(self, participant: str, avatar_id: str | None) -> list[dict[str, Any]]:
+        self.version += 1
+        return [{"op": "replace", "path": f"/{participant}/extras/avatarId", "value": avatar_id}]
+
     def apply(self, operations: list[dict[str, Any]], *, base_version: int, by: str) -> int:
         from avatar_mf.stages.scene import SceneError
 
@@ -95,12 +99,23 @@ class Ue:
     def __init__(self, hub: AvatarHub, call: str, identity: str, room: str = "r") -> None:
         uri = f"sip:{room}@127.0.0.1"
         self.meta = RecordingChannel(
-            channel_info(stream_id=1000, subprotocol=METADATA, call_id=call, identity=identity,
-                         request_uri=uri, max_message_size=65536)
+            channel_info(
+                stream_id=1000,
+                subprotocol=METADATA,
+                call_id=call,
+                identity=identity,
+                request_uri=uri,
+                max_message_size=65536,
+            )
         )
         self.anim = RecordingChannel(
-            channel_info(stream_id=1002, subprotocol=ANIMATION, call_id=call, identity=identity,
-                         request_uri=uri)
+            channel_info(
+                stream_id=1002,
+                subprotocol=ANIMATION,
+                call_id=call,
+                identity=identity,
+                request_uri=uri,
+            )
         )
         services = hub.services()
         self.meta_service: ChannelService = services[METADATA](self.meta)
@@ -310,9 +325,7 @@ async def test_avatar_generate_in_a_call_stores_selects_and_delivers(store: Memo
 async def test_requests_for_functions_the_node_lacks_are_refused(store: MemoryStore) -> None:
     from avatar_mf.protocol.metadata import AnimationText, AvatarGenerate
 
-    hub = AvatarHub(
-        clock=FakeClock(), executor=StageExecutor(workers=1), stages=[], store=store
-    )
+    hub = AvatarHub(clock=FakeClock(), executor=StageExecutor(workers=1), stages=[], store=store)
     a = Ue(hub, "c1", "sip:a@127.0.0.1")
     a.send(AnimationText(id="t1", text="hi", language="en"))
     a.send(AvatarGenerate(id="g1"))
@@ -337,8 +350,14 @@ async def test_hello_is_negotiated_from_contact_tags_hello_and_configured_stages
     hub = make_hub(store, FakeClock(), FakeSource())
     tags = avatar_feature_tags('<sip:ue@127.0.0.1>;+sip.3gpp-avatar-support="avatar-assisted"')
     meta = RecordingChannel(
-        channel_info(stream_id=1000, subprotocol=METADATA, call_id="c1", avatar_tags=tags,
-                     identity="sip:a@127.0.0.1", request_uri="sip:r@127.0.0.1")
+        channel_info(
+            stream_id=1000,
+            subprotocol=METADATA,
+            call_id="c1",
+            avatar_tags=tags,
+            identity="sip:a@127.0.0.1",
+            request_uri="sip:r@127.0.0.1",
+        )
     )
     service = hub.services()[METADATA](meta)
     service.on_message(
@@ -362,3 +381,21 @@ async def test_hello_is_negotiated_from_contact_tags_hello_and_configured_stages
     assert "avatar-assisted" in first["refused"][0]["reason"]
     assert second["inReplyTo"] == "h2" and second["animationData"] == "ue"
     assert any(r["code"] == "conflict" for r in second["refused"])  # assisted UE asks "ue"
+
+
+async def test_selecting_an_avatar_names_it_in_the_owners_scene_node(store: MemoryStore) -> None:
+    """Every UE learns whose node shows which avatar: the MF replaces the node's
+    extras.avatarId in a scene updated message when the owner selects it."""
+    hub = make_hub(store, FakeClock())
+    record = await store.put(bytes(range(256)) * 8, owner="sip:alice@127.0.0.1")
+    alice = Ue(hub, "c1", "sip:alice@127.0.0.1")
+    bob = Ue(hub, "c2", "sip:bob@127.0.0.1")
+    await settle()
+    alice.send(AvatarSelect(id="sel", avatar_id=record.avatar_id))
+    await settle(
+        lambda: bool(bob.of_type(":scene:updated")) and len(alice.of_type(":scene:updated")) >= 2
+    )
+    for ue in (alice, bob):
+        ops = [op for m in ue.of_type(":scene:updated") for op in m["operations"]]
+        named = [op for op in ops if op["path"].endswith("/extras/avatarId")]
+        assert named and named[-1]["value"] == record.avatar_id, ops

@@ -584,3 +584,18 @@ def test_the_khronos_validator_accepts_the_scene(tmp_path: Path) -> None:
     for line in result.stdout.splitlines():
         report = json.loads(line)
         assert (report["numErrors"], report["numWarnings"]) == (0, 0), report
+
+
+def test_the_avatar_in_use_is_recorded_in_the_participants_node() -> None:
+    scene = room("a", "b")
+    replica = Replica(scene)
+    patch = scene.set_avatar("b", "bar:7d3c1e2a")
+    assert patch == [{"op": "replace", "path": "/nodes/1/extras/avatarId", "value": "bar:7d3c1e2a"}]
+    replica.patch(patch)
+    assert replica.document == scene.document()
+    assert scene.document()["nodes"][1]["extras"]["avatarId"] == "bar:7d3c1e2a"
+    assert scene.document()["nodes"][0]["extras"]["avatarId"] is None
+    assert scene.set_avatar("b", "bar:7d3c1e2a") == []  # no change, no patch, no version
+    version = scene.version
+    assert scene.set_avatar("b", None)[0]["value"] is None and scene.version == version + 1
+    assert scene_error(scene.set_avatar, "c", "bar:1").code == "unknown-participant"

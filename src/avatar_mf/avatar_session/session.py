@@ -50,6 +50,7 @@ from avatar_mf.pipeline.frames import (
     AnimationUnitFrame,
     AudioIn,
     AudioOut,
+    AvatarInUse,
     AvatarUpload,
     BaseAvatarFrame,
     Frame,
@@ -531,6 +532,7 @@ class AvatarSession:
         )
         if by_grant and decision is not None:
             self._schedule_recheck(use, decision)
+        self.pipeline.push(AvatarInUse(self.id, avatar_id))
         for other in self.deps.directory.others(self):
             other.offer_avatar(self)
 
@@ -591,6 +593,7 @@ class AvatarSession:
         """The right to use the avatar ended: stop using and sending it, and say why."""
         self._use = None
         self.avatar_id = None
+        self.pipeline.push(AvatarInUse(self.id, None))
         log.warning(
             "call %s: avatar %s withdrawn from %s: %s (%s)",
             self.call_id,

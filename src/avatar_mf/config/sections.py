@@ -496,6 +496,11 @@ class AdminConfig(Section):
     `python -c "import secrets; print(secrets.token_urlsafe(32))"`), preferably through
     AVATAR_MF_ADMIN__TOKEN rather than a config file."""
 
+    web_client: StrictBool = False
+    """Serve the browser avatar client at /client/ on this listener (docs/browser.md): a page
+    that calls a room over SIP/WebSocket (list ws or wss in sip.transports) and runs the data
+    channel application. For labs."""
+
 
 class LifecycleConfig(Section):
     """``[lifecycle]``: how the process stops."""

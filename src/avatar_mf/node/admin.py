@@ -15,6 +15,8 @@
   member optional; no ``call_id``: every message): switch the trace on, adding a pcap file
   (created by the node, never overwritten: 409 if it exists) and a HEP3 collector.
 - ``DELETE /trace`` (``?call_id=...``: only that call): switch it off.
+- ``GET /client/``: the browser avatar client, when ``admin.web_client`` is on
+  (:mod:`avatar_mf.node.web_client`, docs/browser.md).
 
 ``/healthz``, ``/readyz``, ``/stats`` and ``/metrics`` need no authentication (keep the listener
 on loopback or a management network). ``/sessions`` shows subscriber identities and can end
@@ -34,6 +36,7 @@ from pathlib import Path
 from aiohttp import web
 
 from avatar_mf.node.trace import SipTrace, TraceError
+from avatar_mf.node.web_client import WebClientFiles, add_web_client_routes
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +65,7 @@ class AdminServer:
         drop: CallDropper | None = None,
         token: str | None = None,
         trace: SipTrace | None = None,
+        web_client: WebClientFiles | None = None,
     ) -> None:
         self._snapshot = snapshot
         self._ready = ready
@@ -70,6 +74,7 @@ class AdminServer:
         self._drop = drop
         self._token = token.encode() if token else None
         self._trace = trace
+        self._web_client = web_client
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -89,6 +94,8 @@ class AdminServer:
             app.router.add_get("/trace", self._trace_status)
             app.router.add_post("/trace", self._trace_on)
             app.router.add_delete("/trace", self._trace_off)
+        if self._web_client is not None:
+            add_web_client_routes(app, self._web_client)
         return app
 
     def set_token(self, token: str | None) -> None:

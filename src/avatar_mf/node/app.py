@@ -43,6 +43,7 @@ from avatar_mf.node.preflight import preflight
 from avatar_mf.node.reload import ReloadPlan, plan_reload, with_live
 from avatar_mf.node.stages import StageLoadError, build_stages, stage_settings
 from avatar_mf.node.trace import SipTrace
+from avatar_mf.node.web_client import WebClientFiles, client_config
 from avatar_mf.pipeline.executor import StageExecutor
 from avatar_mf.rooms.audio_room import AudioRooms
 from avatar_mf.rooms.relay import RelayMetrics
@@ -320,6 +321,11 @@ class MediaFunction:
             drop=self.drop_call,
             token=config.admin.token,
             trace=self.trace,
+            web_client=(
+                WebClientFiles.shipped(client_config(config.sip))
+                if config.admin.web_client
+                else None
+            ),
         )
 
     def _capacity(self) -> str | None:

@@ -175,6 +175,14 @@ class ParticipantJoined(Frame):
 
 
 @dataclass(frozen=True, slots=True)
+class AvatarInUse(Frame):
+    """The avatar the session's participant uses changed: selected, generated and taken into
+    use, or withdrawn (None) when the right to use it ended."""
+
+    avatar_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class ParticipantLeft(Frame):
     """The session's participant is leaving its room (the session pushes it last)."""
 
@@ -203,7 +211,8 @@ class SceneFrame(Frame):
     operations: tuple[dict[str, Any], ...] = field(hash=False, compare=False)
     message_id: str | None = None
     #: What changed the scene: "update" (a UE's patch), "joined" or "left" (a participant's
-    #: node). A participant's own "joined" change is not sent to it (it asks for the scene).
+    #: node), "avatar" (the avatar a participant uses). A participant's own "joined" change is
+    #: not sent to it (it asks for the scene).
     reason: str = "update"
 
     @property

@@ -34,6 +34,10 @@ class SceneManager(Protocol):
 
     def remove_participant(self, participant: str) -> list[dict[str, Any]]: ...
 
+    def set_avatar(self, participant: str, avatar_id: str | None) -> list[dict[str, Any]]:
+        """Record the avatar ``participant`` uses in its node; the patch (empty: no change)."""
+        ...
+
     def apply(self, operations: list[dict[str, Any]], *, base_version: int, by: str) -> int:
         """Apply a JSON Patch made against ``base_version``; returns the new version.
         Raises SceneError (conflict, invalid patch, forbidden path)."""

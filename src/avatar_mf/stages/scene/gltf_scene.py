@@ -421,6 +421,15 @@ class GltfSceneManager:
         ]
         return self._commit(operations, membership=True)
 
+    def set_avatar(self, participant: str, avatar_id: str | None) -> list[dict[str, Any]]:
+        """Record in ``participant``'s node the avatar it uses (``extras.avatarId``, a path
+        only the MF writes); the patch that did it, empty when it was already so."""
+        if not (avatar_id is None or isinstance(avatar_id, str)):
+            raise SceneError("invalid-participant", "avatar_id must be a string or null")
+        index = self._node_of(participant)
+        pointer = ("nodes", str(index), "extras", "avatarId")
+        return self._commit([Operation("replace", pointer, value=avatar_id)], membership=True)
+
     def remove_participant(self, participant: str) -> list[dict[str, Any]]:
         """Free ``participant``'s node; the patch that did it (version + 1)."""
         index = self._node_of(participant)

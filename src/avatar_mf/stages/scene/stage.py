@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from avatar_mf.pipeline.frames import (
+    AvatarInUse,
     Frame,
     ParticipantJoined,
     ParticipantLeft,
@@ -77,7 +78,7 @@ class GltfScenes(RoomScenes):
 
 
 class SceneStage(StageBase):
-    accepts = (ParticipantJoined, ParticipantLeft, ScenePatchFrame, SceneQuery)
+    accepts = (ParticipantJoined, ParticipantLeft, AvatarInUse, ScenePatchFrame, SceneQuery)
 
     def __init__(self, scenes: RoomScenes, context: StageContext) -> None:
         self._scenes = scenes
@@ -115,6 +116,13 @@ class SceneStage(StageBase):
                 )
                 return
             yield SceneFrame(frame.participant, scene.version, tuple(patch), reason="joined")
+        elif isinstance(frame, AvatarInUse):
+            try:
+                patch = scene.set_avatar(frame.participant, frame.avatar_id)
+            except SceneError:
+                return  # no node (room full when it joined)
+            if patch:
+                yield SceneFrame(frame.participant, scene.version, tuple(patch), reason="avatar")
         elif isinstance(frame, ParticipantLeft):
             try:
                 patch = scene.remove_participant(frame.participant)
