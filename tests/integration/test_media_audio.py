@@ -112,6 +112,16 @@ async def test_two_ues_in_a_room_hear_each_other(mf: MfProcess) -> None:
     assert peak > 0.8
     final = assert_idle(mf)
     assert final["held"]["rtp_streams"] == 0 and final["held"]["rtp_sockets"] == 0
+    # The call records carry the streams' figures (the MF logs them: no CDR file set).
+    records = [
+        json.loads(line)["cdr"]
+        for line in mf.log_text().splitlines()
+        if '"cdr"' in line and a.call_id in line
+    ]
+    (audio,) = records[-1]["audio"]
+    print("end record audio:", audio)
+    assert audio["codec"] == "PCMU/8000" and audio["packets_in"] >= 50
+    assert audio["packets_out"] >= 50 and audio["lost"] == 0 and audio["jitter_ms"] >= 0
 
 
 async def test_three_ues_hear_the_two_others(mf: MfProcess) -> None:
