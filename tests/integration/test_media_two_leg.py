@@ -59,7 +59,9 @@ async def test_two_leg_call_legs_hear_each_other(
     audio2: list[UeAudio] = []
 
     def make_audio() -> UeAudio:
-        audio = UeAudio(HOST, codecs=ue2_codecs, pcm=speech2)
+        # UE2 answers before UE1 has its 200 (and can decode anything): it waits a moment
+        # before talking, as a person picking up does.
+        audio = UeAudio(HOST, codecs=ue2_codecs, pcm=speech2, send_delay=1.0)
         audio2.append(audio)
         return audio
 
@@ -79,7 +81,7 @@ async def test_two_leg_call_legs_hear_each_other(
             leg2 = await ue2.next_call(5.0)
             assert call.answer is not None and call.answer.media[0].port != 0
             assert audio1.codec == "PCMU" and audio2[0].codec == ue2_codecs[0]
-            await asyncio.sleep(max(len(speech1), len(speech2)) / 32000 + 0.6)
+            await asyncio.sleep(max(len(speech1), len(speech2)) / 32000 + 1.6)
             assert leg2.state == "confirmed"
     heard_by_2, delay2 = best_correlation(speech1, audio2[0].received_pcm())
     heard_by_1, delay1 = best_correlation(speech2, audio1.received_pcm())
