@@ -138,6 +138,8 @@ def test_port_range_hands_out_even_pairs_round_robin() -> None:
     ports.release(30004)
     assert ports.allocate() == 30004
     assert ports.in_use == 4
+    shifted = PortRange(30000, 30009, start=7)  # 5 pairs: the round starts at pair 7 % 5 = 2
+    assert [shifted.allocate() for _ in range(5)] == [30004, 30006, 30008, 30000, 30002]
 
 
 def test_rtcp_sender_and_receiver_reports_give_the_round_trip_time() -> None:

@@ -5,7 +5,9 @@ A :class:`PortRange` hands out port pairs from ``[media] rtp_port_min .. rtp_por
 bookkeeping: the socket layer tries to bind the pair it gets and calls :meth:`PortRange.release`
 and asks again when the system refuses one (a port taken by another process). Allocation goes
 round-robin from the last port handed out, so a port just released is not reused at once
-(late packets of the old call do not land in a new one).
+(late packets of the old call do not land in a new one); the node starts the round at a random
+pair, so that several MF processes sharing a host and a range do not all try the same ports
+first.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ class PortsExhausted(RuntimeError):
 
 
 class PortRange:
-    def __init__(self, low: int, high: int) -> None:
+    def __init__(self, low: int, high: int, *, start: int | None = None) -> None:
         if low % 2:
             low += 1
         if not 1024 <= low < high <= 65535:
@@ -28,6 +30,8 @@ class PortRange:
         self.high = high
         self._used: set[int] = set()
         self._next = low
+        if start is not None:
+            self._next = low + 2 * (start % self.capacity)
 
     @property
     def capacity(self) -> int:

@@ -22,7 +22,7 @@ Address = tuple[str, int]
 Receiver = Callable[[bytes, Address], None]
 
 #: Bind attempts before giving up on the range (ports held by other processes are skipped).
-_BIND_ATTEMPTS = 16
+_BIND_ATTEMPTS = 64
 
 
 class _Protocol(asyncio.DatagramProtocol):

@@ -17,6 +17,7 @@ import dataclasses
 import gc
 import ipaddress
 import logging
+import secrets
 import signal
 import ssl
 import time
@@ -232,7 +233,9 @@ class MediaFunction:
                 clock=self.clock,
                 host=str(media.host),
                 advertised_host=media.media_advertised_host,
-                ports=PortRange(media.rtp_port_min, media.rtp_port_max),
+                ports=PortRange(
+                    media.rtp_port_min, media.rtp_port_max, start=secrets.randbelow(1 << 16)
+                ),
                 rooms=self.audio_rooms,
                 limits=MediaLimits(
                     rtp_timeout=media.rtp_timeout, jitter_buffer_ms=media.jitter_buffer_ms
