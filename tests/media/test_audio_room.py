@@ -153,3 +153,34 @@ async def test_the_room_cap() -> None:
         room.add(Member("c", PCMU, clock, 3).member)
     room.remove("a")
     room.remove("b")
+
+
+async def test_a_failed_tick_costs_one_tick_not_the_room() -> None:
+    import asyncio
+
+    clock = FakeClock()
+    calls = 0
+
+    async def runner(job: object) -> object:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("worker pool full")
+        assert callable(job)
+        return job()
+
+    room = AudioRoom("r", clock, runner=runner, stats=AudioRoomStats())
+    members = [Member(k, PCMU, clock, i) for i, k in enumerate("abc")]
+    for m in members:
+        m.member.cheap = False  # as AMR-WB: the tick goes through the runner
+        room.add(m.member)
+    await asyncio.sleep(0)  # the room's task starts
+    for _ in range(5):
+        clock.advance(TICK)
+        for _ in range(5):
+            await asyncio.sleep(0)
+    assert room.stats.failed_ticks == 1 and calls == room.stats.ticks == 5
+    assert all(len(m.sent) == 4 for m in members)  # every tick but the failed one sent
+    for k in "abc":
+        room.remove(k)
+    await asyncio.sleep(0)
