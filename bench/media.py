@@ -1,0 +1,166 @@
+"""Media plane benchmark: CPU per audio stream, section by section.
+
+Usage::
+
+    .venv/bin/python bench/media.py [--only codecs] [--seconds 20] [--json FILE]
+
+Sections (``--only`` picks some, comma-separated; all by default):
+
+* ``codecs``: the audio codecs of :mod:`avatar_mf.codecs` in this process, one stream at a
+  time, on ``--seconds`` of a synthetic speech-like 16 kHz signal cut in 20 ms frames: CPU
+  (``time.process_time``) per 20 ms frame to encode, to decode, and to decode then re-encode
+  (what a transcoding leg costs per stream and direction), and that last figure as a share of
+  one core (CPU per frame / 20 ms). PCM is the MF's internal format (16 kHz mono s16le), so the
+  G.711 and AMR figures include the 8 <-> 16 kHz resampling and the Opus decode figure the
+  48 -> 16 kHz resampling; every figure includes the RTP payload format work.
+
+Prints a markdown table per section (no assertions). Run it on an otherwise idle machine and
+never next to another benchmark (``pgrep -f bench/`` shows nothing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from _common import describe_machine, markdown_table
+from avatar_mf.codecs import audio_codec
+
+RATE = 16000
+FRAME_BYTES = 640
+FRAME_S = 0.020
+
+#: (label, rtpmap name, clock rate, fmtp) of each codec measured.
+CODECS: tuple[tuple[str, str, int, dict[str, str]], ...] = (
+    ("PCMU", "PCMU", 8000, {}),
+    ("PCMA", "PCMA", 8000, {}),
+    ("AMR-WB 23.85 bandwidth-efficient", "AMR-WB", 16000, {}),
+    ("AMR-WB 23.85 octet-aligned", "AMR-WB", 16000, {"octet-align": "1"}),
+    ("AMR-WB 12.65", "AMR-WB", 16000, {"mode-set": "2"}),
+    ("AMR 12.2", "AMR", 8000, {}),
+    ("Opus 24 kbit/s", "opus", 48000, {}),
+)
+
+
+def speech_like(seconds: float, seed: int = 11) -> bytes:
+    """Voiced speech-like PCM: harmonics of a gliding pitch shaped by moving formants,
+    syllable-rate envelope, a little noise (vectorised; the tests have a slower, closer one)."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * RATE)
+    t = np.arange(n) / RATE
+    f0 = 120 + 30 * np.sin(2 * np.pi * 0.7 * t)
+    phase = 2 * np.pi * np.cumsum(f0) / RATE
+    formants = np.array([[700, 1200, 2600], [300, 2300, 3000], [500, 900, 2400]])
+    which = formants[(t / 0.2).astype(int) % len(formants)]
+    out = np.zeros(n)
+    for k in range(1, 40):
+        fk = k * f0
+        gain = sum(1.0 / (1 + ((fk - which[:, i]) / 120.0) ** 2) / (i + 1) for i in range(3))
+        out += gain * np.sin(k * phase) * (fk < RATE / 2)
+    out *= 0.5 * (1 - np.cos(2 * np.pi * 3.0 * t))
+    out += 0.01 * rng.standard_normal(n)
+    out = out / np.max(np.abs(out)) * 12000
+    return bytes(out.astype("<i2").tobytes())
+
+
+def cpu_per_call(fn: Callable[[bytes], Any], items: list[bytes]) -> float:
+    """CPU seconds per call of ``fn`` over ``items`` (after two warm-up calls)."""
+    for item in items[:2]:
+        fn(item)
+    start = time.process_time()
+    for item in items:
+        fn(item)
+    return (time.process_time() - start) / len(items)
+
+
+def section_codecs(args: argparse.Namespace) -> dict[str, Any]:
+    pcm = speech_like(args.seconds)
+    frames = [pcm[i : i + FRAME_BYTES] for i in range(0, len(pcm) - FRAME_BYTES + 1, FRAME_BYTES)]
+    rows: list[dict[str, Any]] = []
+    for label, name, clock, fmtp in CODECS:
+        codec = audio_codec(name, clock, fmtp)
+        if codec is None:
+            rows.append({"codec": label, "missing": True})
+            continue
+        payloads = [codec.encoder().encode(f) for f in frames]
+        encode = cpu_per_call(codec.encoder().encode, frames)
+        decode = cpu_per_call(codec.decoder().decode, payloads)
+        dec, enc = codec.decoder(), codec.encoder()
+
+        def transcode(payload: bytes, dec: Any = dec, enc: Any = enc) -> None:
+            for i in range(0, len(out := dec.decode(payload)), FRAME_BYTES):
+                enc.encode(out[i : i + FRAME_BYTES])
+
+        both = cpu_per_call(transcode, payloads)
+        size = sum(len(p) for p in payloads) / len(payloads)
+        rows.append(
+            {
+                "codec": label,
+                "payload_octets": round(size, 1),
+                "encode_us": round(encode * 1e6, 1),
+                "decode_us": round(decode * 1e6, 1),
+                "transcode_us": round(both * 1e6, 1),
+                "transcode_core_pct": round(both / FRAME_S * 100, 2),
+            }
+        )
+    table = markdown_table(
+        (
+            "codec",
+            "payload",
+            "encode / 20 ms",
+            "decode / 20 ms",
+            "decode + re-encode",
+            "% of a core per stream",
+        ),
+        "lrrrrr",
+        (
+            (r["codec"], "not available", "-", "-", "-", "-")
+            if r.get("missing")
+            else (
+                r["codec"],
+                f"{r['payload_octets']} B",
+                f"{r['encode_us']} us",
+                f"{r['decode_us']} us",
+                f"{r['transcode_us']} us",
+                f"{r['transcode_core_pct']} %",
+            )
+            for r in rows
+        ),
+    )
+    print(f"## codecs ({args.seconds:.0f} s of speech-like audio, {len(frames)} frames)\n")
+    print(table)
+    return {"frames": len(frames), "rows": rows}
+
+
+#: The sections, in the order they run; each prints its table and returns its figures.
+SECTIONS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
+    "codecs": section_codecs,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", default=",".join(SECTIONS), help="sections, comma-separated")
+    parser.add_argument("--seconds", type=float, default=20.0, help="audio per codec (codecs)")
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    args = parser.parse_args(argv)
+    chosen = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = [s for s in chosen if s not in SECTIONS]
+    if unknown:
+        parser.error(f"unknown section(s) {unknown}; known: {', '.join(SECTIONS)}")
+    print(describe_machine() + "\n")
+    results = {name: SECTIONS[name](args) for name in chosen}
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
