@@ -54,13 +54,14 @@ unit: $(DEV_STAMP)
 fuzz: $(DEV_STAMP)
 	$(PY) -m fuzz.run --seconds $(FUZZ_SECONDS) --jobs $(FUZZ_JOBS) $(FUZZ_TARGETS)
 
-# Every benchmark, one after the other (about 10 minutes); docs/performance.md has the figures.
+# Every benchmark, one after the other (about 14 minutes); docs/performance.md has the figures.
 bench: $(DEV_STAMP) sysdeps
 	$(PY) bench/dc_setup.py
 	$(PY) bench/relay_latency.py
 	$(PY) bench/relay_latency.py --senders 1
 	$(PY) bench/text_animation.py
 	$(PY) bench/sipp_rate.py --rates 100,200 --seconds 20
+	$(PY) bench/soak.py
 
 # The IMS lab on loopback, without Docker: Kamailio on 127.0.0.1:5070 in front of two MF nodes
 # (127.0.0.1:5080 and :5081, admin 8080 and 8081) until Ctrl-C. See docs/lab.md.
@@ -114,7 +115,8 @@ web: $(WEB_STAMP)
 
 # Debian packages, installed only when what they provide is missing (as root, or with sudo):
 # - to run: libespeak-ng1 (text-driven animation), libvo-amrwbenc0 (the AMR-WB encoder; without
-#   it the MF does not offer AMR-WB);
+#   it the MF does not offer AMR-WB); libegl1, libegl-mesa0 and libgl1-mesa-dri (offscreen
+#   OpenGL through EGL on Mesa, llvmpipe without a GPU: the renderer, render/);
 # - to test: sip-tester (SIPp), kamailio (the lab proxy; its base package has every module the
 #   lab config loads), nodejs and npm (the Khronos glTF validator, the browser bundles),
 #   chromium (tests/browser drive it with Playwright: no browser download).
@@ -135,7 +137,10 @@ rundeps:
 	@missing=""; \
 	ldconfig -p 2>/dev/null | grep -q 'libespeak-ng\.so' || missing="$$missing libespeak-ng1"; \
 	ldconfig -p 2>/dev/null | grep -q 'libvo-amrwbenc\.so' || missing="$$missing libvo-amrwbenc0"; \
-	$(call install_missing,Without libespeak-ng1 the MF runs with text-driven animation off; without libvo-amrwbenc0 it does not offer AMR-WB.)
+	ldconfig -p 2>/dev/null | grep -q 'libEGL\.so\.1' || missing="$$missing libegl1"; \
+	ldconfig -p 2>/dev/null | grep -q 'libEGL_mesa\.so' || missing="$$missing libegl-mesa0"; \
+	ls /usr/lib/*/dri/swrast_dri.so >/dev/null 2>&1 || missing="$$missing libgl1-mesa-dri"; \
+	$(call install_missing,Without libespeak-ng1 the MF runs with text-driven animation off; without libvo-amrwbenc0 it does not offer AMR-WB; without EGL and Mesa it cannot render avatars.)
 
 sysdeps: rundeps
 	@missing=""; \

@@ -186,6 +186,7 @@ def test_every_setting_is_covered() -> None:
     assert "pipeline.scene.name" in fields
     assert list(SECTIONS) == [
         "sip", "media", "storage", "log", "admin", "lifecycle", "bootstrap", "pipeline", "calls",
+        "render",
     ]
 
 

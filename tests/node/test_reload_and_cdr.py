@@ -121,3 +121,24 @@ def test_writer_without_a_file_logs_the_record(caplog: pytest.LogCaptureFixture)
         root.setLevel(level)
     [record] = [r for r in caplog.records if r.name == "avatar_mf.cdr"]
     assert record.__dict__["cdr"] == {"call_id": "c"}
+
+
+def test_identity_peers_byte_rate_and_tls_files_apply_live() -> None:
+    """Issue 9: SIGHUP reloads trusted peers, limits and TLS certificates. The lists and
+    limits that came after the first reload work (who may assert an identity, the byte rate)
+    and the tls/wss certificate files apply live too."""
+    old = _config()
+    new = _config(
+        SIP__ASSERTED_IDENTITY_PEERS="10.1.0.0/16",
+        SIP__RATE_LIMIT_BYTES_PER_SOURCE="1000",
+        SIP__TLS_CERTIFICATE="/etc/avatar-mf/new-cert.pem",
+        SIP__TLS_PRIVATE_KEY="/etc/avatar-mf/new-key.pem",
+    )
+    plan = plan_reload(old, new)
+    assert sorted(c.key_path for c in plan.live) == [
+        "sip.asserted_identity_peers",
+        "sip.rate_limit_bytes_per_source",
+        "sip.tls_certificate",
+        "sip.tls_private_key",
+    ]
+    assert plan.restart == ()

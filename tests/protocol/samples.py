@@ -28,7 +28,7 @@ from avatar_mf.protocol import (
     TransferFailed,
     TransferOffer,
 )
-from avatar_mf.protocol.metadata import Refused
+from avatar_mf.protocol.metadata import ExpressionFilter, ExpressionFilterApplied, Refused
 
 DIGEST = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 
@@ -124,4 +124,14 @@ SAMPLES: list[Message] = [
         message="avatar:transfer:accept: resumeFrom: Input should be greater than or equal to 0",
         in_reply_to="ue2-6",
     ),
+    ExpressionFilter(
+        id="ue1-9",
+        audience=("p3", "group:class"),
+        filter={
+            "clamp": 0.4,
+            "suppress": ["browDownLeft", "browDownRight"],
+            "replace": {"mouthFrownLeft": "mouthPressLeft"},
+        },
+    ),
+    ExpressionFilterApplied(id="mf-12", in_reply_to="ue1-9", audience=("p3", "group:class")),
 ]

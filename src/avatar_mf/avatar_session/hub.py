@@ -27,8 +27,18 @@ from avatar_mf.avatar_session.adapters import (
     MetadataService,
     TransferChannelService,
 )
-from avatar_mf.avatar_session.negotiation import NetworkFunctions, capabilities, negotiate
+from avatar_mf.avatar_session.negotiation import (
+    ConversionNote,
+    Negotiation,
+    NetworkFunctions,
+    capabilities,
+    conversion_notes,
+    negotiate,
+    with_fallback,
+    with_sdp_asks,
+)
 from avatar_mf.avatar_session.session import (
+    AvatarConverter,
     AvatarSession,
     AvatarSettings,
     SessionDeps,
@@ -111,6 +121,7 @@ class AvatarHub:
             cache=cache,
             uploads=UploadSlots(self.settings.max_uploads_per_node),
             play_audio=play_audio,
+            avatar_converter=self._avatar_converter(),
         )
 
     # -- counters (read by /metrics) ------------------------------------------------------
@@ -257,17 +268,20 @@ class AvatarHub:
                 animates = animates or bool(getattr(stage.provider, "animates_in_network", False))
             elif stage.kind == StageKind.BASE_AVATAR:
                 generates = True
-        return NetworkFunctions(
-            base_avatar_generation=generates,
-            animation_data_inputs=frozenset(inputs),
-            animation=animates,
-            profiles=(self.settings.profile,),
-            formats=self.settings.avatar_formats,
+        return self._with_conversion(
+            NetworkFunctions(
+                base_avatar_generation=generates,
+                animation_data_inputs=frozenset(inputs),
+                animation=animates,
+                profiles=(self.settings.profile,),
+                formats=self.settings.avatar_formats,
+            )
         )
 
     def _capabilities(self, session: AvatarSession, hello: md.Hello) -> md.Capabilities:
         """Negotiate (TR 26.813 A.1) from the caller's Contact feature tags, its hello and the
         configured stages; re-run on every hello."""
+        hello = with_sdp_asks(hello, session.info)
         agreement = negotiate(session.info.avatar_tags, hello, self.network_functions())
         for refusal in agreement.refused:
             log.info(
@@ -287,4 +301,37 @@ class AvatarHub:
             session_id=session.id,
             max_message_size=self.settings.max_metadata_size,
             max_transfer_size=self.settings.max_transfer_size,
+            conversions=self._conversion_notes(hello, agreement),
         )
+
+    # -- conversion (TR 26.813 section 4: the MF as the gateway) ------------------------------
+
+    def _converters(self) -> list[StageProvider]:
+        return [s.provider for s in self.stages if s.kind == StageKind.CONVERTER]
+
+    def _avatar_converter(self) -> AvatarConverter | None:
+        for provider in self._converters():
+            if callable(getattr(provider, "convert_avatar", None)):
+                return provider  # type: ignore[return-value]
+        return None
+
+    def _with_conversion(self, network: NetworkFunctions) -> NetworkFunctions:
+        """The MF's offer: always the common fallback, plus what its converters write."""
+        profiles: list[str] = []
+        formats: list[str] = []
+        for provider in self._converters():
+            profiles += getattr(provider, "profiles", ())
+            formats += getattr(provider, "formats", ())
+        return with_fallback(network, tuple(profiles), tuple(formats))
+
+    def _conversion_notes(
+        self, hello: md.Hello, agreement: Negotiation
+    ) -> tuple[ConversionNote, ...]:
+        notes: list[tuple[str, str, str, str]] = []
+        profiles = agreement.animation_profiles if hello.animation_profiles else ()
+        formats = agreement.avatar_formats if hello.avatar_formats else ()
+        for provider in self._converters():
+            losses = getattr(provider, "losses", None)
+            if callable(losses):
+                notes += losses(profiles, formats)
+        return conversion_notes(notes)

@@ -71,13 +71,35 @@ the avatars it receives.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Final, Protocol
 
-from avatar_mf.protocol.metadata import Capabilities, Hello, Placement, Refused
+from avatar_mf.avatar.check import COMMON_CONTENT_TYPE, COMMON_PROFILE
+from avatar_mf.protocol.metadata import Capabilities, ConversionNote, Hello, Placement, Refused
 from avatar_mf.protocol.names import ErrorCode, NegotiatedFunction
 from avatar_mf.sip.feature_tags import AvatarFeatureTags, AvatarSupport
 
-__all__ = ["NetworkFunctions", "Negotiation", "Refusal", "capabilities", "negotiate"]
+__all__ = [
+    "DCSA_FORMATS",
+    "DCSA_PROFILES",
+    "ConversionNote",
+    "NetworkFunctions",
+    "Negotiation",
+    "Refusal",
+    "capabilities",
+    "conversion_notes",
+    "negotiate",
+    "sdp_asks",
+    "with_fallback",
+    "with_sdp_asks",
+]
+
+#: ``a=dcsa:<stream-id> 3gpp-avatar-profiles:<profile>,<profile>...`` (RFC 8864 dcsa; the
+#: attribute names are this product's, 3GPP has none): the animation profiles the UE accepts.
+DCSA_PROFILES: Final = "3gpp-avatar-profiles"
+#: ``a=dcsa:<stream-id> 3gpp-avatar-formats:<media type>,...``: the base avatar formats.
+DCSA_FORMATS: Final = "3gpp-avatar-formats"
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,8 +197,10 @@ def capabilities(
     session_id: str,
     max_message_size: int,
     max_transfer_size: int,
+    conversions: Sequence[ConversionNote] = (),
 ) -> Capabilities:
-    """The capabilities message that carries ``negotiation`` to the UE."""
+    """The capabilities message that carries ``negotiation`` to the UE (``conversions``: the
+    lossy conversions the MF makes for this session, TR 26.813 section 4)."""
     return Capabilities(
         id=message_id,
         in_reply_to=in_reply_to,
@@ -199,6 +223,7 @@ def capabilities(
             )
             for r in negotiation.refused
         ),
+        conversions=tuple(conversions[:32]) or None,
     )
 
 
@@ -331,3 +356,63 @@ def _common(
             )
         )
     return common
+
+
+# --- the common fallback and conversion (TR 26.813 section 4) ----------------------------------
+
+
+def with_fallback(
+    network: NetworkFunctions, profiles: tuple[str, ...] = (), formats: tuple[str, ...] = ()
+) -> NetworkFunctions:
+    """The MF's offer with the common fallback always in it (first when it converts), and
+    what its converters write (``profiles``, ``formats``) after the node's own."""
+
+    def merged(common: str, own: tuple[str, ...], converted: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((common, *own, *converted)))
+
+    return replace(
+        network,
+        profiles=merged(COMMON_PROFILE, network.profiles, profiles),
+        formats=merged(COMMON_CONTENT_TYPE, network.formats, formats),
+    )
+
+
+def sdp_asks(dcsa: Iterable[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The animation profiles and avatar formats a UE lists in ``a=dcsa`` attributes
+    (:data:`DCSA_PROFILES`, :data:`DCSA_FORMATS`; comma-separated, in the UE's order)."""
+    profiles: list[str] = []
+    formats: list[str] = []
+    for attribute in dcsa:
+        name, _, value = attribute.partition(":")
+        target = {DCSA_PROFILES: profiles, DCSA_FORMATS: formats}.get(name.strip().lower())
+        if target is not None:
+            target += [v.strip() for v in value.split(",") if v.strip()]
+    return tuple(dict.fromkeys(profiles))[:32], tuple(dict.fromkeys(formats))[:32]
+
+
+class _HasDcsa(Protocol):
+    @property
+    def dcsa(self) -> tuple[str, ...]: ...
+
+
+def with_sdp_asks(hello: Hello, info: object) -> Hello:
+    """``hello`` with the SDP's lists where it gives none (the hello wins when it lists
+    some). ``info``: the call's channel info; its ``dcsa`` attributes, if it has any."""
+    dcsa = getattr(info, "dcsa", ())
+    if not dcsa or (hello.animation_profiles and hello.avatar_formats):
+        return hello
+    profiles, formats = sdp_asks(dcsa)
+    return hello.model_copy(
+        update={
+            "animation_profiles": hello.animation_profiles or profiles,
+            "avatar_formats": hello.avatar_formats or formats,
+        }
+    )
+
+
+def conversion_notes(notes: Iterable[tuple[str, str, str, str]]) -> tuple[ConversionNote, ...]:
+    """Capabilities ``conversions`` entries from (kind, from, to, what is lost)."""
+    return tuple(
+        ConversionNote(kind=kind, source=source, target=target, loses=loses[:1024])  # type: ignore[arg-type]
+        for kind, source, target, loses in notes
+    )

@@ -38,11 +38,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from avatar_mf.avatar_session.negotiation import Negotiation
+from avatar_mf.avatar.vrm import Converted
+from avatar_mf.avatar_session.negotiation import Negotiation, with_sdp_asks
 from avatar_mf.avatar_session.uploads import Upload, UploadSlots, deadline
 from avatar_mf.channels.base import ChannelContext, ChannelInfo
 from avatar_mf.clock import Clock, TimerHandle, sleep
@@ -53,10 +54,13 @@ from avatar_mf.pipeline.frames import (
     AvatarInUse,
     AvatarUpload,
     BaseAvatarFrame,
+    ExpressionFilterApplied,
+    ExpressionFilterFrame,
     Frame,
     GenerateAvatar,
     ParticipantJoined,
     ParticipantLeft,
+    ReceiverFormats,
     SceneFrame,
     ScenePatchFrame,
     SceneQuery,
@@ -145,6 +149,23 @@ class SessionDirectory(Protocol):
         ...
 
 
+class AvatarConverter(Protocol):
+    """Converts a stored base avatar for a receiver (``convert_avatar`` of the converter
+    stage's provider): None when the stored format will do."""
+
+    async def convert_avatar(
+        self,
+        executor: Any,
+        key: str,
+        data: bytes,
+        content_type: str,
+        accepted: Sequence[str],
+        *,
+        avatar_id: str,
+        name: str = ...,
+    ) -> Converted | None: ...
+
+
 #: Builds a session's pipeline: the stages opened for its context, delivering to ``sink``.
 PipelineFactory = Callable[[StageContext, Callable[[Frame], None]], SessionPipeline]
 
@@ -170,6 +191,9 @@ class SessionDeps:
     #: Plays speech to a room's other audio members: (room, call id, 16 kHz PCM, start time);
     #: False when the room has no audio. None: the node serves no audio.
     play_audio: Callable[[str, str, bytes, float], bool] | None = None
+    #: Converts a base avatar to a format the receiver accepts (the converter stage's
+    #: provider, TR 26.813 section 4); None: avatars are delivered as stored.
+    avatar_converter: AvatarConverter | None = None
 
 
 @dataclass(eq=False)
@@ -210,6 +234,8 @@ class AvatarSession:
         self.agreement: Negotiation | None = None
         self._outgoing: dict[str, _Outgoing] = {}
         self._incoming: dict[bytes, Upload] = {}
+        #: (source session id, avatar id) -> the content type it was offered to this UE in.
+        self._offered_as: dict[tuple[str, str], str] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.closed = False
         self.log_extra: dict[str, object] = {
@@ -328,6 +354,9 @@ class AvatarSession:
         if isinstance(message, md.Hello):
             self.hello = message
             self.send(self.deps.capabilities(self, message))
+            self._receiver_formats()
+        elif isinstance(message, md.ExpressionFilter):
+            self._expression_filter(message)
         elif isinstance(message, md.AvatarSelect):
             self._spawn(self._select(message))
         elif isinstance(message, md.AvatarGenerate):
@@ -396,7 +425,11 @@ class AvatarSession:
     def deliver(self, frame: Frame) -> None:
         """The pipeline's sink: route one frame to the participants that get it."""
         if isinstance(frame, AnimationUnitFrame):
-            if not self.closed:
+            if self.closed:
+                pass
+            elif frame.receivers is not None or frame.excluded:
+                self._deliver_to(frame)
+            else:
                 self.participant.publish_animation(frame.unit, is_config=frame.is_config)
         elif isinstance(frame, AudioOut):
             play = self.deps.play_audio
@@ -405,6 +438,10 @@ class AvatarSession:
                 play(self.participant.room.name, self.call_id, frame.pcm, start)
         elif isinstance(frame, AudioIn):
             pass  # no stage takes the voice (the default pipeline): nothing to route
+        elif isinstance(frame, ExpressionFilterApplied | ExpressionFilterFrame):
+            self._filter_answer(frame)
+        elif isinstance(frame, ReceiverFormats):
+            pass  # no converter stage: nothing to tell
         elif isinstance(frame, SceneFrame):
             self._scene_changed(frame)
         elif isinstance(frame, SceneSnapshot):
@@ -698,6 +735,12 @@ class AvatarSession:
             return
         record = await store.get_record(avatar_id)
         blob = await cache.get_blob(avatar_id)
+        content_type = record.content_type
+        converted = await self._convert_for_me(avatar_id, record.digest, blob, content_type)
+        if converted is False:
+            return
+        if isinstance(converted, Converted):
+            blob, content_type = converted.data, converted.content_type
         if self.closed or not source.note_delivery(self, avatar_id):
             return  # withdrawn (or replaced) while it was being loaded
         sender = TransferSender(
@@ -706,9 +749,10 @@ class AvatarSession:
             max_message_size=channel.info.max_message_size,
             avatar_id=avatar_id,
             stream_id=channel.info.stream_id,
-            content_type=record.content_type,
+            content_type=content_type,
         )
         self._outgoing[sender.transfer_id] = _Outgoing(sender, channel, source, avatar_id)
+        self._offered_as[source.id, avatar_id] = content_type
         self.send(sender.offer())
 
     def _accepted(self, accept: md.TransferAccept) -> None:
@@ -954,3 +998,92 @@ class AvatarSession:
             self._transfer_failed(frame.origin_id, code, reason)
         else:
             self.reply_error(md.MetadataError(code, reason, frame.origin_id))
+
+    # -- conversion and expression filters (TR 26.813 section 4; the converter stage) -------
+
+    def _receiver_formats(self) -> None:
+        """Tell the converter stage what this UE accepts as a receiver (empty: anything)."""
+        hello, agreement = self.hello, self.agreement
+        if hello is None:
+            return
+        hello = with_sdp_asks(hello, self.info)
+        profiles = agreement.animation_profiles if agreement and hello.animation_profiles else ()
+        formats = agreement.avatar_formats if agreement and hello.avatar_formats else ()
+        self.pipeline.push(ReceiverFormats(self.id, self.identity, profiles, formats))
+        if self.deps.avatar_converter is not None and hello.avatar_formats:
+            # Avatars offered before this hello (when the channel opened) in a format it does
+            # not take are offered again, converted.
+            for other in self.deps.directory.others(self):
+                offered = self._offered_as.get((other.id, other.avatar_id or ""))
+                if offered is not None and offered not in hello.avatar_formats:
+                    self.offer_avatar(other)
+
+    def _expression_filter(self, message: md.ExpressionFilter) -> None:
+        rule = None if message.filter is None else dict(message.filter)
+        self.pipeline.push(
+            ExpressionFilterFrame(self.id, tuple(message.audience), rule, message_id=message.id)
+        )
+
+    def _filter_answer(self, frame: ExpressionFilterApplied | ExpressionFilterFrame) -> None:
+        if isinstance(frame, ExpressionFilterFrame):  # no converter stage took it
+            self.reply_error(
+                md.MetadataError(
+                    ErrorCode.UNSUPPORTED,
+                    "no converter stage: no expression filters",
+                    frame.message_id,
+                )
+            )
+            return
+        self.send(
+            md.ExpressionFilterApplied(
+                id=md.new_message_id(), in_reply_to=frame.message_id, audience=frame.audience
+            )
+        )
+
+    def _deliver_to(self, frame: AnimationUnitFrame) -> None:
+        """A converter stage's copy for some receivers only (or all but some)."""
+        wanted = None if frame.receivers is None else set(frame.receivers)
+        for other in self.participant.room.others(self.participant):
+            if other.animation is None or other.id in frame.excluded:
+                continue
+            if wanted is None or other.id in wanted:
+                other.animation.offer(self.id, frame.unit, is_config=frame.is_config)
+
+    async def _convert_for_me(
+        self, avatar_id: str, digest: str, blob: bytes, content_type: str
+    ) -> Converted | None | bool:
+        """The base avatar in a format this UE accepts (None: as stored; False: it cannot
+        be converted, the UE was told)."""
+        converter, hello = self.deps.avatar_converter, self.hello
+        if converter is None or hello is None:
+            return None
+        hello = with_sdp_asks(hello, self.info)
+        if not hello.avatar_formats:
+            return None
+        try:
+            return await converter.convert_avatar(
+                self.deps.executor,
+                digest,
+                blob,
+                content_type,
+                hello.avatar_formats,
+                avatar_id=avatar_id,
+            )
+        except ValueError as exc:  # AvatarFormatError included
+            log.warning(
+                "call %s: avatar %s not converted for %s: %s",
+                self.call_id,
+                avatar_id,
+                hello.avatar_formats,
+                exc,
+                extra=self.log_extra,
+            )
+            self.send(
+                md.AvatarRefused(
+                    id=md.new_message_id(),
+                    avatar_id=avatar_id,
+                    code=ErrorCode.UNSUPPORTED,
+                    reason=f"cannot convert it to {', '.join(hello.avatar_formats)}: {exc}"[:1024],
+                )
+            )
+            return False

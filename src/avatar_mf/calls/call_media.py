@@ -114,6 +114,8 @@ class CallMediaSession:
         self.avatar_tags = avatar_feature_tags(call.contact)
         self._on_failure = on_failure
         self.dc: DataChannelSession | None = None
+        #: The offer's a=dcsa attributes (the avatar negotiation reads its own from them).
+        self.dcsa: tuple[str, ...] = ()
         self.negotiated: Negotiated | None = None
         self._session_id = secrets.randbelow(2**31)
         self._version = 0
@@ -169,6 +171,7 @@ class CallMediaSession:
         params = None
         if plan.datachannel is not None:
             dc = plan.datachannel
+            self.dcsa = tuple(s.attribute for s in dc.remote.dcsas)
             try:
                 self.dc = await self._factory.media.create(
                     remote_params(dc.remote),
@@ -326,6 +329,7 @@ class CallMediaSession:
             request_uri=self.call.request_uri,
             avatar_tags=self.avatar_tags,
             room=self.call.room,
+            dcsa=self.dcsa,
         )
         make = self._factory.services.get(info.subprotocol.lower(), EchoService)
         try:

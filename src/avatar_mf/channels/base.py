@@ -37,6 +37,9 @@ class ChannelInfo:
     #: The room the call joins when its Request-URI does not name it (both legs of a two-leg
     #: call: the room made for the pair); empty: the room the Request-URI names.
     room: str = ""
+    #: The ``a=dcsa`` attributes of the call's data channel m-line, verbatim (RFC 8864; e.g.
+    #: ``3gpp-avatar-profiles:arf-face-v1``): the avatar negotiation reads its own from them.
+    dcsa: tuple[str, ...] = ()
 
 
 class ChannelContext(Protocol):

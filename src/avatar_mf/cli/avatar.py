@@ -12,6 +12,7 @@
     avatar-mf avatar revoke GRANT_ID
     avatar-mf avatar delete AVATAR_ID
     avatar-mf avatar prune [--retention SECONDS]
+    avatar-mf avatar check FILE [--json]         (cli/check.py: common format conformance)
 
 Every command takes ``--config FILE``; the store lives in ``<storage.path>/avatars``
 (:func:`~avatar_mf.storage.store.avatar_root`), shared safely with a running server.
@@ -37,6 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from avatar_mf.cli.base import CliContext, Command, Runner
+from avatar_mf.cli.check import check_command
+from avatar_mf.cli.render import build_command as build_render_command
 from avatar_mf.config import ConfigError, load_config
 from avatar_mf.storage.auth import Authorizer, grant_problem, grant_state
 from avatar_mf.storage.errors import AvatarTooLargeError, StorageError
@@ -505,5 +508,7 @@ def build_commands(
             leaf("revoke", "revoke a grant", _revoke, _id_arguments("grant")),
             leaf("delete", "delete an avatar and its grants", _delete, _id_arguments("avatar")),
             leaf("prune", "delete expired and revoked grants", _prune, _prune_arguments),
+            check_command(),
+            build_render_command(),
         ),
     )

@@ -65,6 +65,7 @@ __all__ = [
     "LogConfig",
     "MediaConfig",
     "PipelineConfig",
+    "RenderConfig",
     "Section",
     "SipConfig",
     "StageSettings",
@@ -119,8 +120,9 @@ class SipConfig(Section):
 
     tls_certificate: FilePath | None = Field(default=None, validate_default=True)
     """PEM file of the certificate chain the tls and wss listeners present (the node's
-    certificate first). Required when transports lists tls or wss. `avatar-mf tls
-    generate-cert` writes a self-signed one for labs."""
+    certificate first). Required when transports lists tls or wss. Loaded again on SIGHUP
+    (a renewed file at the same path). `avatar-mf tls generate-cert` writes a self-signed one
+    for labs."""
 
     tls_private_key: FilePath | None = Field(default=None, validate_default=True)
     """PEM file of the private key of tls_certificate (unencrypted). Required when transports
@@ -222,25 +224,26 @@ class SipConfig(Section):
 
     tcp_max_connections: StrictInt = Field(default=4096, ge=0)
     """Inbound connections open at once over tcp, tls, ws and wss together; more are closed as
-    they are accepted (a WebSocket handshake gets 503). 0: no cap."""
+    they are accepted (over ws and wss before any handshake). 0: no cap."""
 
     tcp_max_connections_per_source: StrictInt = Field(default=256, ge=0)
     """Inbound connections open at once from one address (tcp, tls, ws and wss together).
     0: no cap."""
 
     tcp_max_write_buffer: StrictInt = Field(default=1024 * 1024, ge=0)
-    """Bytes queued for a TCP peer that does not read; past it the connection is closed. 0: no
-    limit."""
+    """Bytes queued for a peer that does not read (tcp, tls, ws, wss); past it the connection
+    is closed. 0: no limit."""
 
     tcp_message_timeout: StrictFloat = Field(default=30.0, ge=0)
-    """Seconds a SIP message may take to arrive whole over TCP, from its first byte; a slower
-    one closes the connection (a trickle of bytes cannot hold it open). 0: no deadline."""
+    """Seconds a SIP message may take to arrive whole over tcp or tls, from its first byte, and
+    a ws or wss connection to complete its opening handshake; a slower one closes the
+    connection (a trickle of bytes cannot hold it open). 0: no deadline."""
 
     fd_reserve: StrictInt = Field(default=128, ge=0)
     """File descriptors kept free (below the RLIMIT_NOFILE soft limit) for media sockets, the
-    admin listener and storage: while fewer remain, TCP connections are refused; while fewer
-    than half remain, INVITE and OPTIONS are answered 503. Each is logged as a warning when
-    it starts. 0: no reserve."""
+    admin listener and storage: while fewer remain, connections are refused (tcp, tls, ws,
+    wss); while fewer than half remain, INVITE and OPTIONS are answered 503. Each is logged as
+    a warning when it starts. 0: no reserve."""
 
     answer_delay: StrictFloat = Field(default=0.0, ge=0, le=300)
     """Seconds between 100 Trying and the answer to an INVITE ("ring time"). 0 answers at
@@ -612,8 +615,10 @@ class PipelineConfig(Section):
     empty: every node keeps its rooms' scenes."""
 
     converter: _Stage = StageSettings(name="")
-    """Format conversion stage (none ships yet). Empty, the default: no conversion on this
-    node."""
+    """Format conversion (TR 26.813 section 4): "standard" converts animation streams and base
+    avatars per receiver through the common format and applies per-audience expression
+    filters (options: groups, policy, cache_entries, cache_bytes). Empty, the default: no
+    conversion on this node."""
 
     @model_validator(mode="before")
     @classmethod
@@ -628,6 +633,52 @@ class PipelineConfig(Section):
                 default = cls.model_fields[kind].default
                 filled[kind] = {"name": default.name, **table}
         return filled
+
+
+class RenderConfig(Section):
+    """``[render]``: the avatar renderer (offscreen OpenGL on EGL in worker processes): the
+    defaults of ``avatar-mf avatar render`` and of the network animation stage's pictures."""
+
+    workers: StrictInt = Field(default=0, ge=0, le=64)
+    """Render worker processes, each with its own EGL context. 0: one per core."""
+
+    threads: StrictInt = Field(default=1, ge=1, le=64)
+    """Rasterizer threads per worker (Mesa llvmpipe's LP_NUM_THREADS). 1 with one worker per
+    core keeps rendering to as many cores as there are workers."""
+
+    size: StrictInt = Field(default=512, ge=16, le=4096)
+    """Width and height of the rendered picture in pixels (square). An odd value is rounded
+    down to even (H.264 4:2:0 needs even sizes)."""
+
+    rate: StrictFloat = Field(default=25.0, ge=1, le=60)
+    """Frames per second of rendered video (avatar render to MP4, network animation)."""
+
+    background: StrictInt = Field(default=0x33383F, ge=0, le=0xFFFFFF)
+    """Background colour behind the avatar, sRGB as 0xRRGGBB (a TOML hex integer)."""
+
+    alpha: StrictBool = False
+    """Transparent background (alpha 0 outside the avatar) in PNG stills."""
+
+    samples: StrictInt = Field(default=0, ge=0, le=8)
+    """Multisample anti-aliasing for video frames (0: off; 4 doubles llvmpipe's render time,
+    see docs/performance.md). Stills always use 4."""
+
+    relax_after: StrictFloat = Field(default=1.0, ge=0, le=60)
+    """Seconds the avatar holds its last pose once animation units stop, before relaxing."""
+
+    relax_time: StrictFloat = Field(default=0.5, gt=0, le=10)
+    """Seconds the relaxation back to the neutral face takes."""
+
+    @property
+    def background_rgb(self) -> tuple[float, float, float]:
+        """The background as three sRGB values 0..1."""
+        value = self.background
+        return ((value >> 16 & 0xFF) / 255, (value >> 8 & 0xFF) / 255, (value & 0xFF) / 255)
+
+    @property
+    def even_size(self) -> int:
+        """``size`` rounded down to even."""
+        return self.size - self.size % 2
 
 
 class CallsConfig(Section):
@@ -714,6 +765,9 @@ class AppConfig(Section):
 
     calls: CallsConfig = Field(default_factory=CallsConfig)
     """Rooms and two-leg calls."""
+
+    render: RenderConfig = Field(default_factory=RenderConfig)
+    """The avatar renderer."""
 
     @property
     def dtls_certificate_dir(self) -> Path:

@@ -22,6 +22,7 @@ import signal
 import ssl
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from avatar_mf import __version__
 from avatar_mf.avatar.validate import validate_container
@@ -74,6 +75,10 @@ log = logging.getLogger(__name__)
 
 class StartupError(Exception):
     """The node cannot start (a port taken, a folder unwritable); the message says which."""
+
+
+class TlsReloadError(Exception):
+    """A reload's TLS certificate and key cannot be loaded; the message says why."""
 
 
 class _UaWire:
@@ -373,7 +378,7 @@ class MediaFunction:
         """How often each limit of ``docs/operations.md`` (Limits) refused something. The
         connection counters cover every connection transport (tcp, tls, ws, wss)."""
         refused = self.connections.refused
-        tcps = [t for t in self.streams.values() if isinstance(t, TcpTransport)]
+        tcps = list(self.streams.values())
         return {
             "rate_limited": self.endpoint.stats.rate_limited,
             "transactions_refused": self.layer.stats.overloaded,
@@ -455,6 +460,7 @@ class MediaFunction:
         stages = None
         if plan.touches("pipeline.") and self.hub is not None:
             stages = build_stages(stage_settings(merged.pipeline), validator=validate_container)
+        tls = self._check_tls(merged.sip)
         if plan.touches("log."):
             from avatar_mf.logging_setup import configure_logging
 
@@ -468,8 +474,27 @@ class MediaFunction:
             self.admin.set_token(merged.admin.token)
         if stages is not None and self.hub is not None:
             self.hub.stages = tuple(stages)
+        if tls is not None and self._server_ssl is not None:
+            certificate, private_key = tls
+            self._server_ssl.load_cert_chain(certfile=certificate, keyfile=private_key)
+            log.info("reload: TLS certificate loaded again from %s", certificate)
         self.config = merged
         return plan
+
+    def _check_tls(self, sip: SipConfig) -> tuple[Path, Path] | None:
+        """The certificate and key files to load into the tls/wss listeners' context on a
+        reload (None without such a listener), once they proved to hold a matching pair: a
+        failed ``load_cert_chain`` could leave the live context half changed. Raises
+        TlsReloadError otherwise."""
+        if self._server_ssl is None or sip.tls_certificate is None or sip.tls_private_key is None:
+            return None
+        try:
+            server_context(sip.tls_certificate, sip.tls_private_key)
+        except (OSError, ValueError) as exc:
+            raise TlsReloadError(
+                f"TLS certificate {sip.tls_certificate} and key {sip.tls_private_key}: {exc}"
+            ) from exc
+        return sip.tls_certificate, sip.tls_private_key
 
     def reload(self, load: Callable[[], AppConfig]) -> None:
         """SIGHUP: read the configuration again with ``load`` and apply it; a configuration
@@ -486,7 +511,7 @@ class MediaFunction:
                 "; ".join(str(p) for p in exc.problems),
             )
             return
-        except StageLoadError as exc:
+        except (StageLoadError, TlsReloadError) as exc:
             log.error("reload refused, the running configuration stays: %s", exc)
             return
         except Exception:
@@ -562,6 +587,8 @@ class MediaFunction:
             ws = WebSocketTransport(
                 self.endpoint,
                 table=self.connections,
+                limits=self.connection_limits,
+                fds=self.fds,
                 max_message_size=sip.max_message_size,
                 idle_timeout=sip.tcp_idle_timeout,
                 ping_interval=sip.ws_ping_interval,

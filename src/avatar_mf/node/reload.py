@@ -8,7 +8,11 @@ changed setting into ``live`` (applied by :meth:`MediaFunction.reconfigure
 Applied live (:data:`LIVE_SETTINGS`):
 
 * ``[log]``: levels, per-logger levels, format; the CDR file is opened again (logrotate).
-* ``sip.trusted_peers`` and the per-source rate limit (the buckets start full again).
+* ``sip.trusted_peers``, ``sip.asserted_identity_peers`` and the per-source rate limits
+  (messages and bytes; the buckets start full again).
+* ``sip.tls_certificate`` and ``sip.tls_private_key``: the tls and wss listeners' certificate
+  is loaded again on every SIGHUP (a renewal usually keeps the paths), checked first; new
+  handshakes present it, connections up keep theirs.
 * The call limits the user agent reads per call: ``sip.max_dialogs``, ``sip.retry_after``,
   ``sip.session_expires``, ``sip.min_se``, ``sip.answer_delay`` (calls in progress keep what
   they negotiated).
@@ -19,7 +23,7 @@ Applied live (:data:`LIVE_SETTINGS`):
 
 Everything else (listeners, ports, timers, media, storage, bootstrap application, the
 executor) is only read at start-up: it is logged as needing a restart and the running value
-stays. The node has no TLS listener yet; when it gets one, its certificate belongs here.
+stays. DTLS (the data channels) keeps the certificate made at start-up.
 """
 
 from __future__ import annotations
@@ -37,8 +41,12 @@ __all__ = ["LIVE_SETTINGS", "ReloadPlan", "changed_settings", "plan_reload", "wi
 LIVE_SETTINGS: tuple[str, ...] = (
     "log.",
     "sip.trusted_peers",
+    "sip.asserted_identity_peers",
     "sip.rate_limit_per_source",
     "sip.rate_limit_burst",
+    "sip.rate_limit_bytes_per_source",
+    "sip.tls_certificate",
+    "sip.tls_private_key",
     "sip.max_dialogs",
     "sip.retry_after",
     "sip.session_expires",

@@ -77,6 +77,10 @@ class AnimationUnitFrame(Frame):
     is_config: bool = False
     media_time: float | None = None
     timescale: float | None = None
+    #: Who gets it: None, every other participant of the room but ``excluded``; else only
+    #: these participant ids (a converter stage's per-receiver copy, TR 26.813 section 4).
+    receivers: tuple[str, ...] | None = None
+    excluded: frozenset[str] = frozenset()
 
     delivery: ClassVar[Delivery] = Delivery.NEWEST_WINS
 
@@ -187,6 +191,32 @@ class ParticipantLeft(Frame):
     """The session's participant is leaving its room (the session pushes it last)."""
 
 
+@dataclass(frozen=True, slots=True)
+class ReceiverFormats(Frame):
+    """What the participant accepts as a receiver (its hello, TR 26.813 A.1): animation
+    profiles and base avatar formats, each empty for "anything"; for the converter stage."""
+
+    identity: str
+    profiles: tuple[str, ...] = ()
+    formats: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ExpressionFilterFrame(Frame):
+    """The participant (an avatar's owner) sets or clears the filter its expressions get on
+    the way to an audience (TR 26.813 multi-party: per-audience filtering)."""
+
+    #: Participant ids, identities, ``group:<name>`` or ``*``.
+    audience: tuple[str, ...]
+    #: The filter's JSON form (docs/protocol.md); None clears it.
+    rule: dict[str, Any] | None = field(default=None, hash=False, compare=False)
+    message_id: str | None = None
+
+    @property
+    def request_id(self) -> str | None:
+        return self.message_id
+
+
 # -- outputs --------------------------------------------------------------------------------
 
 
@@ -226,6 +256,18 @@ class SceneSnapshot(Frame):
 
     version: int
     document: dict[str, Any] = field(hash=False, compare=False)
+    message_id: str | None = None
+
+    @property
+    def request_id(self) -> str | None:
+        return self.message_id
+
+
+@dataclass(frozen=True, slots=True)
+class ExpressionFilterApplied(Frame):
+    """The converter stage applies the filter from now on (the reply to the owner)."""
+
+    audience: tuple[str, ...]
     message_id: str | None = None
 
     @property

@@ -239,6 +239,24 @@ class Refused(BaseModel):
 RefusedList = Annotated[tuple[Refused, ...], Field(max_length=32)]
 
 
+class ConversionNote(BaseModel):
+    """A conversion the MF makes for this session and what it loses (capabilities
+    ``conversions``; TR 26.813 section 4)."""
+
+    model_config = MessageBase.model_config
+
+    #: ``animation`` (a stream's profile) or ``avatar`` (a base avatar's format).
+    kind: Literal["animation", "avatar"]
+    #: The profile or media type converted from, and to.
+    source: ProfileName | MediaType
+    target: ProfileName | MediaType
+    #: What the conversion loses, for people.
+    loses: ShortText
+
+
+ConversionList = Annotated[tuple[ConversionNote, ...], Field(max_length=32)]
+
+
 class Capabilities(MessageBase):
     """MF -> UE, answer to hello: the session and the agreed placement of each function of the
     call (TR 26.813 A.1), with what the MF refused of the hello's asks."""
@@ -267,6 +285,8 @@ class Capabilities(MessageBase):
     max_transfer_size: Size = 0
     #: The hello's asks the MF cannot honour, each with its reason (empty: all agreed).
     refused: RefusedList = ()
+    #: Lossy conversions the MF makes for this session (empty: none, or an older MF).
+    conversions: ConversionList | None = None
 
 
 class AvatarSelect(MessageBase):
@@ -506,6 +526,31 @@ class ParticipantLeft(MessageBase):
     reason: ShortText | None = None
 
 
+AudienceKey = Annotated[str, StringConstraints(min_length=1, max_length=256, pattern=_PRINTABLE)]
+
+
+class ExpressionFilter(MessageBase):
+    """UE -> MF: filter the sender's expressions for an audience (TR 26.813 multi-party:
+    network-based filtering or replacing of expressions for selected audiences).
+
+    ``audience``: participant ids, subscriber identities, ``group:<name>`` (operator groups)
+    or ``*``. ``filter``: the filter (docs/protocol.md); absent or ``null`` clears the owner's
+    filter for that audience.
+    """
+
+    type: Literal[MessageType.EXPRESSION_FILTER] = MessageType.EXPRESSION_FILTER
+    audience: Annotated[tuple[AudienceKey, ...], Field(min_length=1, max_length=32)]
+    filter: dict[str, Json] | None = None
+
+
+class ExpressionFilterApplied(MessageBase):
+    """MF -> UE: the filter applies from the next animation unit on."""
+
+    type: Literal[MessageType.EXPRESSION_FILTER_APPLIED] = MessageType.EXPRESSION_FILTER_APPLIED
+    in_reply_to: MessageId | None = None
+    audience: Annotated[tuple[AudienceKey, ...], Field(min_length=1, max_length=32)]
+
+
 class ErrorMessage(MessageBase):
     """Either side: a message could not be used; ``in_reply_to`` names it when known."""
 
@@ -539,6 +584,8 @@ Message: TypeAlias = (
     | ParticipantJoined
     | ParticipantLeft
     | ErrorMessage
+    | ExpressionFilter
+    | ExpressionFilterApplied
 )
 
 _ADAPTER: Final[TypeAdapter[Message]] = TypeAdapter(Annotated[Message, Field(discriminator="type")])
@@ -570,6 +617,8 @@ MESSAGE_CLASSES: Final[Mapping[MessageType, type[MessageBase]]] = MappingProxyTy
             ParticipantJoined,
             ParticipantLeft,
             ErrorMessage,
+            ExpressionFilter,
+            ExpressionFilterApplied,
         )
     }
 )

@@ -57,6 +57,8 @@ class MessageType(StrEnum):
     PARTICIPANT_JOINED = URN_PREFIX + "participant:joined"
     PARTICIPANT_LEFT = URN_PREFIX + "participant:left"
     ERROR = URN_PREFIX + "error"
+    EXPRESSION_FILTER = URN_PREFIX + "expression:filter"
+    EXPRESSION_FILTER_APPLIED = URN_PREFIX + "expression:filter:applied"
 
 
 # --- error codes -------------------------------------------------------------------------------

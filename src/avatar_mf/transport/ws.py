@@ -2,9 +2,16 @@
 
 * Opening handshake (RFC 7118 section 4, RFC 6455 section 4): any request path; the client
   must offer the subprotocol ``sip`` and, when ``origins`` is set, come from an allowed page
-  (:mod:`avatar_mf.transport.ws_handshake`); the connection limits of the node
-  (:mod:`avatar_mf.transport.limits`) apply. A refused handshake gets an HTTP answer (426,
-  400, 403 or 503) and no WebSocket.
+  (:mod:`avatar_mf.transport.ws_handshake`). A refused handshake gets an HTTP answer (426,
+  400 or 403) and no WebSocket.
+* Limits (:mod:`avatar_mf.transport.limits`, as over TCP): the connection caps per node and
+  per source host, and the file-descriptor reserve, apply as a socket is accepted, before any
+  handshake (a refused socket is closed at once; the first refusal of a streak is logged); the
+  opening handshake must be complete within ``message_timeout`` seconds of the connection (a
+  trickle of header bytes cannot hold it; aiohttp alone would wait an hour); every message,
+  keep-alive, ping and pong received is charged to the rate limit (``sink.admit``), and past
+  it the connection is closed (1008); a connection whose peer does not read is closed once
+  ``max_write_buffer`` bytes wait for it.
 * Framing (RFC 7118 section 5.1): one SIP message per WebSocket message, text or binary; as
   for a datagram, Content-Length may be absent. Messages the node sends are text frames when
   they are UTF-8 (every SIP message the MF builds), binary otherwise. A message larger than
@@ -36,6 +43,7 @@ import itertools
 import logging
 import ssl
 from collections.abc import Iterable
+from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
@@ -43,7 +51,7 @@ from avatar_mf.sip.errors import SipParseError
 from avatar_mf.sip.parser import is_keepalive, parse_message
 from avatar_mf.sip.peer import Peer
 from avatar_mf.transport.base import TransportSink
-from avatar_mf.transport.limits import ConnectionTable
+from avatar_mf.transport.limits import ConnectionLimits, ConnectionTable, FdBudget
 from avatar_mf.transport.ws_handshake import SIP_SUBPROTOCOL, handshake_refusal
 
 __all__ = ["WebSocketTransport"]
@@ -56,19 +64,78 @@ _PONG = b"\r\n"
 _CLOSE_TIMEOUT = 2.0
 
 
+class _Accepted:
+    """A socket accepted on the listener: its source host, and the handshake deadline."""
+
+    __slots__ = ("host", "port", "deadline")
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        self.deadline: asyncio.TimerHandle | None = None
+
+
+class _GuardedServer(web.Server):
+    """aiohttp's low-level HTTP server, telling the transport of each socket accepted and lost
+    (where the connection limits apply, before any request is read)."""
+
+    def __init__(self, owner: WebSocketTransport, **kwargs: Any) -> None:
+        super().__init__(owner._handle, **kwargs)
+        self._owner = owner
+
+    def connection_made(self, handler: web.RequestHandler, transport: asyncio.Transport) -> None:
+        super().connection_made(handler, transport)
+        self._owner._accept(handler, transport)
+
+    def connection_lost(
+        self, handler: web.RequestHandler, exc: BaseException | None = None
+    ) -> None:
+        super().connection_lost(handler, exc)
+        self._owner._lost(handler)
+
+
 class _WsConnection:
     """One SIP WebSocket connection: its peer and its ordered outgoing queue."""
 
-    def __init__(self, conn_id: int, peer: Peer, ws: web.WebSocketResponse) -> None:
+    def __init__(
+        self,
+        owner: WebSocketTransport,
+        conn_id: int,
+        peer: Peer,
+        ws: web.WebSocketResponse,
+        transport: asyncio.Transport,
+    ) -> None:
+        self._owner = owner
         self.id = conn_id
         self.peer = peer
         self.ws = ws
+        self.transport = transport
         self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._queued = 0  # bytes in the queue, not yet handed to aiohttp
         self._writer = asyncio.get_running_loop().create_task(self._write_loop())
 
     def write(self, data: bytes) -> bool:
-        if self.ws.closed:
+        if self.ws.closed or self.transport.is_closing():
             return False
+        limit = self._owner.limits.max_write_buffer
+        waiting = self._queued + len(data) + self.transport.get_write_buffer_size()
+        if limit and waiting > limit:
+            log.warning(
+                "%s: closing %s:%d, it does not read (%d bytes waiting, limit %d)",
+                self._owner.name,
+                self.peer.host,
+                self.peer.port,
+                waiting,
+                limit,
+                extra={
+                    "source": f"{self.peer.host}:{self.peer.port}",
+                    "transport": self._owner.name,
+                },
+            )
+            self._owner.write_overflows += 1
+            self.transport.abort()
+            return False
+        self._queued += len(data)
         self._queue.put_nowait(data)
         return True
 
@@ -77,6 +144,7 @@ class _WsConnection:
             data = await self._queue.get()
             if data is None or self.ws.closed:
                 return
+            self._queued -= len(data)
             try:
                 try:
                     text = data.decode("utf-8")
@@ -109,6 +177,8 @@ class WebSocketTransport:
         sink: TransportSink,
         *,
         table: ConnectionTable,
+        limits: ConnectionLimits | None = None,
+        fds: FdBudget | None = None,
         max_message_size: int,
         idle_timeout: float,
         ping_interval: float,
@@ -119,6 +189,8 @@ class WebSocketTransport:
         self.sink = sink
         #: The connections counted against the caps; shared by the node's connection transports.
         self.table = table
+        self.limits = limits if limits is not None else ConnectionLimits()
+        self._fds = fds
         self.max_message_size = max_message_size
         self.idle_timeout = idle_timeout
         self.ping_interval = ping_interval
@@ -127,18 +199,20 @@ class WebSocketTransport:
         self._ids = itertools.count(1)
         self._conns: dict[int, _WsConnection] = {}
         self._by_addr: dict[tuple[str, int], int] = {}
-        self._runner: web.AppRunner | None = None
+        self._accepted: dict[web.RequestHandler, _Accepted] = {}
+        self._refusing: str | None = None
+        self._runner: web.ServerRunner | None = None
         self._closing: asyncio.Task[None] | None = None
         self._port = 0
         #: Handshakes refused, by HTTP status.
         self.refused: dict[int, int] = {}
+        #: Connections closed because their peer did not read / did not finish its handshake.
+        self.write_overflows = 0
+        self.message_timeouts = 0
 
     async def listen(self, host: str, port: int) -> None:
-        app = web.Application()
-        app.router.add_route("GET", "/{path:.*}", self._handle)
-        runner = web.AppRunner(
-            app, access_log=None, handle_signals=False, shutdown_timeout=_CLOSE_TIMEOUT
-        )
+        server = _GuardedServer(self, access_log=None)
+        runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=_CLOSE_TIMEOUT)
         await runner.setup()
         site = web.TCPSite(runner, host, port, ssl_context=self._ssl, reuse_address=True)
         try:
@@ -149,6 +223,73 @@ class WebSocketTransport:
         self._runner = runner
         self._port = int(runner.addresses[0][1])
 
+    # -- accepting ----------------------------------------------------------------------
+
+    def _accept(self, handler: web.RequestHandler, transport: asyncio.Transport) -> None:
+        """A socket was accepted: count it against the caps and the descriptor reserve (or
+        close it at once), and start its handshake deadline."""
+        peername = transport.get_extra_info("peername")
+        if not peername:
+            asyncio.get_running_loop().call_soon(transport.abort)
+            return
+        host, port = str(peername[0]), int(peername[1])
+        reason: str | None = None
+        if self._fds is not None:
+            sock = transport.get_extra_info("socket")
+            if self._fds.low(sock.fileno() if sock is not None else -1):
+                reason = f"fewer than {self._fds.reserve} file descriptors free"
+                self.table.refused["fds"] = self.table.refused.get("fds", 0) + 1
+        if reason is None:
+            cap = self.table.admit(host)
+            if cap is not None:
+                reason = self.table.describe(cap, host)
+        if reason is not None:
+            if self._refusing != reason:
+                log.warning(
+                    "%s: refusing connections: %s",
+                    self.name,
+                    reason,
+                    extra={"source": f"{host}:{port}", "transport": self.name},
+                )
+                self._refusing = reason
+            # Not at once: aiohttp starts the handler's task after this call returns.
+            asyncio.get_running_loop().call_soon(transport.abort)
+            return
+        if self._refusing is not None:
+            log.info("%s: accepting connections again", self.name)
+            self._refusing = None
+        accepted = _Accepted(host, port)
+        timeout = self.limits.message_timeout
+        if timeout > 0:
+            accepted.deadline = asyncio.get_running_loop().call_later(
+                timeout, self._handshake_late, handler, transport
+            )
+        self._accepted[handler] = accepted
+
+    def _handshake_late(self, handler: web.RequestHandler, transport: asyncio.Transport) -> None:
+        accepted = self._accepted.get(handler)
+        if accepted is None:
+            return
+        accepted.deadline = None
+        log.info(
+            "%s: closing %s:%d, no WebSocket handshake within %.0f s",
+            self.name,
+            accepted.host,
+            accepted.port,
+            self.limits.message_timeout,
+            extra={"source": f"{accepted.host}:{accepted.port}", "transport": self.name},
+        )
+        self.message_timeouts += 1
+        transport.abort()
+
+    def _lost(self, handler: web.RequestHandler) -> None:
+        accepted = self._accepted.pop(handler, None)
+        if accepted is None:
+            return  # refused when accepted: never counted
+        if accepted.deadline is not None:
+            accepted.deadline.cancel()
+        self.table.release(accepted.host)
+
     # -- handshake --------------------------------------------------------------------
 
     def _refuse(self, status: int, reason: str, host: str) -> web.Response:
@@ -157,11 +298,14 @@ class WebSocketTransport:
         headers = {"Upgrade": "websocket"} if status == 426 else None
         return web.Response(status=status, text=reason + "\n", headers=headers)
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
-        peername = request.transport.get_extra_info("peername") if request.transport else None
-        if not peername:
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        transport = request.transport
+        peername = transport.get_extra_info("peername") if transport is not None else None
+        if transport is None or not peername:
             raise web.HTTPBadRequest()
         host, port = str(peername[0]), int(peername[1])
+        if request.method != "GET":
+            return self._refuse(405, "a WebSocket handshake is a GET (RFC 6455 4.1)", host)
         ws = web.WebSocketResponse(
             protocols=(SIP_SUBPROTOCOL,),
             max_msg_size=self.max_message_size,
@@ -181,21 +325,19 @@ class WebSocketTransport:
             return self._refuse(refusal.status, refusal.reason, host)
         if not ws.can_prepare(request).ok:
             return self._refuse(400, "not a valid WebSocket handshake (RFC 6455 4.2.1)", host)
-        cap = self.table.admit(host)
-        if cap is not None:
-            return self._refuse(503, self.table.describe(cap, host), host)
+        await ws.prepare(request)
+        accepted = self._accepted.get(request.protocol)
+        if accepted is not None and accepted.deadline is not None:
+            accepted.deadline.cancel()  # the handshake is complete
+            accepted.deadline = None
+        conn_id = next(self._ids)
+        conn = _WsConnection(self, conn_id, Peer(self.name, host, port, conn_id), ws, transport)
+        self._register(conn)
         try:
-            await ws.prepare(request)
-            conn_id = next(self._ids)
-            conn = _WsConnection(conn_id, Peer(self.name, host, port, conn_id), ws)
-            self._register(conn)
-            try:
-                await self._serve(conn)
-            finally:
-                self._unregister(conn)
-                await conn.finish()
+            await self._serve(conn)
         finally:
-            self.table.release(host)
+            self._unregister(conn)
+            await conn.finish()
         return ws
 
     # -- receiving --------------------------------------------------------------------
@@ -231,11 +373,13 @@ class WebSocketTransport:
                 if not self._message(conn, data):
                     await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"rate limit")
                     return
-            elif msg.type is WSMsgType.PING:
-                with contextlib.suppress(ConnectionError, RuntimeError):
-                    await ws.pong(msg.data)
-            elif msg.type is WSMsgType.PONG:
-                continue
+            elif msg.type in (WSMsgType.PING, WSMsgType.PONG):
+                if not self.sink.admit(conn.peer, len(msg.data)):
+                    await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"rate limit")
+                    return
+                if msg.type is WSMsgType.PING:
+                    with contextlib.suppress(ConnectionError, RuntimeError):
+                        await ws.pong(msg.data)
             else:  # CLOSE, CLOSING, CLOSED, ERROR (a message too big: closed with 1009)
                 if msg.type is WSMsgType.ERROR:
                     log.info("%s connection %d from %s: %s", self.name, conn.id,
@@ -244,12 +388,12 @@ class WebSocketTransport:
 
     def _message(self, conn: _WsConnection, data: bytes) -> bool:
         """One WebSocket message; False to close the connection (rate limit)."""
+        if not self.sink.admit(conn.peer, len(data)):
+            return False
         if is_keepalive(data):
             if data == _PING:
                 conn.write(_PONG)
             return True
-        if not self.sink.admit(conn.peer, len(data)):
-            return False
         try:
             message = parse_message(data, datagram=True, max_size=self.max_message_size)
         except SipParseError as exc:

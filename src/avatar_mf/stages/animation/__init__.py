@@ -6,6 +6,11 @@ go past it to the receivers unchanged. A stage that animates in the network (alt
 rendered 2D video or an animated 3D stream for avatar-assisted UEs) accepts
 :class:`~avatar_mf.pipeline.frames.AnimationUnitFrame` here and says so with
 :attr:`ReceiverAnimates.animates_in_network` (the negotiation reads it).
+
+The network-animating stage is :class:`.network.NetworkAnimation` (entry point ``network``):
+:mod:`.timeline` turns units into poses over media time, :mod:`.posing` poses the mesh (morph
+targets, landmark pulls, linear blend skinning), :mod:`avatar_mf.render` draws it in worker
+processes and :mod:`.video` hands the frames to the media plane.
 """
 
 from __future__ import annotations
