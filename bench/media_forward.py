@@ -262,39 +262,34 @@ def run_load(calls: int, codec_b: str, seconds: float) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", default="forward,transcode,capacity")
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--calls", default="25,50,100,200,300,400")
-    parser.add_argument("--json", type=Path)
-    args = parser.parse_args(argv)
-    sections = set(args.only.split(","))
-    results: dict[str, Any] = {"machine": describe_machine()}
-    print(describe_machine())
-    header = ("calls", "codecs", "MF CPU % core", "per stream %", "p50 ms", "p99 ms", "loss %")
+HEADER = ("calls", "codecs", "MF CPU % core", "per stream %", "p50 ms", "p99 ms", "loss %")
 
-    def row(r: dict[str, Any]) -> tuple[object, ...]:
-        return (
-            r["calls"], f"PCMU/{r['codec_b']}", r["mf_core_pct"], r["cpu_per_stream_pct"],
-            r["p50_ms"], r["p99_ms"], r["loss_pct"],
-        )  # fmt: skip
 
+def _row(r: dict[str, Any]) -> tuple[object, ...]:
+    return (
+        r["calls"], f"PCMU/{r['codec_b']}", r["mf_core_pct"], r["cpu_per_stream_pct"],
+        r["p50_ms"], r["p99_ms"], r["loss_pct"],
+    )  # fmt: skip
+
+
+def run_sections(sections: set[str], seconds: float, steps: list[int]) -> dict[str, Any]:
+    """Run the chosen sections (forward, transcode, capacity); print a table for each."""
+    results: dict[str, Any] = {}
     if "forward" in sections:
-        r = run_load(50, "PCMU", args.seconds)
+        r = run_load(50, "PCMU", seconds)
         results["forward"] = r
         print("\n## forwarded (PCMU both legs)\n")
-        print(markdown_table(header, "rlrrrrr", [row(r)]))
+        print(markdown_table(HEADER, "rlrrrrr", [_row(r)]))
     if "transcode" in sections:
-        r = run_load(25, "AMR-WB", args.seconds)
+        r = run_load(25, "AMR-WB", seconds)
         results["transcode"] = r
         print("\n## transcoded (PCMU <-> AMR-WB)\n")
-        print(markdown_table(header, "rlrrrrr", [row(r)]))
+        print(markdown_table(HEADER, "rlrrrrr", [_row(r)]))
     if "capacity" in sections:
-        steps = []
-        for calls in (int(c) for c in args.calls.split(",")):
-            r = run_load(calls, "PCMU", args.seconds)
-            steps.append(r)
+        done = []
+        for calls in steps:
+            r = run_load(calls, "PCMU", seconds)
+            done.append(r)
             print(
                 f"  {calls} calls: p99 {r['p99_ms']} ms, loss {r['loss_pct']} %, generator "
                 f"behind up to {r['generator_behind_ms']} ms",
@@ -302,9 +297,23 @@ def main(argv: list[str] | None = None) -> int:
             )
             if (r["p99_ms"] or 0) >= 20.0 or r["loss_pct"] >= 1.0:
                 break
-        results["capacity"] = steps
+        results["capacity"] = done
         print("\n## capacity (forwarding)\n")
-        print(markdown_table(header, "rlrrrrr", [row(r) for r in steps]))
+        print(markdown_table(HEADER, "rlrrrrr", [_row(r) for r in done]))
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", default="forward,transcode,capacity")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--calls", default="25,50,100,200,300,400")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    print(describe_machine())
+    results: dict[str, Any] = {"machine": describe_machine()}
+    steps = [int(c) for c in args.calls.split(",")]
+    results.update(run_sections(set(args.only.split(",")), args.seconds, steps))
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=2))
     return 0
