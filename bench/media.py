@@ -2,7 +2,7 @@
 
 Usage::
 
-    .venv/bin/python bench/media.py [--only codecs] [--seconds 20] [--json FILE]
+    .venv/bin/python bench/media.py [--only codecs,forwarding] [--seconds 20] [--json FILE]
 
 Sections (``--only`` picks some, comma-separated; all by default):
 
@@ -13,6 +13,11 @@ Sections (``--only`` picks some, comma-separated; all by default):
   one core (CPU per frame / 20 ms). PCM is the MF's internal format (16 kHz mono s16le), so the
   G.711 and AMR figures include the 8 <-> 16 kHz resampling and the Opus decode figure the
   48 -> 16 kHz resampling; every figure includes the RTP payload format work.
+
+* ``forwarding``: the RTP media plane of one MF process (``bench/media_forward.py``, which has
+  the details): MF CPU per audio stream forwarded (PCMU both legs) and transcoded (PCMU <->
+  AMR-WB), and the most concurrent two-leg audio calls with p99 added latency under 20 ms
+  (``--forward-seconds`` per step, ``--calls`` the capacity steps).
 
 Prints a markdown table per section (no assertions). Run it on an otherwise idle machine and
 never next to another benchmark (``pgrep -f bench/`` shows nothing).
@@ -139,9 +144,19 @@ def section_codecs(args: argparse.Namespace) -> dict[str, Any]:
     return {"frames": len(frames), "rows": rows}
 
 
+def section_forwarding(args: argparse.Namespace) -> dict[str, Any]:
+    import media_forward
+
+    steps = [int(c) for c in args.calls.split(",")]
+    return media_forward.run_sections(
+        {"forward", "transcode", "capacity"}, args.forward_seconds, steps
+    )
+
+
 #: The sections, in the order they run; each prints its table and returns its figures.
 SECTIONS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "codecs": section_codecs,
+    "forwarding": section_forwarding,
 }
 
 
@@ -150,6 +165,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=",".join(SECTIONS), help="sections, comma-separated")
     parser.add_argument("--seconds", type=float, default=20.0, help="audio per codec (codecs)")
     parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument(
+        "--forward-seconds", type=float, default=8.0, help="seconds per load step (forwarding)"
+    )
+    parser.add_argument(
+        "--calls", default="25,50,100,200,300,400", help="capacity steps (forwarding)"
+    )
     args = parser.parse_args(argv)
     chosen = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = [s for s in chosen if s not in SECTIONS]

@@ -59,7 +59,8 @@ NODE_SETTINGS: Mapping[str, str] = {
 
 # The SIPp offer: the fixture's, data channel port moved out of the ephemeral range.
 OFFER = FIXTURE_SDP.read_text().replace("49180", "29180").replace("\n", "\r\n")
-AUDIO_ONLY = OFFER.split("m=application")[0]
+#: Audio only, in a codec the MF cannot serve (EVS): nothing acceptable, 488.
+AUDIO_ONLY = OFFER.split("m=application")[0].replace("AMR-WB", "EVS")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -282,7 +283,7 @@ def test_failures_are_counted_by_reason_with_retransmissions(mf: MfProcess) -> N
     before = wait_for(mf, idle)
     rejected, unacked = RawUac(mf), RawUac(mf)
     try:
-        rejected.invite(AUDIO_ONLY)  # no data channel m-line: 488
+        rejected.invite(AUDIO_ONLY)  # no data channel m-line, no servable audio: 488
         call_id = unacked.invite(OFFER)
         statuses: list[str] = []
         while not any(s.startswith("SIP/2.0 488") for s in statuses):

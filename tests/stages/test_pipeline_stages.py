@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from avatar_mf.arf.units import ConfigUnit, decode_unit
@@ -22,6 +23,7 @@ from avatar_mf.node.stages import StageLoadError, build_stages
 from avatar_mf.pipeline import registry
 from avatar_mf.pipeline.frames import (
     AnimationUnitFrame,
+    AudioOut,
     AvatarUpload,
     BaseAvatarFrame,
     GenerateAvatar,
@@ -96,7 +98,11 @@ async def test_text_becomes_units_paced_at_their_media_time(animator: TextToAnim
     assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
     # Paced: each unit left when its media time came, not in a burst. The second utterance
     # starts when the first has finished (its media times start again from zero).
-    first = [(t, u.media_time) for t, u in zip(run.times, units, strict=True)]  # type: ignore[attr-defined]
+    first = [
+        (t, f.media_time)
+        for t, f in zip(run.times, run.frames, strict=True)
+        if isinstance(f, AnimationUnitFrame)
+    ]
     second_start = next(i for i in range(1, len(first)) if first[i][1] < first[i - 1][1])
     for t, media in first[:second_start]:
         assert t == pytest.approx(media, abs=1e-6)
@@ -105,6 +111,23 @@ async def test_text_becomes_units_paced_at_their_media_time(animator: TextToAnim
         assert t == pytest.approx(offset + media, abs=1e-6)
     assert offset >= first[second_start - 1][0]
     assert all(u.timescale == animator.timescale for u in units)  # type: ignore[attr-defined]
+
+
+async def test_text_speech_audio_comes_out_before_its_units(animator: TextToAnimation) -> None:
+    run = await run_stage(animator, [TextInput("p1", "hello there")])
+    (audio,) = run.of(AudioOut)
+    assert isinstance(audio, AudioOut)
+    first_unit = next(i for i, f in enumerate(run.frames) if isinstance(f, AnimationUnitFrame))
+    assert run.frames.index(audio) < first_unit  # yielded at the utterance's start
+    assert audio.media_time == pytest.approx(animator.lead_in)
+    samples = np.frombuffer(audio.pcm, dtype="<i2")
+    # 16 kHz speech as long as the plan says (plan = lead-in + speech + tail).
+    plan = animator.plan_text("hello there", language="en", rate=30.0, start_tick=0)
+    speech_seconds = len(samples) / 16000
+    assert speech_seconds == pytest.approx(
+        plan.duration - animator.lead_in - animator.tail, abs=0.05
+    )
+    assert np.abs(samples).max() > 1000
 
 
 async def test_unusable_text_is_an_error_for_that_request_only(animator: TextToAnimation) -> None:

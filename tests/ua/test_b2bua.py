@@ -435,12 +435,12 @@ async def test_leg2_media_failure_ends_both_legs_with_reasons(mf: B2buaHarness) 
 async def test_leg1_media_failure_ends_leg2(mf: B2buaHarness) -> None:
     ue1 = ue1_state()
     _, ue2 = await connect(mf, ue1)
-    mf.sessions.sessions[0].fail("media timeout")
+    mf.sessions.sessions[0].fail("setup timeout")
     await mf.settle()
     bye1 = mf.wire.requests("BYE", call_id=ue1.call_id)
     bye2 = mf.wire.requests("BYE", call_id=ue2.call_id)
     assert len(bye1) == 1 and len(bye2) == 1
-    assert "other leg ended: media failed: media timeout" in reason_of(bye2[0])
+    assert "other leg ended: media failed: setup timeout" in reason_of(bye2[0])
     await mf.deliver(make_ok(bye2[0]), PROXY)
     await mf.deliver(ue1.reply(bye1[0], 200))
 

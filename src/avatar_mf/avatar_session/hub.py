@@ -94,6 +94,7 @@ class AvatarHub:
         relay_metrics: RelayMetrics | None = None,
         queue_limits: QueueLimits | None = None,
         capabilities: CapabilitiesPolicy | None = None,
+        play_audio: Callable[[str, str, bytes, float], bool] | None = None,
     ) -> None:
         self.clock = clock
         self.settings = settings or AvatarSettings()
@@ -119,6 +120,7 @@ class AvatarHub:
             authorizer=authorizer,
             cache=cache,
             uploads=UploadSlots(self.settings.max_uploads_per_node),
+            play_audio=play_audio,
             avatar_converter=self._avatar_converter(),
         )
 
@@ -201,6 +203,12 @@ class AvatarHub:
             stats=self.pipeline_stats,
             log_extra=context.log_extra,
         )
+
+    def push_audio(self, call_id: str, pcm: bytes, rtp_timestamp: int, clock_rate: int) -> None:
+        """Decoded voice of a call's RTP stream, to its avatar session (if it has one)."""
+        session = self._sessions.get(call_id)
+        if session is not None:
+            session.on_audio(pcm, rtp_timestamp, clock_rate)
 
     def others(self, session: AvatarSession) -> Iterator[AvatarSession]:
         for participant in session.participant.room.others(session.participant):

@@ -49,6 +49,8 @@ from avatar_mf.channels.base import ChannelContext, ChannelInfo
 from avatar_mf.clock import Clock, TimerHandle, sleep
 from avatar_mf.pipeline.frames import (
     AnimationUnitFrame,
+    AudioIn,
+    AudioOut,
     AvatarInUse,
     AvatarUpload,
     BaseAvatarFrame,
@@ -186,6 +188,9 @@ class SessionDeps:
     cache: AvatarCache | None = None
     #: The node's uploads in progress (shared by every session of the node).
     uploads: UploadSlots = field(default_factory=lambda: UploadSlots(0))
+    #: Plays speech to a room's other audio members: (room, call id, 16 kHz PCM, start time);
+    #: False when the room has no audio. None: the node serves no audio.
+    play_audio: Callable[[str, str, bytes, float], bool] | None = None
     #: Converts a base avatar to a format the receiver accepts (the converter stage's
     #: provider, TR 26.813 section 4); None: avatars are delivered as stored.
     avatar_converter: AvatarConverter | None = None
@@ -412,6 +417,11 @@ class AvatarSession:
 
     # -- out: what the pipeline produces, to the participants -------------------------------
 
+    def on_audio(self, pcm: bytes, rtp_timestamp: int, clock_rate: int) -> None:
+        """20 ms of the participant's decoded voice (its RTP stream), into the pipeline."""
+        if not self.closed:
+            self.pipeline.push(AudioIn(self.id, pcm, rtp_timestamp, clock_rate))
+
     def deliver(self, frame: Frame) -> None:
         """The pipeline's sink: route one frame to the participants that get it."""
         if isinstance(frame, AnimationUnitFrame):
@@ -421,6 +431,13 @@ class AvatarSession:
                 self._deliver_to(frame)
             else:
                 self.participant.publish_animation(frame.unit, is_config=frame.is_config)
+        elif isinstance(frame, AudioOut):
+            play = self.deps.play_audio
+            if play is not None and not self.closed:
+                start = self.deps.clock.now() + frame.media_time
+                play(self.participant.room.name, self.call_id, frame.pcm, start)
+        elif isinstance(frame, AudioIn):
+            pass  # no stage takes the voice (the default pipeline): nothing to route
         elif isinstance(frame, ExpressionFilterApplied | ExpressionFilterFrame):
             self._filter_answer(frame)
         elif isinstance(frame, ReceiverFormats):

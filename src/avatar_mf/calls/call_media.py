@@ -22,8 +22,9 @@ import logging
 import secrets
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from avatar_mf.calls.audio import AudioPlane, CallAudio
 from avatar_mf.channels.base import ChannelInfo, ChannelService, EchoService, ServiceFactory
 from avatar_mf.config import AppConfig
 from avatar_mf.media.endpoint import DataChannelEndpointFactory
@@ -39,6 +40,8 @@ from avatar_mf.media.events import (
 )
 from avatar_mf.media.sdp_params import answer_params, remote_params, stream_spec
 from avatar_mf.media.session import DataChannelSession
+from avatar_mf.rooms.rooms import room_name
+from avatar_mf.sdp.audio import AudioPlan
 from avatar_mf.sdp.datachannel import StreamPolicy
 from avatar_mf.sdp.errors import SdpError
 from avatar_mf.sdp.model import SessionDescription, parse_sdp, serialize_sdp
@@ -46,6 +49,7 @@ from avatar_mf.sdp.offer_answer import (
     AnswerPlan,
     AnswerPolicy,
     DataChannelAnswerParams,
+    MediaLinePlan,
     Negotiated,
     plan_answer,
     render_answer,
@@ -124,6 +128,14 @@ class CallMediaSession:
         self.bytes_in = 0
         self.bytes_out = 0
         self._log_extra = {"call_id": call.call_id}
+        plane = factory.audio
+        #: The call's IMS-style audio streams (None when the node serves no audio).
+        self.audio: CallAudio | None = (
+            CallAudio(plane, call.call_id, call.room or room_name(call.request_uri), on_failure)
+            if plane is not None
+            else None
+        )
+        self._audio_ports: dict[int, int] = {}
 
     @property
     def local_sdp(self) -> bytes:
@@ -132,9 +144,30 @@ class CallMediaSession:
 
     # -- offer/answer ---------------------------------------------------------------------
 
+    async def _apply_audio(self, plan: AnswerPlan) -> AnswerPlan:
+        """Open (keep, close) the audio streams of ``plan``; the m-lines that cannot be served
+        (room full, no port) become port 0."""
+        if self.audio is None:
+            return plan
+        ports, refused = await self.audio.apply(plan.audio)
+        self._audio_ports = ports
+        if not refused:
+            return plan
+        gone = {p.index for p in refused}
+        lines = tuple(
+            MediaLinePlan(line.index, line.media, False, "audio room full or no RTP port", 370)
+            if line.index in gone
+            else line
+            for line in plan.lines
+        )
+        kept: tuple[AudioPlan, ...] = tuple(p for p in plan.audio if p.index not in gone)
+        if plan.datachannel is None and not kept:
+            raise SipError(503, "No Media Resources", headers=(("Retry-After", "5"),))
+        return replace(plan, lines=lines, audio=kept)
+
     async def answer(self, body: bytes) -> None:
         offer = self._parse(body)
-        plan = self._plan(offer, previous=None)
+        plan = await self._apply_audio(self._plan(offer, previous=None))
         params = None
         if plan.datachannel is not None:
             dc = plan.datachannel
@@ -162,7 +195,7 @@ class CallMediaSession:
     async def renegotiate(self, offer_body: bytes) -> bytes:
         assert self.negotiated is not None
         offer = self._parse(offer_body)
-        plan = self._plan(offer, previous=self.negotiated)
+        plan = await self._apply_audio(self._plan(offer, previous=self.negotiated))
         dc = plan.datachannel
         params = None
         if dc is not None:
@@ -220,6 +253,8 @@ class CallMediaSession:
             local_address=self._factory.media.media_host,
             session_id=self._session_id,
             session_version=self._version,
+            audio_ports=self._audio_ports,
+            audio_address=self._factory.audio.advertised_host if self._factory.audio else None,
         )
 
     # -- channel events -------------------------------------------------------------------
@@ -260,6 +295,8 @@ class CallMediaSession:
             if isinstance(event, SessionFailed):
                 self._factory.traffic.failed[_failure_label(event.reason)] += 1
                 self.dc = None
+                # An avatar call whose data channels never came up ends, audio or not (its
+                # UE cannot do what it asked for); an audio-only call has no data channel.
                 if not self.closed:
                     self._on_failure(event.reason)
 
@@ -348,6 +385,8 @@ class CallMediaSession:
     async def close(self) -> None:
         self.closed = True
         self._factory.sessions.discard(self)
+        if self.audio is not None:
+            self.audio.close()
         for stream_id in list(self.open_channels):
             self._channel_closed(stream_id)
         for stream_id in list(self._services):
@@ -381,15 +420,19 @@ class CallSessionFactory:
         services: Mapping[str, ServiceFactory] | None = None,
         *,
         observe_dc_setup: Callable[[float], None] | None = None,
+        audio: AudioPlane | None = None,
     ) -> None:
         self.media = media
+        #: The node's audio plane (RTP ports, rooms); None: audio m-lines answered port 0.
+        self.audio = audio
         self.agent = config.sip.contact_host
         m = config.media
         self.policy = AnswerPolicy(
             streams=StreamPolicy(
                 bootstrap_ids=frozenset(m.bootstrap_stream_ids),
                 min_application_id=m.min_application_stream_id,
-            )
+            ),
+            audio=audio.caps if audio is not None else None,
         )
         #: Service factories by subprotocol (lower case); others get the echo service.
         self.services: dict[str, ServiceFactory] = dict(services or {})

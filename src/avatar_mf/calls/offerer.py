@@ -8,13 +8,19 @@ webrtc-datachannel`` line with ``a=setup``, ``a=fingerprint``, ``a=tls-id``, ``a
 ``a=max-message-size`` and one ``a=dcmap`` per stream of :data:`OFFER_STREAMS` (the bootstrap
 channels 0 and 10, the avatar metadata, animation and transfer channels).
 
-The answer (RFC 3264 section 6, RFC 8864 section 6) must keep the one m-line with a non-zero
-port, ``a=setup:active`` or ``passive`` (RFC 4145 4.1), and accept only offered streams; then
-the endpoint gets the remote parameters and, once the ACK is sent, starts. From there the
-session is a :class:`~avatar_mf.calls.call_media.CallMediaSession` like any other: channel
-services by subprotocol, traffic counters, re-offers from UE2 answered on the live association
-(the exchange is kept as the "previous" one: UE2's description and the MF's, with the role the
-answer gave it).
+When the node serves audio the offer starts with an IMS-style audio m-line
+(``calls.audio.CallAudio.offer``: RTP/AVP, the codec of the first leg's answer first so that
+the legs can be forwarded untouched, then every codec the MF serves, telephone-event,
+rtcp-mux); the answer's choice starts the stream on the offered port, a refusal (port 0)
+releases it and the call goes on with its data channels.
+
+The answer (RFC 3264 section 6, RFC 8864 section 6) must keep the data channel m-line with a
+non-zero port, ``a=setup:active`` or ``passive`` (RFC 4145 4.1), and accept only offered
+streams; then the endpoint gets the remote parameters and, once the ACK is sent, starts.
+From there the session is a :class:`~avatar_mf.calls.call_media.CallMediaSession` like any
+other: channel services by subprotocol, traffic counters, re-offers from UE2 answered on the
+live association (the exchange is kept as the "previous" one: UE2's description and the
+MF's, with the role the answer gave it).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from avatar_mf.calls.call_media import CallMediaSession, CallSessionFactory
 from avatar_mf.media.errors import MediaError
 from avatar_mf.media.params import LocalParams
 from avatar_mf.media.sdp_params import remote_params, stream_spec
+from avatar_mf.sdp.audio import AudioPlan, plan_audio, render_audio_line
 from avatar_mf.sdp.datachannel import (
     FORMAT,
     PROTO,
@@ -74,9 +81,10 @@ def offer_description(
     session_id: int,
     session_version: int,
     setup: str | None = None,
+    audio: MediaDescription | None = None,
 ) -> SessionDescription:
     """The MF's data channel description for ``local`` carrying ``streams`` (``setup``
-    overrides ``local.setup``: the role an answer gave the MF)."""
+    overrides ``local.setup``: the role an answer gave the MF), after ``audio`` when given."""
     attrs: list[Attribute] = [Attribute("setup", setup or local.setup)]
     attrs.extend(Attribute("fingerprint", f"{name} {value}") for name, value in local.fingerprints)
     attrs.append(Attribute("tls-id", local.tls_id))
@@ -104,7 +112,7 @@ def offer_description(
         ),
         session_name="-",
         connection=connection,
-        media=(media,),
+        media=(media,) if audio is None else (audio, media),
     )
 
 
@@ -121,6 +129,7 @@ class CallOfferSession(CallMediaSession):
         super().__init__(factory, call, on_failure)
         self.offer: SessionDescription | None = None
         self.offered: tuple[DcMap, ...] = ()
+        self._audio_offer: MediaDescription | None = None
 
     @property
     def local_sdp(self) -> bytes:
@@ -138,8 +147,13 @@ class CallOfferSession(CallMediaSession):
             raise SipError(exc.status_hint, str(exc)[:100]) from exc
         self.offered = streams
         self._version += 1
+        self._audio_offer = await self.audio.offer() if self.audio is not None else None
         self.offer = offer_description(
-            self.dc.local, streams, session_id=self._session_id, session_version=self._version
+            self.dc.local,
+            streams,
+            session_id=self._session_id,
+            session_version=self._version,
+            audio=self._audio_offer,
         )
 
     async def accept_answer(self, answer: bytes, contact: str = "") -> None:
@@ -152,10 +166,11 @@ class CallOfferSession(CallMediaSession):
             raise _refuse(f"bad SDP answer: {exc}") from exc
         if len(sdp.media) != len(self.offer.media):
             raise _refuse("the answer's m-lines differ from the offer's (RFC 3264 6)")
-        if sdp.media[0].port == 0:
+        dc_index = len(sdp.media) - 1
+        if sdp.media[dc_index].port == 0:
             raise _refuse("the data channel m-line was refused")
         try:
-            dc = parse_datachannel_offer(sdp, 0)
+            dc = parse_datachannel_offer(sdp, dc_index)
             remote = remote_params(dc)
         except (SdpError, ValueError) as exc:
             raise _refuse(f"bad data channel m-line: {exc}") from exc
@@ -171,15 +186,44 @@ class CallOfferSession(CallMediaSession):
         if contact:
             self.avatar_tags = avatar_feature_tags(contact)
         accepted = {d.stream_id for d in dc.dcmaps}
+        audio_line = await self._accept_audio(sdp)
         local = offer_description(
             self.dc.local,
             tuple(d for d in self.offered if d.stream_id in accepted),
             session_id=self._session_id,
             session_version=self._version,
             setup="passive" if dc.setup == "active" else "active",
+            audio=audio_line,
         )
         # The exchange as a re-offer from UE2 will be compared with: its description, ours.
         self.negotiated = Negotiated(sdp, replace(local, origin=self.offer.origin))
+
+    async def _accept_audio(self, answer: SessionDescription) -> MediaDescription | None:
+        """Start (or release) the offered audio stream from the answer's audio m-line; the
+        MF's own description of it afterwards (the chosen codec only, or port 0)."""
+        offered = self._audio_offer
+        plane = self._factory.audio
+        if offered is None or self.audio is None or plane is None:
+            return None
+        md = answer.media[0]
+        plan: AudioPlan | None = None
+        if md.port != 0 and md.media.lower() == "audio":
+            first = self.audio.room_format()
+            outcome = plan_audio(
+                answer,
+                0,
+                plane.caps,
+                previous_codec=(first[0].name, first[0].clock_rate) if first else None,
+            )
+            plan = outcome if isinstance(outcome, AudioPlan) else None
+        port = offered.port
+        await self.audio.accept(plan)
+        if plan is None or not self.audio.live:
+            return MediaDescription("audio", 0, offered.proto, offered.formats[:1])
+        self._audio_ports = {0: port}
+        return render_audio_line(
+            plan, port=port, address=offered.connection.address if offered.connection else None
+        )
 
 
 class CallOfferFactory:

@@ -138,7 +138,6 @@ class SipConfig(Section):
     connection; the pong keeps a live browser's connection open past the idle timeout.
     0: no pings."""
 
-
     advertised_host: Host | None = Field(default=None, validate_default=True)
     """Address or host name put in Via sent-by and Contact. Unset: host. Required when host is a
     wildcard address, and when the MF is reached through NAT."""
@@ -368,6 +367,59 @@ class MediaConfig(Section):
     )
     """Lowest SCTP stream id used for application data channels. Must be above every
     bootstrap stream id."""
+
+    audio: StrictBool = True
+    """Answer IMS-style audio m-lines (RTP/AVP, RTP/AVPF, no ICE) with real RTP: codecs from
+    the codec registry, mixing and forwarding in rooms. Off: audio m-lines get port 0."""
+
+    audio_codecs: tuple[str, ...] = ("AMR-WB", "AMR", "PCMU", "PCMA")
+    """Audio codecs (rtpmap names) the MF accepts and offers, best first; a name this host
+    cannot serve (a missing library) is skipped. Also "opus"; EVS is not available."""
+
+    advertised_host: MediaAddress | None = None
+    """Address written in the audio m-lines' c= when it differs from host (1:1 NAT: the
+    sockets bind host, the UEs send to this). Unset: host."""
+
+    rtp_port_min: StrictInt = Field(default=30000, ge=1024, le=65534)
+    """Lowest UDP port of the RTP range (RTP on even ports, RTCP on the next odd one)."""
+
+    rtp_port_max: StrictInt = Field(default=39999, ge=1025, le=65535)
+    """Highest UDP port of the RTP range."""
+
+    rtp_timeout: StrictFloat = Field(default=30.0, ge=0)
+    """Seconds without a valid RTP packet after which a call is ended with BYE (Reason
+    "media timeout"). 0: never."""
+
+    jitter_buffer_ms: StrictInt = Field(default=60, ge=20, le=1000)
+    """Audio jitter buffer depth in milliseconds (incoming audio is played out this late)."""
+
+    max_audio_participants: StrictInt = Field(default=8, ge=2, le=64)
+    """Audio members per room (an N-1 mix costs N decodes and N encodes every 20 ms); past
+    it a call's audio m-line is answered with port 0."""
+
+    @field_validator("audio_codecs")
+    @classmethod
+    def _codec_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value or any(not n or any(c.isspace() or c in "/;" for c in n) for n in value):
+            raise custom_error("config_codecs", "must list rtpmap encoding names, e.g. PCMU")
+        return value
+
+    @field_validator("rtp_port_max")
+    @classmethod
+    def _range_not_empty(cls, value: int, info: ValidationInfo) -> int:
+        low = info.data.get("rtp_port_min")
+        if low is not None and value < low + 3:
+            raise cross_field_error(
+                "must be at least media.rtp_port_min + 3 ({low} + 3)",
+                related="rtp_port_min",
+                low=low,
+            )
+        return value
+
+    @property
+    def media_advertised_host(self) -> str:
+        """advertised_host, else host."""
+        return self.advertised_host or self.host
 
     @field_validator("min_application_stream_id")
     @classmethod
@@ -666,7 +718,7 @@ class CallsConfig(Section):
         scheme, colon, rest = value.partition(":")
         if scheme.lower() not in ("sip", "sips"):
             rest = value  # a bare host[:port]
-        if not rest or any(c.isspace() or c in "<>\"@" for c in rest):
+        if not rest or any(c.isspace() or c in '<>"@' for c in rest):
             raise custom_error("config_sip_uri", "must be a sip: or sips: URI, or host[:port]")
         return value
 

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import ipaddress
 import logging
+import secrets
 import signal
 import ssl
 import time
@@ -27,12 +29,15 @@ from avatar_mf.avatar.validate import validate_container
 from avatar_mf.avatar_session.hub import AvatarHub
 from avatar_mf.avatar_session.session import AvatarSettings
 from avatar_mf.bootstrap.service import AppSourceError, bootstrap_service_factory
+from avatar_mf.calls.audio import AudioPlane, RegistryAudioCaps
 from avatar_mf.calls.call_media import CallMediaSession, CallSessionFactory
 from avatar_mf.calls.offerer import CallOfferFactory
 from avatar_mf.clock import LoopClock
 from avatar_mf.config import AppConfig, ConfigError, SipConfig
+from avatar_mf.media.audio_stream import MediaLimits
 from avatar_mf.media.certificate import CertificateStore
 from avatar_mf.media.endpoint import DataChannelEndpointFactory
+from avatar_mf.media.rtp_ports import PortRange
 from avatar_mf.node.admin import AdminServer
 from avatar_mf.node.cdr import CdrWriter, call_record
 from avatar_mf.node.metrics import NodeMetrics
@@ -42,6 +47,7 @@ from avatar_mf.node.stages import StageLoadError, build_stages, stage_settings
 from avatar_mf.node.trace import SipTrace
 from avatar_mf.node.web_client import WebClientFiles, client_config
 from avatar_mf.pipeline.executor import StageExecutor
+from avatar_mf.rooms.audio_room import AudioRooms
 from avatar_mf.rooms.relay import RelayMetrics
 from avatar_mf.sip.message import Request, Response
 from avatar_mf.sip.peer import Peer
@@ -199,9 +205,7 @@ class MediaFunction:
         sip = config.sip
         self.timers = TimerConfig(t1=sip.t1, t2=sip.t2, t4=sip.t4)
         trusted, limiter = _admission(sip, self.clock)
-        self.endpoint = SipEndpoint(
-            trusted=trusted, limiter=limiter, server_header=sip.user_agent
-        )
+        self.endpoint = SipEndpoint(trusted=trusted, limiter=limiter, server_header=sip.user_agent)
         self.trace = SipTrace(
             local_host=_trace_address(sip),
             local_port=self.endpoint.local_port,
@@ -222,11 +226,36 @@ class MediaFunction:
             sctp_port=media.sctp_port,
         )
         self.bootstrap = bootstrap_service_factory(config.bootstrap)
+        #: Decoding, mixing and encoding of audio rooms whose codecs are not cheap (AMR).
+        self.media_pool = StageExecutor(workers=1, max_pending=256)
+        self.audio_rooms = AudioRooms(
+            self.clock,
+            runner=lambda job: self.media_pool.run(job),
+            max_members=media.max_audio_participants,
+        )
+        self.audio: AudioPlane | None = (
+            AudioPlane(
+                clock=self.clock,
+                host=str(media.host),
+                advertised_host=media.media_advertised_host,
+                ports=PortRange(
+                    media.rtp_port_min, media.rtp_port_max, start=secrets.randbelow(1 << 16)
+                ),
+                rooms=self.audio_rooms,
+                limits=MediaLimits(
+                    rtp_timeout=media.rtp_timeout, jitter_buffer_ms=media.jitter_buffer_ms
+                ),
+                caps=RegistryAudioCaps(allowed=media.audio_codecs),
+            )
+            if media.audio
+            else None
+        )
         self.sessions = CallSessionFactory(
             self.media,
             config,
             services={"http": self.bootstrap},
             observe_dc_setup=self.metrics.datachannel_setup.observe,
+            audio=self.audio,
         )
         self._wire = _UaWire(self.endpoint)
         self.ua = UserAgent(
@@ -333,6 +362,9 @@ class MediaFunction:
                 "media_sockets": self.media.open_sockets,
                 "two_leg_calls": self.two_leg.active_pairs,
                 "outgoing_invites": self.two_leg.outgoing_invites,
+                "rtp_streams": self.audio.open_streams if self.audio is not None else 0,
+                "rtp_sockets": self.audio.ledger.open_count if self.audio is not None else 0,
+                "audio_rooms": len(self.audio_rooms.rooms),
             },
             "tcp_connections": self.tcp_connections,
             "limits": self._limit_counters(),
@@ -410,6 +442,11 @@ class MediaFunction:
             start=time.time() - (now - call.created),
             setup=answered - call.created if answered else None,
             duration=now - answered if answered else 0.0,
+            audio=(
+                [dataclasses.asdict(r) for r in media.audio.summary()]
+                if media is not None and media.audio is not None
+                else []
+            ),
         )
 
     # -- reload (SIGHUP) --------------------------------------------------------------------
@@ -589,8 +626,11 @@ class MediaFunction:
             store=store,
             authorizer=Authorizer(store, SystemWallClock()),
             cache=self.cache,
+            play_audio=self.audio_rooms.play if self.audio is not None else None,
         )
         self.sessions.services.update(self.hub.services())
+        if self.audio is not None:
+            self.audio.audio_sink = self.hub.push_audio
 
     async def start(self) -> None:
         try:
@@ -617,14 +657,10 @@ class MediaFunction:
     def log_ready_line(self) -> None:
         """The start-up line: version, listeners, DTLS fingerprint, active stages."""
         host = str(self.config.sip.host)
-        listening = " ".join(
-            f"{name}:{host}:{t.local_port}" for name, t in self.transports.items()
-        )
+        listening = " ".join(f"{name}:{host}:{t.local_port}" for name, t in self.transports.items())
         admin = f"{self.config.admin.host}:{self.admin.port}" if self.admin.port else "off"
         fingerprint = self.certificate.fingerprint("sha-256")
-        stages = (
-            [f"{s.kind}={s.name}" for s in self.hub.stages] if self.hub is not None else []
-        )
+        stages = [f"{s.kind}={s.name}" for s in self.hub.stages] if self.hub is not None else []
         log.info(
             "avatar-mf %s ready: sip %s media %s admin %s dtls sha-256 %s stages %s",
             __version__,
@@ -656,6 +692,7 @@ class MediaFunction:
         if self.cache is not None:
             await self.cache.aclose()
         self.executor.shutdown()
+        self.media_pool.shutdown()
         self.two_leg.close()
         self.layer.close()
         for transport in self.transports.values():

@@ -13,7 +13,9 @@ channel payload, from the UE / to the UE), ``start`` (UTC, ISO 8601, when the IN
 :class:`~avatar_mf.ua.end_reason.EndReason`, as in the metrics: ``bye``, ``cancelled``,
 ``media_failed``, ``rejected_488`` ...), ``end_text`` (its free text, as in the BYE's Reason
 header), ``failure`` (whether the end counts as a failure) and ``media_layer`` (for a media
-failure, the layer that failed: ``ICE``, ``DTLS`` or ``SCTP``; null otherwise).
+failure, the layer that failed: ``ICE``, ``DTLS`` or ``SCTP``; null otherwise), ``audio``
+(every RTP audio stream of the call: ``codec``, ``packets_in``, ``packets_out``, ``lost``,
+``jitter_ms``, ``rtt_ms`` (null without RTCP from the UE), ``drops``; empty without audio).
 
 :class:`CdrWriter` appends each record as a line to ``log.cdr_file`` (opened again by
 :meth:`CdrWriter.reopen`, on SIGHUP, so that logrotate can move the file), or logs it as a
@@ -56,6 +58,7 @@ def call_record(
     start: float,
     setup: float | None,
     duration: float,
+    audio: list[dict[str, object]] | None = None,
 ) -> dict[str, object]:
     """The record of one ended call. ``session``: the call as ``/sessions`` describes it;
     ``streams``: its negotiated data channels; ``start``: Unix time the INVITE came;
@@ -71,6 +74,7 @@ def call_record(
     record["end_text"] = end.text
     record["failure"] = end.failure
     record["media_layer"] = media_layer(end.text) if end.reason.label.startswith("media") else None
+    record["audio"] = audio or []
     return record
 
 

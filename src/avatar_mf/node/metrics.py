@@ -38,9 +38,11 @@ from avatar_mf.ua.user_agent import ALLOWED_METHODS, FAILURE_LABELS
 
 if TYPE_CHECKING:
     from avatar_mf.avatar_session.hub import AvatarHub
+    from avatar_mf.calls.audio import AudioPlane
     from avatar_mf.calls.call_media import CallSessionFactory
     from avatar_mf.media.endpoint import DataChannelEndpointFactory
     from avatar_mf.pipeline.executor import StageExecutor
+    from avatar_mf.rooms.audio_room import AudioRooms
     from avatar_mf.rooms.relay import FixedHistogram, RelayMetrics
     from avatar_mf.sip.transaction_layer import TransactionLayer
     from avatar_mf.storage.cache import AvatarCache
@@ -171,6 +173,32 @@ METRICS: tuple[MetricSpec, ...] = (
         "subprotocol",
         "direction",
     ),
+    # -- RTP audio (IMS style)
+    _g("rtp_streams_active", "RTP audio streams open (one per call with accepted audio)."),
+    _c("rtp_streams_opened", "RTP audio streams opened since start."),
+    _g("audio_rooms_active", "Rooms with at least one RTP audio member."),
+    _c("rtp_packets", "RTP packets, by direction (rx: accepted from UEs, tx: sent).", "direction"),
+    _c("rtp_packets_lost", "RTP packets missing at playout (concealed), from UEs."),
+    _c(
+        "rtp_dropped",
+        "RTP/RTCP datagrams dropped, by reason: malformed, source (not the latched address), "
+        "payload_type (not negotiated), ssrc, oversize, rate (flood), late, duplicate, "
+        "overflow, send_error.",
+        "reason",
+    ),
+    _g("rtp_jitter_seconds_max", "Largest interarrival jitter (RFC 3550 A.8) of the open streams."),
+    _g("rtp_rtt_seconds_max", "Largest round-trip time (RTCP LSR/DLSR) of the open streams."),
+    _g(
+        "audio_mix_seconds_p99",
+        "99th percentile of the last 1000 mixing ticks' decode + mix + encode time.",
+    ),
+    _c("audio_mix_ticks", "Audio room ticks, by mode (forward, mix).", "mode"),
+    _c(
+        "audio_frames",
+        "Audio frames handled, by kind: decoded (or concealed) and encoded by room mixing, "
+        "forwarded untouched between two legs with one codec.",
+        "kind",
+    ),
     # -- avatar services and relay
     _g("rooms_active", "Rooms with at least one participant."),
     _g("avatar_sessions_active", "Calls with an avatar session (an avatar channel open)."),
@@ -241,6 +269,10 @@ class NodeView(Protocol):
     def relay_metrics(self) -> RelayMetrics: ...
     @property
     def tcp_connections(self) -> int: ...
+    @property
+    def audio(self) -> AudioPlane | None: ...
+    @property
+    def audio_rooms(self) -> AudioRooms: ...
 
 
 def _family(name: str) -> CounterMetricFamily | GaugeMetricFamily:
@@ -312,6 +344,7 @@ class NodeCollector(Collector):
         self._sip(node, add, add_counts)
         self._calls(node, add, add_counts)
         self._media(node, add, add_counts)
+        self._rtp(node, add, add_counts)
         self._avatar(node, add, add_counts, out)
         return out
 
@@ -415,6 +448,45 @@ class NodeCollector(Collector):
         )
         add_counts("avatar_mf_datachannel_messages_total", traffic.messages.items(), flows)
         add_counts("avatar_mf_datachannel_bytes_total", traffic.bytes.items(), flows)
+
+    @staticmethod
+    def _rtp(node: NodeView, add: _Add, add_counts: _AddCounts) -> None:
+        plane = node.audio
+        rooms = node.audio_rooms
+        add("avatar_mf_rtp_streams_active", plane.open_streams if plane else 0)
+        add("avatar_mf_rtp_streams_opened_total", plane.streams_opened if plane else 0)
+        add("avatar_mf_audio_rooms_active", len(rooms.rooms))
+        totals = plane.totals() if plane is not None else None
+        add_counts(
+            "avatar_mf_rtp_packets_total",
+            [
+                (("rx",), totals.packets_in if totals else 0),
+                (("tx",), totals.packets_out if totals else 0),
+            ],
+        )
+        add("avatar_mf_rtp_packets_lost_total", totals.lost if totals else 0)
+        add_counts(
+            "avatar_mf_rtp_dropped_total",
+            (((r,), v) for r, v in plane.drops.items()) if plane else (),
+            [(r,) for r in ("malformed", "source", "payload_type", "ssrc", "oversize", "rate")],
+        )
+        add("avatar_mf_rtp_jitter_seconds_max", totals.jitter_max if totals else 0.0)
+        add("avatar_mf_rtp_rtt_seconds_max", totals.rtt_max if totals else 0.0)
+        jobs = sorted(rooms.stats.job_seconds)
+        add("avatar_mf_audio_mix_seconds_p99", jobs[int(0.99 * (len(jobs) - 1))] if jobs else 0.0)
+        add_counts(
+            "avatar_mf_audio_frames_total",
+            [
+                (("decoded",), rooms.stats.decoded_frames),
+                (("encoded",), rooms.stats.mixed_frames),
+                (("forwarded",), totals.forwarded if totals else 0),
+            ],
+        )
+        add_counts(
+            "avatar_mf_audio_mix_ticks_total",
+            (((m,), v) for m, v in rooms.stats.by_mode.items()),
+            [("forward",), ("mix",)],
+        )
 
     @staticmethod
     def _avatar(node: NodeView, add: _Add, add_counts: _AddCounts, out: list[Metric]) -> None:

@@ -86,6 +86,38 @@ class AnimationUnitFrame(Frame):
 
 
 @dataclass(frozen=True, slots=True)
+class AudioIn(Frame):
+    """20 ms of the participant's voice, decoded from its RTP audio stream (IMS style).
+
+    ``pcm`` is 16 kHz mono signed 16-bit little-endian (640 bytes); ``rtp_timestamp`` the
+    timestamp of the RTP packet it came from, at ``clock_rate`` (the negotiated codec's RTP
+    clock), so a stage can place it on the sender's timeline (gaps show as jumps of more than
+    one frame). For the voice-driven animation stages; no stage takes it by default.
+    """
+
+    pcm: bytes = field(repr=False)
+    rtp_timestamp: int = 0
+    clock_rate: int = 16000
+
+    delivery: ClassVar[Delivery] = Delivery.NEWEST_WINS
+
+
+@dataclass(frozen=True, slots=True)
+class AudioOut(Frame):
+    """Speech the session's stages produced for its participant (text spoken by the MF),
+    to be heard by the room's other participants.
+
+    ``pcm`` is 16 kHz mono s16le, any length. ``media_time`` says where it starts on the
+    utterance's timeline, in seconds after the frame is produced: the animation units of the
+    same utterance are produced at their own media times on that timeline, so the audio
+    plane plays the first sample at (time the frame came out) + ``media_time``.
+    """
+
+    pcm: bytes = field(repr=False)
+    media_time: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class AvatarUpload(Frame):
     """A base avatar container the UE uploaded (a completed transfer), to be validated."""
 

@@ -18,8 +18,12 @@ Rules applied (RFC clauses):
 * RFC 3264 section 6: the answer has exactly as many m-lines as the offer, in the same order,
   with the same media types; ``t=`` is copied from the offer. A rejected m-line has port 0,
   the offer's proto and its first format, and no attribute except ``a=mid`` (echoed when the
-  offer has one, RFC 5888 section 9.1). Audio and video are rejected for now; an m-line that
-  the offer already disables (port 0) stays port 0.
+  offer has one, RFC 5888 section 9.1). Video is rejected for now; an m-line that the offer
+  already disables (port 0) stays port 0.
+* Audio m-lines (``RTP/AVP``, ``RTP/AVPF``, no ICE) are planned by :mod:`avatar_mf.sdp.audio`
+  when the policy carries the MF's audio capabilities (RFC 3264 6.1, RFC 3551, RFC 4867 8.3,
+  RFC 5761); one without a usable codec gets port 0 and the call goes on with the rest. An
+  offer with an accepted audio m-line and no data channel is an audio-only call (no 488).
 * At most one data channel m-line is accepted: the first acceptable one (for a re-offer, the
   one accepted before is tried first). Other data channel m-lines get port 0.
 * RFC 4145 section 4.1 / RFC 8842 section 5.3: ``a=setup`` in the answer is ``passive`` to
@@ -52,9 +56,17 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Final, Literal
 
+from avatar_mf.sdp.audio import (
+    AudioCapabilities,
+    AudioPlan,
+    AudioRejection,
+    plan_audio,
+    previous_codec,
+    render_audio_line,
+)
 from avatar_mf.sdp.datachannel import (
     DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_SCTP_PORT,
@@ -105,6 +117,8 @@ class AnswerPolicy:
     actpass_setup: LocalSetup = "active"
     actpass_setup_without_ice: LocalSetup | None = None
     echo_dcsa: frozenset[str] = frozenset({"3gpp-req-app"})
+    #: The codecs the MF can serve for audio m-lines; ``None``: audio is answered port 0.
+    audio: AudioCapabilities | None = field(default=None, compare=False, hash=False)
 
     def setup_for_actpass(self, *, has_ice: bool) -> LocalSetup:
         if not has_ice and self.actpass_setup_without_ice is not None:
@@ -194,6 +208,8 @@ class AnswerPlan:
     datachannel: DataChannelPlan | None
     bundle_mids: tuple[str, ...] | None = None
     previous: Negotiated | None = None
+    #: The accepted audio m-lines (IMS style), in m-line order.
+    audio: tuple[AudioPlan, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -428,7 +444,21 @@ def plan_answer(
         dc_plan = _plan_datachannel(remote, policy, prev)
         break
 
-    if dc_plan is None and (prev is None or failures):
+    audio_plans: dict[int, AudioPlan] = {}
+    audio_rejections: dict[int, AudioRejection] = {}
+    for index, md in enumerate(offer.media):
+        if md.media.lower() != "audio" or md.port == 0:
+            continue
+        if policy.audio is None:
+            continue
+        before = previous_codec(previous.answer, index) if previous is not None else None
+        outcome = plan_audio(offer, index, policy.audio, previous_codec=before)
+        if isinstance(outcome, AudioPlan):
+            audio_plans[index] = outcome
+        else:
+            audio_rejections[index] = outcome
+
+    if dc_plan is None and not audio_plans and (prev is None or failures):
         if failures:
             first = failures[min(failures)]
             raise SdpNotAcceptable(
@@ -445,8 +475,18 @@ def plan_answer(
 
     lines: list[MediaLinePlan] = []
     for index, md in enumerate(offer.media):
-        if dc_plan is not None and index == dc_plan.index:
+        if dc_plan is not None and index == dc_plan.index or index in audio_plans:
             lines.append(MediaLinePlan(index, md.media, True))
+        elif index in audio_rejections:
+            lines.append(
+                MediaLinePlan(
+                    index,
+                    md.media,
+                    False,
+                    audio_rejections[index].reason,
+                    WARN_MEDIA_TYPE_NOT_AVAILABLE,
+                )
+            )
         elif md.port == 0:
             lines.append(
                 MediaLinePlan(index, md.media, False, "disabled by the offer (port 0)", None)
@@ -482,6 +522,7 @@ def plan_answer(
         datachannel=dc_plan,
         bundle_mids=_bundle_mids(offer, dc_plan.remote.mid) if dc_plan else None,
         previous=previous,
+        audio=tuple(audio_plans[i] for i in sorted(audio_plans)),
     )
 
 
@@ -573,10 +614,14 @@ def render_answer(
     session_id: int,
     session_version: int,
     username: str = "avatar-mf",
+    audio_ports: Mapping[int, int] | None = None,
+    audio_address: str | None = None,
 ) -> SessionDescription:
     """Write the answer for ``plan`` with the local endpoint's ``params``.
 
-    ``params`` may be ``None`` only when the plan accepts no data channel. Raises
+    ``params`` may be ``None`` only when the plan accepts no data channel. ``audio_ports``
+    gives the MF's RTP port for each accepted audio m-line (by index); ``audio_address``, when
+    it differs from ``local_address``, is written as the audio m-lines' ``c=``. Raises
     ``ValueError`` for inconsistent arguments (a programming error, not an SDP problem).
     """
     addrtype, address = _addrtype(local_address)
@@ -590,9 +635,23 @@ def render_answer(
 
     media: list[MediaDescription] = []
     ice_lite = False
+    audio_by_index = {a.index: a for a in plan.audio}
+    ports = audio_ports or {}
+    audio_c: str | None = None
+    audio_type = addrtype
+    if audio_address is not None:
+        audio_type, audio_c = _addrtype(audio_address)
+        if audio_c == address:
+            audio_c = None
     for line_plan in plan.lines:
         offered = plan.offer.media[line_plan.index]
-        if line_plan.accepted and dc is not None and params is not None:
+        audio = audio_by_index.get(line_plan.index)
+        if audio is not None:
+            port = ports.get(audio.index)
+            if port is None:
+                raise ValueError(f"no RTP port given for audio m-line {audio.index}")
+            media.append(render_audio_line(audio, port=port, address=audio_c, addrtype=audio_type))
+        elif line_plan.accepted and dc is not None and params is not None:
             accepted_line, ice_lite = _datachannel_line(dc, params)
             media.append(accepted_line)
         else:

@@ -22,6 +22,8 @@ class EndReason(Enum):
     REJECTED = ("rejected", "refused {}", True)
     MEDIA_FAILED = ("media_failed", "media failed: {}", True)
     MEDIA_SETUP_FAILED = ("media_setup_failed", "media setup failed", True)
+    #: No RTP from the UE for ``media.rtp_timeout`` seconds (its UE vanished).
+    MEDIA_TIMEOUT = ("media_timeout", "media timeout", True)
     SESSION_EXPIRED = ("session_expired", "session expired", True)
     #: A refresh answered 408 or 481 (the status in the detail).
     REFRESH_FAILED = ("refresh_failed", "refresh failed ({})", True)

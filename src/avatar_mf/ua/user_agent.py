@@ -793,7 +793,10 @@ class UserAgent:
         log.info("call %s media failed: %s", call.call_id, reason, extra=call.log_extra)
         if not call.ended:
             error = SipError(500, "Media Setup Failed")
-            end = CallEnd(EndReason.MEDIA_FAILED, reason)
+            if reason == EndReason.MEDIA_TIMEOUT.value[1]:
+                end = CallEnd(EndReason.MEDIA_TIMEOUT)
+            else:
+                end = CallEnd(EndReason.MEDIA_FAILED, reason)
             self._finish(call, end, send_bye=True, error=error)
 
     # ------------------------------------------------------------------ for the bridge

@@ -68,7 +68,7 @@ from avatar_mf.media.session import DataChannelSession
 from avatar_mf.media.ue_side import UeDataChannels
 from avatar_mf.sdp.datachannel import DcMap, DcSa
 from avatar_mf.sdp.errors import SdpError
-from avatar_mf.sdp.model import SessionDescription, parse_sdp, serialize_sdp
+from avatar_mf.sdp.model import MediaDescription, SessionDescription, parse_sdp, serialize_sdp
 from avatar_mf.sip.build import make_response, new_call_id, new_tag
 from avatar_mf.sip.dialog import Dialog
 from avatar_mf.sip.errors import SipError, SipParseError
@@ -86,6 +86,7 @@ from avatar_mf.ue.offer import (
     read_answer,
     read_offer,
 )
+from avatar_mf.ue.rtp_audio import UeAudio
 from avatar_mf.ue.sip_client import DEFAULT_USER_AGENT, SipClient, SipTransportName
 
 __all__ = [
@@ -240,8 +241,11 @@ class UeCall:
         extra_headers: Sequence[tuple[str, str]] = (),
         now: Callable[[], float] = time.monotonic,
         tls: ssl.SSLContext | None = None,
+        rtp_audio: UeAudio | None = None,
     ) -> None:
         """See :meth:`dial` for the parameters."""
+        #: The UE's RTP audio (an audio m-line first in the offer, RTP sent and recorded).
+        self.rtp_audio = rtp_audio
         self.target_uri = target_uri
         self.mf_host = mf_host
         self.mf_port = mf_port
@@ -342,6 +346,7 @@ class UeCall:
         extra_headers: Sequence[tuple[str, str]] = (),
         now: Callable[[], float] = time.monotonic,
         tls: ssl.SSLContext | None = None,
+        rtp_audio: UeAudio | None = None,
     ) -> UeCall:
         """A call to ``target_uri`` through the MF at ``mf_host:mf_port``; ``async with`` it
         to place it (INVITE ... ACK, media started) and to end it (BYE, media closed).
@@ -371,6 +376,8 @@ class UeCall:
             in every process, unlike uvloop's millisecond ``loop.time()``).
         :param tls: verifies the MF's certificate over tls and wss (default: the system's
             trust store).
+        :param rtp_audio: IMS-style audio (:class:`~avatar_mf.ue.rtp_audio.UeAudio`): its
+            m-line goes first in the offer; RTP flows once the answer comes.
         """
         return cls(
             target_uri,
@@ -399,6 +406,7 @@ class UeCall:
             extra_headers=extra_headers,
             now=now,
             tls=tls,
+            rtp_audio=rtp_audio,
         )
 
     async def __aenter__(self) -> UeCall:
@@ -510,6 +518,7 @@ class UeCall:
         contact_feature_tags: str = DATACHANNEL_FEATURE_TAG,
         contact_user: str = "ue",
         now: Callable[[], float] = time.monotonic,
+        rtp_audio: UeAudio | None = None,
     ) -> UeCall:
         """A call the UE received on ``sip`` (a listening UE's endpoint, which the call uses
         but does not close). Answer it with :meth:`answer_invite`.
@@ -537,6 +546,7 @@ class UeCall:
             contact_feature_tags=contact_feature_tags,
             contact_user=contact_user,
             now=now,
+            rtp_audio=rtp_audio,
         )
         call._sip = sip
         call._owns_sip = False
@@ -584,7 +594,17 @@ class UeCall:
         self._session = session
         self._session_id = secrets.randbelow(2**31)
         self.offer = offer
-        self.answer = build_answer(offer, info, session.local, session_id=self._session_id)
+        audio_lines: dict[int, MediaDescription] = {}
+        audio_index = next(
+            (i for i, md in enumerate(offer.media) if md.media.lower() == "audio" and md.port),
+            None,
+        )
+        if self.rtp_audio is not None and audio_index is not None:
+            await self.rtp_audio.open()
+            audio_lines[audio_index] = self.rtp_audio.answer(offer, audio_index)
+        self.answer = build_answer(
+            offer, info, session.local, session_id=self._session_id, audio=audio_lines
+        )
         self.remote = info.remote
         self.offered = info.offered
         self.accepted = info.accepted
@@ -667,6 +687,8 @@ class UeCall:
         )
         # No channel before the answer: only the accepted streams get one.
         self._session = await media.offer([], on_event=self._on_event, setup=self._setup)
+        if self.rtp_audio is not None:
+            await self.rtp_audio.open()
         self._session_id = secrets.randbelow(2**31)
         self.offer = self._next_offer(self.offered)
 
@@ -708,6 +730,11 @@ class UeCall:
             await self._bye(timeout=2.0)
             raise
         self._apply_answer(info)
+        if self.rtp_audio is not None and self.answer is not None and self.answer.media:
+            first = self.answer.media[0]
+            if first.media.lower() == "audio":
+                conn = self.answer.connection_for(0)
+                self.rtp_audio.start(first, conn.address if conn is not None else self.mf_host)
         session = self._session
         if self._start_media and session is not None:
             await session.set_remote(info.remote)
@@ -741,6 +768,7 @@ class UeCall:
             session_id=self._session_id,
             session_version=self._sdp_version,
             audio_port=self._audio_port,
+            audio=self.rtp_audio.media() if self.rtp_audio is not None else None,
             dcsas=[s for s in self._dcsas if s.stream_id in {d.stream_id for d in streams}],
         )
 
@@ -1079,6 +1107,10 @@ class UeCall:
             task = asyncio.get_running_loop().create_task(session.close())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+        if self.rtp_audio is not None:
+            audio_task = asyncio.get_running_loop().create_task(self.rtp_audio.close())
+            self._tasks.add(audio_task)
+            audio_task.add_done_callback(self._tasks.discard)
         self._changed.set()
 
     async def wait_ended(

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from avatar_mf.ue.call import UeCall
     from avatar_mf.ue.listener import UeListener
     from avatar_mf.ue.recorder import Recorder
+    from avatar_mf.ue.rtp_audio import UeAudio
 
 __all__ = ["DESCRIPTION", "HELP", "add_arguments", "add_parser", "run"]
 
@@ -196,6 +197,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--audio", action="store_true", help="put an AMR-WB audio m-line first (VoLTE style)"
+    )
+    media = parser.add_argument_group("IMS-style audio (RTP/AVP, no ICE; docs/media.md)")
+    media.add_argument(
+        "--audio-in",
+        type=_path,
+        metavar="FILE.wav",
+        help="offer RTP audio and send this WAV (16-bit PCM, any rate; resampled to 16 kHz) "
+        "as 20 ms packets, then silence",
+    )
+    media.add_argument(
+        "--audio-out",
+        type=_path,
+        metavar="FILE.wav",
+        help="offer RTP audio and record what the MF sends to this WAV (16 kHz mono)",
+    )
+    media.add_argument(
+        "--audio-codecs",
+        default="AMR-WB,PCMU",
+        metavar="NAMES",
+        help="codecs offered, best first, comma-separated (default: %(default)s)",
     )
     parser.add_argument(
         "--fingerprint-hash",
@@ -463,7 +484,9 @@ async def _place(
 
     host, port, transport = _target(args)
     loop = asyncio.get_running_loop()
+    rtp_audio = _rtp_audio(args)
     options: dict[str, Any] = {
+        "rtp_audio": rtp_audio,
         "ice": args.ice,
         "streams": _streams(args),
         "audio": args.audio,
@@ -545,10 +568,30 @@ async def _place(
         problems.extend(client.failures)
     if recorder is not None:
         summary["record"] = str(recorder.directory)
+    if rtp_audio is not None:
+        summary["audio"] = {
+            "codec": rtp_audio.codec,
+            "packets_sent": rtp_audio.packets_out,
+            "packets_received": rtp_audio.packets_in,
+            "seconds_received": round(len(rtp_audio.received_pcm()) / 32000, 3),
+        }
+        if args.audio_out is not None:
+            rtp_audio.save_wav(Path(args.audio_out))
+            summary["audio"]["out"] = args.audio_out  # type: ignore[index]
     if problems:
         summary["errors"] = [*call.errors, *problems]
         summary["ok"] = False
     return summary
+
+
+def _rtp_audio(args: argparse.Namespace) -> UeAudio | None:
+    from avatar_mf.ue.rtp_audio import UeAudio, read_wav
+
+    if args.audio_in is None and args.audio_out is None:
+        return None
+    pcm = read_wav(Path(args.audio_in)) if args.audio_in is not None else b""
+    codecs = [c.strip() for c in args.audio_codecs.split(",") if c.strip()]
+    return UeAudio(args.local_host, codecs=codecs, pcm=pcm)
 
 
 def run(args: argparse.Namespace, context: _Streams | None = None) -> int:

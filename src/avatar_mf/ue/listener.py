@@ -49,6 +49,7 @@ from avatar_mf.sip.transaction_layer import ServerTransaction
 from avatar_mf.ue.call import DATACHANNEL_FEATURE_TAG, UeCall
 from avatar_mf.ue.offer import ANSWER_STREAMS
 from avatar_mf.ue.registration import Registration, RegistrationStatus
+from avatar_mf.ue.rtp_audio import UeAudio
 from avatar_mf.ue.sip_client import DEFAULT_USER_AGENT, SipClient, SipTransportName
 
 __all__ = ["AnswerPolicy", "IncomingRecord", "UeListener"]
@@ -66,11 +67,15 @@ class AnswerPolicy:
         ring_seconds: how long the UE rings (180 sent) before the final response.
         streams: the streams it takes from an offer, by subprotocol (None: all offered;
             default: http, 3gpp-ar-metadata, 3gpp-ar-animation, avatar-mf-transfer).
+        audio: a factory of :class:`~avatar_mf.ue.rtp_audio.UeAudio`: each answered call
+            answers the offer's audio m-line and sends/records RTP.
     """
 
     reject: int | None = None
     ring_seconds: float = 0.0
     streams: tuple[DcMap, ...] | None = ANSWER_STREAMS
+    #: Makes the IMS-style audio of each answered call (None: audio m-lines get port 0).
+    audio: Callable[[], UeAudio] | None = None
 
     def __post_init__(self) -> None:
         if self.reject is not None and not 300 <= self.reject <= 699:
@@ -303,6 +308,7 @@ class UeListener:
             contact_feature_tags=self._feature_tags,
             contact_user=self.user,
             now=self._now,
+            rtp_audio=self.policy.audio() if self.policy.audio is not None else None,
         )
         pending = _Incoming(tx, invite, call)
         self._pending[tx] = pending

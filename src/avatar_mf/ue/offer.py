@@ -27,7 +27,7 @@ lines it repeats, every other offered stream was rejected.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -151,8 +151,10 @@ def build_offer(
     audio_port: int | None = None,
     dcsas: Sequence[DcSa] = (),
     username: str = "ue",
+    audio: MediaDescription | None = None,
 ) -> SessionDescription:
-    """The UE's offer: an optional audio m-line (``audio_port`` not None), then the data
+    """The UE's offer: an optional audio m-line (``audio``, else an AMR-WB line at
+    ``audio_port`` when not None), then the data
     channel m-line built from ``local`` (the UE session's parameters) with ``streams``.
 
     A re-offer keeps ``session_id``, increments ``session_version`` (RFC 3264 section 8) and
@@ -163,7 +165,9 @@ def build_offer(
         raise ValueError(f"stream ids offered twice: {ids}")
     addrtype = _addrtype(local.address)
     media: list[MediaDescription] = []
-    if audio_port is not None:
+    if audio is not None:
+        media.append(audio)
+    elif audio_port is not None:
         media.append(audio_media(audio_port))
     media.append(datachannel_media(local, streams, dcsas))
     return SessionDescription(
@@ -299,15 +303,19 @@ def build_answer(
     *,
     session_id: int,
     username: str = "ue",
+    audio: Mapping[int, MediaDescription] | None = None,
 ) -> SessionDescription:
     """The UE's answer to ``offer`` (RFC 3264 section 6): one m-line per offered m-line, in
     order; the data channel line carries ``local`` (its ``a=setup`` active or passive, RFC 8842
-    section 5.3) and the accepted dcmap lines; every other m-line is refused with port 0."""
+    section 5.3) and the accepted dcmap lines; ``audio`` gives the answer's audio m-lines by
+    index; every other m-line is refused with port 0."""
     addrtype = _addrtype(local.address)
     media: list[MediaDescription] = []
     for index, md in enumerate(offer.media):
         if index == info.index:
             media.append(datachannel_media(local, info.accepted))
+        elif audio is not None and index in audio:
+            media.append(audio[index])
         else:
             media.append(MediaDescription(md.media, 0, md.proto, md.formats[:1]))
     return SessionDescription(

@@ -208,6 +208,31 @@ class TextToAnimation:
         """
         return self.analyse(text, language=language, rate=rate, start_tick=start_tick).plan
 
+    def speech_audio(self, text: str, *, language: str) -> tuple[bytes, float]:
+        """The speech for ``text`` as 16 kHz mono PCM, and where it starts on the plan's
+        timeline (``lead_in``). Synthesised afresh; the engine then keeps this timeline, so a
+        :meth:`plan_text` of the same text right after plans exactly this audio."""
+        speech = self.engine.synthesize(
+            text,
+            language=language,
+            voice=self.voice,
+            words_per_minute=self.words_per_minute,
+            audio=True,
+        )
+        pcm = speech.audio or b""
+        if pcm and speech.sample_rate != 16000:
+            samples = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
+            count = int(len(samples) * 16000 / speech.sample_rate)
+            positions = np.arange(count) * (speech.sample_rate / 16000)
+            pcm = (
+                np.clip(
+                    np.round(np.interp(positions, np.arange(len(samples)), samples)), -32768, 32767
+                )
+                .astype("<i2")
+                .tobytes()
+            )
+        return pcm, self.lead_in
+
     # --- details ---------------------------------------------------------------------------
 
     def analyse(
