@@ -22,8 +22,8 @@ RFC 7741 via :mod:`avatar_mf.rtp.vp8`):
 (the format is left out of the answer, never accepted silently); a codec whose FFmpeg part is
 missing is listed with the reason, logged once. The SDP answer rules (H.264 profile-level-id,
 RFC 6184 8.2.2) live with the payload format in :mod:`avatar_mf.rtp.h264`; the calls layer
-joins the two (the layer contract keeps ``codecs`` and ``rtp`` independent). Codec objects are not thread-safe: one stream's
-encoder or decoder is used by one worker at a time.
+joins the two (the layer contract keeps ``codecs`` and ``rtp`` independent). Codec objects
+are not thread-safe: one stream's encoder or decoder is used by one worker at a time.
 """
 
 from __future__ import annotations

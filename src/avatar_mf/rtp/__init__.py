@@ -1,4 +1,6 @@
-"""RTP and RTCP, sans-IO (RFC 3550, RFC 5761, RFC 4733, RFC 6184, RFC 7741): wire formats, statistics, jitter buffer.
+"""RTP and RTCP, sans-IO (RFC 3550, RFC 5761, RFC 4733, RFC 6184, RFC 7741).
+
+Wire formats, statistics, the jitter buffer, payload formats:
 
 * :mod:`~avatar_mf.rtp.packet`: RTP packets, rtcp-mux demultiplexing;
 * :mod:`~avatar_mf.rtp.rtcp`: SR, RR, SDES, BYE, compound packets;
