@@ -1014,11 +1014,13 @@ class UeCall:
 
     # -- fault injection ------------------------------------------------------------------
 
-    def pause_media(self) -> None:
+    def pause_media(self, *, lose: bool = False) -> None:
         """Stop reading the data channel association (a receiver that stalls): datagrams
         from the MF wait in the socket and the media path's bounded queue, SCTP acknowledges
-        nothing, so the MF's send buffers for this UE fill up. SIP goes on. Undo with
-        :meth:`resume_media` (hangup does it too)."""
+        nothing, so the MF's send buffers for this UE fill up. SIP goes on. With ``lose``,
+        the datagrams that arrive meanwhile are discarded instead (a radio outage: the path
+        loses them), so what the MF sent during the pause reaches the UE only if the MF
+        retransmits it. Undo with :meth:`resume_media` (hangup does it too)."""
         session = self._session
         if session is None or self._media_gate is not None:
             return
@@ -1033,7 +1035,13 @@ class UeCall:
             await gate.wait()
             return await receive()
 
-        path._recv = gated  # type: ignore[method-assign]  # instance attribute shadows it
+        async def losing() -> bytes:
+            while True:
+                data = await receive()
+                if gate.is_set():
+                    return data
+
+        path._recv = losing if lose else gated  # type: ignore[method-assign]
         self._media_gate = gate
 
     def resume_media(self) -> None:
