@@ -8,7 +8,8 @@ What each test proves (media/sctp_transport.py):
   fresh ones; ``max-time=0`` is one transmission, not "reliable";
 * delayed SACKs (RFC 9260 6.2): one SACK for every second packet with DATA, one within the
   delay for a lone packet, one at once for a gap;
-* bundling (RFC 9260 6.10): small messages sent together share packets;
+* bundling (RFC 9260 6.10): small messages sent together share packets, and a waiting SACK
+  rides ahead of DATA going back (a room of two: messages both ways, next to no SACK packet);
 * aiortc's behaviour stays one switch away (``AIORTC_TUNING``).
 
 The link is a pair of fake DTLS transports that hand each datagram to the peer on the next
@@ -84,6 +85,7 @@ class Pair:
         self.a = ImsSctpTransport(cast(RTCDtlsTransport, self.link_a), tuning=tuning)
         self.b = ImsSctpTransport(cast(RTCDtlsTransport, self.link_b), tuning=tuning)
         self.received: list[bytes] = []
+        self.received_back: list[bytes] = []  # what b sent to a
 
     async def start(self, max_time: int | None = None) -> tuple[RTCDataChannel, RTCDataChannel]:
         params = RTCDataChannelParameters(
@@ -92,6 +94,7 @@ class Pair:
         tx = RTCDataChannel(self.a, params)
         rx = RTCDataChannel(self.b, params)
         rx.on("message", self.received.append)
+        tx.on("message", self.received_back.append)
         caps = RTCSctpCapabilities(maxMessageSize=65536)
         await asyncio.gather(self.a.start(caps, 5000), self.b.start(caps, 5000))
         await until(lambda: tx.readyState == rx.readyState == "open")
@@ -225,3 +228,26 @@ async def test_messages_sent_together_share_packets(pair: Pair) -> None:
     assert sum(len(p) for p in data_packets) == 8
     assert len(data_packets) < 8
     assert all(sum(len(bytes(c)) for c in p) <= 1177 for p in pair.link_a.packets)  # type: ignore[call-overload]
+
+
+@pytest.mark.parametrize("pair", [SctpTuning(), AIORTC_TUNING], indirect=True)
+async def test_a_waiting_sack_rides_ahead_of_data_going_back(pair: Pair) -> None:
+    tx, rx = await pair.start()
+    for i in range(10):  # both ways, interleaved, as the two UEs of a room send
+        tx.send(unit(i))
+        await asyncio.sleep(0.002)
+        rx.send(unit(100 + i))
+        await asyncio.sleep(0.002)
+    await pair.wait_received(10)
+    await until(lambda: len(pair.received_back) >= 10)
+    await asyncio.sleep(0.01)
+    sack_only = [
+        p
+        for link in (pair.link_a, pair.link_b)
+        for p in link.packets
+        if all(isinstance(c, SackChunk) for c in p)
+    ]
+    if pair.a.tuning == AIORTC_TUNING:
+        assert len(sack_only) == 20  # a SACK packet for each DATA packet
+    else:
+        assert len(sack_only) <= 2  # the last ones, with no DATA going back to ride on

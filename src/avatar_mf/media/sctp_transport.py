@@ -17,9 +17,11 @@
    ``max-time=0`` means one transmission (aiortc took 0 for "reliable").
 4. Cheaper per message (:class:`SctpTuning`): delayed SACKs (RFC 9260 6.2: a SACK for at least
    every second packet with DATA, within ``sack_delay`` of the first unacknowledged one, and
-   at once when a packet shows a gap or a duplicate, or carries a FORWARD TSN), and DATA (and
+   at once when a packet shows a gap or a duplicate, or carries a FORWARD TSN); DATA (and
    FORWARD TSN) chunks bundled into one packet up to aiortc's packet size (RFC 9260 6.10;
-   aiortc sends one chunk per packet, so one DTLS record and one datagram per message).
+   aiortc sends one chunk per packet, so one DTLS record and one datagram per message); and a
+   waiting SACK bundled ahead of outgoing DATA, so that a channel with messages both ways
+   (an avatar room of two) needs almost no SACK of its own.
 """
 
 from __future__ import annotations
@@ -39,12 +41,14 @@ from aiortc.rtcsctptransport import (
     SCTP_DATA_LAST_FRAG,
     SCTP_DATA_UNORDERED,
     SCTP_MAX_PACKET_LENGTH,
+    SCTP_TSN_MODULO,
     USERDATA_MAX_LENGTH,
     WEBRTC_DCEP,
     DataChunk,
     ForwardTsnChunk,
     InitChunk,
     RTCSctpTransport,
+    SackChunk,
     parse_packet,
     tsn_plus_one,
 )
@@ -82,6 +86,9 @@ class SctpTuning:
             raise ValueError(f"sack_delay must be in (0, {MAX_SACK_DELAY}], not {self.sack_delay}")
 
 
+DEFAULT_TUNING = SctpTuning()
+"""Delayed SACKs (every second packet, 200 ms) and bundling."""
+
 AIORTC_TUNING = SctpTuning(sack_every=1, bundle=False)
 """aiortc's behaviour: a SACK for every packet with DATA, one chunk per packet."""
 
@@ -115,6 +122,12 @@ class _Packer:
 
     async def flush(self) -> None:
         if self._parts:
+            sack = self._sctp._piggyback_sack()
+            if sack is not None:
+                if self._size + len(sack) <= _MAX_CHUNKS_LENGTH:
+                    self._parts.insert(0, sack)  # control chunks come first (RFC 9260 6.10)
+                else:
+                    await self._sctp._send_chunks(sack)
             body = self._parts[0] if len(self._parts) == 1 else b"".join(self._parts)
             self._parts.clear()
             self._size = 0
@@ -136,7 +149,7 @@ class ImsSctpTransport(RTCSctpTransport):
         *,
         user_data_max_length: int | None = None,
         on_state: StateCallback | None = None,
-        tuning: SctpTuning = SctpTuning(),
+        tuning: SctpTuning = DEFAULT_TUNING,
     ) -> None:
         if user_data_max_length is not None and not (
             MIN_USER_DATA_MAX_LENGTH <= user_data_max_length <= AIORTC_USER_DATA_MAX_LENGTH
@@ -231,10 +244,44 @@ class ImsSctpTransport(RTCSctpTransport):
             self._sack_timer.cancel()
             self._sack_timer = None
 
-    async def _send_sack(self) -> None:
+    def _take_sack(self) -> SackChunk:
+        """The SACK for what was received (aiortc 1.16's ``_send_sack`` up to the send);
+        resets the delayed-SACK state."""
+        gaps: list[list[int]] = []
+        gap_next = None
+        last = self._last_received_tsn
+        assert last is not None  # a SACK follows received DATA
+        for tsn in sorted(self._sack_misordered):
+            pos = (tsn - last) % SCTP_TSN_MODULO
+            if tsn == gap_next:
+                gaps[-1][1] = pos
+            else:
+                gaps.append([pos, pos])
+            gap_next = tsn_plus_one(tsn)
+        sack = SackChunk()
+        sack.cumulative_tsn = last
+        sack.advertised_rwnd = max(0, self._advertised_rwnd)
+        sack.duplicates = self._sack_duplicates[:]
+        sack.gaps = [(a, b) for a, b in gaps]
+        self._sack_duplicates.clear()
+        self._sack_needed = False
         self._unacked_packets = 0
         self._cancel_sack_timer()
-        await super()._send_sack()
+        return sack
+
+    async def _send_sack(self) -> None:
+        await self._send_chunks(bytes(self._take_sack()))
+
+    def _piggyback_sack(self) -> bytes | None:
+        """A delayed SACK to bundle ahead of outgoing DATA (RFC 9260 6.2, 6.10), if one is
+        waiting and bundling is on."""
+        if (
+            self._packet_limit
+            and self._sack_needed
+            and self._association_state == self.State.ESTABLISHED
+        ):
+            return bytes(self._take_sack())
+        return None
 
     # -- sending: lifetimes from send time, bundling ----------------------------------------
 

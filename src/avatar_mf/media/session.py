@@ -52,7 +52,7 @@ from avatar_mf.media.events import (
 )
 from avatar_mf.media.packet_path import PacketPath
 from avatar_mf.media.params import DtlsRole, LocalParams, RemoteParams, StreamSpec, dtls_role
-from avatar_mf.media.sctp_transport import ImsSctpTransport
+from avatar_mf.media.sctp_transport import DEFAULT_TUNING, ImsSctpTransport, SctpTuning
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +72,7 @@ class DataChannelSession:
         clock: Clock,
         setup_timeout: float,
         user_data_max_length: int | None = None,
+        sctp_tuning: SctpTuning = DEFAULT_TUNING,
         on_event: EventHandler | None = None,
         on_released: Callable[[DataChannelSession], None] | None = None,
         remote: RemoteParams | None = None,
@@ -105,6 +106,7 @@ class DataChannelSession:
             port=local.sctp_port,
             user_data_max_length=user_data_max_length,
             on_state=self._on_sctp_state,
+            tuning=sctp_tuning,
         )
         self._specs: dict[int, StreamSpec] = {}
         self._channels: dict[int, RTCDataChannel] = {}

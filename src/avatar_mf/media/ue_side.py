@@ -26,6 +26,7 @@ from avatar_mf.media.certificate import CertificateStore
 from avatar_mf.media.endpoint import DataChannelEndpointFactory
 from avatar_mf.media.events import EventHandler
 from avatar_mf.media.params import LocalParams, Setup, StreamSpec, as_remote
+from avatar_mf.media.sctp_transport import DEFAULT_TUNING, SctpTuning
 from avatar_mf.media.session import DataChannelSession
 
 
@@ -42,6 +43,7 @@ class UeDataChannels:
         certificate: CertificateStore | None = None,
         setup_timeout: float = 5.0,
         user_data_max_length: int | None = None,
+        sctp_tuning: SctpTuning = DEFAULT_TUNING,
     ) -> None:
         """
         :param ice: offer ICE (browser style) or DTLS straight over UDP (IMS UE style).
@@ -56,6 +58,7 @@ class UeDataChannels:
             user_data_max_length=user_data_max_length,
             fingerprint_algorithms=(fingerprint_algorithm,),
             offer_use_srtp=offer_use_srtp,
+            sctp_tuning=sctp_tuning,
         )
 
     async def offer(

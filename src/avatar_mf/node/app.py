@@ -39,6 +39,7 @@ from avatar_mf.media.audio_stream import MediaLimits
 from avatar_mf.media.certificate import CertificateStore
 from avatar_mf.media.endpoint import DataChannelEndpointFactory
 from avatar_mf.media.rtp_ports import PortRange
+from avatar_mf.media.sctp_transport import SctpTuning
 from avatar_mf.node.admin import AdminServer
 from avatar_mf.node.cdr import CdrWriter, call_record
 from avatar_mf.node.metrics import NodeMetrics
@@ -224,6 +225,7 @@ class MediaFunction:
             sctp_max_message_size=media.max_message_size,
             setup_timeout=media.setup_timeout,
             user_data_max_length=media.sctp_max_chunk,
+            sctp_tuning=SctpTuning(sack_every=media.sctp_sack_every, bundle=media.sctp_bundle),
             sctp_port=media.sctp_port,
         )
         self.bootstrap = bootstrap_service_factory(config.bootstrap)

@@ -63,6 +63,7 @@ from avatar_mf.media.events import (
     SessionFailed,
 )
 from avatar_mf.media.params import RemoteParams, Setup
+from avatar_mf.media.sctp_transport import DEFAULT_TUNING, SctpTuning
 from avatar_mf.media.sdp_params import stream_spec
 from avatar_mf.media.session import DataChannelSession
 from avatar_mf.media.ue_side import UeDataChannels
@@ -232,6 +233,7 @@ class UeCall:
         from_uri: str | None = None,
         fingerprint_algorithm: str = "sha-256",
         offer_use_srtp: bool = True,
+        sctp_tuning: SctpTuning = DEFAULT_TUNING,
         setup: Setup = "actpass",
         max_message_size: int | None = None,
         certificate: CertificateStore | None = None,
@@ -267,6 +269,7 @@ class UeCall:
         self.from_uri = from_uri or f"sip:ue@{local_host}"
         self._fingerprint_algorithm = fingerprint_algorithm
         self._offer_use_srtp = offer_use_srtp
+        self._sctp_tuning = sctp_tuning
         self._setup: Setup = setup
         self._max_message_size = max_message_size
         self._certificate = certificate
@@ -343,6 +346,7 @@ class UeCall:
         from_uri: str | None = None,
         fingerprint_algorithm: str = "sha-256",
         offer_use_srtp: bool = True,
+        sctp_tuning: SctpTuning = DEFAULT_TUNING,
         setup: Setup = "actpass",
         max_message_size: int | None = None,
         certificate: CertificateStore | None = None,
@@ -370,6 +374,7 @@ class UeCall:
         :param local_port: the UE's SIP port (0: any free one).
         :param fingerprint_algorithm: hash of the UE's ``a=fingerprint`` (IMS UEs: sha-1).
         :param offer_use_srtp: False for a DTLS hello without use_srtp (some IMS UEs).
+        :param sctp_tuning: the UE's delayed SACKs and bundling (``AIORTC_TUNING``: aiortc's).
         :param setup: the offer's ``a=setup``: ``actpass`` (the RFC 8842 default), or
             ``passive``/``active`` to force the UE's DTLS role (field IMS offers: passive).
         :param max_message_size: the offer's ``a=max-message-size`` (IMS UEs often say 1024);
@@ -406,6 +411,7 @@ class UeCall:
             from_uri=from_uri,
             fingerprint_algorithm=fingerprint_algorithm,
             offer_use_srtp=offer_use_srtp,
+            sctp_tuning=sctp_tuning,
             setup=setup,
             max_message_size=max_message_size,
             certificate=certificate,
@@ -594,6 +600,7 @@ class UeCall:
             ice=info.remote.ice is not None,
             fingerprint_algorithm=self._fingerprint_algorithm,
             offer_use_srtp=self._offer_use_srtp,
+            sctp_tuning=self._sctp_tuning,
             certificate=self._certificate,
             setup_timeout=self._setup_timeout,
         )
@@ -696,6 +703,7 @@ class UeCall:
             ice=self.ice,
             fingerprint_algorithm=self._fingerprint_algorithm,
             offer_use_srtp=self._offer_use_srtp,
+            sctp_tuning=self._sctp_tuning,
             certificate=self._certificate,
             setup_timeout=self._setup_timeout,
         )
