@@ -1,0 +1,182 @@
+"""The camera stage in a session pipeline: units out of pictures, on the fake clock.
+
+A scripted tracker (a fake implementing FaceTracker, not a mock) stands in for the model in
+the unit tests; the last test drives the real tracker with renders of the product's head.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from avatar_mf.arf.blendshapes import ARKIT_BLENDSHAPES, ARKIT_INDEX
+from avatar_mf.arf.units import BlendshapeUnit, ConfigUnit, JointUnit, decode_unit
+from avatar_mf.face.result import FaceError, FaceResult, FaceTrackingError, HeadPose
+from avatar_mf.pipeline.frames import AnimationUnitFrame, Delivery
+from avatar_mf.pipeline.runner import QueueLimits
+from avatar_mf.stages.animation_data.idle import HEAD_JOINT_INDEX
+from avatar_mf.stages.camera import CameraAnimation, ImageInput, VideoPicture
+from avatar_mf.testing.pipeline import InlineExecutor, run_stage, stage_context
+
+#: Every picture waits (a test that wants to see each); the default keeps the newest 3.
+ALL = QueueLimits(newest_wins=1000)
+
+JAW = ARKIT_INDEX["jawOpen"]
+
+
+class ScriptedTracker:
+    """Answers each picture with the next scripted face (None: no face), records the pictures."""
+
+    def __init__(self, script: Sequence[FaceResult | None]) -> None:
+        self.script = list(script)
+        self.pictures: list[tuple[tuple[int, ...], float | None]] = []
+        self.closed = False
+
+    def track(self, rgb: NDArray[np.uint8], *, timestamp: float | None = None) -> FaceResult:
+        self.pictures.append((rgb.shape, timestamp))
+        face = self.script.pop(0) if self.script else None
+        if face is None:
+            raise FaceTrackingError(FaceError.NO_FACE, "no face")
+        return face
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _face(jaw: float, yaw: float = 0.0) -> FaceResult:
+    return FaceResult(
+        np.zeros((478, 3), dtype=np.float32), {"jawOpen": jaw}, HeadPose(yaw, 0.0, 0.0), 64, 48
+    )
+
+
+def _picture(i: int, fps: float = 30.0) -> VideoPicture:
+    return VideoPicture("p1", bytes(64 * 48 * 3), 64, 48, media_time=i / fps)
+
+
+def _units(frames: list[AnimationUnitFrame]) -> list[object]:
+    return [decode_unit(f.unit) for f in frames]
+
+
+def _provider(tracker: ScriptedTracker, **options: object) -> CameraAnimation:
+    return CameraAnimation(tracker=lambda: tracker, smoothing=0.0, **options)  # type: ignore[arg-type]
+
+
+async def test_pictures_become_blendshape_and_head_units() -> None:
+    tracker = ScriptedTracker([_face(0.2), _face(0.6, yaw=math.radians(20))])
+    executor = InlineExecutor()
+    run = await run_stage(
+        _provider(tracker), [_picture(0), _picture(1)], context=stage_context(executor=executor)
+    )
+    assert not run.errors
+    units = _units(run.of(AnimationUnitFrame))  # type: ignore[arg-type]
+    config, blend0, joint0, blend1, joint1 = units
+    assert isinstance(config, ConfigUnit) and config.timescale == 1000.0
+    assert isinstance(blend1, BlendshapeUnit) and isinstance(joint1, JointUnit)
+    assert isinstance(blend0, BlendshapeUnit) and isinstance(joint0, JointUnit)
+    # All 52 ARKit weights, in ARKit order; the picture's media time in ms.
+    assert blend1.indices == tuple(range(len(ARKIT_BLENDSHAPES)))
+    assert blend0.weights[JAW] == pytest.approx(0.2) and blend1.weights[JAW] == pytest.approx(0.6)
+    assert (blend0.timestamp, blend1.timestamp) == (0, 33)
+    # The head joint turned 20 degrees to its left: its +Z axis leans to +X by sin(20).
+    assert joint1.indices == (HEAD_JOINT_INDEX,)
+    matrix = np.array(joint1.matrices[0]).reshape(4, 4)
+    assert matrix[0, 2] == pytest.approx(math.sin(math.radians(20)), abs=1e-6)
+    assert np.array(joint0.matrices[0]).reshape(4, 4)[:3, :3] == pytest.approx(np.eye(3))
+    # Tracking ran in the worker pool, with the pictures' media times (video mode).
+    assert executor.calls >= 2
+    assert tracker.pictures == [((48, 64, 3), 0.0), ((48, 64, 3), 1 / 30)]
+
+
+async def test_a_lost_face_relaxes_to_neutral_and_the_tracker_is_closed() -> None:
+    tracker = ScriptedTracker([_face(0.9)] + [None] * 12)
+    run = await run_stage(_provider(tracker), [_picture(i) for i in range(13)], limits=ALL)
+    jaws = [u.weights[JAW] for u in _units(run.of(AnimationUnitFrame))  # type: ignore[arg-type]
+            if isinstance(u, BlendshapeUnit)]
+    assert len(jaws) == 13 and jaws[0] == pytest.approx(0.9)
+    assert jaws[1] == pytest.approx(0.9)  # lost at 33 ms: relaxing starts
+    assert all(a > b for a, b in zip(jaws[1:10], jaws[2:11], strict=True))
+    assert jaws[10] == 0.0 and jaws[12] == 0.0  # 300 ms after it was lost: neutral
+    assert tracker.closed
+
+
+async def test_at_most_30_units_per_second_from_a_60_fps_camera() -> None:
+    tracker = ScriptedTracker([_face(0.5)] * 60)
+    run = await run_stage(
+        _provider(tracker), [_picture(i, fps=60.0) for i in range(60)], limits=ALL
+    )
+    blends = [u for u in _units(run.of(AnimationUnitFrame)) if isinstance(u, BlendshapeUnit)]  # type: ignore[arg-type]
+    assert len(blends) == 30
+
+
+async def test_when_pictures_come_faster_than_tracking_the_newest_win() -> None:
+    assert VideoPicture.delivery is Delivery.NEWEST_WINS
+    assert ImageInput.delivery is Delivery.NEWEST_WINS
+    tracker = ScriptedTracker([_face(0.5)] * 10)
+    # Ten pictures arrive while the first is being tracked: 3 wait (QueueLimits default).
+    run = await run_stage(_provider(tracker), [_picture(i) for i in range(10)])
+    times = [t for _, t in tracker.pictures]
+    assert len(times) < 10 and times[-1] == pytest.approx(9 / 30)
+    assert sum(run.stats.dropped.values()) == 10 - len(times)
+
+
+async def test_images_from_a_data_channel() -> None:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 30), (200, 100, 50)).save(buffer, format="PNG")
+    tracker = ScriptedTracker([_face(0.3), _face(0.4)])
+    frames = [
+        ImageInput("p1", buffer.getvalue(), media_time=0.0),
+        ImageInput("p1", b"GIF89a not supported", media_time=0.1, message_id="m2"),
+        ImageInput("p1", b"\x89PNG\r\n\x1a\n broken", media_time=0.2, message_id="m3"),
+        ImageInput("p1", buffer.getvalue(), media_time=0.3),
+    ]
+    run = await run_stage(_provider(tracker), frames, limits=ALL)
+    assert [(e.code, e.message_id) for e in run.errors] == [
+        ("unsupported-image", "m2"),
+        ("unsupported-image", "m3"),
+    ]
+    assert tracker.pictures == [((30, 40, 3), 0.0), ((30, 40, 3), 0.3)]  # the session went on
+    blends = [u for u in _units(run.of(AnimationUnitFrame)) if isinstance(u, BlendshapeUnit)]  # type: ignore[arg-type]
+    assert [b.weights[JAW] for b in blends] == pytest.approx([0.3, 0.4])
+
+
+async def test_a_picture_of_the_wrong_size_is_refused() -> None:
+    tracker = ScriptedTracker([_face(0.5)])
+    bad = VideoPicture("p1", b"\x00" * 10, 64, 48, media_time=0.0)
+    run = await run_stage(_provider(tracker), [bad, _picture(1)])
+    assert [e.code for e in run.errors] == ["unsupported-image"]
+    assert len(tracker.pictures) == 1
+
+
+async def test_the_real_tracker_follows_the_rendered_head(
+    face_model: bytes, ground_truth: object
+) -> None:
+    from avatar_mf.face.mediapipe_tracker import MediapipeFaceTracker
+    from avatar_mf.stages.camera.groundtruth import GroundTruthRenderer, Shot
+
+    assert isinstance(ground_truth, GroundTruthRenderer)
+    jaw = [0.0, 0.3, 0.7, 1.0, 0.6, 0.2, 0.0, 0.5, 0.9, 0.4]
+    yaw = [0.0, 5.0, 10.0, 15.0, 10.0, 0.0, -10.0, -15.0, -5.0, 0.0]
+    frames = []
+    for i, (j, y) in enumerate(zip(jaw, yaw, strict=True)):
+        rgb = ground_truth.render(Shot({"jawOpen": j}, yaw=y))
+        frames.append(VideoPicture("p1", rgb.tobytes(), rgb.shape[1], rgb.shape[0], i / 30.0))
+    provider = CameraAnimation(
+        tracker=lambda: MediapipeFaceTracker(model=face_model, max_faces=1), smoothing=0.0
+    )
+    run = await run_stage(provider, frames, limits=ALL)
+    assert not run.errors
+    units = _units(run.of(AnimationUnitFrame))  # type: ignore[arg-type]
+    blends = [u for u in units if isinstance(u, BlendshapeUnit)]
+    joints = [u for u in units if isinstance(u, JointUnit)]
+    assert len(blends) == len(joints) == len(jaw)
+    found = [b.weights[JAW] for b in blends]
+    assert np.corrcoef(jaw, found)[0, 1] >= 0.8
+    yaws = [math.degrees(math.atan2(m.matrices[0][2], m.matrices[0][10])) for m in joints]
+    assert np.abs(np.array(yaws) - np.array(yaw)).max() <= 5.0
