@@ -23,3 +23,15 @@ def ground_truth() -> object:
         return GroundTruthRenderer()
     except RenderUnavailable as exc:
         pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def astronaut_jpeg() -> bytes:
+    import io
+
+    from PIL import Image
+    from skimage import data
+
+    buffer = io.BytesIO()
+    Image.fromarray(data.astronaut()).save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
