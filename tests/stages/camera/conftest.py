@@ -35,3 +35,16 @@ def astronaut_jpeg() -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(data.astronaut()).save(buffer, format="JPEG", quality=90)
     return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def astronaut_jpeg_small() -> bytes:
+    """The astronaut at 256x256, small enough for one metadata message in base64."""
+    import io
+
+    from PIL import Image
+    from skimage import data
+
+    buffer = io.BytesIO()
+    Image.fromarray(data.astronaut()).resize((256, 256)).save(buffer, format="JPEG", quality=85)
+    return buffer.getvalue()

@@ -1,6 +1,7 @@
 """End to end in a call: UE1 sends video over RTP (H.264: renders of the product's own head
 with jawOpen going up and down at known weights), the MF's ``camera`` stage tracks it in its
-face worker process, UE2 receives BLENDSHAPE units whose jawOpen follows UE1's.
+face worker process, UE2 receives BLENDSHAPE units whose jawOpen follows UE1's. And the same
+from JPEG pictures sent in ``animation image`` messages on the metadata channel.
 
 The MF runs as a real process with ``[pipeline.animation_data] name = "camera"``. Where the
 installed package's metadata predates the ``camera`` entry point, the test puts a dist-info
@@ -10,6 +11,8 @@ does).
 
 from __future__ import annotations
 
+import asyncio
+import io
 import math
 import os
 import tomllib
@@ -130,3 +133,38 @@ async def test_ue2_receives_units_whose_jaw_follows_ue1_camera(
     )
     print(f"camera call: jawOpen r {best:.3f} over {jaw.size} units")
     assert best >= 0.8, best
+
+
+async def test_images_on_the_metadata_channel_drive_the_avatar(
+    camera_mf: MfProcess, astronaut_jpeg_small: bytes
+) -> None:
+    from PIL import Image
+
+    grey = io.BytesIO()
+    Image.new("RGB", (160, 120), (128, 128, 128)).save(grey, format="PNG")
+    async with _mf_call(camera_mf, "ue1", None) as call1, _mf_call(camera_mf, "ue2", None) as call2:
+        await call1.wait_channels_open(5.0)
+        await call2.wait_channels_open(5.0)
+        async with (
+            AvatarClient(call1, id_prefix="ue1") as ue1,
+            AvatarClient(call2, id_prefix="ue2") as ue2,
+        ):
+            caps = await ue1.hello(animation_inputs=("images",))
+            assert caps.animation_data == "network" and caps.animation_inputs == ("images",)
+            await ue2.hello(animation_inputs=())
+            for i in range(5):
+                ue1.send_image(astronaut_jpeg_small, media_time=i * 0.5)
+                await asyncio.sleep(0.5)  # one picture at a time (newest wins)
+            await ue2.wait_until(
+                lambda: sum(isinstance(u.unit, BlendshapeUnit) for u in ue2.units) >= 3,
+                20.0,
+                "units from the pictures",
+            )
+            bad = ue1.send_image(grey.getvalue(), "image/png", media_time=3.0)
+            await ue1.wait_until(lambda: len(ue1.mf_errors) >= 1, 10.0, "an error")
+            units = list(ue2.units)
+            errors = list(ue1.mf_errors)
+    assert [(e.code, e.in_reply_to) for e in errors] == [("no-face", bad.id)]
+    shapes = [u.unit for u in units if isinstance(u.unit, BlendshapeUnit)]
+    assert 3 <= len(shapes) <= 5
+    assert [s.timestamp for s in shapes] == sorted(s.timestamp for s in shapes)

@@ -1,8 +1,8 @@
 """The camera animation-data stage: the caller's pictures in, ARF units out (TR 26.813 D.3.3).
 
 Per session, for every picture (:class:`~avatar_mf.pipeline.frames.VideoIn`, decoded from the
-participant's RTP video by the media plane, or :class:`~.frames.ImageInput`, a JPEG/PNG sent
-on a data channel):
+participant's RTP video by the media plane, or :class:`~avatar_mf.pipeline.frames.ImageInput`, a
+JPEG/PNG sent on a data channel in an ``animation image`` message):
 
 1. if the picture comes sooner than ``1 / max_rate`` after the last one used it is skipped
    untracked (a 60 fps camera costs 30 trackings a second);
@@ -42,14 +42,13 @@ from avatar_mf.face.pictures import Picture, to_rgb
 from avatar_mf.face.pool import FacePool, MediapipeFactory, Tracked, TrackerFactory
 from avatar_mf.face.result import FaceError, FaceResult, FaceTrackingError
 from avatar_mf.face.tracker import FaceTracker
-from avatar_mf.pipeline.frames import AnimationUnitFrame, Frame, VideoIn
+from avatar_mf.pipeline.frames import AnimationUnitFrame, Frame, ImageInput, VideoIn
 from avatar_mf.pipeline.stage import StageBase, StageContext, StageFailure
 from avatar_mf.stages.animation_data.idle import (
     HEAD_JOINT_INDEX,
     HEAD_REST_TRANSLATION,
     head_matrices,
 )
-from avatar_mf.stages.camera.frames import ImageInput
 from avatar_mf.stages.camera.motion import FaceMotion, MotionSample
 
 log = logging.getLogger(__name__)
