@@ -48,3 +48,11 @@ def astronaut_jpeg_small() -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(data.astronaut()).resize((256, 256)).save(buffer, format="JPEG", quality=85)
     return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> object:
+    import numpy as np
+    from skimage import data
+
+    return np.ascontiguousarray(data.astronaut())

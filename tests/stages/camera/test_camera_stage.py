@@ -70,7 +70,11 @@ def _units(frames: list[AnimationUnitFrame]) -> list[object]:
 
 def _provider(tracker: ScriptedTracker, **options: object) -> CameraAnimation:
     return CameraAnimation(
-        tracker=lambda: tracker, in_process=True, smoothing=0.0, **options  # type: ignore[arg-type]
+        tracker=lambda: tracker,  # type: ignore[arg-type]
+        in_process=True,
+        smoothing=0.0,
+        retarget="none",
+        **options,  # type: ignore[arg-type]
     )
 
 

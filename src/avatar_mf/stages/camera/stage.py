@@ -9,9 +9,12 @@ JPEG/PNG sent on a data channel in an ``animation image`` message):
 2. in the node's face worker processes (:class:`~avatar_mf.face.pool.FacePool`, started on the
    first picture, one landmarker per process, never on the event loop): I420 -> RGB (or the
    image decoded), the face tracked;
-3. :class:`~.motion.FaceMotion` (per session): values smoothed, a lost face relaxed to neutral
+3. :mod:`.retarget` (``retarget = "product-head"``, the default): the measured channels and
+   the pitch mapped from the landmarks, for faces like the product's head (others keep
+   MediaPipe's values);
+4. :class:`~.motion.FaceMotion` (per session): values smoothed, a lost face relaxed to neutral
    over ``relax_time`` (0.3 s);
-4. units: one CONFIG unit first, then per picture used a BLENDSHAPE unit with all 52 ARKit
+5. units: one CONFIG unit first, then per picture used a BLENDSHAPE unit with all 52 ARKit
    weights (MediaPipe gives 51: ``tongueOut`` stays 0; the eyes move by ``eyeLook*``) and a
    JOINT unit with the head joint's local matrix (``stages/animation_data/idle.head_matrices``,
    the product skeleton's head joint), both stamped with the picture's media time: the RTP
@@ -50,6 +53,7 @@ from avatar_mf.stages.animation_data.idle import (
     head_matrices,
 )
 from avatar_mf.stages.camera.motion import FaceMotion, MotionSample
+from avatar_mf.stages.camera.retarget import Retargeting, product_head
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +65,9 @@ class CameraAnimation:
 
     Options: ``max_rate`` (30 units/s), ``smoothing`` (0.035 s), ``relax_time`` (0.3 s),
     ``profile`` and ``timescale`` (the CONFIG unit), ``blendshape_set_id``, ``joint_set_id``,
-    ``head_translation`` (the head joint's rest translation), ``workers`` (face worker
+    ``head_translation`` (the head joint's rest translation), ``retarget`` (``"product-head"``:
+    :mod:`.retarget`'s map from landmarks to the measured weights and pitch, for faces like
+    the product's head; ``"none"``: the tracker's own scores), ``workers`` (face worker
     processes, 1), ``model_path`` and ``model_sha256`` (another copy of the face model).
     ``tracker``: a factory giving a :class:`~avatar_mf.face.tracker.FaceTracker`; with
     ``in_process`` it is called once per session and run in the stage executor (threads: a
@@ -83,6 +89,7 @@ class CameraAnimation:
         blendshape_set_id: int = 0,
         joint_set_id: int = 0,
         head_translation: tuple[float, float, float] = HEAD_REST_TRANSLATION,
+        retarget: str = "product-head",
         workers: int = 1,
         model_path: str | None = None,
         model_sha256: str | None = MODEL_SHA256,
@@ -95,6 +102,8 @@ class CameraAnimation:
             raise ValueError("set ids are uint16")
         if not 1 <= workers <= 64:
             raise ValueError(f"workers must be 1..64, not {workers!r}")
+        if retarget not in ("product-head", "none"):
+            raise ValueError(f'retarget must be "product-head" or "none", not {retarget!r}')
         if in_process and tracker is None:
             raise ValueError("in_process needs a tracker factory")
         FaceMotion(max_rate=max_rate, smoothing=smoothing, relax_time=relax_time)  # validates
@@ -111,6 +120,9 @@ class CameraAnimation:
             float(head_translation[2]),
         )
         self.in_process = in_process
+        self.retargeting: Retargeting | None = (
+            product_head() if retarget == "product-head" else None
+        )
         self._factory: TrackerFactory = tracker or MediapipeFactory(model_path, model_sha256)
         self._pool = FacePool(self._factory, workers=workers)
         self._starting = asyncio.Lock()
@@ -227,7 +239,8 @@ class CameraStage(StageBase):
             self.lost += 1
             return None
         self.tracked += 1
-        return face
+        retargeting = self._provider.retargeting
+        return face if retargeting is None else retargeting.apply(face)
 
     def _track_here(self, picture: Picture, at: float) -> FaceResult:
         """In the stage executor, with the session's own tracker (``in_process``)."""
