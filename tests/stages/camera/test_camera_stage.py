@@ -193,6 +193,26 @@ async def test_video_is_tracked_only_for_a_session_that_agreed_the_video_input()
     assert len(out) == 5  # CONFIG + 2 x (BLENDSHAPE, JOINT)
 
 
+class BrokenTracker(ScriptedTracker):
+    def track(self, rgb: NDArray[np.uint8], *, timestamp: float | None = None) -> FaceResult:
+        self.pictures.append((rgb.shape, timestamp))
+        raise RuntimeError("the model crashed")
+
+
+async def test_a_tracker_that_fails_relaxes_video_and_answers_images() -> None:
+    tracker = BrokenTracker([])
+    image = io.BytesIO()
+    from PIL import Image
+
+    Image.new("RGB", (40, 30)).save(image, format="PNG")
+    frames = [_picture(i) for i in range(3)]
+    frames.append(ImageInput("p1", image.getvalue(), 0.5, message_id="m"))
+    run = await run_stage(_provider(tracker), frames, limits=ALL)
+    assert [(e.code, e.message_id) for e in run.errors] == [("stage-failed", "m")]
+    blends = [u for u in _units(run.of(AnimationUnitFrame)) if isinstance(u, BlendshapeUnit)]  # type: ignore[arg-type]
+    assert len(blends) == 3 and not any(any(b.weights) for b in blends)
+
+
 async def test_rtp_timestamps_wrap_and_60_fps_pictures_are_skipped_untracked() -> None:
     tracker = ScriptedTracker([_face(0.5)] * 60)
     start = (1 << 32) - 6000  # the RTP clock wraps after the third picture

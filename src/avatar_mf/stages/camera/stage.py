@@ -249,6 +249,16 @@ class CameraStage(StageBase):
                 raise StageFailure("face-model-unavailable", str(exc), retryable=True) from exc
             self.lost += 1
             return None
+        except Exception as exc:  # the tracker failed: an image is answered, video relaxes
+            if still:
+                raise
+            if not self._warned:
+                self._warned = True
+                log.warning(
+                    "camera animation: tracking failed: %r", exc, extra=self._context.log_extra
+                )
+            self.lost += 1
+            return None
         self.tracked += 1
         retargeting = self._provider.retargeting
         return face if retargeting is None else retargeting.apply(face)
