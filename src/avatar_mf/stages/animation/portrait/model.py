@@ -37,6 +37,7 @@ from typing import Final
 import numpy as np
 from numpy.typing import NDArray
 
+from avatar_mf.arf.blendshapes import ARKIT_BLENDSHAPES
 from avatar_mf.face import FaceError, FaceTracker, FaceTrackingError
 from avatar_mf.render.scene import MeshData
 from avatar_mf.stages.animation.portrait import landmarks as lm
@@ -85,6 +86,11 @@ class PortraitModel:
     @property
     def size(self) -> int:
         return int(self.picture.shape[0])
+
+    @property
+    def target_names(self) -> tuple[str, ...]:
+        """The blendshape names, in weight order (as :class:`AvatarModel`'s)."""
+        return ARKIT_BLENDSHAPES
 
     def mesh(self) -> MeshData:
         """The renderer's static mesh: flat, the picture as texture at the rest positions."""
