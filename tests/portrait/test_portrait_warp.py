@@ -128,5 +128,5 @@ def test_the_mesh_covers_the_picture_once(portrait: PortraitAvatar) -> None:
     teeth = np.all(tris >= TEETH, axis=1)  # the photo's mouth lies over the dark inside
     side = model.size
     # Every pixel once: no gap, and no overlap past a sliver where a fan's centre (the iris,
-    # the mouth's middle) does not see all of its opening's rim (18 px^2 of 337^2 here).
+    # the mouth's middle) does not see all of its opening's rim.
     assert _area(model.rest, tris[~teeth]) == pytest.approx(side * side, rel=1e-3)

@@ -59,7 +59,7 @@ RING_SCALE: Final = 1.3
 #: Base colour of the mouth's inside, multiplied with the lips' picture.
 MOUTH_COLOUR: Final = (0.22, 0.11, 0.11)
 #: Default crop: this many face heights (forehead to chin) a side.
-FRAMING: Final = 3.2
+FRAMING: Final = 2.5
 #: Largest texture side kept (pixels).
 MAX_SIDE: Final = 1024
 
