@@ -59,6 +59,7 @@ from avatar_mf.pipeline.frames import (
     ExpressionFilterFrame,
     Frame,
     GenerateAvatar,
+    ImageInput,
     ParticipantJoined,
     ParticipantLeft,
     ReceiverFormats,
@@ -381,6 +382,10 @@ class AvatarSession:
             self.pipeline.push(
                 TextInput(self.id, message.text, message.language, message_id=message.id)
             )
+        elif isinstance(message, md.AnimationImage):
+            self.pipeline.push(
+                ImageInput(self.id, message.data, message.media_time, message_id=message.id)
+            )
         elif isinstance(message, md.AnimationStart):
             self._broadcast(md.AnimationResumed(id=md.new_message_id(), participant_id=self.id))
         elif isinstance(message, md.AnimationStop):
@@ -478,6 +483,12 @@ class AvatarSession:
             self.reply_error(
                 md.MetadataError(
                     ErrorCode.UNSUPPORTED, "no animation-data stage configured", frame.message_id
+                )
+            )
+        elif isinstance(frame, ImageInput):
+            self.reply_error(
+                md.MetadataError(
+                    ErrorCode.UNSUPPORTED, "no camera animation stage configured", frame.message_id
                 )
             )
         elif isinstance(frame, GenerateAvatar):
