@@ -6,6 +6,7 @@ Usage::
     .venv/bin/python bench/render.py [--size 512] [--frames 200] [--sessions 1,2,3,4,5,6]
                                      [--seconds 10] [--workers N] [--json FILE]
     .venv/bin/python bench/render.py --only-2d [--size 512] [--frames 200]
+    .venv/bin/python bench/render.py --skip-part1 --photo-2d [--sessions 4,6,8] [--seconds 10]
 
 Part 1, one process, one core (llvmpipe held to one thread): the default head driven by the
 text stage's animation of a sentence (mouth, blinks, head motion), per frame:
@@ -22,7 +23,8 @@ CPU time is ``time.process_time`` (this process, all threads), median over ``--f
 Part 1 also runs in 2D mode (``--only-2d``: that alone): scikit-image's astronaut fitted as a
 2D portrait (``stages/animation/portrait``) and driven by the same units: animate is
 ``Animator.sample`` + ``PortraitRig.pose`` (the blendshape warp and the head turn), render the
-flat mesh with the photo as texture.
+flat mesh with the photo as texture. ``--photo-2d`` runs part 2 with that photo as every
+session's base avatar (each stage fits it, as in a call).
 
 Part 2, the real stage: for each session count K, K :class:`NetworkAnimationStage` s on the
 event loop (``LoopClock``) rendering at 25 fps through one :class:`RenderPool` (``--workers``,
@@ -354,6 +356,8 @@ def main() -> int:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--skip-part1", action="store_true")
     parser.add_argument("--only-2d", action="store_true", help="part 1 in 2D mode, alone")
+    parser.add_argument("--photo-2d", action="store_true",
+                        help="part 2 with scikit-image's astronaut as a 2D avatar")
     args = parser.parse_args()
     results: dict[str, Any] = {"cores": len(os.sched_getaffinity(0))}
     if not args.skip_part1 and not args.only_2d:
@@ -369,6 +373,15 @@ def main() -> int:
             args.json.write_text(json.dumps(results, indent=1))
         return 0
     container = write_arf(generate_default_head(), avatar_id="bench", name="bench")
+    if args.photo_2d:
+        import io
+
+        from PIL import Image
+        from skimage import data
+
+        photo = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(data.astronaut())).save(photo, format="PNG")
+        container = photo.getvalue()
     units = speech_units()
     results["sessions"] = []
     for count in (int(c) for c in args.sessions.split(",")):
