@@ -144,3 +144,17 @@ async def test_the_network_stage_animates_a_photo(
     change = np.abs(talking[-1].rgba.astype(int) - silent[0].rgba)[rows, cols].mean()
     assert change > 10.0, change
     await stage.teardown()
+
+
+async def test_a_photo_without_a_face_degrades_only_its_session(
+    gl: GlRenderer, tracker: object
+) -> None:
+    from avatar_mf.pipeline.frames import StageError
+    from avatar_mf.testing.pipeline import run_stage
+
+    grey = png(np.full((256, 256, 3), 128, dtype=np.uint8))
+    provider = NetworkAnimation(width=64, height=64, renderer=InlineRenderer(gl))
+    run = await run_stage(provider, [BaseAvatarFrame("p1", "photo", "image/png", grey)],
+                          kind="animation", max_seconds=5.0)
+    errors = [f for f in run.frames if isinstance(f, StageError)]
+    assert [(e.kind, e.code, e.retryable) for e in errors] == [("animation", "no-face", False)]
