@@ -255,10 +255,15 @@ class AvatarSession:
             executor=deps.executor,
             rate=deps.settings.rate,
             log_extra=self.log_extra,
+            agreed_inputs=self._agreed_inputs,
         )
         self.pipeline = deps.make_pipeline(context, self.deliver)
         self._spawn(self.pipeline.start())
         self.pipeline.push(ParticipantJoined(participant.id, display_name=self.identity[:1024]))
+
+    def _agreed_inputs(self) -> tuple[str, ...]:
+        """The animation inputs the last hello agreed (none before a hello)."""
+        return self.agreement.animation_inputs if self.agreement is not None else ()
 
     @property
     def id(self) -> str:

@@ -168,3 +168,36 @@ async def test_images_on_the_metadata_channel_drive_the_avatar(
     shapes = [u.unit for u in units if isinstance(u.unit, BlendshapeUnit)]
     assert 3 <= len(shapes) <= 5
     assert [s.timestamp for s in shapes] == sorted(s.timestamp for s in shapes)
+
+
+async def test_a_video_call_that_did_not_ask_gets_no_network_face(
+    camera_mf: MfProcess, ground_truth: object
+) -> None:
+    """UE1 sends video but animates itself (its hello asks no animation inputs): the camera
+    stage must not add a second, network-made face."""
+    from avatar_mf.stages.camera.groundtruth import GroundTruthRenderer, Shot
+
+    assert isinstance(ground_truth, GroundTruthRenderer)
+    picture = Picture.from_rgb(ground_truth.render(Shot({"jawOpen": 0.5})))
+    camera = UeVideo(
+        HOST, width=picture.width, height=picture.height, fps=FPS, count=FPS * 4,
+        pictures=[picture],
+    )
+    async with (
+        _mf_call(camera_mf, "ue1", camera) as call1,
+        _mf_call(camera_mf, "ue2", None) as call2,
+    ):
+        await call1.wait_channels_open(5.0)
+        await call2.wait_channels_open(5.0)
+        async with (
+            AvatarClient(call1, id_prefix="ue1") as ue1,
+            AvatarClient(call2, id_prefix="ue2") as ue2,
+        ):
+            caps = await ue1.hello(animation_inputs=())
+            assert caps.animation_data == "ue" and caps.animation_inputs == ()
+            await ue2.hello(animation_inputs=())
+            await asyncio.wait_for(camera.done(), 10.0)
+            await asyncio.sleep(0.5)
+            units = list(ue2.units)
+    assert camera.pictures_out == FPS * 4
+    assert units == []

@@ -6,6 +6,7 @@ the unit tests; the last test drives the real tracker with renders of the produc
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 from collections.abc import Sequence
@@ -168,6 +169,28 @@ async def test_a_picture_of_the_wrong_size_is_refused() -> None:
     run = await run_stage(_provider(tracker), [bad, _picture(1)])
     assert [e.code for e in run.errors] == ["unsupported-image"]
     assert len(tracker.pictures) == 1
+
+
+async def test_video_is_tracked_only_for_a_session_that_agreed_the_video_input() -> None:
+    agreed: tuple[str, ...] = ()  # before the hello: nothing agreed
+    tracker = ScriptedTracker([_face(0.5)] * 10)
+    context = dataclasses.replace(stage_context(), agreed_inputs=lambda: agreed)
+    provider = _provider(tracker)
+    stage = provider.open(context)
+    image = io.BytesIO()
+    from PIL import Image
+
+    Image.new("RGB", (40, 30)).save(image, format="PNG")
+    out = [f async for f in stage.process(_picture(0))]
+    assert stage.unasked == 1 and tracker.pictures == []
+    agreed = ("text", "video")
+    out += [f async for f in stage.process(_picture(6))]
+    assert stage.unasked == 1 and len(tracker.pictures) == 1
+    agreed = ()  # a new hello without video: images are still taken (the message asks)
+    out += [f async for f in stage.process(ImageInput("p1", image.getvalue(), 1.0))]
+    out += [f async for f in stage.process(_picture(12))]
+    assert stage.unasked == 2 and len(tracker.pictures) == 2
+    assert len(out) == 5  # CONFIG + 2 x (BLENDSHAPE, JOINT)
 
 
 async def test_rtp_timestamps_wrap_and_60_fps_pictures_are_skipped_untracked() -> None:

@@ -21,6 +21,11 @@ JPEG/PNG sent on a data channel in an ``animation image`` message):
    timestamp (unwrapped, from the stream's first picture) for video, the arrival time for
    images.
 
+Only for a session whose hello agreed the ``video`` animation input
+(``StageContext.agreed_inputs``) are video pictures tracked: every video call carries video, and
+a UE that animates itself must not get a second, network-made face. Images are tracked
+whenever they are sent (the message is the ask).
+
 Newest wins: the pipeline drops the oldest waiting picture when the stage is behind (the
 frames are ``NEWEST_WINS``), so the stage always works on the latest one.
 
@@ -175,10 +180,12 @@ class CameraStage(StageBase):
         self._start: float | None = None
         self._rtp = _RtpTimeline()
         self._warned = False
-        #: Pictures tracked, pictures without a face, pictures skipped (too soon).
+        #: Pictures tracked, pictures without a face, pictures skipped (too soon), video
+        #: pictures of a session that did not agree the ``video`` input.
         self.tracked = 0
         self.lost = 0
         self.skipped = 0
+        self.unasked = 0
         #: Worker CPU seconds spent on this session's pictures (the pool only).
         self.cpu = 0.0
 
@@ -193,6 +200,10 @@ class CameraStage(StageBase):
     async def process(self, frame: Frame) -> AsyncIterator[Frame]:
         assert isinstance(frame, VideoIn | ImageInput)
         if isinstance(frame, VideoIn):
+            agreed = self._context.agreed_inputs
+            if agreed is not None and "video" not in agreed():
+                self.unasked += 1  # a video call whose UE did not ask (or not yet)
+                return
             at = self._rtp.seconds(frame.rtp_timestamp, frame.clock_rate)
             picture = Picture("i420", frame.data, frame.width, frame.height)
         else:
