@@ -2,7 +2,7 @@
 (``avatar-mf avatar render --photo-2d``), neutral, jawOpen 0.45 + mouthSmileLeft/Right 0.8
 (the weights of the 3D head's picture beside it) and both eyes closed with the inner brows up.
 
-    PYTHONPATH=src .venv/bin/python docs/img/portrait_pictures.py
+    PYTHONPATH=src .venv/bin/python tools/portrait_pictures.py
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from skimage import data
 
 from avatar_mf.cli import main
 
-OUT = Path(__file__).resolve().parent
+OUT = Path(__file__).resolve().parent.parent / "docs" / "img"
 PICTURES = {
     "portrait-neutral.png": [],
     "portrait-jawopen-smile.png": ["jawOpen=0.45", "mouthSmileLeft=0.8", "mouthSmileRight=0.8"],
