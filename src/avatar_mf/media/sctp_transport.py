@@ -14,7 +14,10 @@
    to the channel (:meth:`ImsSctpTransport._data_channel_send`); a message that expires before
    it has a TSN is dropped (it never reaches the wire), and one that expires with a TSN but
    before its first transmission is abandoned unsent (RFC 3758 3.5: a FORWARD TSN covers it).
-   ``max-time=0`` means one transmission (aiortc took 0 for "reliable").
+   ``max-time=0`` means one transmission (aiortc took 0 for "reliable"). One message can be
+   sent fully reliably on a partially reliable channel (:meth:`ImsSctpTransport.send_reliably`;
+   RFC 3758 chooses the policy per message): the session does it for the messages its
+   ``reliable_messages`` test marks (an ARF CONFIG unit on an animation channel).
 4. Cheaper per message (:class:`SctpTuning`): delayed SACKs (RFC 9260 6.2: a SACK for at least
    every second packet with DATA, within ``sack_delay`` of the first unacknowledged one, and
    at once when a packet shows a gap or a duplicate, or carries a FORWARD TSN); DATA (and
@@ -95,12 +98,13 @@ AIORTC_TUNING = SctpTuning(sack_every=1, bundle=False)
 _MAX_CHUNKS_LENGTH = SCTP_MAX_PACKET_LENGTH - SCTP_COMMON_HEADER_LENGTH
 
 
-class _Queued(tuple):  # type: ignore[type-arg]  # aiortc's (channel, pp_id, data) + expiry
+class _Queued(tuple):  # type: ignore[type-arg]  # aiortc's (channel, pp_id, data) + policy
     """A data-channel queue entry of aiortc (unpacks as ``channel, pp_id, user_data``) that
-    also carries its absolute expiry (``time.time()`` seconds), set when it was sent; ``None``
-    for a lifetime of 0 (one transmission)."""
+    also carries its PR-SCTP policy, decided when it was sent: its absolute expiry
+    (``time.time()`` seconds) or None, and its retransmission limit or None."""
 
     expiry: float | None
+    max_retransmits: int | None
 
 
 class _Packer:
@@ -170,6 +174,8 @@ class ImsSctpTransport(RTCSctpTransport):
         # True once a message with a lifetime was queued: only then is the outbound queue
         # searched for expired messages.
         self._lifetimes = False
+        # Set by send_reliably around one channel.send.
+        self._reliable_next = False
 
     @property
     def tuning(self) -> SctpTuning:
@@ -285,15 +291,35 @@ class ImsSctpTransport(RTCSctpTransport):
 
     # -- sending: lifetimes from send time, bundling ----------------------------------------
 
+    def send_reliably(self, channel: RTCDataChannel, data: bytes | str) -> None:
+        """Send one message on ``channel`` fully reliably even if the channel is partially
+        reliable (RFC 3758 3: the policy is chosen per message; RFC 8831 only sets a channel's
+        default), e.g. the one message a receiver cannot do without. Raises as
+        ``channel.send`` does."""
+        self._reliable_next = True
+        try:
+            channel.send(data)
+        finally:
+            self._reliable_next = False
+
     def _data_channel_send(self, channel: RTCDataChannel, data: bytes | str) -> None:
         super()._data_channel_send(channel, data)
         lifetime = channel.maxPacketLifeTime
-        if lifetime is not None:
-            # aiortc appended the message and scheduled its flush (which has not run yet).
-            queued = _Queued(self._data_channel_queue[-1])
-            queued.expiry = time.time() + lifetime / 1000 if lifetime > 0 else None
-            self._data_channel_queue[-1] = queued
+        if self._reliable_next:
+            expiry, max_retransmits = None, None
+        elif lifetime is not None:
             self._lifetimes = True
+            if lifetime > 0:
+                expiry, max_retransmits = time.time() + lifetime / 1000, None
+            else:  # max-time=0: one transmission, never a retransmission
+                expiry, max_retransmits = None, 0
+        else:
+            return  # aiortc's entry: the channel's own policy (reliable, or max-retr)
+        # aiortc appended the message and scheduled its flush (which has not run yet).
+        queued = _Queued(self._data_channel_queue[-1])
+        queued.expiry = expiry
+        queued.max_retransmits = max_retransmits
+        self._data_channel_queue[-1] = queued
 
     async def _data_channel_flush(self) -> None:
         # aiortc 1.16's _data_channel_flush, except that (1) a message's expiry is the one set
@@ -328,10 +354,8 @@ class ImsSctpTransport(RTCSctpTransport):
             expiry = None
             max_retransmits = channel.maxRetransmits
             if isinstance(item, _Queued):
-                expiry = item.expiry
-                if expiry is None:  # max-time=0: one transmission, never a retransmission
-                    max_retransmits = 0
-                elif expiry <= time.time():
+                expiry, max_retransmits = item.expiry, item.max_retransmits
+                if expiry is not None and expiry <= time.time():
                     channel._addBufferedAmount(-len(user_data))
                     continue
             self._enqueue(stream_id, protocol, user_data, expiry, max_retransmits, channel.ordered)

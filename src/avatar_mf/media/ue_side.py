@@ -19,7 +19,7 @@ Without SIP, :func:`connect_to_mf` runs both halves against an MF factory, and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 from avatar_mf.media.certificate import CertificateStore
@@ -27,7 +27,7 @@ from avatar_mf.media.endpoint import DataChannelEndpointFactory
 from avatar_mf.media.events import EventHandler
 from avatar_mf.media.params import LocalParams, Setup, StreamSpec, as_remote
 from avatar_mf.media.sctp_transport import DEFAULT_TUNING, SctpTuning
-from avatar_mf.media.session import DataChannelSession
+from avatar_mf.media.session import DataChannelSession, MessagePredicate
 
 
 class UeDataChannels:
@@ -44,6 +44,7 @@ class UeDataChannels:
         setup_timeout: float = 5.0,
         user_data_max_length: int | None = None,
         sctp_tuning: SctpTuning = DEFAULT_TUNING,
+        reliable_messages: Mapping[str, MessagePredicate] | None = None,
     ) -> None:
         """
         :param ice: offer ICE (browser style) or DTLS straight over UDP (IMS UE style).
@@ -59,6 +60,7 @@ class UeDataChannels:
             fingerprint_algorithms=(fingerprint_algorithm,),
             offer_use_srtp=offer_use_srtp,
             sctp_tuning=sctp_tuning,
+            reliable_messages=reliable_messages,
         )
 
     async def offer(

@@ -51,6 +51,7 @@ from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, Literal
 
+from avatar_mf.arf import is_config_unit
 from avatar_mf.media.certificate import CertificateStore
 from avatar_mf.media.errors import MediaError
 from avatar_mf.media.events import (
@@ -67,6 +68,7 @@ from avatar_mf.media.sctp_transport import DEFAULT_TUNING, SctpTuning
 from avatar_mf.media.sdp_params import stream_spec
 from avatar_mf.media.session import DataChannelSession
 from avatar_mf.media.ue_side import UeDataChannels
+from avatar_mf.protocol.names import SUBPROTOCOL_ANIMATION
 from avatar_mf.sdp.datachannel import DcMap, DcSa
 from avatar_mf.sdp.errors import SdpError
 from avatar_mf.sdp.model import MediaDescription, SessionDescription, parse_sdp, serialize_sdp
@@ -601,6 +603,7 @@ class UeCall:
             fingerprint_algorithm=self._fingerprint_algorithm,
             offer_use_srtp=self._offer_use_srtp,
             sctp_tuning=self._sctp_tuning,
+            reliable_messages={SUBPROTOCOL_ANIMATION: is_config_unit},
             certificate=self._certificate,
             setup_timeout=self._setup_timeout,
         )
@@ -704,6 +707,7 @@ class UeCall:
             fingerprint_algorithm=self._fingerprint_algorithm,
             offer_use_srtp=self._offer_use_srtp,
             sctp_tuning=self._sctp_tuning,
+            reliable_messages={SUBPROTOCOL_ANIMATION: is_config_unit},
             certificate=self._certificate,
             setup_timeout=self._setup_timeout,
         )

@@ -33,6 +33,7 @@ from typing import Final
 
 from avatar_mf.media.params import LocalParams, RemoteParams
 from avatar_mf.media.sdp_params import remote_params
+from avatar_mf.protocol.names import SUBPROTOCOL_ANIMATION
 from avatar_mf.sdp.datachannel import (
     FORMAT,
     PROTO,
@@ -78,16 +79,13 @@ DEFAULT_STREAMS: Final[tuple[DcMap, ...]] = (
     DcMap(1002, label="avatar-anim-1", subprotocol="3gpp-ar-animation"),
 )
 
-#: The subprotocol whose streams :func:`with_partial_reliability` makes partially reliable.
-ANIMATION_SUBPROTOCOL: Final = "3gpp-ar-animation"
-
 
 def with_partial_reliability(
     streams: Sequence[DcMap],
     *,
     max_time: int | None = None,
     max_retr: int | None = None,
-    subprotocol: str = ANIMATION_SUBPROTOCOL,
+    subprotocol: str = SUBPROTOCOL_ANIMATION,
 ) -> tuple[DcMap, ...]:
     """``streams`` with ``max-time`` (ms) or ``max-retr`` on those carrying ``subprotocol``
     (RFC 8864 5.1.1: at most one of the two; TS 26.264's animation example has
