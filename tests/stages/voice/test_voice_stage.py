@@ -266,3 +266,23 @@ def test_garbage_never_raises() -> None:
     for _, unit in _units(out):
         if isinstance(unit, BlendshapeUnit):
             assert all(0.0 <= w <= 1.0 for w in unit.weights)
+
+
+def test_a_new_rtp_clock_rate_carries_the_timeline_on(corpus: list[Utterance]) -> None:
+    """After a codec change (16 kHz clock -> 8 kHz clock, e.g. G.722's), the frames go on
+    without a jump and the ticks keep counting on the audio's timeline."""
+    first = packets(corpus[0].pcm[:16000])
+    second = [
+        AudioIn("p1", f.pcm, rtp_timestamp=777 + k * 160, clock_rate=8000)
+        for k, f in enumerate(packets(corpus[0].pcm[16000:32000]))
+    ]
+    stage = VoiceToAnimation().open(stage_context())
+    assert isinstance(stage, VoiceStage)
+    out = _feed(stage, first + second)
+    units = [(f, u) for f, u in _units(out) if isinstance(u, BlendshapeUnit)]
+    times = np.array([f.media_time for f, _ in units])
+    assert np.allclose(np.diff(times), 1 / RATE)
+    assert times[-1] > 1.8
+    ticks = np.array([u.timestamp for _, u in units], dtype=np.int64)
+    assert np.all(np.abs(np.diff(ticks) - 1000 / RATE) <= 1)
+    assert stage.restarts == 0 and stage.dropped == 0

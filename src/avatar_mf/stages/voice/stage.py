@@ -17,9 +17,10 @@ tests measure it on the fake clock).
 
 Bad audio. A jump of the RTP timestamp (lost packets) is filled with silence up to
 :data:`MAX_FILL` seconds, so the face relaxes across the gap; a longer gap restarts the
-analysis at the new position. A late or repeated packet is dropped. Digital silence and
-quiet audio gate the classifier (the mouth relaxes); clipped packets halve the mouth's
-movement (:mod:`.face`). Nothing in the audio can raise out of the stage.
+analysis at the new position. A late or repeated packet is dropped; a change of RTP clock
+rate (another codec) carries the timeline (and the ticks) on from the current position.
+Digital silence and quiet audio gate the classifier (the mouth relaxes); clipped packets halve
+the mouth's movement (:mod:`.face`). Nothing in the audio can raise out of the stage.
 """
 
 from __future__ import annotations
@@ -130,7 +131,8 @@ class VoiceStage(StageBase):
         self._samples = 0
         self._frame = 0  # next frame to emit
         self._first_hop = 0  # first hop of the current analysis run (after a restart)
-        self._origin: int | None = None  # first RTP timestamp (unwrapped)
+        self._origin: int | None = None  # first RTP timestamp
+        self._tick_origin = 0.0  # its time on the RTP clock, seconds
         self._clock_rate = 16000
         self._expected = 0  # unwrapped RTP timestamp of the next packet
         self._config_sent = False
@@ -167,6 +169,12 @@ class VoiceStage(StageBase):
         per_sample = clock_rate / SAMPLE_RATE
         if self._origin is None:
             self._origin = timestamp
+            self._clock_rate = clock_rate
+            self._expected = timestamp
+            self._tick_origin = timestamp / clock_rate
+        elif clock_rate != self._clock_rate:
+            # Another codec (another RTP clock): carry on from here on the new clock; the
+            # ticks keep counting from the first packet (never backwards).
             self._clock_rate = clock_rate
             self._expected = timestamp
         delta = (timestamp - self._expected) % _UINT32
@@ -238,8 +246,7 @@ class VoiceStage(StageBase):
             face = self._face.step(
                 probabilities, float(self._relative[slot]), clipped=bool(self._clipped[slot])
             )
-            origin = (self._origin or 0) / self._clock_rate
-            tick = round((origin + t) * provider.timescale) % _UINT32
+            tick = round((self._tick_origin + t) * provider.timescale) % _UINT32
             if not self._config_sent:
                 self._config_sent = True
                 config = ConfigUnit(tick, provider.profile, provider.timescale)
