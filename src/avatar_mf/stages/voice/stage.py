@@ -68,7 +68,7 @@ class VoiceToAnimation:
     """
 
     #: What the UE sends for this stage to animate (the negotiation's animation inputs).
-    animation_inputs = ("audio",)
+    animation_inputs = ("voice",)
 
     def __init__(
         self,
