@@ -87,6 +87,7 @@ from avatar_mf.ue.offer import (
     read_offer,
 )
 from avatar_mf.ue.rtp_audio import UeAudio
+from avatar_mf.ue.rtp_video import UeVideo
 from avatar_mf.ue.sip_client import DEFAULT_USER_AGENT, SipClient, SipTransportName
 
 __all__ = [
@@ -242,10 +243,13 @@ class UeCall:
         now: Callable[[], float] = time.monotonic,
         tls: ssl.SSLContext | None = None,
         rtp_audio: UeAudio | None = None,
+        rtp_video: UeVideo | None = None,
     ) -> None:
         """See :meth:`dial` for the parameters."""
         #: The UE's RTP audio (an audio m-line first in the offer, RTP sent and recorded).
         self.rtp_audio = rtp_audio
+        #: The UE's RTP video (a video m-line after the audio one, test pictures sent).
+        self.rtp_video = rtp_video
         self.target_uri = target_uri
         self.mf_host = mf_host
         self.mf_port = mf_port
@@ -347,6 +351,7 @@ class UeCall:
         now: Callable[[], float] = time.monotonic,
         tls: ssl.SSLContext | None = None,
         rtp_audio: UeAudio | None = None,
+        rtp_video: UeVideo | None = None,
     ) -> UeCall:
         """A call to ``target_uri`` through the MF at ``mf_host:mf_port``; ``async with`` it
         to place it (INVITE ... ACK, media started) and to end it (BYE, media closed).
@@ -378,6 +383,8 @@ class UeCall:
             trust store).
         :param rtp_audio: IMS-style audio (:class:`~avatar_mf.ue.rtp_audio.UeAudio`): its
             m-line goes first in the offer; RTP flows once the answer comes.
+        :param rtp_video: IMS-style video (:class:`~avatar_mf.ue.rtp_video.UeVideo`): its
+            m-line follows the audio one; pictures flow once the answer comes.
         """
         return cls(
             target_uri,
@@ -407,6 +414,7 @@ class UeCall:
             now=now,
             tls=tls,
             rtp_audio=rtp_audio,
+            rtp_video=rtp_video,
         )
 
     async def __aenter__(self) -> UeCall:
@@ -689,6 +697,8 @@ class UeCall:
         self._session = await media.offer([], on_event=self._on_event, setup=self._setup)
         if self.rtp_audio is not None:
             await self.rtp_audio.open()
+        if self.rtp_video is not None:
+            await self.rtp_video.open()
         self._session_id = secrets.randbelow(2**31)
         self.offer = self._next_offer(self.offered)
 
@@ -735,6 +745,12 @@ class UeCall:
             if first.media.lower() == "audio":
                 conn = self.answer.connection_for(0)
                 self.rtp_audio.start(first, conn.address if conn is not None else self.mf_host)
+        if self.rtp_video is not None and self.answer is not None:
+            for index, md in enumerate(self.answer.media):
+                if md.media.lower() == "video":
+                    conn = self.answer.connection_for(index)
+                    self.rtp_video.start(md, conn.address if conn is not None else self.mf_host)
+                    break
         session = self._session
         if self._start_media and session is not None:
             await session.set_remote(info.remote)
@@ -769,6 +785,7 @@ class UeCall:
             session_version=self._sdp_version,
             audio_port=self._audio_port,
             audio=self.rtp_audio.media() if self.rtp_audio is not None else None,
+            video=self.rtp_video.media() if self.rtp_video is not None else None,
             dcsas=[s for s in self._dcsas if s.stream_id in {d.stream_id for d in streams}],
         )
 
@@ -1111,6 +1128,10 @@ class UeCall:
             audio_task = asyncio.get_running_loop().create_task(self.rtp_audio.close())
             self._tasks.add(audio_task)
             audio_task.add_done_callback(self._tasks.discard)
+        if self.rtp_video is not None:
+            video_task = asyncio.get_running_loop().create_task(self.rtp_video.close())
+            self._tasks.add(video_task)
+            video_task.add_done_callback(self._tasks.discard)
         self._changed.set()
 
     async def wait_ended(
