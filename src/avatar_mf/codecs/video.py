@@ -40,7 +40,7 @@ import numpy as np
 from av.video.codeccontext import VideoCodecContext
 
 from avatar_mf.codecs.base import CodecError, Fmtp
-from avatar_mf.codecs.registry import pyav_codecs_missing
+from avatar_mf.codecs.registry import Registry, pyav_codecs_missing
 
 log = logging.getLogger(__name__)
 
@@ -255,34 +255,10 @@ class Vp8Codec:
 VideoFactory = Callable[[int, Fmtp], VideoCodec | None]
 
 
-class VideoCodecRegistry:
+class VideoCodecRegistry(Registry[VideoCodecSpec, VideoCodec]):
     """The video codecs available on this host, in preference order (as the audio one)."""
 
-    def __init__(
-        self,
-        factories: Mapping[str, tuple[VideoCodecSpec, VideoFactory]],
-        unavailable: Mapping[str, str] | None = None,
-    ) -> None:
-        self._factories = dict(factories)
-        self._unavailable = dict(unavailable or {})
-        self._logged: set[str] = set()
-
-    def supported(self) -> tuple[VideoCodecSpec, ...]:
-        return tuple(spec for spec, _ in self._factories.values())
-
-    def unavailable(self) -> dict[str, str]:
-        return dict(self._unavailable)
-
-    def codec(self, name: str, clock_rate: int, fmtp: Mapping[str, str]) -> VideoCodec | None:
-        key = name.upper()
-        entry = self._factories.get(key)
-        if entry is None:
-            reason = self._unavailable.get(key)
-            if reason is not None and key not in self._logged:
-                self._logged.add(key)
-                log.warning("video codec %s not offered: %s", name, reason)
-            return None
-        return entry[1](clock_rate, Fmtp(fmtp))
+    kind = "video"
 
 
 def build_video_registry() -> VideoCodecRegistry:

@@ -106,6 +106,9 @@ log = logging.getLogger(__name__)
 #: TS 24.186: a UE able to run data channels says so in its Contact.
 DATACHANNEL_FEATURE_TAG = ';+sip.app-subtype="webrtc-datachannel"'
 _ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE"
+# How long releasing a call waits for the answer to a CANCEL still in flight (Timer F is
+# longer; a proxy answers a CANCEL at once, RFC 3261 16.10).
+_CANCEL_ANSWER_WAIT = 2.0
 
 CallState = Literal["idle", "calling", "confirmed", "ended"]
 
@@ -314,6 +317,9 @@ class UeCall:
         self._changed = asyncio.Event()
         self._media_failed: str | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        # The CANCEL in flight: the INVITE's 487 may overtake the CANCEL's own 200 (a proxy
+        # relays both), so releasing the call waits for it before closing the SIP socket.
+        self._cancelling: asyncio.Future[Response | None] | None = None
         self._closed = False
         self._take_all_streams = False
         self._owns_sip = True
@@ -765,8 +771,11 @@ class UeCall:
         of the CANCEL's own response, or None when there was nothing to cancel."""
         if self.state != "calling" or self._sip is None or self.direction != "outgoing":
             return None
+        if self._cancelling is None:
+            self._cancelling = asyncio.ensure_future(self._sip.cancel(self.call_id))
+            self._cancelling.add_done_callback(_retrieve)
         async with asyncio.timeout(timeout):
-            response = await self._sip.cancel(self.call_id)
+            response = await asyncio.shield(self._cancelling)
         return None if response is None else response.status
 
     def _contact(self) -> str:
@@ -1182,6 +1191,10 @@ class UeCall:
         self._closed = True
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        cancelling = self._cancelling
+        if cancelling is not None and not cancelling.done():
+            # the INVITE was answered (487) before the CANCEL: let the CANCEL's answer come
+            await asyncio.wait({cancelling}, timeout=_CANCEL_ANSWER_WAIT)
         session, self._session = self._session, None
         if session is not None:
             await session.close()
@@ -1222,3 +1235,9 @@ class UeCall:
             "bye_status": self.bye_status,
             "errors": list(self.errors),
         }
+
+
+def _retrieve(future: asyncio.Future[Response | None]) -> None:
+    """Mark the CANCEL's outcome as seen: whoever waits on it reads it, and nobody may."""
+    if not future.cancelled():
+        future.exception()

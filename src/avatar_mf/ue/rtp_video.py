@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -26,6 +26,7 @@ from avatar_mf.rtp.rtcp import RtcpOther, parse_rtcp
 from avatar_mf.rtp.vp8 import Vp8Packetizer
 from avatar_mf.sdp.audio import offered_formats
 from avatar_mf.sdp.model import Attribute, Connection, MediaDescription
+from avatar_mf.ue.rtp_audio import bind_udp
 
 #: The payload types and fmtp the UE offers, by codec.
 _FORMATS: dict[str, tuple[int, str]] = {
@@ -49,14 +50,6 @@ def pattern_picture(index: int, width: int, height: int) -> Picture:
     rng = np.random.default_rng(index)
     img[: height // 4, : width // 4] = rng.integers(0, 256, (height // 4, width // 4, 3))
     return Picture.from_rgb(img)
-
-
-class _Protocol(asyncio.DatagramProtocol):
-    def __init__(self, on_datagram: Callable[[bytes], None]) -> None:
-        self._on = on_datagram
-
-    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
-        self._on(data)
 
 
 class UeVideo:
@@ -90,12 +83,7 @@ class UeVideo:
         self._sender: asyncio.Task[None] | None = None
 
     async def open(self) -> int:
-        loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: _Protocol(self._received), local_addr=(self.local_host, 0)
-        )
-        self._transport = transport
-        self.port = int(transport.get_extra_info("sockname")[1])
+        self._transport, self.port = await bind_udp(self.local_host, self._received)
         return self.port
 
     def media(self) -> MediaDescription:
@@ -176,7 +164,7 @@ class UeVideo:
             if delay > 0:
                 await asyncio.sleep(delay)
 
-    def _received(self, data: bytes) -> None:
+    def _received(self, data: bytes, source: tuple[str, int]) -> None:
         if not is_rtcp(data):
             return
         try:
