@@ -1,5 +1,9 @@
-"""End to end in a call: UE1 speaks real recorded speech over RTP (PCMU), the MF's ``voice``
-stage animates it, UE2 receives BLENDSHAPE units whose jawOpen follows UE1's loudness.
+"""End to end in a call: UE1 speaks real recorded speech over RTP, the MF's ``voice`` stage
+animates it, UE2 receives BLENDSHAPE units whose jawOpen follows UE1's loudness.
+
+With one codec on both UEs (PCMU, AMR-WB) the audio room forwards RTP untouched and decodes
+UE1's packets as well because UE1's session takes its voice; with two codecs (PCMU, PCMA)
+the room mixes, which decodes anyway.
 
 The MF runs as a real process with ``[pipeline.animation_data] name = "voice"``. Where the
 installed package's metadata predates the ``voice`` entry point, the test puts a dist-info
@@ -73,15 +77,29 @@ def _jaw(unit: BlendshapeUnit) -> float:
     return float(unit.weights[unit.indices.index(ARKIT_INDEX["jawOpen"])])
 
 
-async def test_ue2_mouth_follows_ue1_voice(voice_mf: MfProcess, corpus: list[Utterance]) -> None:
+def _mix_ticks(mf: MfProcess) -> dict[str, float]:
+    status, body = mf.http_get("/metrics")
+    assert status == 200
+    ticks: dict[str, float] = {}
+    for line in body.decode().splitlines():
+        if line.startswith("avatar_mf_audio_mix_ticks_total{"):
+            mode = line.split('mode="', 1)[1].split('"', 1)[0]
+            ticks[mode] = float(line.rsplit(" ", 1)[1])
+    return ticks
+
+
+@pytest.mark.parametrize(
+    ("codec1", "codec2", "mode"),
+    [("PCMU", "PCMU", "forward"), ("AMR-WB", "AMR-WB", "forward"), ("PCMU", "PCMA", "mix")],
+)
+async def test_ue2_mouth_follows_ue1_voice(
+    voice_mf: MfProcess, corpus: list[Utterance], codec1: str, codec2: str, mode: str
+) -> None:
     speech = corpus[0].pcm  # 7.1 s of real speech
     # Silence first: the RTP stream starts with the call, the avatar session with the hello.
     sent = np.concatenate([np.zeros(3 * 16000, np.int16), speech, np.zeros(16000, np.int16)])
-    speaker = UeAudio(HOST, codecs=("PCMU",), pcm=sent.astype("<i2").tobytes())
-    # Another codec for the listener: a two-member room whose members share a codec forwards
-    # RTP without decoding it, so no AudioIn reaches the sessions (see NOTES.md); with two
-    # codecs the room decodes (mix mode) and the voice stage hears UE1.
-    listener = UeAudio(HOST, codecs=("PCMA",))
+    speaker = UeAudio(HOST, codecs=(codec1,), pcm=sent.astype("<i2").tobytes())
+    listener = UeAudio(HOST, codecs=(codec2,))
     async with dial(voice_mf, "ue1", speaker) as call1, dial(voice_mf, "ue2", listener) as call2:
         await call1.wait_channels_open(5.0)
         await call2.wait_channels_open(5.0)
@@ -98,6 +116,9 @@ async def test_ue2_mouth_follows_ue1_voice(voice_mf: MfProcess, corpus: list[Utt
             )
             assert ue1.failures == [] and ue2.failures == []
             units = list(ue2.units)
+            ticks = _mix_ticks(voice_mf)
+    other = "mix" if mode == "forward" else "forward"
+    assert ticks.get(mode, 0) > 0 and ticks.get(other, 0) == 0, ticks
     assert any(isinstance(u.unit, ConfigUnit) for u in units)
     shapes = [u.unit for u in units if isinstance(u.unit, BlendshapeUnit)]
     ticks = np.array([s.timestamp for s in shapes], dtype=np.int64)
@@ -114,6 +135,6 @@ async def test_ue2_mouth_follows_ue1_voice(voice_mf: MfProcess, corpus: list[Utt
         a, b = jaw[:n], rms[lag : lag + n]
         if a.std() > 0 and b.std() > 0:
             best = max(best, float(np.corrcoef(a, b)[0, 1]))
-    print("voice call: jaw~loudness correlation", round(best, 3), "units", jaw.size)
+    print(f"voice call {codec1}/{codec2}: jaw~loudness r", round(best, 3), "units", jaw.size)
     assert best > 0.5, best
     assert jaw.max() > 0.2
