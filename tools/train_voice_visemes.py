@@ -5,30 +5,33 @@
 Data: the real recorded speech with phone alignments in tests/stages/voice/data (LibriVox
 recordings with pocketsphinx alignments, from the pocketsphinx 5.1.1 sdist on PyPI; see
 docs/voice-animation.md). Prints the leave-one-utterance-out accuracy (each utterance scored by
-a model trained on the others: the honest figure), then trains on all of them and writes
-src/avatar_mf/stages/voice/viseme_model.npz. Deterministic (seeded); ``--check`` only prints.
+a model trained on the others: the honest figure), then trains on all of them, exports the
+model to ONNX (``stages/voice/onnx_export.py``, needs the ``onnx`` package of the dev extra),
+writes src/avatar_mf/stages/voice/viseme_model.onnx and pins its sha256 in
+src/avatar_mf/stages/voice/onnx_model.py (``MODEL_SHA256``). Deterministic (seeded);
+``--check`` only prints.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import re
 from pathlib import Path
 
 import numpy as np
 
 from avatar_mf.stages.voice.corpus import frame_times, hop_inputs, hop_of, load_corpus
 from avatar_mf.stages.voice.labels import COARSE_OF_VISEME, frame_labels
-from avatar_mf.stages.voice.model import (
-    LOOKAHEAD,
-    MODEL_RESOURCE,
-    coarse_probabilities,
-    fit,
-    stack_context,
-)
+from avatar_mf.stages.voice.model import LOOKAHEAD, coarse_probabilities, fit, stack_context
+from avatar_mf.stages.voice.onnx_export import to_onnx
+from avatar_mf.stages.voice.onnx_model import ONNX_RESOURCE
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "stages" / "voice" / "data"
-OUT = ROOT / "src" / "avatar_mf" / "stages" / "voice" / MODEL_RESOURCE
+PACKAGE = ROOT / "src" / "avatar_mf" / "stages" / "voice"
+OUT = PACKAGE / ONNX_RESOURCE
+PIN = PACKAGE / "onnx_model.py"
 
 
 def main() -> None:
@@ -60,8 +63,19 @@ def main() -> None:
         return
     inputs = np.concatenate([stack_context(h, LOOKAHEAD) for h, _ in data])
     labels = np.concatenate([lab for _, lab in data])
-    OUT.write_bytes(fit(inputs, labels, lookahead=LOOKAHEAD).to_bytes())
-    print(f"wrote {OUT.relative_to(ROOT)} ({OUT.stat().st_size} bytes)")
+    data = to_onnx(fit(inputs, labels, lookahead=LOOKAHEAD))
+    OUT.write_bytes(data)
+    digest = hashlib.sha256(data).hexdigest()
+    source = PIN.read_text()
+    pinned = re.sub(
+        r'MODEL_SHA256: Final = "[0-9a-f]{64}"', f'MODEL_SHA256: Final = "{digest}"', source
+    )
+    if pinned == source and digest not in source:
+        raise SystemExit(f"MODEL_SHA256 not found in {PIN}")
+    PIN.write_text(pinned)
+    print(
+        f"wrote {OUT.relative_to(ROOT)} ({len(data)} bytes, sha256 {digest}), pinned in {PIN.name}"
+    )
 
 
 if __name__ == "__main__":

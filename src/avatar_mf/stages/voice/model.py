@@ -8,16 +8,16 @@ decision sums the probabilities of each group (:data:`.labels.COARSE_OF_VISEME`)
 
 It is trained by ``tools/train_voice_visemes.py`` on real recorded speech with phone
 alignments (docs/voice-animation.md says which) with plain numpy (full-batch Adam on the
-cross-entropy, L2), and ships as ``viseme_model.npz`` inside the package. Inference is two
-small matrix products per decision (microseconds); no run-time download.
+cross-entropy, L2): :class:`VisemeModel` is the trained model in numpy (training and
+evaluation); the tool exports it to ONNX (:mod:`.onnx_export`) and the stage runs the shipped
+``viseme_model.onnx`` in onnxruntime (:mod:`.onnx_model`). Both satisfy
+:class:`VisemeClassifier`, the interface the stage needs.
 """
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
-from importlib import resources
-from typing import Final
+from typing import Final, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -30,7 +30,18 @@ CONTEXT_BEFORE: Final = 6
 LOOKAHEAD: Final = 4
 #: Features per hop: 12 cepstra + the relative level.
 HOP_FEATURES: Final = 13
-MODEL_RESOURCE: Final = "viseme_model.npz"
+
+
+class VisemeClassifier(Protocol):
+    """What the stage needs of a model: its look-ahead, input width and probabilities."""
+
+    @property
+    def lookahead(self) -> int: ...
+
+    @property
+    def input_size(self) -> int: ...
+
+    def probabilities(self, inputs: NDArray[np.float64]) -> NDArray[np.float64]: ...
 
 
 def hop_matrix(
@@ -71,38 +82,9 @@ class VisemeModel:
         out: NDArray[np.float64] = exp / exp.sum(axis=1, keepdims=True)
         return out
 
-    def to_bytes(self) -> bytes:
-        buffer = io.BytesIO()
-        np.savez_compressed(
-            buffer,
-            lookahead=np.array(self.lookahead),
-            mean=self.mean,
-            scale=self.scale,
-            w1=self.w1,
-            b1=self.b1,
-            w2=self.w2,
-            b2=self.b2,
-        )
-        return buffer.getvalue()
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> VisemeModel:
-        with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            return cls(
-                int(z["lookahead"]),
-                z["mean"].astype(np.float64),
-                z["scale"].astype(np.float64),
-                z["w1"].astype(np.float64),
-                z["b1"].astype(np.float64),
-                z["w2"].astype(np.float64),
-                z["b2"].astype(np.float64),
-            )
-
-
-def shipped_model() -> VisemeModel:
-    """The model that ships in the package."""
-    data = resources.files("avatar_mf.stages.voice").joinpath(MODEL_RESOURCE).read_bytes()
-    return VisemeModel.from_bytes(data)
+    @property
+    def input_size(self) -> int:
+        return int(self.mean.size)
 
 
 def coarse_probabilities(probabilities: NDArray[np.float64]) -> NDArray[np.float64]:

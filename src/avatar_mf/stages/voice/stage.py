@@ -45,7 +45,8 @@ from avatar_mf.stages.animation_data.idle import (
 from avatar_mf.stages.voice.corpus import hop_of
 from avatar_mf.stages.voice.face import FaceModel
 from avatar_mf.stages.voice.features import HOP, LEVEL_FLOOR, SAMPLE_RATE, FrontEnd
-from avatar_mf.stages.voice.model import CONTEXT_BEFORE, VisemeModel, hop_matrix, shipped_model
+from avatar_mf.stages.voice.model import CONTEXT_BEFORE, VisemeClassifier, hop_matrix
+from avatar_mf.stages.voice.onnx_model import shipped_model
 
 #: Gaps up to this long are filled with silence; longer ones restart the analysis.
 MAX_FILL: Final = 0.5
@@ -63,7 +64,8 @@ class VoiceToAnimation:
 
     Options: ``profile``, ``timescale`` (CONFIG unit), ``blendshape_set_id``,
     ``joint_set_id``, ``seed`` (blinks), ``blinks``, ``head_motion``, ``head_translation``;
-    ``model`` a :class:`~.model.VisemeModel` (default: the one shipped in the package);
+    ``model`` a :class:`~.model.VisemeClassifier` (default: the ONNX model shipped in the
+    package, run by onnxruntime);
     ``record_decisions`` keeps every frame's viseme probabilities on the stage (scoring).
     """
 
@@ -81,7 +83,7 @@ class VoiceToAnimation:
         blinks: bool = True,
         head_motion: bool = True,
         head_translation: tuple[float, float, float] = HEAD_REST_TRANSLATION,
-        model: VisemeModel | None = None,
+        model: VisemeClassifier | None = None,
         record_decisions: bool = False,
     ) -> None:
         if not (math.isfinite(timescale) and timescale > 0):
@@ -101,7 +103,7 @@ class VoiceToAnimation:
             float(head_translation[1]),
             float(head_translation[2]),
         )
-        self.model = model if model is not None else shipped_model()
+        self.model: VisemeClassifier = model if model is not None else shipped_model()
         self.record_decisions = record_decisions
 
     def open(self, context: StageContext) -> VoiceStage:
@@ -122,7 +124,7 @@ class VoiceStage(StageBase):
         self._front = FrontEnd()
         seed = zlib.crc32(f"{provider.seed}:{context.participant}".encode())
         self._face = FaceModel(random.Random(seed), rate=context.rate, blinks=provider.blinks)
-        width = self._model.mean.size // (CONTEXT_BEFORE + 1 + self._lookahead)
+        width = self._model.input_size // (CONTEXT_BEFORE + 1 + self._lookahead)
         self._ring = np.zeros((_RING, width))
         self._levels = np.full(_RING, LEVEL_FLOOR)
         self._relative = np.full(_RING, -60.0)
@@ -221,26 +223,29 @@ class VoiceStage(StageBase):
     # -- output ---------------------------------------------------------------------------
 
     def _emit(self, participant: str) -> list[Frame]:
-        out: list[Frame] = []
-        provider = self._p
-        lookahead = self._lookahead
+        # The frames whose audio (look-ahead included) is complete: decided in one batch.
+        ready: list[tuple[float, int]] = []
         while True:
             t = self._frame / self._rate
             hop = int(hop_of(np.array([t]))[0])
-            if hop + lookahead >= self._hops:
+            if hop + self._lookahead >= self._hops:
                 break
-            if hop < self._first_hop:
-                self._frame += 1
-                continue
+            if hop >= self._first_hop:
+                ready.append((t, hop))
+            self._frame += 1
+        if not ready:
+            return []
+        speech = [k for k, (_, hop) in enumerate(ready) if self._levels[hop % _RING] >= GATE_LEVEL]
+        decided: dict[int, NDArray[np.float64]] = {}
+        if speech:
+            rows = np.stack([self._stacked(ready[k][1]) for k in speech])
+            for k, p in zip(speech, self._model.probabilities(rows), strict=True):
+                decided[k] = p
+        out: list[Frame] = []
+        provider = self._p
+        for k, (t, hop) in enumerate(ready):
             slot = hop % _RING
-            if self._levels[slot] < GATE_LEVEL:
-                probabilities = None
-            else:
-                index = np.clip(
-                    np.arange(hop - CONTEXT_BEFORE, hop + lookahead + 1), self._first_hop, None
-                )
-                stacked = self._ring[index % _RING].reshape(1, -1)
-                probabilities = self._model.probabilities(stacked)[0]
+            probabilities = decided.get(k)
             if self.decisions is not None:
                 self.decisions.append((t, probabilities))
             face = self._face.step(
@@ -262,8 +267,15 @@ class VoiceStage(StageBase):
                     tick, provider.joint_set_id, (HEAD_JOINT_INDEX,), (tuple(matrix.tolist()),)
                 )
                 out.append(self._unit(participant, encode_unit(pose), t))
-            self._frame += 1
         return out
+
+    def _stacked(self, hop: int) -> NDArray[np.float64]:
+        """The stacked model input of ``hop``: its context, clipped at the run's first hop."""
+        index = np.clip(
+            np.arange(hop - CONTEXT_BEFORE, hop + self._lookahead + 1), self._first_hop, None
+        )
+        row: NDArray[np.float64] = self._ring[index % _RING].reshape(-1)
+        return row
 
     def _unit(
         self, participant: str, data: bytes, at: float, *, is_config: bool = False
