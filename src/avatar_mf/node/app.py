@@ -39,6 +39,7 @@ from avatar_mf.media.audio_stream import MediaLimits
 from avatar_mf.media.certificate import CertificateStore
 from avatar_mf.media.endpoint import DataChannelEndpointFactory
 from avatar_mf.media.rtp_ports import PortRange
+from avatar_mf.media.video_stream import VIDEO_LIMITS
 from avatar_mf.node.admin import AdminServer
 from avatar_mf.node.cdr import CdrWriter, call_record
 from avatar_mf.node.metrics import NodeMetrics
@@ -46,6 +47,7 @@ from avatar_mf.node.preflight import preflight
 from avatar_mf.node.reload import ReloadPlan, plan_reload, with_live
 from avatar_mf.node.stages import StageLoadError, build_stages, stage_settings
 from avatar_mf.node.trace import SipTrace
+from avatar_mf.node.video_out import VideoPicker, network_animation, with_render_defaults
 from avatar_mf.node.web_client import WebClientFiles, client_config
 from avatar_mf.pipeline.executor import StageExecutor
 from avatar_mf.rooms.audio_room import AudioRooms
@@ -229,6 +231,13 @@ class MediaFunction:
         self.bootstrap = bootstrap_service_factory(config.bootstrap)
         #: Decoding, mixing and encoding of audio rooms whose codecs are not cheap (AMR).
         self.media_pool = StageExecutor(workers=1, max_pending=256)
+        #: Encoding the network-rendered avatar per receiver (its own pool: a burst of key
+        #: frames never delays an audio room's tick); past its queue a frame is skipped.
+        self.video_pool = StageExecutor(workers=media.video_encoders, max_pending=64)
+        #: One media wall clock for every RTCP SR of the node (audio and video of a session
+        #: share it: receivers lip-sync by it): Unix time = clock time + this offset.
+        wall_offset = time.time() - self.clock.now()
+        self.wallclock = lambda now: now + wall_offset
         self.audio_rooms = AudioRooms(
             self.clock,
             runner=lambda job: self.media_pool.run(job),
@@ -247,12 +256,14 @@ class MediaFunction:
                     rtp_timeout=media.rtp_timeout, jitter_buffer_ms=media.jitter_buffer_ms
                 ),
                 caps=RegistryAudioCaps(allowed=media.audio_codecs),
+                wallclock=self.wallclock,
             )
             if media.audio
             else None
         )
-        #: IMS-style video, received and decoded in the media pool: served whenever audio is
-        #: (its sockets come from the same port range and ledger).
+        #: IMS-style video, received and decoded in the media pool, the rendered avatar
+        #: encoded in the video pool: served when ``media.video`` and audio are on (its
+        #: sockets come from the same port range and ledger).
         self.video: VideoPlane | None = (
             VideoPlane(
                 clock=self.clock,
@@ -260,8 +271,13 @@ class MediaFunction:
                 ports=self.audio.ports,
                 ledger=self.audio.ledger,
                 runner=lambda job: self.media_pool.run(job),
+                encode_runner=lambda job: self.video_pool.run(job),
+                send_rate=config.render.rate,
+                bitrate=media.video_bitrate,
+                wallclock=self.wallclock,
+                limits=dataclasses.replace(VIDEO_LIMITS, rtp_timeout=media.rtp_timeout),
             )
-            if self.audio is not None
+            if self.audio is not None and media.video
             else None
         )
         self.sessions = CallSessionFactory(
@@ -634,7 +650,10 @@ class MediaFunction:
             clock=self.clock,
             relay_metrics=self.relay_metrics,
             executor=self.executor,
-            stages=build_stages(stage_settings(cfg.pipeline), validator=validate_container),
+            stages=build_stages(
+                with_render_defaults(stage_settings(cfg.pipeline), cfg.render),
+                validator=validate_container,
+            ),
             settings=AvatarSettings(
                 rate=cfg.pipeline.rate,
                 max_transfer_size=cfg.storage.max_avatar_size,
@@ -650,6 +669,9 @@ class MediaFunction:
             self.audio.audio_sink = self.hub.push_audio
         if self.video is not None:
             self.video.sink = self.hub.push_video
+            picker = VideoPicker(self.hub)
+            if picker.provider is not None:
+                self.video.picker = picker
 
     async def start(self) -> None:
         try:
@@ -712,6 +734,11 @@ class MediaFunction:
             await self.cache.aclose()
         self.executor.shutdown()
         self.media_pool.shutdown()
+        self.video_pool.shutdown()
+        if self.hub is not None:
+            animation = network_animation(self.hub)
+            if animation is not None:
+                animation.close()
         self.two_leg.close()
         self.layer.close()
         for transport in self.transports.values():
