@@ -22,7 +22,7 @@ from avatar_mf.media.video_sender import (
     VideoSender,
     fit_to_level,
 )
-from avatar_mf.media.video_stream import FMT_FIR, FMT_PLI, PSFB, VideoStream
+from avatar_mf.media.video_stream import FMT_FIR, FMT_PLI, PSFB, EncodedUnit, VideoStream, unit_of
 from avatar_mf.rtp.h264 import H264Depacketizer
 from avatar_mf.rtp.packet import RtpPacket, parse_rtp
 from avatar_mf.rtp.rtcp import RtcpOther, SenderReport, parse_rtcp, serialize_rtcp
@@ -120,12 +120,12 @@ def test_encode_job_payloads_decode_to_the_picture(name: str, mode: str) -> None
         encoded = job(face(value), keyframe=False)
         assert encoded.keyframe == (i == 0)  # the first frame of a stream is a key frame
         assert all(len(p) <= 1200 for p in encoded.payloads)
-        units = []
+        units: list[EncodedUnit] = []
         for n, payload in enumerate(encoded.payloads):
-            units += depack.push(n + i * 100, i * 3600, n == len(encoded.payloads) - 1, payload)
+            last = n == len(encoded.payloads) - 1
+            units += [unit_of(u) for u in depack.push(n + i * 100, i * 3600, last, payload)]
         assert len(units) == 1
-        data = units[0].annexb() if name == "H264" else units[0].data  # type: ignore[union-attr]
-        pictures = decoder.decode(data)
+        pictures = decoder.decode(units[0].data)
         assert len(pictures) == 1 and (pictures[0].width, pictures[0].height) == (64, 64)
         lumas.append(float(pictures[0].luma()[40:60, 20:44].mean()))
     assert abs(lumas[1] - lumas[0]) < 4 and lumas[2] - lumas[1] > 100  # the block shows

@@ -672,6 +672,9 @@ class MediaFunction:
             picker = VideoPicker(self.hub)
             if picker.provider is not None:
                 self.video.picker = picker
+        animation = network_animation(self.hub)
+        if animation is not None:
+            animation.avatar_loader = self.cache.get_blob
 
     async def start(self) -> None:
         try:

@@ -10,8 +10,9 @@ The video plane asks :class:`VideoPicker` for each video stream the MF sends on
   ``+sip.3gpp-avatar-support="avatar-assisted"``), or, before any hello, when its Contact
   says ``avatar-assisted``;
 * it is shown the avatar of the first other participant of its room (room join order) whose
-  avatar is being rendered, until that participant leaves (then the next one). A call with no
-  avatar session (no data channel) or alone in its room is shown nothing (RTCP only).
+  avatar is being rendered (it has an avatar: uploaded, generated or selected), until that
+  participant leaves (then the next one; asked again every 0.2 s while there is none). A call
+  with no avatar session (no data channel) or alone in its room is shown nothing (RTCP only).
 """
 
 from __future__ import annotations
@@ -91,6 +92,6 @@ class VideoPicker:
             return None
         for other in self.hub.others(session):
             source = provider.video_source(other.participant.id)
-            if source is not None and not source.closed:
+            if source is not None and not source.closed and source.produced:
                 return source.reader()
         return None

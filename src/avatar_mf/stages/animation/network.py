@@ -7,8 +7,10 @@ session's base avatar and renders the result (TR 26.813 D.4.1-D.4.2). :class:`Ne
 session gets a :class:`NetworkAnimationStage`:
 
 * it takes the session's :class:`~avatar_mf.pipeline.frames.BaseAvatarFrame` (uploaded or
-  generated; or :meth:`NetworkAnimationStage.use_avatar` for one selected from storage) and
-  loads it (:mod:`.avatar_rig`, in the executor);
+  generated), or the :class:`~avatar_mf.pipeline.frames.AvatarInUse` of one selected from
+  storage (read through the provider's ``avatar_loader``, which the node sets to its avatar
+  cache), and loads it (:mod:`.avatar_rig`, in the executor); ``AvatarInUse(None)`` (the
+  right to use it ended) stops the rendering;
 * it takes every :class:`~avatar_mf.pipeline.frames.AnimationUnitFrame` (the UE's, relayed,
   or the MF's own from the text stage) and feeds its :class:`~.timeline.Animator`; both kinds
   of frame go on unchanged (the UE-centric relay to receivers that animate themselves stays);
@@ -36,7 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Protocol
 
 import numpy as np
@@ -44,7 +46,7 @@ from numpy.typing import NDArray
 
 from avatar_mf.arf.units import ArfDecodeError, UnknownUnit, decode_unit
 from avatar_mf.clock import sleep
-from avatar_mf.pipeline.frames import AnimationUnitFrame, BaseAvatarFrame, Frame
+from avatar_mf.pipeline.frames import AnimationUnitFrame, AvatarInUse, BaseAvatarFrame, Frame
 from avatar_mf.pipeline.stage import StageBase, StageContext
 from avatar_mf.render.errors import RenderUnavailable
 from avatar_mf.render.scene import Framing, MeshData, RenderSettings
@@ -131,6 +133,8 @@ class NetworkAnimation:
         self._pool: object | None = None
         #: Each session's rendered frames, by participant id (the media plane's seam).
         self.sources: dict[str, VideoSource] = {}
+        #: Reads a stored avatar's container by id (the node sets it: the avatar cache).
+        self.avatar_loader: Callable[[str], Awaitable[bytes]] | None = None
 
     def video_source(self, participant: str) -> VideoSource | None:
         """The rendered frames of ``participant``'s session (None: no such session)."""
@@ -170,7 +174,7 @@ class NetworkAnimation:
 class NetworkAnimationStage(StageBase):
     """One session: units in, rendered frames to its :class:`VideoSource` (module docs)."""
 
-    accepts = (BaseAvatarFrame, AnimationUnitFrame)
+    accepts = (BaseAvatarFrame, AnimationUnitFrame, AvatarInUse)
 
     def __init__(self, provider: NetworkAnimation, context: StageContext) -> None:
         self.provider = provider
@@ -182,6 +186,10 @@ class NetworkAnimationStage(StageBase):
         self._mesh_key: str | None = None
         self._offset: float | None = None
         self._ticker: asyncio.Task[None] | None = None
+        self._avatar_id: str | None = None
+        #: Set once setup has its renderer (or knows there is none): the session's first
+        #: avatar may arrive while the render pool is still starting.
+        self._ready = asyncio.Event()
         #: Frames rendered, frames skipped because their time had passed, units not decoded.
         self.rendered = 0
         self.dropped = 0
@@ -193,6 +201,8 @@ class NetworkAnimationStage(StageBase):
             self._renderer = await self.provider.renderer(self.context)
         except RenderUnavailable as exc:
             log.warning("network animation renders nothing: %s", exc, extra=self.context.log_extra)
+        finally:
+            self._ready.set()
 
     async def teardown(self) -> None:
         ticker, self._ticker = self._ticker, None
@@ -212,13 +222,33 @@ class NetworkAnimationStage(StageBase):
             self._feed(frame)
         elif isinstance(frame, BaseAvatarFrame):
             await self.use_avatar(frame.data)
+        elif isinstance(frame, AvatarInUse):
+            await self._in_use(frame.avatar_id)
         yield frame
+
+    async def _in_use(self, avatar_id: str | None) -> None:
+        """A stored avatar was taken into use (or withdrawn: None)."""
+        if avatar_id is None:
+            self.avatar, self.animator, self._avatar_id = None, None, None
+            return
+        loader = self.provider.avatar_loader
+        if loader is None or avatar_id == self._avatar_id:
+            return
+        try:
+            data = await loader(avatar_id)
+            await self.use_avatar(data)
+        except Exception as exc:  # a vanished or unreadable avatar: keep what was shown
+            log.warning("network animation: avatar %s not loaded: %r", avatar_id, exc,
+                        extra=self.context.log_extra)
+            return
+        self._avatar_id = avatar_id
 
     # --- input ------------------------------------------------------------------------------
 
     async def use_avatar(self, data: bytes) -> None:
         """Animate this base avatar (ARF or GLB bytes) from now on."""
         avatar = await self.context.executor.run(load_avatar, data)
+        await self._ready.wait()
         animator = avatar.animator(self.provider.animator_settings)
         renderer = self._renderer
         if renderer is not None:
