@@ -27,7 +27,8 @@ def save_mp4(
     rate: int = 25,
 ) -> int:
     """Write ``pictures`` ((RTP timestamp at 90 kHz, picture)) to ``path``; ``audio``: 16 kHz
-    mono PCM starting ``audio_start`` seconds after the first picture. Returns the pictures
+    mono PCM starting ``audio_start`` seconds after the first picture (negative: before it,
+    and that part is cut). Returns the pictures
     written (pictures whose time does not advance are dropped)."""
     if not pictures:
         raise ValueError("no pictures to write")
@@ -59,10 +60,10 @@ def save_mp4(
         for packet in video.encode():
             container.mux(packet)
         if sound is not None:
-            lead = max(0, int(round(audio_start * 16000)))
-            samples = np.concatenate(
-                [np.zeros(lead, np.int16), np.frombuffer(audio, dtype="<i2")]
-            )
+            lead = int(round(audio_start * 16000))
+            pcm = np.frombuffer(audio, dtype="<i2")
+            # Audio that started before the first picture is cut; later audio is delayed.
+            samples = pcm[-lead:] if lead < 0 else np.concatenate([np.zeros(lead, np.int16), pcm])
             step = 1024
             for i in range(0, len(samples), step):
                 chunk = samples[i : i + step].reshape(1, -1)
