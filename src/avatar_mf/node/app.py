@@ -480,6 +480,11 @@ class MediaFunction:
                 if media is not None and media.audio is not None
                 else []
             ),
+            video=(
+                [dataclasses.asdict(r) for r in media.video.summary()]
+                if media is not None and media.video is not None
+                else []
+            ),
         )
 
     # -- reload (SIGHUP) --------------------------------------------------------------------
