@@ -73,6 +73,8 @@ ASSISTED_TAG = ';+sip.3gpp-avatar-support="avatar-assisted"'
 #: fractions of the picture): the region whose first movement is the video onset of the
 #: A/V skew the summary reports.
 RENDER_MOUTH = (0.3, 0.6, 0.7, 0.95)
+#: The A/V skew is reported only when the video ran this long before the speech began.
+SKEW_REST = 0.3
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -658,9 +660,11 @@ def _video_summary(
         audio_start = a_sr.wall(frames[0][0]) - v_sr.wall(pictures[0][0])
         onset = sound_onset(frames)
         moved = motion_onset(pictures, RENDER_MOUTH)
+        # Only meaningful when the picture was at rest before the speech began.
         if onset is not None and moved is not None:
-            skew = a_sr.wall(onset[0]) + onset[1] - v_sr.wall(moved)
-            out["av_skew_ms"] = round(skew * 1000, 1)
+            heard = a_sr.wall(onset[0]) + onset[1]
+            if v_sr.wall(pictures[0][0]) < heard - SKEW_REST:
+                out["av_skew_ms"] = round((heard - v_sr.wall(moved)) * 1000, 1)
     path = args.render / "video.mp4"
     try:
         out["frames_written"] = save_mp4(path, pictures, audio=pcm, audio_start=audio_start)
