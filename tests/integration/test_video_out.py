@@ -2,7 +2,8 @@
 avatar-assisted test UE in a room with a text-speaking peer receives H.264 at 25 fps, decodes
 it, sees the mouth move when the peer's text is spoken and stay still in silence, with the
 speech audio in sync by the RTCP SRs (ITU-R BT.1359: audio at most 45 ms ahead, 125 ms
-behind); a PLI yields a key frame; a receiver that stops reading does not slow another."""
+behind); a PLI yields a key frame; a receiver that stops reading does not slow another; a
+UE that is not avatar-assisted is sent no video."""
 
 from __future__ import annotations
 
@@ -75,13 +76,15 @@ async def test_avatar_assisted_ue_receives_the_speaking_avatar(mf: MfProcess) ->
     listener_audio = UeAudio(HOST, codecs=("PCMU",))
     seen = UeVideo(HOST, codecs=("H264",), count=0)
     stalled = UeVideo(HOST, codecs=("H264",), count=0)
+    plain = UeVideo(HOST, codecs=("VP8",), count=0)  # not avatar-assisted: it animates itself
     head = write_arf(generate_default_head(resolution="low"), avatar_id="h", name="head")
     async with (
         dial(mf, "talker", speaker_audio, None) as call1,
         dial(mf, "viewer", listener_audio, seen, ASSISTED) as call2,
         dial(mf, "stalled", None, stalled, ASSISTED) as call3,
+        dial(mf, "plain", None, plain) as call4,
     ):
-        for call in (call1, call2, call3):
+        for call in (call1, call2, call3, call4):
             await call.wait_channels_open(STEP)
         assert seen.codec == "H264" and stalled.codec == "H264"
         async with (
@@ -112,6 +115,7 @@ async def test_avatar_assisted_ue_receives_the_speaking_avatar(mf: MfProcess) ->
             await wait_for(lambda: seen.sender_reports and listener_audio.sender_reports, 15.0,
                            "RTCP SRs for audio and video")
             rate = seen.frame_rate(since=quiet_from)
+            assert plain.codec == "VP8" and plain.packets_in == 0  # RTCP only
             delta = {k: v - before.get(k, 0) for k, v in video_stats(mf).items()}
             assert talker.failures == [] and viewer.failures == []
 
