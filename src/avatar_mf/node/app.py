@@ -60,6 +60,7 @@ from avatar_mf.sip.transaction_layer import (
     TransactionLayer,
     TransactionLimits,
 )
+from avatar_mf.stages.animation.network import NetworkAnimation
 from avatar_mf.storage import Authorizer, AvatarCache, FilesystemStore, SystemWallClock
 from avatar_mf.storage.store import avatar_root
 from avatar_mf.transport.admission import RateLimiter, TrustedPeers
@@ -238,6 +239,8 @@ class MediaFunction:
         #: share it: receivers lip-sync by it): Unix time = clock time + this offset.
         wall_offset = time.time() - self.clock.now()
         self.wallclock = lambda now: now + wall_offset
+        #: Network animation providers a reload replaced (their pools close at shutdown).
+        self._retired_animations: list[NetworkAnimation] = []
         self.audio_rooms = AudioRooms(
             self.clock,
             runner=lambda job: self.media_pool.run(job),
@@ -497,7 +500,10 @@ class MediaFunction:
         merged = with_live(self.config, new, plan.live)
         stages = None
         if plan.touches("pipeline.") and self.hub is not None:
-            stages = build_stages(stage_settings(merged.pipeline), validator=validate_container)
+            stages = build_stages(
+                with_render_defaults(stage_settings(merged.pipeline), merged.render),
+                validator=validate_container,
+            )
         tls = self._check_tls(merged.sip)
         if plan.touches("log."):
             from avatar_mf.logging_setup import configure_logging
@@ -511,7 +517,9 @@ class MediaFunction:
         if plan.touches("admin.token"):
             self.admin.set_token(merged.admin.token)
         if stages is not None and self.hub is not None:
+            old_animation = network_animation(self.hub)
             self.hub.stages = tuple(stages)
+            self._wire_video_out(old_animation)
         if tls is not None and self._server_ssl is not None:
             certificate, private_key = tls
             self._server_ssl.load_cert_chain(certfile=certificate, keyfile=private_key)
@@ -674,12 +682,23 @@ class MediaFunction:
             self.audio.audio_sink = self.hub.push_audio
         if self.video is not None:
             self.video.sink = self.hub.push_video
-            picker = VideoPicker(self.hub)
-            if picker.provider is not None:
-                self.video.picker = picker
+        self._wire_video_out(None)
+
+    def _wire_video_out(self, old: NetworkAnimation | None) -> None:
+        """The network animation stage (if configured) reads stored avatars through the cache
+        and feeds the video plane's senders; a replaced one (reload) keeps rendering for its
+        sessions until they end, then its pool is closed with the node."""
+        if self.hub is None:
+            return
         animation = network_animation(self.hub)
-        if animation is not None:
+        if animation is not None and self.cache is not None:
             animation.avatar_loader = self.cache.get_blob
+        if old is not None and old is not animation:
+            self._retired_animations.append(old)
+        if self.video is not None:
+            self.video.picker = (
+                VideoPicker(self.hub, self._retired_animations) if animation is not None else None
+            )
 
     async def start(self) -> None:
         try:
@@ -747,6 +766,8 @@ class MediaFunction:
             animation = network_animation(self.hub)
             if animation is not None:
                 animation.close()
+        for retired in self._retired_animations:
+            retired.close()
         self.two_leg.close()
         self.layer.close()
         for transport in self.transports.values():

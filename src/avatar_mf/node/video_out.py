@@ -17,7 +17,7 @@ The video plane asks :class:`VideoPicker` for each video stream the MF sends on
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,19 +79,27 @@ def wants_network_rendering(session: AvatarSession) -> bool:
 class VideoPicker:
     """``VideoPlane.picker`` for one node (see the module docstring)."""
 
-    def __init__(self, hub: AvatarHub) -> None:
+    def __init__(self, hub: AvatarHub, retired: Sequence[NetworkAnimation] = ()) -> None:
+        """``retired``: providers a reload replaced, still rendering their sessions."""
         self.hub = hub
-        self.provider = network_animation(hub)
+        self.retired = retired
+
+    @property
+    def provider(self) -> NetworkAnimation | None:
+        """The hub's network animation stage now (a reload may replace it)."""
+        return network_animation(self.hub)
 
     def __call__(self, call_id: str) -> VideoReader | None:
         provider = self.provider
         if provider is None:
             return None
+        providers = (provider, *self.retired)
         session = next((s for s in self.hub.sessions() if s.call_id == call_id), None)
         if session is None or session.closed or not wants_network_rendering(session):
             return None
         for other in self.hub.others(session):
-            source = provider.video_source(other.participant.id)
-            if source is not None and not source.closed and source.produced:
-                return source.reader()
+            for p in providers:
+                source = p.video_source(other.participant.id)
+                if source is not None and not source.closed and source.produced:
+                    return source.reader()
         return None
