@@ -7,11 +7,16 @@ UE that is not avatar-assisted is sent no video."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import io
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
 
+import av
 import pytest
 
 from avatar_mf.avatar import write_arf
@@ -21,6 +26,7 @@ from avatar_mf.testing.process import MfProcess
 from avatar_mf.ue import AvatarClient, UeCall
 from avatar_mf.ue.av_sync import motion_onset, region_changes, sound_onset
 from avatar_mf.ue.call import DATACHANNEL_FEATURE_TAG
+from avatar_mf.ue.cli import add_parser
 from avatar_mf.ue.rtp_audio import UeAudio
 from avatar_mf.ue.rtp_video import UeVideo
 
@@ -75,7 +81,7 @@ async def test_avatar_assisted_ue_receives_the_speaking_avatar(mf: MfProcess) ->
     speaker_audio = UeAudio(HOST, codecs=("PCMU",))
     listener_audio = UeAudio(HOST, codecs=("PCMU",))
     seen = UeVideo(HOST, codecs=("H264",), count=0)
-    stalled = UeVideo(HOST, codecs=("H264",), count=0)
+    stalled = UeVideo(HOST, codecs=("VP8",), count=0)
     plain = UeVideo(HOST, codecs=("VP8",), count=0)  # not avatar-assisted: it animates itself
     head = write_arf(generate_default_head(resolution="low"), avatar_id="h", name="head")
     async with (
@@ -86,7 +92,7 @@ async def test_avatar_assisted_ue_receives_the_speaking_avatar(mf: MfProcess) ->
     ):
         for call in (call1, call2, call3, call4):
             await call.wait_channels_open(STEP)
-        assert seen.codec == "H264" and stalled.codec == "H264"
+        assert seen.codec == "H264" and stalled.codec == "VP8"
         async with (
             AvatarClient(call1, id_prefix="t") as talker,
             AvatarClient(call2, id_prefix="v") as viewer,
@@ -120,6 +126,8 @@ async def test_avatar_assisted_ue_receives_the_speaking_avatar(mf: MfProcess) ->
             assert talker.failures == [] and viewer.failures == []
 
     pictures = seen.pictures()
+    vp8 = stalled.pictures()  # what the stalled receiver got before it stopped: VP8
+    assert len(vp8) >= 5 and (vp8[0][1].width, vp8[0][1].height) == (SIZE, SIZE)
     print(f"viewer: {len(seen.units)} units, {len(pictures)} decoded, {rate:.2f} fps, "
           f"{seen.keyframes_in} key frames, PLI out {seen.pli_out}; MF video {delta}")
     assert 22.5 <= rate <= 27.5  # 25 fps +-10 %, while the other receiver stopped reading
@@ -150,3 +158,43 @@ async def test_avatar_assisted_ue_receives_the_speaking_avatar(mf: MfProcess) ->
     assert -0.045 <= skew <= 0.125
     stats = await asyncio.to_thread(assert_idle, mf)
     assert stats["held"]["video_streams"] == 0 and stats["held"]["rtp_sockets"] == 0
+
+
+async def test_ue_call_render_saves_the_video_with_its_audio(mf: MfProcess, tmp_path: Path) -> None:
+    """``avatar-mf ue call ... --render DIR`` (the README's first avatar call)."""
+    pytest.importorskip("avatar_mf.stages.animation_data.espeak")
+    head = write_arf(generate_default_head(resolution="low"), avatar_id="h", name="head")
+    parser = argparse.ArgumentParser(prog="avatar-mf ue")
+    add_parser(parser.add_subparsers(required=True))
+    args = parser.parse_args(
+        ["call", f"sip:vcli@{HOST}:{mf.sip_port}", "--no-ice", "--hello", "--duration", "9",
+         "--from", f"sip:watcher@{HOST}", "--render", str(tmp_path), "--audio-codecs", "PCMU"]
+    )  # fmt: skip
+    out, err = io.StringIO(), io.StringIO()
+    talker_call = UeCall.dial(f"sip:vcli@{HOST}", HOST, mf.sip_port, ice=False,
+                              from_uri=f"sip:teller@{HOST}")
+    async with talker_call:
+        await talker_call.wait_channels_open(STEP)
+        async with AvatarClient(talker_call, id_prefix="t") as talker:
+            await talker.hello(timeout=STEP)
+            watching = asyncio.create_task(
+                asyncio.to_thread(args.run, args, SimpleNamespace(stdout=out, stderr=err))
+            )
+            await asyncio.sleep(1.0)
+            upload = await talker.upload(head, avatar_id="teller-head",
+                                         content_type=CONTENT_TYPE_ARF_ZIP, timeout=30)
+            assert upload.state == "complete"
+            await asyncio.sleep(1.5)
+            talker.say(SENTENCE, "en-US")
+            code = await watching
+    summary = json.loads(out.getvalue().splitlines()[-1])
+    assert code == 0, err.getvalue()
+    video = summary["video"]
+    print("ue call --render:", video)
+    assert video["codec"] == "H264" and video["frames_decoded"] >= 50
+    assert 22.5 <= video["frame_rate"] <= 27.5
+    assert -45 <= video["av_skew_ms"] <= 125
+    with av.open(video["file"]) as container:
+        assert {s.type for s in container.streams} == {"video", "audio"}
+        frames = list(container.decode(video=0))
+    assert len(frames) == video["frames_written"] and frames[0].width == SIZE

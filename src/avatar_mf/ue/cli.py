@@ -653,6 +653,7 @@ def _video_summary(
         return out
     pcm = audio.received_pcm() if audio is not None else b""
     audio_start = 0.0
+    out["av_skew_ms"] = None  # without both SRs, speech and a picture at rest before it
     v_sr = video.sender_reports[-1] if video.sender_reports else None
     a_sr = audio.sender_reports[-1] if audio is not None and audio.sender_reports else None
     frames = audio.timed_frames() if audio is not None else []
