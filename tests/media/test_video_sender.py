@@ -303,3 +303,20 @@ def test_picture_from_encode_job_matches_level_size() -> None:
         units += depack.push(n, 0, n == len(encoded.payloads) - 1, p)
     pictures: list[Picture] = decoder.decode(units[0].annexb())
     assert (pictures[0].width, pictures[0].height) == job.size
+
+
+async def test_a_congested_socket_skips_frames_until_it_drains() -> None:
+    clock = FakeClock(0.0)
+    wire = Wire()
+    backlog = [0]
+    calls: list[bool] = []
+    sender = VideoSender(stream(wire, clock), Job(calls), VideoSource().reader, clock=clock,  # type: ignore[arg-type]
+                         rate=25, runner=None, rtp_base=0, backlog=lambda: backlog[0])
+    assert await sender.send(frame(0, 0.0))
+    backlog[0] = 200_000  # the OS has not sent the last key frame yet
+    clock.advance(PERIOD)
+    assert not await sender.send(frame(1, PERIOD))
+    backlog[0] = 0
+    clock.advance(PERIOD)
+    assert await sender.send(frame(2, 2 * PERIOD))
+    assert sender.stats.skipped_congested == 1 and sender.skipped == 1 and len(calls) == 2

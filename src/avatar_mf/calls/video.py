@@ -67,6 +67,12 @@ VideoSink = Callable[[str, Picture, int, bool], None]
 VideoPicker = Callable[[str], FrameReader | None]
 
 
+def _unsent(sockets: RtpSocketPair) -> int:
+    """Bytes the RTP socket's transport holds that the OS has not taken yet (0: unknown)."""
+    size = getattr(sockets.rtp, "get_write_buffer_size", None)  # selector and uvloop UDP
+    return int(size()) if size is not None else 0
+
+
 class RegistryVideoCaps:
     """:class:`~avatar_mf.sdp.video.VideoCapabilities` from the video codec registry."""
 
@@ -300,6 +306,7 @@ class CallVideo:
         if codec is None:
             return
         job = EncodeJob(codec, plan.fmtp, rate=plane.send_rate, bitrate=plane.bitrate)
+        sockets = live.sockets
         picker, call_id = plane.picker, self.call_id
         sender = VideoSender(
             live.stream,
@@ -309,6 +316,7 @@ class CallVideo:
             rate=plane.send_rate,
             runner=plane.encode_runner,
             rtp_base=plane.rng.getrandbits(32),
+            backlog=lambda: _unsent(sockets),
         )
         live.stream.on_keyframe_request = sender.request_keyframe
         live.sender = sender

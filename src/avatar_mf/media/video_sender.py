@@ -12,7 +12,9 @@ event loop: ~2-3 ms per 512x512 frame), then sends the packets through the strea
   (a frame due less than 3/4 of a period after the last one sent is skipped, ``rate``); a
   frame older than :data:`MAX_AGE_PERIODS` periods when its turn comes is skipped (``late``);
   while an encode of this receiver is running, newer frames replace each other in the reader
-  and only the newest is encoded next (the reader counts the replaced ones). Nothing queues:
+  and only the newest is encoded next (the reader counts the replaced ones); while the
+  receiver's socket still holds more than :data:`MAX_BACKLOG` bytes of earlier packets the
+  OS could not send yet, frames are skipped (``congested``). Nothing queues:
   a slow receiver or a busy pool costs that receiver frames, never the renderer, the pool's
   other jobs or the other receivers.
 * **Key frames**: the first frame, the first after an encoder failure, and the next frame after
@@ -56,6 +58,8 @@ log = logging.getLogger(__name__)
 
 #: A frame older than this many frame periods when its turn comes is skipped.
 MAX_AGE_PERIODS = 2.0
+#: Bytes waiting in the receiver's socket buffer past which frames are skipped.
+MAX_BACKLOG = 64 * 1024
 #: RTP payload size bound (fits a 1280-octet IPv6 minimum MTU with headers).
 MTU = 1200
 #: H.264 table A-1: level_idc -> (MaxFS in macroblocks, MaxMBPS macroblocks per second).
@@ -116,6 +120,7 @@ class SenderStats:
     #: Frames not sent, by reason: ``rate``, ``late``, ``error`` (an encoder failure).
     skipped_rate: int = 0
     skipped_late: int = 0
+    skipped_congested: int = 0
     encode_errors: int = 0
     #: PLI + FIR that asked for a key frame.
     keyframe_requests: int = 0
@@ -266,7 +271,10 @@ class VideoSender:
         runner: Runner | None,
         rtp_base: int,
         poll: float = 0.2,
+        backlog: Callable[[], int] | None = None,
     ) -> None:
+        """``backlog``: bytes waiting unsent in the receiver's socket (the transport's write
+        buffer), if known."""
         self.sink = sink
         self.job = job
         self.pick = pick
@@ -275,6 +283,7 @@ class VideoSender:
         self.runner = runner
         self.rtp_base = rtp_base & 0xFFFFFFFF
         self.poll = poll
+        self.backlog = backlog
         self.reader: FrameReader | None = None
         #: Frames the readers replaced before this sender took them (receiver or pool busy).
         self.replaced = 0
@@ -287,7 +296,10 @@ class VideoSender:
     @property
     def skipped(self) -> int:
         s = self.pacer.stats
-        return self.replaced_total + s.skipped_rate + s.skipped_late + s.encode_errors
+        return (
+            self.replaced_total + s.skipped_rate + s.skipped_late + s.skipped_congested
+            + s.encode_errors
+        )
 
     @property
     def replaced_total(self) -> int:
@@ -324,6 +336,9 @@ class VideoSender:
     async def send(self, frame: FrameLike) -> bool:
         """Pace, encode and send one frame; True when it went out."""
         now = self.clock.now()
+        if self.backlog is not None and self.backlog() > MAX_BACKLOG:
+            self.pacer.stats.skipped_congested += 1
+            return False
         decision = self.pacer.decide(frame.time, now)
         if decision is None or not self.sink.sends:
             return False
