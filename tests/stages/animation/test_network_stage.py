@@ -194,3 +194,27 @@ async def test_the_first_avatar_waits_for_the_render_pool(gl: GlRenderer, head_a
     await settle()
     assert len(await collect(stage, clock, 0.2)) == 5  # rendered: it was not lost
     await stage.teardown()
+
+
+async def test_units_before_the_avatar_drive_it_once_it_is_loaded(
+    gl: GlRenderer, head_arf: bytes
+) -> None:
+    _, neutral_stage, neutral_clock = await start(gl, head_arf)
+    neutral = (await collect(neutral_stage, neutral_clock, 0.2))[-1].rgba
+    await neutral_stage.teardown()
+
+    clock = FakeClock(100.0)
+    provider = NetworkAnimation(width=64, height=64, renderer=InlineRenderer(gl))
+    stage = provider.open(stage_context(clock=clock))
+    await stage.setup()
+    config = AnimationUnitFrame("p1", encode_unit(ConfigUnit(0, "arf-face-v1", 1000.0)),
+                                is_config=True)
+    await run(stage, config)  # the text stage speaks while a selected avatar still loads
+    await run(stage, jaw(0, 1.0))
+    clock.advance(0.3)
+    avatar = BaseAvatarFrame("p1", "head", "application/vnd.arf+zip", head_arf)
+    await run(stage, avatar)
+    await settle()
+    frames = await collect(stage, clock, 0.2)
+    assert np.abs(frames[-1].rgba.astype(int) - neutral).sum() > 1000  # the mouth is open
+    await stage.teardown()

@@ -38,13 +38,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
-from avatar_mf.arf.units import ArfDecodeError, UnknownUnit, decode_unit
+from avatar_mf.arf.units import (
+    AnimationUnit,
+    ArfDecodeError,
+    ConfigUnit,
+    UnknownUnit,
+    decode_unit,
+)
 from avatar_mf.clock import sleep
 from avatar_mf.pipeline.frames import AnimationUnitFrame, AvatarInUse, BaseAvatarFrame, Frame
 from avatar_mf.pipeline.stage import StageBase, StageContext
@@ -55,6 +62,10 @@ from avatar_mf.stages.animation.timeline import Animator, AnimatorSettings
 from avatar_mf.stages.animation.video import VideoFrameOut, VideoSource
 
 log = logging.getLogger(__name__)
+
+#: Units that arrive before the session has an avatar are kept this long (seconds) and
+#: applied once it has one.
+REPLAY = 1.0
 
 
 class RenderedPicture(Protocol):
@@ -187,6 +198,8 @@ class NetworkAnimationStage(StageBase):
         self._offset: float | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._avatar_id: str | None = None
+        self._config: ConfigUnit | None = None
+        self._early: deque[tuple[float, AnimationUnit]] = deque()
         #: Set once setup has its renderer (or knows there is none): the session's first
         #: avatar may arrive while the render pool is still starting.
         self._ready = asyncio.Event()
@@ -256,13 +269,19 @@ class NetworkAnimationStage(StageBase):
             if old is not None:
                 renderer.remove_mesh(old)
         self.avatar, self.animator, self._offset = avatar, animator, None
+        # The stream's CONFIG (its timescale) and the units that came before any avatar (a
+        # selected avatar loads while the text stage already speaks) drive the new one too.
+        if self._config is not None:
+            animator.feed(self._config)
+        early, self._early = self._early, deque()
+        now = self.context.clock.now()
+        for arrival, unit in early:
+            if arrival >= now - REPLAY:
+                self._apply(unit, arrival)
         if self._ticker is None and renderer is not None:
             self._ticker = asyncio.get_running_loop().create_task(self._tick())
 
     def _feed(self, frame: AnimationUnitFrame) -> None:
-        animator = self.animator
-        if animator is None:
-            return
         try:
             unit = decode_unit(frame.unit)
         except ArfDecodeError:
@@ -270,12 +289,23 @@ class NetworkAnimationStage(StageBase):
             return
         if isinstance(unit, UnknownUnit):
             return
-        at = animator.feed(unit)
+        now = self.context.clock.now()
+        if isinstance(unit, ConfigUnit):
+            self._config = unit
+        elif self.animator is None:  # no avatar yet: kept for it (the last REPLAY seconds)
+            self._early.append((now, unit))
+            while self._early and self._early[0][0] < now - REPLAY:
+                self._early.popleft()
+        if self.animator is not None:
+            self._apply(unit, now)
+
+    def _apply(self, unit: AnimationUnit, arrival: float) -> None:
+        assert self.animator is not None
+        at = self.animator.feed(unit)
         if at is None:
             return
-        now = self.context.clock.now()
-        if self._offset is None or abs(now - self._offset - at) > self.provider.resync:
-            self._offset = now - at
+        if self._offset is None or abs(arrival - self._offset - at) > self.provider.resync:
+            self._offset = arrival - at
 
     def media_time(self, now: float) -> float | None:
         """The animation's media time shown at clock time ``now`` (None before any unit)."""
