@@ -125,8 +125,8 @@ async def test_avatar_assisted_ue_receives_the_speaking_avatar(mf: MfProcess) ->
             delta = {k: v - before.get(k, 0) for k, v in video_stats(mf).items()}
             assert talker.failures == [] and viewer.failures == []
 
-    pictures = seen.pictures()
-    vp8 = stalled.pictures()  # what the stalled receiver got before it stopped: VP8
+    pictures = seen.received_pictures()
+    vp8 = stalled.received_pictures()  # what the stalled receiver got before it stopped: VP8
     assert len(vp8) >= 5 and (vp8[0][1].width, vp8[0][1].height) == (SIZE, SIZE)
     print(f"viewer: {len(seen.units)} units, {len(pictures)} decoded, {rate:.2f} fps, "
           f"{seen.keyframes_in} key frames, PLI out {seen.pli_out}; MF video {delta}")

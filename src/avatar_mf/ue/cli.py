@@ -645,7 +645,7 @@ def _video_summary(
         "pli_sent": video.pli_out,
         "frame_rate": round(video.frame_rate(), 2),
     }
-    pictures = video.pictures()
+    pictures = video.received_pictures()
     out["frames_decoded"] = len(pictures)
     if not pictures:
         problems.append("--render: no video was received (is the MF's animation stage "

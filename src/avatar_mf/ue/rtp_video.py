@@ -3,19 +3,20 @@
 :class:`UeVideo` binds one UDP socket (RTP and RTCP muxed: ``a=rtcp-mux`` is offered), writes
 the offer's video m-line for its codecs (H.264 Constrained Baseline 3.1 packetization-mode 1,
 payload type 98, and/or VP8, payload type 100; ``nack``, ``nack pli``, ``ccm fir`` feedback),
-and once the answer names the codec sends ``count`` pictures of a moving test pattern at
-``fps``, encoded by the product's codecs (:mod:`avatar_mf.codecs.video`) and packetized by its
-payload formats (RFC 6184, RFC 7741). A PLI or FIR from the MF makes the next picture a key
-frame (counted in :attr:`UeVideo.keyframe_requests`).
+and once the answer names the codec sends ``count`` pictures at ``fps`` (a moving test
+pattern, or the ``pictures`` given, in a loop), encoded by the product's codecs
+(:mod:`avatar_mf.codecs.video`) and packetized by its payload formats (RFC 6184, RFC 7741). A
+PLI or FIR from the MF makes the next picture a key frame (counted in
+:attr:`UeVideo.keyframe_requests`).
 
 Receiving (the MF's network-rendered avatar, TR 26.813 D.4 alternative 1): RTP from the MF is
 depacketized as it arrives (:attr:`UeVideo.units`: each access unit / frame with its RTP
 timestamp and arrival time); the UE sends RTCP PLI (RFC 4585 6.3.1) when the first packet
 arrives and after a lost packet (at most every 0.5 s), and keeps the MF's RTCP SRs
 (:attr:`UeVideo.sender_reports`: RTP time -> the MF's wall clock, for lip-sync).
-:meth:`UeVideo.pictures` decodes what arrived (PyAV), :meth:`UeVideo.frame_rate` measures the
-arrival rate, :func:`avatar_mf.ue.video_file.save_mp4` writes it as MP4. With ``count=0`` the
-UE sends no pictures and offers ``recvonly``.
+:meth:`UeVideo.received_pictures` decodes what arrived (PyAV), :meth:`UeVideo.frame_rate`
+measures the arrival rate, :func:`avatar_mf.ue.video_file.save_mp4` writes it as MP4. With
+``count=0`` the UE sends no pictures and offers ``recvonly``.
 """
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ class UeVideo:
         height: int = 240,
         fps: int = 25,
         count: int = 50,
+        pictures: Sequence[Picture] = (),
         now: Callable[[], float] = time.monotonic,
     ) -> None:
         self.local_host = local_host
@@ -103,6 +105,9 @@ class UeVideo:
         if not self.codecs:
             raise ValueError(f"none of the codecs {list(codecs)} is a UE video codec")
         self.width, self.height, self.fps, self.count = width, height, fps, count
+        self.pictures = tuple(pictures)
+        if any((p.width, p.height) != (width, height) for p in self.pictures):
+            raise ValueError(f"every picture must be {width}x{height}")
         self.port = 0
         self.ssrc = random.getrandbits(32)
         self.codec: str | None = None
@@ -200,9 +205,11 @@ class UeVideo:
             if self._transport.is_closing():
                 return
             keyframe, self._key_wanted = self._key_wanted, False
-            units = encoder.encode(
-                pattern_picture(index, self.width, self.height), keyframe=keyframe
-            )
+            if self.pictures:
+                picture = self.pictures[index % len(self.pictures)]
+            else:
+                picture = pattern_picture(index, self.width, self.height)
+            units = encoder.encode(picture, keyframe=keyframe)
             for unit in units:
                 payloads = packetizer.packetize(unit)
                 for i, payload in enumerate(payloads):
@@ -305,7 +312,7 @@ class UeVideo:
             return 0.0
         return (len(arrivals) - 1) / (arrivals[-1] - arrivals[0])
 
-    def pictures(self) -> list[tuple[int, Picture]]:
+    def received_pictures(self) -> list[tuple[int, Picture]]:
         """Every unit decoded in arrival order from the first key frame: (RTP timestamp,
         picture); a unit that does not decode is left out."""
         if self.codec is None:
