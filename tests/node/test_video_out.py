@@ -86,6 +86,7 @@ def test_render_settings_are_the_network_stage_defaults() -> None:
     assert options["width"] == options["height"] == 254  # even
     assert options["rate"] == 12.5  # the stage's own option wins
     assert options["workers"] == 3
+    assert options["watched_only"] is True  # the node renders only what someone is shown
     plain = AppConfig.model_validate({})
     assert with_render_defaults(stage_settings(plain.pipeline), plain.render)["animation"] is (
         stage_settings(plain.pipeline)["animation"]

@@ -218,3 +218,25 @@ async def test_units_before_the_avatar_drive_it_once_it_is_loaded(
     frames = await collect(stage, clock, 0.2)
     assert np.abs(frames[-1].rgba.astype(int) - neutral).sum() > 1000  # the mouth is open
     await stage.teardown()
+
+
+async def test_watched_only_renders_while_a_receiver_reads(gl: GlRenderer, head_arf: bytes) -> None:
+    _, stage, clock = await start(gl, head_arf, watched_only=True)
+    assert stage.source.active  # it has an avatar: a receiver may be shown it
+    for _ in range(5):
+        clock.advance(0.04)
+        await settle()
+    assert stage.rendered == 0 and stage.unwatched >= 4  # nobody reads: no work
+    reader = stage.source.reader()
+    for _ in range(5):
+        clock.advance(0.04)
+        await settle()
+    assert stage.rendered >= 4 and reader.offered == stage.rendered
+    reader.close()
+    rendered = stage.rendered
+    for _ in range(5):
+        clock.advance(0.04)
+        await settle()
+    assert stage.rendered == rendered
+    await stage.teardown()
+    assert not stage.source.active

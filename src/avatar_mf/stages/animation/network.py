@@ -118,6 +118,7 @@ class NetworkAnimation:
         workers: int | None = None,
         threads: int = 1,
         onnx_model: str | None = None,
+        watched_only: bool = False,
         renderer: FrameRenderer | None = None,
     ) -> None:
         """``rate`` output frames per second; ``width``/``height``/``background``/``alpha``/
@@ -126,8 +127,10 @@ class NetworkAnimation:
         relaxes to neutral once units stop; ``delay`` seconds the rendered media time runs
         behind the units' arrival; ``workers``/``threads`` the render pool (default: one
         worker per core, one llvmpipe thread each); ``onnx_model`` an operator's 2D model
-        drawing 2D avatars (a photo as base avatar) instead of the warp; ``renderer`` another
-        renderer (tests)."""
+        drawing 2D avatars (a photo as base avatar) instead of the warp; ``watched_only``:
+        render a session's frames only while a receiver reads them (its
+        :class:`~.video.VideoSource` has readers; the node sets it: nobody avatar-assisted,
+        no rendering); ``renderer`` another renderer (tests)."""
         if not 1.0 <= rate <= 60.0:
             raise ValueError(f"rate must be 1..60 frames per second, not {rate!r}")
         if not 0.0 <= delay <= 1.0:
@@ -145,6 +148,7 @@ class NetworkAnimation:
         self._threads = threads
         self._renderer = renderer
         self.onnx_model = onnx_model
+        self.watched_only = watched_only
         self._onnx: OnnxPortraitModel | None = None
         self._unavailable: RenderUnavailable | None = None
         self._starting = asyncio.Lock()
@@ -219,6 +223,8 @@ class NetworkAnimationStage(StageBase):
         #: Frames rendered, frames skipped because their time had passed, units not decoded.
         self.rendered = 0
         self.dropped = 0
+        #: Frame times passed without rendering because no receiver read them.
+        self.unwatched = 0
         self.bad_units = 0
 
     async def setup(self) -> None:
@@ -256,6 +262,7 @@ class NetworkAnimationStage(StageBase):
         """A stored avatar was taken into use (or withdrawn: None)."""
         if avatar_id is None:
             self.avatar, self.animator, self._avatar_id = None, None, None
+            self.source.active = False
             return
         loader = self.provider.avatar_loader
         if loader is None or avatar_id == self._avatar_id:
@@ -292,6 +299,8 @@ class NetworkAnimationStage(StageBase):
         for arrival, unit in early:
             if arrival >= now - REPLAY:
                 self._apply(unit, arrival)
+        if renderer is not None:
+            self.source.active = True
         if self._ticker is None and renderer is not None:
             self._ticker = asyncio.get_running_loop().create_task(self._tick())
 
@@ -343,6 +352,10 @@ class NetworkAnimationStage(StageBase):
             if late >= 1:  # the time of this frame (and maybe more) has passed: skip them
                 self.dropped += late
                 index += late
+                continue
+            if self.provider.watched_only and not self.source.readers:
+                self.unwatched += 1  # nobody is shown this avatar: no work
+                index += 1
                 continue
             try:
                 await self._render(index, deadline)

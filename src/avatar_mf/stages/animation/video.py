@@ -110,6 +110,8 @@ class VideoSource:
         self._event = asyncio.Event()
         self._closed = False
         self._readers: set[VideoReader] = set()
+        #: The stage has an avatar to render (it renders for the readers that attach).
+        self.active = False
         #: Frames offered.
         self.produced = 0
         #: Frames replaced before anyone took them.
@@ -160,6 +162,7 @@ class VideoSource:
 
     def close(self) -> None:
         self._closed = True
+        self.active = False
         self._event.set()
         for reader in self._readers:
             reader._wake()
