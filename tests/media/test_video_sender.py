@@ -320,3 +320,18 @@ async def test_a_congested_socket_skips_frames_until_it_drains() -> None:
     clock.advance(PERIOD)
     assert await sender.send(frame(2, 2 * PERIOD))
     assert sender.stats.skipped_congested == 1 and sender.skipped == 1 and len(calls) == 2
+
+
+async def test_a_hold_sends_nothing_and_resumes_with_a_key_frame() -> None:
+    clock = FakeClock(0.0)
+    wire = Wire()
+    s = stream(wire, clock)
+    calls: list[bool] = []
+    sender = VideoSender(s, Job(calls), VideoSource().reader, clock=clock, rate=25,  # type: ignore[arg-type]
+                         runner=None, rtp_base=0)
+    assert await sender.send(frame(0, 0.0)) and await sender.send(frame(1, PERIOD))
+    s.sends = False  # a re-offer put the line on hold
+    assert not await sender.send(frame(2, 2 * PERIOD))
+    s.sends = True
+    assert await sender.send(frame(3, 3 * PERIOD))
+    assert calls == [True, False, True] and s.video.keyframes_out == 2

@@ -17,10 +17,10 @@ event loop: ~2-3 ms per 512x512 frame), then sends the packets through the strea
   OS could not send yet, frames are skipped (``congested``). Nothing queues:
   a slow receiver or a busy pool costs that receiver frames, never the renderer, the pool's
   other jobs or the other receivers.
-* **Key frames**: the first frame, the first after an encoder failure, and the next frame after
-  an RTCP PLI (RFC 4585 6.3.1) or FIR (RFC 5104 4.3.1) from the receiver are encoded as key
-  frames (IDR with SPS/PPS in front for H.264; a VP8 key frame); several requests before that
-  frame make one key frame.
+* **Key frames**: the first frame, the first after an encoder failure or a hold, and the next
+  frame after an RTCP PLI (RFC 4585 6.3.1) or FIR (RFC 5104 4.3.1) from the receiver are
+  encoded as key frames (IDR with SPS/PPS in front for H.264; a VP8 key frame); several
+  requests before that frame make one key frame.
 * **H.264** (RFC 6184): x264 Constrained Baseline (a subset every H.264 profile's decoder
   takes, whatever ``profile-level-id`` profile was answered), at the answered level: the
   picture is scaled down when the level's MaxFS or MaxMBPS (H.264 table A-1) cannot carry it
@@ -166,6 +166,10 @@ class SendPacer:
         self.stats.encode_errors += 1
         self._key_wanted = True
 
+    def restart(self) -> None:
+        """Sending resumes (after a hold): the next frame sent is a key frame."""
+        self._key_wanted = True
+
     def request_keyframe(self) -> None:
         """A PLI or FIR from the receiver: the next frame sent is a key frame."""
         self.stats.keyframe_requests += 1
@@ -284,6 +288,7 @@ class VideoSender:
         self.rtp_base = rtp_base & 0xFFFFFFFF
         self.poll = poll
         self.backlog = backlog
+        self._held = False
         self.reader: FrameReader | None = None
         #: Frames the readers replaced before this sender took them (receiver or pool busy).
         self.replaced = 0
@@ -336,11 +341,17 @@ class VideoSender:
     async def send(self, frame: FrameLike) -> bool:
         """Pace, encode and send one frame; True when it went out."""
         now = self.clock.now()
+        if not self.sink.sends:  # on hold (a re-offer made the line sendonly or inactive)
+            self._held = True
+            return False
+        if self._held:
+            self._held = False
+            self.pacer.restart()
         if self.backlog is not None and self.backlog() > MAX_BACKLOG:
             self.pacer.stats.skipped_congested += 1
             return False
         decision = self.pacer.decide(frame.time, now)
-        if decision is None or not self.sink.sends:
+        if decision is None:
             return False
         job = self.job
         rgba, keyframe = frame.rgba, decision.keyframe
