@@ -442,7 +442,10 @@ async def _avatar_steps(
 
     timeout = args.timeout
     try:
-        caps = await client.hello(timeout=timeout)
+        assisted = getattr(args, "avatar_assisted", False) or getattr(args, "render", None)
+        # An avatar-assisted UE asks the MF to animate (a hello asking "ue" would be refused
+        # as a conflict with its Contact tag, TS 26.264 7.3.2).
+        caps = await client.hello(timeout=timeout, animation="network" if assisted else "ue")
         print(
             f"capabilities: session {caps.session_id}, animation data {caps.animation_data}",
             file=err,
