@@ -31,8 +31,10 @@ are left out. ``tools/train_voice_visemes.py --extra DIR`` trains on it as well.
 
 Transcripts: the ``cards`` transcription file; ``go forward ten meters`` and ``feels like
 these days go on forever`` as pocketsphinx's own tests state them; ``go somewhere and do
-something`` and the ARCTIC prompt ``and you always want to see it in the superlative
-degree`` as written in the CMU ARCTIC prompt list and confirmed by recognising the audio.
+something`` (no transcript ships with it: this is pocketsphinx's own recognition, not checked
+by a person, so the weakest label here) and ARCTIC prompt a0007 ``and you always want to see
+it in the superlative degree`` (the ARCTIC prompt list; pocketsphinx recognises it word for
+word).
 """
 
 from __future__ import annotations
