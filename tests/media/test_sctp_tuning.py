@@ -251,3 +251,15 @@ async def test_a_waiting_sack_rides_ahead_of_data_going_back(pair: Pair) -> None
         assert len(sack_only) == 20  # a SACK packet for each DATA packet
     else:
         assert len(sack_only) <= 2  # the last ones, with no DATA going back to ride on
+
+
+@pytest.mark.parametrize("pair", [SctpTuning(sack_every=2, sack_delay=0.2)], indirect=True)
+async def test_a_sack_alone_does_not_hurry_a_delayed_one(pair: Pair) -> None:
+    tx, _ = await pair.start()
+    tx.send(unit(0))
+    await pair.wait_received(1)
+    assert pair.link_b.chunks(SackChunk) == []  # b acknowledges later (one packet so far)
+    await pair.a._send_sack()  # a packet with nothing but a SACK reaches b
+    await asyncio.sleep(0.01)
+    assert pair.link_b.chunks(SackChunk) == []
+    await until(lambda: len(pair.link_b.chunks(SackChunk)) == 1)  # once the delay is over

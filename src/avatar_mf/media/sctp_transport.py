@@ -226,9 +226,10 @@ class ImsSctpTransport(RTCSctpTransport):
             return
         if has_data:
             self._unacked_packets += 1
+        elif not forward_tsn:
+            return  # nothing new to acknowledge: the delayed SACK's timer is running
         if (
             forward_tsn
-            or not has_data
             or self._unacked_packets >= self._tuning.sack_every
             or self._sack_misordered  # a gap: the sender needs it for fast retransmit
             or self._sack_duplicates
