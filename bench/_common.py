@@ -149,6 +149,56 @@ def start_mf(
         raise
 
 
+#: SIPp's basic call (INVITE with the IMS avatar offer, 200 with the checked answer, ACK, BYE).
+BASIC_CALL = Path(__file__).resolve().parents[1] / "tests" / "sipp" / "basic_call.xml"
+
+
+def sipp_load_command(
+    sip_port: int,
+    calls: int,
+    rate: int,
+    call_ms: int,
+    transport: str,
+    timeout: float,
+    extra: Sequence[str] = (),
+) -> list[str]:
+    """SIPp placing ``calls`` basic calls at ``rate`` per second against the MF at
+    ``sip_port``, run in a work directory that receives ``stats.csv`` and ``errors.log``."""
+    import shutil
+
+    from avatar_mf.testing.process import free_port
+
+    return [
+        shutil.which("sipp") or "sipp",
+        "-sf", str(BASIC_CALL),
+        "-t", transport,
+        "-i", HOST,
+        "-p", str(free_port()),
+        "-m", str(calls),
+        "-r", str(rate),
+        "-l", str(max(1000, rate * 20)),
+        "-d", str(call_ms),
+        "-recv_timeout", "10000",
+        "-nostdin",
+        "-timeout", f"{timeout:g}s",
+        "-timeout_error",
+        "-trace_stat", "-stf", "stats.csv", "-fd", "1",
+        "-trace_err", "-error_file", "errors.log",
+        *extra,
+        f"{HOST}:{sip_port}",
+    ]  # fmt: skip
+
+
+def sipp_last_stats(path: Path) -> dict[str, str]:
+    """The last row of a SIPp ``-trace_stat`` file, by column name (empty if none yet)."""
+    if not path.exists():
+        return {}
+    lines = path.read_text().splitlines()
+    if len(lines) < 2:
+        return {}
+    return dict(zip(lines[0].split(";"), lines[-1].split(";"), strict=False))
+
+
 def wait_released(mf: Any, timeout: float, keys: Sequence[str] = CALL_RESOURCES) -> dict[str, int]:
     """Poll /stats until ``keys`` of ``held`` are all 0; return what is still held."""
     import time

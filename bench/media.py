@@ -1,8 +1,8 @@
-"""Media plane benchmark: CPU per audio stream, section by section.
+"""Media plane benchmark: CPU per audio and video stream, section by section.
 
 Usage::
 
-    .venv/bin/python bench/media.py [--only codecs,forwarding] [--seconds 20] [--json FILE]
+    .venv/bin/python bench/media.py [--only codecs,forwarding,video] [--seconds 20] [--json FILE]
 
 Sections (``--only`` picks some, comma-separated; all by default):
 
@@ -18,6 +18,14 @@ Sections (``--only`` picks some, comma-separated; all by default):
   the details): MF CPU per audio stream forwarded (PCMU both legs) and transcoded (PCMU <->
   AMR-WB), and the most concurrent two-leg audio calls with p99 added latency under 20 ms
   (``--forward-seconds`` per step, ``--calls`` the capacity steps).
+
+* ``video``: CPU per received video stream at 640x480, 25 pictures/s, ``--video-seconds`` of a
+  moving test pattern with a noise block (``avatar_mf.ue.rtp_video.pattern_picture``) encoded
+  at ``--video-bitrate`` by the product's encoders, for H.264 (x264 Constrained Baseline,
+  packetization-mode 1) and VP8: per picture, the RFC 6184/7741 depacketizing of its RTP
+  payloads plus the FFmpeg decode to an I420 picture (what the MF does for each picture of
+  each UE's camera), that as a share of one core at 25 fps, and the encode cost (what the
+  sender side will pay per stream).
 
 Prints a markdown table per section (no assertions). Run it on an otherwise idle machine and
 never next to another benchmark (``pgrep -f bench/`` shows nothing).
@@ -153,10 +161,85 @@ def section_forwarding(args: argparse.Namespace) -> dict[str, Any]:
     )
 
 
+def section_video(args: argparse.Namespace) -> dict[str, Any]:
+    from avatar_mf.codecs.base import Fmtp
+    from avatar_mf.codecs.video import H264Codec, Vp8Codec
+    from avatar_mf.rtp.h264 import AccessUnit, H264Depacketizer, H264Packetizer
+    from avatar_mf.rtp.vp8 import Vp8Depacketizer, Vp8Packetizer
+    from avatar_mf.ue.rtp_video import pattern_picture
+
+    width, height, fps = 640, 480, 25
+    count = int(args.video_seconds * fps)
+    pictures = [pattern_picture(i, width, height) for i in range(count)]
+    rows: list[dict[str, Any]] = []
+    for label in ("H.264", "VP8"):
+        codec = (
+            H264Codec(Fmtp({"packetization-mode": "1"})) if label == "H.264" else Vp8Codec(Fmtp())
+        )
+        encoder = codec.encoder(width, height, fps=fps, bitrate=args.video_bitrate)
+        start = time.process_time()
+        units = [encoder.encode(p)[0] for p in pictures]
+        encode = (time.process_time() - start) / count
+        packetizer = H264Packetizer(mode=1) if label == "H.264" else Vp8Packetizer()
+        packets = [packetizer.packetize(u) for u in units]
+        decoder = codec.decoder()
+        depacketizer = H264Depacketizer() if label == "H.264" else Vp8Depacketizer()
+        start = time.process_time()
+        seq = decoded = 0
+        for n, payloads in enumerate(packets):
+            for i, payload in enumerate(payloads):
+                for unit in depacketizer.push(seq, n * 3600, i == len(payloads) - 1, payload):
+                    data = unit.annexb() if isinstance(unit, AccessUnit) else unit.data
+                    decoded += len(decoder.decode(data))
+                seq = (seq + 1) & 0xFFFF
+        decode = (time.process_time() - start) / count
+        rows.append(
+            {
+                "codec": label,
+                "pictures": count,
+                "decoded": decoded,
+                "kbit_s": round(sum(map(len, units)) * 8 / args.video_seconds / 1000, 1),
+                "packets_per_picture": round(sum(map(len, packets)) / count, 2),
+                "receive_ms": round(decode * 1000, 3),
+                "receive_core_pct": round(decode * fps * 100, 2),
+                "encode_ms": round(encode * 1000, 3),
+                "encode_core_pct": round(encode * fps * 100, 2),
+            }
+        )
+    table = markdown_table(
+        (
+            "codec",
+            "bit rate",
+            "packets / picture",
+            "depacketize + decode / picture",
+            "% of a core per stream received",
+            "encode / picture",
+            "% of a core per stream sent",
+        ),
+        "lrrrrrr",
+        (
+            (
+                r["codec"],
+                f"{r['kbit_s']} kbit/s",
+                f"{r['packets_per_picture']}",
+                f"{r['receive_ms']} ms",
+                f"{r['receive_core_pct']} %",
+                f"{r['encode_ms']} ms",
+                f"{r['encode_core_pct']} %",
+            )
+            for r in rows
+        ),
+    )
+    print(f"## video (640x480, 25 fps, {args.video_seconds:.0f} s, {count} pictures)\n")
+    print(table)
+    return {"pictures": count, "rows": rows}
+
+
 #: The sections, in the order they run; each prints its table and returns its figures.
 SECTIONS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "codecs": section_codecs,
     "forwarding": section_forwarding,
+    "video": section_video,
 }
 
 
@@ -170,6 +253,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--calls", default="25,50,100,200,300,400", help="capacity steps (forwarding)"
+    )
+    parser.add_argument(
+        "--video-seconds", type=float, default=10.0, help="seconds of video per codec (video)"
+    )
+    parser.add_argument(
+        "--video-bitrate", type=int, default=1_000_000, help="encoder bit rate (video)"
     )
     args = parser.parse_args(argv)
     chosen = [s.strip() for s in args.only.split(",") if s.strip()]

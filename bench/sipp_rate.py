@@ -45,10 +45,17 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from _common import HOST, cpu_seconds, markdown_table, mf_python, percentile, start_mf
-from avatar_mf.testing.process import MfProcess, free_port
+from _common import (
+    cpu_seconds,
+    markdown_table,
+    mf_python,
+    percentile,
+    sipp_last_stats,
+    sipp_load_command,
+    start_mf,
+)
+from avatar_mf.testing.process import MfProcess
 
-SCENARIO = Path(__file__).resolve().parents[1] / "tests" / "sipp" / "basic_call.xml"
 TARGET_RATE = 200
 TARGET_P99_MS = 50.0
 
@@ -84,15 +91,6 @@ class Step:
         return self.failed == 0 and self.p99_ms < TARGET_P99_MS
 
 
-def last_stats(path: Path) -> dict[str, str]:
-    if not path.exists():
-        return {}
-    lines = path.read_text().splitlines()
-    if len(lines) < 2:
-        return {}
-    return dict(zip(lines[0].split(";"), lines[-1].split(";"), strict=False))
-
-
 def response_times(workdir: Path) -> list[float]:
     times = []
     for path in workdir.glob("*_rtt.csv"):
@@ -109,25 +107,15 @@ def run_step(
     workdir.mkdir(parents=True)
     calls = int(rate * seconds)
     timeout = seconds + call_ms / 1000 + 60
-    command = [
-        shutil.which("sipp") or "sipp",
-        "-sf", str(SCENARIO),
-        "-t", transport,
-        "-i", HOST,
-        "-p", str(free_port()),
-        "-m", str(calls),
-        "-r", str(rate),
-        "-l", str(max(1000, rate * 20)),
-        "-d", str(call_ms),
-        "-recv_timeout", "10000",
-        "-nostdin",
-        "-timeout", f"{timeout:g}s",
-        "-timeout_error",
-        "-trace_stat", "-stf", "stats.csv", "-fd", "1",
-        "-trace_err", "-error_file", "errors.log",
-        "-trace_rtt", "-rtt_freq", "100",
-        f"{HOST}:{mf.sip_port}",
-    ]  # fmt: skip
+    command = sipp_load_command(
+        mf.sip_port,
+        calls,
+        rate,
+        call_ms,
+        transport,
+        timeout,
+        extra=("-trace_rtt", "-rtt_freq", "100"),
+    )
     cpu_before = cpu_seconds(mf.proc.pid)
     started = time.monotonic()
     proc = subprocess.Popen(
@@ -138,7 +126,7 @@ def run_step(
     wall = time.monotonic() - started
     # The calls have ended (SIPp saw every BYE answered); count the MF's CPU up to here.
     mf_cpu = cpu_seconds(mf.proc.pid) - cpu_before
-    stats = last_stats(workdir / "stats.csv")
+    stats = sipp_last_stats(workdir / "stats.csv")
     times = response_times(workdir)
     errors = workdir / "errors.log"
     return Step(

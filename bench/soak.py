@@ -47,10 +47,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from _common import HOST, markdown_table, start_mf
-from avatar_mf.testing.process import MfProcess, free_port
+from _common import markdown_table, sipp_last_stats, sipp_load_command, start_mf
+from avatar_mf.testing.process import MfProcess
 
-SCENARIO = Path(__file__).resolve().parents[1] / "tests" / "sipp" / "basic_call.xml"
 RSS_GROWTH_GOAL = 0.05
 
 
@@ -103,35 +102,9 @@ def sample(mf: MfProcess, label: str, since: float) -> Sample:
     )
 
 
-def last_stats(path: Path) -> dict[str, str]:
-    if not path.exists():
-        return {}
-    lines = path.read_text().splitlines()
-    if len(lines) < 2:
-        return {}
-    return dict(zip(lines[0].split(";"), lines[-1].split(";"), strict=False))
-
-
 def sipp_command(mf: MfProcess, calls: int, rate: int, call_ms: int, transport: str) -> list[str]:
     timeout = calls / rate + call_ms / 1000 + 120
-    return [
-        shutil.which("sipp") or "sipp",
-        "-sf", str(SCENARIO),
-        "-t", transport,
-        "-i", HOST,
-        "-p", str(free_port()),
-        "-m", str(calls),
-        "-r", str(rate),
-        "-l", str(max(1000, rate * 20)),
-        "-d", str(call_ms),
-        "-recv_timeout", "10000",
-        "-nostdin",
-        "-timeout", f"{timeout:g}s",
-        "-timeout_error",
-        "-trace_stat", "-stf", "stats.csv", "-fd", "1",
-        "-trace_err", "-error_file", "errors.log",
-        f"{HOST}:{mf.sip_port}",
-    ]  # fmt: skip
+    return sipp_load_command(mf.sip_port, calls, rate, call_ms, transport, timeout)
 
 
 def run_sipp(
@@ -172,7 +145,7 @@ def run_sipp(
     done.set()
     if thread is not None:
         thread.join()
-    stats = last_stats(workdir / "stats.csv")
+    stats = sipp_last_stats(workdir / "stats.csv")
     errors = workdir / "errors.log"
     return Run(
         calls=calls,

@@ -47,6 +47,7 @@ from avatar_mf.avatar_session.session import (
 from avatar_mf.avatar_session.uploads import UploadSlots
 from avatar_mf.channels.base import ChannelContext, ChannelService, ServiceFactory
 from avatar_mf.clock import Clock
+from avatar_mf.codecs.video import Picture
 from avatar_mf.pipeline.executor import StageExecutor
 from avatar_mf.pipeline.frames import Frame
 from avatar_mf.pipeline.runner import NamedStage, PipelineStats, QueueLimits, SessionPipeline
@@ -209,6 +210,14 @@ class AvatarHub:
         session = self._sessions.get(call_id)
         if session is not None:
             session.on_audio(pcm, rtp_timestamp, clock_rate)
+
+    def push_video(
+        self, call_id: str, picture: Picture, rtp_timestamp: int, keyframe: bool
+    ) -> None:
+        """A decoded picture of a call's RTP video stream, to its avatar session (if any)."""
+        session = self._sessions.get(call_id)
+        if session is not None:
+            session.on_video(picture, rtp_timestamp, keyframe)
 
     def others(self, session: AvatarSession) -> Iterator[AvatarSession]:
         for participant in session.participant.room.others(session.participant):

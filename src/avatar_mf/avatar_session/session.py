@@ -47,6 +47,7 @@ from avatar_mf.avatar_session.negotiation import Negotiation, with_sdp_asks
 from avatar_mf.avatar_session.uploads import Upload, UploadSlots, deadline
 from avatar_mf.channels.base import ChannelContext, ChannelInfo
 from avatar_mf.clock import Clock, TimerHandle, sleep
+from avatar_mf.codecs.video import VIDEO_CLOCK, Picture
 from avatar_mf.pipeline.frames import (
     AnimationUnitFrame,
     AudioIn,
@@ -67,6 +68,7 @@ from avatar_mf.pipeline.frames import (
     SceneSnapshot,
     StageError,
     TextInput,
+    VideoIn,
 )
 from avatar_mf.pipeline.runner import SessionPipeline
 from avatar_mf.pipeline.stage import StageContext
@@ -422,6 +424,21 @@ class AvatarSession:
         if not self.closed:
             self.pipeline.push(AudioIn(self.id, pcm, rtp_timestamp, clock_rate))
 
+    def on_video(self, picture: Picture, rtp_timestamp: int, keyframe: bool) -> None:
+        """One decoded picture of the participant's RTP video stream, into the pipeline."""
+        if not self.closed:
+            self.pipeline.push(
+                VideoIn(
+                    self.id,
+                    picture.width,
+                    picture.height,
+                    picture.data,
+                    rtp_timestamp,
+                    VIDEO_CLOCK,
+                    keyframe,
+                )
+            )
+
     def deliver(self, frame: Frame) -> None:
         """The pipeline's sink: route one frame to the participants that get it."""
         if isinstance(frame, AnimationUnitFrame):
@@ -436,8 +453,8 @@ class AvatarSession:
             if play is not None and not self.closed:
                 start = self.deps.clock.now() + frame.media_time
                 play(self.participant.room.name, self.call_id, frame.pcm, start)
-        elif isinstance(frame, AudioIn):
-            pass  # no stage takes the voice (the default pipeline): nothing to route
+        elif isinstance(frame, AudioIn | VideoIn):
+            pass  # no stage takes voice or camera (the default pipeline): nothing to route
         elif isinstance(frame, ExpressionFilterApplied | ExpressionFilterFrame):
             self._filter_answer(frame)
         elif isinstance(frame, ReceiverFormats):

@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from avatar_mf.calls.audio import AudioPlane, CallAudio
+from avatar_mf.calls.video import CallVideo, VideoPlane
 from avatar_mf.channels.base import ChannelInfo, ChannelService, EchoService, ServiceFactory
 from avatar_mf.config import AppConfig
 from avatar_mf.media.endpoint import DataChannelEndpointFactory
@@ -136,6 +137,11 @@ class CallMediaSession:
             else None
         )
         self._audio_ports: dict[int, int] = {}
+        #: The call's IMS-style video streams (None when the node serves no video).
+        self.video: CallVideo | None = (
+            CallVideo(factory.video, call.call_id) if factory.video is not None else None
+        )
+        self._video_ports: dict[int, int] = {}
 
     @property
     def local_sdp(self) -> bytes:
@@ -143,6 +149,28 @@ class CallMediaSession:
         return serialize_sdp(self.negotiated.answer).encode()
 
     # -- offer/answer ---------------------------------------------------------------------
+
+    async def _apply_media(self, plan: AnswerPlan) -> AnswerPlan:
+        """Open (keep, close) the video, then the audio streams of ``plan``."""
+        return await self._apply_audio(await self._apply_video(plan))
+
+    async def _apply_video(self, plan: AnswerPlan) -> AnswerPlan:
+        """Open (keep, close) the video streams of ``plan``; those that cannot be served (no
+        port) become port 0."""
+        if self.video is None:
+            return plan
+        ports, refused = await self.video.apply(plan.video)
+        self._video_ports = ports
+        if not refused:
+            return plan
+        gone = {p.index for p in refused}
+        lines = tuple(
+            MediaLinePlan(line.index, line.media, False, "no RTP port for video", 370)
+            if line.index in gone
+            else line
+            for line in plan.lines
+        )
+        return replace(plan, lines=lines, video=tuple(p for p in plan.video if p.index not in gone))
 
     async def _apply_audio(self, plan: AnswerPlan) -> AnswerPlan:
         """Open (keep, close) the audio streams of ``plan``; the m-lines that cannot be served
@@ -161,13 +189,13 @@ class CallMediaSession:
             for line in plan.lines
         )
         kept: tuple[AudioPlan, ...] = tuple(p for p in plan.audio if p.index not in gone)
-        if plan.datachannel is None and not kept:
+        if plan.datachannel is None and not kept and not plan.video:
             raise SipError(503, "No Media Resources", headers=(("Retry-After", "5"),))
         return replace(plan, lines=lines, audio=kept)
 
     async def answer(self, body: bytes) -> None:
         offer = self._parse(body)
-        plan = await self._apply_audio(self._plan(offer, previous=None))
+        plan = await self._apply_media(self._plan(offer, previous=None))
         params = None
         if plan.datachannel is not None:
             dc = plan.datachannel
@@ -195,7 +223,7 @@ class CallMediaSession:
     async def renegotiate(self, offer_body: bytes) -> bytes:
         assert self.negotiated is not None
         offer = self._parse(offer_body)
-        plan = await self._apply_audio(self._plan(offer, previous=self.negotiated))
+        plan = await self._apply_media(self._plan(offer, previous=self.negotiated))
         dc = plan.datachannel
         params = None
         if dc is not None:
@@ -255,6 +283,7 @@ class CallMediaSession:
             session_version=self._version,
             audio_ports=self._audio_ports,
             audio_address=self._factory.audio.advertised_host if self._factory.audio else None,
+            video_ports=self._video_ports,
         )
 
     # -- channel events -------------------------------------------------------------------
@@ -387,6 +416,8 @@ class CallMediaSession:
         self._factory.sessions.discard(self)
         if self.audio is not None:
             self.audio.close()
+        if self.video is not None:
+            self.video.close()
         for stream_id in list(self.open_channels):
             self._channel_closed(stream_id)
         for stream_id in list(self._services):
@@ -421,8 +452,11 @@ class CallSessionFactory:
         *,
         observe_dc_setup: Callable[[float], None] | None = None,
         audio: AudioPlane | None = None,
+        video: VideoPlane | None = None,
     ) -> None:
         self.media = media
+        #: The node's video plane; None: video m-lines answered port 0.
+        self.video = video
         #: The node's audio plane (RTP ports, rooms); None: audio m-lines answered port 0.
         self.audio = audio
         self.agent = config.sip.contact_host
@@ -433,6 +467,7 @@ class CallSessionFactory:
                 min_application_id=m.min_application_stream_id,
             ),
             audio=audio.caps if audio is not None else None,
+            video=video.caps if video is not None else None,
         )
         #: Service factories by subprotocol (lower case); others get the echo service.
         self.services: dict[str, ServiceFactory] = dict(services or {})

@@ -1,4 +1,5 @@
-"""Audio codecs for the media plane: G.711, AMR-WB, AMR-NB, Opus (sans-IO, no sockets).
+"""Codecs for the media plane: G.711, AMR-WB, AMR-NB, Opus; H.264 and VP8 video
+(:mod:`avatar_mf.codecs.video`). Sans-IO, no sockets.
 
 The contract and the MF's internal PCM format are in :mod:`avatar_mf.codecs.base`; the
 registry (:mod:`avatar_mf.codecs.registry`) says which codecs this host serves. A low floor of

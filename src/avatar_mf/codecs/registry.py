@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from functools import cache
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 
 import av
 
@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 #: A factory for one codec name: (clock_rate, fmtp) -> codec or None.
 Factory = Callable[[int, Fmtp], AudioCodec | None]
 
+SpecT = TypeVar("SpecT")
+CodecT = TypeVar("CodecT")
+
 
 def _g711(name: str) -> Factory:
     def make(clock_rate: int, fmtp: Fmtp) -> AudioCodec | None:
@@ -40,39 +43,46 @@ def _g711(name: str) -> Factory:
     return make
 
 
-class CodecRegistry:
-    """The audio codecs available on this host, in preference order.
+class Registry(Generic[SpecT, CodecT]):
+    """The codecs of one kind (audio, video) available on this host, in preference order.
 
     ``factories`` maps an upper-cased rtpmap name to ``(spec offered by default, factory)``;
     ``unavailable`` maps names whose library is missing to the reason (logged once).
     """
 
+    #: What the warning for a missing library calls these codecs.
+    kind = "audio"
+
     def __init__(
         self,
-        factories: Mapping[str, tuple[AudioCodecSpec, Factory]],
+        factories: Mapping[str, tuple[SpecT, Callable[[int, Fmtp], CodecT | None]]],
         unavailable: Mapping[str, str] | None = None,
     ) -> None:
         self._factories = dict(factories)
         self._unavailable = dict(unavailable or {})
         self._logged: set[str] = set()
 
-    def supported(self) -> tuple[AudioCodecSpec, ...]:
+    def supported(self) -> tuple[SpecT, ...]:
         return tuple(spec for spec, _ in self._factories.values())
 
     def unavailable(self) -> dict[str, str]:
         """Codec names this host cannot serve, with the reason."""
         return dict(self._unavailable)
 
-    def codec(self, name: str, clock_rate: int, fmtp: Mapping[str, str]) -> AudioCodec | None:
+    def codec(self, name: str, clock_rate: int, fmtp: Mapping[str, str]) -> CodecT | None:
         key = name.upper()
         entry = self._factories.get(key)
         if entry is None:
             reason = self._unavailable.get(key)
             if reason is not None and key not in self._logged:
                 self._logged.add(key)
-                log.warning("audio codec %s not offered: %s", name, reason)
+                log.warning("%s codec %s not offered: %s", self.kind, name, reason)
             return None
         return entry[1](clock_rate, Fmtp(fmtp))
+
+
+class CodecRegistry(Registry[AudioCodecSpec, AudioCodec]):
+    """The audio codecs available on this host, in preference order."""
 
 
 def _amr(wideband: bool, library: VoAmrWbEnc | None) -> Factory:

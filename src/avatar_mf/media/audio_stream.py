@@ -256,6 +256,11 @@ class AudioStream:
         if packet.payload_type == self.format.event_payload_type:
             self.stats.events_in += 1
             return None
+        return self._deliver(packet, now)
+
+    def _deliver(self, packet: RtpPacket, now: float) -> RtpPacket:
+        """An accepted media packet: forwarded, or into the jitter buffer (a video stream
+        overrides this to depacketize)."""
         if self.forward_to is not None:
             self.forward_to.forward(packet, now)
             return packet
@@ -298,6 +303,11 @@ class AudioStream:
                         rtt = round_trip_time(block, arrival_ntp)
                         if rtt is not None:
                             self.stats.rtt = rtt
+        self._on_rtcp(packets, now)
+
+    def _on_rtcp(self, packets: tuple[RtcpPacket, ...], now: float) -> None:
+        """A valid compound RTCP packet, after the reports were read (a video stream
+        overrides this to count feedback: PLI, FIR, NACK)."""
 
     def _payload_types(self) -> set[int]:
         types = {self.format.payload_type}

@@ -32,6 +32,7 @@ from avatar_mf.bootstrap.service import AppSourceError, bootstrap_service_factor
 from avatar_mf.calls.audio import AudioPlane, RegistryAudioCaps
 from avatar_mf.calls.call_media import CallMediaSession, CallSessionFactory
 from avatar_mf.calls.offerer import CallOfferFactory
+from avatar_mf.calls.video import VideoPlane
 from avatar_mf.clock import LoopClock
 from avatar_mf.config import AppConfig, ConfigError, SipConfig
 from avatar_mf.media.audio_stream import MediaLimits
@@ -250,12 +251,26 @@ class MediaFunction:
             if media.audio
             else None
         )
+        #: IMS-style video, received and decoded in the media pool: served whenever audio is
+        #: (its sockets come from the same port range and ledger).
+        self.video: VideoPlane | None = (
+            VideoPlane(
+                clock=self.clock,
+                host=self.audio.host,
+                ports=self.audio.ports,
+                ledger=self.audio.ledger,
+                runner=lambda job: self.media_pool.run(job),
+            )
+            if self.audio is not None
+            else None
+        )
         self.sessions = CallSessionFactory(
             self.media,
             config,
             services={"http": self.bootstrap},
             observe_dc_setup=self.metrics.datachannel_setup.observe,
             audio=self.audio,
+            video=self.video,
         )
         self._wire = _UaWire(self.endpoint)
         self.ua = UserAgent(
@@ -365,7 +380,9 @@ class MediaFunction:
                 "rtp_streams": self.audio.open_streams if self.audio is not None else 0,
                 "rtp_sockets": self.audio.ledger.open_count if self.audio is not None else 0,
                 "audio_rooms": len(self.audio_rooms.rooms),
+                "video_streams": self.video.open_streams if self.video is not None else 0,
             },
+            "video": dict(self.video.totals()) if self.video is not None else {},
             "tcp_connections": self.tcp_connections,
             "limits": self._limit_counters(),
             "connections": {name: t.connection_count for name, t in self.streams.items()},
@@ -631,6 +648,8 @@ class MediaFunction:
         self.sessions.services.update(self.hub.services())
         if self.audio is not None:
             self.audio.audio_sink = self.hub.push_audio
+        if self.video is not None:
+            self.video.sink = self.hub.push_video
 
     async def start(self) -> None:
         try:

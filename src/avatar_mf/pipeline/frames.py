@@ -103,6 +103,26 @@ class AudioIn(Frame):
 
 
 @dataclass(frozen=True, slots=True)
+class VideoIn(Frame):
+    """One picture of the participant's camera, decoded from its RTP video stream (IMS style).
+
+    ``data`` is planar I420 (``yuv420p``: Y, then U and V at half width and height, rows
+    packed), ``width`` x ``height``; ``rtp_timestamp`` the picture's RTP timestamp at
+    ``clock_rate`` (90 kHz for every video payload format). ``keyframe``: decoded from a key
+    frame (IDR). For the video-driven and photo-avatar stages; no stage takes it by default.
+    """
+
+    width: int = 0
+    height: int = 0
+    data: bytes = field(default=b"", repr=False)
+    rtp_timestamp: int = 0
+    clock_rate: int = 90000
+    keyframe: bool = False
+
+    delivery: ClassVar[Delivery] = Delivery.NEWEST_WINS
+
+
+@dataclass(frozen=True, slots=True)
 class AudioOut(Frame):
     """Speech the session's stages produced for its participant (text spoken by the MF),
     to be heard by the room's other participants.

@@ -1,10 +1,14 @@
-"""RTP and RTCP, sans-IO (RFC 3550, RFC 5761, RFC 4733): wire formats, statistics, jitter buffer.
+"""RTP and RTCP, sans-IO (RFC 3550, RFC 5761, RFC 4733, RFC 6184, RFC 7741).
+
+Wire formats, statistics, the jitter buffer, payload formats:
 
 * :mod:`~avatar_mf.rtp.packet`: RTP packets, rtcp-mux demultiplexing;
 * :mod:`~avatar_mf.rtp.rtcp`: SR, RR, SDES, BYE, compound packets;
 * :mod:`~avatar_mf.rtp.stats`: per-source reception statistics, report blocks, RTT;
 * :mod:`~avatar_mf.rtp.jitter`: the jitter buffer;
-* :mod:`~avatar_mf.rtp.telephone_event`: DTMF (RFC 4733).
+* :mod:`~avatar_mf.rtp.telephone_event`: DTMF (RFC 4733);
+* :mod:`~avatar_mf.rtp.h264`, :mod:`~avatar_mf.rtp.vp8`: video payload formats (RFC 6184,
+  RFC 7741).
 
 A low floor of the tree: it imports nothing of the product above it.
 """

@@ -18,8 +18,11 @@ Rules applied (RFC clauses):
 * RFC 3264 section 6: the answer has exactly as many m-lines as the offer, in the same order,
   with the same media types; ``t=`` is copied from the offer. A rejected m-line has port 0,
   the offer's proto and its first format, and no attribute except ``a=mid`` (echoed when the
-  offer has one, RFC 5888 section 9.1). Video is rejected for now; an m-line that the offer
-  already disables (port 0) stays port 0.
+  offer has one, RFC 5888 section 9.1). An m-line that the offer already disables (port 0)
+  stays port 0.
+* Video m-lines (``RTP/AVP``, ``RTP/AVPF``, no ICE) are planned by :mod:`avatar_mf.sdp.video`
+  when the policy carries the MF's video capabilities (H.264 RFC 6184 8.2.2, VP8 RFC 7741,
+  rtcp-fb RFC 4585/5104); otherwise, or with nothing usable, port 0.
 * Audio m-lines (``RTP/AVP``, ``RTP/AVPF``, no ICE) are planned by :mod:`avatar_mf.sdp.audio`
   when the policy carries the MF's audio capabilities (RFC 3264 6.1, RFC 3551, RFC 4867 8.3,
   RFC 5761); one without a usable codec gets port 0 and the call goes on with the rest. An
@@ -102,6 +105,14 @@ from avatar_mf.sdp.model import (
     Origin,
     SessionDescription,
 )
+from avatar_mf.sdp.video import (
+    VideoCapabilities,
+    VideoPlan,
+    VideoRejection,
+    plan_video,
+    previous_video_codec,
+    render_video_line,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +130,8 @@ class AnswerPolicy:
     echo_dcsa: frozenset[str] = frozenset({"3gpp-req-app"})
     #: The codecs the MF can serve for audio m-lines; ``None``: audio is answered port 0.
     audio: AudioCapabilities | None = field(default=None, compare=False, hash=False)
+    #: The codecs the MF can serve for video m-lines; ``None``: video is answered port 0.
+    video: VideoCapabilities | None = field(default=None, compare=False, hash=False)
 
     def setup_for_actpass(self, *, has_ice: bool) -> LocalSetup:
         if not has_ice and self.actpass_setup_without_ice is not None:
@@ -210,6 +223,8 @@ class AnswerPlan:
     previous: Negotiated | None = None
     #: The accepted audio m-lines (IMS style), in m-line order.
     audio: tuple[AudioPlan, ...] = ()
+    #: The accepted video m-lines (IMS style), in m-line order.
+    video: tuple[VideoPlan, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -458,7 +473,24 @@ def plan_answer(
         else:
             audio_rejections[index] = outcome
 
-    if dc_plan is None and not audio_plans and (prev is None or failures):
+    video_plans: dict[int, VideoPlan] = {}
+    video_rejections: dict[int, VideoRejection] = {}
+    for index, md in enumerate(offer.media):
+        if md.media.lower() != "video" or md.port == 0 or policy.video is None:
+            continue
+        before_video = previous_video_codec(previous.answer, index) if previous else None
+        video = plan_video(offer, index, policy.video, previous_codec=before_video)
+        if isinstance(video, VideoPlan):
+            video_plans[index] = video
+        else:
+            video_rejections[index] = video
+    media_plans = {**audio_plans, **video_plans}
+    rejections: dict[int, AudioRejection | VideoRejection] = {
+        **audio_rejections,
+        **video_rejections,
+    }
+
+    if dc_plan is None and not media_plans and (prev is None or failures):
         if failures:
             first = failures[min(failures)]
             raise SdpNotAcceptable(
@@ -475,15 +507,15 @@ def plan_answer(
 
     lines: list[MediaLinePlan] = []
     for index, md in enumerate(offer.media):
-        if dc_plan is not None and index == dc_plan.index or index in audio_plans:
+        if dc_plan is not None and index == dc_plan.index or index in media_plans:
             lines.append(MediaLinePlan(index, md.media, True))
-        elif index in audio_rejections:
+        elif index in rejections:
             lines.append(
                 MediaLinePlan(
                     index,
                     md.media,
                     False,
-                    audio_rejections[index].reason,
+                    rejections[index].reason,
                     WARN_MEDIA_TYPE_NOT_AVAILABLE,
                 )
             )
@@ -523,6 +555,7 @@ def plan_answer(
         bundle_mids=_bundle_mids(offer, dc_plan.remote.mid) if dc_plan else None,
         previous=previous,
         audio=tuple(audio_plans[i] for i in sorted(audio_plans)),
+        video=tuple(video_plans[i] for i in sorted(video_plans)),
     )
 
 
@@ -616,12 +649,14 @@ def render_answer(
     username: str = "avatar-mf",
     audio_ports: Mapping[int, int] | None = None,
     audio_address: str | None = None,
+    video_ports: Mapping[int, int] | None = None,
 ) -> SessionDescription:
     """Write the answer for ``plan`` with the local endpoint's ``params``.
 
     ``params`` may be ``None`` only when the plan accepts no data channel. ``audio_ports``
     gives the MF's RTP port for each accepted audio m-line (by index); ``audio_address``, when
-    it differs from ``local_address``, is written as the audio m-lines' ``c=``. Raises
+    it differs from ``local_address``, is written as the audio m-lines' ``c=``; ``video_ports``
+    likewise for accepted video m-lines (same ``c=``). Raises
     ``ValueError`` for inconsistent arguments (a programming error, not an SDP problem).
     """
     addrtype, address = _addrtype(local_address)
@@ -636,6 +671,7 @@ def render_answer(
     media: list[MediaDescription] = []
     ice_lite = False
     audio_by_index = {a.index: a for a in plan.audio}
+    video_by_index = {v.index: v for v in plan.video}
     ports = audio_ports or {}
     audio_c: str | None = None
     audio_type = addrtype
@@ -646,7 +682,13 @@ def render_answer(
     for line_plan in plan.lines:
         offered = plan.offer.media[line_plan.index]
         audio = audio_by_index.get(line_plan.index)
-        if audio is not None:
+        video = video_by_index.get(line_plan.index)
+        if video is not None:
+            port = (video_ports or {}).get(video.index)
+            if port is None:
+                raise ValueError(f"no RTP port given for video m-line {video.index}")
+            media.append(render_video_line(video, port=port, address=audio_c, addrtype=audio_type))
+        elif audio is not None:
             port = ports.get(audio.index)
             if port is None:
                 raise ValueError(f"no RTP port given for audio m-line {audio.index}")

@@ -506,7 +506,7 @@ class UserAgent:
                 log.warning("cannot take calls: %s (INVITE and OPTIONS answered 503)", reason)
             self._refusing = reason
         if reason is not None:
-            raise SipError(503, reason, headers=(("Retry-After", str(self._cfg.retry_after)),))
+            raise SipError(503, reason, headers=(self.retry_after_header(),))
 
     # ------------------------------------------------------------------ INVITE
 

@@ -87,6 +87,7 @@ from avatar_mf.ue.offer import (
     read_offer,
 )
 from avatar_mf.ue.rtp_audio import UeAudio
+from avatar_mf.ue.rtp_video import UeVideo
 from avatar_mf.ue.sip_client import DEFAULT_USER_AGENT, SipClient, SipTransportName
 
 __all__ = [
@@ -105,6 +106,9 @@ log = logging.getLogger(__name__)
 #: TS 24.186: a UE able to run data channels says so in its Contact.
 DATACHANNEL_FEATURE_TAG = ';+sip.app-subtype="webrtc-datachannel"'
 _ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE"
+# How long releasing a call waits for the answer to a CANCEL still in flight (Timer F is
+# longer; a proxy answers a CANCEL at once, RFC 3261 16.10).
+_CANCEL_ANSWER_WAIT = 2.0
 
 CallState = Literal["idle", "calling", "confirmed", "ended"]
 
@@ -242,10 +246,13 @@ class UeCall:
         now: Callable[[], float] = time.monotonic,
         tls: ssl.SSLContext | None = None,
         rtp_audio: UeAudio | None = None,
+        rtp_video: UeVideo | None = None,
     ) -> None:
         """See :meth:`dial` for the parameters."""
         #: The UE's RTP audio (an audio m-line first in the offer, RTP sent and recorded).
         self.rtp_audio = rtp_audio
+        #: The UE's RTP video (a video m-line after the audio one, test pictures sent).
+        self.rtp_video = rtp_video
         self.target_uri = target_uri
         self.mf_host = mf_host
         self.mf_port = mf_port
@@ -310,6 +317,9 @@ class UeCall:
         self._changed = asyncio.Event()
         self._media_failed: str | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        # The CANCEL in flight: the INVITE's 487 may overtake the CANCEL's own 200 (a proxy
+        # relays both), so releasing the call waits for it before closing the SIP socket.
+        self._cancelling: asyncio.Future[Response | None] | None = None
         self._closed = False
         self._take_all_streams = False
         self._owns_sip = True
@@ -347,6 +357,7 @@ class UeCall:
         now: Callable[[], float] = time.monotonic,
         tls: ssl.SSLContext | None = None,
         rtp_audio: UeAudio | None = None,
+        rtp_video: UeVideo | None = None,
     ) -> UeCall:
         """A call to ``target_uri`` through the MF at ``mf_host:mf_port``; ``async with`` it
         to place it (INVITE ... ACK, media started) and to end it (BYE, media closed).
@@ -378,6 +389,8 @@ class UeCall:
             trust store).
         :param rtp_audio: IMS-style audio (:class:`~avatar_mf.ue.rtp_audio.UeAudio`): its
             m-line goes first in the offer; RTP flows once the answer comes.
+        :param rtp_video: IMS-style video (:class:`~avatar_mf.ue.rtp_video.UeVideo`): its
+            m-line follows the audio one; pictures flow once the answer comes.
         """
         return cls(
             target_uri,
@@ -407,6 +420,7 @@ class UeCall:
             now=now,
             tls=tls,
             rtp_audio=rtp_audio,
+            rtp_video=rtp_video,
         )
 
     async def __aenter__(self) -> UeCall:
@@ -689,6 +703,8 @@ class UeCall:
         self._session = await media.offer([], on_event=self._on_event, setup=self._setup)
         if self.rtp_audio is not None:
             await self.rtp_audio.open()
+        if self.rtp_video is not None:
+            await self.rtp_video.open()
         self._session_id = secrets.randbelow(2**31)
         self.offer = self._next_offer(self.offered)
 
@@ -735,6 +751,12 @@ class UeCall:
             if first.media.lower() == "audio":
                 conn = self.answer.connection_for(0)
                 self.rtp_audio.start(first, conn.address if conn is not None else self.mf_host)
+        if self.rtp_video is not None and self.answer is not None:
+            for index, md in enumerate(self.answer.media):
+                if md.media.lower() == "video":
+                    conn = self.answer.connection_for(index)
+                    self.rtp_video.start(md, conn.address if conn is not None else self.mf_host)
+                    break
         session = self._session
         if self._start_media and session is not None:
             await session.set_remote(info.remote)
@@ -749,8 +771,11 @@ class UeCall:
         of the CANCEL's own response, or None when there was nothing to cancel."""
         if self.state != "calling" or self._sip is None or self.direction != "outgoing":
             return None
+        if self._cancelling is None:
+            self._cancelling = asyncio.ensure_future(self._sip.cancel(self.call_id))
+            self._cancelling.add_done_callback(_retrieve)
         async with asyncio.timeout(timeout):
-            response = await self._sip.cancel(self.call_id)
+            response = await asyncio.shield(self._cancelling)
         return None if response is None else response.status
 
     def _contact(self) -> str:
@@ -769,6 +794,7 @@ class UeCall:
             session_version=self._sdp_version,
             audio_port=self._audio_port,
             audio=self.rtp_audio.media() if self.rtp_audio is not None else None,
+            video=self.rtp_video.media() if self.rtp_video is not None else None,
             dcsas=[s for s in self._dcsas if s.stream_id in {d.stream_id for d in streams}],
         )
 
@@ -1111,6 +1137,10 @@ class UeCall:
             audio_task = asyncio.get_running_loop().create_task(self.rtp_audio.close())
             self._tasks.add(audio_task)
             audio_task.add_done_callback(self._tasks.discard)
+        if self.rtp_video is not None:
+            video_task = asyncio.get_running_loop().create_task(self.rtp_video.close())
+            self._tasks.add(video_task)
+            video_task.add_done_callback(self._tasks.discard)
         self._changed.set()
 
     async def wait_ended(
@@ -1161,6 +1191,10 @@ class UeCall:
         self._closed = True
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        cancelling = self._cancelling
+        if cancelling is not None and not cancelling.done():
+            # the INVITE was answered (487) before the CANCEL: let the CANCEL's answer come
+            await asyncio.wait({cancelling}, timeout=_CANCEL_ANSWER_WAIT)
         session, self._session = self._session, None
         if session is not None:
             await session.close()
@@ -1201,3 +1235,9 @@ class UeCall:
             "bye_status": self.bye_status,
             "errors": list(self.errors),
         }
+
+
+def _retrieve(future: asyncio.Future[Response | None]) -> None:
+    """Mark the CANCEL's outcome as seen: whoever waits on it reads it, and nobody may."""
+    if not future.cancelled():
+        future.exception()

@@ -152,6 +152,7 @@ def build_offer(
     dcsas: Sequence[DcSa] = (),
     username: str = "ue",
     audio: MediaDescription | None = None,
+    video: MediaDescription | None = None,
 ) -> SessionDescription:
     """The UE's offer: an optional audio m-line (``audio``, else an AMR-WB line at
     ``audio_port`` when not None), then the data
@@ -169,6 +170,8 @@ def build_offer(
         media.append(audio)
     elif audio_port is not None:
         media.append(audio_media(audio_port))
+    if video is not None:
+        media.append(video)
     media.append(datachannel_media(local, streams, dcsas))
     return SessionDescription(
         origin=Origin(

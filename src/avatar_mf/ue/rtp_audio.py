@@ -88,6 +88,18 @@ class _Protocol(asyncio.DatagramProtocol):
         self._on(data, (str(addr[0]), int(addr[1])))
 
 
+async def bind_udp(
+    local_host: str, on_datagram: Callable[[bytes, tuple[str, int]], None]
+) -> tuple[asyncio.DatagramTransport, int]:
+    """A UDP socket on ``local_host`` (any free port) handing each datagram and its source to
+    ``on_datagram``; the transport and its port (the test UE's RTP sockets)."""
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(
+        lambda: _Protocol(on_datagram), local_addr=(local_host, 0)
+    )
+    return transport, int(transport.get_extra_info("sockname")[1])
+
+
 @dataclass
 class _Negotiated:
     payload_type: int
@@ -148,12 +160,7 @@ class UeAudio:
         return self._negotiated.name if self._negotiated is not None else None
 
     async def open(self) -> int:
-        loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: _Protocol(self._received), local_addr=(self.local_host, 0)
-        )
-        self._transport = transport
-        self.port = int(transport.get_extra_info("sockname")[1])
+        self._transport, self.port = await bind_udp(self.local_host, self._received)
         return self.port
 
     def media(self) -> MediaDescription:

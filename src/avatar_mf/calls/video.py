@@ -1,0 +1,332 @@
+"""The video of one call: executes the video part of an answer plan (``sdp.video``).
+
+For each accepted video m-line (:class:`~avatar_mf.sdp.video.VideoPlan`) it binds an RTP socket
+pair from the node's port range (the audio plane's: one range, one socket ledger, so
+``/stats`` ``held`` counts video sockets too), builds the stream
+(:class:`~avatar_mf.media.video_stream.VideoStream`) and a decoder of the negotiated codec
+(:mod:`avatar_mf.codecs.video`), and runs one task per stream that decodes the stream's units
+**in the node's media worker pool** (a 640x480 picture costs about a millisecond to decode:
+never on the event loop), hands every picture to the plane's ``sink`` (the call's avatar
+session, as :class:`~avatar_mf.pipeline.frames.VideoIn` frames) and sends the stream's
+periodic RTCP. A decoder that falls behind (more than :data:`QUEUE_LIMIT` units waiting) drops
+what waits and asks for a key frame. A re-offer keeps, replaces or closes streams as for audio;
+:meth:`CallVideo.close` (BYE, CANCEL, failure) releases sockets, tasks and decoders.
+
+The MF does not send video yet (the rendering issue will): an accepted ``sendrecv`` line is
+answered ``sendrecv`` and nothing is sent; the PLI/FIR counters the sender will read are in
+:attr:`VideoStream.video <avatar_mf.media.video_stream.VideoStream.video>`.
+
+:class:`RegistryVideoCaps` joins the video codec registry with the payload formats' answer
+rules (H.264 RFC 6184 8.2.2, :func:`avatar_mf.rtp.h264.answer_h264_fmtp`) for the SDP planner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import random
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from avatar_mf.clock import Clock
+from avatar_mf.codecs.base import CodecError
+from avatar_mf.codecs.video import (
+    Picture,
+    VideoCodecRegistry,
+    VideoDecoder,
+    default_video_registry,
+)
+from avatar_mf.media.audio_stream import StreamFormat
+from avatar_mf.media.rtp_ports import PortRange, PortsExhausted
+from avatar_mf.media.rtp_socket import RtpSocketPair
+from avatar_mf.media.sockets import SocketLedger
+from avatar_mf.media.video_stream import EncodedUnit, VideoStream
+from avatar_mf.rtp.h264 import answer_h264_fmtp
+from avatar_mf.sdp.video import VideoPlan
+
+log = logging.getLogger(__name__)
+
+#: Units waiting for the decoder past which the queue is dropped (and a key frame asked for).
+QUEUE_LIMIT = 8
+#: How often the stream task wakes without units (RTCP is due every ~5 s).
+POLL_SECONDS = 0.5
+
+Runner = Callable[[Callable[[], Any]], Awaitable[Any]]
+#: Decoded pictures: (call id, picture, RTP timestamp, from a key frame).
+VideoSink = Callable[[str, Picture, int, bool], None]
+
+
+class RegistryVideoCaps:
+    """:class:`~avatar_mf.sdp.video.VideoCapabilities` from the video codec registry."""
+
+    def __init__(self, registry: VideoCodecRegistry | None = None) -> None:
+        self._registry = registry
+
+    @property
+    def registry(self) -> VideoCodecRegistry:
+        return self._registry if self._registry is not None else default_video_registry()
+
+    def preference(self) -> Sequence[str]:
+        return [spec.name for spec in self.registry.supported()]
+
+    def answer_fmtp(
+        self, name: str, clock_rate: int, fmtp: Mapping[str, str]
+    ) -> Mapping[str, str] | None:
+        if self.registry.codec(name, clock_rate, fmtp) is None:
+            return None
+        if name.upper() == "H264":
+            return answer_h264_fmtp(fmtp)
+        return {}  # VP8: RFC 7741 6.1, nothing to answer
+
+
+@dataclass
+class VideoPlane:
+    """What the node shares with every call's video."""
+
+    clock: Clock
+    host: str
+    ports: PortRange
+    ledger: SocketLedger
+    runner: Runner | None = None
+    caps: RegistryVideoCaps = field(default_factory=RegistryVideoCaps)
+    sink: VideoSink | None = None
+    drops: Counter[str] = field(default_factory=Counter)
+    rng: random.Random = field(default_factory=random.Random)
+    open_streams: int = 0
+    streams_opened: int = 0
+    #: Node-wide totals of closed and open streams' video counters (decoded, units ...).
+    closed_totals: Counter[str] = field(default_factory=Counter)
+    calls: set[CallVideo] = field(default_factory=set)
+
+    def totals(self) -> Counter[str]:
+        totals = Counter(self.closed_totals)
+        for call in self.calls:
+            for live in call.live.values():
+                totals.update(_figures(live.stream))
+        return totals
+
+
+def _figures(stream: VideoStream) -> dict[str, int]:
+    v = stream.video
+    return {
+        "packets_in": stream.stats.packets_in,
+        "units": v.units,
+        "decoded": v.decoded,
+        "decode_errors": v.decode_errors,
+        "skipped": v.skipped,
+        "pli_in": v.pli_in,
+        "fir_in": v.fir_in,
+        "pli_out": v.pli_out,
+        "fir_out": v.fir_out,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class VideoRecord:
+    """One video stream's figures for the call's end record."""
+
+    codec: str
+    packets_in: int
+    lost: int
+    units: int
+    keyframes: int
+    decoded: int
+    decode_errors: int
+    skipped: int
+    keyframe_requests_in: int
+    keyframe_requests_out: int
+    drops: int
+
+
+@dataclass
+class _Live:
+    plan: VideoPlan
+    stream: VideoStream
+    sockets: RtpSocketPair
+    decoder: VideoDecoder
+    queue: asyncio.Queue[EncodedUnit]
+    task: asyncio.Task[None] | None = None
+
+
+class CallVideo:
+    """The video streams of one call (see the module docstring)."""
+
+    def __init__(self, plane: VideoPlane, call_id: str) -> None:
+        self._plane = plane
+        self.call_id = call_id
+        self.live: dict[int, _Live] = {}
+        self.records: list[VideoRecord] = []
+        self._closed = False
+        plane.calls.add(self)
+
+    async def apply(self, plans: Sequence[VideoPlan]) -> tuple[dict[int, int], list[VideoPlan]]:
+        """Open, keep or replace the streams for ``plans``; returns the RTP port of each
+        index and the plans that could not be served (no port): port 0."""
+        ports: dict[int, int] = {}
+        refused: list[VideoPlan] = []
+        wanted = {p.index: p for p in plans}
+        for index in list(self.live):
+            if index not in wanted:
+                self._close_stream(index)
+        for plan in plans:
+            live = self.live.get(plan.index)
+            if live is not None and self._same(live.plan, plan):
+                live.plan = plan
+                live.stream.sends, live.stream.receives = plan.sends, plan.receives
+                ports[plan.index] = live.sockets.port
+                continue
+            if live is not None:
+                self._close_stream(plan.index)
+            try:
+                ports[plan.index] = await self._open(plan)
+            except (PortsExhausted, OSError) as exc:
+                log.warning("call %s: no RTP port for video: %s", self.call_id, exc)
+                refused.append(plan)
+        return ports, refused
+
+    @staticmethod
+    def _same(before: VideoPlan, now: VideoPlan) -> bool:
+        return (
+            before.codec.name.upper() == now.codec.name.upper()
+            and before.codec.payload_type == now.codec.payload_type
+            and before.answer_fmtp == now.answer_fmtp
+            and before.rtcp_mux == now.rtcp_mux
+        )
+
+    async def _open(self, plan: VideoPlan) -> int:
+        plane = self._plane
+        codec = plane.caps.registry.codec(plan.codec.name, plan.codec.clock_rate, plan.fmtp)
+        if codec is None:
+            raise PortsExhausted(f"codec {plan.codec.name} vanished")  # not reachable
+        sockets = await RtpSocketPair.open(
+            plane.host, plane.ports, rtcp_mux=plan.rtcp_mux, ledger=plane.ledger
+        )
+        clock = plane.clock
+        queue: asyncio.Queue[EncodedUnit] = asyncio.Queue(QUEUE_LIMIT)
+        fmt = StreamFormat(
+            payload_type=plan.codec.payload_type,
+            codec_name=plan.codec.name,
+            clock_rate=plan.codec.clock_rate,
+            fmtp=plan.answer_fmtp,
+            samples_per_frame=plan.codec.clock_rate // 25,
+        )
+        stream = VideoStream(
+            fmt,
+            offered_fmtp=plan.codec.params,
+            feedback=plan.feedback,
+            remote=(plan.remote_address, plan.remote_port),
+            remote_rtcp=(plan.remote_address, plan.remote_rtcp_port),
+            rtcp_mux=plan.rtcp_mux,
+            send=sockets.send_rtp,
+            send_rtcp=sockets.send_rtcp,
+            now=clock.now(),
+            rng=plane.rng,
+            node_drops=plane.drops,
+            sends=plan.sends,
+            receives=plan.receives,
+        )
+        live = _Live(plan, stream, sockets, codec.decoder(), queue)
+
+        def on_unit(unit: EncodedUnit) -> None:
+            try:
+                queue.put_nowait(unit)
+            except asyncio.QueueFull:
+                stream.video.decode_overflow += queue.qsize()
+                while not queue.empty():
+                    queue.get_nowait()
+                if unit.keyframe:
+                    queue.put_nowait(unit)
+                else:
+                    stream.need_keyframe(clock.now())
+
+        stream.on_unit = on_unit
+
+        def on_rtp(data: bytes, addr: tuple[str, int]) -> None:
+            stream.receive(data, addr, clock.now())
+
+        sockets.on_rtp = on_rtp
+        sockets.on_rtcp = lambda data, addr: stream.receive_rtcp(data, addr, clock.now())
+        live.task = asyncio.get_running_loop().create_task(
+            self._run(live), name=f"video {self.call_id} m={plan.index}"
+        )
+        self.live[plan.index] = live
+        plane.open_streams += 1
+        plane.streams_opened += 1
+        return sockets.port
+
+    async def _run(self, live: _Live) -> None:
+        """Decode the stream's units in the worker pool, in order; send RTCP when due."""
+        plane, stream = self._plane, live.stream
+        while not stream.closed:
+            try:
+                unit = await asyncio.wait_for(live.queue.get(), POLL_SECONDS)
+            except TimeoutError:
+                unit = None
+            stream.rtcp_due(plane.clock.now())
+            if unit is None:
+                continue
+            job = functools.partial(live.decoder.decode, unit.data)
+            try:
+                if plane.runner is not None:
+                    pictures: list[Picture] = await plane.runner(job)
+                else:
+                    pictures = job()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a bad unit, the pool full: wait for a key frame
+                stream.video.decode_errors += 1
+                if stream.video.decode_errors == 1 and not isinstance(exc, CodecError):
+                    log.warning("call %s: video decode failed: %s", self.call_id, exc)
+                stream.need_keyframe(plane.clock.now())
+                continue
+            sink = plane.sink
+            for picture in pictures:
+                stream.video.decoded += 1
+                if sink is not None:
+                    sink(self.call_id, picture, unit.timestamp, unit.keyframe)
+
+    @staticmethod
+    def _record(live: _Live) -> VideoRecord:
+        stream = live.stream
+        v = stream.video
+        return VideoRecord(
+            codec=f"{live.plan.codec.name}/{live.plan.codec.clock_rate}",
+            packets_in=stream.stats.packets_in,
+            lost=stream.stats.lost,
+            units=v.units,
+            keyframes=v.keyframes,
+            decoded=v.decoded,
+            decode_errors=v.decode_errors,
+            skipped=v.skipped,
+            keyframe_requests_in=v.keyframe_requests,
+            keyframe_requests_out=v.pli_out + v.fir_out,
+            drops=sum(stream.stats.drops.values()),
+        )
+
+    def summary(self) -> list[VideoRecord]:
+        """Every video stream of the call, closed ones first (for the end record)."""
+        return [*self.records, *(self._record(live) for live in self.live.values())]
+
+    def streams(self) -> list[VideoStream]:
+        return [live.stream for live in self.live.values()]
+
+    def _close_stream(self, index: int) -> None:
+        live = self.live.pop(index, None)
+        if live is None:
+            return
+        self.records.append(self._record(live))
+        self._plane.closed_totals.update(_figures(live.stream))
+        live.stream.close()
+        live.sockets.close()
+        if live.task is not None:
+            live.task.cancel()
+        self._plane.open_streams -= 1
+
+    def close(self) -> None:
+        self._closed = True
+        for index in list(self.live):
+            self._close_stream(index)
+        self._plane.calls.discard(self)
