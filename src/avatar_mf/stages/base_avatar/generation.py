@@ -30,8 +30,12 @@ class GenerationStage(StageBase):
         try:
             avatar = await self._context.executor.run(self._generator.generate, request)
         except ValueError as exc:
+            # A generator's error may carry its own code (the photo generator's face codes).
+            code = getattr(exc, "code", BAD_INPUT)
             raise StageFailure(
-                BAD_INPUT, f"no avatar could be built: {exc}", rejected=True
+                code if isinstance(code, str) else BAD_INPUT,
+                f"no avatar could be built: {exc}",
+                rejected=True,
             ) from exc
         yield BaseAvatarFrame(
             frame.participant,

@@ -1,0 +1,240 @@
+"""The ``photo`` base-avatar generator: the caller's face on the product's head (TR 26.813
+D.1.1-D.1.2, network-centric generation from images).
+
+For one or more photos (JPEG/PNG; front, left, right -- one is enough):
+
+1. **landmarks**: each photo decoded (:mod:`.images`) and tracked by the packaged MediaPipe
+   face landmarker with the photo limits (:data:`avatar_mf.face.PHOTO_LIMITS`): 478 landmarks
+   or a coded refusal (:mod:`.errors`);
+2. **fit**: every photo's landmarks aligned to the template's anchors and averaged
+   (:mod:`.alignment`);
+3. **shape**: the template head deformed so its anchors land on the fitted landmarks (per-axis
+   scale + RBF, :mod:`.deformation`), the rig carried along (:mod:`.transfer`: eyeballs,
+   mouth interior, joints, inverse bind matrices, the 52 blendshapes and their normals);
+4. **colour**: the photos unwrapped onto the fitted vertices, the unseen side mirrored, the
+   rest of the head in the photo's skin colour (:mod:`.colouring`);
+5. **container**: the ARF container (``write_arf``: the GLB checks run on the way).
+
+CPU-bound (a few hundred milliseconds for one photo): the session's generation stage runs it
+in the stage executor. The last :data:`CACHE_SIZE` results are kept by the photos' SHA-256, so
+a second request for the same photos (and name) is answered without any work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from avatar_mf.avatar import write_arf
+from avatar_mf.avatar.model import AvatarModel
+from avatar_mf.face.quality import PHOTO_LIMITS, QualityLimits
+from avatar_mf.face.result import FaceError, FaceResult, FaceTrackingError
+from avatar_mf.face.tracker import FaceTracker
+from avatar_mf.pipeline.stage import StageContext
+from avatar_mf.stages.base_avatar import AvatarRequest, GeneratedAvatar
+from avatar_mf.stages.base_avatar.generation import GenerationStage
+from avatar_mf.stages.base_avatar.photo.alignment import (
+    PhotoFit,
+    fit_photos,
+    interocular,
+    pixels,
+    shape_landmarks,
+)
+from avatar_mf.stages.base_avatar.photo.anchors import Anchors, anchor_points, load_anchors
+from avatar_mf.stages.base_avatar.photo.colouring import colour_head
+from avatar_mf.stages.base_avatar.photo.deformation import fit_deformation
+from avatar_mf.stages.base_avatar.photo.errors import PhotoAvatarError
+from avatar_mf.stages.base_avatar.photo.images import MAX_PHOTOS, decode_photo
+from avatar_mf.stages.base_avatar.photo.transfer import deform_model, vertex_normals
+
+CONTENT_TYPE = "application/vnd.arf+zip"
+CACHE_SIZE = 16
+
+F64 = NDArray[np.float64]
+#: Progress callback: percent done (0..100) and the step's name.
+Progress = Callable[[int, str], None]
+
+
+def _no_progress(percent: int, step: str) -> None:
+    del percent, step
+
+
+def photos_key(images: Sequence[bytes], name: str) -> str:
+    """SHA-256 over the photos (length-prefixed, in order) and the avatar's name."""
+    digest = hashlib.sha256()
+    for image in images:
+        digest.update(len(image).to_bytes(8, "big"))
+        digest.update(image)
+    digest.update(name.encode("utf-8"))
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class PhotoAvatar:
+    """A generated head with what the fit left: per photo, the landmark reprojection error
+    (mean and worst over the shape landmarks) as a fraction of the inter-ocular distance."""
+
+    model: AvatarModel
+    fit: PhotoFit
+    reprojection: tuple[tuple[float, float], ...]
+
+
+def _template() -> tuple[AvatarModel, Anchors]:
+    from avatar_mf.avatar.generate import generate_default_head
+
+    return generate_default_head(), load_anchors()
+
+
+def _default_tracker(limits: QualityLimits) -> FaceTracker:
+    from avatar_mf.face.mediapipe_tracker import MediapipeFaceTracker
+
+    return MediapipeFaceTracker(max_faces=2, limits=limits)
+
+
+class PhotoGenerator:
+    """:class:`~avatar_mf.stages.base_avatar.BaseAvatarGenerator` from photos (thread-safe:
+    one lock around the tracker, one around the cache)."""
+
+    def __init__(
+        self,
+        *,
+        tracker: Callable[[QualityLimits], FaceTracker] = _default_tracker,
+        limits: QualityLimits = PHOTO_LIMITS,
+        cache_size: int = CACHE_SIZE,
+    ) -> None:
+        self._tracker_factory = tracker
+        self._limits = limits
+        self._tracker: FaceTracker | None = None
+        self._template: tuple[AvatarModel, Anchors] | None = None
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[str, GeneratedAvatar] = OrderedDict()
+        self._cache_size = cache_size
+        self.cache_hits = 0
+
+    # --- BaseAvatarGenerator ---------------------------------------------------------------
+
+    def generate(
+        self, request: AvatarRequest, progress: Progress = _no_progress
+    ) -> GeneratedAvatar:
+        if not request.images:
+            raise PhotoAvatarError(FaceError.UNSUPPORTED_IMAGE, "no photo to build an avatar from")
+        key = photos_key(request.images, request.name)
+        with self._lock:
+            cached = self._cache.get(key)
+            if cached is not None:
+                self._cache.move_to_end(key)
+                self.cache_hits += 1
+                progress(100, "cached")
+                return cached
+        avatar = self.build([decode_photo(data) for data in request.images], progress)
+        progress(90, "container")
+        container = write_arf(avatar.model, avatar_id=key[:32], name=request.name)
+        result = GeneratedAvatar(container=container, content_type=CONTENT_TYPE,
+                                 name=request.name)
+        with self._lock:
+            self._cache[key] = result
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        progress(100, "done")
+        return result
+
+    def open(self, context: StageContext) -> GenerationStage:
+        """This session's generation stage (``avatar:generate`` in a call)."""
+        return GenerationStage(self, context)
+
+    # --- the steps ---------------------------------------------------------------------------
+
+    def track(self, pictures: Sequence[NDArray[np.uint8]]) -> list[FaceResult]:
+        if len(pictures) > MAX_PHOTOS:
+            raise PhotoAvatarError(
+                FaceError.UNSUPPORTED_IMAGE, f"at most {MAX_PHOTOS} photos, not {len(pictures)}"
+            )
+        faces = []
+        with self._lock:
+            if self._tracker is None:
+                self._tracker = self._tracker_factory(self._limits)
+            for index, picture in enumerate(pictures):
+                try:
+                    faces.append(self._tracker.track(picture))
+                except FaceTrackingError as exc:
+                    raise PhotoAvatarError.from_tracking(exc, index) from exc
+        return faces
+
+    def template(self) -> tuple[AvatarModel, Anchors]:
+        with self._lock:
+            if self._template is None:
+                self._template = _template()
+            return self._template
+
+    def build(
+        self, pictures: Sequence[NDArray[np.uint8]], progress: Progress = _no_progress
+    ) -> PhotoAvatar:
+        """The fitted, coloured head for RGB ``pictures`` (no container, no cache)."""
+        progress(5, "landmarks")
+        faces = self.track(pictures)
+        model, anchors = self.template()
+        positions = model.positions.astype(np.float64)
+        triangles = model.triangles.astype(np.int64)
+        normals = vertex_normals(positions, triangles, anchors.parts.weld)
+        source = anchor_points(positions, triangles, anchors)
+        anchor_normals = anchor_points(normals, triangles, anchors)
+        anchor_normals /= np.linalg.norm(anchor_normals, axis=1, keepdims=True)
+        progress(30, "fit")
+        fit = fit_photos(faces, source, anchor_normals, anchors.tracked)
+        keep = shape_landmarks()
+        deformation = fit_deformation(source[keep], fit.target[keep])
+        progress(45, "shape")
+        fitted = deform_model(model, anchors.parts, deformation, name="photo-avatar")
+        progress(75, "texture")
+        fitted_positions = fitted.positions.astype(np.float64)
+        fitted_anchors = anchor_points(fitted_positions, triangles, anchors)
+        colours = colour_head(
+            fitted_positions,
+            fitted.normals.astype(np.float64),
+            model.colors.astype(np.float64) if model.colors is not None else
+            np.full((model.vertex_count, 3), 0.5),
+            fitted_anchors,
+            anchors.parts,
+            fit,
+            pictures,
+        )
+        coloured = _with_colours(fitted, colours)
+        return PhotoAvatar(coloured, fit, reprojection(fitted_anchors, fit))
+
+
+def reprojection(points: F64, fit: PhotoFit) -> tuple[tuple[float, float], ...]:
+    """Per photo: mean and worst distance, over the shape landmarks, between the fitted
+    anchors projected into the photo and the tracked landmarks, over the inter-ocular
+    distance."""
+    keep = shape_landmarks()
+    out = []
+    for pose, face in zip(fit.poses, fit.faces, strict=True):
+        local = pose.inverse(points)
+        projected = np.stack([local[:, 0], -local[:, 1]], axis=1)
+        tracked = pixels(face)
+        error = np.linalg.norm(projected[keep] - tracked[keep], axis=1) / interocular(tracked)
+        out.append((float(error.mean()), float(error.max())))
+    return tuple(out)
+
+
+def _with_colours(model: AvatarModel, colours: F64) -> AvatarModel:
+    return AvatarModel(
+        name=model.name,
+        positions=model.positions,
+        normals=model.normals,
+        triangles=model.triangles,
+        joints=model.joints,
+        inverse_bind_matrices=model.inverse_bind_matrices,
+        skin_joints=model.skin_joints,
+        skin_weights=model.skin_weights,
+        target_names=model.target_names,
+        target_positions=model.target_positions,
+        target_normals=model.target_normals,
+        colors=colours.astype(np.float32),
+    )
