@@ -37,7 +37,7 @@ from avatar_mf.face.quality import PHOTO_LIMITS, QualityLimits
 from avatar_mf.face.result import FaceError, FaceResult, FaceTrackingError
 from avatar_mf.face.tracker import FaceTracker
 from avatar_mf.pipeline.stage import StageContext
-from avatar_mf.stages.base_avatar import AvatarRequest, GeneratedAvatar
+from avatar_mf.stages.base_avatar import AvatarRequest, GeneratedAvatar, Progress
 from avatar_mf.stages.base_avatar.generation import GenerationStage
 from avatar_mf.stages.base_avatar.photo.alignment import (
     PhotoFit,
@@ -57,8 +57,6 @@ CONTENT_TYPE = "application/vnd.arf+zip"
 CACHE_SIZE = 16
 
 F64 = NDArray[np.float64]
-#: Progress callback: percent done (0..100) and the step's name.
-Progress = Callable[[int, str], None]
 
 
 def _no_progress(percent: int, step: str) -> None:
@@ -143,6 +141,10 @@ class PhotoGenerator:
                 self._cache.popitem(last=False)
         progress(100, "done")
         return result
+
+    def generate_reporting(self, request: AvatarRequest, progress: Progress) -> GeneratedAvatar:
+        """:meth:`generate` with progress reports (``ReportingGenerator``)."""
+        return self.generate(request, progress)
 
     def open(self, context: StageContext) -> GenerationStage:
         """This session's generation stage (``avatar:generate`` in a call)."""
