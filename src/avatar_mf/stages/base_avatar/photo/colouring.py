@@ -11,7 +11,9 @@ photo shows hair, ears or background as often as skin). The side a photo barely 
 colour of its mirror vertex when that one is better seen (the face's symmetry). Everything
 else -- skull, neck, the parts around the face -- is the template's colour shifted by the
 difference between the photo's skin (the median of the cheeks and forehead) and the
-template's, so hair, brows and lips keep their own colours but the skin matches the face.
+template's, and the hair cap by the difference between the photo's hair (sampled just above
+the forehead) and the template's, so brows and lips keep their own colours but skin and hair
+match the photo.
 Eyeballs and the mouth interior keep the template's colours.
 """
 
@@ -32,6 +34,10 @@ F64 = NDArray[np.float64]
 FACE_CORE, FACE_REACH = 0.004, 0.012
 #: How far the face's outline is pulled towards its middle before it bounds the photo's part.
 HULL_SHRINK = 0.07
+#: Forehead landmarks below the hairline, and how far above them (a fraction of the face's
+#: height in the photo) the hair is sampled.
+FOREHEAD_LANDMARKS = (10, 109, 338, 67, 297)
+HAIR_ABOVE = 0.08
 #: Landmarks on the cheeks and forehead, where the skin colour is read.
 SKIN_LANDMARKS = (50, 280, 101, 330, 151, 9, 108, 337)
 
@@ -117,6 +123,19 @@ def skin_colour(fit: PhotoFit, pictures: Sequence[NDArray[np.uint8]]) -> F64:
     return out
 
 
+def hair_colour(fit: PhotoFit, pictures: Sequence[NDArray[np.uint8]]) -> F64:
+    """Median linear-RGB colour just above the forehead's landmarks (hair, or the skin of a
+    bald head) in the photo that sees the face most squarely."""
+    best = int(np.argmax([abs(pose.rotation[2, 2]) for pose in fit.poses]))
+    face, picture = fit.faces[best], pictures[best]
+    xy = pixels(face)
+    height = float(xy[:, 1].max() - xy[:, 1].min())
+    top = xy[list(FOREHEAD_LANDMARKS)] - np.array([0.0, HAIR_ABOVE * height])
+    offsets = np.array([(dx, dy) for dx in (-4, 0, 4) for dy in (-4, 0, 4)], dtype=float)
+    out: F64 = np.median(sample(picture, (top[:, None, :] + offsets).reshape(-1, 2)), axis=0)
+    return out
+
+
 def colour_head(
     positions: F64,
     normals: F64,
@@ -149,6 +168,10 @@ def colour_head(
     template_skin = values[np.argmax(counts)]
     closeness = np.exp(-((template_colours - template_skin) ** 2).sum(axis=1) / 0.002)
     base = template_colours + closeness[:, None] * (skin_colour(fit, pictures) - template_skin)
+    # The hair cap: the template's crown colour, and what is close to it, becomes the photo's.
+    template_hair = template_colours[int(np.argmax(positions[:, 1] * skin))]
+    near_hair = np.exp(-((template_colours - template_hair) ** 2).sum(axis=1) / 0.002)
+    base += near_hair[:, None] * (hair_colour(fit, pictures) - template_hair)
     out = np.where(skin[:, None], base * (1.0 - best[:, None]) + photo * best[:, None],
                    template_colours)
     result: F64 = np.clip(out, 0.0, 1.0)
