@@ -116,7 +116,8 @@ web: $(WEB_STAMP)
 # Debian packages, installed only when what they provide is missing (as root, or with sudo):
 # - to run: libespeak-ng1 (text-driven animation), libvo-amrwbenc0 (the AMR-WB encoder; without
 #   it the MF does not offer AMR-WB); libegl1, libegl-mesa0 and libgl1-mesa-dri (offscreen
-#   OpenGL through EGL on Mesa, llvmpipe without a GPU: the renderer, render/);
+#   OpenGL through EGL on Mesa, llvmpipe without a GPU: the renderer, render/); libgl1 and
+#   libglib2.0-0 (OpenCV, which mediapipe's face landmarker imports, links libGL and GLib);
 # - to test: sip-tester (SIPp), kamailio (the lab proxy; its base package has every module the
 #   lab config loads), nodejs and npm (the Khronos glTF validator, the browser bundles),
 #   chromium (tests/browser drive it with Playwright: no browser download).
@@ -140,7 +141,9 @@ rundeps:
 	ldconfig -p 2>/dev/null | grep -q 'libEGL\.so\.1' || missing="$$missing libegl1"; \
 	ldconfig -p 2>/dev/null | grep -q 'libEGL_mesa\.so' || missing="$$missing libegl-mesa0"; \
 	ls /usr/lib/*/dri/swrast_dri.so >/dev/null 2>&1 || missing="$$missing libgl1-mesa-dri"; \
-	$(call install_missing,Without libespeak-ng1 the MF runs with text-driven animation off; without libvo-amrwbenc0 it does not offer AMR-WB; without EGL and Mesa it cannot render avatars.)
+	ldconfig -p 2>/dev/null | grep -q 'libGL\.so\.1' || missing="$$missing libgl1"; \
+	ldconfig -p 2>/dev/null | grep -q 'libglib-2\.0\.so\.0' || missing="$$missing libglib2.0-0"; \
+	$(call install_missing,Without libespeak-ng1 the MF runs with text-driven animation off; without libvo-amrwbenc0 it does not offer AMR-WB; without EGL and Mesa it cannot render avatars; without libgl1 and libglib2.0-0 face tracking cannot load.)
 
 sysdeps: rundeps
 	@missing=""; \

@@ -5,6 +5,8 @@ Usage::
 
     .venv/bin/python bench/render.py [--size 512] [--frames 200] [--sessions 1,2,3,4,5,6]
                                      [--seconds 10] [--workers N] [--json FILE]
+    .venv/bin/python bench/render.py --only-2d [--size 512] [--frames 200]
+    .venv/bin/python bench/render.py --skip-part1 --photo-2d [--sessions 4,6,8] [--seconds 10]
 
 Part 1, one process, one core (llvmpipe held to one thread): the default head driven by the
 text stage's animation of a sentence (mouth, blinks, head motion), per frame:
@@ -17,6 +19,12 @@ text stage's animation of a sentence (mouth, blinks, head motion), per frame:
   against the pool's shared-memory slot (a copy out of the slot).
 
 CPU time is ``time.process_time`` (this process, all threads), median over ``--frames``.
+
+Part 1 also runs in 2D mode (``--only-2d``: that alone): scikit-image's astronaut fitted as a
+2D portrait (``stages/animation/portrait``) and driven by the same units: animate is
+``Animator.sample`` + ``PortraitRig.pose`` (the blendshape warp and the head turn), render the
+flat mesh with the photo as texture. ``--photo-2d`` runs part 2 with that photo as every
+session's base avatar (each stage fits it, as in a call).
 
 Part 2, the real stage: for each session count K, K :class:`NetworkAnimationStage` s on the
 event loop (``LoopClock``) rendering at 25 fps through one :class:`RenderPool` (``--workers``,
@@ -148,6 +156,59 @@ def part1(size: int, frames: int) -> dict[str, Any]:
     out["pickle_frame_ms"], _ = cpu_ms(lambda: pickle.loads(pickle.dumps(rgba, 5)), frames)
     out["shm_copy_frame_ms"], _ = cpu_ms(lambda: np.array(rgba, copy=True), frames)
     out["frame_bytes"] = rgba.nbytes
+    gl.release()
+    return out
+
+
+def part1_2d(size: int, frames: int) -> dict[str, Any]:
+    from skimage import data
+
+    from avatar_mf.stages.animation.portrait import PortraitAvatar, fit_portrait
+    from avatar_mf.stages.animation.portrait.avatar import default_tracker
+
+    tracker = default_tracker()
+    avatar = PortraitAvatar.of(fit_portrait(np.ascontiguousarray(data.astronaut()), tracker))
+    tracker.close()
+    animator = avatar.animator()
+    times = [t for u in speech_units() if (t := animator.feed(u)) is not None]
+    span = max(times)
+    gl = GlRenderer()
+    gl.add_mesh("portrait", avatar.mesh)
+    settings = RenderSettings(width=size, height=size, samples=0)
+    encoder = Encoder(size)
+    state: dict[str, Any] = {"i": 0}
+
+    def animate() -> None:
+        t = (state["i"] / RATE) % span
+        state["i"] += 1
+        state["pose"] = avatar.rig.pose(animator.sample(t))
+
+    def render() -> None:
+        state["rgba"] = gl.render("portrait", state["pose"][0], state["pose"][1], settings)
+
+    def encode() -> None:
+        encoder.encode(state["rgba"])
+
+    def animate_render() -> None:
+        animate()
+        render()
+
+    def full() -> None:
+        animate_render()
+        encode()
+
+    for _ in range(10):
+        full()
+    out: dict[str, Any] = {"mode": "2d", "size": size, "frames": frames,
+                           "vertices": avatar.mesh.vertex_count,
+                           "triangles": len(avatar.mesh.triangles),
+                           "texture": avatar.model.size}
+    out["animate_ms"], _ = cpu_ms(animate, frames)
+    out["render_ms"], _ = cpu_ms(render, frames)
+    out["animate_render_ms"], samples = cpu_ms(animate_render, frames)
+    out["animate_render_p95_ms"] = float(np.percentile(samples, 95))
+    out["encode_ms"], _ = cpu_ms(encode, frames)
+    out["total_ms"], _ = cpu_ms(full, frames)
     gl.release()
     return out
 
@@ -294,13 +355,33 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--skip-part1", action="store_true")
+    parser.add_argument("--only-2d", action="store_true", help="part 1 in 2D mode, alone")
+    parser.add_argument("--photo-2d", action="store_true",
+                        help="part 2 with scikit-image's astronaut as a 2D avatar")
     args = parser.parse_args()
     results: dict[str, Any] = {"cores": len(os.sched_getaffinity(0))}
-    if not args.skip_part1:
+    if not args.skip_part1 and not args.only_2d:
         one = part1(args.size, args.frames)
         results["per_frame"] = one
         print("per frame, one core, median CPU ms:", json.dumps(one, indent=1))
+    if not args.skip_part1:
+        two_d = part1_2d(args.size, args.frames)
+        results["per_frame_2d"] = two_d
+        print("2D portrait per frame, one core, median CPU ms:", json.dumps(two_d, indent=1))
+    if args.only_2d:
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=1))
+        return 0
     container = write_arf(generate_default_head(), avatar_id="bench", name="bench")
+    if args.photo_2d:
+        import io
+
+        from PIL import Image
+        from skimage import data
+
+        photo = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(data.astronaut())).save(photo, format="PNG")
+        container = photo.getvalue()
     units = speech_units()
     results["sessions"] = []
     for count in (int(c) for c in args.sessions.split(",")):

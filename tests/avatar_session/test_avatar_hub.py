@@ -323,19 +323,21 @@ async def test_avatar_generate_in_a_call_stores_selects_and_delivers(store: Memo
 
 
 async def test_requests_for_functions_the_node_lacks_are_refused(store: MemoryStore) -> None:
-    from avatar_mf.protocol.metadata import AnimationText, AvatarGenerate
+    from avatar_mf.protocol.metadata import AnimationImage, AnimationText, AvatarGenerate
 
     hub = AvatarHub(clock=FakeClock(), executor=StageExecutor(workers=1), stages=[], store=store)
     a = Ue(hub, "c1", "sip:a@127.0.0.1")
     a.send(AnimationText(id="t1", text="hi", language="en"))
     a.send(AvatarGenerate(id="g1"))
     a.send(SceneGet(id="s1"))
+    a.send(AnimationImage(id="i1", content_type="image/png", data=b"iVBORw0KGgo="))
     await settle()
     errors = a.of_type(":error")
     assert [(e["code"], e["inReplyTo"]) for e in errors] == [
         ("unsupported", "t1"),
         ("unsupported", "g1"),
         ("unsupported", "s1"),
+        ("unsupported", "i1"),
     ]
 
 

@@ -1,5 +1,5 @@
-"""Fixtures for the face tests: one MediaPipe tracker per test session (skipped, with the
-command to install it, when the ``face`` extra is missing) and scikit-image's photograph."""
+"""Fixtures for the face tests: one MediaPipe tracker per test session and scikit-image's
+photograph."""
 
 from __future__ import annotations
 
@@ -9,19 +9,12 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from avatar_mf.face.model import FaceModelUnavailable
-
 
 @pytest.fixture(scope="session")
 def face_model() -> bytes:
     from avatar_mf.face.model import load_model
 
-    try:
-        import mediapipe  # noqa: F401
-
-        return load_model()
-    except (ImportError, FaceModelUnavailable) as exc:
-        pytest.skip(f"face tracking not installed: pip install 'avatar-mf[face]' ({exc})")
+    return load_model()
 
 
 @pytest.fixture()

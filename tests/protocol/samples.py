@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from avatar_mf.protocol import (
+    AnimationImage,
     AnimationResumed,
     AnimationStart,
     AnimationStop,
@@ -110,6 +111,9 @@ SAMPLES: list[Message] = [
     AnimationStopped(id="mf-5", stream_id=1004, participant_id="p1", reason="sender stopped"),
     AnimationResumed(id="mf-6", stream_id=1004, participant_id="p1"),
     AnimationText(id="ue1-5", text="Hello, can you hear me?", language="en-US"),
+    AnimationImage(
+        id="ue1-9", content_type="image/jpeg", data=b"/9j/4AAQSkZJRgA=", media_time=12.48
+    ),
     SceneGet(id="ue2-4"),
     Scene(
         id="mf-7",

@@ -60,6 +60,7 @@ from avatar_mf.pipeline.frames import (
     Frame,
     GenerateAvatar,
     GenerationProgress,
+    ImageInput,
     ParticipantJoined,
     ParticipantLeft,
     ReceiverFormats,
@@ -263,10 +264,15 @@ class AvatarSession:
             executor=deps.executor,
             rate=deps.settings.rate,
             log_extra=self.log_extra,
+            agreed_inputs=self._agreed_inputs,
         )
         self.pipeline = deps.make_pipeline(context, self.deliver)
         self._spawn(self.pipeline.start())
         self.pipeline.push(ParticipantJoined(participant.id, display_name=self.identity[:1024]))
+
+    def _agreed_inputs(self) -> tuple[str, ...]:
+        """The animation inputs the last hello agreed (none before a hello)."""
+        return self.agreement.animation_inputs if self.agreement is not None else ()
 
     @property
     def id(self) -> str:
@@ -401,6 +407,10 @@ class AvatarSession:
             self.pipeline.push(
                 TextInput(self.id, message.text, message.language, message_id=message.id)
             )
+        elif isinstance(message, md.AnimationImage):
+            self.pipeline.push(
+                ImageInput(self.id, message.data, message.media_time, message_id=message.id)
+            )
         elif isinstance(message, md.AnimationStart):
             self._broadcast(md.AnimationResumed(id=md.new_message_id(), participant_id=self.id))
         elif isinstance(message, md.AnimationStop):
@@ -508,6 +518,12 @@ class AvatarSession:
             self.reply_error(
                 md.MetadataError(
                     ErrorCode.UNSUPPORTED, "no animation-data stage configured", frame.message_id
+                )
+            )
+        elif isinstance(frame, ImageInput):
+            self.reply_error(
+                md.MetadataError(
+                    ErrorCode.UNSUPPORTED, "no camera animation stage configured", frame.message_id
                 )
             )
         elif isinstance(frame, GenerateAvatar):

@@ -8,9 +8,14 @@
                             (--units FILE.aau | --text "..." [--language en])
                             [--size 512] [--rate 25] [--yaw DEGREES] [--tail SECONDS]
                             [--background 0xRRGGBB] [--alpha] [--config FILE]
+    avatar-mf avatar render --photo-2d PHOTO [--units FILE.aau | --text "..."] [--size 512]
+                            -o OUT.(png|mp4)
 
 The avatar is a stored avatar's id (from ``<storage.path>/avatars``), or an ARF container
-or GLB file. ``.png``: a still (4x anti-aliased; ``--alpha`` for a transparent background),
+or GLB file, or with ``--photo-2d`` a photo of a face (JPEG/PNG) animated as a 2D avatar
+(TR 26.813 3.4: ``stages/animation/portrait``, its face found by the packaged MediaPipe
+tracker; a photo without a usable face fails with the tracker's code, ``no-face``...).
+``.png``: a still (4x anti-aliased; ``--alpha`` for a transparent background),
 neutral, or with blendshape weights (``--weight jawOpen=0.8``), or the pose of a recorded
 animation at ``--at`` seconds. ``.mp4``: H.264 (libx264, yuv420p) at ``--rate`` frames per
 second of
@@ -87,7 +92,10 @@ def _colour(text: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("avatar", metavar="AVATAR", help="a stored avatar id, or an .arf/.glb file")
+    parser.add_argument("avatar", metavar="AVATAR", nargs="?",
+                        help="a stored avatar id, or an .arf/.glb file")
+    parser.add_argument("--photo-2d", type=Path, metavar="PHOTO", dest="photo_2d",
+                        help="instead of AVATAR: a photo of a face, animated as a 2D avatar")
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT",
                         help="OUT.png (a still) or OUT.mp4 (a video)")
     source = parser.add_mutually_exclusive_group()
@@ -134,6 +142,10 @@ def run(args: argparse.Namespace, context: CliContext) -> int:
         for problem in exc.problems:
             print(problem, file=context.stderr)
         return EXIT_CONFIG_INVALID
+    if (args.avatar is None) == (args.photo_2d is None):
+        print("avatar-mf avatar render: give AVATAR or --photo-2d PHOTO (one of them)",
+              file=context.stderr)
+        return EXIT_USAGE
     suffix = args.output.suffix.lower()
     if suffix not in (".png", ".mp4"):
         print("avatar-mf avatar render: -o must end in .png or .mp4", file=context.stderr)
@@ -177,11 +189,15 @@ def _render(args: argparse.Namespace, config: Any) -> str:
         samples=STILL_SAMPLES if still else _samples(render_config.samples),
         framing=Framing(yaw=args.yaw),
     )
-    data = _avatar_bytes(args.avatar, config)
-    try:
-        avatar = load_avatar(data)
-    except AvatarFormatError as exc:
-        raise RenderCommandError(f"{args.avatar}: not a usable avatar: {exc}") from exc
+    avatar: Any
+    if args.photo_2d is not None:
+        avatar = _portrait(args.photo_2d)
+    else:
+        data = _avatar_bytes(args.avatar, config)
+        try:
+            avatar = load_avatar(data)
+        except AvatarFormatError as exc:
+            raise RenderCommandError(f"{args.avatar}: not a usable avatar: {exc}") from exc
     animator = avatar.animator(
         AnimatorSettings(relax_after=render_config.relax_after,
                          relax_time=render_config.relax_time, keep=3600.0)
@@ -214,6 +230,20 @@ def _render(args: argparse.Namespace, config: Any) -> str:
 
 def _samples(value: int) -> int:
     return max(s for s in (0, 1, 2, 4, 8) if s <= value)
+
+
+def _portrait(path: Path) -> Any:
+    from avatar_mf.face import FaceModelUnavailable, FaceTrackingError
+    from avatar_mf.stages.animation.portrait import load_portrait
+
+    try:
+        return load_portrait(path.read_bytes())
+    except OSError as exc:
+        raise RenderCommandError(f"cannot read {path}: {exc.strerror}") from exc
+    except FaceTrackingError as exc:
+        raise RenderCommandError(f"{path}: {exc.code}: {exc.message}") from exc
+    except FaceModelUnavailable as exc:
+        raise RenderCommandError(f"{path}: {exc}") from exc
 
 
 def _avatar_bytes(name: str, config: Any) -> bytes:

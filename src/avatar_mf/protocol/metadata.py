@@ -41,6 +41,7 @@ from typing import Annotated, Any, Final, Literal, TypeAlias
 import pydantic_core
 from pydantic import (
     AfterValidator,
+    Base64Bytes,
     BaseModel,
     ConfigDict,
     Field,
@@ -432,6 +433,18 @@ class AnimationText(MessageBase):
     language: LanguageTag
 
 
+class AnimationImage(MessageBase):
+    """UE1 -> MF: one camera picture for camera-driven animation (TR 26.813 D.3 alternative
+    1, the ``images`` input): a JPEG or PNG, base64 in ``data`` (the whole message within the
+    metadata channel's message size)."""
+
+    type: Literal[MessageType.ANIMATION_IMAGE] = MessageType.ANIMATION_IMAGE
+    content_type: Literal["image/jpeg", "image/png"]
+    data: Annotated[Base64Bytes, Field(min_length=1)]
+    #: Seconds on the sender's timeline (increasing); absent: the MF's arrival time.
+    media_time: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+
+
 class SceneGet(MessageBase):
     """UE -> MF: send the current scene description (TR 26.813 B)."""
 
@@ -592,6 +605,7 @@ Message: TypeAlias = (
     | AnimationStopped
     | AnimationResumed
     | AnimationText
+    | AnimationImage
     | SceneGet
     | Scene
     | SceneUpdate
@@ -626,6 +640,7 @@ MESSAGE_CLASSES: Final[Mapping[MessageType, type[MessageBase]]] = MappingProxyTy
             AnimationStopped,
             AnimationResumed,
             AnimationText,
+            AnimationImage,
             SceneGet,
             Scene,
             SceneUpdate,

@@ -51,6 +51,7 @@ class MessageType(StrEnum):
     ANIMATION_STOPPED = URN_PREFIX + "animation:control:stopped"  # TS 26.264 CR 0017
     ANIMATION_RESUMED = URN_PREFIX + "animation:control:resumed"  # TS 26.264 CR 0017
     ANIMATION_TEXT = URN_PREFIX + "animation:text"
+    ANIMATION_IMAGE = URN_PREFIX + "animation:image"
     SCENE_GET = URN_PREFIX + "scene:get"
     SCENE = URN_PREFIX + "scene:description"
     SCENE_UPDATE = URN_PREFIX + "scene:update"

@@ -83,6 +83,34 @@ void main() {
 """
 
 
+# Flat meshes (MeshData.flat, 2D portraits): picture fractions in, no light, no camera. Y
+# fraction 0 (the top) goes to clip -1, the first row read back, as the 3D path's flipped Y.
+_FLAT_VERTEX = """
+#version 330
+in vec3 in_position;
+in vec3 in_color;
+in vec2 in_uv;
+out vec3 v_color;
+out vec2 v_uv;
+void main() {
+    v_color = in_color;
+    v_uv = in_uv;
+    gl_Position = vec4(in_position.xy * 2.0 - 1.0, in_position.z * 2.0 - 1.0, 1.0);
+}
+"""
+
+_FLAT_FRAGMENT = """
+#version 330
+uniform sampler2D u_texture;
+in vec3 v_color;
+in vec2 v_uv;
+out vec4 f_color;
+void main() {
+    f_color = vec4(v_color * texture(u_texture, v_uv).rgb, 1.0);
+}
+"""
+
+
 class _Mesh:
     __slots__ = ("data", "positions", "normals", "vao", "texture", "resources")
 
@@ -129,6 +157,8 @@ class GlRenderer:
         self._view: Any = self._program["u_view"]
         self._projection: Any = self._program["u_projection"]
         self._sampler: Any = self._program["u_texture"]
+        self._flat = ctx.program(vertex_shader=_FLAT_VERTEX, fragment_shader=_FLAT_FRAGMENT)
+        self._flat_sampler: Any = self._flat["u_texture"]
         self._white = ctx.texture((1, 1), 4, bytes([255, 255, 255, 255]))
         self._meshes: dict[str, _Mesh] = {}
         self._targets: dict[tuple[int, int, int], _Target] = {}
@@ -157,14 +187,17 @@ class GlRenderer:
         uvs = data.uvs if data.uvs is not None else np.zeros((n, 2), dtype=np.float32)
         uv_buffer = ctx.buffer(np.ascontiguousarray(uvs, dtype=np.float32).tobytes())
         index = ctx.buffer(data.triangles.tobytes())
+        attributes = [
+            (positions, "3f", "in_position"),
+            (normals, "3f", "in_normal"),
+            (colour_buffer, "3f", "in_color"),
+            (uv_buffer, "2f", "in_uv"),
+        ]
+        if data.flat:  # the flat program has no normals
+            attributes = [a for a in attributes if a[2] != "in_normal"]
         vao = ctx.vertex_array(
-            self._program,
-            [
-                (positions, "3f", "in_position"),
-                (normals, "3f", "in_normal"),
-                (colour_buffer, "3f", "in_color"),
-                (uv_buffer, "2f", "in_uv"),
-            ],
+            self._flat if data.flat else self._program,
+            attributes,
             index_buffer=index,
             index_element_size=4,
         )
@@ -226,12 +259,13 @@ class GlRenderer:
         if positions.shape != (n, 3) or normals.shape != (n, 3):
             raise ValueError(f"mesh {key!r} has {n} vertices; got {positions.shape}")
         mesh.positions.write(np.ascontiguousarray(positions, dtype=np.float32))
-        mesh.normals.write(np.ascontiguousarray(normals, dtype=np.float32))
-        view, projection = portrait(
-            mesh.data.bounds, framing or settings.framing, settings.width / settings.height
-        )
-        self._view.write(view.T.astype(np.float32).tobytes())
-        self._projection.write(projection.T.astype(np.float32).tobytes())
+        if not mesh.data.flat:
+            mesh.normals.write(np.ascontiguousarray(normals, dtype=np.float32))
+            view, projection = portrait(
+                mesh.data.bounds, framing or settings.framing, settings.width / settings.height
+            )
+            self._view.write(view.T.astype(np.float32).tobytes())
+            self._projection.write(projection.T.astype(np.float32).tobytes())
         target = self._target(settings)
         ctx = self._ctx
         target.draw.use()
@@ -240,7 +274,7 @@ class GlRenderer:
         ctx.enable(self._moderngl.DEPTH_TEST)
         ctx.disable(self._moderngl.CULL_FACE)
         mesh.texture.use(0)
-        self._sampler.value = 0
+        (self._flat_sampler if mesh.data.flat else self._sampler).value = 0
         mesh.vao.render(self._moderngl.TRIANGLES)
         if target.resolve is not target.draw:
             ctx.copy_framebuffer(target.resolve, target.draw)

@@ -20,6 +20,11 @@ class MeshData:
     base colour texture (glTF ``baseColorTexture``, multiplied with the vertex colour), or
     None; ``bounds`` (2, 3) the rest pose's bounding box, which frames the camera so the
     picture does not move when the face does.
+
+    ``flat``: a 2D mesh over the picture (a portrait warp, ``stages/animation/portrait``): its
+    positions are x and y as fractions of the picture (0, 0 the top left) and a depth 0..1
+    (smaller: in front); drawn unlit with no camera, base colour = vertex colour x texture
+    (both as stored: no sRGB decoding); normals are ignored and ``bounds`` unused.
     """
 
     vertex_count: int
@@ -28,6 +33,7 @@ class MeshData:
     colors: NDArray[np.float32] | None = None
     uvs: NDArray[np.float32] | None = None
     texture: NDArray[np.uint8] | None = None
+    flat: bool = False
 
     def __post_init__(self) -> None:
         tri = np.ascontiguousarray(self.triangles, dtype=np.uint32)

@@ -43,6 +43,7 @@ connection).
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import hashlib
 import itertools
@@ -57,6 +58,7 @@ from typing import Any, Literal, TypeVar, cast
 
 from avatar_mf.arf.units import ArfDecodeError, ConfigUnit, Unit, decode_unit, encode_unit
 from avatar_mf.protocol.metadata import (
+    AnimationImage,
     AnimationStart,
     AnimationStop,
     AnimationText,
@@ -510,6 +512,23 @@ class AvatarClient:
         """text (network-centric animation, TR 26.813 D.3 alternative 1); no reply unless an
         error."""
         message = AnimationText(id=self.next_id(), text=text, language=language)
+        self.send(message)
+        return message
+
+    def send_image(
+        self,
+        data: bytes,
+        content_type: Literal["image/jpeg", "image/png"] = "image/jpeg",
+        media_time: float | None = None,
+    ) -> AnimationImage:
+        """animation image (a camera picture for network-centric animation, the ``images``
+        input); no reply unless an error."""
+        message = AnimationImage(
+            id=self.next_id(),
+            content_type=content_type,
+            data=base64.b64encode(data),
+            media_time=media_time,
+        )
         self.send(message)
         return message
 

@@ -3,10 +3,11 @@
 :class:`UeVideo` binds one UDP socket (RTP and RTCP muxed: ``a=rtcp-mux`` is offered), writes
 the offer's video m-line for its codecs (H.264 Constrained Baseline 3.1 packetization-mode 1,
 payload type 98, and/or VP8, payload type 100; ``nack``, ``nack pli``, ``ccm fir`` feedback),
-and once the answer names the codec sends ``count`` pictures of a moving test pattern at
-``fps``, encoded by the product's codecs (:mod:`avatar_mf.codecs.video`) and packetized by its
-payload formats (RFC 6184, RFC 7741). A PLI or FIR from the MF makes the next picture a key
-frame (counted in :attr:`UeVideo.keyframe_requests`).
+and once the answer names the codec sends ``count`` pictures at ``fps`` (a moving test
+pattern, or the ``pictures`` given, in a loop), encoded by the product's codecs
+(:mod:`avatar_mf.codecs.video`) and packetized by its payload formats (RFC 6184, RFC 7741). A
+PLI or FIR from the MF makes the next picture a key frame (counted in
+:attr:`UeVideo.keyframe_requests`).
 """
 
 from __future__ import annotations
@@ -64,12 +65,16 @@ class UeVideo:
         height: int = 240,
         fps: int = 25,
         count: int = 50,
+        pictures: Sequence[Picture] = (),
     ) -> None:
         self.local_host = local_host
         self.codecs = [c.upper() for c in codecs if c.upper() in _FORMATS]
         if not self.codecs:
             raise ValueError(f"none of the codecs {list(codecs)} is a UE video codec")
         self.width, self.height, self.fps, self.count = width, height, fps, count
+        self.pictures = tuple(pictures)
+        if any((p.width, p.height) != (width, height) for p in self.pictures):
+            raise ValueError(f"every picture must be {width}x{height}")
         self.port = 0
         self.ssrc = random.getrandbits(32)
         self.codec: str | None = None
@@ -145,9 +150,11 @@ class UeVideo:
             if self._transport.is_closing():
                 return
             keyframe, self._key_wanted = self._key_wanted, False
-            units = encoder.encode(
-                pattern_picture(index, self.width, self.height), keyframe=keyframe
-            )
+            if self.pictures:
+                picture = self.pictures[index % len(self.pictures)]
+            else:
+                picture = pattern_picture(index, self.width, self.height)
+            units = encoder.encode(picture, keyframe=keyframe)
             for unit in units:
                 payloads = packetizer.packetize(unit)
                 for i, payload in enumerate(payloads):

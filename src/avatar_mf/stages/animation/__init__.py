@@ -10,7 +10,8 @@ rendered 2D video or an animated 3D stream for avatar-assisted UEs) accepts
 The network-animating stage is :class:`.network.NetworkAnimation` (entry point ``network``):
 :mod:`.timeline` turns units into poses over media time, :mod:`.posing` poses the mesh (morph
 targets, landmark pulls, linear blend skinning), :mod:`avatar_mf.render` draws it in worker
-processes and :mod:`.video` hands the frames to the media plane.
+processes and :mod:`.video` hands the frames to the media plane. A base avatar that is a photo
+is a 2D avatar (TR 26.813 3.4): :mod:`.portrait` warps it, drawn by the same renderer.
 """
 
 from __future__ import annotations

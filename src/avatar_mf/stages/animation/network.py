@@ -49,6 +49,8 @@ from avatar_mf.pipeline.stage import StageBase, StageContext
 from avatar_mf.render.errors import RenderUnavailable
 from avatar_mf.render.scene import Framing, MeshData, RenderSettings
 from avatar_mf.stages.animation.avatar_rig import AnimatedAvatar, load_avatar
+from avatar_mf.stages.animation.portrait.avatar import PortraitAvatar, is_picture, load_portrait
+from avatar_mf.stages.animation.portrait.onnx_model import OnnxPortraitModel
 from avatar_mf.stages.animation.timeline import Animator, AnimatorSettings
 from avatar_mf.stages.animation.video import VideoFrameOut, VideoSource
 
@@ -102,6 +104,7 @@ class NetworkAnimation:
         resync: float = 1.0,
         workers: int | None = None,
         threads: int = 1,
+        onnx_model: str | None = None,
         renderer: FrameRenderer | None = None,
     ) -> None:
         """``rate`` output frames per second; ``width``/``height``/``background``/``alpha``/
@@ -109,7 +112,9 @@ class NetworkAnimation:
         camera's turn in degrees; ``relax_after``/``relax_time`` when and how fast the avatar
         relaxes to neutral once units stop; ``delay`` seconds the rendered media time runs
         behind the units' arrival; ``workers``/``threads`` the render pool (default: one
-        worker per core, one llvmpipe thread each); ``renderer`` another renderer (tests)."""
+        worker per core, one llvmpipe thread each); ``onnx_model`` an operator's 2D model
+        drawing 2D avatars (a photo as base avatar) instead of the warp; ``renderer`` another
+        renderer (tests)."""
         if not 1.0 <= rate <= 60.0:
             raise ValueError(f"rate must be 1..60 frames per second, not {rate!r}")
         if not 0.0 <= delay <= 1.0:
@@ -126,6 +131,8 @@ class NetworkAnimation:
         self._workers = workers
         self._threads = threads
         self._renderer = renderer
+        self.onnx_model = onnx_model
+        self._onnx: OnnxPortraitModel | None = None
         self._unavailable: RenderUnavailable | None = None
         self._starting = asyncio.Lock()
         self._pool: object | None = None
@@ -159,6 +166,12 @@ class NetworkAnimation:
             self._renderer = pool
             return pool
 
+    def load_portrait(self, data: bytes) -> PortraitAvatar:
+        """A photo as a 2D avatar (in the executor), drawn by ``onnx_model`` if set."""
+        if self.onnx_model is not None and self._onnx is None:  # one session, shared
+            self._onnx = OnnxPortraitModel(self.onnx_model)
+        return load_portrait(data, draw=None if self._onnx is None else self._onnx.drawer)
+
     def close(self) -> None:
         """Stop the render pool (the node calls it at shutdown)."""
         pool, self._pool = self._pool, None
@@ -176,7 +189,7 @@ class NetworkAnimationStage(StageBase):
         self.provider = provider
         self.context = context
         self.source = VideoSource()
-        self.avatar: AnimatedAvatar | None = None
+        self.avatar: AnimatedAvatar | PortraitAvatar | None = None
         self.animator: Animator | None = None
         self._renderer: FrameRenderer | None = None
         self._mesh_key: str | None = None
@@ -217,8 +230,9 @@ class NetworkAnimationStage(StageBase):
     # --- input ------------------------------------------------------------------------------
 
     async def use_avatar(self, data: bytes) -> None:
-        """Animate this base avatar (ARF or GLB bytes) from now on."""
-        avatar = await self.context.executor.run(load_avatar, data)
+        """Animate this base avatar (ARF or GLB bytes, or a photo: 2D) from now on."""
+        load = self.provider.load_portrait if is_picture(data) else load_avatar
+        avatar: AnimatedAvatar | PortraitAvatar = await self.context.executor.run(load, data)
         animator = avatar.animator(self.provider.animator_settings)
         renderer = self._renderer
         if renderer is not None:
@@ -286,12 +300,16 @@ class NetworkAnimationStage(StageBase):
             return
         media = self.media_time(at)
         pose = animator.sample(media if media is not None else float("-inf"))
-        positions, normals = await self.context.executor.run(avatar.rig.pose, pose)
-        picture = await renderer.render(key, positions, normals, self.provider.settings)
-        try:
-            rgba = picture.rgba.copy()
-        finally:
-            picture.release()
+        draw = getattr(avatar, "draw", None)  # a 2D avatar drawn by an operator's ONNX model
+        if draw is not None:
+            rgba = await self.context.executor.run(draw, pose, self.provider.settings)
+        else:
+            positions, normals = await self.context.executor.run(avatar.rig.pose, pose)
+            picture = await renderer.render(key, positions, normals, self.provider.settings)
+            try:
+                rgba = picture.rgba.copy()
+            finally:
+                picture.release()
         rgba.setflags(write=False)
         self.rendered += 1
         self.source.offer(

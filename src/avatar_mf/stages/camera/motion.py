@@ -60,9 +60,14 @@ class FaceMotion:
         self._lost_at: float | None = None
         self._lost_from: tuple[F64, F64] | None = None
 
+    def due(self, time: float) -> bool:
+        """Whether a picture at ``time`` would be used (not too soon after the last one): a
+        caller asks before tracking it, so a 60 fps camera costs 30 trackings a second."""
+        return self._last is None or time - self._last >= self._min_interval
+
     def update(self, time: float, face: FaceResult | None) -> MotionSample | None:
         last = self._last
-        if last is not None and time - last < self._min_interval:
+        if not self.due(time):
             return None
         dt = 0.0 if last is None else time - last
         self._last = time

@@ -3,7 +3,7 @@
 Issue 13's measures: per blendshape, the Pearson correlation over the frames of the recovered
 weight with the true one (goal >= 0.8 for the :data:`.groundtruth.MEASURED` set); per head
 angle, the absolute error in degrees (goal <= 5). Used by ``bench/video_animation.py`` and the
-tests (which assert floors below the goals where the goals are not met yet: see WT/NOTES.md).
+tests (which assert floors below the goals where the goals are not met yet).
 """
 
 from __future__ import annotations
