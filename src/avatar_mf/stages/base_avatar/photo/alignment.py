@@ -5,10 +5,9 @@ depth in the scale of x; :func:`landmark_shape` turns them into a 3D point set i
 the model's conventions (Y up, the face looking along +Z at the camera): a weak-perspective
 reconstruction, right up to a similarity. :func:`similarity` (Umeyama 1991, least-squares
 rotation, uniform scale and translation) aligns each photo's shape to the template's anchors
-(:mod:`.anchors`); the aligned shapes of several photos are averaged, each landmark weighted by
-how squarely its photo sees it (the template's surface normal at the anchor, turned into the
-photo's frame), so a profile photo contributes the side of the face and the front photo the
-middle. :class:`PhotoFit` keeps each photo's alignment for reprojection and colouring.
+(:mod:`.anchors`). With several photos, the most frontal one gives the face across its
+picture and the others its depth (:func:`fit_photos`): what a picture measures is kept, what
+the tracker only guesses (depth) is taken from the photos that see it from the side. :class:`PhotoFit` keeps each photo's alignment for reprojection and colouring.
 """
 
 from __future__ import annotations
@@ -28,6 +27,9 @@ F64 = NDArray[np.float64]
 INNER_LIPS = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 191, 80, 81, 82, 13, 312,
               311, 310, 415)
 IRISES = tuple(range(468, 478))
+#: The weight of the most frontal photo's own depth guess against the other photos' view of
+#: it (each weighted up to 1 by how squarely it sees a landmark and how far across it looks).
+PRIMARY_DEPTH_WEIGHT = 0.25
 #: Eye corners (outer, inner) of the face's right and left eye: the inter-ocular distance is
 #: the distance between the two eyes' corner midpoints.
 RIGHT_EYE_CORNERS = (33, 133)
@@ -113,25 +115,45 @@ class PhotoFit:
 def fit_photos(
     faces: Sequence[FaceResult], anchors: F64, anchor_normals: F64, tracked: F64
 ) -> PhotoFit:
-    """Align every photo's landmarks to the template's ``anchors`` (478, 3) and average them,
-    weighting each landmark by how squarely its photo sees it. Each photo's landmarks are
-    first moved along that photo's line of sight by the tracker's depth bias on the template
-    (``anchors - tracked``, its component along the view axis): the depth the tracker
-    guesses is corrected, what it measured in the picture (x, y) is kept."""
+    """Align every photo's landmarks to the template's ``anchors`` (478, 3) and fuse them.
+
+    Each photo's landmarks are first moved along that photo's line of sight by the tracker's
+    depth bias on the template (``anchors - tracked``, its component along the view axis):
+    the depth the tracker guesses is corrected, what it measured in the picture (x, y) is
+    kept. The photo that sees the face most squarely gives the shape across its picture;
+    along its line of sight, where it only has the tracker's guess, the other photos' view of
+    each landmark is averaged in, weighted by how squarely each sees it and by how far across
+    its line of sight it looks (a profile photo measures the front photo's depth)."""
     keep = shape_landmarks()
     poses = []
     aligned = []
-    weights = []
+    axes = []
     for face in faces:
         shape = landmark_shape(face)
         pose = similarity(shape[keep], anchors[keep])
+        # Again, trusting the landmarks this photo sees (a turned face's far side is a guess).
+        seen = np.clip(anchor_normals[keep] @ pose.rotation[:, 2], 0.0, 1.0) ** 2 + 1e-3
+        pose = similarity(shape[keep], anchors[keep], seen)
         poses.append(pose)
         axis = pose.rotation[:, 2]  # towards the photo's camera, in the template's frame
         depth_bias = (anchors - tracked) @ axis
         aligned.append(pose.apply(shape) + depth_bias[:, None] * axis[None, :])
-        # The anchor normal seen from the photo's camera.
-        facing = anchor_normals @ axis
-        weights.append(np.clip(facing, 0.05, 1.0) ** 2)
-    w = np.stack(weights)[:, :, None]
-    target = (np.stack(aligned) * w).sum(axis=0) / w.sum(axis=0)
+        axes.append(axis)
+    primary = int(np.argmax([axis[2] for axis in axes]))  # the most frontal photo
+    target = aligned[primary].copy()
+    axis = axes[primary]
+    depth = np.zeros(len(anchors))
+    weight = np.full(len(anchors), PRIMARY_DEPTH_WEIGHT)
+    for index, (shape, other) in enumerate(zip(aligned, axes, strict=True)):
+        if index == primary:
+            continue
+        across = float(np.linalg.norm(np.cross(axis, other)))  # sin of the angle between
+        seen = np.clip(anchor_normals @ other, 0.0, 1.0) ** 2
+        w = seen * across
+        # The tracker's bias turns with the face: a side photo takes all of it (only its
+        # depth along the front photo's line of sight is used).
+        corrected = shape - ((anchors - tracked) @ other)[:, None] * other + (anchors - tracked)
+        depth += w * ((corrected - aligned[primary]) @ axis)
+        weight += w
+    target += (depth / weight)[:, None] * axis[None, :]
     return PhotoFit(target, tuple(poses), tuple(faces))

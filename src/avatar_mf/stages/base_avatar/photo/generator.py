@@ -54,6 +54,9 @@ from avatar_mf.stages.base_avatar.photo.images import MAX_PHOTOS, decode_photo
 from avatar_mf.stages.base_avatar.photo.transfer import deform_model, vertex_normals
 
 CONTENT_TYPE = "application/vnd.arf+zip"
+#: A landmark counts in a photo's reprojection error when the fitted surface faces the
+#: photo's camera at least this much (cosine).
+MIN_FACING = 0.2
 CACHE_SIZE = 16
 
 F64 = NDArray[np.float64]
@@ -207,20 +210,27 @@ class PhotoGenerator:
             pictures,
         )
         coloured = _with_colours(fitted, colours)
-        return PhotoAvatar(coloured, fit, reprojection(fitted_anchors, fit))
+        fitted_normals = anchor_points(fitted.normals.astype(np.float64), triangles, anchors)
+        return PhotoAvatar(coloured, fit, reprojection(fitted_anchors, fitted_normals, fit))
 
 
-def reprojection(points: F64, fit: PhotoFit) -> tuple[tuple[float, float], ...]:
-    """Per photo: mean and worst distance, over the shape landmarks, between the fitted
-    anchors projected into the photo and the tracked landmarks, over the inter-ocular
-    distance."""
+def reprojection(
+    points: F64, normals: F64, fit: PhotoFit
+) -> tuple[tuple[float, float], ...]:
+    """Per photo: mean and worst distance between the fitted anchors projected into the photo
+    and the tracked landmarks, over the shape landmarks the photo sees (the fitted surface
+    facing it: a turned face's far side is the tracker's guess), as a fraction of the
+    inter-ocular distance (of the fitted head, in the photo's scale, so a turned face's
+    foreshortening does not inflate it)."""
     keep = shape_landmarks()
     out = []
     for pose, face in zip(fit.poses, fit.faces, strict=True):
+        seen = keep[normals[keep] @ pose.rotation[:, 2] > MIN_FACING]
         local = pose.inverse(points)
         projected = np.stack([local[:, 0], -local[:, 1]], axis=1)
         tracked = pixels(face)
-        error = np.linalg.norm(projected[keep] - tracked[keep], axis=1) / interocular(tracked)
+        scale = interocular(points) / pose.scale
+        error = np.linalg.norm(projected[seen] - tracked[seen], axis=1) / scale
         out.append((float(error.mean()), float(error.max())))
     return tuple(out)
 
