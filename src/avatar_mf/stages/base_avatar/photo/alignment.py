@@ -7,7 +7,8 @@ reconstruction, right up to a similarity. :func:`similarity` (Umeyama 1991, leas
 rotation, uniform scale and translation) aligns each photo's shape to the template's anchors
 (:mod:`.anchors`). With several photos, the most frontal one gives the face across its
 picture and the others its depth (:func:`fit_photos`): what a picture measures is kept, what
-the tracker only guesses (depth) is taken from the photos that see it from the side. :class:`PhotoFit` keeps each photo's alignment for reprojection and colouring.
+the tracker only guesses (depth) is taken from the photos that see it from the side.
+:class:`PhotoFit` keeps each photo's alignment for reprojection and colouring.
 """
 
 from __future__ import annotations
