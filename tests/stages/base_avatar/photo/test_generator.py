@@ -234,3 +234,16 @@ def test_what_is_not_a_photo_is_refused(generator: PhotoGenerator) -> None:
     with pytest.raises(PhotoAvatarError) as caught:
         generator.generate(AvatarRequest("p1", "sip:alice@example.com", images=()))
     assert caught.value.code == "unsupported-image"
+
+
+def test_the_worker_process_builds_what_this_process_builds(
+    generator: PhotoGenerator, astronaut: NDArray[np.uint8]
+) -> None:
+    """The MF's generator runs in a worker process; the container is the same bytes as one
+    built in the calling thread (the build is deterministic), and its refusals cross over
+    with their codes."""
+    request = AvatarRequest("p1", "sip:bob@example.com", name="bob",
+                            images=(encode_png(astronaut),))
+    in_worker = generator.generate(request)
+    here = PhotoGenerator(processes=0).generate(request)
+    assert in_worker.container == here.container

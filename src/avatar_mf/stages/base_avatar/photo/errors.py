@@ -21,7 +21,17 @@ class PhotoAvatarError(ValueError):
         self.photo = photo
         self.retryable = False
         self.rejected = True
+        self._args = (FaceError(code), message, photo)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Crosses the worker process's pipe: rebuilt from what made it.
+        code, message, photo = self._args
+        return (_rebuild, (code, message, photo))
 
     @classmethod
     def from_tracking(cls, exc: FaceTrackingError, photo: int) -> PhotoAvatarError:
         return cls(exc.code, exc.message, photo=photo)
+
+
+def _rebuild(code: FaceError, message: str, photo: int | None) -> PhotoAvatarError:
+    return PhotoAvatarError(code, message, photo=photo)

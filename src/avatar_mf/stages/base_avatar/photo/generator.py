@@ -15,9 +15,10 @@ For one or more photos (JPEG/PNG; front, left, right -- one is enough):
    rest of the head in the photo's skin colour (:mod:`.colouring`);
 5. **container**: the ARF container (``write_arf``: the GLB checks run on the way).
 
-CPU-bound (a few hundred milliseconds for one photo): the session's generation stage runs it
-in the stage executor. The last :data:`CACHE_SIZE` results are kept by the photos' SHA-256, so
-a second request for the same photos (and name) is answered without any work.
+CPU-bound (about a second for one photo): the session's generation stage calls it from the
+stage executor, and it runs in a worker process of its own (:mod:`.worker`). The last
+:data:`CACHE_SIZE` results are kept by the photos' SHA-256, so a second request for the same
+photos (and name) is answered without any work.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from avatar_mf.stages.base_avatar.photo.deformation import fit_deformation
 from avatar_mf.stages.base_avatar.photo.errors import PhotoAvatarError
 from avatar_mf.stages.base_avatar.photo.images import MAX_PHOTOS, decode_photo
 from avatar_mf.stages.base_avatar.photo.transfer import deform_model, vertex_normals
+from avatar_mf.stages.base_avatar.photo.worker import GenerationProcess
 
 CONTENT_TYPE = "application/vnd.arf+zip"
 #: A landmark counts in a photo's reprojection error when the fitted surface faces the
@@ -99,8 +101,12 @@ def _default_tracker(limits: QualityLimits) -> FaceTracker:
 
 
 class PhotoGenerator:
-    """:class:`~avatar_mf.stages.base_avatar.BaseAvatarGenerator` from photos (thread-safe:
-    one lock around the tracker, one around the cache)."""
+    """:class:`~avatar_mf.stages.base_avatar.BaseAvatarGenerator` from photos.
+
+    ``processes`` 1 (the default, the MF's): :meth:`generate` runs in a worker process
+    (:mod:`.worker`); 0: in the calling thread (the worker itself, tools, tests of the
+    steps). :meth:`build` always runs in the calling thread. Thread-safe (a lock around the
+    tracker and the cache). The cache lives in the parent."""
 
     def __init__(
         self,
@@ -108,9 +114,13 @@ class PhotoGenerator:
         tracker: Callable[[QualityLimits], FaceTracker] = _default_tracker,
         limits: QualityLimits = PHOTO_LIMITS,
         cache_size: int = CACHE_SIZE,
+        processes: int = 1,
     ) -> None:
+        if processes not in (0, 1):
+            raise ValueError(f"processes must be 0 (in this process) or 1, not {processes}")
         self._tracker_factory = tracker
         self._limits = limits
+        self._process = GenerationProcess(limits) if processes else None
         self._tracker: FaceTracker | None = None
         self._template: tuple[AvatarModel, Anchors] | None = None
         self._lock = threading.Lock()
@@ -133,17 +143,26 @@ class PhotoGenerator:
                 self.cache_hits += 1
                 progress(100, "cached")
                 return cached
-        avatar = self.build([decode_photo(data) for data in request.images], progress)
-        progress(90, "container")
-        container = write_arf(avatar.model, avatar_id=key[:32], name=request.name)
-        result = GeneratedAvatar(container=container, content_type=CONTENT_TYPE,
-                                 name=request.name)
+        if self._process is not None:
+            result = self._process.generate(request, progress)
+        else:
+            avatar = self.build([decode_photo(data) for data in request.images], progress)
+            progress(90, "container")
+            container = write_arf(avatar.model, avatar_id=key[:32], name=request.name)
+            result = GeneratedAvatar(
+                container=container, content_type=CONTENT_TYPE, name=request.name
+            )
+            progress(100, "done")
         with self._lock:
             self._cache[key] = result
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
-        progress(100, "done")
         return result
+
+    def close(self) -> None:
+        """Stop the worker process (the node's shutdown; it also stops at interpreter exit)."""
+        if self._process is not None:
+            self._process.close()
 
     def generate_reporting(self, request: AvatarRequest, progress: Progress) -> GeneratedAvatar:
         """:meth:`generate` with progress reports (``ReportingGenerator``)."""
