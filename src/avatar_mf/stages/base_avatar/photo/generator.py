@@ -23,6 +23,7 @@ photos (and name) is answered without any work.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import threading
 from collections import OrderedDict
@@ -120,7 +121,10 @@ class PhotoGenerator:
             raise ValueError(f"processes must be 0 (in this process) or 1, not {processes}")
         self._tracker_factory = tracker
         self._limits = limits
-        self._process = GenerationProcess(limits) if processes else None
+        in_worker = functools.partial(
+            PhotoGenerator, tracker=tracker, limits=limits, cache_size=0, processes=0
+        )
+        self._process = GenerationProcess(in_worker) if processes else None
         self._tracker: FaceTracker | None = None
         self._template: tuple[AvatarModel, Anchors] | None = None
         self._lock = threading.Lock()

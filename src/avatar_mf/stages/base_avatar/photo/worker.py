@@ -5,8 +5,8 @@ blendshapes carried one by one), and it runs the face landmarker (~180 MB, nativ
 its own): in the MF it runs in a process of its own, so the event loop never waits for it and
 a crash in the native code takes down the worker, not the MF. :class:`GenerationProcess`
 (the parent side) keeps one spawned worker (``ProcessPoolExecutor``, started on first use);
-the worker builds its :class:`~.generator.PhotoGenerator` (in-process mode: template, anchors
-and landmarker) once and serves one request at a time. Its progress reports come back over a
+the worker builds its generator with the factory it was given (the photo generator in
+in-process mode: template, anchors and landmarker) once and serves one request at a time. Its progress reports come back over a
 ``multiprocessing`` queue and are passed on, in order, by the thread waiting for the result.
 """
 
@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 from typing import Any
 
-from avatar_mf.face.quality import QualityLimits
 from avatar_mf.stages.base_avatar import AvatarRequest, GeneratedAvatar, Progress
 
 #: Seconds between looks at the progress queue while a generation runs.
@@ -39,11 +39,9 @@ _generator: Any = None
 _reports: Any = None
 
 
-def _worker_init(limits: QualityLimits, reports: Any) -> None:
+def _worker_init(factory: Callable[[], Any], reports: Any) -> None:
     global _generator, _reports
-    from avatar_mf.stages.base_avatar.photo.generator import PhotoGenerator
-
-    _generator = PhotoGenerator(limits=limits, processes=0, cache_size=0)
+    _generator = factory()
     _reports = reports
 
 
@@ -63,8 +61,9 @@ class GenerationProcess:
     """One worker process for photo generation (see the module docstring); thread-safe, one
     generation at a time."""
 
-    def __init__(self, limits: QualityLimits) -> None:
-        self._limits = limits
+    def __init__(self, factory: Callable[[], Any]) -> None:
+        #: Builds the worker's in-process generator (picklable: a class or a partial of one).
+        self._factory = factory
         self._lock = threading.Lock()
         self._executor: ProcessPoolExecutor | None = None
         self._reports: Any = None
@@ -102,7 +101,7 @@ class GenerationProcess:
                 max_workers=1,
                 mp_context=context,
                 initializer=_worker_init,
-                initargs=(self._limits, self._reports),
+                initargs=(self._factory, self._reports),
             )
         return self._executor
 
