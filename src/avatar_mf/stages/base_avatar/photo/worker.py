@@ -6,8 +6,9 @@ its own): in the MF it runs in a process of its own, so the event loop never wai
 a crash in the native code takes down the worker, not the MF. :class:`GenerationProcess`
 (the parent side) keeps one spawned worker (``ProcessPoolExecutor``, started on first use);
 the worker builds its generator with the factory it was given (the photo generator in
-in-process mode: template, anchors and landmarker) once and serves one request at a time. Its progress reports come back over a
-``multiprocessing`` queue and are passed on, in order, by the thread waiting for the result.
+in-process mode: template, anchors and landmarker) once and serves one request at a time.
+Its progress reports come back over a ``multiprocessing`` queue and are passed on, in order,
+by the thread waiting for the result.
 """
 
 from __future__ import annotations
