@@ -247,3 +247,17 @@ def test_the_worker_process_builds_what_this_process_builds(
     in_worker = generator.generate(request)
     here = PhotoGenerator(processes=0).generate(request)
     assert in_worker.container == here.container
+
+
+def test_photos_a_likeness_cannot_be_taken_from_are_refused(
+    generator: PhotoGenerator, astronaut: NDArray[np.uint8]
+) -> None:
+    from PIL import Image, ImageFilter
+
+    picture = Image.fromarray(astronaut)
+    dark = (astronaut * 0.12).astype(np.uint8)
+    blurred = np.asarray(picture.filter(ImageFilter.GaussianBlur(4)), dtype=np.uint8)
+    small = np.asarray(picture.resize((160, 160)), dtype=np.uint8)  # a face ~30 pixels wide
+    assert _code(generator, np.ascontiguousarray(dark)) == "too-dark"
+    assert _code(generator, np.ascontiguousarray(blurred)) == "too-blurred"
+    assert _code(generator, np.ascontiguousarray(small)) == "face-too-small"
