@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -54,13 +55,20 @@ def store() -> MemoryStore:
 
 
 @pytest.fixture
-def hub(store: MemoryStore) -> AvatarHub:
+def generator() -> Iterator[PhotoGenerator]:
+    generator = PhotoGenerator()
+    yield generator
+    generator.close()
+
+
+@pytest.fixture
+def hub(store: MemoryStore, generator: PhotoGenerator) -> AvatarHub:
     clock = FakeClock()
     return AvatarHub(
         clock=clock,
         executor=StageExecutor(workers=1),
         stages=[
-            ConfiguredStage("base_avatar", "photo", PhotoGenerator()),
+            ConfiguredStage("base_avatar", "photo", generator),
             ConfiguredStage("scene", "list", RoomScenes(ListScene)),
         ],
         store=store,

@@ -217,6 +217,10 @@ async def _generate(args: argparse.Namespace, context: CliContext, store: Filesy
         code = getattr(exc, "code", "bad-input")
         print(f"avatar-mf avatar generate: {code}: {exc}", file=context.stderr)
         return EXIT_FAILED
+    finally:
+        close = getattr(generator, "close", None)  # the photo generator's worker process
+        if callable(close):
+            await asyncio.to_thread(close)
     record = await store.put(
         avatar.container,
         owner=args.owner,

@@ -14,8 +14,10 @@ from avatar_mf.stages.base_avatar.photo.generator import PhotoAvatar, PhotoGener
 
 
 @pytest.fixture(scope="session")
-def generator() -> PhotoGenerator:
-    return PhotoGenerator()
+def generator() -> Iterator[PhotoGenerator]:
+    generator = PhotoGenerator()  # generate() in a worker process, as in the MF
+    yield generator
+    generator.close()
 
 
 @pytest.fixture(scope="session")
