@@ -38,6 +38,8 @@ compound packet is dropped whole (``rtcp_malformed``).
 Sending: the stream has its own SSRC, sequence and timestamp (random starts, RFC 3550 5.1);
 :meth:`AudioStream.send_payload` sends one 20 ms frame, :meth:`AudioStream.forward` relays a
 packet of the other leg with only its header rewritten (SSRC, sequence, timestamp offset).
+While forwarding, :attr:`AudioStream.tap` (set by the room when the participant's session
+wants its decoded voice) also gets each forwarded packet.
 
 Inactivity: :meth:`AudioStream.timed_out` is true once nothing valid arrived for
 :attr:`MediaLimits.rtp_timeout` seconds (counting from the stream's start), what the call
@@ -145,6 +147,7 @@ class AudioStream:
         receives: bool = True,
         wall: Callable[[], float] = time.time,
         cname: str | None = None,
+        wallclock: Callable[[float], float] | None = None,
     ) -> None:
         rng = rng or random.Random()
         self.format = fmt
@@ -171,10 +174,14 @@ class AudioStream:
         self._rx: ReceiveStats | None = None
         self._tx = SendStats()
         self._wall = wall
+        #: Clock time -> Unix wall time, shared by a node's streams (RTCP SR lip-sync).
+        self._wallclock = wallclock
         self._rng = rng
         self.cname = cname or f"avatar-mf-{self.ssrc:08x}"
         #: Set by the room in forwarding mode: accepted packets go straight to it.
         self.forward_to: AudioStream | None = None
+        #: Set by the room in forwarding mode when the packets must also be decoded.
+        self.tap: Callable[[RtpPacket, float], None] | None = None
         self._fwd_offset: int | None = None
         self._fwd_ssrc: int | None = None
         self._fwd_seq_offset: int | None = None
@@ -263,6 +270,8 @@ class AudioStream:
         overrides this to depacketize)."""
         if self.forward_to is not None:
             self.forward_to.forward(packet, now)
+            if self.tap is not None:
+                self.tap(packet, now)
             return packet
         result = self._jitter_buffer.push(
             packet.sequence, packet.timestamp, packet.payload, now, packet.marker
@@ -407,7 +416,9 @@ class AudioStream:
         if self._tx.packets and rtp_ts is not None:
             first = SenderReport(
                 ssrc=self.ssrc,
-                ntp_timestamp=ntp_timestamp(self._wall()),
+                ntp_timestamp=ntp_timestamp(
+                    self._wallclock(now) if self._wallclock is not None else self._wall()
+                ),
                 rtp_timestamp=rtp_ts,
                 packet_count=self._tx.packets & 0xFFFFFFFF,
                 octet_count=self._tx.octets & 0xFFFFFFFF,
@@ -436,3 +447,4 @@ class AudioStream:
     def close(self) -> None:
         self.closed = True
         self.forward_to = None
+        self.tap = None
