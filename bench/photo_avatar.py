@@ -91,6 +91,7 @@ def main() -> None:
         start = time.perf_counter()
         generator.generate(request("cold"))
         hits.append(time.perf_counter() - start)
+    generator.close()
     worker = PhotoGenerator()
     try:
         start = time.perf_counter()

@@ -90,19 +90,22 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="render docs/img/avatar-*.png")
     parser.add_argument("--out", type=Path, default=Path("docs/img"))
     args = parser.parse_args()
-    generator = PhotoGenerator()
-    for name, photo in photos().items():
-        avatar = generator.build([photo])
-        row = [fit_height(face_crop(photo, avatar), SIZE), *renders(avatar.model)]
-        gap = np.full((SIZE, 6, 3), 255, dtype=np.uint8)
-        parts: list[NDArray[np.uint8]] = []
-        for picture in row:
-            parts += [picture, gap]
-        path = args.out / f"avatar-{name}.png"
-        Image.fromarray(np.hstack(parts[:-1])).save(path, optimize=True)
-        mean, worst = avatar.reprojection[0]
-        print(f"{path}: reprojection mean {mean:.2%}, worst {worst:.2%} of the inter-ocular "
-              "distance")
+    generator = PhotoGenerator(processes=0)
+    try:
+        for name, photo in photos().items():
+            avatar = generator.build([photo])
+            row = [fit_height(face_crop(photo, avatar), SIZE), *renders(avatar.model)]
+            gap = np.full((SIZE, 6, 3), 255, dtype=np.uint8)
+            parts: list[NDArray[np.uint8]] = []
+            for picture in row:
+                parts += [picture, gap]
+            path = args.out / f"avatar-{name}.png"
+            Image.fromarray(np.hstack(parts[:-1])).save(path, optimize=True)
+            mean, worst = avatar.reprojection[0]
+            print(f"{path}: reprojection mean {mean:.2%}, worst {worst:.2%} of the inter-ocular "
+                  "distance")
+    finally:
+        generator.close()
     return 0
 
 

@@ -245,7 +245,11 @@ def test_the_worker_process_builds_what_this_process_builds(
     request = AvatarRequest("p1", "sip:bob@example.com", name="bob",
                             images=(encode_png(astronaut),))
     in_worker = generator.generate(request)
-    here = PhotoGenerator(processes=0).generate(request)
+    local = PhotoGenerator(processes=0)
+    try:
+        here = local.generate(request)
+    finally:
+        local.close()
     assert in_worker.container == here.container
 
 

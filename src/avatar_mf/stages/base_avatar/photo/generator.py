@@ -164,9 +164,14 @@ class PhotoGenerator:
         return result
 
     def close(self) -> None:
-        """Stop the worker process (the node's shutdown; it also stops at interpreter exit)."""
+        """Stop the worker process and close the tracker (the node's shutdown; the worker
+        also stops at interpreter exit)."""
         if self._process is not None:
             self._process.close()
+        with self._lock:
+            tracker, self._tracker = self._tracker, None
+        if tracker is not None:
+            tracker.close()
 
     def generate_reporting(self, request: AvatarRequest, progress: Progress) -> GeneratedAvatar:
         """:meth:`generate` with progress reports (``ReportingGenerator``)."""
