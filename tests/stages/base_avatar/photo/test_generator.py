@@ -36,9 +36,8 @@ def _percentile_error(avatar: PhotoAvatar, generator: PhotoGenerator) -> list[fl
     """95th percentile of each photo's reprojection error (over the inter-ocular distance)."""
     _, anchors = generator.template()
     model = avatar.model
-    points = anchor_points(
-        model.positions.astype(np.float64), model.triangles.astype(np.int64), anchors
-    )
+    assert avatar.shown is not None  # the fitted head showing the photo's expression
+    points = anchor_points(avatar.shown, model.triangles.astype(np.int64), anchors)
     keep = shape_landmarks()
     out = []
     for pose, face in zip(avatar.fit.poses, avatar.fit.faces, strict=True):
@@ -265,3 +264,37 @@ def test_photos_a_likeness_cannot_be_taken_from_are_refused(
     assert _code(generator, np.ascontiguousarray(dark)) == "too-dark"
     assert _code(generator, np.ascontiguousarray(blurred)) == "too-blurred"
     assert _code(generator, np.ascontiguousarray(small)) == "face-too-small"
+
+
+def test_the_photos_expression_is_taken_out_of_the_neutral_face(
+    head_renderer: object, generator: PhotoGenerator
+) -> None:
+    """A render of the head smiling with its jaw a little open: the smile is read from the
+    photo and taken out, so the avatar's neutral mouth is nearer the head's own neutral mouth
+    than when the smile is fitted as it is."""
+    from avatar_mf.stages.camera.groundtruth import GroundTruthRenderer, Shot
+
+    assert isinstance(head_renderer, GroundTruthRenderer)
+    smile = {"mouthSmileLeft": 0.8, "mouthSmileRight": 0.8, "jawOpen": 0.3}
+    picture = head_renderer.render(Shot(weights=smile))
+    avatar = generator.build([picture])
+    assert avatar.expression.get("mouthSmileLeft", 0.0) > 0.3
+    plain_generator = PhotoGenerator(processes=0, neutralise=False)
+    try:
+        plain = plain_generator.build([picture])
+    finally:
+        plain_generator.close()
+    assert plain.expression == {}
+    template, _ = generator.template()
+    mouth = [61, 291, 0, 17, 40, 270, 91, 321]  # corners, lip middles, lip sides
+    truth = _anchors(generator, template, {})
+    keep = shape_landmarks()
+
+    def mouth_error(model: AvatarModel) -> float:
+        fitted = _anchors(generator, model, {})
+        aligned = similarity(fitted[keep], truth[keep]).apply(fitted)
+        return float(np.linalg.norm(aligned[mouth] - truth[mouth], axis=1).mean())
+
+    print(f"neutral mouth error: {mouth_error(avatar.model):.4f} m taken out, "
+          f"{mouth_error(plain.model):.4f} m fitted as it is")
+    assert mouth_error(avatar.model) < 0.95 * mouth_error(plain.model)

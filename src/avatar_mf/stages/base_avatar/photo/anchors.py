@@ -37,6 +37,9 @@ class Anchors:
     barycentric: F64
     parts: TemplateParts
     tracked: F64
+    #: The tracker's blendshape scores for the template's own neutral face, by ARKit name
+    #: (its bias on this head: a photo's expression is measured against it).
+    baseline: dict[str, float]
 
 
 def anchor_points(positions: F64, mesh_triangles: I64, anchors: Anchors) -> F64:
@@ -57,6 +60,10 @@ def load_anchors(path: Path = ANCHORS_PATH) -> Anchors:
                 mirror=data["mirror"].astype(np.int64),
             ),
             tracked=data["tracked"].astype(np.float64),
+            baseline={
+                str(name): float(value)
+                for name, value in zip(data["baseline_names"], data["baseline"], strict=True)
+            },
         )
 
 
@@ -69,6 +76,8 @@ def save_anchors(path: Path, anchors: Anchors) -> None:
         weld=anchors.parts.weld.astype(np.int32),
         mirror=anchors.parts.mirror.astype(np.int32),
         tracked=anchors.tracked.astype(np.float32),
+        baseline_names=np.array(sorted(anchors.baseline)),
+        baseline=np.array([anchors.baseline[k] for k in sorted(anchors.baseline)], np.float32),
     )
 
 
@@ -152,8 +161,9 @@ def locate_anchors(size: int = 1024) -> tuple[Anchors, AvatarModel]:
     found, bary = cast_onto_mesh(pixels, positions, triangles, view, projection, size)
     if (found < 0).any():
         raise RuntimeError(f"{int((found < 0).sum())} landmarks fall off the template")
-    points = anchor_points(positions, triangles, Anchors(found, bary, analyse(model), bary))
+    points = anchor_points(positions, triangles, Anchors(found, bary, analyse(model), bary, {}))
     shape = landmark_shape(face)
     keep = shape_landmarks()
     tracked = similarity(shape[keep], points[keep]).apply(shape)
-    return Anchors(found, bary, analyse(model), tracked), model
+    baseline = {name: float(value) for name, value in face.blendshapes.items()}
+    return Anchors(found, bary, analyse(model), tracked, baseline), model

@@ -6,9 +6,10 @@ For one or more photos (JPEG/PNG; front, left, right -- one is enough):
 1. **landmarks**: each photo decoded (:mod:`.images`) and tracked by the packaged MediaPipe
    face landmarker with the photo limits (:data:`avatar_mf.face.PHOTO_LIMITS`): 478 landmarks
    or a coded refusal (:mod:`.errors`);
-2. **fit**: every photo's landmarks aligned to the template's anchors and averaged
-   (:mod:`.alignment`);
-3. **shape**: the template head deformed so its anchors land on the fitted landmarks (per-axis
+2. **fit**: every photo's landmarks aligned to the template's anchors and fused
+   (:mod:`.alignment`), the photo's expression read and put on the template (:mod:`.expression`);
+3. **shape**: the template head (showing that expression) deformed so its anchors land on the
+   fitted landmarks, the same map giving the neutral face (per-axis
    scale + RBF, :mod:`.deformation`), the rig carried along (:mod:`.transfer`: eyeballs,
    mouth interior, joints, inverse bind matrices, the 52 blendshapes and their normals);
 4. **colour**: the photos unwrapped onto the fitted vertices, the unseen side mirrored, the
@@ -28,7 +29,7 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
@@ -52,8 +53,13 @@ from avatar_mf.stages.base_avatar.photo.anchors import Anchors, anchor_points, l
 from avatar_mf.stages.base_avatar.photo.colouring import colour_head
 from avatar_mf.stages.base_avatar.photo.deformation import fit_deformation
 from avatar_mf.stages.base_avatar.photo.errors import PhotoAvatarError
+from avatar_mf.stages.base_avatar.photo.expression import photo_expression
 from avatar_mf.stages.base_avatar.photo.images import MAX_PHOTOS, decode_photo
-from avatar_mf.stages.base_avatar.photo.transfer import deform_model, vertex_normals
+from avatar_mf.stages.base_avatar.photo.transfer import (
+    deform_model,
+    map_vertices,
+    vertex_normals,
+)
 from avatar_mf.stages.base_avatar.photo.worker import GenerationProcess
 
 CONTENT_TYPE = "application/vnd.arf+zip"
@@ -82,11 +88,16 @@ def photos_key(images: Sequence[bytes], name: str) -> str:
 @dataclass(frozen=True, slots=True, eq=False)
 class PhotoAvatar:
     """A generated head with what the fit left: per photo, the landmark reprojection error
-    (mean and worst over the shape landmarks) as a fraction of the inter-ocular distance."""
+    (mean and worst over the shape landmarks, of the head showing the photo's expression) as
+    a fraction of the inter-ocular distance."""
 
     model: AvatarModel
     fit: PhotoFit
     reprojection: tuple[tuple[float, float], ...]
+    #: The photo's expression (ARKit weights) taken out of the neutral face.
+    expression: dict[str, float] = field(default_factory=dict)
+    #: (N, 3) the fitted head showing that expression (what the photo was fitted with).
+    shown: F64 | None = field(default=None, repr=False)
 
 
 def _template() -> tuple[AvatarModel, Anchors]:
@@ -107,7 +118,8 @@ class PhotoGenerator:
     ``processes`` 1 (the default, the MF's): :meth:`generate` runs in a worker process
     (:mod:`.worker`); 0: in the calling thread (the worker itself, tools, tests of the
     steps). :meth:`build` always runs in the calling thread. Thread-safe (a lock around the
-    tracker and the cache). The cache lives in the parent."""
+    tracker and the cache). The cache lives in the parent. ``neutralise``: take the photo's
+    expression out of the neutral face (:mod:`.expression`)."""
 
     def __init__(
         self,
@@ -116,13 +128,20 @@ class PhotoGenerator:
         limits: QualityLimits = PHOTO_LIMITS,
         cache_size: int = CACHE_SIZE,
         processes: int = 1,
+        neutralise: bool = True,
     ) -> None:
         if processes not in (0, 1):
             raise ValueError(f"processes must be 0 (in this process) or 1, not {processes}")
         self._tracker_factory = tracker
         self._limits = limits
+        self._neutralise = neutralise
         in_worker = functools.partial(
-            PhotoGenerator, tracker=tracker, limits=limits, cache_size=0, processes=0
+            PhotoGenerator,
+            tracker=tracker,
+            limits=limits,
+            cache_size=0,
+            processes=0,
+            neutralise=neutralise,
         )
         self._process = GenerationProcess(in_worker) if processes else None
         self._tracker: FaceTracker | None = None
@@ -218,28 +237,37 @@ class PhotoGenerator:
         source = anchor_points(positions, triangles, anchors)
         anchor_normals = anchor_points(normals, triangles, anchors)
         anchor_normals /= np.linalg.norm(anchor_normals, axis=1, keepdims=True)
+        # The template showing the photo's expression is what is fitted (see .expression).
+        expression = photo_expression(faces, anchors.baseline) if self._neutralise else {}
+        expressed = _expressed(model, positions, expression)
+        shown = anchor_points(expressed, triangles, anchors)
         progress(30, "fit")
-        fit = fit_photos(faces, source, anchor_normals, anchors.tracked)
+        fit = fit_photos(faces, shown, anchor_normals, anchors.tracked + (shown - source))
         keep = shape_landmarks()
-        deformation = fit_deformation(source[keep], fit.target[keep])
+        deformation = fit_deformation(shown[keep], fit.target[keep])
         progress(45, "shape")
         fitted = deform_model(model, anchors.parts, deformation, name="photo-avatar")
         progress(75, "texture")
-        fitted_positions = fitted.positions.astype(np.float64)
-        fitted_anchors = anchor_points(fitted_positions, triangles, anchors)
+        # Colours and the reprojection check on the fitted head showing the photo's expression
+        # (the map of the template showing it: what the photo was fitted with).
+        seen = map_vertices(expressed, anchors.parts.part, deformation)
+        seen_normals = vertex_normals(seen, triangles, anchors.parts.weld)
+        seen_anchors = anchor_points(seen, triangles, anchors)
         colours = colour_head(
-            fitted_positions,
-            fitted.normals.astype(np.float64),
+            seen,
+            seen_normals,
             model.colors.astype(np.float64) if model.colors is not None else
             np.full((model.vertex_count, 3), 0.5),
-            fitted_anchors,
+            seen_anchors,
             anchors.parts,
             fit,
             pictures,
         )
         coloured = _with_colours(fitted, colours)
-        fitted_normals = anchor_points(fitted.normals.astype(np.float64), triangles, anchors)
-        return PhotoAvatar(coloured, fit, reprojection(fitted_anchors, fitted_normals, fit))
+        anchor_facing = anchor_points(seen_normals, triangles, anchors)
+        return PhotoAvatar(
+            coloured, fit, reprojection(seen_anchors, anchor_facing, fit), expression, seen
+        )
 
 
 def reprojection(
@@ -261,6 +289,13 @@ def reprojection(
         error = np.linalg.norm(projected[seen] - tracked[seen], axis=1) / scale
         out.append((float(error.mean()), float(error.max())))
     return tuple(out)
+
+
+def _expressed(model: AvatarModel, positions: F64, weights: dict[str, float]) -> F64:
+    out = positions.copy()
+    for name, weight in weights.items():
+        out += weight * model.target_positions[model.target_index(name)]
+    return out
 
 
 def _with_colours(model: AvatarModel, colours: F64) -> AvatarModel:

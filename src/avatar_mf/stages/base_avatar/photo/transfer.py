@@ -37,7 +37,9 @@ _EYES = {"eyeLeft": EYE_LEFT, "eyeRight": EYE_RIGHT}
 LID_GAP = 0.002
 
 
-def _map_vertices(positions: F64, part: NDArray[np.int8], deformation: Deformation) -> F64:
+def map_vertices(positions: F64, part: NDArray[np.int8], deformation: Deformation) -> F64:
+    """The template's vertices (any pose of them) through the map: skin and mouth pointwise,
+    each eyeball rigidly with its lids."""
     out = deformation(positions)
     skin = part == SKIN
     for eye in (EYE_LEFT, EYE_RIGHT):
@@ -89,7 +91,7 @@ def deform_model(
     """The template ``model`` deformed by ``deformation`` (colours unchanged)."""
     template = model.positions.astype(np.float64)
     triangles = model.triangles.astype(np.int64)
-    positions = _map_vertices(template, parts.part, deformation)
+    positions = map_vertices(template, parts.part, deformation)
     normals = vertex_normals(positions, triangles, parts.weld)
     eye = (parts.part == EYE_LEFT) | (parts.part == EYE_RIGHT)
     targets = np.zeros(model.target_positions.shape, dtype=np.float32)
