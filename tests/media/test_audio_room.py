@@ -184,3 +184,112 @@ async def test_a_failed_tick_costs_one_tick_not_the_room() -> None:
     for k in "abc":
         room.remove(k)
     await asyncio.sleep(0)
+
+
+# -- forwarding rooms decode for a session that wants the voice ------------------------------
+
+AMRWB = StreamFormat(payload_type=97, codec_name="AMR-WB", clock_rate=16000, samples_per_frame=320)
+
+
+def tone(amplitude: float, frame: int) -> bytes:
+    t = (np.arange(320) + frame * 320) / 16000
+    return (amplitude * np.sin(2 * np.pi * 440 * t)).astype("<i2").tobytes()
+
+
+def listen(member: Member, wanted: list[bool]) -> list[tuple[bytes, int]]:
+    """Make ``member`` a member whose session wants its voice while ``wanted[0]``."""
+    got: list[tuple[bytes, int]] = []
+    member.member.on_pcm = lambda pcm, ts: got.append((pcm, ts))
+    member.member.wants_pcm = lambda: wanted[0]
+    member.member.pcm_decoder = member.codec.decoder()
+    return got
+
+
+async def test_a_forwarding_room_without_an_audio_consumer_decodes_nothing() -> None:
+    clock = FakeClock()
+    room = room_of(clock)
+    a, b = Member("a", PCMU, clock, 1), Member("b", PCMU, clock, 2)
+    got_a: list[tuple[bytes, int]] = []
+    a.member.on_pcm = lambda pcm, ts: got_a.append((pcm, ts))  # a sink, but no wants_pcm
+    got_b = listen(b, [False])  # a session whose pipeline takes no AudioIn
+    room.add(a.member)
+    room.add(b.member)
+    assert room.mode == "forward"
+    for i in range(10):
+        a.talk(tone(8000, i), i * TICK)
+        b.talk(tone(8000, i), i * TICK)
+        clock.advance(TICK)
+        await room.tick(clock.now())
+    assert len(b.sent) == 10 and len(a.sent) == 10  # forwarded both ways
+    assert got_a == [] and got_b == []
+    assert room.stats.forward_decoded == 0 and room.stats.decoded_frames == 0
+    room.remove("a")
+    room.remove("b")
+
+
+async def test_a_forwarding_room_decodes_g711_inline_for_a_session_that_wants_it() -> None:
+    clock = FakeClock()
+    room = room_of(clock)
+    a, b = Member("a", PCMU, clock, 1), Member("b", PCMU, clock, 2)
+    wanted = [False]
+    got = listen(a, wanted)
+    room.add(a.member)
+    room.add(b.member)
+    assert room.mode == "forward"
+    a.talk(tone(8000, 0), 0.0)  # before the session takes voice: not decoded
+    assert got == []
+    wanted[0] = True
+    sent = [tone(8000, i) for i in range(1, 6)]
+    for i, pcm in enumerate(sent, start=1):
+        a.talk(pcm, i * TICK)
+    assert len(b.sent) == 6  # every packet still forwarded, untouched
+    assert parse_rtp(b.sent[-1]).payload == a.last_payload
+    assert [ts for _, ts in got] == [i * 160 for i in range(1, 6)]  # at once, in order
+    heard = np.concatenate([level(pcm) for pcm, _ in got]).astype(np.float64)
+    truth = np.concatenate([level(pcm) for pcm in sent]).astype(np.float64)
+    # G.711 at 8 kHz with its resampling filters: the same tone, ~2 ms late.
+    best = max(
+        float(np.corrcoef(heard[lag:], truth[: truth.size - lag])[0, 1]) for lag in range(48)
+    )
+    assert best > 0.95
+    assert room.stats.forward_decoded == 5 and room.stats.decoded_frames == 0
+    room.remove("a")
+    room.remove("b")
+
+
+async def test_a_forwarding_room_decodes_amr_wb_in_the_pool_in_order() -> None:
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    clock = FakeClock()
+    pool = ThreadPoolExecutor(1)
+    jobs = 0
+
+    async def runner(job: object) -> object:
+        nonlocal jobs
+        jobs += 1
+        assert callable(job)
+        return await asyncio.get_running_loop().run_in_executor(pool, job)
+
+    room = AudioRoom("r", clock, runner=runner, stats=AudioRoomStats())
+    a, b = Member("a", AMRWB, clock, 1), Member("b", AMRWB, clock, 2)
+    a.member.cheap = b.member.cheap = False
+    got = listen(a, [True])
+    room.add(a.member)
+    room.add(b.member)
+    assert room.mode == "forward"
+    sent = [tone(8000, i) for i in range(8)]
+    for i, pcm in enumerate(sent):
+        a.talk(pcm, i * TICK)
+    assert len(b.sent) == 8 and got == []  # forwarded at once; decoding is off the loop
+    for _ in range(50):
+        if len(got) == 8:
+            break
+        await asyncio.sleep(0.01)
+    assert [ts for _, ts in got] == [i * 160 for i in range(8)]
+    assert 1 <= jobs < 8  # batched: the packets waiting when a job starts go together
+    heard = np.concatenate([level(pcm) for pcm, _ in got])[1280:].astype(np.float64)
+    assert np.sqrt(np.mean(heard**2)) > 2000  # the tone, not silence
+    room.remove("a")
+    room.remove("b")
+    pool.shutdown()

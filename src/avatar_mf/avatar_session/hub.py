@@ -49,7 +49,7 @@ from avatar_mf.channels.base import ChannelContext, ChannelService, ServiceFacto
 from avatar_mf.clock import Clock
 from avatar_mf.codecs.video import Picture
 from avatar_mf.pipeline.executor import StageExecutor
-from avatar_mf.pipeline.frames import Frame
+from avatar_mf.pipeline.frames import AudioIn, Frame
 from avatar_mf.pipeline.runner import NamedStage, PipelineStats, QueueLimits, SessionPipeline
 from avatar_mf.pipeline.stage import StageContext, StageKind, StageProvider
 from avatar_mf.protocol import metadata as md
@@ -204,6 +204,11 @@ class AvatarHub:
             stats=self.pipeline_stats,
             log_extra=context.log_extra,
         )
+
+    def wants_audio(self, call_id: str) -> bool:
+        """The call's avatar session has a stage that takes its decoded voice (``AudioIn``)."""
+        session = self._sessions.get(call_id)
+        return session is not None and not session.closed and session.pipeline.accepts(AudioIn)
 
     def push_audio(self, call_id: str, pcm: bytes, rtp_timestamp: int, clock_rate: int) -> None:
         """Decoded voice of a call's RTP stream, to its avatar session (if it has one)."""

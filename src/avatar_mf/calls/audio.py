@@ -111,6 +111,9 @@ class AudioPlane:
     streams_opened: int = 0
     #: Decoded incoming audio: (call id, PCM 20 ms, RTP timestamp, clock rate).
     audio_sink: Callable[[str, bytes, int, int], None] | None = None
+    #: Whether a call's session wants its decoded voice now (a stage takes it): a room that
+    #: forwards the call's RTP untouched then decodes it as well. None: never.
+    audio_wanted: Callable[[str], bool] | None = None
     rng: random.Random = field(default_factory=random.Random)
     #: Figures of the streams already closed: packets in, out, lost.
     closed_totals: Counter[str] = field(default_factory=Counter)
@@ -341,6 +344,7 @@ class CallAudio:
         sockets.on_rtp = on_rtp
         sockets.on_rtcp = lambda data, addr: stream.receive_rtcp(data, addr, clock.now())
         sink = plane.audio_sink
+        wanted = plane.audio_wanted
         call_id = self.call_id
         member = AudioMember(
             key=call_id,
@@ -353,6 +357,10 @@ class CallAudio:
                 if sink is not None
                 else None
             ),
+            wants_pcm=(
+                (lambda: wanted(call_id)) if wanted is not None and sink is not None else None
+            ),
+            pcm_decoder=codec.decoder(),
             on_timeout=self._timed_out,
         )
         self.live[plan.index] = _Live(plan, stream, sockets)

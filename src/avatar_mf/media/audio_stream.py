@@ -38,6 +38,8 @@ compound packet is dropped whole (``rtcp_malformed``).
 Sending: the stream has its own SSRC, sequence and timestamp (random starts, RFC 3550 5.1);
 :meth:`AudioStream.send_payload` sends one 20 ms frame, :meth:`AudioStream.forward` relays a
 packet of the other leg with only its header rewritten (SSRC, sequence, timestamp offset).
+While forwarding, :attr:`AudioStream.tap` (set by the room when the participant's session
+wants its decoded voice) also gets each forwarded packet.
 
 Inactivity: :meth:`AudioStream.timed_out` is true once nothing valid arrived for
 :attr:`MediaLimits.rtp_timeout` seconds (counting from the stream's start), what the call
@@ -175,6 +177,8 @@ class AudioStream:
         self.cname = cname or f"avatar-mf-{self.ssrc:08x}"
         #: Set by the room in forwarding mode: accepted packets go straight to it.
         self.forward_to: AudioStream | None = None
+        #: Set by the room in forwarding mode when the packets must also be decoded.
+        self.tap: Callable[[RtpPacket, float], None] | None = None
         self._fwd_offset: int | None = None
         self._fwd_ssrc: int | None = None
         self._fwd_seq_offset: int | None = None
@@ -263,6 +267,8 @@ class AudioStream:
         overrides this to depacketize)."""
         if self.forward_to is not None:
             self.forward_to.forward(packet, now)
+            if self.tap is not None:
+                self.tap(packet, now)
             return packet
         result = self._jitter_buffer.push(
             packet.sequence, packet.timestamp, packet.payload, now, packet.marker
@@ -436,3 +442,4 @@ class AudioStream:
     def close(self) -> None:
         self.closed = True
         self.forward_to = None
+        self.tap = None

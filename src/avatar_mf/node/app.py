@@ -648,6 +648,7 @@ class MediaFunction:
         self.sessions.services.update(self.hub.services())
         if self.audio is not None:
             self.audio.audio_sink = self.hub.push_audio
+            self.audio.audio_wanted = self.hub.wants_audio
         if self.video is not None:
             self.video.sink = self.hub.push_video
 

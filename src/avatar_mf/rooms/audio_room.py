@@ -7,7 +7,11 @@ runs one clock-paced task, a tick every 20 ms (:data:`TICK`), while it has membe
 * **Forwarding.** With exactly two members that negotiated the same codec and fmtp, and no
   synthesized speech to add, each accepted packet is relayed to the other member as it
   arrives (``AudioStream.forward``: payload untouched, header rewritten): no decoding, no
-  added delay. The tick only checks the timeouts.
+  added delay. The tick only checks the timeouts. A member whose session wants its decoded
+  voice (a pipeline stage takes ``AudioIn``: :attr:`AudioMember.wants_pcm`) has its packets
+  decoded as well, as they are forwarded, with a decoder of its own
+  (:attr:`AudioMember.pcm_decoder`): inline for G.711, in the media worker pool otherwise
+  (one job per batch of waiting packets, in order). Nobody wanting it: nothing is decoded.
 * **Mixing.** Otherwise each tick takes one payload per member from its jitter buffer,
   decodes it (or conceals a lost one), and sends each member the sum of the *others* (N-1),
   clipped to 16 bits, plus any speech the MF synthesizes for another participant, encoded in
@@ -29,6 +33,7 @@ answered port 0 (its data channels still work).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import Counter, deque
@@ -42,6 +47,7 @@ from avatar_mf.clock import Clock, sleep
 from avatar_mf.codecs.base import FRAME_BYTES, SILENCE, AudioDecoder, AudioEncoder, CodecError
 from avatar_mf.media.audio_stream import AudioStream, Playout
 from avatar_mf.rtp.jitter import JitterFrame
+from avatar_mf.rtp.packet import RtpPacket
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +74,11 @@ class AudioMember:
     cheap: bool = True
     #: Decoded incoming audio (16 kHz PCM, 20 ms) with its RTP timestamp, for the session.
     on_pcm: Callable[[bytes, int], None] | None = None
+    #: True while the participant's session wants its decoded voice (some stage of its
+    #: pipeline takes it): then a forwarding room decodes the packets too. None: never.
+    wants_pcm: Callable[[], bool] | None = None
+    #: The decoder of forwarded packets (its own state: the mix's may be busy in the pool).
+    pcm_decoder: AudioDecoder | None = None
     #: Called once when the stream's RTP inactivity timeout expires.
     on_timeout: Callable[[], None] | None = None
     timed_out: bool = False
@@ -85,6 +96,10 @@ class AudioRoomStats:
     decoded_frames: int = 0
     mixed_frames: int = 0
     decode_errors: int = 0
+    #: Forwarded packets decoded as well, for a session that wants the voice.
+    forward_decoded: int = 0
+    #: Forwarded packets not decoded because the pool fell behind (the oldest go first).
+    forward_decode_dropped: int = 0
     #: Wall time of each mixing tick's job (decode + mix + encode, the pool hop included),
     #: seconds (``time.perf_counter``), the last 1000.
     job_seconds: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
@@ -101,6 +116,37 @@ def _frames(pcm: bytes) -> deque[bytes]:
     if len(pcm) % FRAME_BYTES:
         pcm += bytes(FRAME_BYTES - len(pcm) % FRAME_BYTES)
     return deque(pcm[i : i + FRAME_BYTES] for i in range(0, len(pcm), FRAME_BYTES))
+
+
+#: At most this many forwarded packets wait for the pool (0.5 s); older ones are dropped.
+_TAP_BACKLOG: Final = 25
+
+
+@dataclass
+class _Tap:
+    """The forwarded packets of one member waiting for their decode in the pool."""
+
+    member: AudioMember
+    pending: deque[tuple[bytes, int]] = field(default_factory=deque)
+    task: asyncio.Task[None] | None = None
+
+
+def decode_frames(
+    decoder: AudioDecoder, frames: list[tuple[bytes, int]], stats: AudioRoomStats
+) -> list[tuple[bytes, int]]:
+    """Decode forwarded payloads in order: (16 kHz PCM of 20 ms, RTP timestamp) each."""
+    out: list[tuple[bytes, int]] = []
+    for payload, timestamp in frames:
+        try:
+            pcm = decoder.decode(payload)[:FRAME_BYTES]
+        except CodecError:
+            stats.decode_errors += 1
+            continue
+        if len(pcm) != FRAME_BYTES:
+            pcm = (pcm + SILENCE)[:FRAME_BYTES]
+        stats.forward_decoded += 1
+        out.append((pcm, timestamp))
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +232,7 @@ class AudioRoom:
         self.members: dict[str, AudioMember] = {}
         self._speech: dict[str, deque[_Speech]] = {}
         self._task: asyncio.Task[None] | None = None
+        self._taps: dict[str, _Tap] = {}
         self._on_empty = on_empty
         self.mode = "idle"
         self._next_tick: float | None = None
@@ -207,6 +254,8 @@ class AudioRoom:
         self._speech.pop(key, None)
         if member is not None:
             member.stream.forward_to = None
+            member.stream.tap = None
+        self._drop_tap(key)
         self._route()
         if not self.members:
             task, self._task = self._task, None
@@ -242,11 +291,73 @@ class AudioRoom:
         if forward:
             a, b = members
             a.stream.forward_to, b.stream.forward_to = b.stream, a.stream
+            a.stream.tap, b.stream.tap = self._tap_of(a), self._tap_of(b)
             self.mode = "forward"
         else:
             for m in members:
                 m.stream.forward_to = None
+                m.stream.tap = None
             self.mode = "mix" if members else "idle"
+
+    # -- forwarded packets decoded for the session -----------------------------------------
+
+    def _tap_of(self, member: AudioMember) -> Callable[[RtpPacket, float], None] | None:
+        wants, on_pcm, decoder = member.wants_pcm, member.on_pcm, member.pcm_decoder
+        if wants is None or on_pcm is None or decoder is None:
+            return None
+
+        def tap(packet: RtpPacket, now: float) -> None:
+            if not wants():
+                return
+            if self._runner is None or member.cheap:
+                for pcm, timestamp in decode_frames(
+                    decoder, [(packet.payload, packet.timestamp)], self.stats
+                ):
+                    on_pcm(pcm, timestamp)
+                return
+            state = self._taps.get(member.key)
+            if state is None:
+                state = self._taps[member.key] = _Tap(member)
+            if len(state.pending) >= _TAP_BACKLOG:
+                state.pending.popleft()
+                self.stats.forward_decode_dropped += 1
+            state.pending.append((packet.payload, packet.timestamp))
+            if state.task is None or state.task.done():
+                state.task = asyncio.get_running_loop().create_task(self._drain(state))
+
+        return tap
+
+    async def _drain(self, state: _Tap) -> None:
+        """Decode a member's waiting packets in the pool, a batch per job, in order."""
+        member, runner, stats = state.member, self._runner, self.stats
+        decoder, on_pcm = member.pcm_decoder, member.on_pcm
+        assert runner is not None and decoder is not None and on_pcm is not None
+        while state.pending and self.members.get(member.key) is member:
+            batch = list(state.pending)
+            state.pending.clear()
+            try:
+                decoded: list[tuple[bytes, int]] = await runner(
+                    functools.partial(decode_frames, decoder, batch, stats)
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # The pool is full or failed: this batch is lost to the session, not the call.
+                stats.forward_decode_dropped += len(batch)
+                continue
+            if self.members.get(member.key) is not member:
+                return
+            for pcm, timestamp in decoded:
+                on_pcm(pcm, timestamp)
+
+    def _drop_tap(self, key: str) -> None:
+        state = self._taps.pop(key, None)
+        if (
+            state is not None
+            and state.task is not None
+            and state.task is not asyncio.current_task()
+        ):
+            state.task.cancel()
 
     def _take_speech(self, now: float) -> dict[str, bytes]:
         out: dict[str, bytes] = {}

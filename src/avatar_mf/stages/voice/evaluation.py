@@ -1,0 +1,99 @@
+"""Scoring the voice stage on recorded speech: frame accuracy and look-ahead, streamed.
+
+:func:`stream_utterance` feeds an utterance to a session's stage in 20 ms RTP-timed packets,
+exactly as the media plane delivers them, and keeps what came out after each packet;
+:func:`score` compares the stage's per-frame decisions (30 fps) with the phone alignment:
+15-viseme and 5-group accuracy (issue 13's mapping, :mod:`.labels`). A frame the stage gated
+as silence counts as ``sil``. Used by the tests (with a floor) and ``bench/voice_animation.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from avatar_mf.pipeline.frames import AnimationUnitFrame, AudioIn, Frame
+from avatar_mf.pipeline.stage import StageContext
+from avatar_mf.stages.voice.corpus import PACKET, Utterance
+from avatar_mf.stages.voice.labels import COARSE_OF_VISEME, frame_labels
+from avatar_mf.stages.voice.model import coarse_probabilities
+from avatar_mf.stages.voice.stage import VoiceStage, VoiceToAnimation
+
+
+@dataclass
+class StreamResult:
+    """A streamed utterance: decisions, and the packet after which each frame came out."""
+
+    decisions: list[tuple[float, NDArray[np.float64] | None]]
+    #: (media time of the frame, index of the packet whose arrival released it).
+    released: list[tuple[float, int]] = field(default_factory=list)
+    frames: list[Frame] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Score:
+    frames: int
+    right5: int
+    right15: int
+
+    @property
+    def accuracy5(self) -> float:
+        return self.right5 / self.frames if self.frames else 0.0
+
+    @property
+    def accuracy15(self) -> float:
+        return self.right15 / self.frames if self.frames else 0.0
+
+    def __add__(self, other: Score) -> Score:
+        return Score(
+            self.frames + other.frames, self.right5 + other.right5, self.right15 + other.right15
+        )
+
+
+def packets(
+    pcm: NDArray[np.int16], *, participant: str = "p1", rtp_start: int = 1000
+) -> list[AudioIn]:
+    """The utterance as 20 ms AudioIn frames with consecutive 16 kHz RTP timestamps."""
+    out = []
+    for k, start in enumerate(range(0, pcm.size - PACKET + 1, PACKET)):
+        chunk = pcm[start : start + PACKET].astype("<i2").tobytes()
+        out.append(AudioIn(participant, chunk, rtp_timestamp=rtp_start + k * PACKET))
+    return out
+
+
+def stream_utterance(
+    provider: VoiceToAnimation, context: StageContext, utterance: Utterance
+) -> StreamResult:
+    """Open a stage (recording its decisions) and feed it the utterance packet by packet."""
+    stage = provider.open(context)
+    assert isinstance(stage, VoiceStage) and stage.decisions is not None
+    result = StreamResult(stage.decisions)
+    for k, frame in enumerate(packets(utterance.pcm, participant=context.participant)):
+        for out in stage.process_inline(frame):
+            result.frames.append(out)
+            if isinstance(out, AnimationUnitFrame) and not out.is_config:
+                if out.media_time is not None and (
+                    not result.released or result.released[-1][0] != out.media_time
+                ):
+                    result.released.append((out.media_time, k))
+    return result
+
+
+def score(decisions: list[tuple[float, NDArray[np.float64] | None]], utterance: Utterance) -> Score:
+    """Accuracy of the decisions against the utterance's phone alignment."""
+    if not decisions:
+        return Score(0, 0, 0)
+    times = np.array([t for t, _ in decisions])
+    truth = frame_labels(utterance.phones, times)
+    probabilities = np.zeros((len(decisions), 15))
+    for i, (_, p) in enumerate(decisions):
+        if p is None:
+            probabilities[i, 0] = 1.0
+        else:
+            probabilities[i] = p
+    right15 = int((probabilities.argmax(axis=1) == truth).sum())
+    coarse = coarse_probabilities(probabilities).argmax(axis=1)
+    right5 = int((coarse == COARSE_OF_VISEME[truth]).sum())
+    return Score(len(decisions), right5, right15)

@@ -1,0 +1,76 @@
+"""The shipped viseme classifier, run by onnxruntime (the product's inference runtime).
+
+``viseme_model.onnx`` ships inside the package (package data) and is checked against
+:data:`MODEL_SHA256` before use: a file that does not match is refused (no other model is
+loaded silently). ``tools/train_voice_visemes.py`` writes it (graph: :mod:`.onnx_export`) and
+updates the pin. Nothing is downloaded.
+
+onnxruntime sessions are made lazily, one per thread that runs the model (the event loop's,
+or a worker's), each with ``intra_op_num_threads = inter_op_num_threads = 1`` and sequential
+execution: a stream's decisions never fan out over cores, and threads never contend for one
+session.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from importlib import resources
+from typing import Any, Final
+
+import numpy as np
+import onnxruntime as ort
+from numpy.typing import NDArray
+
+#: The model file inside the package.
+ONNX_RESOURCE: Final = "viseme_model.onnx"
+#: sha256 of the shipped model file (written by tools/train_voice_visemes.py).
+MODEL_SHA256: Final = "1f2107099e245645102e22e3773ee44172fd02ca33667a962fdf12aca76f40cf"
+
+
+class ModelMismatch(ValueError):
+    """The model file is not the one the code pins."""
+
+
+class OnnxVisemeModel:
+    """A viseme classifier in ONNX (the :class:`~.model.VisemeClassifier` interface)."""
+
+    def __init__(self, data: bytes, *, sha256: str | None = None) -> None:
+        digest = hashlib.sha256(data).hexdigest()
+        if sha256 is not None and digest != sha256:
+            raise ModelMismatch(f"viseme model sha256 {digest} is not the pinned {sha256}")
+        self.sha256 = digest
+        self._data = data
+        self._local = threading.local()
+        session = self._session()
+        meta = session.get_modelmeta().custom_metadata_map
+        self.lookahead = int(meta["lookahead"])
+        shape = session.get_inputs()[0].shape
+        self.input_size = int(shape[1])
+        self._input = session.get_inputs()[0].name
+
+    def _session(self) -> Any:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = 1
+            options.inter_op_num_threads = 1
+            options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+            session = ort.InferenceSession(
+                self._data, sess_options=options, providers=["CPUExecutionProvider"]
+            )
+            self._local.session = session
+        return session
+
+    def probabilities(self, inputs: NDArray[np.float64]) -> NDArray[np.float64]:
+        """(n, 15) viseme probabilities of (n, D) stacked inputs."""
+        x = np.ascontiguousarray(inputs, dtype=np.float32)
+        (out,) = self._session().run(None, {self._input: x})
+        result: NDArray[np.float64] = np.asarray(out, dtype=np.float64)
+        return result
+
+
+def shipped_model() -> OnnxVisemeModel:
+    """The model that ships in the package, checked against its pin."""
+    data = resources.files("avatar_mf.stages.voice").joinpath(ONNX_RESOURCE).read_bytes()
+    return OnnxVisemeModel(data, sha256=MODEL_SHA256)

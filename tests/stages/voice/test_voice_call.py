@@ -1,0 +1,140 @@
+"""End to end in a call: UE1 speaks real recorded speech over RTP, the MF's ``voice`` stage
+animates it, UE2 receives BLENDSHAPE units whose jawOpen follows UE1's loudness.
+
+With one codec on both UEs (PCMU, AMR-WB) the audio room forwards RTP untouched and decodes
+UE1's packets as well because UE1's session takes its voice; with two codecs (PCMU, PCMA)
+the room mixes, which decodes anyway.
+
+The MF runs as a real process with ``[pipeline.animation_data] name = "voice"``. Where the
+installed package's metadata predates the ``voice`` entry point, the test puts a dist-info
+with this tree's entry points (pyproject.toml) on the MF's PYTHONPATH.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from avatar_mf.arf import ARKIT_INDEX, BlendshapeUnit, ConfigUnit
+from avatar_mf.stages.voice.corpus import Utterance
+from avatar_mf.testing.process import MfProcess
+from avatar_mf.ue import AvatarClient, UeCall
+from avatar_mf.ue.rtp_audio import UeAudio
+
+pytestmark = [pytest.mark.timeout(90)]
+
+HOST = "127.0.0.1"
+ROOT = Path(__file__).resolve().parents[3]
+SETTINGS = {
+    "SIP__T1": "0.005",
+    "SIP__T4": "0.05",
+    "MEDIA__SETUP_TIMEOUT": "5",
+    "PIPELINE__ANIMATION_DATA__NAME": "voice",
+}
+
+
+def _entry_points_dist(folder: Path) -> Path:
+    info = folder / "avatar_mf_voice_entry_points-0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: avatar-mf-voice-entry-points\nVersion: 0\n"
+    )
+    groups = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"]
+    lines = []
+    for group, entries in groups.items():
+        lines.append(f"[{group}]")
+        lines += [f"{name} = {value}" for name, value in entries.items()]
+    (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+@pytest.fixture
+def voice_mf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MfProcess]:
+    overlay = _entry_points_dist(tmp_path / "entry_points")
+    paths = [str(overlay), str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in paths if p))
+    with MfProcess.start(tmp_path / "mf", settings=SETTINGS) as mf:
+        yield mf
+
+
+def dial(mf: MfProcess, user: str, audio: UeAudio) -> UeCall:
+    return UeCall.dial(
+        f"sip:voiceroom@{HOST}",
+        HOST,
+        mf.sip_port,
+        ice=False,
+        from_uri=f"sip:{user}@{HOST}",
+        rtp_audio=audio,
+    )
+
+
+def _jaw(unit: BlendshapeUnit) -> float:
+    return float(unit.weights[unit.indices.index(ARKIT_INDEX["jawOpen"])])
+
+
+def _mix_ticks(mf: MfProcess) -> dict[str, float]:
+    status, body = mf.http_get("/metrics")
+    assert status == 200
+    ticks: dict[str, float] = {}
+    for line in body.decode().splitlines():
+        if line.startswith("avatar_mf_audio_mix_ticks_total{"):
+            mode = line.split('mode="', 1)[1].split('"', 1)[0]
+            ticks[mode] = float(line.rsplit(" ", 1)[1])
+    return ticks
+
+
+@pytest.mark.parametrize(
+    ("codec1", "codec2", "mode"),
+    [("PCMU", "PCMU", "forward"), ("AMR-WB", "AMR-WB", "forward"), ("PCMU", "PCMA", "mix")],
+)
+async def test_ue2_mouth_follows_ue1_voice(
+    voice_mf: MfProcess, corpus: list[Utterance], codec1: str, codec2: str, mode: str
+) -> None:
+    speech = corpus[0].pcm  # 7.1 s of real speech
+    # Silence first: the RTP stream starts with the call, the avatar session with the hello.
+    sent = np.concatenate([np.zeros(3 * 16000, np.int16), speech, np.zeros(16000, np.int16)])
+    speaker = UeAudio(HOST, codecs=(codec1,), pcm=sent.astype("<i2").tobytes())
+    listener = UeAudio(HOST, codecs=(codec2,))
+    async with dial(voice_mf, "ue1", speaker) as call1, dial(voice_mf, "ue2", listener) as call2:
+        await call1.wait_channels_open(5.0)
+        await call2.wait_channels_open(5.0)
+        async with (
+            AvatarClient(call1, id_prefix="ue1") as ue1,
+            AvatarClient(call2, id_prefix="ue2") as ue2,
+        ):
+            await ue1.hello(animation_inputs=("voice",))
+            await ue2.hello(animation_inputs=("voice",))
+            await ue2.wait_until(
+                lambda: sum(isinstance(u.unit, BlendshapeUnit) for u in ue2.units) >= 30 * 8,
+                20.0,
+                "8 s of units",
+            )
+            assert ue1.failures == [] and ue2.failures == []
+            units = list(ue2.units)
+            ticks = _mix_ticks(voice_mf)
+    other = "mix" if mode == "forward" else "forward"
+    assert ticks.get(mode, 0) > 0 and ticks.get(other, 0) == 0, ticks
+    assert any(isinstance(u.unit, ConfigUnit) for u in units)
+    shapes = [u.unit for u in units if isinstance(u.unit, BlendshapeUnit)]
+    ticks = np.array([s.timestamp for s in shapes], dtype=np.int64)
+    jaw = np.array([_jaw(s) for s in shapes])
+    assert np.all(np.diff(ticks) % (1 << 32) <= 34)  # 30 per second, in order
+    # Loudness of what UE1 sent, per 1/30 s; the units' offset in it is found by correlation
+    # (the session's stage starts on whatever packet it first gets).
+    hop = 16000 // 30
+    x = sent.astype(np.float64)
+    rms = np.array([np.sqrt(np.mean(x[i : i + hop] ** 2)) for i in range(0, x.size - hop, hop)])
+    best = -1.0
+    for lag in range(rms.size - 60):
+        n = min(jaw.size, rms.size - lag)
+        a, b = jaw[:n], rms[lag : lag + n]
+        if a.std() > 0 and b.std() > 0:
+            best = max(best, float(np.corrcoef(a, b)[0, 1]))
+    print(f"voice call {codec1}/{codec2}: jaw~loudness r", round(best, 3), "units", jaw.size)
+    assert best > 0.5, best
+    assert jaw.max() > 0.2

@@ -1,0 +1,288 @@
+"""The streaming voice stage on real recorded speech: accuracy (held out), look-ahead on the
+fake clock, timing on the RTP timeline, loudness, prosody, blinks, and bad audio."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from avatar_mf.arf.blendshapes import ARKIT_INDEX
+from avatar_mf.arf.units import BlendshapeUnit, ConfigUnit, JointUnit, decode_unit
+from avatar_mf.pipeline.frames import AnimationUnitFrame, AudioIn, Frame
+from avatar_mf.pipeline.runner import NamedStage, SessionPipeline
+from avatar_mf.stages.voice.corpus import Utterance, frame_times, hop_inputs, hop_of
+from avatar_mf.stages.voice.evaluation import Score, packets, score, stream_utterance
+from avatar_mf.stages.voice.labels import COARSE_OF_VISEME, frame_labels
+from avatar_mf.stages.voice.model import LOOKAHEAD, fit, stack_context
+from avatar_mf.stages.voice.stage import VoiceStage, VoiceToAnimation
+from avatar_mf.testing.clock import FakeClock
+from avatar_mf.testing.pipeline import stage_context
+
+RATE = 30.0
+
+
+def _units(frames: list[Frame]) -> list[tuple[AnimationUnitFrame, object]]:
+    return [(f, decode_unit(f.unit)) for f in frames if isinstance(f, AnimationUnitFrame)]
+
+
+def _weights(frames: list[Frame], name: str) -> np.ndarray:
+    out = []
+    for _, unit in _units(frames):
+        if isinstance(unit, BlendshapeUnit):
+            out.append(unit.weights[unit.indices.index(ARKIT_INDEX[name])])
+    return np.array(out)
+
+
+def _feed(stage: VoiceStage, frames: list[AudioIn]) -> list[Frame]:
+    out: list[Frame] = []
+    for frame in frames:
+        out.extend(stage.process_inline(frame))
+    return out
+
+
+@pytest.fixture(scope="module")
+def provider() -> VoiceToAnimation:
+    return VoiceToAnimation(record_decisions=True)
+
+
+# -- accuracy -------------------------------------------------------------------------------
+
+
+def test_held_out_accuracy_on_recorded_speech(corpus: list[Utterance]) -> None:
+    """Each utterance is streamed through a stage whose model never heard it (trained on the
+    other four by the repo's own trainer): the floor is well under what it reaches
+    (~0.70 5-class, ~0.53 15-class; the goal of 0.75 is the benchmark's)."""
+    data = [hop_inputs(u) for u in corpus]
+    total = Score(0, 0, 0)
+    for i, utterance in enumerate(corpus):
+        inputs = np.concatenate(
+            [stack_context(h, LOOKAHEAD) for j, (h, _) in enumerate(data) if j != i]
+        )
+        labels = np.concatenate([lab for j, (_, lab) in enumerate(data) if j != i])
+        model = fit(inputs, labels, lookahead=LOOKAHEAD, steps=300)
+        held_out = VoiceToAnimation(model=model, record_decisions=True)
+        result = stream_utterance(held_out, stage_context(), utterance)
+        total = total + score(result.decisions, utterance)
+    assert total.frames > 700
+    assert total.accuracy5 >= 0.60, total
+    assert total.accuracy15 >= 0.42, total
+    # Better than always answering the commonest class of the corpus.
+    truth = np.concatenate([frame_labels(u.phones, frame_times(u.duration)) for u in corpus])
+    commonest = np.bincount(COARSE_OF_VISEME[truth]).max() / truth.size
+    assert total.accuracy5 > commonest + 0.2
+
+
+def test_streamed_decisions_equal_offline_ones(
+    corpus: list[Utterance], provider: VoiceToAnimation
+) -> None:
+    """Packet-by-packet streaming computes what the offline (whole-utterance) path does."""
+    utterance = corpus[1]
+    result = stream_utterance(provider, stage_context(), utterance)
+    hops, _ = hop_inputs(utterance)
+    stacked = stack_context(hops, LOOKAHEAD)
+    checked = 0
+    for t, p in result.decisions:
+        k = int(hop_of(np.array([t]))[0])
+        if p is None or k < 6:
+            continue
+        offline = provider.model.probabilities(stacked[k : k + 1])[0]
+        assert np.allclose(p, offline, atol=1e-9)
+        checked += 1
+    assert checked > 50
+
+
+# -- timing ---------------------------------------------------------------------------------
+
+
+def test_added_latency_on_the_fake_clock_is_at_most_100_ms(corpus: list[Utterance]) -> None:
+    """Packets enter a session pipeline at the moment their last sample exists (every 20 ms
+    of fake time); a unit showing time t leaves at most 100 ms after the packet carrying t
+    arrived, and units leave at 30 per second of audio."""
+
+    async def run() -> tuple[list[float], list[AnimationUnitFrame]]:
+        clock = FakeClock()
+        context = stage_context(clock=clock)
+        out: list[AnimationUnitFrame] = []
+        times: list[float] = []
+
+        def sink(frame: Frame) -> None:
+            if isinstance(frame, AnimationUnitFrame):
+                out.append(frame)
+                times.append(clock.now())
+
+        stage = VoiceToAnimation().open(context)
+        pipeline = SessionPipeline([NamedStage("animation_data", "voice", stage)], sink)
+        await pipeline.start()
+        for frame in packets(corpus[0].pcm):
+            clock.advance(0.02)
+            pipeline.push(frame)
+            for _ in range(10):
+                await asyncio.sleep(0)
+        await pipeline.aclose()
+        return times, out
+
+    times, out = asyncio.run(run())
+    added = []
+    for at, frame in zip(times, out, strict=True):
+        assert frame.media_time is not None
+        arrived = (np.floor(frame.media_time / 0.02 + 1e-9) + 1) * 0.02
+        added.append(at - arrived)
+    assert max(added) <= 0.100 + 1e-9
+    assert min(added) >= 0.0
+    shown = sorted({f.media_time for f in out if not f.is_config})
+    assert len(shown) >= int(corpus[0].duration * RATE) - 4
+    assert np.allclose(np.diff(shown), 1 / RATE)
+
+
+@pytest.mark.parametrize("rtp_start", [1000, (1 << 32) - 16000])
+def test_ticks_follow_the_rtp_timeline(corpus: list[Utterance], rtp_start: int) -> None:
+    stage = VoiceToAnimation(timescale=1000.0).open(stage_context())
+    assert isinstance(stage, VoiceStage)
+    out = _feed(stage, packets(corpus[1].pcm[: 16000 * 2], rtp_start=rtp_start))
+    units = _units(out)
+    assert isinstance(units[0][1], ConfigUnit) and units[0][0].is_config
+    assert sum(isinstance(u, ConfigUnit) for _, u in units) == 1
+    for frame, unit in units:
+        if isinstance(unit, BlendshapeUnit | JointUnit):
+            assert frame.media_time is not None
+            expected = round((rtp_start / 16000 + frame.media_time) * 1000) % (1 << 32)
+            assert unit.timestamp == expected
+    # Across the RTP wrap the units keep coming, one BLENDSHAPE + one JOINT per frame.
+    assert sum(isinstance(u, BlendshapeUnit) for _, u in units) >= 2 * RATE - 4
+    assert sum(isinstance(u, JointUnit) for _, u in units) == sum(
+        isinstance(u, BlendshapeUnit) for _, u in units
+    )
+
+
+# -- the face -------------------------------------------------------------------------------
+
+
+def test_jaw_follows_loudness(corpus: list[Utterance]) -> None:
+    utterance = corpus[0]
+    stage = VoiceToAnimation().open(stage_context())
+    assert isinstance(stage, VoiceStage)
+    out = _feed(stage, packets(utterance.pcm))
+    jaw = _weights(out, "jawOpen")
+    shown = [f.media_time for f, u in _units(out) if isinstance(u, BlendshapeUnit)]
+    pcm = utterance.pcm.astype(np.float64)
+    rms = []
+    for t in shown:
+        assert t is not None
+        centre = int(t * 16000)
+        window = pcm[max(0, centre - 400) : centre + 400]
+        rms.append(np.sqrt(np.mean(window**2)))
+    correlation = np.corrcoef(jaw, np.array(rms))[0, 1]
+    assert correlation > 0.5
+    assert jaw.max() > 0.2
+
+
+def test_prosody_raises_brows_during_speech_only(corpus: list[Utterance]) -> None:
+    stage = VoiceToAnimation().open(stage_context())
+    assert isinstance(stage, VoiceStage)
+    silence = np.zeros(16000, dtype=np.int16)
+    pcm = np.concatenate([silence, corpus[0].pcm])
+    out = _feed(stage, packets(pcm))
+    brows = _weights(out, "browInnerUp")
+    assert brows[: int(0.9 * RATE)].max() == 0.0
+    assert brows.max() > 0.05
+    pitches = [u.matrices[0][6] for _, u in _units(out) if isinstance(u, JointUnit)]
+    assert max(abs(p) for p in pitches) > 0.005  # a nod (m[1][2] = -sin(pitch))
+
+
+def test_blinks_keep_a_natural_rate_in_silence() -> None:
+    stage = VoiceToAnimation(seed=3).open(stage_context())
+    assert isinstance(stage, VoiceStage)
+    out = _feed(stage, packets(np.zeros(16000 * 30, dtype=np.int16)))
+    blink = _weights(out, "eyeBlinkLeft")
+    closures = int(np.sum((blink[1:] > 0.5) & (blink[:-1] <= 0.5)))
+    assert 5 <= closures <= 15  # one every 2-6 s over 30 s
+    assert _weights(out, "jawOpen").max() == 0.0
+
+
+# -- bad audio ------------------------------------------------------------------------------
+
+
+def test_a_gap_is_bridged_and_the_face_relaxes(corpus: list[Utterance]) -> None:
+    frames = packets(corpus[0].pcm)
+    lost = frames[100:115]  # 300 ms lost in the middle of speech
+    stage = VoiceToAnimation().open(stage_context())
+    assert isinstance(stage, VoiceStage)
+    out = _feed(stage, frames[:100] + frames[115:])
+    assert stage.filled_samples == 15 * 320
+    units = [(f, u) for f, u in _units(out) if isinstance(u, BlendshapeUnit)]
+    times = np.array([f.media_time for f, _ in units])
+    assert np.allclose(np.diff(times), 1 / RATE)  # no hole, no jump
+    jaw = _weights(out, "jawOpen")
+    gap_end = lost[-1].rtp_timestamp - 1000 + 320
+    last_in_gap = int(np.searchsorted(times, gap_end / 16000 - 0.07)) - 1
+    assert jaw[last_in_gap] < 0.05
+    assert jaw[: int(2.0 * RATE)].max() > 0.2
+
+
+def test_a_long_gap_restarts_and_late_packets_are_dropped(corpus: list[Utterance]) -> None:
+    frames = packets(corpus[0].pcm)
+    stage = VoiceToAnimation().open(stage_context())
+    assert isinstance(stage, VoiceStage)
+    out = _feed(stage, frames[:50] + frames[200:] + [frames[10], frames[220]])
+    assert stage.restarts == 1
+    assert stage.dropped == 2
+    times = [f.media_time for f, u in _units(out) if isinstance(u, BlendshapeUnit)]
+    assert times == sorted(times)
+    assert times[-1] > 5.0
+
+
+def test_clipping_gives_a_calmer_not_wilder_face(corpus: list[Utterance]) -> None:
+    pcm = corpus[0].pcm
+    loud = np.clip(pcm.astype(np.int32) * 30, -32768, 32767).astype(np.int16)
+    clean_stage = VoiceToAnimation().open(stage_context())
+    clipped_stage = VoiceToAnimation().open(stage_context())
+    assert isinstance(clean_stage, VoiceStage) and isinstance(clipped_stage, VoiceStage)
+    clean = _feed(clean_stage, packets(pcm))
+    clipped = _feed(clipped_stage, packets(loud))
+    for name in ("jawOpen", "mouthFunnel", "mouthPucker", "browInnerUp"):
+        assert _weights(clipped, name).max() <= _weights(clean, name).max() + 1e-9, name
+    assert _weights(clipped, "jawOpen").max() > 0.0  # still talking
+
+
+def test_garbage_never_raises() -> None:
+    stage = VoiceToAnimation().open(stage_context())
+    assert isinstance(stage, VoiceStage)
+    rng = np.random.default_rng(1)
+    frames = [
+        AudioIn("p1", b"", rtp_timestamp=0),
+        AudioIn("p1", b"\x01", rtp_timestamp=0),
+        AudioIn("p1", bytes(641), rtp_timestamp=0),
+        AudioIn("p1", bytes(640), rtp_timestamp=5, clock_rate=0),
+    ]
+    frames += [
+        AudioIn(
+            "p1", rng.integers(-32768, 32767, 320).astype("<i2").tobytes(), rtp_timestamp=int(ts)
+        )
+        for ts in rng.integers(0, 1 << 32, 50)
+    ]
+    out = _feed(stage, frames)
+    for _, unit in _units(out):
+        if isinstance(unit, BlendshapeUnit):
+            assert all(0.0 <= w <= 1.0 for w in unit.weights)
+
+
+def test_a_new_rtp_clock_rate_carries_the_timeline_on(corpus: list[Utterance]) -> None:
+    """After a codec change (16 kHz clock -> 8 kHz clock, e.g. G.722's), the frames go on
+    without a jump and the ticks keep counting on the audio's timeline."""
+    first = packets(corpus[0].pcm[:16000])
+    second = [
+        AudioIn("p1", f.pcm, rtp_timestamp=777 + k * 160, clock_rate=8000)
+        for k, f in enumerate(packets(corpus[0].pcm[16000:32000]))
+    ]
+    stage = VoiceToAnimation().open(stage_context())
+    assert isinstance(stage, VoiceStage)
+    out = _feed(stage, first + second)
+    units = [(f, u) for f, u in _units(out) if isinstance(u, BlendshapeUnit)]
+    times = np.array([f.media_time for f, _ in units])
+    assert np.allclose(np.diff(times), 1 / RATE)
+    assert times[-1] > 1.8
+    ticks = np.array([u.timestamp for _, u in units], dtype=np.int64)
+    assert np.all(np.abs(np.diff(ticks) - 1000 / RATE) <= 1)
+    assert stage.restarts == 0 and stage.dropped == 0
