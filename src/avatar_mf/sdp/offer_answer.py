@@ -47,7 +47,10 @@ Rules applied (RFC clauses):
 * RFC 8839: ICE attributes appear in the answer only when the offer had ICE (``ice-lite`` at
   session level, the others in the data channel m-line).
 * RFC 8843: a session-level ``a=group:BUNDLE`` is written only if the offer had one, with the
-  accepted mid only. ``bundle-only`` m-lines are not supported (treated as disabled).
+  accepted data channel mid first and the WebRTC audio mids bundled with it
+  (:mod:`avatar_mf.sdp.webrtc_audio`: ``UDP/TLS/RTP/SAVPF`` audio on the data channel's
+  transport, also when offered ``bundle-only``). Other ``bundle-only`` m-lines are treated
+  as disabled.
 * RFC 3264 section 8: a re-offer may not remove m-lines (488 if it has fewer than the previous
   answer). A re-offer that disables the data channel and offers nothing else acceptable is
   answered with every m-line at port 0 instead of 488; an initial offer gets 488.
@@ -58,7 +61,7 @@ Rules applied (RFC clauses):
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Final, Literal
 
@@ -113,6 +116,7 @@ from avatar_mf.sdp.video import (
     previous_video_codec,
     render_video_line,
 )
+from avatar_mf.sdp.webrtc_audio import is_webrtc_audio, plan_webrtc_audio
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,7 +406,11 @@ def _plan_datachannel(
     )
 
 
-def _bundle_mids(offer: SessionDescription, mid: str | None) -> tuple[str, ...] | None:
+def _bundle_mids(
+    offer: SessionDescription, mid: str | None, audio: Iterable[AudioPlan] = ()
+) -> tuple[str, ...] | None:
+    """The answer's BUNDLE group: the data channel's mid first (the answerer BUNDLE-tag,
+    RFC 8843 section 7.3.1), then the mids of the WebRTC audio m-lines bundled with it."""
     if mid is None:
         return None
     for attr in offer.attributes("group"):
@@ -411,7 +419,8 @@ def _bundle_mids(offer: SessionDescription, mid: str | None) -> tuple[str, ...] 
             continue  # "a=group" without semantics (RFC 5888 requires them): no group
         semantics, *mids = fields
         if semantics.upper() == "BUNDLE" and mid in mids:
-            return (mid,)
+            bundled = [a.mid for a in audio if a.bundled and a.mid is not None and a.mid in mids]
+            return (mid, *bundled)
     return None
 
 
@@ -462,12 +471,22 @@ def plan_answer(
     audio_plans: dict[int, AudioPlan] = {}
     audio_rejections: dict[int, AudioRejection] = {}
     for index, md in enumerate(offer.media):
-        if md.media.lower() != "audio" or md.port == 0:
+        if md.media.lower() != "audio" or policy.audio is None:
             continue
-        if policy.audio is None:
+        webrtc = is_webrtc_audio(md.proto)
+        if md.port == 0 and not (webrtc and md.has_attribute("bundle-only")):
             continue
         before = previous_codec(previous.answer, index) if previous is not None else None
-        outcome = plan_audio(offer, index, policy.audio, previous_codec=before)
+        if webrtc:
+            outcome = plan_webrtc_audio(
+                offer,
+                index,
+                policy.audio,
+                datachannel_mid=dc_plan.remote.mid if dc_plan is not None else None,
+                previous_codec=before,
+            )
+        else:
+            outcome = plan_audio(offer, index, policy.audio, previous_codec=before)
         if isinstance(outcome, AudioPlan):
             audio_plans[index] = outcome
         else:
@@ -552,7 +571,9 @@ def plan_answer(
         offer=offer,
         lines=tuple(lines),
         datachannel=dc_plan,
-        bundle_mids=_bundle_mids(offer, dc_plan.remote.mid) if dc_plan else None,
+        bundle_mids=_bundle_mids(offer, dc_plan.remote.mid, audio_plans.values())
+        if dc_plan
+        else None,
         previous=previous,
         audio=tuple(audio_plans[i] for i in sorted(audio_plans)),
         video=tuple(video_plans[i] for i in sorted(video_plans)),
@@ -689,7 +710,8 @@ def render_answer(
                 raise ValueError(f"no RTP port given for video m-line {video.index}")
             media.append(render_video_line(video, port=port, address=audio_c, addrtype=audio_type))
         elif audio is not None:
-            port = ports.get(audio.index)
+            # A BUNDLEd audio m-line repeats the BUNDLE address (the data channel's port).
+            port = params.port if audio.bundled and params is not None else ports.get(audio.index)
             if port is None:
                 raise ValueError(f"no RTP port given for audio m-line {audio.index}")
             media.append(render_audio_line(audio, port=port, address=audio_c, addrtype=audio_type))
