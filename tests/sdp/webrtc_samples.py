@@ -68,7 +68,7 @@ CHROMIUM_OFFER = _sdp(
         "a=mid:1",
         "a=sctp-port:5000",
         "a=max-message-size:262144",
-        "a=dcmap:0 subprotocol=\"http\"",
+        'a=dcmap:0 subprotocol="http"',
     ]
 )
 
@@ -112,6 +112,6 @@ AIORTC_OFFER = _sdp(
         "a=ice-pwd:n4YqBlvV1wO0KsNzdmWgkP",
         f"a=fingerprint:{FP}",
         "a=setup:actpass",
-        "a=dcmap:0 subprotocol=\"http\"",
+        'a=dcmap:0 subprotocol="http"',
     ]
 )
