@@ -3,6 +3,7 @@ BUNDLEd with their data channel (one ICE + DTLS transport, SRTP keyed by its han
 
 * two WebRTC UEs in a room hear each other: the speech one sends is what the other decodes
   (normalised cross-correlation peak, delay printed), as the IMS test does without ICE;
+* a two-leg call, a WebRTC caller and an IMS callee (PCMU): transcoded both ways;
 * a mixed room, an IMS UE (PCMU over plain RTP, no ICE) and a WebRTC UE (Opus over SRTP):
   each hears the other (the room transcodes through its mix);
 * bad SRTP (garbage, packets protected with other keys) is dropped and counted, the call
@@ -20,11 +21,13 @@ import pylibsrtp
 import pytest
 
 from avatar_mf.rtp.packet import RtpPacket
-from avatar_mf.testing.process import MfProcess
+from avatar_mf.sdp.model import serialize_sdp
+from avatar_mf.testing.process import MfProcess, free_port
 from avatar_mf.ue import UeCall
+from avatar_mf.ue.listener import AnswerPolicy, UeListener
 from avatar_mf.ue.rtp_audio import UeAudio
 
-from .conftest import assert_idle
+from .conftest import MfPool, assert_idle
 from .test_media_audio import best_correlation, held, speech_pcm, tone_pcm, wait_for
 
 pytestmark = [
@@ -135,3 +138,57 @@ async def test_bad_srtp_is_dropped_and_counted_the_call_goes_on(mf: MfProcess) -
     print("drops:", json.dumps(counted))
     assert counted.get("srtp_auth", 0) >= 10
     assert_idle(mf)
+
+
+@pytest.fixture
+def ue2_port() -> int:
+    return free_port()
+
+
+async def test_two_leg_call_webrtc_caller_ims_callee(mf_pool: MfPool, ue2_port: int) -> None:
+    """Leg 1 a WebRTC UE (ICE, Opus over SRTP), leg 2 an IMS UE (PCMU): the MF offers leg 2
+    the first leg's codec first (opus/48000/2, which the IMS UE does not take) and transcodes."""
+    mf = mf_pool.get(
+        {
+            "SIP__T1": "0.005",
+            "SIP__T4": "0.05",
+            "MEDIA__SETUP_TIMEOUT": "5",
+            "CALLS__ROOM_PATTERN": "room.*",
+            "CALLS__OUTBOUND_PROXY": f"sip:{HOST}:{ue2_port};lr",
+        }
+    )
+    speech1 = speech_pcm("One two three four five six seven")
+    speech2 = speech_pcm("Hello from the other leg of this call")
+    audio1 = UeAudio(HOST, webrtc=True, pcm=speech1)
+    audio2: list[UeAudio] = []
+
+    def make_audio() -> UeAudio:
+        audio = UeAudio(HOST, codecs=("PCMU",), pcm=speech2, send_delay=1.0)
+        audio2.append(audio)
+        return audio
+
+    policy = AnswerPolicy(audio=make_audio)
+    async with await UeListener.open(
+        HOST, mf.sip_port, user="ue2", local_port=ue2_port, register=False, policy=policy
+    ) as ue2:
+        call = UeCall.dial(
+            f"sip:ue2@{HOST}", HOST, mf.sip_port, ice=True, from_uri=f"sip:alice@{HOST}",
+            rtp_audio=audio1,
+        )  # fmt: skip
+        async with call:
+            leg2 = await ue2.next_call(5.0)
+            assert audio1.codec == "OPUS" and audio2[0].codec == "PCMU"
+            offered = leg2.offer
+            assert offered is not None
+            assert "a=rtpmap:111 opus/48000/2" in serialize_sdp(offered)
+            await asyncio.sleep(max(len(speech1), len(speech2)) / 32000 + 1.6)
+            assert leg2.state == "confirmed"
+    heard_by_2, delay2 = best_correlation(speech1, audio2[0].received_pcm())
+    heard_by_1, delay1 = best_correlation(speech2, audio1.received_pcm())
+    print(
+        f"two-leg WebRTC Opus <-> IMS PCMU: UE2 hears UE1 peak {heard_by_2:.3f} delay "
+        f"{delay2 * 1000:.0f} ms; UE1 hears UE2 peak {heard_by_1:.3f} delay {delay1 * 1000:.0f} ms"
+    )
+    assert heard_by_2 > 0.8 and heard_by_1 > 0.8
+    stats = await asyncio.to_thread(assert_idle, mf)
+    assert stats["held"]["rtp_streams"] == 0

@@ -262,7 +262,9 @@ class CallAudio:
                 return
             seen.add((name.upper(), rate))
             formats.append(str(pt))
-            attrs.append(Attribute("rtpmap", f"{pt} {name}/{rate}"))
+            # RFC 7587 section 7: Opus is always opus/48000/2 (a WebRTC first leg's codec).
+            channels = "/2" if name.upper() == "OPUS" else ""
+            attrs.append(Attribute("rtpmap", f"{pt} {name}/{rate}{channels}"))
             if fmtp:
                 attrs.append(Attribute("fmtp", f"{pt} {format_fmtp(fmtp)}"))
             if rate not in clocks:
