@@ -8,14 +8,19 @@ BUNDLEd with their data channel (one ICE + DTLS transport, SRTP keyed by its han
   each hears the other (the room transcodes through its mix);
 * bad SRTP (garbage, packets protected with other keys) is dropped and counted, the call
   goes on;
+* the command line (``avatar-mf ue call --webrtc-audio``) sends and records a WAV;
 * every call releases its streams and sockets (/stats ``held``).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import io
 import json
 import os
+from pathlib import Path
+from types import SimpleNamespace
 
 import pylibsrtp
 import pytest
@@ -24,8 +29,9 @@ from avatar_mf.rtp.packet import RtpPacket
 from avatar_mf.sdp.model import serialize_sdp
 from avatar_mf.testing.process import MfProcess, free_port
 from avatar_mf.ue import UeCall
+from avatar_mf.ue.cli import add_parser
 from avatar_mf.ue.listener import AnswerPolicy, UeListener
-from avatar_mf.ue.rtp_audio import UeAudio
+from avatar_mf.ue.rtp_audio import UeAudio, read_wav, write_wav
 
 from .conftest import MfPool, assert_idle
 from .test_media_audio import best_correlation, held, speech_pcm, tone_pcm, wait_for
@@ -192,3 +198,31 @@ async def test_two_leg_call_webrtc_caller_ims_callee(mf_pool: MfPool, ue2_port: 
     assert heard_by_2 > 0.8 and heard_by_1 > 0.8
     stats = await asyncio.to_thread(assert_idle, mf)
     assert stats["held"]["rtp_streams"] == 0
+
+
+async def test_cli_call_with_webrtc_audio(mf: MfProcess, tmp_path: Path) -> None:
+    tone = tone_pcm(800, 1.0)
+    wav_in, wav_out = tmp_path / "in.wav", tmp_path / "out.wav"
+    write_wav(wav_in, tone)
+    other = UeAudio(HOST, codecs=("PCMU",), pcm=tone_pcm(300, 2.0))
+    parser = argparse.ArgumentParser(prog="avatar-mf ue")
+    add_parser(parser.add_subparsers(required=True))
+    args = parser.parse_args(
+        [
+            "call", f"sip:clirtc@{HOST}:{mf.sip_port}", "--duration", "2.0", "--webrtc-audio",
+            "--audio-in", str(wav_in), "--audio-out", str(wav_out),
+        ]
+    )  # fmt: skip
+    out, err = io.StringIO(), io.StringIO()
+    async with dial(mf, "clirtc", other):
+        code = await asyncio.to_thread(args.run, args, SimpleNamespace(stdout=out, stderr=err))
+    summary = json.loads(out.getvalue().splitlines()[-1])
+    assert code == 0, err.getvalue()
+    assert summary["audio"]["codec"] == "OPUS" and summary["audio"]["packets_sent"] >= 50
+    heard, _ = best_correlation(tone, other.received_pcm())
+    print(f"CLI --webrtc-audio: the IMS UE heard the WAV (peak {heard:.3f})")
+    assert heard > 0.8 and read_wav(wav_out)
+    no_ice = parser.parse_args(["call", f"sip:x@{HOST}:5060", "--no-ice", "--webrtc-audio"])
+    assert no_ice.run(no_ice, SimpleNamespace(stdout=out, stderr=err)) != 0
+    assert "--webrtc-audio needs ICE" in err.getvalue()
+    assert_idle(mf)
