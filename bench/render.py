@@ -26,14 +26,19 @@ Part 1 also runs in 2D mode (``--only-2d``: that alone): scikit-image's astronau
 flat mesh with the photo as texture. ``--photo-2d`` runs part 2 with that photo as every
 session's base avatar (each stage fits it, as in a call).
 
-Part 2, the real stage: for each session count K, K :class:`NetworkAnimationStage` s on the
-event loop (``LoopClock``) rendering at 25 fps through one :class:`RenderPool` (``--workers``,
-default one per core), each fed a looping unit stream (a BLENDSHAPE unit with the text
-stage's weights and a JOINT unit for the head every 40 ms) and read by a consumer that encodes
-every frame it gets with libx264 in a thread (as a video sender would). For ``--seconds`` it
+Part 2, the real stage and the real sender: for each session count K, K
+:class:`NetworkAnimationStage` s on the event loop (``LoopClock``) rendering at 25 fps through
+one :class:`RenderPool` (``--workers``, default one per core), each fed a looping unit stream
+(a BLENDSHAPE unit with the text stage's weights and a JOINT unit for the head every 40 ms)
+and read by the media plane's :class:`~avatar_mf.media.video_sender.VideoSender` (the MF's
+pacing, RGBA -> I420, x264 Constrained Baseline ultrafast/zerolatency and RFC 6184
+packetization in a 2-thread encoder pool, as the node's ``[media] video_encoders``), its
+packets handed to a sink that records when each frame's packets left. For ``--seconds`` it
 counts frames expected (25 x seconds x K), rendered, skipped by the stage because their time
-had passed, and skipped by the consumer (not encoded before the next frame came). Dropped =
-expected - encoded. A count K is sustained when at most 1 % is dropped.
+had passed, and skipped by the sender (replaced before it could take them, or too late).
+Dropped = expected - sent. A count K is sustained when at most 1 % is dropped. Unit-to-RTP
+latency: for each frame sent, the time from the arrival of the newest unit it shows to its
+packets leaving (p50, p95, max).
 
 Prints figures only (no assertions). Run it alone (``pgrep -f bench/`` empty).
 """
@@ -63,6 +68,8 @@ from avatar_mf.arf.units import BlendshapeUnit, ConfigUnit, JointUnit, decode_un
 from avatar_mf.avatar import write_arf  # noqa: E402
 from avatar_mf.avatar.generate import generate_default_head  # noqa: E402
 from avatar_mf.clock import LoopClock  # noqa: E402
+from avatar_mf.codecs.video import video_codec  # noqa: E402
+from avatar_mf.media.video_sender import EncodeJob, VideoSender  # noqa: E402
 from avatar_mf.pipeline.frames import AnimationUnitFrame, BaseAvatarFrame  # noqa: E402
 from avatar_mf.pipeline.stage import StageContext  # noqa: E402
 from avatar_mf.render.gl import GlRenderer  # noqa: E402
@@ -263,29 +270,57 @@ async def part2_one(count: int, seconds: float, size: int, workers: int | None,
                 else:
                     shifted = JointUnit(ts, unit.joint_set_id, unit.indices, unit.matrices)
                 frame = AnimationUnitFrame(f"p{k}", encode_unit(shifted))
+                arrivals[k].append(clock.now())
                 async for _ in stages[k].process(frame):
                     pass
             loop_index += 1
 
-    async def consume(k: int) -> None:
-        encoder = Encoder(size)
-        loop = asyncio.get_running_loop()
-        source = stages[k].source
-        while True:
-            frame = await source.next()
-            if frame is None:
-                return
-            await loop.run_in_executor(encoders, encoder.encode, frame.rgba)
-            encoded[k] += 1
+    arrivals: list[list[float]] = [[] for _ in range(count)]
+    latencies: list[float] = []
+    loop = asyncio.get_running_loop()
+
+    async def encode_runner(job: Callable[[], Any]) -> Any:
+        return await loop.run_in_executor(encoders, job)
+
+    class Sink:
+        """Where the sender's packets go: records when each frame left."""
+
+        closed = False
+        sends = True
+
+        def __init__(self, k: int) -> None:
+            self.k = k
+
+        def send_unit(self, payloads: list[bytes], timestamp: int, content_time: float,
+                      now: float, *, keyframe: bool = False) -> None:
+            encoded[self.k] += 1
+            times = arrivals[self.k]
+            shown = [a for a in times[-8:] if a <= content_time]
+            if shown:
+                latencies.append(clock.now() - shown[-1])
+
+    codec = video_codec("H264", 90000, {"packetization-mode": "1",
+                                        "profile-level-id": "42e01f"})
+    assert codec is not None
+    senders = [
+        VideoSender(Sink(k), EncodeJob(codec, {"packetization-mode": "1",
+                                               "profile-level-id": "42e01f"},
+                                       rate=RATE, bitrate=600_000),
+                    stages[k].source.reader, clock=clock, rate=RATE, runner=encode_runner,
+                    rtp_base=0)
+        for k in range(count)
+    ]
 
     await asyncio.sleep(1.0)  # the ticks start, the pool warms up
     tasks = [asyncio.create_task(feed(k)) for k in range(count)]
-    tasks += [asyncio.create_task(consume(k)) for k in range(count)]
+    for sender in senders:
+        sender.start()
     await asyncio.sleep(1.0)
     rendered0 = [s.rendered for s in stages]
     dropped0 = [s.dropped for s in stages]
-    skipped0 = [s.source.skipped for s in stages]
+    skipped0 = [s.skipped for s in senders]
     encoded0 = list(encoded)
+    latencies.clear()
     pids = list(getattr(pool._executor, "_processes", {}) or {})  # the render workers
     cpu0 = os.times()
     workers0 = proc_cpu(pids)
@@ -298,11 +333,14 @@ async def part2_one(count: int, seconds: float, size: int, workers: int | None,
     busy1 = machine_busy()
     rendered = sum(s.rendered for s in stages) - sum(rendered0)
     stage_dropped = sum(s.dropped for s in stages) - sum(dropped0)
-    skipped = sum(s.source.skipped for s in stages) - sum(skipped0)
+    skipped = sum(s.skipped for s in senders) - sum(skipped0)
     done = sum(encoded) - sum(encoded0)
     expected = RATE * wall * count
+    lat = sorted(latencies)
     for task in tasks:
         task.cancel()
+    for sender in senders:
+        await sender.close()
     for stage in stages:
         await stage.teardown()
     pool.close()
@@ -317,7 +355,10 @@ async def part2_one(count: int, seconds: float, size: int, workers: int | None,
         "rendered": rendered,
         "encoded": done,
         "skipped_by_stage": stage_dropped,
-        "skipped_by_consumer": skipped,
+        "skipped_by_sender": skipped,
+        "unit_to_rtp_ms_p50": round(1000 * lat[len(lat) // 2], 1) if lat else None,
+        "unit_to_rtp_ms_p95": round(1000 * lat[int(0.95 * (len(lat) - 1))], 1) if lat else None,
+        "unit_to_rtp_ms_max": round(1000 * lat[-1], 1) if lat else None,
         "dropped_pct": round(100.0 * dropped / expected, 2),
         "main_cpu_s": round(cpu, 2),
         "workers_cpu_s": round(workers1 - workers0, 2),

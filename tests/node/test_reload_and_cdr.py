@@ -73,7 +73,7 @@ def test_a_record_has_every_field_in_order() -> None:
         "type", "call_id", "from", "to", "identity", "source", "transport", "room",
         "participant_id", "streams", "messages_in", "messages_out", "bytes_in", "bytes_out",
         "start", "setup_s", "duration_s", "end_reason", "end_text", "failure", "media_layer",
-        "audio",
+        "audio", "video",
     ]  # fmt: skip
     assert record["start"] == "1970-01-01T00:00:00.250Z"
     assert (record["setup_s"], record["duration_s"]) == (0.012, 61.5)

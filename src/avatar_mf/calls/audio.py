@@ -122,6 +122,8 @@ class AudioPlane:
     #: Figures of the streams already closed: packets in, out, lost.
     closed_totals: Counter[str] = field(default_factory=Counter)
     calls: set[CallAudio] = field(default_factory=set)
+    #: Clock time -> Unix wall time for the RTCP SRs (shared with video: lip-sync).
+    wallclock: Callable[[float], float] | None = None
 
     def totals(self) -> AudioTotals:
         packets_in = self.closed_totals["packets_in"]
@@ -359,6 +361,7 @@ class CallAudio:
             node_drops=plane.drops,
             sends=plan.sends,
             receives=plan.receives,
+            wallclock=plane.wallclock,
         )
 
         def on_rtp(data: bytes, addr: tuple[str, int]) -> None:

@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
-from avatar_mf.calls.audio import AudioPlane, CallAudio
+from avatar_mf.calls.audio import MEDIA_TIMEOUT, AudioPlane, CallAudio
 from avatar_mf.calls.video import CallVideo, VideoPlane
 from avatar_mf.channels.base import ChannelInfo, ChannelService, EchoService, ServiceFactory
 from avatar_mf.config import AppConfig
@@ -139,9 +139,17 @@ class CallMediaSession:
         self._audio_ports: dict[int, int] = {}
         #: The call's IMS-style video streams (None when the node serves no video).
         self.video: CallVideo | None = (
-            CallVideo(factory.video, call.call_id) if factory.video is not None else None
+            CallVideo(factory.video, call.call_id, self._video_timed_out)
+            if factory.video is not None
+            else None
         )
         self._video_ports: dict[int, int] = {}
+
+    def _video_timed_out(self) -> None:
+        """A video stream saw no RTP for ``rtp_timeout``: a call without audio streams (whose
+        own timeout would end it) ends for it."""
+        if not self.closed and (self.audio is None or not self.audio.live):
+            self._on_failure(MEDIA_TIMEOUT)
 
     @property
     def local_sdp(self) -> bytes:

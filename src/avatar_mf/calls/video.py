@@ -12,9 +12,14 @@ periodic RTCP. A decoder that falls behind (more than :data:`QUEUE_LIMIT` units 
 what waits and asks for a key frame. A re-offer keeps, replaces or closes streams as for audio;
 :meth:`CallVideo.close` (BYE, CANCEL, failure) releases sockets, tasks and decoders.
 
-The MF does not send video yet (the rendering issue will): an accepted ``sendrecv`` line is
-answered ``sendrecv`` and nothing is sent; the PLI/FIR counters the sender will read are in
-:attr:`VideoStream.video <avatar_mf.media.video_stream.VideoStream.video>`.
+Sending (the network-rendered avatar, TR 26.813 D.4 alternative 1): for a stream the MF sends
+on (the UE offered ``sendrecv`` or ``recvonly``) and a plane with a ``picker`` (the node wires
+it: which avatar's rendered frames this call's receiver is shown, or None), a
+:class:`~avatar_mf.media.video_sender.VideoSender` reads those frames, encodes them in the
+negotiated codec in the plane's ``encode_runner`` (a worker pool), packetizes and sends them;
+a PLI or FIR from the UE makes its next frame a key frame. A stream nobody picks sends RTCP
+only. A video stream that receives and stays silent for ``limits.rtp_timeout`` calls
+``on_timeout`` (the call layer ends a call that has no audio with "media timeout").
 
 :class:`RegistryVideoCaps` joins the video codec registry with the payload formats' answer
 rules (H.264 RFC 6184 8.2.2, :func:`avatar_mf.rtp.h264.answer_h264_fmtp`) for the SDP planner.
@@ -39,11 +44,12 @@ from avatar_mf.codecs.video import (
     VideoDecoder,
     default_video_registry,
 )
-from avatar_mf.media.audio_stream import StreamFormat
+from avatar_mf.media.audio_stream import MediaLimits, StreamFormat
 from avatar_mf.media.rtp_ports import PortRange, PortsExhausted
 from avatar_mf.media.rtp_socket import RtpSocketPair
 from avatar_mf.media.sockets import SocketLedger
-from avatar_mf.media.video_stream import EncodedUnit, VideoStream
+from avatar_mf.media.video_sender import EncodeJob, FrameReader, VideoSender
+from avatar_mf.media.video_stream import VIDEO_LIMITS, EncodedUnit, VideoStream
 from avatar_mf.rtp.h264 import answer_h264_fmtp
 from avatar_mf.sdp.video import VideoPlan
 
@@ -57,6 +63,14 @@ POLL_SECONDS = 0.5
 Runner = Callable[[Callable[[], Any]], Awaitable[Any]]
 #: Decoded pictures: (call id, picture, RTP timestamp, from a key frame).
 VideoSink = Callable[[str, Picture, int, bool], None]
+#: Which rendered avatar a call's receiver is shown: call id -> a reader of its frames, or None.
+VideoPicker = Callable[[str], FrameReader | None]
+
+
+def _unsent(sockets: RtpSocketPair) -> int:
+    """Bytes the RTP socket's transport holds that the OS has not taken yet (0: unknown)."""
+    size = getattr(sockets.rtp, "get_write_buffer_size", None)  # selector and uvloop UDP
+    return int(size()) if size is not None else 0
 
 
 class RegistryVideoCaps:
@@ -100,18 +114,30 @@ class VideoPlane:
     #: Node-wide totals of closed and open streams' video counters (decoded, units ...).
     closed_totals: Counter[str] = field(default_factory=Counter)
     calls: set[CallVideo] = field(default_factory=set)
+    #: Sending: who is shown what (None: the MF sends no video), the encoders' pool, the
+    #: frame rate cap and bit rate, and the clock -> wall time mapping of the RTCP SRs.
+    picker: VideoPicker | None = None
+    encode_runner: Runner | None = None
+    send_rate: float = 25.0
+    bitrate: int = 600_000
+    wallclock: Callable[[float], float] | None = None
+    limits: MediaLimits = VIDEO_LIMITS
 
     def totals(self) -> Counter[str]:
         totals = Counter(self.closed_totals)
         for call in self.calls:
             for live in call.live.values():
-                totals.update(_figures(live.stream))
+                totals.update(_figures(live.stream, live.sender))
         return totals
 
 
-def _figures(stream: VideoStream) -> dict[str, int]:
+def _figures(stream: VideoStream, sender: VideoSender | None) -> dict[str, int]:
     v = stream.video
     return {
+        "frames_out": v.frames_out,
+        "keyframes_out": v.keyframes_out,
+        "packets_out": stream.stats.packets_out if v.frames_out else 0,
+        "skipped_out": sender.skipped if sender is not None else 0,
         "packets_in": stream.stats.packets_in,
         "units": v.units,
         "decoded": v.decoded,
@@ -139,6 +165,11 @@ class VideoRecord:
     keyframe_requests_in: int
     keyframe_requests_out: int
     drops: int
+    frames_out: int = 0
+    keyframes_out: int = 0
+    packets_out: int = 0
+    #: Rendered frames this receiver did not get (it or the pool behind, the rate cap).
+    skipped_out: int = 0
 
 
 @dataclass
@@ -149,14 +180,19 @@ class _Live:
     decoder: VideoDecoder
     queue: asyncio.Queue[EncodedUnit]
     task: asyncio.Task[None] | None = None
+    sender: VideoSender | None = None
+    timed_out: bool = False
 
 
 class CallVideo:
     """The video streams of one call (see the module docstring)."""
 
-    def __init__(self, plane: VideoPlane, call_id: str) -> None:
+    def __init__(
+        self, plane: VideoPlane, call_id: str, on_timeout: Callable[[], None] | None = None
+    ) -> None:
         self._plane = plane
         self.call_id = call_id
+        self._on_timeout = on_timeout
         self.live: dict[int, _Live] = {}
         self.records: list[VideoRecord] = []
         self._closed = False
@@ -176,6 +212,7 @@ class CallVideo:
             if live is not None and self._same(live.plan, plan):
                 live.plan = plan
                 live.stream.sends, live.stream.receives = plan.sends, plan.receives
+                self._start_sender(live)
                 ports[plan.index] = live.sockets.port
                 continue
             if live is not None:
@@ -223,12 +260,15 @@ class CallVideo:
             send=sockets.send_rtp,
             send_rtcp=sockets.send_rtcp,
             now=clock.now(),
+            limits=plane.limits,
             rng=plane.rng,
             node_drops=plane.drops,
             sends=plan.sends,
             receives=plan.receives,
+            wallclock=plane.wallclock,
         )
         live = _Live(plan, stream, sockets, codec.decoder(), queue)
+        self._start_sender(live)
 
         def on_unit(unit: EncodedUnit) -> None:
             try:
@@ -257,6 +297,31 @@ class CallVideo:
         plane.streams_opened += 1
         return sockets.port
 
+    def _start_sender(self, live: _Live) -> None:
+        """Send the picked avatar on a stream the MF sends on (once per stream)."""
+        plane, plan = self._plane, live.plan
+        if live.sender is not None or plane.picker is None or not plan.sends:
+            return
+        codec = plane.caps.registry.codec(plan.codec.name, plan.codec.clock_rate, plan.fmtp)
+        if codec is None:
+            return
+        job = EncodeJob(codec, plan.fmtp, rate=plane.send_rate, bitrate=plane.bitrate)
+        sockets = live.sockets
+        picker, call_id = plane.picker, self.call_id
+        sender = VideoSender(
+            live.stream,
+            job,
+            lambda: picker(call_id),
+            clock=plane.clock,
+            rate=plane.send_rate,
+            runner=plane.encode_runner,
+            rtp_base=plane.rng.getrandbits(32),
+            backlog=lambda: _unsent(sockets),
+        )
+        live.stream.on_keyframe_request = sender.request_keyframe
+        live.sender = sender
+        sender.start()
+
     async def _run(self, live: _Live) -> None:
         """Decode the stream's units in the worker pool, in order; send RTCP when due."""
         plane, stream = self._plane, live.stream
@@ -265,7 +330,14 @@ class CallVideo:
                 unit = await asyncio.wait_for(live.queue.get(), POLL_SECONDS)
             except TimeoutError:
                 unit = None
-            stream.rtcp_due(plane.clock.now())
+            now = plane.clock.now()
+            stream.rtcp_due(now)
+            if not live.timed_out and stream.timed_out(now):
+                live.timed_out = True
+                log.info("call %s: no video RTP for %.0f s", self.call_id,
+                         stream.limits.rtp_timeout)
+                if self._on_timeout is not None:
+                    self._on_timeout()
             if unit is None:
                 continue
             job = functools.partial(live.decoder.decode, unit.data)
@@ -304,6 +376,10 @@ class CallVideo:
             keyframe_requests_in=v.keyframe_requests,
             keyframe_requests_out=v.pli_out + v.fir_out,
             drops=sum(stream.stats.drops.values()),
+            frames_out=v.frames_out,
+            keyframes_out=v.keyframes_out,
+            packets_out=stream.stats.packets_out,
+            skipped_out=live.sender.skipped if live.sender is not None else 0,
         )
 
     def summary(self) -> list[VideoRecord]:
@@ -318,11 +394,13 @@ class CallVideo:
         if live is None:
             return
         self.records.append(self._record(live))
-        self._plane.closed_totals.update(_figures(live.stream))
+        self._plane.closed_totals.update(_figures(live.stream, live.sender))
         live.stream.close()
         live.sockets.close()
         if live.task is not None:
             live.task.cancel()
+        if live.sender is not None:
+            live.sender.stop()
         self._plane.open_streams -= 1
 
     def close(self) -> None:

@@ -212,8 +212,13 @@ class H264Codec:
         fps: int = DEFAULT_FPS,
         bitrate: int = DEFAULT_BITRATE,
         max_nal_size: int | None = None,
+        level: str | None = None,
     ) -> PyAvVideoEncoder:
+        """``level``: the H.264 level the stream declares ("3.1", "1b"; the caller keeps the
+        picture within it, RFC 6184 profile-level-id)."""
         params = "repeat-headers=1:aud=0"
+        if level is not None:
+            params += f":level={level}"
         if max_nal_size is not None:
             params += f":slice-max-size={max_nal_size}"
         if self._spec.fmtp.get("packetization-mode", "0") == "0" and max_nal_size is None:

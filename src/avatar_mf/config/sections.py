@@ -395,6 +395,19 @@ class MediaConfig(Section):
     jitter_buffer_ms: StrictInt = Field(default=60, ge=20, le=1000)
     """Audio jitter buffer depth in milliseconds (incoming audio is played out this late)."""
 
+    video: StrictBool = True
+    """Answer IMS-style video m-lines (RTP/AVP, RTP/AVPF, no ICE, H.264 or VP8; needs audio
+    on): received pictures go to the avatar session, and with a network-animating stage the
+    rendered avatar is sent to avatar-assisted receivers. Off: video m-lines get port 0."""
+
+    video_bitrate: StrictInt = Field(default=600_000, ge=50_000, le=20_000_000)
+    """Target bit rate of the rendered avatar video sent to each receiver, bits per second
+    (the frame size and rate are [render] size and rate)."""
+
+    video_encoders: StrictInt = Field(default=2, ge=1, le=64)
+    """Threads that encode the rendered avatar video (one encode per receiver and frame,
+    ~2-3 ms at 512x512); a frame that finds them all busy past a short queue is skipped."""
+
     max_audio_participants: StrictInt = Field(default=8, ge=2, le=64)
     """Audio members per room (an N-1 mix costs N decodes and N encodes every 20 ms); past
     it a call's audio m-line is answered with port 0."""

@@ -147,6 +147,7 @@ class AudioStream:
         receives: bool = True,
         wall: Callable[[], float] = time.time,
         cname: str | None = None,
+        wallclock: Callable[[float], float] | None = None,
     ) -> None:
         rng = rng or random.Random()
         self.format = fmt
@@ -173,6 +174,8 @@ class AudioStream:
         self._rx: ReceiveStats | None = None
         self._tx = SendStats()
         self._wall = wall
+        #: Clock time -> Unix wall time, shared by a node's streams (RTCP SR lip-sync).
+        self._wallclock = wallclock
         self._rng = rng
         self.cname = cname or f"avatar-mf-{self.ssrc:08x}"
         #: Set by the room in forwarding mode: accepted packets go straight to it.
@@ -413,7 +416,9 @@ class AudioStream:
         if self._tx.packets and rtp_ts is not None:
             first = SenderReport(
                 ssrc=self.ssrc,
-                ntp_timestamp=ntp_timestamp(self._wall()),
+                ntp_timestamp=ntp_timestamp(
+                    self._wallclock(now) if self._wallclock is not None else self._wall()
+                ),
                 rtp_timestamp=rtp_ts,
                 packet_count=self._tx.packets & 0xFFFFFFFF,
                 octet_count=self._tx.octets & 0xFFFFFFFF,

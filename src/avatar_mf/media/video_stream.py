@@ -18,9 +18,16 @@ negotiated, else FIR (RFC 5104 4.3.1) with ``ccm fir``, at most once a second; w
 (no feedback negotiated) it waits for the UE's periodic key frames.
 
 Feedback received (RFC 4585 6.1: PSFB 206 FMT 1 PLI, RTPFB 205 FMT 1 generic NACK; RFC 5104
-4.3.1: PSFB FMT 4 FIR naming the MF's SSRC) is counted in :attr:`VideoStream.video`; the
-sender side (the network-rendered avatar video) reads :attr:`VideoStats.keyframe_requests` to
-send a key frame.
+4.3.1: PSFB FMT 4 FIR naming the MF's SSRC) is counted in :attr:`VideoStream.video`; a PLI or
+a FIR with a new sequence number (a repeated FIR is the same request, RFC 5104 4.3.1.2) also
+calls ``on_keyframe_request``: the sender (:mod:`avatar_mf.media.video_sender`, the
+network-rendered avatar) makes its next frame a key frame.
+
+Sending: :meth:`VideoStream.send_unit` sends one encoded frame's payloads with the MF's SSRC,
+consecutive sequence numbers, the frame's RTP timestamp and the marker bit on the last packet
+(RFC 6184 5.1, RFC 7741 4.1); the SR's RTP time is extrapolated from the frame's content time
+(the clock time it was made for), not from when its packets left, so audio and video SRs that
+share the media wall clock line up (docs/media.md, lip-sync).
 """
 
 from __future__ import annotations
@@ -91,6 +98,9 @@ class VideoStats:
     nack_in: int = 0
     pli_out: int = 0
     fir_out: int = 0
+    #: Sending (the network-rendered avatar): frames, key frames, packets sent.
+    frames_out: int = 0
+    keyframes_out: int = 0
 
     @property
     def keyframe_requests(self) -> int:
@@ -123,6 +133,7 @@ class VideoStream(AudioStream):
         offered_fmtp: Mapping[str, str] | None = None,
         feedback: tuple[str, ...] = (),
         on_unit: Callable[[EncodedUnit], None] | None = None,
+        on_keyframe_request: Callable[[], None] | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("limits", VIDEO_LIMITS)
@@ -132,7 +143,10 @@ class VideoStream(AudioStream):
         self.depacketizer = depacketizer_for(fmt.codec_name, params)
         self.feedback = feedback
         self.on_unit = on_unit
+        #: Called on a PLI or a new FIR from the receiver (the sender sends a key frame).
+        self.on_keyframe_request = on_keyframe_request
         self.video = VideoStats()
+        self._fir_seen: int | None = None
         self._waiting_for_key = True
         self._last_request: float | None = None
         self._fir_seq = 0
@@ -188,14 +202,59 @@ class VideoStream(AudioStream):
             if packet.packet_type == PSFB and packet.count == FMT_PLI:
                 if media_ssrc == self.ssrc:
                     self.video.pli_in += 1
+                    self._keyframe_requested()
             elif packet.packet_type == PSFB and packet.count == FMT_FIR:
                 fci = packet.payload[8:]
-                targets = {int.from_bytes(fci[i : i + 4], "big") for i in range(0, len(fci) - 7, 8)}
-                if self.ssrc in targets:
+                for i in range(0, len(fci) - 7, 8):
+                    if int.from_bytes(fci[i : i + 4], "big") != self.ssrc:
+                        continue
                     self.video.fir_in += 1
+                    seq = fci[i + 4]
+                    if seq != self._fir_seen:  # RFC 5104 4.3.1.2: a repeat is the same ask
+                        self._fir_seen = seq
+                        self._keyframe_requested()
+                    break
             elif packet.packet_type == RTPFB and packet.count == FMT_NACK:
                 if media_ssrc == self.ssrc:
                     self.video.nack_in += 1
+
+    def _keyframe_requested(self) -> None:
+        if self.on_keyframe_request is not None:
+            self.on_keyframe_request()
+
+    # -- sending -----------------------------------------------------------------------
+
+    def send_unit(
+        self, payloads: list[bytes], timestamp: int, content_time: float, now: float,
+        *, keyframe: bool = False,
+    ) -> None:
+        """Send one encoded frame: ``payloads`` in order, all with RTP ``timestamp``, the
+        marker on the last; ``content_time`` is the clock time the frame shows (the SR's RTP
+        time is extrapolated from it)."""
+        self._now_hint = now
+        if self.closed or not self.sends or not payloads:
+            return
+        last = len(payloads) - 1
+        for i, payload in enumerate(payloads):
+            packet = RtpPacket(
+                payload_type=self.format.payload_type,
+                sequence=self._seq,
+                timestamp=timestamp,
+                ssrc=self.ssrc,
+                payload=payload,
+                marker=i == last,
+            )
+            self._seq = (self._seq + 1) & 0xFFFF
+            self.stats.packets_out += 1
+            self.stats.bytes_out += len(payload)
+            self._tx.on_sent(len(payload), timestamp, content_time)
+            try:
+                self._send(packet.serialize(), self.remote)
+            except OSError:
+                self._drop("send_error")
+        self._ts = timestamp
+        self.video.frames_out += 1
+        self.video.keyframes_out += int(keyframe)
 
     # -- key frame requests ------------------------------------------------------------
 

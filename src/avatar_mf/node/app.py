@@ -39,6 +39,7 @@ from avatar_mf.media.audio_stream import MediaLimits
 from avatar_mf.media.certificate import CertificateStore
 from avatar_mf.media.endpoint import DataChannelEndpointFactory
 from avatar_mf.media.rtp_ports import PortRange
+from avatar_mf.media.video_stream import VIDEO_LIMITS
 from avatar_mf.node.admin import AdminServer
 from avatar_mf.node.cdr import CdrWriter, call_record
 from avatar_mf.node.metrics import NodeMetrics
@@ -46,6 +47,7 @@ from avatar_mf.node.preflight import preflight
 from avatar_mf.node.reload import ReloadPlan, plan_reload, with_live
 from avatar_mf.node.stages import StageLoadError, build_stages, stage_settings
 from avatar_mf.node.trace import SipTrace
+from avatar_mf.node.video_out import VideoPicker, network_animation, with_render_defaults
 from avatar_mf.node.web_client import WebClientFiles, client_config
 from avatar_mf.pipeline.executor import StageExecutor
 from avatar_mf.rooms.audio_room import AudioRooms
@@ -58,6 +60,7 @@ from avatar_mf.sip.transaction_layer import (
     TransactionLayer,
     TransactionLimits,
 )
+from avatar_mf.stages.animation.network import NetworkAnimation
 from avatar_mf.storage import Authorizer, AvatarCache, FilesystemStore, SystemWallClock
 from avatar_mf.storage.store import avatar_root
 from avatar_mf.transport.admission import RateLimiter, TrustedPeers
@@ -229,6 +232,15 @@ class MediaFunction:
         self.bootstrap = bootstrap_service_factory(config.bootstrap)
         #: Decoding, mixing and encoding of audio rooms whose codecs are not cheap (AMR).
         self.media_pool = StageExecutor(workers=1, max_pending=256)
+        #: Encoding the network-rendered avatar per receiver (its own pool: a burst of key
+        #: frames never delays an audio room's tick); past its queue a frame is skipped.
+        self.video_pool = StageExecutor(workers=media.video_encoders, max_pending=64)
+        #: One media wall clock for every RTCP SR of the node (audio and video of a session
+        #: share it: receivers lip-sync by it): Unix time = clock time + this offset.
+        wall_offset = time.time() - self.clock.now()
+        self.wallclock = lambda now: now + wall_offset
+        #: Network animation providers a reload replaced (their pools close at shutdown).
+        self._retired_animations: list[NetworkAnimation] = []
         self.audio_rooms = AudioRooms(
             self.clock,
             runner=lambda job: self.media_pool.run(job),
@@ -247,12 +259,14 @@ class MediaFunction:
                     rtp_timeout=media.rtp_timeout, jitter_buffer_ms=media.jitter_buffer_ms
                 ),
                 caps=RegistryAudioCaps(allowed=media.audio_codecs),
+                wallclock=self.wallclock,
             )
             if media.audio
             else None
         )
-        #: IMS-style video, received and decoded in the media pool: served whenever audio is
-        #: (its sockets come from the same port range and ledger).
+        #: IMS-style video, received and decoded in the media pool, the rendered avatar
+        #: encoded in the video pool: served when ``media.video`` and audio are on (its
+        #: sockets come from the same port range and ledger).
         self.video: VideoPlane | None = (
             VideoPlane(
                 clock=self.clock,
@@ -260,8 +274,13 @@ class MediaFunction:
                 ports=self.audio.ports,
                 ledger=self.audio.ledger,
                 runner=lambda job: self.media_pool.run(job),
+                encode_runner=lambda job: self.video_pool.run(job),
+                send_rate=config.render.rate,
+                bitrate=media.video_bitrate,
+                wallclock=self.wallclock,
+                limits=dataclasses.replace(VIDEO_LIMITS, rtp_timeout=media.rtp_timeout),
             )
-            if self.audio is not None
+            if self.audio is not None and media.video
             else None
         )
         self.sessions = CallSessionFactory(
@@ -464,6 +483,11 @@ class MediaFunction:
                 if media is not None and media.audio is not None
                 else []
             ),
+            video=(
+                [dataclasses.asdict(r) for r in media.video.summary()]
+                if media is not None and media.video is not None
+                else []
+            ),
         )
 
     # -- reload (SIGHUP) --------------------------------------------------------------------
@@ -476,7 +500,10 @@ class MediaFunction:
         merged = with_live(self.config, new, plan.live)
         stages = None
         if plan.touches("pipeline.") and self.hub is not None:
-            stages = build_stages(stage_settings(merged.pipeline), validator=validate_container)
+            stages = build_stages(
+                with_render_defaults(stage_settings(merged.pipeline), merged.render),
+                validator=validate_container,
+            )
         tls = self._check_tls(merged.sip)
         if plan.touches("log."):
             from avatar_mf.logging_setup import configure_logging
@@ -490,7 +517,9 @@ class MediaFunction:
         if plan.touches("admin.token"):
             self.admin.set_token(merged.admin.token)
         if stages is not None and self.hub is not None:
+            old_animation = network_animation(self.hub)
             self.hub.stages = tuple(stages)
+            self._wire_video_out(old_animation)
         if tls is not None and self._server_ssl is not None:
             certificate, private_key = tls
             self._server_ssl.load_cert_chain(certfile=certificate, keyfile=private_key)
@@ -634,7 +663,10 @@ class MediaFunction:
             clock=self.clock,
             relay_metrics=self.relay_metrics,
             executor=self.executor,
-            stages=build_stages(stage_settings(cfg.pipeline), validator=validate_container),
+            stages=build_stages(
+                with_render_defaults(stage_settings(cfg.pipeline), cfg.render),
+                validator=validate_container,
+            ),
             settings=AvatarSettings(
                 rate=cfg.pipeline.rate,
                 max_transfer_size=cfg.storage.max_avatar_size,
@@ -651,6 +683,23 @@ class MediaFunction:
             self.audio.audio_wanted = self.hub.wants_audio
         if self.video is not None:
             self.video.sink = self.hub.push_video
+        self._wire_video_out(None)
+
+    def _wire_video_out(self, old: NetworkAnimation | None) -> None:
+        """The network animation stage (if configured) reads stored avatars through the cache
+        and feeds the video plane's senders; a replaced one (reload) keeps rendering for its
+        sessions until they end, then its pool is closed with the node."""
+        if self.hub is None:
+            return
+        animation = network_animation(self.hub)
+        if animation is not None and self.cache is not None:
+            animation.avatar_loader = self.cache.get_blob
+        if old is not None and old is not animation:
+            self._retired_animations.append(old)
+        if self.video is not None:
+            self.video.picker = (
+                VideoPicker(self.hub, self._retired_animations) if animation is not None else None
+            )
 
     async def start(self) -> None:
         try:
@@ -713,6 +762,13 @@ class MediaFunction:
             await self.cache.aclose()
         self.executor.shutdown()
         self.media_pool.shutdown()
+        self.video_pool.shutdown()
+        if self.hub is not None:
+            animation = network_animation(self.hub)
+            if animation is not None:
+                animation.close()
+        for retired in self._retired_animations:
+            retired.close()
         self.two_leg.close()
         self.layer.close()
         for transport in self.transports.values():

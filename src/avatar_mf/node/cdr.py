@@ -15,7 +15,11 @@ channel payload, from the UE / to the UE), ``start`` (UTC, ISO 8601, when the IN
 header), ``failure`` (whether the end counts as a failure) and ``media_layer`` (for a media
 failure, the layer that failed: ``ICE``, ``DTLS`` or ``SCTP``; null otherwise), ``audio``
 (every RTP audio stream of the call: ``codec``, ``packets_in``, ``packets_out``, ``lost``,
-``jitter_ms``, ``rtt_ms`` (null without RTCP from the UE), ``drops``; empty without audio).
+``jitter_ms``, ``rtt_ms`` (null without RTCP from the UE), ``drops``; empty without audio),
+``video`` (every RTP video stream: ``codec``, ``packets_in``, ``lost``, ``units``,
+``keyframes``, ``decoded``, ``decode_errors``, ``skipped``, ``keyframe_requests_in`` (PLI +
+FIR from the UE), ``keyframe_requests_out``, ``drops``, and what the MF sent: ``frames_out``,
+``keyframes_out``, ``packets_out``, ``skipped_out``; empty without video).
 
 :class:`CdrWriter` appends each record as a line to ``log.cdr_file`` (opened again by
 :meth:`CdrWriter.reopen`, on SIGHUP, so that logrotate can move the file), or logs it as a
@@ -59,6 +63,7 @@ def call_record(
     setup: float | None,
     duration: float,
     audio: list[dict[str, object]] | None = None,
+    video: list[dict[str, object]] | None = None,
 ) -> dict[str, object]:
     """The record of one ended call. ``session``: the call as ``/sessions`` describes it;
     ``streams``: its negotiated data channels; ``start``: Unix time the INVITE came;
@@ -75,6 +80,7 @@ def call_record(
     record["failure"] = end.failure
     record["media_layer"] = media_layer(end.text) if end.reason.label.startswith("media") else None
     record["audio"] = audio or []
+    record["video"] = video or []
     return record
 
 

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from avatar_mf.avatar_session.hub import AvatarHub
     from avatar_mf.calls.audio import AudioPlane
     from avatar_mf.calls.call_media import CallSessionFactory
+    from avatar_mf.calls.video import VideoPlane
     from avatar_mf.media.endpoint import DataChannelEndpointFactory
     from avatar_mf.pipeline.executor import StageExecutor
     from avatar_mf.rooms.audio_room import AudioRooms
@@ -193,6 +194,25 @@ METRICS: tuple[MetricSpec, ...] = (
         "99th percentile of the last 1000 mixing ticks' decode + mix + encode time.",
     ),
     _c("audio_mix_ticks", "Audio room ticks, by mode (forward, mix).", "mode"),
+    # -- RTP video (IMS style; the network-rendered avatar out)
+    _g("video_streams_active", "RTP video streams open (one per accepted video m-line)."),
+    _c(
+        "video_packets",
+        "RTP video packets, by direction (rx: accepted from UEs, tx: the rendered avatar sent).",
+        "direction",
+    ),
+    _c(
+        "video_frames",
+        "Video frames, by kind: decoded (from UEs), sent (rendered avatar frames encoded and "
+        "sent), keyframes_sent, skipped_out (rendered frames a receiver did not get: it or the "
+        "encoder pool behind, the rate cap).",
+        "kind",
+    ),
+    _c(
+        "video_keyframe_requests",
+        "RTCP key frame requests, by direction (rx: PLI + FIR from UEs, tx: sent to UEs).",
+        "direction",
+    ),
     _c(
         "audio_frames",
         "Audio frames handled, by kind: decoded (or concealed) and encoded by room mixing, "
@@ -273,6 +293,8 @@ class NodeView(Protocol):
     def audio(self) -> AudioPlane | None: ...
     @property
     def audio_rooms(self) -> AudioRooms: ...
+    @property
+    def video(self) -> VideoPlane | None: ...
 
 
 def _family(name: str) -> CounterMetricFamily | GaugeMetricFamily:
@@ -345,6 +367,7 @@ class NodeCollector(Collector):
         self._calls(node, add, add_counts)
         self._media(node, add, add_counts)
         self._rtp(node, add, add_counts)
+        self._video(node, add, add_counts)
         self._avatar(node, add, add_counts, out)
         return out
 
@@ -486,6 +509,36 @@ class NodeCollector(Collector):
             "avatar_mf_audio_mix_ticks_total",
             (((m,), v) for m, v in rooms.stats.by_mode.items()),
             [("forward",), ("mix",)],
+        )
+
+    @staticmethod
+    def _video(node: NodeView, add: _Add, add_counts: _AddCounts) -> None:
+        plane = node.video
+        t = plane.totals() if plane is not None else None
+
+        def get(key: str) -> int:
+            return t[key] if t is not None else 0
+
+        add("avatar_mf_video_streams_active", plane.open_streams if plane else 0)
+        add_counts(
+            "avatar_mf_video_packets_total",
+            [(("rx",), get("packets_in")), (("tx",), get("packets_out"))],
+        )
+        add_counts(
+            "avatar_mf_video_frames_total",
+            [
+                (("decoded",), get("decoded")),
+                (("sent",), get("frames_out")),
+                (("keyframes_sent",), get("keyframes_out")),
+                (("skipped_out",), get("skipped_out")),
+            ],
+        )
+        add_counts(
+            "avatar_mf_video_keyframe_requests_total",
+            [
+                (("rx",), get("pli_in") + get("fir_in")),
+                (("tx",), get("pli_out") + get("fir_out")),
+            ],
         )
 
     @staticmethod

@@ -18,12 +18,15 @@ of frames is kept: with anything waiting the frame queues as usual). Per-stage q
 newest wins (the oldest droppable one waiting is dropped and counted); reliable frames are
 never dropped, and past the limit a new one is refused with a ``busy``
 :class:`~.frames.StageError`. An exception out of a stage becomes a ``StageError`` frame for
-the sink; the pipeline, the session and the process go on.
+the sink; the pipeline, the session and the process go on. A stage may also make frames on
+its own time (:class:`~.stage.TimedStage`: a timer while its input is missing): they go on
+from that stage exactly like the frames it yields.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
@@ -147,6 +150,9 @@ class SessionPipeline:
         """Set every stage up; a stage that fails to set up answers its frames with errors."""
         self._started = True
         for slot in self._slots:
+            bind = getattr(slot.named.stage, "bind_output", None)
+            if callable(bind):
+                bind(functools.partial(self._emit_from, slot))
             try:
                 await slot.named.stage.setup()
             except Exception as exc:
@@ -204,6 +210,11 @@ class SessionPipeline:
                     slot.named.name,
                     extra=self._log_extra,
                 )
+
+    def _emit_from(self, slot: _Slot, frame: Frame) -> None:
+        """A frame a stage made on its own time (:class:`~.stage.TimedStage`)."""
+        if not self._closed:
+            self._forward(frame, slot.index + 1)
 
     # -- routing ----------------------------------------------------------------------------
 

@@ -109,6 +109,18 @@ class InlineStage(Stage, Protocol):
     def process_inline(self, frame: Frame) -> Sequence[Frame] | None: ...
 
 
+class TimedStage(Stage, Protocol):
+    """A stage that also makes frames on its own time, with no frame coming in (optional).
+
+    Before :meth:`~Stage.setup` the pipeline calls :meth:`bind_output` with a callable that
+    sends a frame on to the stages after this one (as if ``process`` had yielded it). The
+    stage calls it from its own timer task (which it ends in ``teardown``); after the pipeline
+    closes, the callable drops what it is given.
+    """
+
+    def bind_output(self, emit: Callable[[Frame], None]) -> None: ...
+
+
 @runtime_checkable
 class StageProvider(Protocol):
     """What a ``[pipeline.<kind>]`` name builds, once per node: opens a stage per session."""

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from avatar_mf.ue.listener import UeListener
     from avatar_mf.ue.recorder import Recorder
     from avatar_mf.ue.rtp_audio import UeAudio
+    from avatar_mf.ue.rtp_video import UeVideo
 
 __all__ = ["DESCRIPTION", "HELP", "add_arguments", "add_parser", "run"]
 
@@ -66,6 +67,14 @@ DESCRIPTION = (
     "accepted channel opened and nothing failed."
 )
 
+#: The Contact feature tag of an avatar-assisted UE (TS 26.264 7.3.2).
+ASSISTED_TAG = ';+sip.3gpp-avatar-support="avatar-assisted"'
+#: Where the product's head framing puts the mouth and jaw (left, top, right, bottom as
+#: fractions of the picture): the region whose first movement is the video onset of the
+#: A/V skew the summary reports.
+RENDER_MOUTH = (0.3, 0.6, 0.7, 0.95)
+#: The A/V skew is reported only when the video ran this long before the speech began.
+SKEW_REST = 0.3
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -226,6 +235,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="offer the audio WebRTC style: UDP/TLS/RTP/SAVPF, SRTP, BUNDLEd with the data "
         "channel (needs ICE)",
+    )
+    video = parser.add_argument_group("network-rendered avatar video (docs/rendering.md)")
+    video.add_argument(
+        "--avatar-assisted",
+        action="store_true",
+        help='Contact +sip.3gpp-avatar-support="avatar-assisted" (TS 26.264): the MF animates '
+        "and renders the others' avatars for this UE and sends them as RTP video",
+    )
+    video.add_argument(
+        "--render",
+        type=Path,
+        metavar="DIR",
+        help="receive the MF's video (implies --avatar-assisted, offers RTP video and audio) "
+        "and save it as DIR/video.mp4 with the audio received",
+    )
+    video.add_argument(
+        "--video-codec",
+        choices=("H264", "VP8"),
+        default="H264",
+        help="the video codec offered with --render (default: %(default)s)",
     )
     parser.add_argument(
         "--fingerprint-hash",
@@ -424,7 +453,10 @@ async def _avatar_steps(
 
     timeout = args.timeout
     try:
-        caps = await client.hello(timeout=timeout)
+        assisted = getattr(args, "avatar_assisted", False) or getattr(args, "render", None)
+        # An avatar-assisted UE asks the MF to animate (a hello asking "ue" would be refused
+        # as a conflict with its Contact tag, TS 26.264 7.3.2).
+        caps = await client.hello(timeout=timeout, animation="network" if assisted else "ue")
         print(
             f"capabilities: session {caps.session_id}, animation data {caps.animation_data}",
             file=err,
@@ -496,8 +528,10 @@ async def _place(
     host, port, transport = _target(args)
     loop = asyncio.get_running_loop()
     rtp_audio = _rtp_audio(args)
+    rtp_video = _rtp_video(args)
     options: dict[str, Any] = {
         "rtp_audio": rtp_audio,
+        "rtp_video": rtp_video,
         "ice": args.ice,
         "streams": _streams(args),
         "audio": args.audio,
@@ -506,6 +540,10 @@ async def _place(
         "answer_timeout": args.timeout,
         "setup_timeout": args.timeout,
     }
+    if (args.avatar_assisted or args.render is not None) and listener is None:
+        from avatar_mf.ue.call import DATACHANNEL_FEATURE_TAG
+
+        options["contact_feature_tags"] = DATACHANNEL_FEATURE_TAG + ASSISTED_TAG
     if args.from_uri is not None or listener is None:
         options["from_uri"] = args.from_uri
     if listener is not None:  # from the registered endpoint, through the registrar
@@ -589,16 +627,72 @@ async def _place(
         if args.audio_out is not None:
             rtp_audio.save_wav(Path(args.audio_out))
             summary["audio"]["out"] = args.audio_out  # type: ignore[index]
+    if rtp_video is not None:
+        summary["video"] = _video_summary(args, rtp_video, rtp_audio, problems)
     if problems:
         summary["errors"] = [*call.errors, *problems]
         summary["ok"] = False
     return summary
 
 
+def _rtp_video(args: argparse.Namespace) -> UeVideo | None:
+    from avatar_mf.ue.rtp_video import UeVideo
+
+    if args.render is None:
+        return None
+    return UeVideo(args.local_host, codecs=(args.video_codec,), count=0)
+
+
+def _video_summary(
+    args: argparse.Namespace, video: UeVideo, audio: UeAudio | None, problems: list[str]
+) -> dict[str, object]:
+    """What the UE received of the MF's video; writes ``--render DIR``/video.mp4."""
+    from avatar_mf.ue.av_sync import motion_onset, sound_onset
+    from avatar_mf.ue.video_file import save_mp4
+
+    out: dict[str, object] = {
+        "codec": video.codec,
+        "packets_received": video.packets_in,
+        "packets_lost": video.lost_in,
+        "frames_received": len(video.units),
+        "keyframes_received": video.keyframes_in,
+        "pli_sent": video.pli_out,
+        "frame_rate": round(video.frame_rate(), 2),
+    }
+    pictures = video.received_pictures()
+    out["frames_decoded"] = len(pictures)
+    if not pictures:
+        problems.append("--render: no video was received (is the MF's animation stage "
+                        '"network"? docs/rendering.md)')
+        return out
+    pcm = audio.received_pcm() if audio is not None else b""
+    audio_start = 0.0
+    out["av_skew_ms"] = None  # without both SRs, speech and a picture at rest before it
+    v_sr = video.sender_reports[-1] if video.sender_reports else None
+    a_sr = audio.sender_reports[-1] if audio is not None and audio.sender_reports else None
+    frames = audio.timed_frames() if audio is not None else []
+    if v_sr is not None and a_sr is not None and frames:
+        audio_start = a_sr.wall(frames[0][0]) - v_sr.wall(pictures[0][0])
+        onset = sound_onset(frames)
+        moved = motion_onset(pictures, RENDER_MOUTH)
+        # Only meaningful when the picture was at rest before the speech began.
+        if onset is not None and moved is not None:
+            heard = a_sr.wall(onset[0]) + onset[1]
+            if v_sr.wall(pictures[0][0]) < heard - SKEW_REST:
+                out["av_skew_ms"] = round((heard - v_sr.wall(moved)) * 1000, 1)
+    path = args.render / "video.mp4"
+    try:
+        out["frames_written"] = save_mp4(path, pictures, audio=pcm, audio_start=audio_start)
+        out["file"] = str(path)
+    except (OSError, ValueError) as exc:
+        problems.append(f"--render: {exc}")
+    return out
+
+
 def _rtp_audio(args: argparse.Namespace) -> UeAudio | None:
     from avatar_mf.ue.rtp_audio import UeAudio, read_wav
 
-    if args.audio_in is None and args.audio_out is None:
+    if args.audio_in is None and args.audio_out is None and args.render is None:
         return None
     pcm = read_wav(Path(args.audio_in)) if args.audio_in is not None else b""
     codecs = (

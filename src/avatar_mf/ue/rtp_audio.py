@@ -37,6 +37,7 @@ from avatar_mf.codecs.registry import audio_codec
 from avatar_mf.media.srtp_path import SrtpPath
 from avatar_mf.rtp.errors import RtpError
 from avatar_mf.rtp.packet import RtpPacket, is_rtcp, parse_rtp
+from avatar_mf.rtp.rtcp import SenderReport, parse_rtcp
 from avatar_mf.sdp.audio import (
     AudioPlan,
     OfferedFormat,
@@ -45,6 +46,7 @@ from avatar_mf.sdp.audio import (
     render_audio_line,
 )
 from avatar_mf.sdp.model import Attribute, Connection, MediaDescription, SessionDescription
+from avatar_mf.ue.av_sync import SrMapping
 
 #: The payload types the UE offers, by codec (AMR-WB octet-aligned, as many UEs do).
 _FORMATS: dict[str, tuple[int, str, str]] = {
@@ -169,6 +171,8 @@ class UeAudio:
         self._highest: int | None = None
         self.packets_in = 0
         self.packets_out = 0
+        #: The MF's RTCP SRs (latest last).
+        self.sender_reports: list[SrMapping] = []
         self.rtcp_in = 0
         self.bad_in = 0
         #: When the first packet of the PCM left (the sender's clock).
@@ -332,6 +336,7 @@ class UeAudio:
             return
         if is_rtcp(data):
             self.rtcp_in += 1
+            self._rtcp(data, neg.clock_rate)
             return
         try:
             packet = parse_rtp(data)
@@ -348,6 +353,22 @@ class UeAudio:
         self.packets_in += 1
         ext = self._extend(packet.sequence)
         self._frames.setdefault(ext, (self._now(), packet.timestamp, pcm))
+
+    def _rtcp(self, data: bytes, clock_rate: int) -> None:
+        """Keep the MF's SRs (RTP time -> its wall clock: lip-sync against its video)."""
+        try:
+            packets = parse_rtcp(data, reduced_size=True)
+        except RtpError:
+            return
+        for packet in packets:
+            if isinstance(packet, SenderReport):
+                self.sender_reports.append(
+                    SrMapping.of(packet.ntp_timestamp, packet.rtp_timestamp, clock_rate)
+                )
+
+    def timed_frames(self) -> list[tuple[int, bytes]]:
+        """(RTP timestamp, 16 kHz PCM) of every received frame, in sequence order."""
+        return [(self._frames[i][1], self._frames[i][2]) for i in sorted(self._frames)]
 
     def _extend(self, seq: int) -> int:
         if self._highest is None:

@@ -8,6 +8,15 @@ pattern, or the ``pictures`` given, in a loop), encoded by the product's codecs
 (:mod:`avatar_mf.codecs.video`) and packetized by its payload formats (RFC 6184, RFC 7741). A
 PLI or FIR from the MF makes the next picture a key frame (counted in
 :attr:`UeVideo.keyframe_requests`).
+
+Receiving (the MF's network-rendered avatar, TR 26.813 D.4 alternative 1): RTP from the MF is
+depacketized as it arrives (:attr:`UeVideo.units`: each access unit / frame with its RTP
+timestamp and arrival time); the UE sends RTCP PLI (RFC 4585 6.3.1) when the first packet
+arrives and after a lost packet (at most every 0.5 s), and keeps the MF's RTCP SRs
+(:attr:`UeVideo.sender_reports`: RTP time -> the MF's wall clock, for lip-sync).
+:meth:`UeVideo.received_pictures` decodes what arrived (PyAV), :meth:`UeVideo.frame_rate`
+measures the arrival rate, :func:`avatar_mf.ue.video_file.save_mp4` writes it as MP4. With
+``count=0`` the UE sends no pictures and offers ``recvonly``.
 """
 
 from __future__ import annotations
@@ -15,19 +24,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Sequence
+import struct
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from avatar_mf.codecs.video import Picture, VideoEncoder, video_codec
+from avatar_mf.media.video_stream import EncodedUnit, depacketizer_for, unit_of
 from avatar_mf.rtp.errors import RtpError
 from avatar_mf.rtp.h264 import H264Packetizer
-from avatar_mf.rtp.packet import RtpPacket, is_rtcp
-from avatar_mf.rtp.rtcp import RtcpOther, parse_rtcp
+from avatar_mf.rtp.packet import RtpPacket, is_rtcp, parse_rtp
+from avatar_mf.rtp.rtcp import (
+    ReceiverReport,
+    RtcpOther,
+    SenderReport,
+    parse_rtcp,
+    serialize_rtcp,
+)
 from avatar_mf.rtp.vp8 import Vp8Packetizer
 from avatar_mf.sdp.audio import offered_formats
 from avatar_mf.sdp.model import Attribute, Connection, MediaDescription
+from avatar_mf.ue.av_sync import SrMapping
 from avatar_mf.ue.rtp_audio import bind_udp
+
+#: At most one PLI per this many seconds.
+PLI_INTERVAL = 0.5
 
 #: The payload types and fmtp the UE offers, by codec.
 _FORMATS: dict[str, tuple[int, str]] = {
@@ -53,6 +76,15 @@ def pattern_picture(index: int, width: int, height: int) -> Picture:
     return Picture.from_rgb(img)
 
 
+@dataclass(frozen=True, slots=True)
+class ReceivedUnit:
+    """One access unit / frame received from the MF."""
+
+    timestamp: int
+    arrival: float
+    unit: EncodedUnit
+
+
 class UeVideo:
     """See the module docstring."""
 
@@ -66,6 +98,7 @@ class UeVideo:
         fps: int = 25,
         count: int = 50,
         pictures: Sequence[Picture] = (),
+        now: Callable[[], float] = time.monotonic,
     ) -> None:
         self.local_host = local_host
         self.codecs = [c.upper() for c in codecs if c.upper() in _FORMATS]
@@ -86,6 +119,22 @@ class UeVideo:
         self._key_wanted = False
         self._transport: asyncio.DatagramTransport | None = None
         self._sender: asyncio.Task[None] | None = None
+        self._now = now
+        # Receiving the MF's video.
+        self._payload_type: int | None = None
+        self._fmtp: dict[str, str] = {}
+        self._remote: tuple[str, int] | None = None
+        self._depacketizer: object | None = None
+        self.remote_ssrc: int | None = None
+        self._last_seq: int | None = None
+        self._last_pli: float | None = None
+        #: Units received, in arrival order.
+        self.units: list[ReceivedUnit] = []
+        self.packets_in = 0
+        self.lost_in = 0
+        self.pli_out = 0
+        #: The MF's SRs for its video SSRC (latest last).
+        self.sender_reports: list[SrMapping] = []
 
     async def open(self) -> int:
         self._transport, self.port = await bind_udp(self.local_host, self._received)
@@ -106,7 +155,7 @@ class UeVideo:
                 Attribute("rtcp-fb", f"{pt} nack pli"),
                 Attribute("rtcp-fb", f"{pt} ccm fir"),
             ]
-        attrs += [Attribute("rtcp-mux"), Attribute("sendrecv")]
+        attrs += [Attribute("rtcp-mux"), Attribute("sendrecv" if self.count else "recvonly")]
         return MediaDescription(
             media="video",
             port=self.port,
@@ -130,6 +179,12 @@ class UeVideo:
         self.codec = chosen.name.upper()
         conn = answer.connection
         remote = (conn.address if conn is not None else address, answer.port)
+        self._payload_type = chosen.payload_type
+        self._fmtp = dict(chosen.params)
+        self._remote = remote
+        self._depacketizer = depacketizer_for(self.codec, self._fmtp)
+        if not self.count:
+            return
         encoder = codec.encoder(self.width, self.height, fps=self.fps)
         self._sender = asyncio.get_running_loop().create_task(
             self._send_loop(chosen.payload_type, encoder, remote)
@@ -173,6 +228,7 @@ class UeVideo:
 
     def _received(self, data: bytes, source: tuple[str, int]) -> None:
         if not is_rtcp(data):
+            self._media(data)
             return
         try:
             packets = parse_rtcp(data, reduced_size=True)
@@ -184,6 +240,99 @@ class UeVideo:
                 if packet.count in (1, 4):  # PLI, FIR
                     self.keyframe_requests += 1
                     self._key_wanted = True
+            elif isinstance(packet, SenderReport) and packet.ssrc == self.remote_ssrc:
+                self.sender_reports.append(
+                    SrMapping.of(packet.ntp_timestamp, packet.rtp_timestamp, 90000)
+                )
+
+    def _media(self, data: bytes) -> None:
+        """An RTP packet of the MF's video: depacketized; PLI at the start and after a loss."""
+        if self._depacketizer is None:
+            return
+        try:
+            packet = parse_rtp(data)
+        except RtpError:
+            return
+        if packet.payload_type != self._payload_type:
+            return
+        now = self._now()
+        self.packets_in += 1
+        first = self.remote_ssrc is None
+        self.remote_ssrc = packet.ssrc
+        lost = False
+        if self._last_seq is not None:
+            gap = (packet.sequence - self._last_seq) & 0xFFFF
+            if 1 < gap < 0x8000:
+                self.lost_in += gap - 1
+                lost = True
+        if self._last_seq is None or 0 < ((packet.sequence - self._last_seq) & 0xFFFF) < 0x8000:
+            self._last_seq = packet.sequence
+        try:
+            out = self._depacketizer.push(  # type: ignore[attr-defined]
+                packet.sequence, packet.timestamp, packet.marker, packet.payload
+            )
+        except RtpError:
+            out = []
+            lost = True
+        for unit in out:
+            encoded = unit_of(unit)
+            self.units.append(ReceivedUnit(encoded.timestamp, now, encoded))
+        if first or lost:
+            self.send_pli(now)
+
+    def send_pli(self, now: float | None = None) -> bool:
+        """Ask the MF for a key frame (RFC 4585 6.3.1), at most every :data:`PLI_INTERVAL`."""
+        now = self._now() if now is None else now
+        if self._transport is None or self._remote is None or self.remote_ssrc is None:
+            return False
+        if self._last_pli is not None and now - self._last_pli < PLI_INTERVAL:
+            return False
+        self._last_pli = now
+        pli = RtcpOther(206, 1, struct.pack("!II", self.ssrc, self.remote_ssrc))
+        self._transport.sendto(serialize_rtcp((ReceiverReport(self.ssrc, ()), pli)), self._remote)
+        self.pli_out += 1
+        return True
+
+    def stop_reading(self) -> None:
+        """Stop reading the socket (a receiver that fell behind: the kernel drops what comes)."""
+        pause = getattr(self._transport, "pause_reading", None)  # selector and uvloop UDP
+        if pause is not None:
+            pause()
+
+    # -- what was received ---------------------------------------------------------------
+
+    @property
+    def keyframes_in(self) -> int:
+        return sum(1 for u in self.units if u.unit.keyframe)
+
+    def frame_rate(self, since: float | None = None) -> float:
+        """Frames per second of arrival (units from ``since`` on), first to last unit."""
+        arrivals = [u.arrival for u in self.units if since is None or u.arrival >= since]
+        if len(arrivals) < 2 or arrivals[-1] <= arrivals[0]:
+            return 0.0
+        return (len(arrivals) - 1) / (arrivals[-1] - arrivals[0])
+
+    def received_pictures(self) -> list[tuple[int, Picture]]:
+        """Every unit decoded in arrival order from the first key frame: (RTP timestamp,
+        picture); a unit that does not decode is left out."""
+        if self.codec is None:
+            return []
+        codec = video_codec(self.codec, 90000, self._fmtp)
+        if codec is None:
+            return []
+        decoder = codec.decoder()
+        out: list[tuple[int, Picture]] = []
+        started = False
+        for received in self.units:
+            started = started or received.unit.keyframe
+            if not started:
+                continue
+            try:
+                pictures = decoder.decode(received.unit.data)
+            except ValueError:
+                continue
+            out.extend((received.timestamp, p) for p in pictures)
+        return out
 
     async def done(self) -> None:
         """Wait until every picture has been sent."""

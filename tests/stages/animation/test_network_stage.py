@@ -10,7 +10,7 @@ import pytest
 
 from avatar_mf.arf.blendshapes import ARKIT_INDEX
 from avatar_mf.arf.units import BlendshapeUnit, ConfigUnit, encode_unit
-from avatar_mf.pipeline.frames import AnimationUnitFrame, BaseAvatarFrame, Frame
+from avatar_mf.pipeline.frames import AnimationUnitFrame, AvatarInUse, BaseAvatarFrame, Frame
 from avatar_mf.render.gl import GlRenderer
 from avatar_mf.render.inline import InlineRenderer
 from avatar_mf.stages.animation.network import NetworkAnimation, NetworkAnimationStage
@@ -144,3 +144,99 @@ async def test_without_a_renderer_frames_still_go_through(head_arf: bytes) -> No
     assert await run(stage, unit) == [unit]
     assert stage.source.latest() is None
     await stage.teardown()
+
+
+async def test_a_stored_avatar_taken_into_use_is_loaded_and_rendered(
+    gl: GlRenderer, head_arf: bytes
+) -> None:
+    clock = FakeClock(100.0)
+    provider = NetworkAnimation(width=64, height=64, renderer=InlineRenderer(gl))
+    asked: list[str] = []
+
+    async def load(avatar_id: str) -> bytes:
+        asked.append(avatar_id)
+        return head_arf
+
+    provider.avatar_loader = load
+    stage = provider.open(stage_context(clock=clock))
+    await stage.setup()
+    in_use = AvatarInUse("p1", "a1")
+    assert await run(stage, in_use) == [in_use]  # goes on (the scene stage takes it too)
+    assert await run(stage, AvatarInUse("p1", "a1")) == [AvatarInUse("p1", "a1")]
+    assert asked == ["a1"]  # the same avatar again is not loaded again
+    await settle()
+    frames = await collect(stage, clock, 0.2)
+    assert len(frames) == 5
+    assert await run(stage, AvatarInUse("p1", None)) == [AvatarInUse("p1", None)]
+    assert stage.avatar is None  # withdrawn: nothing more to show
+    await stage.teardown()
+
+
+async def test_the_first_avatar_waits_for_the_render_pool(gl: GlRenderer, head_arf: bytes) -> None:
+    started = asyncio.Event()
+
+    class SlowStart(NetworkAnimation):
+        async def renderer(self, context):  # type: ignore[no-untyped-def]
+            await started.wait()  # the pool takes a while to start
+            return InlineRenderer(gl)
+
+    clock = FakeClock(100.0)
+    provider = SlowStart(width=64, height=64)
+    stage = provider.open(stage_context(clock=clock))
+    setup = asyncio.create_task(stage.setup())
+    avatar = BaseAvatarFrame("p1", "head", "application/vnd.arf+zip", head_arf)
+    using = asyncio.create_task(run(stage, avatar))  # the avatar arrives during setup
+    await settle()
+    assert not using.done()
+    started.set()
+    await setup
+    assert await using == [avatar]
+    await settle()
+    assert len(await collect(stage, clock, 0.2)) == 5  # rendered: it was not lost
+    await stage.teardown()
+
+
+async def test_units_before_the_avatar_drive_it_once_it_is_loaded(
+    gl: GlRenderer, head_arf: bytes
+) -> None:
+    _, neutral_stage, neutral_clock = await start(gl, head_arf)
+    neutral = (await collect(neutral_stage, neutral_clock, 0.2))[-1].rgba
+    await neutral_stage.teardown()
+
+    clock = FakeClock(100.0)
+    provider = NetworkAnimation(width=64, height=64, renderer=InlineRenderer(gl))
+    stage = provider.open(stage_context(clock=clock))
+    await stage.setup()
+    config = AnimationUnitFrame("p1", encode_unit(ConfigUnit(0, "arf-face-v1", 1000.0)),
+                                is_config=True)
+    await run(stage, config)  # the text stage speaks while a selected avatar still loads
+    await run(stage, jaw(0, 1.0))
+    clock.advance(0.3)
+    avatar = BaseAvatarFrame("p1", "head", "application/vnd.arf+zip", head_arf)
+    await run(stage, avatar)
+    await settle()
+    frames = await collect(stage, clock, 0.2)
+    assert np.abs(frames[-1].rgba.astype(int) - neutral).sum() > 1000  # the mouth is open
+    await stage.teardown()
+
+
+async def test_watched_only_renders_while_a_receiver_reads(gl: GlRenderer, head_arf: bytes) -> None:
+    _, stage, clock = await start(gl, head_arf, watched_only=True)
+    assert stage.source.active  # it has an avatar: a receiver may be shown it
+    for _ in range(5):
+        clock.advance(0.04)
+        await settle()
+    assert stage.rendered == 0 and stage.unwatched >= 4  # nobody reads: no work
+    reader = stage.source.reader()
+    for _ in range(5):
+        clock.advance(0.04)
+        await settle()
+    assert stage.rendered >= 4 and reader.offered == stage.rendered
+    reader.close()
+    rendered = stage.rendered
+    for _ in range(5):
+        clock.advance(0.04)
+        await settle()
+    assert stage.rendered == rendered
+    await stage.teardown()
+    assert not stage.source.active

@@ -13,9 +13,11 @@ from avatar_mf.arf.units import BlendshapeUnit, ConfigUnit, JointUnit, decode_un
 from avatar_mf.pipeline.frames import AnimationUnitFrame, AudioIn, Frame
 from avatar_mf.pipeline.runner import NamedStage, SessionPipeline
 from avatar_mf.stages.voice.corpus import Utterance, frame_times, hop_inputs, hop_of
-from avatar_mf.stages.voice.evaluation import Score, packets, score, stream_utterance
+from avatar_mf.stages.voice.evaluation import held_out_by_group, packets, stream_utterance
 from avatar_mf.stages.voice.labels import COARSE_OF_VISEME, frame_labels
-from avatar_mf.stages.voice.model import LOOKAHEAD, fit, stack_context
+from avatar_mf.stages.voice.model import LOOKAHEAD, stack_context
+from avatar_mf.stages.voice.onnx_export import to_onnx
+from avatar_mf.stages.voice.onnx_model import OnnxVisemeModel
 from avatar_mf.stages.voice.stage import VoiceStage, VoiceToAnimation
 from avatar_mf.testing.clock import FakeClock
 from avatar_mf.testing.pipeline import stage_context
@@ -50,28 +52,22 @@ def provider() -> VoiceToAnimation:
 # -- accuracy -------------------------------------------------------------------------------
 
 
-def test_held_out_accuracy_on_recorded_speech(corpus: list[Utterance]) -> None:
-    """Each utterance is streamed through a stage whose model never heard it (trained on the
-    other four by the repo's own trainer): the floor is well under what it reaches
-    (~0.70 5-class, ~0.53 15-class; the goal of 0.75 is the benchmark's)."""
-    data = [hop_inputs(u) for u in corpus]
-    total = Score(0, 0, 0)
-    for i, utterance in enumerate(corpus):
-        inputs = np.concatenate(
-            [stack_context(h, LOOKAHEAD) for j, (h, _) in enumerate(data) if j != i]
-        )
-        labels = np.concatenate([lab for j, (_, lab) in enumerate(data) if j != i])
-        model = fit(inputs, labels, lookahead=LOOKAHEAD, steps=300)
-        held_out = VoiceToAnimation(model=model, record_decisions=True)
-        result = stream_utterance(held_out, stage_context(), utterance)
-        total = total + score(result.decisions, utterance)
-    assert total.frames > 700
-    assert total.accuracy5 >= 0.60, total
-    assert total.accuracy15 >= 0.42, total
+def test_held_out_accuracy_on_recorded_speech(speech: list[Utterance]) -> None:
+    """Each group of utterances (one source and speaker) is streamed through a stage whose
+    model never heard that speaker (trained on the other groups by the repo's own trainer,
+    exported to ONNX and run in onnxruntime like the shipped one): the floor is well under
+    what it reaches (~0.63 5-class, ~0.46 15-class; the goal of 0.75 is the benchmark's)."""
+    total, groups = held_out_by_group(
+        speech, stage_context(), wrap=lambda m: OnnxVisemeModel(to_onnx(m))
+    )
+    assert len(groups) == 5 and total.frames > 1400
+    assert total.accuracy5 >= 0.55, total
+    assert total.accuracy15 >= 0.38, total
+    assert all(g.accuracy5 >= 0.45 for g in groups.values()), groups
     # Better than always answering the commonest class of the corpus.
-    truth = np.concatenate([frame_labels(u.phones, frame_times(u.duration)) for u in corpus])
+    truth = np.concatenate([frame_labels(u.phones, frame_times(u.duration)) for u in speech])
     commonest = np.bincount(COARSE_OF_VISEME[truth]).max() / truth.size
-    assert total.accuracy5 > commonest + 0.2
+    assert total.accuracy5 > commonest + 0.1
 
 
 def test_streamed_decisions_equal_offline_ones(
@@ -286,3 +282,72 @@ def test_a_new_rtp_clock_rate_carries_the_timeline_on(corpus: list[Utterance]) -
     ticks = np.array([u.timestamp for _, u in units], dtype=np.int64)
     assert np.all(np.abs(np.diff(ticks) - 1000 / RATE) <= 1)
     assert stage.restarts == 0 and stage.dropped == 0
+
+
+# -- no audio at all ------------------------------------------------------------------------
+
+
+def test_when_packets_stop_the_face_relaxes_at_30_per_second(corpus: list[Utterance]) -> None:
+    """Packets stop in the middle of speech (mouth open): ~100 ms later the stage's timer
+    takes over on the session clock, units keep coming at 30/s with the jaw relaxing to
+    neutral; when packets come back the audio takes over, no tick shown twice."""
+    pcm = corpus[0].pcm
+    jaw_at = ARKIT_INDEX["jawOpen"]
+
+    async def run() -> tuple[float, list[tuple[float, BlendshapeUnit]]]:
+        clock = FakeClock()
+        got: list[tuple[float, BlendshapeUnit]] = []
+
+        def sink(frame: Frame) -> None:
+            if isinstance(frame, AnimationUnitFrame) and not frame.is_config:
+                unit = decode_unit(frame.unit)
+                if isinstance(unit, BlendshapeUnit):
+                    got.append((clock.now(), unit))
+
+        stage = VoiceToAnimation(timescale=1000.0).open(stage_context(clock=clock))
+        pipeline = SessionPipeline([NamedStage("animation_data", "voice", stage)], sink)
+        await pipeline.start()
+        frames = packets(pcm)
+        # Stop where the speaker is loud: the mouth is open when the audio vanishes.
+        loud = [k for k, f in enumerate(frames[50:200], 50) if np.abs(level(f)).max() > 8000]
+        stop = loud[0] + 3
+
+        async def feed(batch: list[AudioIn]) -> None:
+            for frame in batch:
+                clock.advance(0.02)
+                pipeline.push(frame)
+                for _ in range(5):
+                    await asyncio.sleep(0)
+
+        await feed(frames[:stop])
+        stopped = clock.now()
+        for _ in range(90):  # 1.5 s without a packet, in 1/60 s steps
+            clock.advance(1 / 60)
+            for _ in range(5):
+                await asyncio.sleep(0)
+        # The stream comes back 1.5 s later on its RTP clock (a long gap: a restart).
+        resumed = packets(pcm, rtp_start=1000 + (stop + 75) * 320)[stop + 75 : stop + 125]
+        await feed(resumed)
+        await pipeline.aclose()
+        return stopped, got
+
+    def level(frame: AudioIn) -> np.ndarray:
+        return np.frombuffer(frame.pcm, dtype="<i2")
+
+    stopped, got = asyncio.run(run())
+    jaw = {t: u.weights[u.indices.index(jaw_at)] for t, u in got}
+    before = [j for t, j in jaw.items() if t <= stopped]
+    assert max(before[-10:]) > 0.15  # the mouth was open when the audio stopped
+    silent = [(t, u) for t, u in got if stopped < t <= stopped + 1.5]
+    # Nothing from the timer during the first 100 ms (the last packets' look-ahead frames
+    # may still come out); then 30 per second.
+    assert not [t for t, _ in silent if t < stopped + 0.1 - 1e-6]
+    late = [t for t, _ in silent if t > stopped + 0.15]
+    assert len(late) == pytest.approx(30 * (1.5 - 0.15), abs=2)
+    assert np.all(np.diff(late) < 0.05)  # no hole
+    relaxed = [jaw[t] for t in late if t > stopped + 0.45]
+    assert max(relaxed) < 0.02  # neutral within ~0.3 s of the timer starting
+    ticks = [u.timestamp for _, u in got]
+    assert all(0 < b - a for a, b in zip(ticks, ticks[1:], strict=False))  # never twice
+    after = [t for t, _ in got if t > stopped + 1.5]
+    assert len(after) >= 25  # the audio took over again

@@ -7,8 +7,10 @@ session's base avatar and renders the result (TR 26.813 D.4.1-D.4.2). :class:`Ne
 session gets a :class:`NetworkAnimationStage`:
 
 * it takes the session's :class:`~avatar_mf.pipeline.frames.BaseAvatarFrame` (uploaded or
-  generated; or :meth:`NetworkAnimationStage.use_avatar` for one selected from storage) and
-  loads it (:mod:`.avatar_rig`, in the executor);
+  generated), or the :class:`~avatar_mf.pipeline.frames.AvatarInUse` of one selected from
+  storage (read through the provider's ``avatar_loader``, which the node sets to its avatar
+  cache), and loads it (:mod:`.avatar_rig`, in the executor); ``AvatarInUse(None)`` (the
+  right to use it ended) stops the rendering;
 * it takes every :class:`~avatar_mf.pipeline.frames.AnimationUnitFrame` (the UE's, relayed,
   or the MF's own from the text stage) and feeds its :class:`~.timeline.Animator`; both kinds
   of frame go on unchanged (the UE-centric relay to receivers that animate themselves stays);
@@ -36,15 +38,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
-from avatar_mf.arf.units import ArfDecodeError, UnknownUnit, decode_unit
+from avatar_mf.arf.units import (
+    AnimationUnit,
+    ArfDecodeError,
+    ConfigUnit,
+    UnknownUnit,
+    decode_unit,
+)
 from avatar_mf.clock import sleep
-from avatar_mf.pipeline.frames import AnimationUnitFrame, BaseAvatarFrame, Frame
+from avatar_mf.pipeline.frames import AnimationUnitFrame, AvatarInUse, BaseAvatarFrame, Frame
 from avatar_mf.pipeline.stage import StageBase, StageContext
 from avatar_mf.render.errors import RenderUnavailable
 from avatar_mf.render.scene import Framing, MeshData, RenderSettings
@@ -55,6 +64,10 @@ from avatar_mf.stages.animation.timeline import Animator, AnimatorSettings
 from avatar_mf.stages.animation.video import VideoFrameOut, VideoSource
 
 log = logging.getLogger(__name__)
+
+#: Units that arrive before the session has an avatar are kept this long (seconds) and
+#: applied once it has one.
+REPLAY = 1.0
 
 
 class RenderedPicture(Protocol):
@@ -105,6 +118,7 @@ class NetworkAnimation:
         workers: int | None = None,
         threads: int = 1,
         onnx_model: str | None = None,
+        watched_only: bool = False,
         renderer: FrameRenderer | None = None,
     ) -> None:
         """``rate`` output frames per second; ``width``/``height``/``background``/``alpha``/
@@ -113,8 +127,10 @@ class NetworkAnimation:
         relaxes to neutral once units stop; ``delay`` seconds the rendered media time runs
         behind the units' arrival; ``workers``/``threads`` the render pool (default: one
         worker per core, one llvmpipe thread each); ``onnx_model`` an operator's 2D model
-        drawing 2D avatars (a photo as base avatar) instead of the warp; ``renderer`` another
-        renderer (tests)."""
+        drawing 2D avatars (a photo as base avatar) instead of the warp; ``watched_only``:
+        render a session's frames only while a receiver reads them (its
+        :class:`~.video.VideoSource` has readers; the node sets it: nobody avatar-assisted,
+        no rendering); ``renderer`` another renderer (tests)."""
         if not 1.0 <= rate <= 60.0:
             raise ValueError(f"rate must be 1..60 frames per second, not {rate!r}")
         if not 0.0 <= delay <= 1.0:
@@ -132,12 +148,15 @@ class NetworkAnimation:
         self._threads = threads
         self._renderer = renderer
         self.onnx_model = onnx_model
+        self.watched_only = watched_only
         self._onnx: OnnxPortraitModel | None = None
         self._unavailable: RenderUnavailable | None = None
         self._starting = asyncio.Lock()
         self._pool: object | None = None
         #: Each session's rendered frames, by participant id (the media plane's seam).
         self.sources: dict[str, VideoSource] = {}
+        #: Reads a stored avatar's container by id (the node sets it: the avatar cache).
+        self.avatar_loader: Callable[[str], Awaitable[bytes]] | None = None
 
     def video_source(self, participant: str) -> VideoSource | None:
         """The rendered frames of ``participant``'s session (None: no such session)."""
@@ -183,7 +202,7 @@ class NetworkAnimation:
 class NetworkAnimationStage(StageBase):
     """One session: units in, rendered frames to its :class:`VideoSource` (module docs)."""
 
-    accepts = (BaseAvatarFrame, AnimationUnitFrame)
+    accepts = (BaseAvatarFrame, AnimationUnitFrame, AvatarInUse)
 
     def __init__(self, provider: NetworkAnimation, context: StageContext) -> None:
         self.provider = provider
@@ -195,9 +214,17 @@ class NetworkAnimationStage(StageBase):
         self._mesh_key: str | None = None
         self._offset: float | None = None
         self._ticker: asyncio.Task[None] | None = None
+        self._avatar_id: str | None = None
+        self._config: ConfigUnit | None = None
+        self._early: deque[tuple[float, AnimationUnit]] = deque()
+        #: Set once setup has its renderer (or knows there is none): the session's first
+        #: avatar may arrive while the render pool is still starting.
+        self._ready = asyncio.Event()
         #: Frames rendered, frames skipped because their time had passed, units not decoded.
         self.rendered = 0
         self.dropped = 0
+        #: Frame times passed without rendering because no receiver read them.
+        self.unwatched = 0
         self.bad_units = 0
 
     async def setup(self) -> None:
@@ -206,6 +233,8 @@ class NetworkAnimationStage(StageBase):
             self._renderer = await self.provider.renderer(self.context)
         except RenderUnavailable as exc:
             log.warning("network animation renders nothing: %s", exc, extra=self.context.log_extra)
+        finally:
+            self._ready.set()
 
     async def teardown(self) -> None:
         ticker, self._ticker = self._ticker, None
@@ -225,7 +254,27 @@ class NetworkAnimationStage(StageBase):
             self._feed(frame)
         elif isinstance(frame, BaseAvatarFrame):
             await self.use_avatar(frame.data)
+        elif isinstance(frame, AvatarInUse):
+            await self._in_use(frame.avatar_id)
         yield frame
+
+    async def _in_use(self, avatar_id: str | None) -> None:
+        """A stored avatar was taken into use (or withdrawn: None)."""
+        if avatar_id is None:
+            self.avatar, self.animator, self._avatar_id = None, None, None
+            self.source.active = False
+            return
+        loader = self.provider.avatar_loader
+        if loader is None or avatar_id == self._avatar_id:
+            return
+        try:
+            data = await loader(avatar_id)
+            await self.use_avatar(data)
+        except Exception as exc:  # a vanished or unreadable avatar: keep what was shown
+            log.warning("network animation: avatar %s not loaded: %r", avatar_id, exc,
+                        extra=self.context.log_extra)
+            return
+        self._avatar_id = avatar_id
 
     # --- input ------------------------------------------------------------------------------
 
@@ -233,6 +282,7 @@ class NetworkAnimationStage(StageBase):
         """Animate this base avatar (ARF or GLB bytes, or a photo: 2D) from now on."""
         load = self.provider.load_portrait if is_picture(data) else load_avatar
         avatar: AnimatedAvatar | PortraitAvatar = await self.context.executor.run(load, data)
+        await self._ready.wait()
         animator = avatar.animator(self.provider.animator_settings)
         renderer = self._renderer
         if renderer is not None:
@@ -240,13 +290,21 @@ class NetworkAnimationStage(StageBase):
             if old is not None:
                 renderer.remove_mesh(old)
         self.avatar, self.animator, self._offset = avatar, animator, None
+        # The stream's CONFIG (its timescale) and the units that came before any avatar (a
+        # selected avatar loads while the text stage already speaks) drive the new one too.
+        if self._config is not None:
+            animator.feed(self._config)
+        early, self._early = self._early, deque()
+        now = self.context.clock.now()
+        for arrival, unit in early:
+            if arrival >= now - REPLAY:
+                self._apply(unit, arrival)
+        if renderer is not None:
+            self.source.active = True
         if self._ticker is None and renderer is not None:
             self._ticker = asyncio.get_running_loop().create_task(self._tick())
 
     def _feed(self, frame: AnimationUnitFrame) -> None:
-        animator = self.animator
-        if animator is None:
-            return
         try:
             unit = decode_unit(frame.unit)
         except ArfDecodeError:
@@ -254,12 +312,23 @@ class NetworkAnimationStage(StageBase):
             return
         if isinstance(unit, UnknownUnit):
             return
-        at = animator.feed(unit)
+        now = self.context.clock.now()
+        if isinstance(unit, ConfigUnit):
+            self._config = unit
+        elif self.animator is None:  # no avatar yet: kept for it (the last REPLAY seconds)
+            self._early.append((now, unit))
+            while self._early and self._early[0][0] < now - REPLAY:
+                self._early.popleft()
+        if self.animator is not None:
+            self._apply(unit, now)
+
+    def _apply(self, unit: AnimationUnit, arrival: float) -> None:
+        assert self.animator is not None
+        at = self.animator.feed(unit)
         if at is None:
             return
-        now = self.context.clock.now()
-        if self._offset is None or abs(now - self._offset - at) > self.provider.resync:
-            self._offset = now - at
+        if self._offset is None or abs(arrival - self._offset - at) > self.provider.resync:
+            self._offset = arrival - at
 
     def media_time(self, now: float) -> float | None:
         """The animation's media time shown at clock time ``now`` (None before any unit)."""
@@ -283,6 +352,10 @@ class NetworkAnimationStage(StageBase):
             if late >= 1:  # the time of this frame (and maybe more) has passed: skip them
                 self.dropped += late
                 index += late
+                continue
+            if self.provider.watched_only and not self.source.readers:
+                self.unwatched += 1  # nobody is shown this avatar: no work
+                index += 1
                 continue
             try:
                 await self._render(index, deadline)

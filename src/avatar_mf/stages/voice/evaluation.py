@@ -4,21 +4,32 @@
 exactly as the media plane delivers them, and keeps what came out after each packet;
 :func:`score` compares the stage's per-frame decisions (30 fps) with the phone alignment:
 15-viseme and 5-group accuracy (issue 13's mapping, :mod:`.labels`). A frame the stage gated
-as silence counts as ``sil``. Used by the tests (with a floor) and ``bench/voice_animation.py``.
+as silence counts as ``sil``. :func:`held_out_by_group` is the honest figure: each group of
+utterances (one source and speaker) scored by a model trained without it. Used by the tests
+(with a floor), ``tools/train_voice_visemes.py`` and ``bench/voice_animation.py``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from avatar_mf.pipeline.frames import AnimationUnitFrame, AudioIn, Frame
 from avatar_mf.pipeline.stage import StageContext
-from avatar_mf.stages.voice.corpus import PACKET, Utterance
+from avatar_mf.stages.voice.corpus import PACKET, Utterance, hop_inputs
 from avatar_mf.stages.voice.labels import COARSE_OF_VISEME, frame_labels
-from avatar_mf.stages.voice.model import coarse_probabilities
+from avatar_mf.stages.voice.model import (
+    LOOKAHEAD,
+    VisemeClassifier,
+    VisemeModel,
+    coarse_probabilities,
+    fit,
+    stack_context,
+)
 from avatar_mf.stages.voice.stage import VoiceStage, VoiceToAnimation
 
 
@@ -97,3 +108,48 @@ def score(decisions: list[tuple[float, NDArray[np.float64] | None]], utterance: 
     coarse = coarse_probabilities(probabilities).argmax(axis=1)
     right5 = int((coarse == COARSE_OF_VISEME[truth]).sum())
     return Score(len(decisions), right5, right15)
+
+
+def group_of(utterance: Utterance) -> str:
+    """The source-and-speaker group of an utterance: its name before the first ``-``."""
+    return utterance.name.split("-", 1)[0]
+
+
+def held_out_by_group(
+    corpus: list[Utterance],
+    context: StageContext,
+    *,
+    extra: tuple[NDArray[np.float64], NDArray[np.int64]] | None = None,
+    wrap: Callable[[VisemeModel], VisemeClassifier] | None = None,
+    **fit_options: Any,
+) -> tuple[Score, dict[str, Score]]:
+    """Leave one group out: each group's utterances are streamed through a stage whose model
+    was trained (:func:`.model.fit`) on the other groups only, plus ``extra`` (stacked
+    inputs, labels: training data that is never scored); ``wrap`` turns the trained model
+    into the classifier the stage runs (e.g. its ONNX export in onnxruntime). The total and
+    the score of every group."""
+    hops = {u.name: hop_inputs(u) for u in corpus}
+    lookahead = int(fit_options.pop("lookahead", LOOKAHEAD))
+    total = Score(0, 0, 0)
+    per_group: dict[str, Score] = {}
+    for group in sorted({group_of(u) for u in corpus}):
+        train = [hops[u.name] for u in corpus if group_of(u) != group]
+        inputs = [stack_context(h, lookahead) for h, _ in train]
+        labels = [lab for _, lab in train]
+        if extra is not None:
+            inputs.append(extra[0])
+            labels.append(extra[1])
+        model = fit(
+            np.concatenate(inputs), np.concatenate(labels), lookahead=lookahead, **fit_options
+        )
+        provider = VoiceToAnimation(
+            model=wrap(model) if wrap is not None else model, record_decisions=True
+        )
+        scored = Score(0, 0, 0)
+        for utterance in corpus:
+            if group_of(utterance) == group:
+                result = stream_utterance(provider, context, utterance)
+                scored = scored + score(result.decisions, utterance)
+        per_group[group] = scored
+        total = total + scored
+    return total, per_group

@@ -101,7 +101,7 @@ def fit(
     lookahead: int,
     hidden: int = 32,
     steps: int = 400,
-    l2: float = 1e-2,
+    l2: float = 3e-2,
     rate: float = 0.01,
     seed: int = 0,
 ) -> VisemeModel:

@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 #: The model file inside the package.
 ONNX_RESOURCE: Final = "viseme_model.onnx"
 #: sha256 of the shipped model file (written by tools/train_voice_visemes.py).
-MODEL_SHA256: Final = "1f2107099e245645102e22e3773ee44172fd02ca33667a962fdf12aca76f40cf"
+MODEL_SHA256: Final = "a8e3f569892293e9d3f9c9b9de5caef022aa6cc12927f271ccaf37813ebacabe"
 
 
 class ModelMismatch(ValueError):

@@ -21,20 +21,29 @@ analysis at the new position. A late or repeated packet is dropped; a change of 
 rate (another codec) carries the timeline (and the ticks) on from the current position.
 Digital silence and quiet audio gate the classifier (the mouth relaxes); clipped packets halve
 the mouth's movement (:mod:`.face`). Nothing in the audio can raise out of the stage.
+
+No audio at all. When no packet has arrived for :data:`NO_AUDIO_AFTER` seconds of the session
+clock (the caller muted, the network dropped the stream), a timer takes over
+(:class:`~avatar_mf.pipeline.stage.TimedStage`): one frame per 1/rate seconds, decided as
+silence, so the face relaxes to neutral and keeps blinking, never frozen. Those frames
+continue the frame count (and the ticks) from where the audio stopped; when packets come
+back the audio takes over again from the next frame not yet shown (no tick twice).
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 import zlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Final
 
 import numpy as np
 from numpy.typing import NDArray
 
 from avatar_mf.arf.units import BlendshapeUnit, ConfigUnit, JointUnit, encode_unit
+from avatar_mf.clock import sleep
 from avatar_mf.pipeline.frames import AnimationUnitFrame, AudioIn, Frame
 from avatar_mf.pipeline.stage import StageBase, StageContext
 from avatar_mf.stages.animation_data.idle import (
@@ -43,7 +52,7 @@ from avatar_mf.stages.animation_data.idle import (
     head_matrices,
 )
 from avatar_mf.stages.voice.corpus import hop_of
-from avatar_mf.stages.voice.face import FaceModel
+from avatar_mf.stages.voice.face import FaceFrame, FaceModel
 from avatar_mf.stages.voice.features import HOP, LEVEL_FLOOR, SAMPLE_RATE, FrontEnd
 from avatar_mf.stages.voice.model import CONTEXT_BEFORE, VisemeClassifier, hop_matrix
 from avatar_mf.stages.voice.onnx_model import shipped_model
@@ -55,6 +64,8 @@ GATE_LEVEL: Final = -55.0
 #: A packet is clipped when this share of its samples sits at full scale.
 CLIP_SHARE: Final = 0.01
 _CLIP_VALUE: Final = 32700
+#: Seconds without any packet after which the timer relaxes the face (frames keep coming).
+NO_AUDIO_AFTER: Final = 0.1
 _UINT32: Final = 1 << 32
 _RING: Final = 256
 
@@ -138,10 +149,16 @@ class VoiceStage(StageBase):
         self._clock_rate = 16000
         self._expected = 0  # unwrapped RTP timestamp of the next packet
         self._config_sent = False
+        self._emit_out: Callable[[Frame], None] | None = None
+        self._timer: asyncio.Task[None] | None = None
+        self._last_arrival = 0.0
+        self._participant = context.participant
         #: Counters for tests and metrics.
         self.dropped = 0
         self.filled_samples = 0
         self.restarts = 0
+        #: Frames the no-audio timer made.
+        self.timer_frames = 0
         #: (frame time, viseme probabilities or None for silence) per frame, when recorded.
         self.decisions: list[tuple[float, NDArray[np.float64] | None]] | None = (
             [] if provider.record_decisions else None
@@ -149,12 +166,28 @@ class VoiceStage(StageBase):
 
     # -- the stage protocol ---------------------------------------------------------------
 
+    def bind_output(self, emit: Callable[[Frame], None]) -> None:
+        self._emit_out = emit
+
+    async def teardown(self) -> None:
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
+            try:
+                await timer
+            except asyncio.CancelledError:
+                pass
+
     async def process(self, frame: Frame) -> AsyncIterator[Frame]:
         for out in self.process_inline(frame):
             yield out
 
     def process_inline(self, frame: Frame) -> Sequence[Frame]:
         assert isinstance(frame, AudioIn)
+        self._participant = frame.participant
+        self._last_arrival = self._context.clock.now()
+        if self._timer is None and self._emit_out is not None:
+            self._timer = asyncio.get_running_loop().create_task(self._no_audio_timer())
         pcm = np.frombuffer(frame.pcm[: len(frame.pcm) & ~1], dtype="<i2")
         if pcm.size == 0 or frame.clock_rate <= 0:
             return ()
@@ -220,6 +253,40 @@ class VoiceStage(StageBase):
             self._clipped[slot] = clipped
             self._hops += 1
 
+    # -- no audio at all ------------------------------------------------------------------
+
+    async def _no_audio_timer(self) -> None:
+        """While packets stop coming: one silent frame per 1/rate seconds (see the module
+        docstring); back to waiting as soon as a packet arrives."""
+        clock, period = self._context.clock, 1.0 / self._rate
+        due: float | None = None  # when the next silent frame is due (a fixed grid)
+        while True:
+            now = clock.now()
+            quiet = now - self._last_arrival
+            if quiet < NO_AUDIO_AFTER:
+                due = None
+                await sleep(clock, NO_AUDIO_AFTER - quiet)
+                continue
+            if due is None or now - due > 3 * period:
+                due = now
+            if now + 1e-9 < due:
+                await sleep(clock, due - now)
+                continue
+            emit = self._emit_out
+            if emit is not None and self._origin is not None:
+                for out in self._silent_frame():
+                    emit(out)
+            due += period
+
+    def _silent_frame(self) -> list[Frame]:
+        t = self._frame / self._rate
+        self._frame += 1
+        self.timer_frames += 1
+        if self.decisions is not None:
+            self.decisions.append((t, None))
+        face = self._face.step(None, -60.0)
+        return self._units(self._participant, t, face)
+
     # -- output ---------------------------------------------------------------------------
 
     def _emit(self, participant: str) -> list[Frame]:
@@ -242,7 +309,6 @@ class VoiceStage(StageBase):
             for k, p in zip(speech, self._model.probabilities(rows), strict=True):
                 decided[k] = p
         out: list[Frame] = []
-        provider = self._p
         for k, (t, hop) in enumerate(ready):
             slot = hop % _RING
             probabilities = decided.get(k)
@@ -251,22 +317,27 @@ class VoiceStage(StageBase):
             face = self._face.step(
                 probabilities, float(self._relative[slot]), clipped=bool(self._clipped[slot])
             )
-            tick = round((self._tick_origin + t) * provider.timescale) % _UINT32
-            if not self._config_sent:
-                self._config_sent = True
-                config = ConfigUnit(tick, provider.profile, provider.timescale)
-                out.append(self._unit(participant, encode_unit(config), t, is_config=True))
-            unit = BlendshapeUnit(
-                tick, provider.blendshape_set_id, self._face.indices, face.weights
+            out.extend(self._units(participant, t, face))
+        return out
+
+    def _units(self, participant: str, t: float, face: FaceFrame) -> list[Frame]:
+        """The units of the frame at media time ``t`` (the CONFIG unit first, once)."""
+        provider = self._p
+        out: list[Frame] = []
+        tick = round((self._tick_origin + t) * provider.timescale) % _UINT32
+        if not self._config_sent:
+            self._config_sent = True
+            config = ConfigUnit(tick, provider.profile, provider.timescale)
+            out.append(self._unit(participant, encode_unit(config), t, is_config=True))
+        unit = BlendshapeUnit(tick, provider.blendshape_set_id, self._face.indices, face.weights)
+        out.append(self._unit(participant, encode_unit(unit), t))
+        if provider.head_motion:
+            angles = np.array([face.head])
+            matrix = head_matrices(angles, provider.head_translation)[0]
+            pose = JointUnit(
+                tick, provider.joint_set_id, (HEAD_JOINT_INDEX,), (tuple(matrix.tolist()),)
             )
-            out.append(self._unit(participant, encode_unit(unit), t))
-            if provider.head_motion:
-                angles = np.array([face.head])
-                matrix = head_matrices(angles, provider.head_translation)[0]
-                pose = JointUnit(
-                    tick, provider.joint_set_id, (HEAD_JOINT_INDEX,), (tuple(matrix.tolist()),)
-                )
-                out.append(self._unit(participant, encode_unit(pose), t))
+            out.append(self._unit(participant, encode_unit(pose), t))
         return out
 
     def _stacked(self, hop: int) -> NDArray[np.float64]:
