@@ -44,19 +44,20 @@ def test_chromium_offer_gets_opus_bundled_on_the_data_channel_transport() -> Non
     assert app.startswith("application 40000 ")
     assert "a=rtpmap:111 opus/48000/2" in audio
     assert "a=rtpmap:110 telephone-event/48000" in audio  # the one at Opus's clock rate
-    assert "a=rtcp-mux" in audio and "a=mid:0" in audio
-    # Transport attributes only in the tagged (data channel) m-line.
-    assert "ice-ufrag" not in audio and "fingerprint" not in audio and "c=" not in audio
-    assert "a=ice-ufrag:mfUf" in app and "a=setup:active" in app
-    # The answerer BUNDLE-tag (first mid) is the data channel's.
-    assert "a=group:BUNDLE 1 0\r\n" in answer
+    assert "a=rtcp-mux" in audio and "a=mid:0" in audio and "c=" not in audio
+    # The transport attributes in both m-lines (Chromium reads them from the tag's, audio).
+    for attr in ("a=ice-ufrag:mfUf", "a=setup:active", "a=fingerprint:sha-256", "a=candidate:"):
+        assert attr in audio and attr in app, attr
+    assert "tls-id" not in audio and "sctp-port" not in audio
+    # The offerer BUNDLE-tag (its first mid, audio) stays the tag.
+    assert "a=group:BUNDLE 0 1\r\n" in answer
 
 
 def test_aiortc_offer_gets_opus() -> None:
     plan = plan_answer(parse_sdp(AIORTC_OFFER), POLICY)
     assert len(plan.audio) == 1 and plan.audio[0].bundled
     assert (plan.audio[0].codec.payload_type, plan.audio[0].codec.name) == (96, "opus")
-    assert plan.bundle_mids == ("1", "0")
+    assert plan.bundle_mids == ("0", "1")
 
 
 def test_without_opus_pcmu_then_pcma() -> None:

@@ -41,7 +41,7 @@ def test_webrtc_audio_is_bundled_with_the_data_channel() -> None:
     plan = plan_answer(parse_sdp(text.encode()), AnswerPolicy(audio=RegistryAudioCaps()))
     (served,) = plan.audio
     assert served.bundled and served.codec.name == "opus" and served.codec.payload_type == 111
-    assert plan.bundle_mids == ("dc", "audio")
+    assert plan.bundle_mids == ("audio", "dc")
 
 
 def test_ims_audio_offer_has_no_bundle() -> None:

@@ -409,8 +409,9 @@ def _plan_datachannel(
 def _bundle_mids(
     offer: SessionDescription, mid: str | None, audio: Iterable[AudioPlan] = ()
 ) -> tuple[str, ...] | None:
-    """The answer's BUNDLE group: the data channel's mid first (the answerer BUNDLE-tag,
-    RFC 8843 section 7.3.1), then the mids of the WebRTC audio m-lines bundled with it."""
+    """The answer's BUNDLE group: the data channel's mid and the mids of the WebRTC audio
+    m-lines bundled with it, in the offer's order (the offerer BUNDLE-tag, its first mid,
+    stays the answerer's when accepted: RFC 8843 section 7.3.1)."""
     if mid is None:
         return None
     for attr in offer.attributes("group"):
@@ -419,8 +420,8 @@ def _bundle_mids(
             continue  # "a=group" without semantics (RFC 5888 requires them): no group
         semantics, *mids = fields
         if semantics.upper() == "BUNDLE" and mid in mids:
-            bundled = [a.mid for a in audio if a.bundled and a.mid is not None and a.mid in mids]
-            return (mid, *bundled)
+            bundled = {a.mid for a in audio if a.bundled} | {mid}
+            return tuple(m for m in mids if m in bundled)
     return None
 
 
@@ -660,6 +661,28 @@ def _datachannel_line(
     return line, ice_lite
 
 
+#: The attributes of the BUNDLE transport (RFC 8839, RFC 8122, RFC 4145 / 8842).
+_TRANSPORT_ATTRIBUTES: Final = (
+    "ice-ufrag",
+    "ice-pwd",
+    "ice-options",
+    "candidate",
+    "end-of-candidates",
+    "fingerprint",
+    "setup",
+)
+
+
+def _with_transport(line: MediaDescription, dc_line: MediaDescription) -> MediaDescription:
+    """A bundled m-line with the BUNDLE transport's attributes, copied from the data channel
+    m-line: what JSEP implementations write in every bundled m-section (Chromium reads the
+    transport from the BUNDLE-tag's m-section, which may be the audio one)."""
+    transport = tuple(a for a in dc_line.attrs if a.name in _TRANSPORT_ATTRIBUTES)
+    attrs = list(line.attrs)
+    at = 1 if attrs and attrs[0].name == "mid" else 0
+    return replace(line, attrs=(*attrs[:at], *transport, *attrs[at:]))
+
+
 def render_answer(
     plan: AnswerPlan,
     params: DataChannelAnswerParams | None,
@@ -700,6 +723,9 @@ def render_answer(
         audio_type, audio_c = _addrtype(audio_address)
         if audio_c == address:
             audio_c = None
+    dc_line: MediaDescription | None = None
+    if dc is not None and params is not None:
+        dc_line, ice_lite = _datachannel_line(dc, params)
     for line_plan in plan.lines:
         offered = plan.offer.media[line_plan.index]
         audio = audio_by_index.get(line_plan.index)
@@ -714,10 +740,12 @@ def render_answer(
             port = params.port if audio.bundled and params is not None else ports.get(audio.index)
             if port is None:
                 raise ValueError(f"no RTP port given for audio m-line {audio.index}")
-            media.append(render_audio_line(audio, port=port, address=audio_c, addrtype=audio_type))
-        elif line_plan.accepted and dc is not None and params is not None:
-            accepted_line, ice_lite = _datachannel_line(dc, params)
-            media.append(accepted_line)
+            line = render_audio_line(audio, port=port, address=audio_c, addrtype=audio_type)
+            if audio.bundled and dc_line is not None:
+                line = _with_transport(line, dc_line)
+            media.append(line)
+        elif line_plan.accepted and dc_line is not None:
+            media.append(dc_line)
         else:
             media.append(_rejected_line(offered))
 

@@ -10,11 +10,12 @@ handshake (RFC 5764), demultiplexed from DTLS and STUN by the first byte (RFC 79
 Rules applied (RFC clauses):
 
 * RFC 8843 section 7.3: the audio m-line is served only when it is in the same BUNDLE group
-  as the accepted data channel m-line; the answer's group lists the data channel's mid first
-  (the answerer BUNDLE-tag: its m-line carries the transport attributes), then the audio mid.
-  Transport attributes (ICE, fingerprint, setup) are written only in the tagged m-line; the
-  audio m-line repeats the BUNDLE address (port), as JSEP answers do (RFC 8829 5.3.1). An
-  offered ``a=bundle-only`` m-line (port 0) is accepted the same way.
+  as the accepted data channel m-line; the answer's group lists the accepted mids in the
+  offer's order (the offerer BUNDLE-tag, its first mid, stays the tag: Chromium puts audio
+  first). The audio m-line repeats the BUNDLE address (port) and the transport attributes
+  (ICE, fingerprint, setup), as JSEP implementations write every bundled m-section (RFC 8829
+  5.3.1; Chromium takes the transport from the tag's m-section). An offered
+  ``a=bundle-only`` m-line (port 0) is accepted the same way.
 * WebRTC audio on a transport of its own (not bundled with the data channel, or no data
   channel accepted) is not served: port 0 (one transport per call is all the MF runs).
 * RFC 8858 / RFC 8843 section 9: ``a=rtcp-mux`` is required (RTP and RTCP share the BUNDLE
