@@ -8,6 +8,7 @@ BUNDLEd with their data channel (one ICE + DTLS transport, SRTP keyed by its han
   each hears the other (the room transcodes through its mix);
 * bad SRTP (garbage, packets protected with other keys) is dropped and counted, the call
   goes on;
+* a re-INVITE adding a data channel keeps the bundled audio stream;
 * the command line (``avatar-mf ue call --webrtc-audio``) sends and records a WAV;
 * every call releases its streams and sockets (/stats ``held``).
 """
@@ -26,6 +27,7 @@ import pylibsrtp
 import pytest
 
 from avatar_mf.rtp.packet import RtpPacket
+from avatar_mf.sdp.datachannel import DcMap
 from avatar_mf.sdp.model import serialize_sdp
 from avatar_mf.testing.process import MfProcess, free_port
 from avatar_mf.ue import UeCall
@@ -225,4 +227,29 @@ async def test_cli_call_with_webrtc_audio(mf: MfProcess, tmp_path: Path) -> None
     no_ice = parser.parse_args(["call", f"sip:x@{HOST}:5060", "--no-ice", "--webrtc-audio"])
     assert no_ice.run(no_ice, SimpleNamespace(stdout=out, stderr=err)) != 0
     assert "--webrtc-audio needs ICE" in err.getvalue()
+    assert_idle(mf)
+
+
+async def test_reinvite_keeps_the_bundled_audio(mf: MfProcess) -> None:
+    """A re-INVITE on the same DTLS association (a data channel added) keeps the audio stream
+    and its SRTP path (RFC 3264 8.3.1): the audio flows on, one stream in the end record."""
+    talker = UeAudio(HOST, webrtc=True, pcm=tone_pcm(600, 4.0))
+    listener = UeAudio(HOST, webrtc=True)
+    async with dial(mf, "rtcreinvite", listener):
+        async with dial(mf, "rtcreinvite", talker) as a:
+            await wait_for(lambda: listener.packets_in > 20)
+            added = await a.add_streams([DcMap(1004, label="extra", subprotocol="echo")])
+            assert [d.stream_id for d in added] == [1004]
+            assert a.answer is not None and a.answer.media[0].port != 0
+            before = listener.packets_in
+            await asyncio.sleep(1.0)
+            assert listener.packets_in > before + 30  # still flowing after the re-INVITE
+            assert held(mf)["rtp_streams"] == 2
+    records = [
+        json.loads(line)["cdr"]
+        for line in mf.log_text().splitlines()
+        if '"cdr"' in line and a.call_id in line
+    ]
+    (record,) = records[-1]["audio"]  # one stream: kept, not replaced
+    assert record["codec"] == "opus/48000" and record["packets_in"] >= 60
     assert_idle(mf)
