@@ -4,6 +4,7 @@ Usage::
 
     .venv/bin/python bench/dc_setup.py [--concurrency 100] [--rounds 5] [--single 20]
                                        [--workers N] [--modes ice,no-ice] [--json FILE]
+                                       [--baseline-src OTHER/src] [--profile FILE]
 
 One MF subprocess (``MfProcess``, ``LOG__LEVEL=WARNING``, default SIP timers) on loopback. Test
 UEs (``avatar_mf.ue.UeCall``, SIP over UDP, the four default streams 0, 10, 1000, 1002) measure,
@@ -26,6 +27,11 @@ asyncio process, so the default is one worker per core but one: on 2 cores, one 
 the MF each get a core (more UE processes than free cores only add context switches). The
 MF's and the UEs' CPU milliseconds per call are reported (/proc/<pid>/stat, process_time), and
 after each scenario the MF must hold nothing (``/stats`` held counts).
+
+A/B in one run: ``--baseline-src DIR`` starts a second MF from another checkout's ``src``
+(``mkdir /tmp/base && git archive main src | tar -x -C /tmp/base``, then
+``--baseline-src /tmp/base/src``) next to this one;
+every batch runs against both in turn, so both see the same machine load.
 
 Prints figures only (no assertions); exits 1 if a call failed or the MF did not go idle.
 """
@@ -54,6 +60,7 @@ from _common import (
     default_workers,
     describe_machine,
     markdown_table,
+    mf_python,
     percentile,
     start_mf,
     wait_released,
@@ -187,10 +194,12 @@ class Scenario:
     calls: int = 0
     idle_after: bool = True
     round_medians: list[float] = field(default_factory=list)
+    build: str = "this"
 
     def row(self) -> dict[str, Any]:
         s = self.setups
         return {
+            "build": self.build,
             "scenario": self.name,
             "ice": self.ice,
             "concurrency": self.concurrency,
@@ -210,50 +219,75 @@ class Scenario:
         }
 
 
-def run_scenario(
-    mf: Any,
+def baseline_python(src: Path, workdir: Path) -> str:
+    """An executable that runs this interpreter with ``src`` (another checkout's ``src``
+    folder) first on the import path: the MF it starts is that build."""
+    if not (src / "avatar_mf" / "__init__.py").exists():
+        raise SystemExit(f"--baseline-src {src}: no avatar_mf package there")
+    wrapper = workdir / "python-baseline"
+    wrapper.write_text(f'#!/bin/sh\nPYTHONPATH="{src}" exec "{sys.executable}" "$@"\n')
+    wrapper.chmod(0o755)
+    return str(wrapper)
+
+
+def run_batch(mf: Any, fleet: UeFleet, scenario: Scenario, batch: int) -> None:
+    """One batch of ``scenario.concurrency`` calls against ``mf``, added to ``scenario``."""
+    size = scenario.room_size
+    rooms = [
+        f"bench-{scenario.build}-{scenario.name}-{batch}-{i // size}"
+        for i in range(scenario.concurrency)
+    ]
+    pid = mf.proc.pid
+    cpu0 = cpu_seconds(pid)
+    results, ue_cpu = fleet.batch(rooms, scenario.ice, mf.sip_port)
+    scenario.mf_cpu += cpu_seconds(pid) - cpu0
+    scenario.ue_cpu += ue_cpu
+    scenario.calls += len(results)
+    setups = [r["setup"] for r in results if r["ok"]]
+    if setups:
+        scenario.round_medians.append(statistics.median(setups))
+    for result in results:
+        if result["ok"]:
+            scenario.setups.append(result["setup"])
+            scenario.answers.append(result["answer"])
+        else:
+            scenario.failures.append(result["error"])
+    held = wait_released(mf, 30.0)
+    if held:
+        scenario.idle_after = False
+        scenario.failures.append(f"MF still holds {held} after the batch")
+
+
+def run_scenarios(
+    mfs: dict[str, Any],
     fleet: UeFleet,
     name: str,
     ice: bool,
     concurrency: int,
     repeats: int,
     room_size: int,
-) -> Scenario:
-    scenario = Scenario(name, ice, concurrency, room_size)
-    pid = mf.proc.pid
+) -> list[Scenario]:
+    """``repeats`` batches against each MF of ``mfs`` (by build name), interleaved: batch 1 on
+    each, then batch 2 on each, ..., so that a change in the machine's load hits every build
+    alike."""
+    scenarios = {b: Scenario(name, ice, concurrency, room_size, build=b) for b in mfs}
     for batch in range(repeats):
-        rooms = [f"bench-{name}-{batch}-{i // room_size}" for i in range(concurrency)]
-        cpu0 = cpu_seconds(pid)
-        results, ue_cpu = fleet.batch(rooms, ice, mf.sip_port)
-        scenario.mf_cpu += cpu_seconds(pid) - cpu0
-        scenario.ue_cpu += ue_cpu
-        scenario.calls += len(results)
-        setups = [r["setup"] for r in results if r["ok"]]
-        if setups:
-            scenario.round_medians.append(statistics.median(setups))
-        for result in results:
-            if result["ok"]:
-                scenario.setups.append(result["setup"])
-                scenario.answers.append(result["answer"])
-            else:
-                scenario.failures.append(result["error"])
-        held = wait_released(mf, 30.0)
-        if held:
-            scenario.idle_after = False
-            scenario.failures.append(f"MF still holds {held} after the batch")
-    return scenario
+        for build, mf in mfs.items():
+            run_batch(mf, fleet, scenarios[build], batch)
+    return list(scenarios.values())
 
 
 def markdown(rows: Sequence[dict[str, Any]]) -> str:
     header = (
-        "offer", "UEs at once", "calls", "failed", "median", "p90", "max", "medians per round",
-        "200 OK median", "MF CPU/call", "UE CPU/call",
+        "build", "offer", "UEs at once", "calls", "failed", "median", "p90", "max",
+        "medians per round", "200 OK median", "MF CPU/call", "UE CPU/call",
     )  # fmt: skip
     lines = []
     for r in rows:
         rounds = r["round_medians_ms"]
         lines.append(
             (
+                r.get("build", "this"),
                 "ICE" if r["ice"] else "no ICE (IMS)",
                 r["concurrency"],
                 r["calls"],
@@ -267,7 +301,7 @@ def markdown(rows: Sequence[dict[str, Any]]) -> str:
                 f"{r['ue_cpu_ms_per_call']} ms",
             )
         )
-    return markdown_table(header, "lrrrrrrlrrr", lines)
+    return markdown_table(header, "llrrrrrrlrrr", lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -297,6 +331,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="unmeasured concurrent batches per mode first (first-call costs: imports, caches)",
     )
     parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
+    parser.add_argument(
+        "--profile", type=Path, help="run the MF under cProfile (slower), stats written here"
+    )
+    parser.add_argument(
+        "--baseline-src",
+        type=Path,
+        metavar="DIR",
+        help="A/B: also run an MF from another checkout's src folder (e.g. a git worktree of "
+        "main), side by side; every batch runs against both, interleaved (rows 'baseline' "
+        "and 'this')",
+    )
     args = parser.parse_args(argv)
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
 
@@ -305,36 +350,50 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_before = os.getloadavg()
     fleet = UeFleet(args.workers)  # first: a failure here must not leave an MF behind
     with tempfile.TemporaryDirectory(prefix="dc-setup-") as tmp:
-        mf = start_mf(Path(tmp), on_failure=fleet.close)
+        mfs: dict[str, Any] = {}
         try:
+            if args.baseline_src is not None:
+                workdir = Path(tmp) / "baseline"
+                workdir.mkdir()
+                mfs["baseline"] = start_mf(
+                    workdir,
+                    python=baseline_python(args.baseline_src.resolve(), workdir),
+                    on_failure=fleet.close,
+                )
+            workdir = Path(tmp) / "this"
+            workdir.mkdir()
+            python = mf_python(workdir, profile=args.profile)
+            mfs["this"] = start_mf(workdir, python=python, on_failure=fleet.close)
             for mode in modes:
                 ice = mode == "ice"
                 if args.warmup > 0:
-                    warmup = run_scenario(
-                        mf, fleet, "warmup", ice, args.concurrency, args.warmup, args.room_size
-                    )
-                    failures.extend(warmup.failures)  # a warm-up call must not fail either
+                    for warmup in run_scenarios(
+                        mfs, fleet, "warmup", ice, args.concurrency, args.warmup, args.room_size
+                    ):
+                        failures.extend(warmup.failures)  # a warm-up call must not fail either
                 for name, concurrency, repeats in (
                     ("single", 1, args.single),
                     ("concurrent", args.concurrency, args.rounds),
                 ):
                     if repeats <= 0 or concurrency <= 0:
                         continue
-                    scenario = run_scenario(
-                        mf, fleet, name, ice, concurrency, repeats, args.room_size
-                    )
-                    rows.append(scenario.row())
-                    failures.extend(scenario.failures)
-                    print(json.dumps(scenario.row()), file=sys.stderr, flush=True)
+                    for scenario in run_scenarios(
+                        mfs, fleet, name, ice, concurrency, repeats, args.room_size
+                    ):
+                        rows.append(scenario.row())
+                        failures.extend(scenario.failures)
+                        print(json.dumps(scenario.row()), file=sys.stderr, flush=True)
             # Every transaction ends within 64*T1 (+ T4) of the last call.
-            held = wait_released(mf, 45.0, ("transactions", *CALL_RESOURCES))
-            if held:
-                failures.append(f"MF still holds {held} 45 s after the last call")
+            for build, mf in mfs.items():
+                held = wait_released(mf, 45.0, ("transactions", *CALL_RESOURCES))
+                if held:
+                    failures.append(f"MF ({build}) still holds {held} 45 s after the last call")
         finally:
             fleet.close()
-            code = mf.stop()
-            if code != 0:
-                failures.append(f"MF exited with {code}")
+            for build, mf in mfs.items():
+                code = mf.stop(timeout=120 if args.profile is not None else 15)
+                if code != 0:
+                    failures.append(f"MF ({build}) exited with {code}")
     load_after = os.getloadavg()
     print(
         f"\n{describe_machine()}, UE workers: {args.workers or 'none (UEs in the bench process)'}, "

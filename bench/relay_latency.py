@@ -4,7 +4,7 @@ Usage::
 
     .venv/bin/python bench/relay_latency.py [--rooms 10,50,100] [--seconds 10] [--warmup 2]
                                             [--rate 30] [--senders 2] [--workers 2]
-                                            [--ice] [--json FILE]
+                                            [--ice] [--json FILE] [--sctp aiortc,tuned]
 
 One MF subprocess (``MfProcess``, ``LOG__LEVEL=WARNING``, default settings otherwise) on
 loopback. For each room count N, N rooms of two test UEs (``avatar_mf.ue.UeCall``, no ICE,
@@ -29,6 +29,12 @@ sent in the window and never received are reported as lost. MF CPU is utime + st
 process over the window (/proc/<pid>/stat), per relayed unit and as a share of one core; the
 UEs' CPU (all workers) likewise. The UEs run in ``--workers`` processes (one uvloop each; both
 UEs of a room in the same worker), so that they do not share the MF's event loop.
+
+``--sctp`` compares SCTP behaviours in the same run (media/sctp_transport.py ``SctpTuning``):
+one MF per variant, side by side, each level run against each in turn; the UEs use the same
+variant. ``aiortc``: a SACK per packet with DATA and a packet per message (aiortc's own,
+``media.sctp_sack_every = 1``, ``media.sctp_bundle = false``); ``tuned``: the defaults
+(delayed SACKs every second packet or 200 ms, bundling).
 
 Prints figures only (no assertions); exits 1 if a call failed or the MF did not go idle.
 """
@@ -63,6 +69,12 @@ from _common import (
     start_mf,
     wait_released,
 )
+
+#: MF settings and UE tuning of each ``--sctp`` variant.
+SCTP_VARIANTS: dict[str, dict[str, str]] = {
+    "aiortc": {"MEDIA__SCTP_SACK_EVERY": "1", "MEDIA__SCTP_BUNDLE": "false"},
+    "tuned": {},
+}
 
 TICKS = 1_000_000.0
 _MASK = 0xFFFFFFFF
@@ -109,8 +121,13 @@ class _Worker:
 
     # -- setup / teardown -------------------------------------------------------------
 
-    async def setup(self, names: Sequence[str], port: int, ice: bool) -> list[str]:
+    async def setup(
+        self, names: Sequence[str], port: int, ice: bool, sctp: str = "tuned"
+    ) -> list[str]:
+        from avatar_mf.media.sctp_transport import AIORTC_TUNING, DEFAULT_TUNING
         from avatar_mf.ue import UeCall
+
+        tuning = AIORTC_TUNING if sctp == "aiortc" else DEFAULT_TUNING
 
         gate = asyncio.Semaphore(_CONCURRENT_SETUPS)
         failures: list[str] = []
@@ -123,6 +140,7 @@ class _Worker:
                 ice=ice,
                 from_uri=f"sip:{side}-{room.name}@{HOST}",
                 certificate=self.certificate,
+                sctp_tuning=tuning,
                 setup_timeout=SETUP_LIMIT,
                 answer_timeout=SETUP_LIMIT,
             )
@@ -287,14 +305,18 @@ def histogram_quantile(
 # --------------------------------------------------------------------------- scenario
 
 
-def run_level(mf: Any, fleet: Fleet, rooms: int, args: argparse.Namespace) -> dict[str, Any]:
+def run_level(
+    mf: Any, fleet: Fleet, rooms: int, args: argparse.Namespace, sctp: str = "tuned"
+) -> dict[str, Any]:
     workers = len(fleet.conns)
-    names = [f"lat{rooms}-{i}" for i in range(rooms)]
+    names = [f"lat{rooms}-{sctp}-{i}" for i in range(rooms)]
     shares = [names[i::workers] for i in range(workers)]
     t0 = time.monotonic()
     failures = [
         f
-        for part in fleet.ask([("setup", s, mf.sip_port, args.ice) if s else None for s in shares])
+        for part in fleet.ask(
+            [("setup", s, mf.sip_port, args.ice, sctp) if s else None for s in shares]
+        )
         for f in part
     ]
     setup_seconds = time.monotonic() - t0
@@ -348,6 +370,7 @@ def run_level(mf: Any, fleet: Fleet, rooms: int, args: argparse.Namespace) -> di
         return None if value is None else round(value * 1000, 2)
 
     row: dict[str, Any] = {
+        "sctp": sctp,
         "rooms": rooms,
         "ues": 2 * rooms,
         "senders": senders,
@@ -385,7 +408,7 @@ def run_level(mf: Any, fleet: Fleet, rooms: int, args: argparse.Namespace) -> di
 
 def markdown(rows: Sequence[dict[str, Any]]) -> str:
     header = (
-        "rooms", "senders", "units/s relayed", "lost", "p50", "p90", "p99", "p99.9", "max",
+        "SCTP", "rooms", "senders", "units/s relayed", "lost", "p50", "p90", "p99", "p99.9", "max",
         "MF queue p99 (bucket)", "MF CPU (1 core)", "MF CPU/unit", "UE CPU (cores)",
         "MF waiting for a CPU", "machine busy",
     )  # fmt: skip
@@ -394,6 +417,7 @@ def markdown(rows: Sequence[dict[str, Any]]) -> str:
         queue = r["mf_queue_p99_le_ms"]
         lines.append(
             (
+                r.get("sctp", "tuned"),
                 r["rooms"],
                 r["senders"],
                 r["units_per_s"],
@@ -443,31 +467,55 @@ def main(argv: Sequence[str] | None = None) -> int:
         "the imports (default on)",
     )
     parser.add_argument(
+        "--sctp",
+        default="tuned",
+        help="SCTP variants to compare in this run, comma-separated: aiortc (a SACK per "
+        "packet, no bundling), tuned (the defaults); default: tuned",
+    )
+    parser.add_argument(
         "--trace",
         metavar="PREFIX",
         help="write every unit's (send time, latency, receiver) to PREFIX-<rooms>.csv",
     )
     args = parser.parse_args(argv)
     levels = [int(n) for n in args.rooms.split(",") if n.strip()]
+    variants = [v.strip() for v in args.sctp.split(",") if v.strip()]
+    unknown = set(variants) - set(SCTP_VARIANTS)
+    if unknown or not variants:
+        parser.error(f"--sctp: choose among {', '.join(SCTP_VARIANTS)}")
 
     rows: list[dict[str, Any]] = []
     failures: list[str] = []
     load_before = os.getloadavg()
     fleet = Fleet(max(1, args.workers), _Worker)  # first: a failure must not leave an MF
     with tempfile.TemporaryDirectory(prefix="relay-latency-") as tmp:
-        python = mf_python(Path(tmp), profile=args.profile, gc=args.gc)
-        mf = start_mf(Path(tmp), python=python, on_failure=fleet.close)
+        mfs: dict[str, Any] = {}
         try:
+            for variant in dict.fromkeys(variants):  # a variant named twice: one MF
+                workdir = Path(tmp) / variant
+                workdir.mkdir()
+                profile = args.profile
+                if profile is not None and len(variants) > 1:
+                    profile = profile.with_name(f"{profile.stem}-{variant}{profile.suffix}")
+                python = mf_python(workdir, profile=profile, gc=args.gc)
+                mfs[variant] = start_mf(
+                    workdir,
+                    settings=SCTP_VARIANTS[variant],
+                    python=python,
+                    on_failure=fleet.close,
+                )
             for rooms in levels:
-                row = run_level(mf, fleet, rooms, args)
-                failures.extend(row.pop("failures"))
-                rows.append(row)
-                print(json.dumps(row), file=sys.stderr, flush=True)
+                for variant in variants:
+                    row = run_level(mfs[variant], fleet, rooms, args, variant)
+                    failures.extend(row.pop("failures"))
+                    rows.append(row)
+                    print(json.dumps(row), file=sys.stderr, flush=True)
         finally:
             fleet.close()
-            code = mf.stop(timeout=120 if args.profile is not None else 15)
-            if code != 0:
-                failures.append(f"MF exited with {code}")
+            for variant, mf in mfs.items():
+                code = mf.stop(timeout=120 if args.profile is not None else 15)
+                if code != 0:
+                    failures.append(f"MF ({variant}) exited with {code}")
     load_after = os.getloadavg()
     print(
         f"\n{describe_machine()}, {args.workers} UE worker(s), {args.rate:g} units/s per sender, "

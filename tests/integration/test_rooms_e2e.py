@@ -10,9 +10,12 @@ What each test proves (rooms/rooms.py and rooms/relay.py are the MF side):
   5 s (a 52-weight BLENDSHAPE and a 478-landmark LANDMARK unit per frame, ~7 kB); UE2 still
   gets every unit, in order, within milliseconds; the MF's memory stays flat, and when UE3
   reads again it gets the newest units, not the whole backlog (stale units dropped);
-* the same stall with small units (the 134-byte units of the MF's own text animation) shows
-  that the relay drops nothing below 64 kB of backlog, i.e. ~16 s of such units (xfail,
-  strict: the cause is in the test).
+* the same stall with small units (the 134-byte units of the MF's own text animation): a UE
+  whose path loses the datagrams of a 3 s outage gets, on a ``max-time=150`` animation
+  channel (partial reliability, RFC 8831 6.1 / RFC 3758), only the fresh units once it is back,
+  while on a reliable channel it gets the MF's window retransmitted seconds late; a UE that
+  only stops reading (datagrams wait in its socket) gets late exactly the window already sent
+  to its host when it stopped, and nothing of what the MF held meanwhile.
 
 The UEs run in this process; "stops reading" is :meth:`UeCall.pause_media`: the UE's DTLS
 transport stops taking datagrams, so its SCTP acknowledges nothing and the MF's send buffers
@@ -35,8 +38,10 @@ import pytest
 
 from avatar_mf.arf import BlendshapeUnit, ConfigUnit, LandmarkUnit, Unit, encode_unit
 from avatar_mf.protocol import AnimationResumed
+from avatar_mf.sdp.datachannel import DcMap
 from avatar_mf.testing.process import MfProcess
 from avatar_mf.ue import AvatarClient, UeCall
+from avatar_mf.ue.offer import DEFAULT_STREAMS, with_partial_reliability
 
 from .conftest import assert_idle
 
@@ -222,7 +227,13 @@ async def test_three_ue_room_relays_units_in_order_and_announces_joins_and_byes(
 
 
 async def _stall_receiver(
-    mf: MfProcess, *, frames: int, landmarks: bool, weights: int = 52
+    mf: MfProcess,
+    *,
+    frames: int,
+    landmarks: bool,
+    weights: int = 52,
+    streams: Sequence[DcMap] = DEFAULT_STREAMS,
+    lose: bool = False,
 ) -> dict[str, Any]:
     """UE1 sends ``frames`` frames at 30/s into a room of three while UE3 reads nothing; then
     UE3 reads again. Returns what was measured."""
@@ -232,12 +243,12 @@ async def _stall_receiver(
     async with (
         avatar_ue(mf, room, "slow1") as (_, ue1),
         avatar_ue(mf, room, "slow2") as (_, ue2),
-        avatar_ue(mf, room, "slow3") as (call3, ue3),
+        avatar_ue(mf, room, "slow3", streams=streams) as (call3, ue3),
     ):
         await everyone_knows_everyone((ue1, ue2, ue3))
         await asyncio.sleep(0.3)  # let the MF settle before measuring its memory
         rss_before = await asyncio.to_thread(vm_rss_kib, mf.proc.pid)
-        call3.pause_media()
+        call3.pause_media(lose=lose)
         sent = await send_frames(ue1, frames, landmarks=landmarks, weights=weights)
         await ue2.wait_units(len(sent), STEP)
         rss_stalled = await asyncio.to_thread(vm_rss_kib, mf.proc.pid)
@@ -264,6 +275,7 @@ async def _stall_receiver(
         result["ue3_units"] = [u.data for u in ue3.units]
         result["sent_units"] = [data for _, data in sent]
         result["rss_kib"] = (rss_before, rss_stalled)
+        result["ue3_answer"] = call3.accepted
         assert ue1.failures == [] and ue2.failures == []
     if dropped_before is not None and result["dropped"] is not None:
         result["dropped"] -= dropped_before
@@ -283,7 +295,9 @@ async def test_slow_receiver_does_not_delay_the_others_and_loses_only_stale_unit
     # The MF held a bounded backlog for UE3: its memory did not grow with the stall.
     before, stalled = r["rss_kib"]
     assert stalled - before < 16 * 1024, r["rss_kib"]
-    assert r["ue3_while_stalled"] <= 1  # at most the datagram being read when it stopped
+    # At most the datagram being read when it stopped (the CONFIG and the first frame's
+    # units, which SCTP bundles into one packet).
+    assert r["ue3_while_stalled"] <= 3
     # UE3 got the newest units and a bounded backlog, not the ~2 MB sent meanwhile.
     got = r["ue3_units"]
     assert got[0] == r["sent_units"][0]  # the CONFIG is never dropped
@@ -295,17 +309,50 @@ async def test_slow_receiver_does_not_delay_the_others_and_loses_only_stale_unit
         assert r["dropped"] >= sent - len(got) - 1, r["dropped"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Partly fixed: the relay now hands animation units to a channel only below 1 kB of "
-    "send buffer (rooms/rooms.py RelayLimits.animation_high_water), so a stalled receiver's "
-    "backlog is dropped in the relay (91 -> ~39 late units). What remains was already handed "
-    "to SCTP on a reliable channel (congestion window in flight, then retransmitted): only "
-    "partial reliability (a=dcmap max-time, which the test UE does not offer) or abandoning "
-    "queued chunks in the SCTP layer would drop those.",
-)
-async def test_slow_receiver_gets_no_stale_backlog_of_small_units(mf: MfProcess) -> None:
-    r = await _stall_receiver(mf, frames=90, landmarks=False, weights=20)
+def positions(r: dict[str, Any]) -> list[int]:
+    """Where each unit UE3 got stands in what UE1 sent."""
+    return [r["sent_units"].index(u) for u in r["ue3_units"]]
+
+
+async def test_lossy_receiver_on_a_max_time_channel_gets_only_fresh_units(mf: MfProcess) -> None:
+    # UE3 offers its animation stream as TS 26.264's example does (max-time=150); the MF's
+    # answer repeats it, so the MF's SCTP abandons what UE3 could not take in time.
+    streams = with_partial_reliability(DEFAULT_STREAMS, max_time=150)
+    r = await _stall_receiver(
+        mf, frames=90, landmarks=False, weights=20, streams=streams, lose=True
+    )
+    got, sent = r["ue3_units"], r["sent"]
+    assert r["ue3_answer"] == streams
+    assert got[-1] == r["sent_units"][-1]
+    # Besides the datagram UE3 was reading when the outage began (the CONFIG, and the first
+    # frame's unit bundled with it), only the relay's newest units of the last frames:
+    # nothing from the 3 s of the outage.
+    before = r["ue3_while_stalled"]
+    assert before <= 3 and got[:before] == r["sent_units"][:before]
+    after = positions(r)[before:]
+    assert len(after) <= 6 and all(p >= sent - 6 for p in after), positions(r)
+
+
+async def test_lossy_receiver_on_a_reliable_channel_gets_a_stale_backlog(mf: MfProcess) -> None:
+    # The same outage on the default (reliable) channel: the MF's SCTP retransmits every unit
+    # it had sent into the outage (its congestion window), seconds late.
+    r = await _stall_receiver(mf, frames=90, landmarks=False, weights=20, lose=True)
     got, sent = r["ue3_units"], r["sent"]
     assert got[-1] == r["sent_units"][-1]
-    assert len(got) <= 10, f"UE3 got {len(got)} of {sent} units after a 3 s stall"
+    stale = [p for p in positions(r) if p < sent - 6]
+    assert len(stale) >= 10, positions(r)
+    assert stale == list(range(len(stale)))  # the window, in order
+
+
+async def test_stalled_reader_gets_only_what_was_already_in_its_socket(mf: MfProcess) -> None:
+    # A reader that stops (datagrams wait in its socket, not lost): what it gets late is the
+    # window the MF sent before it could know, a run from the start of the stall; max-time
+    # cannot recall datagrams already delivered to the peer's host, but nothing the MF held
+    # for the rest of the stall follows them.
+    streams = with_partial_reliability(DEFAULT_STREAMS, max_time=150)
+    r = await _stall_receiver(mf, frames=90, landmarks=False, weights=20, streams=streams)
+    got, sent = r["ue3_units"], r["sent"]
+    assert got[-1] == r["sent_units"][-1]
+    window = [p for p in positions(r) if p < sent - 6]
+    assert window == list(range(len(window))), positions(r)
+    assert len(got) < sent * 2 // 3, positions(r)

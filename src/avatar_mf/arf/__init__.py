@@ -28,6 +28,7 @@ from avatar_mf.arf.units import (
     UnknownUnit,
     decode_unit,
     encode_unit,
+    is_config_unit,
     iter_units,
     timestamp_seconds,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "UnitType",
     "UnknownUnit",
     "decode_unit",
+    "is_config_unit",
     "encode_unit",
     "iter_units",
     "timestamp_seconds",

@@ -414,6 +414,13 @@ def _encode_landmark(unit: LandmarkUnit) -> bytes:
 _Buffer: TypeAlias = bytes | bytearray | memoryview
 
 
+def is_config_unit(data: bytes | str) -> bool:
+    """Whether a message is a CONFIG unit, from its first header byte alone (no decoding):
+    for the relay, which sends a receiver's CONFIG units reliably on a partially reliable
+    channel."""
+    return isinstance(data, bytes) and len(data) >= HEADER_SIZE and data[0] >> 1 == UnitType.CONFIG
+
+
 def decode_unit(data: _Buffer) -> Unit:
     """Decode one message of a ``3gpp-ar-animation`` channel: exactly one unit.
 

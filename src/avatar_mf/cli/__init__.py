@@ -8,6 +8,7 @@
     avatar-mf sessions drop CALL_ID [--admin URL] [--token T]  end one with BYE
     avatar-mf trace on|off|status [--call CALL_ID] [--pcap FILE] [--hep HOST:PORT]
     avatar-mf tls generate-cert --out DIR [--host NAME ...]   a lab certificate (tls, wss)
+    avatar-mf node spawn|plan [--nodes N] [--base-port P] ...  one node per core (cli/node.py)
     avatar-mf --version
 
 Subcommands are :class:`Command` values listed in :data:`COMMANDS`. A command either runs
@@ -517,6 +518,12 @@ def _tls_commands() -> Command:
     return build_commands()
 
 
+def _node_commands() -> Command:
+    from avatar_mf.cli.node import build_commands
+
+    return build_commands()
+
+
 def _ue_commands() -> Command:
     # The test UE (avatar_mf.ue) imports aiortc only when a call runs: the parser stays light.
     from avatar_mf.ue import listen_cli
@@ -544,6 +551,7 @@ COMMANDS: tuple[Command, ...] = (
     TRACE,
     _avatar_commands(),
     _tls_commands(),
+    _node_commands(),
     _ue_commands(),
 )
 

@@ -346,6 +346,14 @@ class MediaConfig(Section):
     fits the minimum IPv6 MTU after UDP and DTLS overhead; lower it for paths with a smaller
     MTU (e.g. tunnels)."""
 
+    sctp_sack_every: StrictInt = Field(default=2, ge=1, le=4)
+    """SCTP acknowledges every this many packets with DATA, or within 200 ms of the first
+    (RFC 9260 6.2 delayed SACK; at once on a gap or a duplicate). 1: a SACK per packet."""
+
+    sctp_bundle: StrictBool = True
+    """Bundle small data channel messages sent together into one SCTP packet (RFC 9260
+    6.10) instead of one packet, DTLS record and datagram each."""
+
     certificate_dir: DirectoryPath | None = None
     """Directory holding the DTLS certificate and key (created there if missing). Unset:
     <storage.path>/dtls."""

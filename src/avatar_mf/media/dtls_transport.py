@@ -57,8 +57,13 @@ class ImsDtlsTransport(RTCDtlsTransport):
             self.failure_reason = "no peer certificate"
             self._set_state(State.FAILED)
             return
+        # Only the hash functions the peer's a=fingerprint lines use (one, typically): each
+        # digest of the certificate costs CPU on every call set-up.
+        wanted = {f.algorithm.lower() for f in remoteParameters.fingerprints}
         peer = {
-            a: certificate_fingerprint(certificate, a) for a in SUPPORTED_FINGERPRINT_ALGORITHMS
+            a: certificate_fingerprint(certificate, a)
+            for a in SUPPORTED_FINGERPRINT_ALGORITHMS
+            if a in wanted
         }
         ok, reason = fingerprints_match(
             peer, [(f.algorithm, f.value) for f in remoteParameters.fingerprints]

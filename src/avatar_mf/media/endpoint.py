@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 from avatar_mf.clock import Clock, LoopClock
@@ -37,8 +37,13 @@ from avatar_mf.media.params import (
     answer_setup,
     dtls_role,
 )
-from avatar_mf.media.sctp_transport import AIORTC_USER_DATA_MAX_LENGTH, MIN_USER_DATA_MAX_LENGTH
-from avatar_mf.media.session import DataChannelSession
+from avatar_mf.media.sctp_transport import (
+    AIORTC_USER_DATA_MAX_LENGTH,
+    DEFAULT_TUNING,
+    MIN_USER_DATA_MAX_LENGTH,
+    SctpTuning,
+)
+from avatar_mf.media.session import DataChannelSession, MessagePredicate
 from avatar_mf.media.sockets import SocketLedger
 from avatar_mf.media.udp_dtls_transport import PlainUdpTransport
 
@@ -64,6 +69,8 @@ class DataChannelEndpointFactory:
         fingerprint_algorithms: tuple[str, ...] = ("sha-256",),
         offer_use_srtp: bool = True,
         clock: Clock | None = None,
+        sctp_tuning: SctpTuning = DEFAULT_TUNING,
+        reliable_messages: Mapping[str, MessagePredicate] | None = None,
     ) -> None:
         """
         :param certificate: the process DTLS identity.
@@ -79,6 +86,9 @@ class DataChannelEndpointFactory:
         :param fingerprint_algorithms: hash functions of the advertised ``a=fingerprint`` lines.
         :param offer_use_srtp: offer the DTLS use_srtp extension (aiortc's default); False only
             to emulate UEs that do not.
+        :param sctp_tuning: delayed SACKs and bundling (:class:`SctpTuning`).
+        :param reliable_messages: per subprotocol, the messages sent fully reliably on its
+            partially reliable channels (:class:`DataChannelSession`).
         :param clock: timer source for the setup timeout; the running loop by default.
         """
         if user_data_max_length is not None and not (
@@ -97,6 +107,8 @@ class DataChannelEndpointFactory:
         self._setup_timeout = setup_timeout
         self._user_data_max_length = user_data_max_length
         self._sctp_port = sctp_port
+        self._sctp_tuning = sctp_tuning
+        self._reliable_messages = dict(reliable_messages or {})
         self._actpass_answer: Literal["active", "passive"] = actpass_answer
         self._fingerprint_algorithms = fingerprint_algorithms
         self._offer_use_srtp = offer_use_srtp
@@ -215,6 +227,8 @@ class DataChannelEndpointFactory:
             clock=self._clock,
             setup_timeout=self._setup_timeout,
             user_data_max_length=self._user_data_max_length,
+            sctp_tuning=self._sctp_tuning,
+            reliable_messages=self._reliable_messages,
             on_event=on_event,
             on_released=self._sessions.discard,
             remote=remote,

@@ -51,12 +51,15 @@ from avatar_mf.media.events import (
 )
 from avatar_mf.media.packet_path import PacketPath
 from avatar_mf.media.params import DtlsRole, LocalParams, RemoteParams, StreamSpec, dtls_role
-from avatar_mf.media.sctp_transport import ImsSctpTransport
+from avatar_mf.media.sctp_transport import DEFAULT_TUNING, ImsSctpTransport, SctpTuning
 from avatar_mf.media.srtp_path import BundledDtlsTransport, SrtpPath
 
 logger = logging.getLogger(__name__)
 
 SessionState = Literal["new", "connecting", "connected", "closing", "closed", "failed"]
+
+MessagePredicate = Callable[[str | bytes], bool]
+"""A test of one message (see ``reliable_messages``)."""
 
 
 class DataChannelSession:
@@ -72,12 +75,20 @@ class DataChannelSession:
         clock: Clock,
         setup_timeout: float,
         user_data_max_length: int | None = None,
+        sctp_tuning: SctpTuning = DEFAULT_TUNING,
+        reliable_messages: Mapping[str, MessagePredicate] | None = None,
         on_event: EventHandler | None = None,
         on_released: Callable[[DataChannelSession], None] | None = None,
         remote: RemoteParams | None = None,
     ) -> None:
         """``remote``, when given, must already be applied to ``path``
-        (:meth:`PacketPath.set_remote`); otherwise call :meth:`set_remote` later."""
+        (:meth:`PacketPath.set_remote`); otherwise call :meth:`set_remote` later.
+        ``reliable_messages`` maps a subprotocol to a test of its messages: on a partially
+        reliable channel of that subprotocol (``max-time``/``max-retr``), the messages it holds
+        true for are sent fully reliably (RFC 3758 sets the policy per message), e.g. the
+        configuration a receiver needs to read the rest."""
+        self._reliable_messages = dict(reliable_messages or {})
+        self._reliable: dict[int, MessagePredicate] = {}
         self._path = path
         self._local = local
         self._remote = remote
@@ -106,6 +117,7 @@ class DataChannelSession:
             port=local.sctp_port,
             user_data_max_length=user_data_max_length,
             on_state=self._on_sctp_state,
+            tuning=sctp_tuning,
         )
         self._specs: dict[int, StreamSpec] = {}
         self._channels: dict[int, RTCDataChannel] = {}
@@ -206,8 +218,12 @@ class DataChannelSession:
         channel = self._channel(stream_id)
         if channel.readyState != "open":
             raise ChannelNotOpenError(f"stream {stream_id} is {channel.readyState}")
+        reliable = self._reliable.get(stream_id)
         try:
-            channel.send(data)
+            if reliable is not None and reliable(data):
+                self._sctp.send_reliably(channel, data)
+            else:
+                channel.send(data)
         except ValueError as exc:
             raise MessageTooLargeError(str(exc)) from exc
 
@@ -255,6 +271,9 @@ class DataChannelSession:
         stream_id = spec.stream_id
         self._channels[stream_id] = channel
         self._specs[stream_id] = spec
+        predicate = self._reliable_messages.get(spec.subprotocol)
+        if predicate is not None and (spec.max_time is not None or spec.max_retr is not None):
+            self._reliable[stream_id] = predicate
         channel.add_listener("open", lambda: self._on_channel_open(stream_id))
         channel.add_listener("message", lambda data: self._on_message(stream_id, data))
         channel.add_listener("close", lambda: self._on_channel_close(stream_id, channel))
@@ -282,6 +301,7 @@ class DataChannelSession:
         if self._channels.get(stream_id) is channel:
             del self._channels[stream_id]
             del self._specs[stream_id]
+            self._reliable.pop(stream_id, None)
         if stream_id in self._opened:
             self._opened.discard(stream_id)
             self._emit(ChannelClosed(stream_id))
@@ -374,6 +394,7 @@ class DataChannelSession:
             logger.exception("%r: closing the path failed", self)
         self._channels.clear()
         self._specs.clear()
+        self._reliable.clear()
         self._opened.clear()
         self._state = "failed" if failed else "closed"
         on_released, self._on_released = self._on_released, None

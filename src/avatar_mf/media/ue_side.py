@@ -19,14 +19,15 @@ Without SIP, :func:`connect_to_mf` runs both halves against an MF factory, and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 from avatar_mf.media.certificate import CertificateStore
 from avatar_mf.media.endpoint import DataChannelEndpointFactory
 from avatar_mf.media.events import EventHandler
 from avatar_mf.media.params import LocalParams, Setup, StreamSpec, as_remote
-from avatar_mf.media.session import DataChannelSession
+from avatar_mf.media.sctp_transport import DEFAULT_TUNING, SctpTuning
+from avatar_mf.media.session import DataChannelSession, MessagePredicate
 
 
 class UeDataChannels:
@@ -42,6 +43,8 @@ class UeDataChannels:
         certificate: CertificateStore | None = None,
         setup_timeout: float = 5.0,
         user_data_max_length: int | None = None,
+        sctp_tuning: SctpTuning = DEFAULT_TUNING,
+        reliable_messages: Mapping[str, MessagePredicate] | None = None,
     ) -> None:
         """
         :param ice: offer ICE (browser style) or DTLS straight over UDP (IMS UE style).
@@ -56,6 +59,8 @@ class UeDataChannels:
             user_data_max_length=user_data_max_length,
             fingerprint_algorithms=(fingerprint_algorithm,),
             offer_use_srtp=offer_use_srtp,
+            sctp_tuning=sctp_tuning,
+            reliable_messages=reliable_messages,
         )
 
     async def offer(

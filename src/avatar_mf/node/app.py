@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from avatar_mf import __version__
+from avatar_mf.arf import is_config_unit
 from avatar_mf.avatar.validate import validate_container
 from avatar_mf.avatar_session.hub import AvatarHub
 from avatar_mf.avatar_session.session import AvatarSettings
@@ -39,6 +40,7 @@ from avatar_mf.media.audio_stream import MediaLimits
 from avatar_mf.media.certificate import CertificateStore
 from avatar_mf.media.endpoint import DataChannelEndpointFactory
 from avatar_mf.media.rtp_ports import PortRange
+from avatar_mf.media.sctp_transport import SctpTuning
 from avatar_mf.media.video_stream import VIDEO_LIMITS
 from avatar_mf.node.admin import AdminServer
 from avatar_mf.node.cdr import CdrWriter, call_record
@@ -50,6 +52,7 @@ from avatar_mf.node.trace import SipTrace
 from avatar_mf.node.video_out import VideoPicker, network_animation, with_render_defaults
 from avatar_mf.node.web_client import WebClientFiles, client_config
 from avatar_mf.pipeline.executor import StageExecutor
+from avatar_mf.protocol.names import SUBPROTOCOL_ANIMATION
 from avatar_mf.rooms.audio_room import AudioRooms
 from avatar_mf.rooms.relay import RelayMetrics
 from avatar_mf.sip.message import Request, Response
@@ -227,6 +230,10 @@ class MediaFunction:
             sctp_max_message_size=media.max_message_size,
             setup_timeout=media.setup_timeout,
             user_data_max_length=media.sctp_max_chunk,
+            sctp_tuning=SctpTuning(sack_every=media.sctp_sack_every, bundle=media.sctp_bundle),
+            # On a max-time/max-retr animation channel (TS 26.264's example has max-time=150)
+            # a lost CONFIG would leave the receiver unable to read what follows.
+            reliable_messages={SUBPROTOCOL_ANIMATION: is_config_unit},
             sctp_port=media.sctp_port,
         )
         self.bootstrap = bootstrap_service_factory(config.bootstrap)

@@ -51,6 +51,7 @@ from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, Literal
 
+from avatar_mf.arf import is_config_unit
 from avatar_mf.media.certificate import CertificateStore
 from avatar_mf.media.errors import MediaError
 from avatar_mf.media.events import (
@@ -63,9 +64,11 @@ from avatar_mf.media.events import (
     SessionFailed,
 )
 from avatar_mf.media.params import RemoteParams, Setup
+from avatar_mf.media.sctp_transport import DEFAULT_TUNING, SctpTuning
 from avatar_mf.media.sdp_params import stream_spec
 from avatar_mf.media.session import DataChannelSession
 from avatar_mf.media.ue_side import UeDataChannels
+from avatar_mf.protocol.names import SUBPROTOCOL_ANIMATION
 from avatar_mf.sdp.datachannel import DcMap, DcSa
 from avatar_mf.sdp.errors import SdpError
 from avatar_mf.sdp.model import MediaDescription, SessionDescription, parse_sdp, serialize_sdp
@@ -232,6 +235,7 @@ class UeCall:
         from_uri: str | None = None,
         fingerprint_algorithm: str = "sha-256",
         offer_use_srtp: bool = True,
+        sctp_tuning: SctpTuning = DEFAULT_TUNING,
         setup: Setup = "actpass",
         max_message_size: int | None = None,
         certificate: CertificateStore | None = None,
@@ -267,6 +271,7 @@ class UeCall:
         self.from_uri = from_uri or f"sip:ue@{local_host}"
         self._fingerprint_algorithm = fingerprint_algorithm
         self._offer_use_srtp = offer_use_srtp
+        self._sctp_tuning = sctp_tuning
         self._setup: Setup = setup
         self._max_message_size = max_message_size
         self._certificate = certificate
@@ -343,6 +348,7 @@ class UeCall:
         from_uri: str | None = None,
         fingerprint_algorithm: str = "sha-256",
         offer_use_srtp: bool = True,
+        sctp_tuning: SctpTuning = DEFAULT_TUNING,
         setup: Setup = "actpass",
         max_message_size: int | None = None,
         certificate: CertificateStore | None = None,
@@ -370,6 +376,7 @@ class UeCall:
         :param local_port: the UE's SIP port (0: any free one).
         :param fingerprint_algorithm: hash of the UE's ``a=fingerprint`` (IMS UEs: sha-1).
         :param offer_use_srtp: False for a DTLS hello without use_srtp (some IMS UEs).
+        :param sctp_tuning: the UE's delayed SACKs and bundling (``AIORTC_TUNING``: aiortc's).
         :param setup: the offer's ``a=setup``: ``actpass`` (the RFC 8842 default), or
             ``passive``/``active`` to force the UE's DTLS role (field IMS offers: passive).
         :param max_message_size: the offer's ``a=max-message-size`` (IMS UEs often say 1024);
@@ -406,6 +413,7 @@ class UeCall:
             from_uri=from_uri,
             fingerprint_algorithm=fingerprint_algorithm,
             offer_use_srtp=offer_use_srtp,
+            sctp_tuning=sctp_tuning,
             setup=setup,
             max_message_size=max_message_size,
             certificate=certificate,
@@ -594,6 +602,8 @@ class UeCall:
             ice=info.remote.ice is not None,
             fingerprint_algorithm=self._fingerprint_algorithm,
             offer_use_srtp=self._offer_use_srtp,
+            sctp_tuning=self._sctp_tuning,
+            reliable_messages={SUBPROTOCOL_ANIMATION: is_config_unit},
             certificate=self._certificate,
             setup_timeout=self._setup_timeout,
         )
@@ -696,6 +706,8 @@ class UeCall:
             ice=self.ice,
             fingerprint_algorithm=self._fingerprint_algorithm,
             offer_use_srtp=self._offer_use_srtp,
+            sctp_tuning=self._sctp_tuning,
+            reliable_messages={SUBPROTOCOL_ANIMATION: is_config_unit},
             certificate=self._certificate,
             setup_timeout=self._setup_timeout,
         )
@@ -1017,11 +1029,13 @@ class UeCall:
 
     # -- fault injection ------------------------------------------------------------------
 
-    def pause_media(self) -> None:
+    def pause_media(self, *, lose: bool = False) -> None:
         """Stop reading the data channel association (a receiver that stalls): datagrams
         from the MF wait in the socket and the media path's bounded queue, SCTP acknowledges
-        nothing, so the MF's send buffers for this UE fill up. SIP goes on. Undo with
-        :meth:`resume_media` (hangup does it too)."""
+        nothing, so the MF's send buffers for this UE fill up. SIP goes on. With ``lose``,
+        the datagrams that arrive meanwhile are discarded instead (a radio outage: the path
+        loses them), so what the MF sent during the pause reaches the UE only if the MF
+        retransmits it. Undo with :meth:`resume_media` (hangup does it too)."""
         session = self._session
         if session is None or self._media_gate is not None:
             return
@@ -1036,7 +1050,13 @@ class UeCall:
             await gate.wait()
             return await receive()
 
-        path._recv = gated  # type: ignore[method-assign]  # instance attribute shadows it
+        async def losing() -> bytes:
+            while True:
+                data = await receive()
+                if gate.is_set():
+                    return data
+
+        path._recv = losing if lose else gated  # type: ignore[method-assign]
         self._media_gate = gate
 
     def resume_media(self) -> None:

@@ -114,6 +114,12 @@ def _non_negative(text: str) -> float:
     return value
 
 
+def _u16(text: str) -> int:
+    if not text.isdigit() or int(text) > 0xFFFF:
+        raise argparse.ArgumentTypeError(f"must be 0..65535, got {text!r}")
+    return int(text)
+
+
 def _stream_id(text: str) -> int:
     if not text.isdigit() or int(text) > 65534:
         raise argparse.ArgumentTypeError(f"stream id must be 0..65534, got {text!r}")
@@ -192,6 +198,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="ID:SUBPROTOCOL[:LABEL]",
         help="offer this stream instead of the defaults 0, 10 (http), 1000 "
         "(3gpp-ar-metadata), 1002 (3gpp-ar-animation) (repeatable)",
+    )
+    reliability = parser.add_mutually_exclusive_group()
+    reliability.add_argument(
+        "--max-time",
+        type=_u16,
+        metavar="MS",
+        help="offer the 3gpp-ar-animation streams partially reliable: a=dcmap max-time=MS "
+        "(RFC 8864 5.1.1; TS 26.264's example is 150): what is not delivered within MS "
+        "milliseconds is abandoned, not retransmitted",
+    )
+    reliability.add_argument(
+        "--max-retr",
+        type=_u16,
+        metavar="N",
+        help="offer the 3gpp-ar-animation streams partially reliable: a=dcmap max-retr=N "
+        "(at most N retransmissions)",
     )
     parser.add_argument(
         "--proxy",
@@ -362,14 +384,15 @@ def _target(args: argparse.Namespace) -> tuple[str, int, str]:
 
 def _streams(args: argparse.Namespace) -> tuple[DcMap, ...]:
     from avatar_mf.sdp.datachannel import DcMap
-    from avatar_mf.ue.offer import DEFAULT_STREAMS
+    from avatar_mf.ue.offer import DEFAULT_STREAMS, with_partial_reliability
 
-    if not args.stream:
-        return DEFAULT_STREAMS
-    return tuple(
-        DcMap(sid, label=label, subprotocol=subprotocol or None)
-        for sid, subprotocol, label in args.stream
-    )
+    streams = DEFAULT_STREAMS
+    if args.stream:
+        streams = tuple(
+            DcMap(sid, label=label, subprotocol=subprotocol or None)
+            for sid, subprotocol, label in args.stream
+        )
+    return with_partial_reliability(streams, max_time=args.max_time, max_retr=args.max_retr)
 
 
 def _show(data: str | bytes) -> str:

@@ -33,6 +33,7 @@ from typing import Final
 
 from avatar_mf.media.params import LocalParams, RemoteParams
 from avatar_mf.media.sdp_params import remote_params
+from avatar_mf.protocol.names import SUBPROTOCOL_ANIMATION
 from avatar_mf.sdp.datachannel import (
     FORMAT,
     PROTO,
@@ -66,6 +67,7 @@ __all__ = [
     "datachannel_media",
     "read_answer",
     "read_offer",
+    "with_partial_reliability",
 ]
 
 #: The streams a test UE offers by default: the local bootstrap channels 0 and 10 (HTTP,
@@ -76,6 +78,25 @@ DEFAULT_STREAMS: Final[tuple[DcMap, ...]] = (
     DcMap(1000, label="avatar-meta", subprotocol="3gpp-ar-metadata"),
     DcMap(1002, label="avatar-anim-1", subprotocol="3gpp-ar-animation"),
 )
+
+
+def with_partial_reliability(
+    streams: Sequence[DcMap],
+    *,
+    max_time: int | None = None,
+    max_retr: int | None = None,
+    subprotocol: str = SUBPROTOCOL_ANIMATION,
+) -> tuple[DcMap, ...]:
+    """``streams`` with ``max-time`` (ms) or ``max-retr`` on those carrying ``subprotocol``
+    (RFC 8864 5.1.1: at most one of the two; TS 26.264's animation example has
+    ``max-time=150``). With neither, the streams come back reliable."""
+    if max_time is not None and max_retr is not None:
+        raise ValueError("max-time and max-retr are exclusive (RFC 8864 5.1.1)")
+    return tuple(
+        replace(s, max_time=max_time, max_retr=max_retr) if s.subprotocol == subprotocol else s
+        for s in streams
+    )
+
 
 #: The streams a test UE takes from an offer it answers (an incoming call), by subprotocol:
 #: its usual ones, and the ``avatar-mf-transfer`` channel its AvatarClient also speaks.
