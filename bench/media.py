@@ -2,7 +2,8 @@
 
 Usage::
 
-    .venv/bin/python bench/media.py [--only codecs,forwarding,video] [--seconds 20] [--json FILE]
+    .venv/bin/python bench/media.py [--only codecs,forwarding,video,srtp] [--seconds 20]
+        [--json FILE]
 
 Sections (``--only`` picks some, comma-separated; all by default):
 
@@ -27,6 +28,14 @@ Sections (``--only`` picks some, comma-separated; all by default):
   each UE's camera), that as a share of one core at 25 fps, and the encode cost (what the
   sender side will pay per stream).
 
+* ``srtp``: what WebRTC audio adds per stream on top of the codec (docs/media.md, "WebRTC-style
+  audio"): CPU per 20 ms Opus RTP packet (a 12-byte header and a 47-byte payload) to protect it
+  (sending) and to unprotect it (receiving) with pylibsrtp, for each DTLS-SRTP profile aiortc
+  offers, and both together as a share of one core per stream (the crypto only); then the
+  whole path, a real loopback ICE + DTLS association in this process: CPU per packet from
+  one ``SrtpPath.send_rtp`` through aioice and aiortc's DTLS transport to the other end's
+  ``on_rtp`` (both ends' Python hops and crypto).
+
 Prints a markdown table per section (no assertions). Run it on an otherwise idle machine and
 never next to another benchmark (``pgrep -f bench/`` shows nothing).
 """
@@ -34,6 +43,7 @@ never next to another benchmark (``pgrep -f bench/`` shows nothing).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 import time
@@ -87,6 +97,14 @@ def cpu_per_call(fn: Callable[[bytes], Any], items: list[bytes]) -> float:
     """CPU seconds per call of ``fn`` over ``items`` (after two warm-up calls)."""
     for item in items[:2]:
         fn(item)
+    start = time.process_time()
+    for item in items:
+        fn(item)
+    return (time.process_time() - start) / len(items)
+
+
+def cpu_once_each(fn: Callable[[bytes], Any], items: list[bytes]) -> float:
+    """CPU seconds per call of ``fn``, called once on each of ``items``."""
     start = time.process_time()
     for item in items:
         fn(item)
@@ -150,6 +168,108 @@ def section_codecs(args: argparse.Namespace) -> dict[str, Any]:
     print(f"## codecs ({args.seconds:.0f} s of speech-like audio, {len(frames)} frames)\n")
     print(table)
     return {"frames": len(frames), "rows": rows}
+
+
+def section_srtp(args: argparse.Namespace) -> dict[str, Any]:
+    import os
+
+    import pylibsrtp
+    from aiortc.rtcdtlstransport import SRTP_PROFILES
+
+    from avatar_mf.rtp.packet import RtpPacket
+
+    count = int(args.seconds * 50)
+    packets = [
+        RtpPacket(111, i & 0xFFFF, i * 960, 0x1234ABCD, os.urandom(47)).serialize()
+        for i in range(count)
+    ]
+    rows: list[dict[str, Any]] = []
+    for profile in SRTP_PROFILES:
+        key = os.urandom(profile.key_length + profile.salt_length)
+
+        def session(direction: int, key: bytes = key, kind: int = profile.libsrtp_profile) -> Any:
+            policy = pylibsrtp.Policy(key=key, ssrc_type=direction, srtp_profile=kind)
+            return pylibsrtp.Session(policy)
+
+        sender = session(pylibsrtp.Policy.SSRC_ANY_OUTBOUND)
+        receiver = session(pylibsrtp.Policy.SSRC_ANY_INBOUND)
+        protected = [sender.protect(p) for p in packets]
+        sender = session(pylibsrtp.Policy.SSRC_ANY_OUTBOUND)
+        # Each packet once (SRTP refuses replays, so no warm-up calls on the same packets).
+        protect = cpu_once_each(sender.protect, packets)
+        unprotect = cpu_once_each(receiver.unprotect, protected)
+        both = protect + unprotect
+        rows.append(
+            {
+                "profile": profile.openssl_profile.decode(),
+                "protect_us": round(protect * 1e6, 2),
+                "unprotect_us": round(unprotect * 1e6, 2),
+                "core_pct": round(both / FRAME_S * 100, 3),
+            }
+        )
+    table = markdown_table(
+        ("DTLS-SRTP profile", "protect / packet", "unprotect / packet", "% of a core per stream"),
+        "lrrr",
+        (
+            (r["profile"], f"{r['protect_us']} us", f"{r['unprotect_us']} us", f"{r['core_pct']} %")
+            for r in rows
+        ),
+    )
+    print(f"## srtp ({count} Opus RTP packets of 59 B, both directions per stream)\n")
+    print(table)
+    path = asyncio.run(_srtp_path_cost(packets))
+    print(
+        f"\nThrough the BUNDLE transport (media/srtp_path.py, loopback ICE + DTLS, both ends in "
+        f"this process): {path * 1e6:.1f} us CPU per packet from the sender's SrtpPath.send_rtp "
+        f"to the receiver's on_rtp, {path / FRAME_S * 100:.2f} % of a core per stream and "
+        "direction.\n"
+    )
+    return {"packets": count, "rows": rows, "path_us": round(path * 1e6, 1)}
+
+
+async def _srtp_path_cost(packets: list[bytes]) -> float:
+    """CPU seconds per packet sent by one SrtpPath and received by another over a real
+    loopback ICE + DTLS association (the UE and the MF of the tests, in this process)."""
+    from avatar_mf.media import CertificateStore, DataChannelEndpointFactory, StreamSpec
+    from avatar_mf.media.srtp_path import SrtpPath
+    from avatar_mf.media.ue_side import UeDataChannels, as_remote
+
+    factory = DataChannelEndpointFactory(CertificateStore.generate(), media_host="127.0.0.1")
+    ue = await UeDataChannels("127.0.0.1", ice=True).offer([StreamSpec(1000)])
+    mf = await factory.create(as_remote(ue.local), [StreamSpec(1000)], srtp=True)
+    await ue.set_remote(as_remote(mf.local))
+    sender, receiver = SrtpPath(), SrtpPath()
+    keys = (asyncio.Event(), asyncio.Event())
+    sender.on_ready, receiver.on_ready = keys[0].set, keys[1].set
+    arrived = asyncio.Event()
+    got, target = [0], [0]
+
+    def on_rtp(data: bytes, addr: tuple[str, int]) -> None:
+        got[0] += 1
+        if got[0] >= target[0]:
+            arrived.set()
+
+    receiver.on_rtp = on_rtp
+    ue.attach_srtp(sender)
+    mf.attach_srtp(receiver)
+    mf.start()
+    ue.start()
+    try:
+        await asyncio.wait_for(asyncio.gather(keys[0].wait(), keys[1].wait()), 10)
+        await asyncio.sleep(0.2)  # both transports connected
+        start = time.process_time()
+        for i in range(0, len(packets), 10):  # bursts of 10 (what a busy tick sends)
+            target[0] = min(i + 10, len(packets))
+            arrived.clear()
+            for packet in packets[i : i + 10]:
+                sender.send_rtp(packet, ("", 0))
+            await asyncio.wait_for(arrived.wait(), 5)
+        return (time.process_time() - start) / len(packets)
+    finally:
+        sender.close()
+        receiver.close()
+        await mf.close()
+        await ue.close()
 
 
 def section_forwarding(args: argparse.Namespace) -> dict[str, Any]:
@@ -240,6 +360,7 @@ SECTIONS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "codecs": section_codecs,
     "forwarding": section_forwarding,
     "video": section_video,
+    "srtp": section_srtp,
 }
 
 

@@ -10,6 +10,7 @@ from avatar_mf.protocol import (
     AnimationStopped,
     AnimationText,
     AvatarGenerate,
+    AvatarGenerateProgress,
     AvatarRefused,
     AvatarSelect,
     AvatarSelected,
@@ -79,6 +80,8 @@ SAMPLES: list[Message] = [
         ),
     ),
     AvatarGenerate(id="ue1-3", name="me", seed=7),
+    AvatarGenerate(id="ue1-5", name="me", photos=("ue1-4-tx",)),
+    AvatarGenerateProgress(id="mf-3", in_reply_to="ue1-5", percent=45, stage="shape"),
     AvatarSelect(id="ue1-2", avatar_id="bar:7d3c1e2a"),
     AvatarSelected(id="mf-2", in_reply_to="ue1-2", avatar_id="bar:7d3c1e2a", transfer_id="tx-42"),
     AvatarRefused(

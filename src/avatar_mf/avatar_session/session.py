@@ -59,6 +59,7 @@ from avatar_mf.pipeline.frames import (
     ExpressionFilterFrame,
     Frame,
     GenerateAvatar,
+    GenerationProgress,
     ImageInput,
     ParticipantJoined,
     ParticipantLeft,
@@ -102,6 +103,11 @@ from avatar_mf.storage import (
 from avatar_mf.storage.model import check_content_type
 
 log = logging.getLogger(__name__)
+
+#: Uploads of these content types are photos for ``avatar:generate`` (kept in the call, not
+#: stored); PHOTOS_KEPT the most a call keeps.
+PHOTO_TYPES = frozenset({"image/jpeg", "image/png"})
+PHOTOS_KEPT = 4
 
 #: Seconds after a grant's expiry at which its use is re-checked (the loop clock and the wall
 #: clock of the authorizer are read separately: checking a hair late never sees it still valid).
@@ -237,6 +243,9 @@ class AvatarSession:
         self.agreement: Negotiation | None = None
         self._outgoing: dict[str, _Outgoing] = {}
         self._incoming: dict[bytes, Upload] = {}
+        #: Photos uploaded for ``avatar:generate`` in this call, by transfer id (the newest
+        #: PHOTOS_KEPT; they go when the call ends).
+        self._photos: dict[str, bytes] = {}
         #: (source session id, avatar id) -> the content type it was offered to this UE in.
         self._offered_as: dict[tuple[str, str], str] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -368,12 +377,23 @@ class AvatarSession:
         elif isinstance(message, md.AvatarSelect):
             self._spawn(self._select(message))
         elif isinstance(message, md.AvatarGenerate):
+            missing = [t for t in message.photos if t not in self._photos]
+            if missing:
+                self.reply_error(
+                    md.MetadataError(
+                        ErrorCode.UNKNOWN_TRANSFER,
+                        f"no photo uploaded in this call as {missing[0]!r}",
+                        message.id,
+                    )
+                )
+                return
             self.pipeline.push(
                 GenerateAvatar(
                     self.id,
                     identity=self.identity,
                     name=message.name or "avatar",
                     seed=message.seed,
+                    images=tuple(self._photos[t] for t in message.photos),
                     message_id=message.id,
                 )
             )
@@ -482,6 +502,16 @@ class AvatarSession:
             )
         elif isinstance(frame, BaseAvatarFrame):
             self._spawn(self._store_avatar(frame))
+        elif isinstance(frame, GenerationProgress):
+            if frame.message_id is not None:
+                self.send(
+                    md.AvatarGenerateProgress(
+                        id=md.new_message_id(),
+                        in_reply_to=frame.message_id,
+                        percent=max(0, min(100, frame.percent)),
+                        stage=frame.stage,
+                    )
+                )
         elif isinstance(frame, StageError):
             self._stage_failed(frame)
         elif isinstance(frame, TextInput):
@@ -952,6 +982,9 @@ class AvatarSession:
         elif isinstance(event, TransferDone):
             self._end_upload(chunk.tag)
             offer = receiver.offer
+            if offer.content_type in PHOTO_TYPES:  # a photo for avatar:generate (issue 14)
+                self._keep_photo(offer, event.payload)
+                return
             self.pipeline.push(
                 AvatarUpload(
                     self.id,
@@ -966,6 +999,17 @@ class AvatarSession:
             self.send(event.reply)
         elif isinstance(event, ChunkGap) and event.reply is not None:
             self.send(event.reply)
+
+    def _keep_photo(self, offer: md.TransferOffer, payload: bytes) -> None:
+        self._photos.pop(offer.transfer_id, None)
+        self._photos[offer.transfer_id] = payload
+        while len(self._photos) > PHOTOS_KEPT:
+            del self._photos[next(iter(self._photos))]
+        self.send(
+            md.TransferComplete(
+                id=md.new_message_id(), transfer_id=offer.transfer_id, sha256=offer.sha256.lower()
+            )
+        )
 
     async def _store_avatar(self, frame: BaseAvatarFrame) -> None:
         """A validated upload or a generated avatar: store it for the caller and use it."""

@@ -1,7 +1,9 @@
 """The audio of one call: executes the audio part of an answer plan (``sdp.audio``).
 
 For each accepted audio m-line (:class:`~avatar_mf.sdp.audio.AudioPlan`) it binds an RTP
-socket pair from the port range (``media.rtp_socket``), builds the stream
+socket pair from the port range (``media.rtp_socket``) or, for a WebRTC m-line BUNDLEd with
+the data channel, an SRTP path the call attaches to the data channel's DTLS transport
+(``media.srtp_path``, :meth:`CallAudio.attach_bundle`), builds the stream
 (``media.audio_stream``) with the negotiated codec's decoder and encoder
 (``codecs.registry``), and makes it a member of the call's audio room
 (``rooms.audio_room``). A re-offer that keeps the codec keeps the stream and its port (RFC
@@ -27,7 +29,9 @@ from avatar_mf.codecs.registry import CodecRegistry, default_registry
 from avatar_mf.media.audio_stream import AudioStream, MediaLimits, StreamFormat
 from avatar_mf.media.rtp_ports import PortRange, PortsExhausted
 from avatar_mf.media.rtp_socket import RtpSocketPair
+from avatar_mf.media.session import DataChannelSession
 from avatar_mf.media.sockets import SocketLedger
+from avatar_mf.media.srtp_path import SrtpPath
 from avatar_mf.rooms.audio_room import AudioMember, AudioRooms
 from avatar_mf.sdp.audio import AudioPlan, OfferedFormat, format_fmtp
 from avatar_mf.sdp.model import Attribute, Connection, MediaDescription
@@ -147,7 +151,8 @@ class _RoomFilled(Exception):
 class _Live:
     plan: AudioPlan
     stream: AudioStream
-    sockets: RtpSocketPair
+    #: Its own UDP sockets (IMS style), or SRTP on the data channel's transport (WebRTC).
+    sockets: RtpSocketPair | SrtpPath
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +232,7 @@ class CallAudio:
             and before.codec.payload_type == now.codec.payload_type
             and before.answer_fmtp == now.answer_fmtp
             and before.rtcp_mux == now.rtcp_mux
+            and before.bundled == now.bundled
         )
 
     def room_format(self) -> tuple[OfferedFormat, tuple[tuple[str, str], ...]] | None:
@@ -264,7 +270,9 @@ class CallAudio:
                 return
             seen.add((name.upper(), rate))
             formats.append(str(pt))
-            attrs.append(Attribute("rtpmap", f"{pt} {name}/{rate}"))
+            # RFC 7587 section 7: Opus is always opus/48000/2 (a WebRTC first leg's codec).
+            channels = "/2" if name.upper() == "OPUS" else ""
+            attrs.append(Attribute("rtpmap", f"{pt} {name}/{rate}{channels}"))
             if fmtp:
                 attrs.append(Attribute("fmtp", f"{pt} {format_fmtp(fmtp)}"))
             if rate not in clocks:
@@ -315,12 +323,27 @@ class CallAudio:
         except _RoomFilled:
             pass
 
-    async def _open(self, plan: AudioPlan, sockets: RtpSocketPair | None = None) -> int:
+    def attach_bundle(self, dc: DataChannelSession) -> None:
+        """Put the WebRTC streams (BUNDLEd with the data channel) on ``dc``'s DTLS transport:
+        their SRTP flows once its handshake is done (``media.srtp_path``)."""
+        for live in self.live.values():
+            if isinstance(live.sockets, SrtpPath):
+                dc.attach_srtp(live.sockets)
+
+    @staticmethod
+    def bundled(plans: Sequence[AudioPlan]) -> bool:
+        """Whether any of ``plans`` runs SRTP on the data channel's transport."""
+        return any(plan.bundled for plan in plans)
+
+    async def _open(self, plan: AudioPlan, sockets: RtpSocketPair | SrtpPath | None = None) -> int:
         plane = self._plane
         codec = plane.caps.codec(plan)
         if codec is None:
             raise PortsExhausted(f"codec {plan.codec.name} vanished")  # not reachable
-        if sockets is None:
+        if sockets is None and plan.bundled:
+            # No socket of its own: attached to the data channel's transport by the call.
+            sockets = SrtpPath(node_drops=plane.drops)
+        elif sockets is None:
             sockets = await RtpSocketPair.open(
                 plane.host, plane.ports, rtcp_mux=plan.rtcp_mux, ledger=plane.ledger
             )

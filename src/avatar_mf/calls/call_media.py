@@ -214,10 +214,13 @@ class CallMediaSession:
                     [stream_spec(m) for m in dc.accepted],
                     on_event=self._on_event,
                     setup=dc.local_setup,
+                    srtp=True if CallAudio.bundled(plan.audio) else None,
                 )
             except MediaError as exc:
                 raise SipError(exc.status_hint, str(exc)[:100]) from exc
             params = answer_params(self.dc.local)
+            if self.audio is not None:
+                self.audio.attach_bundle(self.dc)
         self.negotiated = Negotiated(offer, self._render(plan, params))
 
     def answer_sent(self) -> None:
@@ -246,6 +249,7 @@ class CallMediaSession:
                         [stream_spec(m) for m in dc.accepted],
                         on_event=self._on_event,
                         setup=dc.local_setup,
+                        srtp=True if CallAudio.bundled(plan.audio) else None,
                     )
                 except MediaError as exc:
                     raise SipError(exc.status_hint, str(exc)[:100]) from exc
@@ -258,6 +262,8 @@ class CallMediaSession:
                 if dc.changes.opened:
                     self.dc.add_streams(stream_spec(m) for m in dc.changes.opened)
                 params = answer_params(self.dc.local)
+            if self.audio is not None:
+                self.audio.attach_bundle(self.dc)
         elif self.dc is not None:
             old, self.dc = self.dc, None
             await old.close()

@@ -12,6 +12,9 @@
     avatar-mf avatar revoke GRANT_ID
     avatar-mf avatar delete AVATAR_ID
     avatar-mf avatar prune [--retention SECONDS]
+    avatar-mf avatar generate --owner IDENTITY [--name N] [--photo FILE ...] [--generator G]
+                              [--seed N] [--json]
+    avatar-mf avatar export AVATAR_ID -o FILE.glb
     avatar-mf avatar check FILE [--json]         (cli/check.py: common format conformance)
 
 Every command takes ``--config FILE``; the store lives in ``<storage.path>/avatars``
@@ -32,7 +35,7 @@ import json
 import mimetypes
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -168,34 +171,67 @@ def _import_action(validator: Validator | None, max_size: int) -> Action:
 
 
 async def _generate(args: argparse.Namespace, context: CliContext, store: FilesystemStore) -> int:
-    """Build a base avatar with the configured generator stage and store it for the owner."""
+    """Build a base avatar with the configured generator stage (or ``photo`` when photos are
+    given) and store it for the owner. The same photos, owner and name again give the stored
+    avatar's id without building it anew (metadata ``photos_sha256``)."""
     from avatar_mf.pipeline import registry
     from avatar_mf.stages.base_avatar import AvatarRequest, BaseAvatarGenerator
 
-    # --generator names another implementation, with its own defaults; else the configured one.
+    photos: list[bytes] = [await asyncio.to_thread(path.read_bytes) for path in args.photo]
+    # --generator names another implementation, with its own defaults; else the configured
+    # one, or the photo generator when there are photos and the configured one is not it.
     stage = args.app_config.pipeline.base_avatar
-    name, options = (stage.name, stage.options) if args.generator is None else (args.generator, {})
+    options: Mapping[str, Any]
+    if args.generator is not None:
+        name, options = args.generator, {}
+    elif photos and stage.name != "photo":
+        name, options = "photo", {}
+    else:
+        name, options = stage.name, stage.options
     if not name:
         print(
             "avatar-mf avatar generate: [pipeline.base_avatar] is off: pass --generator",
             file=context.stderr,
         )
         return EXIT_FAILED
+    metadata = {"generator": name, "seed": str(args.seed)}
+    if photos:
+        from avatar_mf.stages.base_avatar.photo.generator import photos_key
+
+        metadata = {"generator": name, "photos": str(len(photos)),
+                    "photos_sha256": photos_key(photos, args.name)}
+        for record in await store.list(owner=args.owner):
+            if record.metadata.get("photos_sha256") == metadata["photos_sha256"]:
+                return _print_record(record, args, context)  # the cache: built before
     generator = registry.create("base_avatar", name, options)
     if not isinstance(generator, BaseAvatarGenerator):
         print(f"base_avatar stage {name!r} cannot generate from the CLI", file=context.stderr)
         return EXIT_FAILED
     request = AvatarRequest(
-        participant="cli", identity=args.owner, name=args.name, seed=args.seed
+        participant="cli", identity=args.owner, name=args.name, seed=args.seed,
+        images=tuple(photos),
     )
-    avatar = await asyncio.to_thread(generator.generate, request)
+    try:
+        avatar = await asyncio.to_thread(generator.generate, request)
+    except ValueError as exc:  # the photo generator's refusals carry a code (no-face, ...)
+        code = getattr(exc, "code", "bad-input")
+        print(f"avatar-mf avatar generate: {code}: {exc}", file=context.stderr)
+        return EXIT_FAILED
+    finally:
+        close = getattr(generator, "close", None)  # the photo generator's worker process
+        if callable(close):
+            await asyncio.to_thread(close)
     record = await store.put(
         avatar.container,
         owner=args.owner,
         name=args.name,
         content_type=avatar.content_type,
-        metadata={"generator": name, "seed": str(args.seed)},
+        metadata=metadata,
     )
+    return _print_record(record, args, context)
+
+
+def _print_record(record: AvatarRecord, args: argparse.Namespace, context: CliContext) -> int:
     if args.json:
         _dump(_record_json(record), context)
     else:
@@ -210,11 +246,48 @@ def _generate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", default="avatar", help="name for people")
     parser.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
     parser.add_argument(
+        "--photo",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a JPEG or PNG photo of the owner's face (repeat for front, left, right): the "
+        "avatar is built from them by the 'photo' generator",
+    )
+    parser.add_argument(
         "--generator",
         help="base-avatar stage by name (entry point group avatar_mf.stages.base_avatar); "
-        "default: [pipeline.base_avatar] of the config, with its options",
+        "default: [pipeline.base_avatar] of the config, with its options ('photo' with --photo)",
     )
     _json_option(parser)
+    _config_option(parser)
+
+
+async def _export(args: argparse.Namespace, context: CliContext, store: FilesystemStore) -> int:
+    """Write a stored avatar's GLB (the ``data/avatar.glb`` of an ARF container, or the stored
+    GLB itself) so a glTF viewer opens it."""
+    from avatar_mf.avatar.container import read_arf
+    from avatar_mf.avatar.errors import AvatarFormatError
+
+    data = await store.get_blob(args.avatar_id)
+    if data[:4] == b"glTF":
+        glb = data
+    else:
+        try:
+            glb = (await asyncio.to_thread(read_arf, data)).glb
+        except AvatarFormatError as exc:
+            print(f"avatar-mf avatar export: not an ARF container: {exc}", file=context.stderr)
+            return EXIT_FAILED
+    await asyncio.to_thread(args.output.write_bytes, glb)
+    print(f"{args.output}: {len(glb)} bytes", file=context.stdout)
+    return EXIT_OK
+
+
+def _export_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("avatar_id", metavar="ID", help="avatar id")
+    parser.add_argument(
+        "-o", "--output", type=Path, required=True, metavar="FILE.glb", help="where to write"
+    )
     _config_option(parser)
 
 
@@ -487,9 +560,17 @@ def build_commands(
             ),
             leaf(
                 "generate",
-                "generate a base avatar (the procedural head by default) and store it",
+                "generate a base avatar (the procedural head by default, or from photos) "
+                "and store it",
                 _generate,
                 _generate_arguments,
+            ),
+            leaf(
+                "export",
+                "write a stored avatar's GLB (for any glTF viewer)",
+                _export,
+                _export_arguments,
+                recover=False,
             ),
             leaf("list", "list stored avatars", _list, _list_arguments, recover=False),
             leaf(

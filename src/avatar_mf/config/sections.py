@@ -377,12 +377,14 @@ class MediaConfig(Section):
     bootstrap stream id."""
 
     audio: StrictBool = True
-    """Answer IMS-style audio m-lines (RTP/AVP, RTP/AVPF, no ICE) with real RTP: codecs from
-    the codec registry, mixing and forwarding in rooms. Off: audio m-lines get port 0."""
+    """Answer audio m-lines with real RTP: IMS style (RTP/AVP, RTP/AVPF, no ICE) and WebRTC
+    style (UDP/TLS/RTP/SAVPF BUNDLEd with the data channel, SRTP): codecs from the codec
+    registry, mixing and forwarding in rooms. Off: audio m-lines get port 0."""
 
-    audio_codecs: tuple[str, ...] = ("AMR-WB", "AMR", "PCMU", "PCMA")
+    audio_codecs: tuple[str, ...] = ("AMR-WB", "AMR", "PCMU", "PCMA", "opus")
     """Audio codecs (rtpmap names) the MF accepts and offers, best first; a name this host
-    cannot serve (a missing library) is skipped. Also "opus"; EVS is not available."""
+    cannot serve (a missing library) is skipped. WebRTC audio m-lines take opus first, then
+    PCMU/PCMA, from this list. EVS is not available."""
 
     advertised_host: MediaAddress | None = None
     """Address written in the audio m-lines' c= when it differs from host (1:1 NAT: the

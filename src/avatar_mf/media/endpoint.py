@@ -137,10 +137,14 @@ class DataChannelEndpointFactory:
         *,
         on_event: EventHandler | None = None,
         setup: Literal["active", "passive"] | None = None,
+        srtp: bool | None = None,
     ) -> DataChannelSession:
         """A session answering an offer: binds the socket(s) now, so the answer can be built
         from :attr:`DataChannelSession.local`; call :meth:`DataChannelSession.start` when the
         answer is sent. ``setup`` overrides the factory's choice for an ``actpass`` offer.
+        ``srtp`` says whether an SRTP m-line is BUNDLEd with the data channel: the DTLS
+        hello then offers use_srtp (RFC 5764), else not (a data-only association); None: the
+        factory's ``offer_use_srtp``.
 
         Raises :class:`MediaParamsError` (488) or :class:`MediaResourceError` (503).
         """
@@ -157,7 +161,7 @@ class DataChannelEndpointFactory:
             path = await PlainUdpTransport.bind(self._media_host, ledger=self._ledger)
         try:
             await path.set_remote(remote)
-            return self._session(path, local_setup, streams, on_event, remote=remote)
+            return self._session(path, local_setup, streams, on_event, remote=remote, srtp=srtp)
         except BaseException:
             await path.close()
             raise
@@ -199,8 +203,10 @@ class DataChannelEndpointFactory:
         on_event: EventHandler | None,
         *,
         remote: RemoteParams | None = None,
+        srtp: bool | None = None,
     ) -> DataChannelSession:
         address, port = path.local_address
+        use_srtp = self._offer_use_srtp if srtp is None else srtp
         local = LocalParams(
             address=address,
             port=port,
@@ -215,7 +221,7 @@ class DataChannelEndpointFactory:
             self._clock = LoopClock()
         session = DataChannelSession(
             path=path,
-            certificate=self._certificate.rtc_certificate(offer_use_srtp=self._offer_use_srtp),
+            certificate=self._certificate.rtc_certificate(offer_use_srtp=use_srtp),
             local=local,
             streams=streams,
             clock=self._clock,

@@ -32,7 +32,6 @@ from aiortc import (
 from aiortc.rtcsctptransport import RTCSctpCapabilities
 
 from avatar_mf.clock import Clock, TimerHandle
-from avatar_mf.media.dtls_transport import ImsDtlsTransport
 from avatar_mf.media.errors import (
     ChannelNotOpenError,
     MediaParamsError,
@@ -54,6 +53,7 @@ from avatar_mf.media.packet_path import PacketPath
 from avatar_mf.media.params import DtlsRole, LocalParams, RemoteParams, StreamSpec, dtls_role
 from avatar_mf.media.sctp_transport import DEFAULT_TUNING, ImsSctpTransport, SctpTuning
 from avatar_mf.media.session_channel import SessionChannel
+from avatar_mf.media.srtp_path import BundledDtlsTransport, SrtpPath
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +111,8 @@ class DataChannelSession:
 
         # RTCDtlsTransport is typed against RTCIceTransport but uses only role/_recv/_send,
         # which every PacketPath provides (see packet_path.py).
-        self._dtls = ImsDtlsTransport(cast(RTCIceTransport, path), [certificate])
+        # Audio BUNDLEd with the data channel shares this DTLS transport (media.srtp_path).
+        self._dtls = BundledDtlsTransport(cast(RTCIceTransport, path), [certificate])
         self._sctp = ImsSctpTransport(
             self._dtls,
             port=local.sctp_port,
@@ -230,6 +231,11 @@ class DataChannelSession:
     def buffered_amount(self, stream_id: int) -> int:
         """Bytes queued on ``stream_id`` and not yet handed to SCTP."""
         return self._channel(stream_id).bufferedAmount
+
+    def attach_srtp(self, path: SrtpPath) -> None:
+        """Carry ``path``'s SRTP on this association's DTLS transport (an audio m-line
+        BUNDLEd with the data channel, RFC 8843; keys from this handshake, RFC 5764)."""
+        path.attach(self._dtls)
 
     async def close(self) -> None:
         """Release every resource (channels, SCTP, DTLS, sockets, tasks, timer). Idempotent;

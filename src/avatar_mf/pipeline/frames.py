@@ -271,6 +271,16 @@ class BaseAvatarFrame(Frame):
 
 
 @dataclass(frozen=True, slots=True)
+class GenerationProgress(Frame):
+    """How far a base-avatar generation is (issue 14): ``percent`` 0..100 and the step's name,
+    for the UE that asked (``message_id``)."""
+
+    percent: int
+    stage: str
+    message_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SceneFrame(Frame):
     """A change to the room's scene, as applied (C): fanned out to the whole room."""
 

@@ -308,6 +308,20 @@ class AvatarGenerate(MessageBase):
     name: Identifier | None = None
     #: Varies a procedural avatar; the same seed gives the same avatar.
     seed: Annotated[int, Field(ge=0, le=_UINT32_MAX)] = 0
+    #: Photos (JPEG/PNG) the sender uploaded in this call with the transfer protocol, by
+    #: ``transferId``, to build the avatar from (front, left, right: up to 4).
+    photos: Annotated[tuple[Identifier, ...], Field(max_length=4)] = ()
+
+
+class AvatarGenerateProgress(MessageBase):
+    """MF -> UE: how far the generation asked for by ``in_reply_to`` is (it takes seconds):
+    ``percent`` 0..100 and the ``stage`` it is in (``landmarks``, ``fit``, ``shape``,
+    ``texture``, ``container``, ``done``)."""
+
+    type: Literal[MessageType.AVATAR_GENERATE_PROGRESS] = MessageType.AVATAR_GENERATE_PROGRESS
+    in_reply_to: MessageId
+    percent: Annotated[int, Field(ge=0, le=100)]
+    stage: Identifier
 
 
 class AvatarSelected(MessageBase):
@@ -579,6 +593,7 @@ Message: TypeAlias = (
     | Capabilities
     | AvatarSelect
     | AvatarGenerate
+    | AvatarGenerateProgress
     | AvatarSelected
     | AvatarRefused
     | TransferOffer
@@ -613,6 +628,7 @@ MESSAGE_CLASSES: Final[Mapping[MessageType, type[MessageBase]]] = MappingProxyTy
             Capabilities,
             AvatarSelect,
             AvatarGenerate,
+            AvatarGenerateProgress,
             AvatarSelected,
             AvatarRefused,
             TransferOffer,

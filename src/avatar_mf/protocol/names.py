@@ -39,6 +39,7 @@ class MessageType(StrEnum):
     CAPABILITIES = URN_PREFIX + "session:capabilities"
     AVATAR_SELECT = URN_PREFIX + "avatar:select"
     AVATAR_GENERATE = URN_PREFIX + "avatar:generate"
+    AVATAR_GENERATE_PROGRESS = URN_PREFIX + "avatar:generate:progress"
     AVATAR_SELECTED = URN_PREFIX + "avatar:selected"
     AVATAR_REFUSED = URN_PREFIX + "avatar:refused"
     TRANSFER_OFFER = URN_PREFIX + "avatar:transfer:offer"

@@ -107,6 +107,9 @@ class AudioPlan:
     rtcp_mux: bool
     direction: Direction
     ptime: int | None = None
+    #: WebRTC style (``sdp.webrtc_audio``): SRTP over the data channel's DTLS transport
+    #: (RFC 8843 BUNDLE), no socket of its own; ``remote_*`` are then not used.
+    bundled: bool = False
 
     @property
     def sends(self) -> bool:
@@ -183,6 +186,11 @@ def _direction(offer: SessionDescription, md: MediaDescription) -> str:
             if holder.has_attribute(name):
                 return name
     return "sendrecv"
+
+
+def answer_direction(offer: SessionDescription, md: MediaDescription) -> Direction:
+    """The answer's direction for ``md`` (RFC 3264 6.1: sendonly -> recvonly ...)."""
+    return _ANSWER_DIRECTION[_direction(offer, md)]
 
 
 def _usable_address(conn: Connection | None) -> str | None:
@@ -274,7 +282,7 @@ def plan_audio(
         remote_port=md.port,
         remote_rtcp_port=md.port if rtcp_mux else _rtcp_port(md),
         rtcp_mux=rtcp_mux,
-        direction=_ANSWER_DIRECTION[_direction(offer, md)],
+        direction=answer_direction(offer, md),
         ptime=ptime,
     )
 
@@ -330,6 +338,10 @@ def render_audio_line(
         port=port,
         proto=plan.proto,
         formats=tuple(formats),
-        connections=(Connection("IN", addrtype, address),) if address is not None else (),
+        connections=(
+            (Connection("IN", addrtype, address),)
+            if address is not None and not plan.bundled
+            else ()
+        ),
         attrs=tuple(attrs),
     )

@@ -47,7 +47,10 @@ Rules applied (RFC clauses):
 * RFC 8839: ICE attributes appear in the answer only when the offer had ICE (``ice-lite`` at
   session level, the others in the data channel m-line).
 * RFC 8843: a session-level ``a=group:BUNDLE`` is written only if the offer had one, with the
-  accepted mid only. ``bundle-only`` m-lines are not supported (treated as disabled).
+  accepted data channel mid first and the WebRTC audio mids bundled with it
+  (:mod:`avatar_mf.sdp.webrtc_audio`: ``UDP/TLS/RTP/SAVPF`` audio on the data channel's
+  transport, also when offered ``bundle-only``). Other ``bundle-only`` m-lines are treated
+  as disabled.
 * RFC 3264 section 8: a re-offer may not remove m-lines (488 if it has fewer than the previous
   answer). A re-offer that disables the data channel and offers nothing else acceptable is
   answered with every m-line at port 0 instead of 488; an initial offer gets 488.
@@ -58,7 +61,7 @@ Rules applied (RFC clauses):
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Final, Literal
 
@@ -113,6 +116,7 @@ from avatar_mf.sdp.video import (
     previous_video_codec,
     render_video_line,
 )
+from avatar_mf.sdp.webrtc_audio import is_webrtc_audio, plan_webrtc_audio
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,7 +406,12 @@ def _plan_datachannel(
     )
 
 
-def _bundle_mids(offer: SessionDescription, mid: str | None) -> tuple[str, ...] | None:
+def _bundle_mids(
+    offer: SessionDescription, mid: str | None, audio: Iterable[AudioPlan] = ()
+) -> tuple[str, ...] | None:
+    """The answer's BUNDLE group: the data channel's mid and the mids of the WebRTC audio
+    m-lines bundled with it, in the offer's order (the offerer BUNDLE-tag, its first mid,
+    stays the answerer's when accepted: RFC 8843 section 7.3.1)."""
     if mid is None:
         return None
     for attr in offer.attributes("group"):
@@ -411,7 +420,8 @@ def _bundle_mids(offer: SessionDescription, mid: str | None) -> tuple[str, ...] 
             continue  # "a=group" without semantics (RFC 5888 requires them): no group
         semantics, *mids = fields
         if semantics.upper() == "BUNDLE" and mid in mids:
-            return (mid,)
+            bundled = {a.mid for a in audio if a.bundled} | {mid}
+            return tuple(m for m in mids if m in bundled)
     return None
 
 
@@ -462,12 +472,22 @@ def plan_answer(
     audio_plans: dict[int, AudioPlan] = {}
     audio_rejections: dict[int, AudioRejection] = {}
     for index, md in enumerate(offer.media):
-        if md.media.lower() != "audio" or md.port == 0:
+        if md.media.lower() != "audio" or policy.audio is None:
             continue
-        if policy.audio is None:
+        webrtc = is_webrtc_audio(md.proto)
+        if md.port == 0 and not (webrtc and md.has_attribute("bundle-only")):
             continue
         before = previous_codec(previous.answer, index) if previous is not None else None
-        outcome = plan_audio(offer, index, policy.audio, previous_codec=before)
+        if webrtc:
+            outcome = plan_webrtc_audio(
+                offer,
+                index,
+                policy.audio,
+                datachannel_mid=dc_plan.remote.mid if dc_plan is not None else None,
+                previous_codec=before,
+            )
+        else:
+            outcome = plan_audio(offer, index, policy.audio, previous_codec=before)
         if isinstance(outcome, AudioPlan):
             audio_plans[index] = outcome
         else:
@@ -552,7 +572,9 @@ def plan_answer(
         offer=offer,
         lines=tuple(lines),
         datachannel=dc_plan,
-        bundle_mids=_bundle_mids(offer, dc_plan.remote.mid) if dc_plan else None,
+        bundle_mids=_bundle_mids(offer, dc_plan.remote.mid, audio_plans.values())
+        if dc_plan
+        else None,
         previous=previous,
         audio=tuple(audio_plans[i] for i in sorted(audio_plans)),
         video=tuple(video_plans[i] for i in sorted(video_plans)),
@@ -639,6 +661,28 @@ def _datachannel_line(
     return line, ice_lite
 
 
+#: The attributes of the BUNDLE transport (RFC 8839, RFC 8122, RFC 4145 / 8842).
+_TRANSPORT_ATTRIBUTES: Final = (
+    "ice-ufrag",
+    "ice-pwd",
+    "ice-options",
+    "candidate",
+    "end-of-candidates",
+    "fingerprint",
+    "setup",
+)
+
+
+def _with_transport(line: MediaDescription, dc_line: MediaDescription) -> MediaDescription:
+    """A bundled m-line with the BUNDLE transport's attributes, copied from the data channel
+    m-line: what JSEP implementations write in every bundled m-section (Chromium reads the
+    transport from the BUNDLE-tag's m-section, which may be the audio one)."""
+    transport = tuple(a for a in dc_line.attrs if a.name in _TRANSPORT_ATTRIBUTES)
+    attrs = list(line.attrs)
+    at = 1 if attrs and attrs[0].name == "mid" else 0
+    return replace(line, attrs=(*attrs[:at], *transport, *attrs[at:]))
+
+
 def render_answer(
     plan: AnswerPlan,
     params: DataChannelAnswerParams | None,
@@ -679,6 +723,9 @@ def render_answer(
         audio_type, audio_c = _addrtype(audio_address)
         if audio_c == address:
             audio_c = None
+    dc_line: MediaDescription | None = None
+    if dc is not None and params is not None:
+        dc_line, ice_lite = _datachannel_line(dc, params)
     for line_plan in plan.lines:
         offered = plan.offer.media[line_plan.index]
         audio = audio_by_index.get(line_plan.index)
@@ -689,13 +736,16 @@ def render_answer(
                 raise ValueError(f"no RTP port given for video m-line {video.index}")
             media.append(render_video_line(video, port=port, address=audio_c, addrtype=audio_type))
         elif audio is not None:
-            port = ports.get(audio.index)
+            # A BUNDLEd audio m-line repeats the BUNDLE address (the data channel's port).
+            port = params.port if audio.bundled and params is not None else ports.get(audio.index)
             if port is None:
                 raise ValueError(f"no RTP port given for audio m-line {audio.index}")
-            media.append(render_audio_line(audio, port=port, address=audio_c, addrtype=audio_type))
-        elif line_plan.accepted and dc is not None and params is not None:
-            accepted_line, ice_lite = _datachannel_line(dc, params)
-            media.append(accepted_line)
+            line = render_audio_line(audio, port=port, address=audio_c, addrtype=audio_type)
+            if audio.bundled and dc_line is not None:
+                line = _with_transport(line, dc_line)
+            media.append(line)
+        elif line_plan.accepted and dc_line is not None:
+            media.append(dc_line)
         else:
             media.append(_rejected_line(offered))
 

@@ -229,7 +229,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--audio", action="store_true", help="put an AMR-WB audio m-line first (VoLTE style)"
     )
-    media = parser.add_argument_group("IMS-style audio (RTP/AVP, no ICE; docs/media.md)")
+    media = parser.add_argument_group(
+        "RTP audio: IMS style (RTP/AVP, no ICE) or WebRTC style (--webrtc-audio); docs/media.md"
+    )
     media.add_argument(
         "--audio-in",
         type=_path,
@@ -245,9 +247,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     media.add_argument(
         "--audio-codecs",
-        default="AMR-WB,PCMU",
+        default=None,
         metavar="NAMES",
-        help="codecs offered, best first, comma-separated (default: %(default)s)",
+        help="codecs offered, best first, comma-separated (default: AMR-WB,PCMU; "
+        "with --webrtc-audio: opus,PCMU)",
+    )
+    media.add_argument(
+        "--webrtc-audio",
+        action="store_true",
+        help="offer the audio WebRTC style: UDP/TLS/RTP/SAVPF, SRTP, BUNDLEd with the data "
+        "channel (needs ICE)",
     )
     video = parser.add_argument_group("network-rendered avatar video (docs/rendering.md)")
     video.add_argument(
@@ -368,6 +377,8 @@ def _target(args: argparse.Namespace) -> tuple[str, int, str]:
         raise ValueError(f"{exc.reason}: {args.uri if not args.proxy else args.proxy}") from None
     if transport not in ("udp", "tcp"):
         raise ValueError(f"unsupported transport {transport!r} (udp or tcp)")
+    if getattr(args, "webrtc_audio", False) and not args.ice:
+        raise ValueError("--webrtc-audio needs ICE (drop --no-ice)")
     return host.strip("[]"), port or 5060, transport
 
 
@@ -707,8 +718,12 @@ def _rtp_audio(args: argparse.Namespace) -> UeAudio | None:
     if args.audio_in is None and args.audio_out is None and args.render is None:
         return None
     pcm = read_wav(Path(args.audio_in)) if args.audio_in is not None else b""
-    codecs = [c.strip() for c in args.audio_codecs.split(",") if c.strip()]
-    return UeAudio(args.local_host, codecs=codecs, pcm=pcm)
+    codecs = (
+        [c.strip() for c in args.audio_codecs.split(",") if c.strip()]
+        if args.audio_codecs is not None
+        else None
+    )
+    return UeAudio(args.local_host, codecs=codecs, pcm=pcm, webrtc=args.webrtc_audio)
 
 
 def run(args: argparse.Namespace, context: _Streams | None = None) -> int:

@@ -187,21 +187,52 @@ def build_offer(
         raise ValueError(f"stream ids offered twice: {ids}")
     addrtype = _addrtype(local.address)
     media: list[MediaDescription] = []
+    dc_line = datachannel_media(local, streams, dcsas)
+    session_attrs: tuple[Attribute, ...] = ()
+    if audio is not None and audio.proto.upper().startswith("UDP/TLS/RTP/"):
+        audio, dc_line, session_attrs = _bundle(audio, dc_line)
     if audio is not None:
         media.append(audio)
     elif audio_port is not None:
         media.append(audio_media(audio_port))
     if video is not None:
         media.append(video)
-    media.append(datachannel_media(local, streams, dcsas))
+    media.append(dc_line)
     return SessionDescription(
         origin=Origin(
             username, str(session_id), str(session_version), "IN", addrtype, local.address
         ),
         session_name="-",
         connection=Connection("IN", addrtype, local.address),
+        attrs=session_attrs,
         media=tuple(media),
     )
+
+
+#: The mid of the test UE's data channel m-line when it BUNDLEs audio with it.
+DATACHANNEL_MID = "dc"
+
+_TRANSPORT_ATTRIBUTES = frozenset(
+    {"setup", "fingerprint", "ice-ufrag", "ice-pwd", "candidate", "end-of-candidates"}
+)
+
+
+def _bundle(
+    audio: MediaDescription, dc_line: MediaDescription
+) -> tuple[MediaDescription, MediaDescription, tuple[Attribute, ...]]:
+    """A WebRTC audio m-line BUNDLEd with the data channel m-line (RFC 8843 section 7.2, as
+    JSEP offers do): the audio m-line gets the data channel's port, ``c=`` and transport
+    attributes, the data channel m-line a mid, the session ``a=group:BUNDLE``."""
+    audio_mid = audio.attribute_value("mid") or "audio"
+    transport = tuple(a for a in dc_line.attrs if a.name in _TRANSPORT_ATTRIBUTES)
+    audio = replace(
+        audio,
+        port=dc_line.port,
+        connections=dc_line.connections,
+        attrs=(*audio.attrs, *transport),
+    )
+    dc_line = replace(dc_line, attrs=(Attribute("mid", DATACHANNEL_MID), *dc_line.attrs))
+    return audio, dc_line, (Attribute("group", f"BUNDLE {audio_mid} {DATACHANNEL_MID}"),)
 
 
 def datachannel_index(offer: SessionDescription) -> int:

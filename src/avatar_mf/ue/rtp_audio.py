@@ -11,6 +11,12 @@ once the answer names the codec:
 * records every packet it receives: :meth:`UeAudio.received_pcm` is the decoded audio in
   sequence order with losses filled with silence, :attr:`UeAudio.arrivals` the arrival time
   of each received frame (for onset measurements), :meth:`UeAudio.save_wav` writes it.
+
+``webrtc=True`` makes it a browser-style UE's audio instead: an ``m=audio ...
+UDP/TLS/RTP/SAVPF`` line (default Opus, RFC 7587) that the offer BUNDLEs with the data
+channel (:func:`avatar_mf.ue.offer.build_offer`), no socket of its own: its packets go as SRTP
+over the data channel's ICE + DTLS transport (:class:`~avatar_mf.media.srtp_path.SrtpPath`,
+attached by the call), and sending starts once the DTLS handshake gave SRTP keys.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import numpy as np
 
 from avatar_mf.codecs.base import FRAME_BYTES, PCM_RATE, AudioDecoder, AudioEncoder
 from avatar_mf.codecs.registry import audio_codec
+from avatar_mf.media.srtp_path import SrtpPath
 from avatar_mf.rtp.errors import RtpError
 from avatar_mf.rtp.packet import RtpPacket, is_rtcp, parse_rtp
 from avatar_mf.rtp.rtcp import SenderReport, parse_rtcp
@@ -47,9 +54,14 @@ _FORMATS: dict[str, tuple[int, str, str]] = {
     "AMR": (96, "AMR/8000/1", "octet-align=1"),
     "PCMU": (0, "PCMU/8000", ""),
     "PCMA": (8, "PCMA/8000", ""),
+    "OPUS": (111, "opus/48000/2", "minptime=10;useinbandfec=1"),
 }
 _EVENT_PT = 101
-_CLOCK = {"AMR-WB": 16000, "AMR": 8000, "PCMU": 8000, "PCMA": 8000}
+_CLOCK = {"AMR-WB": 16000, "AMR": 8000, "PCMU": 8000, "PCMA": 8000, "OPUS": 48000}
+#: The profile of a WebRTC audio m-line (RFC 5764 section 8, RFC 5124).
+WEBRTC_PROTO = "UDP/TLS/RTP/SAVPF"
+#: The mid of the test UE's WebRTC audio m-line.
+WEBRTC_AUDIO_MID = "audio"
 
 
 def read_wav(path: Path) -> bytes:
@@ -119,14 +131,18 @@ class UeAudio:
         self,
         local_host: str = "127.0.0.1",
         *,
-        codecs: Sequence[str] = ("AMR-WB", "PCMU"),
+        codecs: Sequence[str] | None = None,
         pcm: bytes = b"",
         keep_sending: bool = True,
         rtcp_mux: bool = True,
         send_delay: float = 0.0,
         now: Callable[[], float] = time.monotonic,
+        webrtc: bool = False,
     ) -> None:
         self.local_host = local_host
+        self.webrtc = webrtc
+        if codecs is None:
+            codecs = ("opus", "PCMU") if webrtc else ("AMR-WB", "PCMU")
         self.codecs = [
             c.upper()
             for c in codecs
@@ -143,6 +159,10 @@ class UeAudio:
         self._now = now
         self.port = 0
         self._transport: asyncio.DatagramTransport | None = None
+        #: WebRTC style: SRTP on the data channel's transport (None for IMS style).
+        self.srtp: SrtpPath | None = None
+        self._closed = False
+        self._keys = asyncio.Event()
         self._negotiated: _Negotiated | None = None
         self._sender: asyncio.Task[None] | None = None
         self.ssrc = random.getrandbits(32)
@@ -164,6 +184,13 @@ class UeAudio:
         return self._negotiated.name if self._negotiated is not None else None
 
     async def open(self) -> int:
+        if self.webrtc:
+            if self.srtp is None:
+                self.srtp = SrtpPath()
+                self.srtp.on_rtp = self._received
+                self.srtp.on_rtcp = self._received
+                self.srtp.on_ready = self._keys.set
+            return self.port
         self._transport, self.port = await bind_udp(self.local_host, self._received)
         return self.port
 
@@ -178,15 +205,20 @@ class UeAudio:
             if fmtp:
                 attrs.append(Attribute("fmtp", f"{pt} {fmtp}"))
         formats.append(str(_EVENT_PT))
-        attrs.append(Attribute("rtpmap", f"{_EVENT_PT} telephone-event/16000"))
+        event_rate = 48000 if self.webrtc and "OPUS" in self.codecs else 16000
+        attrs.append(Attribute("rtpmap", f"{_EVENT_PT} telephone-event/{event_rate}"))
         attrs.append(Attribute("ptime", "20"))
-        if self.rtcp_mux:
+        if self.rtcp_mux or self.webrtc:
             attrs.append(Attribute("rtcp-mux"))
         attrs.append(Attribute("sendrecv"))
+        if self.webrtc:
+            # build_offer BUNDLEs it: port, c= and the transport attributes come from the
+            # data channel m-line (RFC 8843 section 7.2).
+            attrs.insert(0, Attribute("mid", WEBRTC_AUDIO_MID))
         return MediaDescription(
             media="audio",
             port=self.port,
-            proto="RTP/AVP",
+            proto=WEBRTC_PROTO if self.webrtc else "RTP/AVP",
             formats=tuple(formats),
             connections=(Connection("IN", "IP4", self.local_host),),
             attrs=tuple(attrs),
@@ -200,6 +232,9 @@ class UeAudio:
         if not formats:
             raise ValueError("the answer's audio m-line names no codec")
         conn = answer.connection
+        if self.webrtc:
+            self._begin(formats[0], ("bundle", 0))  # the data channel's transport
+            return
         self._begin(formats[0], (conn.address if conn is not None else address, answer.port))
 
     def answer(self, offer: SessionDescription, index: int) -> MediaDescription:
@@ -228,9 +263,24 @@ class UeAudio:
         self._sender = asyncio.get_running_loop().create_task(self._send_loop())
 
     def send_raw(self, data: bytes) -> None:
-        """Send any datagram to the MF's RTP address (for bad-input tests)."""
-        if self._transport is not None and self._negotiated is not None:
+        """Send any datagram to the MF's RTP address (for bad-input tests); WebRTC style: on
+        the BUNDLE transport as it is, not protected."""
+        if self.srtp is not None:
+            self.srtp.send_unprotected(data)
+        elif self._transport is not None and self._negotiated is not None:
             self._transport.sendto(data, self._negotiated.remote)
+
+    def _sendto(self, data: bytes, remote: tuple[str, int]) -> None:
+        if self.srtp is not None:
+            self.srtp.send_rtp(data, remote)
+        elif self._transport is not None:
+            self._transport.sendto(data, remote)
+
+    @property
+    def _open(self) -> bool:
+        if self.webrtc:
+            return not self._closed
+        return self._transport is not None and not self._transport.is_closing()
 
     @property
     def remote(self) -> tuple[str, int] | None:
@@ -238,8 +288,10 @@ class UeAudio:
 
     async def _send_loop(self) -> None:
         neg = self._negotiated
-        assert neg is not None and self._transport is not None
+        assert neg is not None and self._open
         loop = asyncio.get_running_loop()
+        if self.srtp is not None:
+            await self._keys.wait()  # SRTP keys come with the DTLS handshake
         if self.send_delay > 0:
             await asyncio.sleep(self.send_delay)
         spf = neg.clock_rate // 50
@@ -251,7 +303,7 @@ class UeAudio:
         total = len(pcm) // FRAME_BYTES
         start = loop.time()
         index = 0
-        while not self._transport.is_closing():
+        while self._open:
             if index < total:
                 frame = pcm[index * FRAME_BYTES : (index + 1) * FRAME_BYTES]
             elif self.keep_sending:
@@ -266,7 +318,7 @@ class UeAudio:
                 payload=neg.encoder.encode(frame),
                 marker=index == 0,
             )
-            self._transport.sendto(packet.serialize(), neg.remote)
+            self._sendto(packet.serialize(), neg.remote)
             if index == 0 and total:
                 self.first_sent = self._now()
             self.packets_out += 1
@@ -349,6 +401,7 @@ class UeAudio:
         write_wav(path, self.received_pcm())
 
     async def close(self) -> None:
+        self._closed = True
         sender, self._sender = self._sender, None
         if sender is not None:
             sender.cancel()
@@ -357,6 +410,8 @@ class UeAudio:
         if self._transport is not None:
             self._transport.close()
             self._transport = None
+        if self.srtp is not None:
+            self.srtp.close()
 
 
 class _OfferOrder:

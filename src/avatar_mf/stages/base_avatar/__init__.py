@@ -16,6 +16,7 @@ also serves ``avatar-mf avatar generate`` through :meth:`BaseAvatarGenerator.gen
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -43,3 +44,15 @@ class BaseAvatarGenerator(Protocol):
     """Creates an ARF base avatar container. Raises ValueError on unusable input."""
 
     def generate(self, request: AvatarRequest) -> GeneratedAvatar: ...
+
+
+#: Progress of a generation: percent done (0..100) and the step's name.
+Progress = Callable[[int, str], None]
+
+
+@runtime_checkable
+class ReportingGenerator(Protocol):
+    """A generator that reports its progress (it takes seconds); ``progress`` may be called
+    from the worker thread that runs it."""
+
+    def generate_reporting(self, request: AvatarRequest, progress: Progress) -> GeneratedAvatar: ...

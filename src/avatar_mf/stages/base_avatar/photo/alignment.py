@@ -1,0 +1,160 @@
+"""From tracked photos to one face shape in the template's frame.
+
+A :class:`~avatar_mf.face.result.FaceResult` gives 478 landmarks in image fractions with a
+depth in the scale of x; :func:`landmark_shape` turns them into a 3D point set in pixels in
+the model's conventions (Y up, the face looking along +Z at the camera): a weak-perspective
+reconstruction, right up to a similarity. :func:`similarity` (Umeyama 1991, least-squares
+rotation, uniform scale and translation) aligns each photo's shape to the template's anchors
+(:mod:`.anchors`). With several photos, the most frontal one gives the face across its
+picture and the others its depth (:func:`fit_photos`): what a picture measures is kept, what
+the tracker only guesses (depth) is taken from the photos that see it from the side.
+:class:`PhotoFit` keeps each photo's alignment for reprojection and colouring.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from avatar_mf.face.result import LANDMARK_COUNT, FaceResult
+
+F64 = NDArray[np.float64]
+
+#: MediaPipe face mesh indices of the inner lip contour (they meet when the mouth is shut, so
+#: they do not shape the neutral face) and the ten iris points (the gaze, not the shape).
+INNER_LIPS = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 191, 80, 81, 82, 13, 312,
+              311, 310, 415)
+IRISES = tuple(range(468, 478))
+#: The weight of the most frontal photo's own depth guess against the other photos' view of
+#: it (each weighted up to 1 by how squarely it sees a landmark and how far across it looks).
+PRIMARY_DEPTH_WEIGHT = 0.25
+#: Eye corners (outer, inner) of the face's right and left eye: the inter-ocular distance is
+#: the distance between the two eyes' corner midpoints.
+RIGHT_EYE_CORNERS = (33, 133)
+LEFT_EYE_CORNERS = (263, 362)
+
+
+def shape_landmarks() -> NDArray[np.int64]:
+    """Indices of the landmarks that shape the face (all but inner lips and irises)."""
+    keep = np.ones(LANDMARK_COUNT, dtype=bool)
+    keep[list(INNER_LIPS + IRISES)] = False
+    return np.flatnonzero(keep)
+
+
+@dataclass(frozen=True, slots=True)
+class Similarity:
+    """``x -> scale * rotation @ x + translation`` (column vectors)."""
+
+    scale: float
+    rotation: F64
+    translation: F64
+
+    def apply(self, points: F64) -> F64:
+        out: F64 = self.scale * points @ self.rotation.T + self.translation
+        return out
+
+    def inverse(self, points: F64) -> F64:
+        out: F64 = (points - self.translation) @ self.rotation / self.scale
+        return out
+
+
+def similarity(source: F64, target: F64, weights: F64 | None = None) -> Similarity:
+    """The least-squares similarity taking ``source`` (K, 3) onto ``target`` (Umeyama)."""
+    w = np.ones(len(source)) if weights is None else weights
+    w = w / w.sum()
+    mu_s, mu_t = w @ source, w @ target
+    s, t = source - mu_s, target - mu_t
+    covariance = (t * w[:, None]).T @ s
+    u, d, vt = np.linalg.svd(covariance)
+    sign = np.eye(3)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        sign[2, 2] = -1.0
+    rotation = u @ sign @ vt
+    variance = float((w * (s * s).sum(axis=1)).sum())
+    scale = float(np.trace(np.diag(d) @ sign)) / variance
+    return Similarity(scale, rotation, mu_t - scale * rotation @ mu_s)
+
+
+def landmark_shape(face: FaceResult) -> F64:
+    """(478, 3) the landmarks in pixels, x right, y up, z towards the camera."""
+    lm = face.landmarks.astype(np.float64)
+    return np.stack(
+        [lm[:, 0] * face.width, -lm[:, 1] * face.height, -lm[:, 2] * face.width], axis=1
+    )
+
+
+def pixels(face: FaceResult) -> F64:
+    """(478, 2) the landmarks in pixels, x right, y down."""
+    out: F64 = face.landmarks[:, :2].astype(np.float64) * np.array([face.width, face.height])
+    return out
+
+
+def interocular(points: F64) -> float:
+    """Distance between the eyes' corner midpoints of (478, 2|3) landmarks."""
+    right = points[list(RIGHT_EYE_CORNERS)].mean(axis=0)
+    left = points[list(LEFT_EYE_CORNERS)].mean(axis=0)
+    return float(np.linalg.norm(left - right))
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class PhotoFit:
+    """The face shape of one or more photos in the template's frame.
+
+    ``target`` (478, 3): the landmarks' fitted positions (metres, the template's frame);
+    ``poses``: per photo, the similarity from its landmark shape to the template's frame;
+    ``faces``: the tracked photos.
+    """
+
+    target: F64
+    poses: tuple[Similarity, ...]
+    faces: tuple[FaceResult, ...]
+
+
+def fit_photos(
+    faces: Sequence[FaceResult], anchors: F64, anchor_normals: F64, tracked: F64
+) -> PhotoFit:
+    """Align every photo's landmarks to the template's ``anchors`` (478, 3) and fuse them.
+
+    Each photo's landmarks are first moved along that photo's line of sight by the tracker's
+    depth bias on the template (``anchors - tracked``, its component along the view axis):
+    the depth the tracker guesses is corrected, what it measured in the picture (x, y) is
+    kept. The photo that sees the face most squarely gives the shape across its picture;
+    along its line of sight, where it only has the tracker's guess, the other photos' view of
+    each landmark is averaged in, weighted by how squarely each sees it and by how far across
+    its line of sight it looks (a profile photo measures the front photo's depth)."""
+    keep = shape_landmarks()
+    poses = []
+    aligned = []
+    axes = []
+    for face in faces:
+        shape = landmark_shape(face)
+        pose = similarity(shape[keep], anchors[keep])
+        # Again, trusting the landmarks this photo sees (a turned face's far side is a guess).
+        seen = np.clip(anchor_normals[keep] @ pose.rotation[:, 2], 0.0, 1.0) ** 2 + 1e-3
+        pose = similarity(shape[keep], anchors[keep], seen)
+        poses.append(pose)
+        axis = pose.rotation[:, 2]  # towards the photo's camera, in the template's frame
+        depth_bias = (anchors - tracked) @ axis
+        aligned.append(pose.apply(shape) + depth_bias[:, None] * axis[None, :])
+        axes.append(axis)
+    primary = int(np.argmax([axis[2] for axis in axes]))  # the most frontal photo
+    target = aligned[primary].copy()
+    axis = axes[primary]
+    depth = np.zeros(len(anchors))
+    weight = np.full(len(anchors), PRIMARY_DEPTH_WEIGHT)
+    for index, (shape, other) in enumerate(zip(aligned, axes, strict=True)):
+        if index == primary:
+            continue
+        across = float(np.linalg.norm(np.cross(axis, other)))  # sin of the angle between
+        seen = np.clip(anchor_normals @ other, 0.0, 1.0) ** 2
+        w = seen * across
+        # The tracker's bias turns with the face: a side photo takes all of it (only its
+        # depth along the front photo's line of sight is used).
+        corrected = shape - ((anchors - tracked) @ other)[:, None] * other + (anchors - tracked)
+        depth += w * ((corrected - aligned[primary]) @ axis)
+        weight += w
+    target += (depth / weight)[:, None] * axis[None, :]
+    return PhotoFit(target, tuple(poses), tuple(faces))

@@ -1,0 +1,315 @@
+"""The ``photo`` base-avatar generator: the caller's face on the product's head (TR 26.813
+D.1.1-D.1.2, network-centric generation from images).
+
+For one or more photos (JPEG/PNG; front, left, right -- one is enough):
+
+1. **landmarks**: each photo decoded (:mod:`.images`) and tracked by the packaged MediaPipe
+   face landmarker with the photo limits (:data:`avatar_mf.face.PHOTO_LIMITS`): 478 landmarks
+   or a coded refusal (:mod:`.errors`);
+2. **fit**: every photo's landmarks aligned to the template's anchors and fused
+   (:mod:`.alignment`), the photo's expression read and put on the template (:mod:`.expression`);
+3. **shape**: the template head (showing that expression) deformed so its anchors land on the
+   fitted landmarks, the same map giving the neutral face (per-axis
+   scale + RBF, :mod:`.deformation`), the rig carried along (:mod:`.transfer`: eyeballs,
+   mouth interior, joints, inverse bind matrices, the 52 blendshapes and their normals);
+4. **colour**: the photos unwrapped onto the fitted vertices, the unseen side mirrored, the
+   rest of the head in the photo's skin colour (:mod:`.colouring`);
+5. **container**: the ARF container (``write_arf``: the GLB checks run on the way).
+
+CPU-bound (about a second for one photo): the session's generation stage calls it from the
+stage executor, and it runs in a worker process of its own (:mod:`.worker`). The last
+:data:`CACHE_SIZE` results are kept by the photos' SHA-256, so a second request for the same
+photos (and name) is answered without any work.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from avatar_mf.avatar import write_arf
+from avatar_mf.avatar.model import AvatarModel
+from avatar_mf.face.quality import PHOTO_LIMITS, QualityLimits
+from avatar_mf.face.result import FaceError, FaceResult, FaceTrackingError
+from avatar_mf.face.tracker import FaceTracker
+from avatar_mf.pipeline.stage import StageContext
+from avatar_mf.stages.base_avatar import AvatarRequest, GeneratedAvatar, Progress
+from avatar_mf.stages.base_avatar.generation import GenerationStage
+from avatar_mf.stages.base_avatar.photo.alignment import (
+    PhotoFit,
+    fit_photos,
+    interocular,
+    pixels,
+    shape_landmarks,
+)
+from avatar_mf.stages.base_avatar.photo.anchors import Anchors, anchor_points, load_anchors
+from avatar_mf.stages.base_avatar.photo.colouring import colour_head
+from avatar_mf.stages.base_avatar.photo.deformation import fit_deformation
+from avatar_mf.stages.base_avatar.photo.errors import PhotoAvatarError
+from avatar_mf.stages.base_avatar.photo.expression import photo_expression
+from avatar_mf.stages.base_avatar.photo.images import MAX_PHOTOS, decode_photo
+from avatar_mf.stages.base_avatar.photo.transfer import (
+    deform_model,
+    map_vertices,
+    vertex_normals,
+)
+from avatar_mf.stages.base_avatar.photo.worker import GenerationProcess
+
+CONTENT_TYPE = "application/vnd.arf+zip"
+#: A landmark counts in a photo's reprojection error when the fitted surface faces the
+#: photo's camera at least this much (cosine).
+MIN_FACING = 0.2
+CACHE_SIZE = 16
+
+F64 = NDArray[np.float64]
+
+
+def _no_progress(percent: int, step: str) -> None:
+    del percent, step
+
+
+def photos_key(images: Sequence[bytes], name: str) -> str:
+    """SHA-256 over the photos (length-prefixed, in order) and the avatar's name."""
+    digest = hashlib.sha256()
+    for image in images:
+        digest.update(len(image).to_bytes(8, "big"))
+        digest.update(image)
+    digest.update(name.encode("utf-8"))
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class PhotoAvatar:
+    """A generated head with what the fit left: per photo, the landmark reprojection error
+    (mean and worst over the shape landmarks, of the head showing the photo's expression) as
+    a fraction of the inter-ocular distance."""
+
+    model: AvatarModel
+    fit: PhotoFit
+    reprojection: tuple[tuple[float, float], ...]
+    #: The photo's expression (ARKit weights) taken out of the neutral face.
+    expression: dict[str, float] = field(default_factory=dict)
+    #: (N, 3) the fitted head showing that expression (what the photo was fitted with).
+    shown: F64 | None = field(default=None, repr=False)
+
+
+def _template() -> tuple[AvatarModel, Anchors]:
+    from avatar_mf.avatar.generate import generate_default_head
+
+    return generate_default_head(), load_anchors()
+
+
+def _default_tracker(limits: QualityLimits) -> FaceTracker:
+    from avatar_mf.face.mediapipe_tracker import MediapipeFaceTracker
+
+    return MediapipeFaceTracker(max_faces=2, limits=limits)
+
+
+class PhotoGenerator:
+    """:class:`~avatar_mf.stages.base_avatar.BaseAvatarGenerator` from photos.
+
+    ``processes`` 1 (the default, the MF's): :meth:`generate` runs in a worker process
+    (:mod:`.worker`); 0: in the calling thread (the worker itself, tools, tests of the
+    steps). :meth:`build` always runs in the calling thread. Thread-safe (a lock around the
+    tracker and the cache). The cache lives in the parent. ``neutralise``: take the photo's
+    expression out of the neutral face (:mod:`.expression`)."""
+
+    def __init__(
+        self,
+        *,
+        tracker: Callable[[QualityLimits], FaceTracker] = _default_tracker,
+        limits: QualityLimits = PHOTO_LIMITS,
+        cache_size: int = CACHE_SIZE,
+        processes: int = 1,
+        neutralise: bool = True,
+    ) -> None:
+        if processes not in (0, 1):
+            raise ValueError(f"processes must be 0 (in this process) or 1, not {processes}")
+        self._tracker_factory = tracker
+        self._limits = limits
+        self._neutralise = neutralise
+        in_worker = functools.partial(
+            PhotoGenerator,
+            tracker=tracker,
+            limits=limits,
+            cache_size=0,
+            processes=0,
+            neutralise=neutralise,
+        )
+        self._process = GenerationProcess(in_worker) if processes else None
+        self._tracker: FaceTracker | None = None
+        self._template: tuple[AvatarModel, Anchors] | None = None
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[str, GeneratedAvatar] = OrderedDict()
+        self._cache_size = cache_size
+        self.cache_hits = 0
+
+    # --- BaseAvatarGenerator ---------------------------------------------------------------
+
+    def generate(
+        self, request: AvatarRequest, progress: Progress = _no_progress
+    ) -> GeneratedAvatar:
+        if not request.images:
+            raise PhotoAvatarError(FaceError.UNSUPPORTED_IMAGE, "no photo to build an avatar from")
+        key = photos_key(request.images, request.name)
+        with self._lock:
+            cached = self._cache.get(key)
+            if cached is not None:
+                self._cache.move_to_end(key)
+                self.cache_hits += 1
+                progress(100, "cached")
+                return cached
+        if self._process is not None:
+            result = self._process.generate(request, progress)
+        else:
+            avatar = self.build([decode_photo(data) for data in request.images], progress)
+            progress(90, "container")
+            container = write_arf(avatar.model, avatar_id=key[:32], name=request.name)
+            result = GeneratedAvatar(
+                container=container, content_type=CONTENT_TYPE, name=request.name
+            )
+            progress(100, "done")
+        with self._lock:
+            self._cache[key] = result
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return result
+
+    def close(self) -> None:
+        """Stop the worker process and close the tracker (the node's shutdown; the worker
+        also stops at interpreter exit)."""
+        if self._process is not None:
+            self._process.close()
+        with self._lock:
+            tracker, self._tracker = self._tracker, None
+        if tracker is not None:
+            tracker.close()
+
+    def generate_reporting(self, request: AvatarRequest, progress: Progress) -> GeneratedAvatar:
+        """:meth:`generate` with progress reports (``ReportingGenerator``)."""
+        return self.generate(request, progress)
+
+    def open(self, context: StageContext) -> GenerationStage:
+        """This session's generation stage (``avatar:generate`` in a call)."""
+        return GenerationStage(self, context)
+
+    # --- the steps ---------------------------------------------------------------------------
+
+    def track(self, pictures: Sequence[NDArray[np.uint8]]) -> list[FaceResult]:
+        if len(pictures) > MAX_PHOTOS:
+            raise PhotoAvatarError(
+                FaceError.UNSUPPORTED_IMAGE, f"at most {MAX_PHOTOS} photos, not {len(pictures)}"
+            )
+        faces = []
+        with self._lock:
+            if self._tracker is None:
+                self._tracker = self._tracker_factory(self._limits)
+            for index, picture in enumerate(pictures):
+                try:
+                    faces.append(self._tracker.track(picture))
+                except FaceTrackingError as exc:
+                    raise PhotoAvatarError.from_tracking(exc, index) from exc
+        return faces
+
+    def template(self) -> tuple[AvatarModel, Anchors]:
+        with self._lock:
+            if self._template is None:
+                self._template = _template()
+            return self._template
+
+    def build(
+        self, pictures: Sequence[NDArray[np.uint8]], progress: Progress = _no_progress
+    ) -> PhotoAvatar:
+        """The fitted, coloured head for RGB ``pictures`` (no container, no cache)."""
+        progress(5, "landmarks")
+        faces = self.track(pictures)
+        model, anchors = self.template()
+        positions = model.positions.astype(np.float64)
+        triangles = model.triangles.astype(np.int64)
+        normals = vertex_normals(positions, triangles, anchors.parts.weld)
+        source = anchor_points(positions, triangles, anchors)
+        anchor_normals = anchor_points(normals, triangles, anchors)
+        anchor_normals /= np.linalg.norm(anchor_normals, axis=1, keepdims=True)
+        # The template showing the photo's expression is what is fitted (see .expression).
+        expression = photo_expression(faces, anchors.baseline) if self._neutralise else {}
+        expressed = _expressed(model, positions, expression)
+        shown = anchor_points(expressed, triangles, anchors)
+        progress(30, "fit")
+        fit = fit_photos(faces, shown, anchor_normals, anchors.tracked + (shown - source))
+        keep = shape_landmarks()
+        deformation = fit_deformation(shown[keep], fit.target[keep])
+        progress(45, "shape")
+        fitted = deform_model(model, anchors.parts, deformation, name="photo-avatar")
+        progress(75, "texture")
+        # Colours and the reprojection check on the fitted head showing the photo's expression
+        # (the map of the template showing it: what the photo was fitted with).
+        seen = map_vertices(expressed, anchors.parts.part, deformation)
+        seen_normals = vertex_normals(seen, triangles, anchors.parts.weld)
+        seen_anchors = anchor_points(seen, triangles, anchors)
+        colours = colour_head(
+            seen,
+            seen_normals,
+            model.colors.astype(np.float64) if model.colors is not None else
+            np.full((model.vertex_count, 3), 0.5),
+            seen_anchors,
+            anchors.parts,
+            fit,
+            pictures,
+        )
+        coloured = _with_colours(fitted, colours)
+        anchor_facing = anchor_points(seen_normals, triangles, anchors)
+        return PhotoAvatar(
+            coloured, fit, reprojection(seen_anchors, anchor_facing, fit), expression, seen
+        )
+
+
+def reprojection(
+    points: F64, normals: F64, fit: PhotoFit
+) -> tuple[tuple[float, float], ...]:
+    """Per photo: mean and worst distance between the fitted anchors projected into the photo
+    and the tracked landmarks, over the shape landmarks the photo sees (the fitted surface
+    facing it: a turned face's far side is the tracker's guess), as a fraction of the
+    inter-ocular distance (of the fitted head, in the photo's scale, so a turned face's
+    foreshortening does not inflate it)."""
+    keep = shape_landmarks()
+    out = []
+    for pose, face in zip(fit.poses, fit.faces, strict=True):
+        seen = keep[normals[keep] @ pose.rotation[:, 2] > MIN_FACING]
+        local = pose.inverse(points)
+        projected = np.stack([local[:, 0], -local[:, 1]], axis=1)
+        tracked = pixels(face)
+        scale = interocular(points) / pose.scale
+        error = np.linalg.norm(projected[seen] - tracked[seen], axis=1) / scale
+        out.append((float(error.mean()), float(error.max())))
+    return tuple(out)
+
+
+def _expressed(model: AvatarModel, positions: F64, weights: dict[str, float]) -> F64:
+    out = positions.copy()
+    for name, weight in weights.items():
+        out += weight * model.target_positions[model.target_index(name)]
+    return out
+
+
+def _with_colours(model: AvatarModel, colours: F64) -> AvatarModel:
+    return AvatarModel(
+        name=model.name,
+        positions=model.positions,
+        normals=model.normals,
+        triangles=model.triangles,
+        joints=model.joints,
+        inverse_bind_matrices=model.inverse_bind_matrices,
+        skin_joints=model.skin_joints,
+        skin_weights=model.skin_weights,
+        target_names=model.target_names,
+        target_positions=model.target_positions,
+        target_normals=model.target_normals,
+        colors=colours.astype(np.float32),
+    )

@@ -1,0 +1,69 @@
+"""``avatar-mf avatar generate --photo`` and ``avatar-mf avatar export`` (issue 14)."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from avatar_mf.avatar.glb import read_glb
+from avatar_mf.pipeline import registry
+from avatar_mf.stages.base_avatar.photo.images import encode_png
+from tests.cli.test_avatar_cli import Cli
+from tests.storage.conftest import ALICE
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cli]:
+    """The CLI, with this tree's entry points (the installed metadata may predate 'photo')."""
+    info = tmp_path / "entry_points" / "avatar_mf_photo_entry_points-0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: avatar-mf-photo-entry-points\nVersion: 0\n"
+    )
+    groups = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"]
+    lines = [f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in entries.items())
+             for group, entries in groups.items()]
+    (info / "entry_points.txt").write_text("".join(lines))
+    monkeypatch.syspath_prepend(str(info.parent))
+    registry.refresh()
+    cli = Cli(tmp_path)
+    cli.max_avatar_size = 16 * 1024 * 1024
+    yield cli
+    registry.refresh()
+
+
+def test_generate_from_a_photo_then_export_the_glb(cli: Cli, tmp_path: Path) -> None:
+    skimage_data = pytest.importorskip("skimage.data")
+    photo = tmp_path / "astronaut.png"
+    photo.write_bytes(encode_png(np.ascontiguousarray(skimage_data.astronaut())))
+    first = json.loads(cli.ok("generate", "--photo", str(photo), "--owner", ALICE,
+                              "--name", "Eileen", "--json"))
+    avatar_id = first["avatar_id"]
+    assert first["owner"] == ALICE and first["name"] == "Eileen"
+    assert first["metadata"]["generator"] == "photo"
+    # The same photo again: the stored avatar, not a new one.
+    again = cli.ok("generate", "--photo", str(photo), "--owner", ALICE, "--name", "Eileen")
+    assert again.strip() == avatar_id
+    assert len(json.loads(cli.ok("list", "--json", "--owner", ALICE))) == 1
+    out = tmp_path / "eileen.glb"
+    cli.ok("export", avatar_id, "-o", str(out))
+    model = read_glb(out.read_bytes())
+    assert len(model.target_names) == 52
+    assert model.colors is not None
+
+
+def test_a_photo_without_a_face_fails_with_its_code(cli: Cli, tmp_path: Path) -> None:
+    photo = tmp_path / "grey.png"
+    photo.write_bytes(encode_png(np.full((480, 640, 3), 128, dtype=np.uint8)))
+    code, out, err = cli("generate", "--photo", str(photo), "--owner", ALICE)
+    assert (code, out) == (1, "")
+    assert "no-face" in err
+    code, _, err = cli("export", "0" * 32, "-o", str(tmp_path / "x.glb"))
+    assert code == 1

@@ -1,0 +1,101 @@
+"""Issue 14 end to end: UE1 uploads a photo and asks a real MF (``[pipeline.base_avatar]``
+``photo``) to build its avatar; UE2 in the same room receives the generated avatar.
+
+Where the installed package's metadata predates the ``photo`` entry point, the MF gets a
+dist-info with this tree's entry points (pyproject.toml) on its PYTHONPATH.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from avatar_mf.avatar.validate import validate_container
+from avatar_mf.protocol import AvatarSelected, ErrorMessage
+from avatar_mf.protocol.metadata import AvatarGenerate, AvatarGenerateProgress
+from avatar_mf.stages.base_avatar.photo.images import encode_png
+from avatar_mf.testing.process import MfProcess
+from tests.integration.conftest import _log_problems
+from tests.integration.test_avatar_e2e import avatar_ue, released_everything
+
+pytestmark = [pytest.mark.timeout(120)]
+
+ROOT = Path(__file__).resolve().parents[2]
+SETTINGS = {
+    "SIP__T1": "0.005",
+    "SIP__T4": "0.05",
+    "MEDIA__SETUP_TIMEOUT": "2",
+    "PIPELINE__BASE_AVATAR__NAME": "photo",
+}
+WAIT = 60.0  # generation: about a second of CPU, more on a loaded machine
+
+
+def _entry_points_dist(folder: Path) -> Path:
+    info = folder / "avatar_mf_photo_entry_points-0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: avatar-mf-photo-entry-points\nVersion: 0\n"
+    )
+    groups = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"]
+    lines = []
+    for group, entries in groups.items():
+        lines.append(f"[{group}]")
+        lines += [f"{name} = {value}" for name, value in entries.items()]
+    (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+@pytest.fixture
+def photo_mf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MfProcess]:
+    overlay = _entry_points_dist(tmp_path / "entry_points")
+    paths = [str(overlay), str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in paths if p))
+    with MfProcess.start(tmp_path / "mf", settings=SETTINGS) as mf:
+        yield mf
+
+
+async def test_ue1_photo_becomes_the_avatar_ue2_receives(photo_mf: MfProcess) -> None:
+    skimage_data = pytest.importorskip("skimage.data")
+    room = f"room-{uuid.uuid4().hex[:10]}"
+    photo = encode_png(np.ascontiguousarray(skimage_data.astronaut()))
+    async with (
+        avatar_ue(photo_mf, room, "alice") as (_, alice),
+        avatar_ue(photo_mf, room, "bob") as (_, bob),
+    ):
+        # A picture without a face: refused with its code; the call goes on.
+        grey = encode_png(np.full((240, 320, 3), 128, dtype=np.uint8))
+        sent = await alice.upload(grey, avatar_id="grey", content_type="image/png",
+                                  timeout=WAIT)
+        assert sent.state == "complete"
+        alice.send(AvatarGenerate(id="alice-g0", photos=(sent.transfer_id,)))
+        error = await alice.wait_message(
+            ErrorMessage, where=lambda m: m.in_reply_to == "alice-g0", timeout=WAIT
+        )
+        assert error.code == "no-face"
+
+        sent = await alice.upload(photo, avatar_id="face", content_type="image/png",
+                                  timeout=WAIT)
+        assert sent.state == "complete"
+        alice.send(AvatarGenerate(id="alice-g1", name="alice", photos=(sent.transfer_id,)))
+        selected = await alice.wait_message(
+            AvatarSelected, where=lambda m: m.in_reply_to == "alice-g1", timeout=WAIT
+        )
+        progress = [
+            r.message for r in alice.messages
+            if isinstance(r.message, AvatarGenerateProgress) and r.message.in_reply_to == "alice-g1"
+        ]
+        percents = [m.percent for m in progress]
+        assert len(percents) >= 4 and percents == sorted(percents) and percents[-1] == 100
+        received = await bob.wait_transfer(avatar_id=selected.avatar_id, timeout=WAIT)
+        assert received.state == "complete" and received.payload is not None
+        avatar = validate_container(received.payload, received.offer.content_type)
+        assert avatar is not None
+    await released_everything(photo_mf)
+    problems = _log_problems(photo_mf.log_text())
+    assert not problems, "the MF logged errors:\n" + "\n".join(problems[:20])
