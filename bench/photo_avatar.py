@@ -80,7 +80,8 @@ def main() -> None:
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     photo = photo_png(args.size)
-    generator = PhotoGenerator(processes=0, texture_size=args.texture_size)  # in this process: its CPU is what we measure
+    # In this process: its CPU is what we measure.
+    generator = PhotoGenerator(processes=0, texture_size=args.texture_size)
 
     def request(name: str) -> AvatarRequest:
         return AvatarRequest("bench", "sip:bench@example.com", name=name, images=(photo,))
