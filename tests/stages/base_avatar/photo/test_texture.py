@@ -3,6 +3,9 @@ the call path drawing it."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import numpy as np
 import pytest
 from numpy.typing import NDArray
@@ -87,3 +90,28 @@ def test_a_generated_container_renders_textured_in_the_call_path(
     animated = load_avatar(container)
     assert animated.mesh.texture is not None and animated.mesh.uvs is not None
     assert animated.mesh.texture.shape == (TEXTURE_SIZE, TEXTURE_SIZE, 3)
+
+
+def test_avatar_render_draws_the_texture(astronaut_avatar: PhotoAvatar, tmp_path: Path) -> None:
+    """``avatar-mf avatar render`` of the exported GLB differs from the same model with the
+    texture dropped (the face region only: the rest is vertex colours either way)."""
+    from avatar_mf.avatar import build_glb
+    from avatar_mf.cli import main
+    from avatar_mf.render.png import decode_png
+
+    model = astronaut_avatar.model
+    plain = replace(model, uvs=None, texture=None)
+    pictures = []
+    for name, avatar in (("textured", model), ("plain", plain)):
+        glb = tmp_path / f"{name}.glb"
+        glb.write_bytes(build_glb(avatar))
+        out = tmp_path / f"{name}.png"
+        try:
+            assert main(["avatar", "render", str(glb), "-o", str(out), "--size", "128"]) == 0
+        except RenderUnavailable as exc:
+            pytest.skip(f"no OpenGL: {exc}")
+        pictures.append(decode_png(out.read_bytes()).astype(np.int64))
+    textured, plain_picture = pictures
+    # The plain model's face vertices are white: the textured one is the photo's skin.
+    face = (slice(48, 96), slice(40, 88))
+    assert textured[face].mean() < plain_picture[face].mean() - 10
