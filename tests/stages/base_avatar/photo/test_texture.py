@@ -115,3 +115,29 @@ def test_avatar_render_draws_the_texture(astronaut_avatar: PhotoAvatar, tmp_path
     # The plain model's face vertices are white: the textured one is the photo's skin.
     face = (slice(48, 96), slice(40, 88))
     assert textured[face].mean() < plain_picture[face].mean() - 10
+
+
+def test_the_far_side_of_a_turned_face_is_mirrored(
+    head_renderer: object, generator: PhotoGenerator
+) -> None:
+    """A green mark on the near cheek of a head turned 35 degrees shows on both cheeks of the
+    texture: the far cheek, which the photo barely sees, takes its mirror texel's colour."""
+    from avatar_mf.stages.base_avatar.photo.alignment import pixels
+    from avatar_mf.stages.camera.groundtruth import Shot
+
+    photo = np.array(head_renderer.render(Shot(yaw=35.0)))  # type: ignore[attr-defined]
+    (face,) = generator.track([photo])
+    xy = pixels(face)
+    # MediaPipe cheek landmarks 205 and 425: the near one lies farther from the nose tip (1).
+    near = max((205, 425), key=lambda k: abs(xy[k, 0] - xy[1, 0]))
+    ys, xs = np.mgrid[: photo.shape[0], : photo.shape[1]]
+    mark = (xs + 0.5 - xy[near, 0]) ** 2 + (ys + 0.5 - xy[near, 1]) ** 2 < 6.0**2
+    photo[mark] = (0, 200, 0)
+    avatar = generator.build([photo])
+    assert avatar.texture is not None
+    atlas = avatar.texture.atlas.astype(np.int64)
+    green = (atlas[..., 1] > 120) & (atlas[..., 0] < 90) & (atlas[..., 2] < 90)
+    half = atlas.shape[1] // 2
+    left, right = int(green[:, :half].sum()), int(green[:, half:].sum())
+    assert min(left, right) > 20, (left, right)
+    assert min(left, right) > 0.3 * max(left, right), (left, right)
