@@ -685,8 +685,10 @@ def _video_summary(
     pictures = video.received_pictures()
     out["frames_decoded"] = len(pictures)
     if not pictures:
-        problems.append("--render: no video was received (is the MF's animation stage "
-                        '"network"? docs/rendering.md)')
+        problems.append(
+            "--render: no video was received (is the MF's animation stage "
+            '"network"? docs/rendering.md)'
+        )
         return out
     pcm = audio.received_pcm() if audio is not None else b""
     audio_start = 0.0

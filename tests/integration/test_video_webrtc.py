@@ -1,0 +1,169 @@
+"""WebRTC-style video through a real MF process (issue 12): test UEs with ICE whose video
+(UDP/TLS/RTP/SAVPF, rtcp-mux) is BUNDLEd with their data channel and their Opus audio, on one
+ICE + DTLS transport with SRTP keyed by its handshake.
+
+* a WebRTC UE sends VP8 pictures: the MF decodes every one (its end record's video figures),
+  the audio beside it is not disturbed, nothing is dropped for an unknown payload type;
+* an avatar-assisted WebRTC UE receives the MF's network-rendered avatar over SRTP: 25 fps
+  +-10 %, decodes at the render size, its PLI (SRTCP) yields a key frame;
+* every call releases its streams (/stats ``held``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+
+import pytest
+
+from avatar_mf.avatar import write_arf
+from avatar_mf.avatar.generate import generate_default_head
+from avatar_mf.protocol.names import CONTENT_TYPE_ARF_ZIP
+from avatar_mf.testing.process import MfProcess
+from avatar_mf.ue import AvatarClient, UeCall
+from avatar_mf.ue.call import DATACHANNEL_FEATURE_TAG
+from avatar_mf.ue.rtp_audio import UeAudio
+from avatar_mf.ue.rtp_video import UeVideo
+
+from .conftest import assert_idle
+from .test_media_audio import tone_pcm
+from .test_media_webrtc import drops
+
+SIZE = 128
+STEP = 10.0
+HOST = "127.0.0.1"
+ASSISTED = DATACHANNEL_FEATURE_TAG + ';+sip.3gpp-avatar-support="avatar-assisted"'
+
+pytestmark = [
+    pytest.mark.timeout(150),
+    pytest.mark.mf_settings(
+        {
+            "SIP__T1": "0.005",
+            "SIP__T4": "0.05",
+            "MEDIA__SETUP_TIMEOUT": "5",
+            "PIPELINE__ANIMATION__NAME": "network",
+            "RENDER__SIZE": str(SIZE),
+            "RENDER__WORKERS": "1",
+        }
+    ),
+]
+
+
+def dial(
+    mf: MfProcess,
+    room: str,
+    user: str,
+    audio: UeAudio | None,
+    video: UeVideo | None,
+    tags: str = DATACHANNEL_FEATURE_TAG,
+) -> UeCall:
+    webrtc = (audio is not None and audio.webrtc) or (video is not None and video.webrtc)
+    return UeCall.dial(
+        f"sip:{room}@{HOST}",
+        HOST,
+        mf.sip_port,
+        ice=webrtc,
+        from_uri=f"sip:{user}@{HOST}",
+        rtp_audio=audio,
+        rtp_video=video,
+        contact_feature_tags=tags,
+        setup_timeout=5.0,
+    )
+
+
+def cdr_of(mf: MfProcess, call_id: str) -> dict[str, object]:
+    for line in mf.log_text().splitlines():
+        if '"avatar_mf.cdr"' in line and call_id in line:
+            record: dict[str, object] = json.loads(line)["cdr"]
+            return record
+    raise AssertionError(f"no CDR for {call_id}")
+
+
+async def wait_for(predicate: Callable[[], object], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def test_webrtc_ue_sends_vp8_bundled_with_audio_and_the_mf_decodes_it(
+    mf: MfProcess,
+) -> None:
+    audio = UeAudio(HOST, webrtc=True, pcm=tone_pcm(600, 3.0))
+    video = UeVideo(HOST, codecs=("VP8",), width=160, height=120, count=50, webrtc=True)
+    async with dial(mf, "wvroom", "camera", audio, video) as call:
+        assert call.answer is not None
+        kinds = {m.media: m for m in call.answer.media}
+        app = kinds["application"]
+        assert kinds["video"].proto == "UDP/TLS/RTP/SAVPF" and kinds["video"].port == app.port
+        assert kinds["audio"].port == app.port != 0
+        assert [a.value for a in call.answer.attributes("group")] == ["BUNDLE audio video dc"]
+        assert video.codec == "VP8" and audio.codec == "OPUS"
+        await asyncio.wait_for(video.done(), STEP)
+        await wait_for(lambda: audio.packets_in > 50, STEP, "audio from the MF")
+        await asyncio.sleep(0.5)
+        call_id = call.call_id
+    stats = await asyncio.to_thread(assert_idle, mf)
+    assert stats["held"]["video_streams"] == 0 and stats["held"]["rtp_streams"] == 0
+    record = cdr_of(mf, call_id)
+    (vrec,) = record["video"]  # type: ignore[misc]
+    (arec,) = record["audio"]  # type: ignore[misc]
+    print("end record video:", vrec)
+    print("end record audio:", arec)
+    assert vrec["codec"] == "VP8/90000"
+    assert vrec["units"] == video.pictures_out == 50
+    assert vrec["decoded"] == 50 and vrec["decode_errors"] == 0
+    assert arec["codec"] == "opus/48000" and arec["packets_in"] >= 100
+    # Everything on the BUNDLE found its m-line.
+    assert not {k: v for k, v in drops(mf).items() if k.startswith("bundle_")}
+
+
+async def test_avatar_assisted_webrtc_ue_receives_the_rendered_avatar_over_srtp(
+    mf: MfProcess,
+) -> None:
+    talker_audio = UeAudio(HOST, codecs=("PCMU",))
+    viewer_audio = UeAudio(HOST, webrtc=True)
+    seen = UeVideo(HOST, codecs=("VP8",), count=0, webrtc=True)
+    head = write_arf(generate_default_head(resolution="low"), avatar_id="h", name="head")
+    async with (
+        dial(mf, "wvout", "talker", talker_audio, None) as call1,
+        dial(mf, "wvout", "viewer", viewer_audio, seen, ASSISTED) as call2,
+    ):
+        for call in (call1, call2):
+            await call.wait_channels_open(STEP)
+        assert seen.codec == "VP8"
+        async with (
+            AvatarClient(call1, id_prefix="t") as talker,
+            AvatarClient(call2, id_prefix="v") as viewer,
+        ):
+            await talker.hello(timeout=STEP)
+            caps = await viewer.hello(timeout=STEP)
+            assert caps.rendering == "network"
+            upload = await talker.upload(
+                head, avatar_id="talker-head", content_type=CONTENT_TYPE_ARF_ZIP, timeout=30
+            )
+            assert upload.state == "complete", upload.as_dict()
+            await wait_for(lambda: len(seen.units) >= 10, STEP, "video from the MF over SRTP")
+            assert seen.pli_out >= 1  # asked for a key frame as the stream started (SRTCP)
+            since = time.monotonic()
+            await asyncio.sleep(3.0)
+            rate = seen.frame_rate(since=since)
+            keys = seen.keyframes_in
+            await asyncio.sleep(0.6)
+            assert seen.send_pli()
+            await wait_for(lambda: seen.keyframes_in > keys, 2.0, "a key frame after the PLI")
+            await wait_for(lambda: seen.sender_reports, 10.0, "an RTCP SR for the video")
+            assert talker.failures == [] and viewer.failures == []
+    pictures = seen.received_pictures()
+    print(
+        f"WebRTC viewer: {len(seen.units)} units, {len(pictures)} decoded, {rate:.2f} fps, "
+        f"{seen.keyframes_in} key frames, PLI out {seen.pli_out}, lost {seen.lost_in}"
+    )
+    assert 22.5 <= rate <= 27.5
+    assert len(pictures) >= len(seen.units) - 2
+    assert (pictures[0][1].width, pictures[0][1].height) == (SIZE, SIZE)
+    stats = await asyncio.to_thread(assert_idle, mf)
+    assert stats["held"]["video_streams"] == 0
