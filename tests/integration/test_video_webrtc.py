@@ -6,15 +6,19 @@ ICE + DTLS transport with SRTP keyed by its handshake.
   the audio beside it is not disturbed, nothing is dropped for an unknown payload type;
 * an avatar-assisted WebRTC UE receives the MF's network-rendered avatar over SRTP: 25 fps
   +-10 %, decodes at the render size, its PLI (SRTCP) yields a key frame;
+* the command line (``avatar-mf ue call --webrtc-video``) sends test pictures the MF decodes;
 * every call releases its streams (/stats ``held``).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import io
 import json
 import time
 from collections.abc import Callable
+from types import SimpleNamespace
 
 import pytest
 
@@ -24,6 +28,7 @@ from avatar_mf.protocol.names import CONTENT_TYPE_ARF_ZIP
 from avatar_mf.testing.process import MfProcess
 from avatar_mf.ue import AvatarClient, UeCall
 from avatar_mf.ue.call import DATACHANNEL_FEATURE_TAG
+from avatar_mf.ue.cli import add_parser
 from avatar_mf.ue.rtp_audio import UeAudio
 from avatar_mf.ue.rtp_video import UeVideo
 
@@ -167,3 +172,36 @@ async def test_avatar_assisted_webrtc_ue_receives_the_rendered_avatar_over_srtp(
     assert (pictures[0][1].width, pictures[0][1].height) == (SIZE, SIZE)
     stats = await asyncio.to_thread(assert_idle, mf)
     assert stats["held"]["video_streams"] == 0
+
+
+async def test_cli_call_with_webrtc_video(mf: MfProcess) -> None:
+    parser = argparse.ArgumentParser(prog="avatar-mf ue")
+    add_parser(parser.add_subparsers(required=True))
+    args = parser.parse_args(
+        [
+            "call", f"sip:wvcli@{HOST}:{mf.sip_port}", "--duration", "1.2", "--webrtc-video",
+            "--video-codec", "VP8",
+        ]
+    )  # fmt: skip
+    out, err = io.StringIO(), io.StringIO()
+    code = await asyncio.to_thread(args.run, args, SimpleNamespace(stdout=out, stderr=err))
+    summary = json.loads(out.getvalue().splitlines()[-1])
+    assert code == 0, err.getvalue()
+    print("CLI --webrtc-video:", summary["video"])
+    assert summary["video"]["codec"] == "VP8" and summary["video"]["pictures_sent"] == 30
+    stats = await asyncio.to_thread(assert_idle, mf)
+    assert stats["held"]["video_streams"] == 0
+    records = [
+        json.loads(line)["cdr"]
+        for line in mf.log_text().splitlines()
+        if '"avatar_mf.cdr"' in line and "wvcli" in line
+    ]
+    (vrec,) = records[-1]["video"]
+    print("end record video:", vrec)
+    # Every picture arrived; those still queued for the decoder (its worker pool starting on
+    # a loaded machine) when the BYE came are not decoded.
+    assert vrec["codec"] == "VP8/90000" and vrec["units"] == 30
+    assert vrec["decoded"] >= 1 and vrec["decode_errors"] == 0
+    no_ice = parser.parse_args(["call", f"sip:x@{HOST}:5060", "--no-ice", "--webrtc-video"])
+    assert no_ice.run(no_ice, SimpleNamespace(stdout=out, stderr=err)) != 0
+    assert "--webrtc-video needs ICE" in err.getvalue()
