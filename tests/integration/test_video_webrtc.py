@@ -6,7 +6,8 @@ ICE + DTLS transport with SRTP keyed by its handshake.
   the audio beside it is not disturbed, nothing is dropped for an unknown payload type;
 * an avatar-assisted WebRTC UE receives the MF's network-rendered avatar over SRTP: 25 fps
   +-10 %, decodes at the render size, its PLI (SRTCP) yields a key frame;
-* the command line (``avatar-mf ue call --webrtc-video``) sends test pictures the MF decodes;
+* the command line (``avatar-mf ue call --webrtc-video``) sends test pictures the MF decodes,
+  and with ``--render`` receives and saves the rendered avatar;
 * every call releases its streams (/stats ``held``).
 """
 
@@ -18,6 +19,7 @@ import io
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -205,3 +207,37 @@ async def test_cli_call_with_webrtc_video(mf: MfProcess) -> None:
     no_ice = parser.parse_args(["call", f"sip:x@{HOST}:5060", "--no-ice", "--webrtc-video"])
     assert no_ice.run(no_ice, SimpleNamespace(stdout=out, stderr=err)) != 0
     assert "--webrtc-video needs ICE" in err.getvalue()
+
+
+async def test_cli_render_receives_the_avatar_over_srtp(mf: MfProcess, tmp_path: Path) -> None:
+    """``avatar-mf ue call ... --webrtc-audio --webrtc-video --render DIR``."""
+    pytest.importorskip("avatar_mf.stages.animation_data.espeak")
+    head = write_arf(generate_default_head(resolution="low"), avatar_id="h", name="head")
+    parser = argparse.ArgumentParser(prog="avatar-mf ue")
+    add_parser(parser.add_subparsers(required=True))
+    args = parser.parse_args(
+        ["call", f"sip:wvrender@{HOST}:{mf.sip_port}", "--hello", "--duration", "6",
+         "--from", f"sip:watcher@{HOST}", "--render", str(tmp_path), "--webrtc-audio",
+         "--webrtc-video", "--video-codec", "VP8"]
+    )  # fmt: skip
+    out, err = io.StringIO(), io.StringIO()
+    async with dial(mf, "wvrender", "teller", None, None) as talker_call:
+        await talker_call.wait_channels_open(STEP)
+        async with AvatarClient(talker_call, id_prefix="t") as talker:
+            await talker.hello(timeout=STEP)
+            watching = asyncio.create_task(
+                asyncio.to_thread(args.run, args, SimpleNamespace(stdout=out, stderr=err))
+            )
+            await asyncio.sleep(1.0)
+            upload = await talker.upload(
+                head, avatar_id="teller-head", content_type=CONTENT_TYPE_ARF_ZIP, timeout=30
+            )
+            assert upload.state == "complete"
+            code = await watching
+    summary = json.loads(out.getvalue().splitlines()[-1])
+    print("ue call --webrtc-video --render:", summary["video"])
+    assert code == 0, err.getvalue()
+    assert summary["video"]["codec"] == "VP8" and summary["video"]["frames_decoded"] >= 50
+    assert 22.5 <= summary["video"]["frame_rate"] <= 27.5
+    assert summary["audio"]["codec"] == "OPUS"
+    assert (tmp_path / "video.mp4").stat().st_size > 0
