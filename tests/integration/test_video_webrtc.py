@@ -8,6 +8,7 @@ ICE + DTLS transport with SRTP keyed by its handshake.
   +-10 %, decodes at the render size, its PLI (SRTCP) yields a key frame;
 * the command line (``avatar-mf ue call --webrtc-video``) sends test pictures the MF decodes,
   and with ``--render`` receives and saves the rendered avatar;
+* a re-INVITE adding a data channel keeps the bundled video stream;
 * every call releases its streams (/stats ``held``).
 """
 
@@ -27,6 +28,7 @@ import pytest
 from avatar_mf.avatar import write_arf
 from avatar_mf.avatar.generate import generate_default_head
 from avatar_mf.protocol.names import CONTENT_TYPE_ARF_ZIP
+from avatar_mf.sdp.datachannel import DcMap
 from avatar_mf.testing.process import MfProcess
 from avatar_mf.ue import AvatarClient, UeCall
 from avatar_mf.ue.call import DATACHANNEL_FEATURE_TAG
@@ -241,3 +243,23 @@ async def test_cli_render_receives_the_avatar_over_srtp(mf: MfProcess, tmp_path:
     assert 22.5 <= summary["video"]["frame_rate"] <= 27.5
     assert summary["audio"]["codec"] == "OPUS"
     assert (tmp_path / "video.mp4").stat().st_size > 0
+
+
+async def test_reinvite_keeps_the_bundled_video(mf: MfProcess) -> None:
+    """A re-INVITE on the same DTLS association (a data channel added) keeps the video stream
+    and its SRTP path (RFC 3264 8.3.1): one stream in the end record with every picture."""
+    video = UeVideo(HOST, codecs=("VP8",), width=160, height=120, count=75, webrtc=True)
+    async with dial(mf, "wvreinvite", "camera", None, video) as call:
+        await wait_for(lambda: video.pictures_out > 10, STEP, "pictures sent")
+        added = await call.add_streams([DcMap(1004, label="extra", subprotocol="echo")])
+        assert [d.stream_id for d in added] == [1004]
+        assert call.answer is not None
+        assert next(m for m in call.answer.media if m.media == "video").port != 0
+        assert video.pictures_out < 75  # the re-INVITE happened while pictures flowed
+        await asyncio.wait_for(video.done(), STEP)
+        await asyncio.sleep(0.5)
+        call_id = call.call_id
+    await asyncio.to_thread(assert_idle, mf)
+    (vrec,) = cdr_of(mf, call_id)["video"]  # type: ignore[misc]
+    print("end record video across a re-INVITE:", vrec)
+    assert vrec["units"] == 75 and vrec["decoded"] == 75 and vrec["lost"] == 0
