@@ -139,17 +139,28 @@ class SrtpRouter:
         self.drops: Counter[str] = Counter()
         self._remote: dict[int, SrtpPath] = {}
         self._local: dict[int, SrtpPath] = {}
+        #: Payload type -> path (the first path listing it), and the path taking the rest.
+        self._by_pt: dict[int, SrtpPath] = {}
+        self._rest: SrtpPath | None = None
 
     def add(self, path: SrtpPath) -> None:
         if path not in self.paths:
             self.paths.append(path)
+            self._index()
 
     def remove(self, path: SrtpPath) -> None:
         if path in self.paths:
             self.paths.remove(path)
+            self._index()
         for table in (self._remote, self._local):
             for ssrc in [k for k, v in table.items() if v is path]:
                 del table[ssrc]
+
+    def _index(self) -> None:
+        self._by_pt = {}
+        for path in reversed(self.paths):
+            self._by_pt.update(dict.fromkeys(path.payload_types, path))
+        self._rest = next((p for p in self.paths if not p.payload_types), None)
 
     def keys_ready(self) -> None:
         for path in list(self.paths):
@@ -167,20 +178,15 @@ class SrtpRouter:
 
     def sent(self, path: SrtpPath, data: bytes) -> None:
         """``path`` sends the RTP ``data``: its SSRC is the path's (feedback about it)."""
-        ssrc = _ssrc(data, 8)
-        if ssrc is not None and ssrc not in self._local:
-            self._local[ssrc] = path
+        if len(data) >= 12:
+            self._local.setdefault(int.from_bytes(data[8:12], "big"), path)
 
     def route_rtp(self, data: bytes) -> SrtpPath | None:
         if len(data) < 12:
             return None
-        pt = data[1] & 0x7F
-        ssrc = _ssrc(data, 8)
-        path = next((p for p in self.paths if pt in p.payload_types), None)
-        if path is None:
-            path = next((p for p in self.paths if not p.payload_types), None)
-        if path is not None and ssrc is not None and ssrc not in self._remote:
-            self._remote[ssrc] = path
+        path = self._by_pt.get(data[1] & 0x7F, self._rest)
+        if path is not None:
+            self._remote.setdefault(int.from_bytes(data[8:12], "big"), path)
         return path
 
     def route_rtcp(self, data: bytes) -> list[SrtpPath]:
