@@ -2,7 +2,8 @@
 
 Usage::
 
-    .venv/bin/python bench/photo_avatar.py [--runs 5] [--size 1024] [--json FILE]
+    .venv/bin/python bench/photo_avatar.py [--runs 5] [--size 1024] [--texture-size 512]
+        [--no-worker] [--json FILE]
 
 The photo is scikit-image's ``astronaut`` scaled to ``--size`` pixels a side (Lanczos) and
 encoded as PNG, as a UE would send it. One :class:`PhotoGenerator` in this process:
@@ -17,6 +18,9 @@ encoded as PNG, as a UE would send it. One :class:`PhotoGenerator` in this proce
 * **worker process** (the MF's mode, ``processes=1``): wall time of the first generation
   (spawning the worker, importing, building the template and landmarker there) and of the
   next ones (the request and the container cross the pipe), median of ``--runs``.
+
+``--texture-size`` is the face texture's side in texels (0: vertex colours only, as before
+the texture); ``--no-worker`` skips the worker process measure.
 
 Goal: <= 2 s of CPU per 1024x1024 photo. Prints figures only (no assertions). Run it alone,
 under the bench lock (``flock /tmp/avatar-bench.lock ...``).
@@ -34,6 +38,7 @@ import numpy as np
 
 from avatar_mf.stages.base_avatar import AvatarRequest
 from avatar_mf.stages.base_avatar.photo.generator import PhotoGenerator
+from avatar_mf.stages.base_avatar.photo.texture import TEXTURE_SIZE
 
 
 def photo_png(size: int) -> bytes:
@@ -70,10 +75,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument("--texture-size", type=int, default=TEXTURE_SIZE)
+    parser.add_argument("--no-worker", action="store_true")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     photo = photo_png(args.size)
-    generator = PhotoGenerator(processes=0)  # in this process: its CPU is what we measure
+    # In this process: its CPU is what we measure.
+    generator = PhotoGenerator(processes=0, texture_size=args.texture_size)
 
     def request(name: str) -> AvatarRequest:
         return AvatarRequest("bench", "sip:bench@example.com", name=name, images=(photo,))
@@ -92,20 +100,23 @@ def main() -> None:
         generator.generate(request("cold"))
         hits.append(time.perf_counter() - start)
     generator.close()
-    worker = PhotoGenerator()
-    try:
-        start = time.perf_counter()
-        worker.generate(request("worker-first"))
-        worker_first = time.perf_counter() - start
-        worker_walls = []
-        for run in range(args.runs):
+    worker_first, worker_walls = float("nan"), [float("nan")]
+    if not args.no_worker:
+        worker = PhotoGenerator(texture_size=args.texture_size)
+        try:
             start = time.perf_counter()
-            worker.generate(request(f"worker-{run}"))
-            worker_walls.append(time.perf_counter() - start)
-    finally:
-        worker.close()
+            worker.generate(request("worker-first"))
+            worker_first = time.perf_counter() - start
+            worker_walls = []
+            for run in range(args.runs):
+                start = time.perf_counter()
+                worker.generate(request(f"worker-{run}"))
+                worker_walls.append(time.perf_counter() - start)
+        finally:
+            worker.close()
     result = {
         "photo": f"astronaut {args.size}x{args.size} PNG, {len(photo)} bytes",
+        "texture_size": args.texture_size,
         "cold_cpu_s": round(cold, 3),
         "warm_cpu_s_median": round(statistics.median(warm), 3),
         "warm_cpu_s_worst": round(max(warm), 3),

@@ -4,7 +4,9 @@ For each photo -- scikit-image's ``astronaut`` (a packaged photograph) and a ren
 product's head with other proportions and skin (seed 7, turned 15 degrees) -- the ``photo``
 generator builds an avatar and the product's renderer (moderngl, EGL) draws it from the
 front and three-quarter (35 degrees), neutral and with jawOpen 0.5 + mouthSmileLeft/Right
-0.8. One PNG per photo under docs/img/::
+0.8. One PNG per photo under docs/img/, and ``avatar-astronaut-texture.png``: the photo's
+face, the front render with vertex colours only (no texture), with the face texture, and the
+texture atlas itself::
 
     PYTHONPATH=$PWD/src .venv/bin/python tools/photo_avatar_pictures.py [--out docs/img]
 """
@@ -91,6 +93,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("docs/img"))
     args = parser.parse_args()
     generator = PhotoGenerator(processes=0)
+    vertex_only = PhotoGenerator(processes=0, texture_size=0)
     try:
         for name, photo in photos().items():
             avatar = generator.build([photo])
@@ -104,8 +107,21 @@ def main() -> int:
             mean, worst = avatar.reprojection[0]
             print(f"{path}: reprojection mean {mean:.2%}, worst {worst:.2%} of the inter-ocular "
                   "distance")
+            if name == "astronaut" and avatar.texture is not None:
+                flat = vertex_only.build([photo])
+                before = renders(flat.model)[0]
+                after = renders(avatar.model)[0]
+                atlas = fit_height(avatar.texture.atlas, SIZE)
+                row = [fit_height(face_crop(photo, avatar), SIZE), before, after, atlas]
+                parts = []
+                for picture in row:
+                    parts += [picture, gap]
+                path = args.out / f"avatar-{name}-texture.png"
+                Image.fromarray(np.hstack(parts[:-1])).save(path, optimize=True)
+                print(path)
     finally:
         generator.close()
+        vertex_only.close()
     return 0
 
 

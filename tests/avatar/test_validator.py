@@ -13,6 +13,7 @@ import pytest
 from avatar_mf.avatar import build_glb
 from avatar_mf.avatar.generate import generate_default_head
 from tests.avatar.samples import default_glb, default_head, tiny_model
+from tests.avatar.test_glb_texture import JPEG, textured
 
 VALIDATOR = Path(__file__).parent / "validator"
 
@@ -57,6 +58,8 @@ def test_khronos_validator_accepts_the_product_glb(validate: object, tmp_path: P
         "default-dense.glb": build_glb(default_head(), sparse_targets=False),
         "seed7-low.glb": build_glb(generate_default_head(seed=7, resolution="low")),
         "tiny.glb": build_glb(tiny_model()),
+        "tiny-textured.glb": build_glb(textured()),
+        "tiny-textured-jpeg.glb": build_glb(textured(JPEG)),
     }
     for name, data in files.items():
         (tmp_path / name).write_bytes(data)

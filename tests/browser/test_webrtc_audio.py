@@ -99,6 +99,8 @@ class SipUac(asyncio.DatagramProtocol):
         self.tag = secrets.token_hex(4)
         self.to_tag = ""
         self.port = 0
+        #: Feature tags after the Contact URI (``;+sip.3gpp-avatar-support=...``).
+        self.contact_params = ""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.DatagramTransport, transport)
@@ -120,7 +122,7 @@ class SipUac(asyncio.DatagramProtocol):
             f"To: {to}",
             f"Call-ID: {self.call_id}",
             f"CSeq: {cseq} {method}",
-            f"Contact: <sip:chromium@{HOST}:{self.port}>",
+            f"Contact: <sip:chromium@{HOST}:{self.port}>{self.contact_params}",
         ]
         if body:
             lines.append("Content-Type: application/sdp")

@@ -138,3 +138,21 @@ def test_missing_egl_is_explained() -> None:
     assert "apt-get install libegl1 libegl-mesa0 libgl1-mesa-dri" in egl.message
     assert "pip install moderngl" in explain(ImportError("No module named 'moderngl'")).message
     assert egl.code == "render-unavailable" and not egl.retryable
+
+
+def test_two_renderers_in_one_process_each_draw_their_own(
+    renderer: GlRenderer, head: AvatarModel
+) -> None:
+    """Each renderer makes its own context current before it touches OpenGL: after another
+    renderer in the process drew and was released, the first still draws the same picture
+    (a CLI run or a test session holds several; a render worker holds one)."""
+    before = render(renderer, head)
+    other = GlRenderer()
+    try:
+        corners = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0]], np.float32)
+        other.add_mesh("tiny", MeshData.from_arrays(corners, np.array([[0, 1, 2]], np.uint32)))
+        other.render("tiny", corners, np.zeros((3, 3), np.float32), SMALL)
+    finally:
+        other.release()
+    after = render(renderer, head)
+    assert ssim(after, before) >= 0.999

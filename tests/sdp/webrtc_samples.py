@@ -115,3 +115,125 @@ AIORTC_OFFER = _sdp(
         'a=dcmap:0 subprotocol="http"',
     ]
 )
+
+
+def _chromium_video(mid: str) -> list[str]:
+    """Chromium's camera m-line: VP8 (+rtx), VP9, H.264 in four profile/packetization-mode
+    variants, red/ulpfec; rtcp-fb goog-remb, transport-cc, ccm fir, nack, nack pli per PT."""
+    lines = [
+        "m=video 9 UDP/TLS/RTP/SAVPF 96 97 98 102 103 104 106 107 112 113",
+        "c=IN IP4 0.0.0.0",
+        "a=rtcp:9 IN IP4 0.0.0.0",
+        "a=ice-ufrag:khLS",
+        "a=ice-pwd:cxLzteJaJBou3DspNaPsJhlQ",
+        "a=ice-options:trickle",
+        f"a=fingerprint:{FP}",
+        "a=setup:actpass",
+        f"a=mid:{mid}",
+        "a=extmap:14 urn:ietf:params:rtp-hdrext:toffset",
+        "a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid",
+        "a=sendrecv",
+        "a=msid:5b3f 7d20",
+        "a=rtcp-mux",
+        "a=rtcp-rsize",
+    ]
+    codecs = [
+        (96, "VP8/90000", None),
+        (98, "VP9/90000", "profile-id=0"),
+        (
+            102,
+            "H264/90000",
+            "level-asymmetry-allowed=1;packetization-mode=0;profile-level-id=42001f",
+        ),
+        (
+            104,
+            "H264/90000",
+            "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f",
+        ),
+        (
+            106,
+            "H264/90000",
+            "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+        ),
+    ]
+    for pt, rtpmap, fmtp in codecs:
+        lines.append(f"a=rtpmap:{pt} {rtpmap}")
+        for fb in ("goog-remb", "transport-cc", "ccm fir", "nack", "nack pli"):
+            lines.append(f"a=rtcp-fb:{pt} {fb}")
+        if fmtp is not None:
+            lines.append(f"a=fmtp:{pt} {fmtp}")
+    lines += [
+        "a=rtpmap:97 rtx/90000",
+        "a=fmtp:97 apt=96",
+        "a=rtpmap:103 rtx/90000",
+        "a=fmtp:103 apt=102",
+        "a=rtpmap:107 rtx/90000",
+        "a=fmtp:107 apt=106",
+        "a=rtpmap:112 red/90000",
+        "a=rtpmap:113 ulpfec/90000",
+        "a=ssrc-group:FID 1711883301 2790143524",
+        "a=ssrc:1711883301 cname:Zx3lq0o5kvlE6x1n",
+        "a=ssrc:2790143524 cname:Zx3lq0o5kvlE6x1n",
+    ]
+    return lines
+
+
+def _insert_before_application(offer: bytes, lines: list[str], group: str) -> bytes:
+    text = offer.decode().replace("a=group:BUNDLE 0 1", f"a=group:BUNDLE {group}")
+    head, app = text.split("m=application", 1)
+    return (head + "\r\n".join(lines) + "\r\nm=application" + app).encode()
+
+
+#: Chromium with a camera: audio mid 0, video mid 1, data channel mid 2 (``a=mid:1`` of the
+#: data channel renamed), ``a=group:BUNDLE 0 1 2``.
+CHROMIUM_AV_OFFER = _insert_before_application(
+    CHROMIUM_OFFER.replace(b"a=mid:1\r\na=sctp-port", b"a=mid:2\r\na=sctp-port"),
+    _chromium_video("1"),
+    "0 1 2",
+)
+
+#: aiortc 1.16 with a video track: VP8 97 (+rtx 98), H.264 99 (mode 1, 42001f) and 101
+#: (mode 0), rtcp-fb nack, nack pli, goog-remb; payload types unique across the session.
+AIORTC_AV_OFFER = _insert_before_application(
+    AIORTC_OFFER.replace(b"a=mid:1\r\na=sctp-port", b"a=mid:2\r\na=sctp-port"),
+    [
+        "m=video 50123 UDP/TLS/RTP/SAVPF 97 98 99 100 101 102",
+        "c=IN IP4 192.0.2.30",
+        "a=sendrecv",
+        "a=extmap:1 urn:ietf:params:rtp-hdrext:sdes:mid",
+        "a=mid:1",
+        "a=msid:8f0e 6a11",
+        "a=rtcp:9 IN IP4 0.0.0.0",
+        "a=rtcp-mux",
+        "a=ssrc-group:FID 1830391547 2119447382",
+        "a=ssrc:1830391547 cname:0f4c3ac4",
+        "a=ssrc:2119447382 cname:0f4c3ac4",
+        "a=rtpmap:97 VP8/90000",
+        "a=rtcp-fb:97 nack",
+        "a=rtcp-fb:97 nack pli",
+        "a=rtcp-fb:97 goog-remb",
+        "a=rtpmap:98 rtx/90000",
+        "a=fmtp:98 apt=97",
+        "a=rtpmap:99 H264/90000",
+        "a=rtcp-fb:99 nack",
+        "a=rtcp-fb:99 nack pli",
+        "a=rtcp-fb:99 goog-remb",
+        "a=fmtp:99 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f",
+        "a=rtpmap:100 rtx/90000",
+        "a=fmtp:100 apt=99",
+        "a=rtpmap:101 H264/90000",
+        "a=rtcp-fb:101 nack",
+        "a=rtcp-fb:101 nack pli",
+        "a=rtcp-fb:101 goog-remb",
+        "a=fmtp:101 level-asymmetry-allowed=1;packetization-mode=0;profile-level-id=42001f",
+        "a=rtpmap:102 rtx/90000",
+        "a=fmtp:102 apt=101",
+        "a=candidate:5e4b 1 udp 2130706431 192.0.2.30 50123 typ host",
+        "a=end-of-candidates",
+        "a=ice-ufrag:Qm1H",
+        "a=ice-pwd:n4YqBlvV1wO0KsNzdmWgkP",
+        f"a=fingerprint:{FP}",
+        "a=setup:actpass",
+    ],
+    "0 1 2",
+)

@@ -51,6 +51,7 @@ class ErrorCode(StrEnum):
     GLB_SKIN = "glb-skin"
     GLB_MORPH_TARGETS = "glb-morph-targets"
     GLB_TOO_LARGE = "glb-too-large"
+    GLB_TEXTURE = "glb-texture"
 
 
 #: Codes answered with 413 Content Too Large; every other code is answered with 400.

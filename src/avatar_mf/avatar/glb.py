@@ -6,15 +6,20 @@ alignment), accessors and buffer views (3.6: component types, byteStride rules, 
 ``target`` for vertex and index data only, sparse accessors, POSITION ``min``/``max``), one
 indexed triangle primitive (3.7.2), morph targets (3.7.2.2: POSITION and NORMAL deltas, default
 ``mesh.weights`` all zero, names in ``mesh.extras.targetNames`` as common exporters do) and
-skins (3.7.3: ``inverseBindMatrices``, ``JOINTS_0``/``WEIGHTS_0``).
+skins (3.7.3: ``inverseBindMatrices``, ``JOINTS_0``/``WEIGHTS_0``) and one base colour
+texture (3.8-3.9, 5.17-5.29: ``TEXCOORD_0``, an image embedded in a buffer view with its
+``mimeType``, a sampler, the material's ``baseColorTexture``; PNG or JPEG only, its header
+checked by :mod:`~avatar_mf.avatar.texture`).
 
 Layout written by :func:`build_glb` (and required by :func:`read_glb`)::
 
     scene 0 -> node 0 "<model name>" (mesh 0, skin 0, no transform)
                  -> node 1 "root" -> node 2 "neck" -> ...   (joint nodes, TRS only)
     mesh 0: one primitive, mode TRIANGLES, indices uint16 (uint32 past 65535 vertices),
-            POSITION, NORMAL, [COLOR_0], JOINTS_0 (uint8, uint16 past 256 joints), WEIGHTS_0,
-            targets [{POSITION, NORMAL}] x M (sparse accessors when that is smaller)
+            POSITION, NORMAL, [COLOR_0], [TEXCOORD_0], JOINTS_0 (uint8, uint16 past 256
+            joints), WEIGHTS_0, targets [{POSITION, NORMAL}] x M (sparse accessors when that
+            is smaller)
+    material 0 "skin": [baseColorTexture -> texture 0 (sampler 0, image 0 in a bufferView)]
     skin 0: joints = nodes 1..J in model order, skeleton = the first root joint
 
 pygltflib serialises on the way out. On the way in the GLB framing and the JSON are decoded
@@ -39,6 +44,7 @@ from numpy.typing import NDArray
 from avatar_mf.avatar.errors import AvatarFormatError, ErrorCode
 from avatar_mf.avatar.limits import GlbLimits
 from avatar_mf.avatar.model import AvatarModel, Joint
+from avatar_mf.avatar.texture import check_texture
 
 __all__ = ["GENERATOR", "build_glb", "check_model", "read_glb"]
 
@@ -64,6 +70,8 @@ _COMPONENTS = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT4": 16}
 _ARRAY_BUFFER = 34962
 _ELEMENT_ARRAY_BUFFER = 34963
 _TRIANGLES = 4
+# Sampler filters and wrap mode (glTF 5.26).
+_LINEAR, _LINEAR_MIPMAP_LINEAR, _CLAMP_TO_EDGE = 9729, 9987, 33071
 
 #: Largest |length - 1| accepted for a NORMAL; largest |sum - 1| for a row of skin weights.
 _UNIT_TOLERANCE = 1e-2
@@ -106,6 +114,7 @@ def check_model(model: AvatarModel, limits: GlbLimits | None = None) -> None:
         ("POSITION", model.positions),
         ("NORMAL", model.normals),
         ("COLOR_0", model.colors),
+        ("TEXCOORD_0", model.uvs),
         ("WEIGHTS_0", model.skin_weights),
         ("inverseBindMatrices", model.inverse_bind_matrices),
         ("morph target POSITION", model.target_positions),
@@ -137,6 +146,8 @@ def check_model(model: AvatarModel, limits: GlbLimits | None = None) -> None:
         raise _fail(ErrorCode.GLB_ACCESSOR, "NORMAL holds vectors that are not unit length")
     if model.colors is not None and bool(((model.colors < 0) | (model.colors > 1)).any()):
         raise _fail(ErrorCode.GLB_ACCESSOR, "COLOR_0 outside [0, 1]")
+    if model.texture is not None:
+        check_texture(model.texture, limits)
     _check_skeleton(model.joints, model.inverse_bind_matrices)
     names = model.target_names
     if any(not isinstance(name, str) or not name for name in names) or len(set(names)) != m:
@@ -282,6 +293,10 @@ def build_glb(model: AvatarModel, *, sparse_targets: bool = True) -> bytes:
         attributes.COLOR_0 = w.accessor(
             model.colors, _FLOAT, "VEC3", target=_ARRAY_BUFFER, vertex=True
         )
+    if model.uvs is not None:
+        attributes.TEXCOORD_0 = w.accessor(
+            model.uvs, _FLOAT, "VEC2", target=_ARRAY_BUFFER, vertex=True
+        )
     joint_type = _UBYTE if len(model.joints) <= 256 else _USHORT
     attributes.JOINTS_0 = w.accessor(
         model.skin_joints, joint_type, "VEC4", target=_ARRAY_BUFFER, vertex=True
@@ -320,14 +335,29 @@ def build_glb(model: AvatarModel, *, sparse_targets: bool = True) -> bytes:
         vertex=False,
     )
 
+    pbr = pygltflib.PbrMetallicRoughness(
+        baseColorFactor=[1.0, 1.0, 1.0, 1.0], metallicFactor=0.0, roughnessFactor=0.65
+    )
+    if model.texture is not None:
+        info = check_texture(model.texture)
+        image = pygltflib.Image(bufferView=w.view(model.texture), mimeType=info.mime_type)
+        gltf.images.append(image)
+        gltf.samplers.append(
+            pygltflib.Sampler(
+                magFilter=_LINEAR,
+                minFilter=_LINEAR_MIPMAP_LINEAR,
+                wrapS=_CLAMP_TO_EDGE,
+                wrapT=_CLAMP_TO_EDGE,
+            )
+        )
+        gltf.textures.append(pygltflib.Texture(sampler=0, source=0))
+        pbr.baseColorTexture = pygltflib.TextureInfo(index=0)
     gltf.materials.append(
         pygltflib.Material(
             name="skin",
             # Double sided: the inside of the head shows through the open mouth in profile.
             doubleSided=True,
-            pbrMetallicRoughness=pygltflib.PbrMetallicRoughness(
-                baseColorFactor=[1.0, 1.0, 1.0, 1.0], metallicFactor=0.0, roughnessFactor=0.65
-            ),
+            pbrMetallicRoughness=pbr,
         )
     )
     primitive = pygltflib.Primitive(
@@ -770,13 +800,49 @@ def _target_names(mesh: Any, count: int) -> tuple[str, ...]:
     return tuple(names)
 
 
+def _read_texture(r: _Reader, primitive: Any) -> bytes | None:
+    """The encoded image of the primitive's material's ``baseColorTexture``, or None."""
+    material_index = _get(primitive, "material", None)
+    if material_index is None:
+        return None
+    material = r.ref(material_index, "materials", "primitive.material")
+    info = _get(_get(material, "pbrMetallicRoughness", None), "baseColorTexture", None)
+    if info is None:
+        return None
+    if _get(info, "texCoord", 0) != 0:
+        raise _fail(ErrorCode.GLB_TEXTURE, "baseColorTexture must use TEXCOORD_0")
+    texture = r.ref(_get(info, "index", None), "textures", "baseColorTexture.index")
+    if _get(texture, "sampler", None) is not None:
+        r.ref(_get(texture, "sampler"), "samplers", "texture.sampler")
+    image = r.ref(_get(texture, "source", None), "images", "texture.source")
+    if _get(image, "uri", None) is not None or _get(image, "bufferView", None) is None:
+        raise _fail(ErrorCode.GLB_TEXTURE, "the image must be embedded in a bufferView")
+    offset, length, stride = r.view_bytes(_get(image, "bufferView"), "image")
+    if stride is not None:
+        raise _fail(ErrorCode.GLB_TEXTURE, "an image's bufferView has no byteStride")
+    if length > r.limits.max_texture_bytes:
+        raise _fail(
+            ErrorCode.GLB_TEXTURE, f"{length} bytes of image (at most {r.limits.max_texture_bytes})"
+        )
+    data = bytes(r.blob[offset : offset + length])
+    found = check_texture(data, r.limits)
+    if _get(image, "mimeType", None) != found.mime_type:
+        raise _fail(
+            ErrorCode.GLB_TEXTURE,
+            f"image mimeType {_get(image, 'mimeType', None)!r} but the bytes are {found.mime_type}",
+        )
+    return data
+
+
 def read_glb(data: bytes, *, limits: GlbLimits | None = None) -> AvatarModel:
     """Parse and check a GLB of the product's layout (see the module docstring).
 
     Raises only :class:`AvatarFormatError`. ``build_glb`` followed by ``read_glb`` gives back
-    an equal model (:meth:`AvatarModel.same_as`). Unknown attributes such as ``TEXCOORD_0``
-    and ``TANGENT`` are ignored; a second influence set (``JOINTS_1``), external buffers,
-    required extensions, several meshes or primitives are refused.
+    an equal model (:meth:`AvatarModel.same_as`). The material's ``baseColorTexture`` is read
+    with ``TEXCOORD_0`` (the image's header checked: ``glb-texture``); ``TEXCOORD_0`` without
+    a texture, other texture coordinates and ``TANGENT`` are ignored; a second influence set
+    (``JOINTS_1``), external buffers or images, required extensions, several meshes or
+    primitives are refused.
     """
     limits = limits or GlbLimits()
     raw_json, blob = _split_glb(bytes(data), limits)
@@ -843,6 +909,12 @@ def read_glb(data: bytes, *, limits: GlbLimits | None = None) -> AvatarModel:
 
     normals = vertex_attr("NORMAL", [_FLOAT], "VEC3")
     colors = vertex_attr("COLOR_0", [_FLOAT], "VEC3") if "COLOR_0" in attributes else None
+    texture = _read_texture(r, primitive)
+    uvs = None
+    if texture is not None:
+        if "TEXCOORD_0" not in attributes:
+            raise _fail(ErrorCode.GLB_TEXTURE, "a baseColorTexture without TEXCOORD_0")
+        uvs = vertex_attr("TEXCOORD_0", [_FLOAT], "VEC2")
     skin_joints = vertex_attr("JOINTS_0", [_UBYTE, _USHORT], "VEC4")
     skin_weights = vertex_attr("WEIGHTS_0", [_FLOAT], "VEC4")
     if _get(primitive, "indices", None) is None:
@@ -935,6 +1007,8 @@ def read_glb(data: bytes, *, limits: GlbLimits | None = None) -> AvatarModel:
             target_positions=target_positions,
             target_normals=target_normals,
             colors=colors,
+            uvs=uvs,
+            texture=texture,
         )
     except ValueError as exc:  # shapes were checked above; this is a last line of defence
         raise _fail(ErrorCode.GLB_ACCESSOR, str(exc)) from None

@@ -34,6 +34,10 @@ class GlbLimits:
     max_morph_values: int = 16_000_000
     #: Most glTF objects (accessors, buffer views, nodes, ...) of any one kind.
     max_objects: int = 4096
+    #: Largest encoded base colour image (PNG or JPEG), in bytes.
+    max_texture_bytes: int = 16 * MIB
+    #: Largest width or height of that image, in pixels (4096 x 4096 x 4 = 64 MB decoded).
+    max_texture_side: int = 4096
 
 
 @dataclass(frozen=True, slots=True)

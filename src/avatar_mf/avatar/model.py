@@ -98,7 +98,11 @@ class AvatarModel:
       each row summing to 1 (unused influences: joint 0, weight 0);
     * ``target_names`` M names; ``target_positions`` float32 (M, N, 3) position deltas;
       ``target_normals`` float32 (M, N, 3) normal deltas or ``None``;
-    * ``colors`` float32 (N, 3) linear RGB vertex colours in [0, 1], or ``None``.
+    * ``colors`` float32 (N, 3) linear RGB vertex colours in [0, 1], or ``None``;
+    * ``uvs`` float32 (N, 2) texture coordinates (glTF ``TEXCOORD_0``: origin at the image's
+      top left, v down) and ``texture`` the encoded base colour image (PNG or JPEG bytes,
+      sRGB, multiplied with the vertex colours as glTF's ``baseColorTexture``), both or
+      neither.
 
     Arrays are copied and made read-only at construction; a shape mismatch raises
     ``ValueError``. Value checks (ranges, finiteness, weight sums) live in
@@ -117,6 +121,8 @@ class AvatarModel:
     target_normals: Float32Array | None = None
     colors: Float32Array | None = None
     name: str = "avatar"
+    uvs: Float32Array | None = None
+    texture: bytes | None = None
 
     def __post_init__(self) -> None:
         n = len(self.positions)
@@ -135,6 +141,11 @@ class AvatarModel:
             fields.append(("target_normals", np.float32, (m, n, 3)))
         if self.colors is not None:
             fields.append(("colors", np.float32, (n, 3)))
+        if (self.uvs is None) != (self.texture is None):
+            raise ValueError("uvs and texture come together")
+        if self.uvs is not None:
+            fields.append(("uvs", np.float32, (n, 2)))
+            object.__setattr__(self, "texture", bytes(self.texture or b""))
         for name, dtype, shape in fields:
             object.__setattr__(self, name, _frozen(getattr(self, name), dtype, shape, name))
         object.__setattr__(self, "joints", tuple(self.joints))
@@ -184,4 +195,6 @@ class AvatarModel:
             and same(self.target_positions, other.target_positions)
             and same(self.target_normals, other.target_normals)
             and same(self.colors, other.colors)
+            and same(self.uvs, other.uvs)
+            and self.texture == other.texture
         )

@@ -82,6 +82,11 @@ class ChannelTraffic:
     failed: Counter[str] = field(default_factory=Counter)
 
 
+def _bundled(plan: AnswerPlan) -> bool:
+    """Whether ``plan`` runs SRTP on the data channel's transport (WebRTC audio or video)."""
+    return CallAudio.bundled(plan.audio) or CallVideo.bundled(plan.video)
+
+
 def _size(data: str | bytes) -> int:
     return len(data) if isinstance(data, bytes) else len(data.encode())
 
@@ -214,14 +219,20 @@ class CallMediaSession:
                     [stream_spec(m) for m in dc.accepted],
                     on_event=self._on_event,
                     setup=dc.local_setup,
-                    srtp=True if CallAudio.bundled(plan.audio) else None,
+                    srtp=True if _bundled(plan) else None,
                 )
             except MediaError as exc:
                 raise SipError(exc.status_hint, str(exc)[:100]) from exc
             params = answer_params(self.dc.local)
-            if self.audio is not None:
-                self.audio.attach_bundle(self.dc)
+            self._attach_bundle(self.dc)
         self.negotiated = Negotiated(offer, self._render(plan, params))
+
+    def _attach_bundle(self, dc: DataChannelSession) -> None:
+        """The audio and video BUNDLEd with the data channel onto its DTLS transport."""
+        if self.audio is not None:
+            self.audio.attach_bundle(dc)
+        if self.video is not None:
+            self.video.attach_bundle(dc)
 
     def answer_sent(self) -> None:
         """The 2xx carrying the answer went out: start the association (ICE, DTLS, SCTP).
@@ -249,7 +260,7 @@ class CallMediaSession:
                         [stream_spec(m) for m in dc.accepted],
                         on_event=self._on_event,
                         setup=dc.local_setup,
-                        srtp=True if CallAudio.bundled(plan.audio) else None,
+                        srtp=True if _bundled(plan) else None,
                     )
                 except MediaError as exc:
                     raise SipError(exc.status_hint, str(exc)[:100]) from exc
@@ -262,8 +273,7 @@ class CallMediaSession:
                 if dc.changes.opened:
                     self.dc.add_streams(stream_spec(m) for m in dc.changes.opened)
                 params = answer_params(self.dc.local)
-            if self.audio is not None:
-                self.audio.attach_bundle(self.dc)
+            self._attach_bundle(self.dc)
         elif self.dc is not None:
             old, self.dc = self.dc, None
             await old.close()

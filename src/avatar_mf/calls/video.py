@@ -21,6 +21,13 @@ a PLI or FIR from the UE makes its next frame a key frame. A stream nobody picks
 only. A video stream that receives and stays silent for ``limits.rtp_timeout`` calls
 ``on_timeout`` (the call layer ends a call that has no audio with "media timeout").
 
+WebRTC video (a :class:`~avatar_mf.sdp.video.VideoPlan` ``bundled`` with the data channel,
+:mod:`avatar_mf.sdp.webrtc_video`) binds no socket: its stream reads and writes an
+:class:`~avatar_mf.media.srtp_path.SrtpPath` carrying its payload type, which
+:meth:`CallVideo.attach_bundle` puts on the data channel's DTLS transport (SRTP keyed by that
+handshake, RFC 5764; RTP/RTCP routed to it by payload type and SSRC, RFC 8843 9.2). Decoding,
+sending and PLI/FIR (arriving as SRTCP) are the same as for IMS video.
+
 :class:`RegistryVideoCaps` joins the video codec registry with the payload formats' answer
 rules (H.264 RFC 6184 8.2.2, :func:`avatar_mf.rtp.h264.answer_h264_fmtp`) for the SDP planner.
 """
@@ -47,7 +54,9 @@ from avatar_mf.codecs.video import (
 from avatar_mf.media.audio_stream import MediaLimits, StreamFormat
 from avatar_mf.media.rtp_ports import PortRange, PortsExhausted
 from avatar_mf.media.rtp_socket import RtpSocketPair
+from avatar_mf.media.session import DataChannelSession
 from avatar_mf.media.sockets import SocketLedger
+from avatar_mf.media.srtp_path import SrtpPath
 from avatar_mf.media.video_sender import EncodeJob, FrameReader, VideoSender
 from avatar_mf.media.video_stream import VIDEO_LIMITS, EncodedUnit, VideoStream
 from avatar_mf.rtp.h264 import answer_h264_fmtp
@@ -67,8 +76,10 @@ VideoSink = Callable[[str, Picture, int, bool], None]
 VideoPicker = Callable[[str], FrameReader | None]
 
 
-def _unsent(sockets: RtpSocketPair) -> int:
+def _unsent(sockets: RtpSocketPair | SrtpPath) -> int:
     """Bytes the RTP socket's transport holds that the OS has not taken yet (0: unknown)."""
+    if isinstance(sockets, SrtpPath):
+        return 0  # the ICE transport's socket is not the stream's to watch
     size = getattr(sockets.rtp, "get_write_buffer_size", None)  # selector and uvloop UDP
     return int(size()) if size is not None else 0
 
@@ -176,7 +187,7 @@ class VideoRecord:
 class _Live:
     plan: VideoPlan
     stream: VideoStream
-    sockets: RtpSocketPair
+    sockets: RtpSocketPair | SrtpPath
     decoder: VideoDecoder
     queue: asyncio.Queue[EncodedUnit]
     task: asyncio.Task[None] | None = None
@@ -231,16 +242,34 @@ class CallVideo:
             and before.codec.payload_type == now.codec.payload_type
             and before.answer_fmtp == now.answer_fmtp
             and before.rtcp_mux == now.rtcp_mux
+            and before.bundled == now.bundled
         )
+
+    def attach_bundle(self, dc: DataChannelSession) -> None:
+        """Put the WebRTC video streams (BUNDLEd with the data channel) on ``dc``'s DTLS
+        transport: their SRTP flows once its handshake is done (``media.srtp_path``)."""
+        for live in self.live.values():
+            if isinstance(live.sockets, SrtpPath):
+                dc.attach_srtp(live.sockets)
+
+    @staticmethod
+    def bundled(plans: Sequence[VideoPlan]) -> bool:
+        """Whether any of ``plans`` runs SRTP on the data channel's transport."""
+        return any(plan.bundled for plan in plans)
 
     async def _open(self, plan: VideoPlan) -> int:
         plane = self._plane
         codec = plane.caps.registry.codec(plan.codec.name, plan.codec.clock_rate, plan.fmtp)
         if codec is None:
             raise PortsExhausted(f"codec {plan.codec.name} vanished")  # not reachable
-        sockets = await RtpSocketPair.open(
-            plane.host, plane.ports, rtcp_mux=plan.rtcp_mux, ledger=plane.ledger
-        )
+        sockets: RtpSocketPair | SrtpPath
+        if plan.bundled:
+            # No socket of its own: attached to the data channel's transport by the call.
+            sockets = SrtpPath(node_drops=plane.drops, payload_types=plan.payload_types)
+        else:
+            sockets = await RtpSocketPair.open(
+                plane.host, plane.ports, rtcp_mux=plan.rtcp_mux, ledger=plane.ledger
+            )
         clock = plane.clock
         queue: asyncio.Queue[EncodedUnit] = asyncio.Queue(QUEUE_LIMIT)
         fmt = StreamFormat(
@@ -334,8 +363,9 @@ class CallVideo:
             stream.rtcp_due(now)
             if not live.timed_out and stream.timed_out(now):
                 live.timed_out = True
-                log.info("call %s: no video RTP for %.0f s", self.call_id,
-                         stream.limits.rtp_timeout)
+                log.info(
+                    "call %s: no video RTP for %.0f s", self.call_id, stream.limits.rtp_timeout
+                )
                 if self._on_timeout is not None:
                     self._on_timeout()
             if unit is None:

@@ -175,6 +175,10 @@ class GlRenderer:
 
     def add_mesh(self, key: str, data: MeshData) -> None:
         """Upload the static part of a mesh under ``key`` (replacing one of that key)."""
+        with self._ctx:
+            self._add_mesh(key, data)
+
+    def _add_mesh(self, key: str, data: MeshData) -> None:
         self.remove_mesh(key)
         ctx = self._ctx
         n = data.vertex_count
@@ -216,8 +220,9 @@ class GlRenderer:
     def remove_mesh(self, key: str) -> None:
         mesh = self._meshes.pop(key, None)
         if mesh is not None:
-            for resource in reversed(mesh.resources):
-                resource.release()
+            with self._ctx:
+                for resource in reversed(mesh.resources):
+                    resource.release()
 
     # --- frames ---------------------------------------------------------------------------
 
@@ -253,7 +258,22 @@ class GlRenderer:
         """The mesh ``key`` posed at ``positions``/``normals`` (N, 3) float32, as an RGBA
         (H, W, 4) uint8 picture, rows top first. With ``out`` (a writable buffer of
         ``settings.frame_bytes``) the picture is read straight into it and returned as a view
-        of it."""
+        of it.
+
+        Every entry point makes this renderer's context current first (and restores the one
+        that was), so several renderers in one process never draw into each other's."""
+        with self._ctx:
+            return self._render(key, positions, normals, settings, framing, out)
+
+    def _render(
+        self,
+        key: str,
+        positions: NDArray[np.float32],
+        normals: NDArray[np.float32],
+        settings: RenderSettings,
+        framing: Framing | None,
+        out: Any,
+    ) -> NDArray[np.uint8]:
         mesh = self._meshes[key]
         n = mesh.data.vertex_count
         if positions.shape != (n, 3) or normals.shape != (n, 3):
@@ -287,10 +307,11 @@ class GlRenderer:
 
     def release(self) -> None:
         """Free every GPU resource and the context."""
-        for key in list(self._meshes):
-            self.remove_mesh(key)
-        for target in self._targets.values():
-            for resource in reversed(target.resources):
-                resource.release()
-        self._targets.clear()
+        with self._ctx:
+            for key in list(self._meshes):
+                self.remove_mesh(key)
+            for target in self._targets.values():
+                for resource in reversed(target.resources):
+                    resource.release()
+            self._targets.clear()
         self._ctx.release()

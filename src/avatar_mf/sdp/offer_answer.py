@@ -47,10 +47,11 @@ Rules applied (RFC clauses):
 * RFC 8839: ICE attributes appear in the answer only when the offer had ICE (``ice-lite`` at
   session level, the others in the data channel m-line).
 * RFC 8843: a session-level ``a=group:BUNDLE`` is written only if the offer had one, with the
-  accepted data channel mid first and the WebRTC audio mids bundled with it
-  (:mod:`avatar_mf.sdp.webrtc_audio`: ``UDP/TLS/RTP/SAVPF`` audio on the data channel's
-  transport, also when offered ``bundle-only``). Other ``bundle-only`` m-lines are treated
-  as disabled.
+  accepted data channel mid first and the WebRTC audio and video mids bundled with it
+  (:mod:`avatar_mf.sdp.webrtc_audio`, :mod:`avatar_mf.sdp.webrtc_video`:
+  ``UDP/TLS/RTP/SAVPF`` m-lines on the data channel's transport, also when offered
+  ``bundle-only``; payload types unique across the group, RFC 8843 section 9.2). Other
+  ``bundle-only`` m-lines are treated as disabled.
 * RFC 3264 section 8: a re-offer may not remove m-lines (488 if it has fewer than the previous
   answer). A re-offer that disables the data channel and offers nothing else acceptable is
   answered with every m-line at port 0 instead of 488; an initial offer gets 488.
@@ -117,6 +118,7 @@ from avatar_mf.sdp.video import (
     render_video_line,
 )
 from avatar_mf.sdp.webrtc_audio import is_webrtc_audio, plan_webrtc_audio
+from avatar_mf.sdp.webrtc_video import plan_webrtc_video
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,10 +409,12 @@ def _plan_datachannel(
 
 
 def _bundle_mids(
-    offer: SessionDescription, mid: str | None, audio: Iterable[AudioPlan] = ()
+    offer: SessionDescription,
+    mid: str | None,
+    audio: Iterable[AudioPlan | VideoPlan] = (),
 ) -> tuple[str, ...] | None:
     """The answer's BUNDLE group: the data channel's mid and the mids of the WebRTC audio
-    m-lines bundled with it, in the offer's order (the offerer BUNDLE-tag, its first mid,
+    and video m-lines bundled with it, in the offer's order (the offerer BUNDLE-tag, its first mid,
     stays the answerer's when accepted: RFC 8843 section 7.3.1)."""
     if mid is None:
         return None
@@ -495,11 +499,26 @@ def plan_answer(
 
     video_plans: dict[int, VideoPlan] = {}
     video_rejections: dict[int, VideoRejection] = {}
+    bundled_pts = frozenset(pt for a in audio_plans.values() if a.bundled for pt in a.payload_types)
     for index, md in enumerate(offer.media):
-        if md.media.lower() != "video" or md.port == 0 or policy.video is None:
+        if md.media.lower() != "video" or policy.video is None:
+            continue
+        webrtc = is_webrtc_audio(md.proto)  # the same DTLS-SRTP profiles
+        if md.port == 0 and not (webrtc and md.has_attribute("bundle-only")):
             continue
         before_video = previous_video_codec(previous.answer, index) if previous else None
-        video = plan_video(offer, index, policy.video, previous_codec=before_video)
+        video: VideoPlan | VideoRejection
+        if webrtc:
+            video = plan_webrtc_video(
+                offer,
+                index,
+                policy.video,
+                datachannel_mid=dc_plan.remote.mid if dc_plan is not None else None,
+                taken_payload_types=bundled_pts,
+                previous_codec=before_video,
+            )
+        else:
+            video = plan_video(offer, index, policy.video, previous_codec=before_video)
         if isinstance(video, VideoPlan):
             video_plans[index] = video
         else:
@@ -572,7 +591,9 @@ def plan_answer(
         offer=offer,
         lines=tuple(lines),
         datachannel=dc_plan,
-        bundle_mids=_bundle_mids(offer, dc_plan.remote.mid, audio_plans.values())
+        bundle_mids=_bundle_mids(
+            offer, dc_plan.remote.mid, [*audio_plans.values(), *video_plans.values()]
+        )
         if dc_plan
         else None,
         previous=previous,
@@ -731,10 +752,15 @@ def render_answer(
         audio = audio_by_index.get(line_plan.index)
         video = video_by_index.get(line_plan.index)
         if video is not None:
-            port = (video_ports or {}).get(video.index)
+            # A BUNDLEd video m-line repeats the BUNDLE address, as bundled audio does.
+            bundled = video.bundled and params is not None and dc_line is not None
+            port = params.port if bundled and params else (video_ports or {}).get(video.index)
             if port is None:
                 raise ValueError(f"no RTP port given for video m-line {video.index}")
-            media.append(render_video_line(video, port=port, address=audio_c, addrtype=audio_type))
+            vline = render_video_line(
+                video, port=port, address=None if bundled else audio_c, addrtype=audio_type
+            )
+            media.append(_with_transport(vline, dc_line) if bundled and dc_line else vline)
         elif audio is not None:
             # A BUNDLEd audio m-line repeats the BUNDLE address (the data channel's port).
             port = params.port if audio.bundled and params is not None else ports.get(audio.index)

@@ -82,6 +82,9 @@ class VideoPlan:
     rtcp_mux: bool
     direction: Direction
     feedback: tuple[str, ...] = ()
+    #: BUNDLEd with the data channel (WebRTC, :mod:`avatar_mf.sdp.webrtc_video`): SRTP on
+    #: the data channel's DTLS transport, no port of its own.
+    bundled: bool = False
 
     @property
     def sends(self) -> bool:
@@ -123,6 +126,26 @@ def offered_feedback(md: MediaDescription, payload_type: int) -> tuple[str, ...]
     return tuple(out)
 
 
+def choose_video_codec(
+    formats: Sequence[OfferedFormat],
+    caps: VideoCapabilities,
+    previous_codec: str | None = None,
+) -> tuple[OfferedFormat, Mapping[str, str]] | None:
+    """The format answered among ``formats`` and its answer fmtp (RFC 3264 6.1: the MF's
+    preference order, ``previous_codec`` first; within a codec, offer order), or None."""
+    order = list(caps.preference())
+    if previous_codec is not None:
+        order.insert(0, previous_codec)
+    for name in order:
+        for fmt in formats:
+            if fmt.name.upper() != name.upper():
+                continue
+            answer = caps.answer_fmtp(fmt.name, fmt.clock_rate, fmt.params)
+            if answer is not None:
+                return fmt, answer
+    return None
+
+
 def plan_video(
     offer: SessionDescription,
     index: int,
@@ -147,20 +170,7 @@ def plan_video(
     if address is None:
         return VideoRejection(index, "no usable unicast IP address in c=")
     formats = offered_formats(md)
-    order = list(caps.preference())
-    if previous_codec is not None:
-        order.insert(0, previous_codec)
-    chosen: tuple[OfferedFormat, Mapping[str, str]] | None = None
-    for name in order:
-        for fmt in formats:
-            if fmt.name.upper() != name.upper():
-                continue
-            answer = caps.answer_fmtp(fmt.name, fmt.clock_rate, fmt.params)
-            if answer is not None:
-                chosen = (fmt, answer)
-                break
-        if chosen is not None:
-            break
+    chosen = choose_video_codec(formats, caps, previous_codec)
     if chosen is None:
         listed = ", ".join(f"{f.name}/{f.clock_rate}" for f in formats) or "none"
         return VideoRejection(index, f"no video codec the MF can serve (offered: {listed})")

@@ -772,9 +772,10 @@ class UeCall:
         session = self._session
         if self._start_media and session is not None:
             await session.set_remote(info.remote)
-            srtp = self.rtp_audio.srtp if self.rtp_audio is not None else None
-            if srtp is not None:
-                session.attach_srtp(srtp)  # WebRTC audio BUNDLEd with the data channel
+            # WebRTC audio and video BUNDLEd with the data channel.
+            for rtp in (self.rtp_audio, self.rtp_video):
+                if rtp is not None and rtp.srtp is not None:
+                    session.attach_srtp(rtp.srtp)
             session.start()
 
     async def cancel(

@@ -276,7 +276,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--video-codec",
         choices=("H264", "VP8"),
         default="H264",
-        help="the video codec offered with --render (default: %(default)s)",
+        help="the video codec offered with --render or --webrtc-video (default: %(default)s)",
+    )
+    video.add_argument(
+        "--webrtc-video",
+        action="store_true",
+        help="offer video WebRTC style: UDP/TLS/RTP/SAVPF, SRTP, BUNDLEd with the data channel "
+        "(needs ICE); with --render it receives the MF's video, otherwise it sends test "
+        "pictures at 25 fps for --duration",
     )
     parser.add_argument(
         "--fingerprint-hash",
@@ -379,6 +386,8 @@ def _target(args: argparse.Namespace) -> tuple[str, int, str]:
         raise ValueError(f"unsupported transport {transport!r} (udp or tcp)")
     if getattr(args, "webrtc_audio", False) and not args.ice:
         raise ValueError("--webrtc-audio needs ICE (drop --no-ice)")
+    if getattr(args, "webrtc_video", False) and not args.ice:
+        raise ValueError("--webrtc-video needs ICE (drop --no-ice)")
     return host.strip("[]"), port or 5060, transport
 
 
@@ -650,7 +659,14 @@ async def _place(
         if args.audio_out is not None:
             rtp_audio.save_wav(Path(args.audio_out))
             summary["audio"]["out"] = args.audio_out  # type: ignore[index]
-    if rtp_video is not None:
+    if rtp_video is not None and args.render is None:
+        summary["video"] = {
+            "codec": rtp_video.codec,
+            "pictures_sent": rtp_video.pictures_out,
+            "packets_sent": rtp_video.packets_out,
+            "keyframe_requests": rtp_video.keyframe_requests,
+        }
+    elif rtp_video is not None:
         summary["video"] = _video_summary(args, rtp_video, rtp_audio, problems)
     if problems:
         summary["errors"] = [*call.errors, *problems]
@@ -661,9 +677,13 @@ async def _place(
 def _rtp_video(args: argparse.Namespace) -> UeVideo | None:
     from avatar_mf.ue.rtp_video import UeVideo
 
-    if args.render is None:
+    if args.render is None and not args.webrtc_video:
         return None
-    return UeVideo(args.local_host, codecs=(args.video_codec,), count=0)
+    # --webrtc-video without --render: test pictures at 25 fps for the call's duration.
+    count = 0 if args.render is not None else max(1, round(args.duration * 25))
+    return UeVideo(
+        args.local_host, codecs=(args.video_codec,), count=count, webrtc=args.webrtc_video
+    )
 
 
 def _video_summary(
@@ -685,8 +705,10 @@ def _video_summary(
     pictures = video.received_pictures()
     out["frames_decoded"] = len(pictures)
     if not pictures:
-        problems.append("--render: no video was received (is the MF's animation stage "
-                        '"network"? docs/rendering.md)')
+        problems.append(
+            "--render: no video was received (is the MF's animation stage "
+            '"network"? docs/rendering.md)'
+        )
         return out
     pcm = audio.received_pcm() if audio is not None else b""
     audio_start = 0.0

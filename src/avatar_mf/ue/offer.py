@@ -189,8 +189,13 @@ def build_offer(
     media: list[MediaDescription] = []
     dc_line = datachannel_media(local, streams, dcsas)
     session_attrs: tuple[Attribute, ...] = ()
-    if audio is not None and audio.proto.upper().startswith("UDP/TLS/RTP/"):
-        audio, dc_line, session_attrs = _bundle(audio, dc_line)
+    bundled = [
+        m for m in (audio, video) if m is not None and m.proto.upper().startswith("UDP/TLS/RTP/")
+    ]
+    if bundled:
+        lines, dc_line, session_attrs = _bundle(bundled, dc_line)
+        audio = lines[0] if audio is not None and audio in bundled else audio
+        video = lines[-1] if video is not None and video in bundled else video
     if audio is not None:
         media.append(audio)
     elif audio_port is not None:
@@ -218,21 +223,26 @@ _TRANSPORT_ATTRIBUTES = frozenset(
 
 
 def _bundle(
-    audio: MediaDescription, dc_line: MediaDescription
-) -> tuple[MediaDescription, MediaDescription, tuple[Attribute, ...]]:
-    """A WebRTC audio m-line BUNDLEd with the data channel m-line (RFC 8843 section 7.2, as
-    JSEP offers do): the audio m-line gets the data channel's port, ``c=`` and transport
-    attributes, the data channel m-line a mid, the session ``a=group:BUNDLE``."""
-    audio_mid = audio.attribute_value("mid") or "audio"
+    lines: Sequence[MediaDescription], dc_line: MediaDescription
+) -> tuple[list[MediaDescription], MediaDescription, tuple[Attribute, ...]]:
+    """WebRTC audio/video m-lines BUNDLEd with the data channel m-line (RFC 8843 section 7.2,
+    as JSEP offers do): each gets the data channel's port, ``c=`` and transport attributes,
+    the data channel m-line a mid, the session ``a=group:BUNDLE`` (their mids in m-line
+    order, the data channel last)."""
     transport = tuple(a for a in dc_line.attrs if a.name in _TRANSPORT_ATTRIBUTES)
-    audio = replace(
-        audio,
-        port=dc_line.port,
-        connections=dc_line.connections,
-        attrs=(*audio.attrs, *transport),
-    )
+    out = [
+        replace(
+            line,
+            port=dc_line.port,
+            connections=dc_line.connections,
+            attrs=(*line.attrs, *transport),
+        )
+        for line in lines
+    ]
+    mids = [line.attribute_value("mid") or line.media for line in lines]
     dc_line = replace(dc_line, attrs=(Attribute("mid", DATACHANNEL_MID), *dc_line.attrs))
-    return audio, dc_line, (Attribute("group", f"BUNDLE {audio_mid} {DATACHANNEL_MID}"),)
+    group = Attribute("group", "BUNDLE " + " ".join([*mids, DATACHANNEL_MID]))
+    return out, dc_line, (group,)
 
 
 def datachannel_index(offer: SessionDescription) -> int:

@@ -17,6 +17,14 @@ arrives and after a lost packet (at most every 0.5 s), and keeps the MF's RTCP S
 :meth:`UeVideo.received_pictures` decodes what arrived (PyAV), :meth:`UeVideo.frame_rate`
 measures the arrival rate, :func:`avatar_mf.ue.video_file.save_mp4` writes it as MP4. With
 ``count=0`` the UE sends no pictures and offers ``recvonly``.
+
+WebRTC style (``webrtc=True``, ``avatar-mf ue call --webrtc-video``): no socket; the m-line is
+``UDP/TLS/RTP/SAVPF`` with ``a=mid:video`` and rtcp-mux, which
+:func:`avatar_mf.ue.offer.build_offer` BUNDLEs with the data channel (and the audio, RFC 8843);
+the pictures, the PLIs and the MF's video and RTCP go through an
+:class:`~avatar_mf.media.srtp_path.SrtpPath` carrying the UE's video payload types, attached
+to the data channel's DTLS transport (SRTP keyed by its handshake, RFC 5764). Sending waits
+for the keys.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from avatar_mf.codecs.video import Picture, VideoEncoder, video_codec
+from avatar_mf.media.srtp_path import BUNDLE_ADDRESS, SrtpPath
 from avatar_mf.media.video_stream import EncodedUnit, depacketizer_for, unit_of
 from avatar_mf.rtp.errors import RtpError
 from avatar_mf.rtp.h264 import H264Packetizer
@@ -47,7 +56,7 @@ from avatar_mf.rtp.vp8 import Vp8Packetizer
 from avatar_mf.sdp.audio import offered_formats
 from avatar_mf.sdp.model import Attribute, Connection, MediaDescription
 from avatar_mf.ue.av_sync import SrMapping
-from avatar_mf.ue.rtp_audio import bind_udp
+from avatar_mf.ue.rtp_audio import WEBRTC_PROTO, bind_udp
 
 #: At most one PLI per this many seconds.
 PLI_INTERVAL = 0.5
@@ -57,6 +66,8 @@ _FORMATS: dict[str, tuple[int, str]] = {
     "H264": (98, "profile-level-id=42e01f;packetization-mode=1"),
     "VP8": (100, ""),
 }
+#: The mid of the test UE's WebRTC video m-line.
+WEBRTC_VIDEO_MID = "video"
 
 
 def pattern_picture(index: int, width: int, height: int) -> Picture:
@@ -99,8 +110,14 @@ class UeVideo:
         count: int = 50,
         pictures: Sequence[Picture] = (),
         now: Callable[[], float] = time.monotonic,
+        webrtc: bool = False,
     ) -> None:
         self.local_host = local_host
+        self.webrtc = webrtc
+        #: WebRTC style: SRTP on the data channel's transport (None for IMS style).
+        self.srtp: SrtpPath | None = None
+        self._keys = asyncio.Event()
+        self._closed = False
         self.codecs = [c.upper() for c in codecs if c.upper() in _FORMATS]
         if not self.codecs:
             raise ValueError(f"none of the codecs {list(codecs)} is a UE video codec")
@@ -137,8 +154,31 @@ class UeVideo:
         self.sender_reports: list[SrMapping] = []
 
     async def open(self) -> int:
+        if self.webrtc:
+            if self.srtp is None:
+                pts = frozenset(_FORMATS[name][0] for name in self.codecs)
+                self.srtp = SrtpPath(payload_types=pts)
+                self.srtp.on_rtp = self._received
+                self.srtp.on_rtcp = self._received
+                self.srtp.on_ready = self._keys.set
+            return self.port
         self._transport, self.port = await bind_udp(self.local_host, self._received)
         return self.port
+
+    @property
+    def _open(self) -> bool:
+        if self.webrtc:
+            return not self._closed
+        return self._transport is not None and not self._transport.is_closing()
+
+    def _sendto(self, data: bytes, remote: tuple[str, int]) -> None:
+        if self.srtp is not None:
+            if is_rtcp(data):
+                self.srtp.send_rtcp(data, remote)
+            else:
+                self.srtp.send_rtp(data, remote)
+        elif self._transport is not None:
+            self._transport.sendto(data, remote)
 
     def media(self) -> MediaDescription:
         """The offer's video m-line."""
@@ -156,10 +196,14 @@ class UeVideo:
                 Attribute("rtcp-fb", f"{pt} ccm fir"),
             ]
         attrs += [Attribute("rtcp-mux"), Attribute("sendrecv" if self.count else "recvonly")]
+        if self.webrtc:
+            # build_offer BUNDLEs it: port, c= and the transport attributes come from the
+            # data channel m-line (RFC 8843 section 7.2).
+            attrs.insert(0, Attribute("mid", WEBRTC_VIDEO_MID))
         return MediaDescription(
             media="video",
             port=self.port,
-            proto="RTP/AVPF",
+            proto=WEBRTC_PROTO if self.webrtc else "RTP/AVPF",
             formats=tuple(formats),
             connections=(Connection("IN", "IP4", self.local_host),),
             attrs=tuple(attrs),
@@ -179,6 +223,8 @@ class UeVideo:
         self.codec = chosen.name.upper()
         conn = answer.connection
         remote = (conn.address if conn is not None else address, answer.port)
+        if self.webrtc:
+            remote = BUNDLE_ADDRESS  # the data channel's transport
         self._payload_type = chosen.payload_type
         self._fmtp = dict(chosen.params)
         self._remote = remote
@@ -193,8 +239,10 @@ class UeVideo:
     async def _send_loop(
         self, payload_type: int, encoder: VideoEncoder, remote: tuple[str, int]
     ) -> None:
-        assert self._transport is not None
+        assert self._open
         loop = asyncio.get_running_loop()
+        if self.srtp is not None:
+            await self._keys.wait()  # SRTP keys come with the DTLS handshake
         packetizer: H264Packetizer | Vp8Packetizer = (
             H264Packetizer(mode=1) if self.codec == "H264" else Vp8Packetizer()
         )
@@ -202,7 +250,7 @@ class UeVideo:
         ts = random.getrandbits(32)
         start = loop.time()
         for index in range(self.count):
-            if self._transport.is_closing():
+            if not self._open:
                 return
             keyframe, self._key_wanted = self._key_wanted, False
             if self.pictures:
@@ -216,7 +264,7 @@ class UeVideo:
                     packet = RtpPacket(
                         payload_type, seq, ts, self.ssrc, payload, i == len(payloads) - 1
                     )
-                    self._transport.sendto(packet.serialize(), remote)
+                    self._sendto(packet.serialize(), remote)
                     self.packets_out += 1
                     seq = (seq + 1) & 0xFFFF
             self.pictures_out += 1
@@ -283,13 +331,13 @@ class UeVideo:
     def send_pli(self, now: float | None = None) -> bool:
         """Ask the MF for a key frame (RFC 4585 6.3.1), at most every :data:`PLI_INTERVAL`."""
         now = self._now() if now is None else now
-        if self._transport is None or self._remote is None or self.remote_ssrc is None:
+        if not self._open or self._remote is None or self.remote_ssrc is None:
             return False
         if self._last_pli is not None and now - self._last_pli < PLI_INTERVAL:
             return False
         self._last_pli = now
         pli = RtcpOther(206, 1, struct.pack("!II", self.ssrc, self.remote_ssrc))
-        self._transport.sendto(serialize_rtcp((ReceiverReport(self.ssrc, ()), pli)), self._remote)
+        self._sendto(serialize_rtcp((ReceiverReport(self.ssrc, ()), pli)), self._remote)
         self.pli_out += 1
         return True
 
@@ -340,6 +388,7 @@ class UeVideo:
             await asyncio.shield(self._sender)
 
     async def close(self) -> None:
+        self._closed = True
         sender, self._sender = self._sender, None
         if sender is not None:
             sender.cancel()
@@ -348,3 +397,5 @@ class UeVideo:
         if self._transport is not None:
             self._transport.close()
             self._transport = None
+        if self.srtp is not None:
+            self.srtp.close()

@@ -109,6 +109,8 @@ async def test_ue2_mouth_follows_ue1_voice(
         ):
             await ue1.hello(animation_inputs=("voice",))
             await ue2.hello(animation_inputs=("voice",))
+            # The room's mode from here on (alone, UE 1's first packets may be mixed).
+            before = _mix_ticks(voice_mf)
             await ue2.wait_until(
                 lambda: sum(isinstance(u.unit, BlendshapeUnit) for u in ue2.units) >= 30 * 8,
                 20.0,
@@ -116,14 +118,17 @@ async def test_ue2_mouth_follows_ue1_voice(
             )
             assert ue1.failures == [] and ue2.failures == []
             units = list(ue2.units)
-            ticks = _mix_ticks(voice_mf)
+            after = _mix_ticks(voice_mf)
     other = "mix" if mode == "forward" else "forward"
-    assert ticks.get(mode, 0) > 0 and ticks.get(other, 0) == 0, ticks
+    grown = {m: after.get(m, 0) - before.get(m, 0) for m in ("mix", "forward")}
+    assert grown[mode] > 0 and grown[other] == 0, grown
     assert any(isinstance(u.unit, ConfigUnit) for u in units)
     shapes = [u.unit for u in units if isinstance(u.unit, BlendshapeUnit)]
     ticks = np.array([s.timestamp for s in shapes], dtype=np.int64)
     jaw = np.array([_jaw(s) for s in shapes])
-    assert np.all(np.diff(ticks) % (1 << 32) <= 34)  # 30 per second, in order
+    steps = np.diff(ticks) % (1 << 32)
+    # 30 per second, in order; animation is newest-wins, so a loaded machine may drop a few.
+    assert np.all(steps > 0) and np.mean(steps <= 34) >= 0.95, steps
     # Loudness of what UE1 sent, per 1/30 s; the units' offset in it is found by correlation
     # (the session's stage starts on whatever packet it first gets).
     hop = 16000 // 30

@@ -23,6 +23,7 @@ from typing import Any
 
 from avatar_mf.avatar import read_arf, read_glb
 from avatar_mf.avatar.model import AvatarModel
+from avatar_mf.avatar.texture import decode_texture
 from avatar_mf.render.scene import MeshData
 from avatar_mf.stages.animation.posing import LandmarkBinding, Rig
 from avatar_mf.stages.animation.timeline import Animator, AnimatorSettings
@@ -76,7 +77,13 @@ def from_model(
 ) -> AnimatedAvatar:
     """An :class:`AnimatedAvatar` of a model already in memory."""
     rig = Rig(model, landmarks)
-    mesh = MeshData.from_arrays(model.positions, model.triangles, model.colors)
+    mesh = MeshData.from_arrays(
+        model.positions,
+        model.triangles,
+        model.colors,
+        uvs=model.uvs,
+        texture=None if model.texture is None else decode_texture(model.texture),
+    )
     return AnimatedAvatar(
         model=model,
         rig=rig,

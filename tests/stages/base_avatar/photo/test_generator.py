@@ -34,10 +34,10 @@ def _anchors(generator: PhotoGenerator, model: AvatarModel, weights: dict[str, f
 
 def _percentile_error(avatar: PhotoAvatar, generator: PhotoGenerator) -> list[float]:
     """95th percentile of each photo's reprojection error (over the inter-ocular distance)."""
-    _, anchors = generator.template()
-    model = avatar.model
+    template, anchors = generator.template()
     assert avatar.shown is not None  # the fitted head showing the photo's expression
-    points = anchor_points(avatar.shown, model.triangles.astype(np.int64), anchors)
+    # avatar.shown has the template's vertices (the model adds texture seam copies).
+    points = anchor_points(avatar.shown, template.triangles.astype(np.int64), anchors)
     keep = shape_landmarks()
     out = []
     for pose, face in zip(avatar.fit.poses, avatar.fit.faces, strict=True):
@@ -69,8 +69,9 @@ def test_the_face_is_reshaped_not_only_coloured(
     # Millimetres of change over the face, none at the back of the skull.
     assert np.median(moved) > 0.001
     back = template.positions[:, 2] < -0.05
+    n = template.vertex_count  # the template's vertices come first (texture seam copies follow)
     shift = np.linalg.norm(
-        astronaut_avatar.model.positions[back] - template.positions[back], axis=1
+        astronaut_avatar.model.positions[:n][back] - template.positions[back], axis=1
     )
     spread = np.ptp(shift)  # the head's scale moves the skull as a whole, not in places
     assert spread < 0.02
@@ -111,9 +112,10 @@ def test_every_blendshape_is_there_and_moves_something(astronaut_avatar: PhotoAv
 def _eye_opening(model: AvatarModel, weights: dict[str, float], part: NDArray[np.int8],
                  eye: int) -> float:
     """The largest vertical gap between lid vertices over the eyeball's front middle."""
-    p = model.positions.astype(np.float64).copy()
+    n = len(part)  # the template's vertices come first (texture seam copies follow)
+    p = model.positions[:n].astype(np.float64).copy()
     for name, value in weights.items():
-        p += value * model.target_positions[model.target_index(name)]
+        p += value * model.target_positions[model.target_index(name)][:n]
     ball = part == eye
     centre = p[ball].mean(axis=0)
     radius = float(np.linalg.norm(p[ball] - centre, axis=1).mean())
@@ -154,19 +156,18 @@ def test_rig_and_colours_follow_the_face(astronaut_avatar: PhotoAvatar,
                                          generator: PhotoGenerator) -> None:
     model = astronaut_avatar.model
     template, anchors = generator.template()
-    assert model.skin_joints is template.skin_joints or np.array_equal(
-        model.skin_joints, template.skin_joints
-    )
+    n = template.vertex_count  # the template's vertices come first (texture seam copies follow)
+    assert np.array_equal(model.skin_joints[:n], template.skin_joints)
     # Each eye joint sits at its eyeball's centre.
     for joint, part in (("eyeLeft", 1), ("eyeRight", 2)):
-        centre = model.positions[anchors.parts.part == part].mean(axis=0)
+        centre = model.positions[:n][anchors.parts.part == part].mean(axis=0)
         rest = model.global_rest_matrices()[model.joint_index(joint)][:3, 3]
         assert np.allclose(rest, centre, atol=1e-4)
     assert model.colors is not None and template.colors is not None
     skin = anchors.parts.part == SKIN
     # The face takes the photo's colours; eyeballs and mouth keep the template's.
-    assert np.abs(model.colors[skin] - template.colors[skin]).max() > 0.1
-    assert np.array_equal(model.colors[~skin], template.colors[~skin])
+    assert np.abs(model.colors[:n][skin] - template.colors[skin]).max() > 0.1
+    assert np.array_equal(model.colors[:n][~skin], template.colors[~skin])
 
 
 def test_container_passes_the_product_checks_and_is_cached(

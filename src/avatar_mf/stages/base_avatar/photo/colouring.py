@@ -20,6 +20,7 @@ Eyeballs and the mouth interior keep the template's colours.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
@@ -47,7 +48,7 @@ def srgb_to_linear(c: F64) -> F64:
     return out
 
 
-def _smoothstep(edge0: float, edge1: float, x: F64) -> F64:
+def smoothstep(edge0: float, edge1: float, x: F64) -> F64:
     t = np.clip((x - edge0) / (edge1 - edge0), 0.0, 1.0)
     out: F64 = t * t * (3.0 - 2.0 * t)
     return out
@@ -69,6 +70,13 @@ def sample(picture: NDArray[np.uint8], xy: F64) -> F64:
 
 def inside_hull(points: F64, polygon: F64) -> NDArray[np.bool_]:
     """Which (N, 2) ``points`` lie inside the convex hull of (K, 2) ``polygon``."""
+    out: NDArray[np.bool_] = hull_depth(points, polygon) >= 0
+    return out
+
+
+def hull_depth(points: F64, polygon: F64) -> F64:
+    """How far each (N, 2) point lies inside the convex hull of (K, 2) ``polygon`` (its
+    distance to the nearest edge's line; negative outside)."""
     order = np.lexsort((polygon[:, 1], polygon[:, 0]))
     hull: list[F64] = []
     for sweep in (order, order[::-1]):  # Andrew's monotone chain: lower, then upper
@@ -83,9 +91,12 @@ def inside_hull(points: F64, polygon: F64) -> NDArray[np.bool_]:
         hull += chain[:-1]
     corners = np.array(hull)
     edges = np.roll(corners, -1, axis=0) - corners
-    rel = points[:, None, :] - corners[None, :, :]
-    cross = edges[None, :, 0] * rel[:, :, 1] - edges[None, :, 1] * rel[:, :, 0]
-    out: NDArray[np.bool_] = np.all(cross >= 0, axis=1)
+    lengths = np.maximum(np.linalg.norm(edges, axis=1), 1e-12)
+    out = np.empty(len(points))
+    for start in range(0, len(points), 65536):
+        rel = points[start : start + 65536, None, :] - corners[None, :, :]
+        cross = edges[None, :, 0] * rel[:, :, 1] - edges[None, :, 1] * rel[:, :, 0]
+        out[start : start + 65536] = (cross / lengths[None, :]).min(axis=1)
     return out
 
 
@@ -104,7 +115,7 @@ def _photo_colours(
         tracked = pixels(face)
         middle = tracked.mean(axis=0)
         inside = inside_hull(xy, middle + (tracked - middle) * (1.0 - HULL_SHRINK))
-        w = _smoothstep(0.45, 0.85, facing) * inside
+        w = smoothstep(0.45, 0.85, facing) * inside
         colour += sample(picture, xy) * w[:, None]
         weight += w
     colour /= np.maximum(weight, 1e-9)[:, None]
@@ -136,6 +147,22 @@ def hair_colour(fit: PhotoFit, pictures: Sequence[NDArray[np.uint8]]) -> F64:
     return out
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class HeadColours:
+    """The parts of the fitted head's colouring, per vertex (linear RGB).
+
+    ``base``: the template's colours shifted to the photo's skin and hair; ``seen``: how much
+    of the photo a vertex takes (how squarely a photo sees it, inside the face's outline, near
+    the landmarks; 0 off the skin); ``colours``: the final vertex colours (the photo, or its
+    mirror image where that is better seen, over ``base``); ``near_face``: the landmark
+    nearness factor alone (skin only)."""
+
+    base: F64
+    seen: F64
+    near_face: F64
+    colours: F64
+
+
 def colour_head(
     positions: F64,
     normals: F64,
@@ -144,18 +171,12 @@ def colour_head(
     parts: TemplateParts,
     fit: PhotoFit,
     pictures: Sequence[NDArray[np.uint8]],
-) -> F64:
-    """(N, 3) linear RGB colours of the fitted head (see the module docstring)."""
+) -> HeadColours:
+    """The colours of the fitted head (see the module docstring)."""
     skin = parts.part == SKIN
-    landmarks = anchors[shape_landmarks()]
-    nearest = np.full(len(positions), np.inf)
-    for start in range(0, len(positions), 4096):
-        chunk = positions[start : start + 4096]
-        d = ((chunk[:, None, :] - landmarks[None, :, :]) ** 2).sum(axis=2)
-        nearest[start : start + 4096] = np.sqrt(d.min(axis=1))
-    near_face = 1.0 - _smoothstep(FACE_CORE, FACE_REACH, nearest)
+    near_face = face_nearness(positions, anchors) * skin
     photo, seen = _photo_colours(positions, normals, fit, pictures)
-    seen = seen * near_face * skin
+    seen = seen * near_face
     mirrored_seen = seen[parts.mirror]
     best = np.maximum(seen, mirrored_seen)
     extra = np.maximum(mirrored_seen - seen, 0.0)
@@ -172,7 +193,23 @@ def colour_head(
     template_hair = template_colours[int(np.argmax(positions[:, 1] * skin))]
     near_hair = np.exp(-((template_colours - template_hair) ** 2).sum(axis=1) / 0.002)
     base += near_hair[:, None] * (hair_colour(fit, pictures) - template_hair)
+    base = np.where(skin[:, None], base, template_colours)
     out = np.where(skin[:, None], base * (1.0 - best[:, None]) + photo * best[:, None],
                    template_colours)
-    result: F64 = np.clip(out, 0.0, 1.0)
-    return result
+    return HeadColours(
+        base=np.clip(base, 0.0, 1.0),
+        seen=seen,
+        near_face=near_face,
+        colours=np.clip(out, 0.0, 1.0),
+    )
+
+
+def face_nearness(positions: F64, anchors: F64) -> F64:
+    """1 within FACE_CORE of a shape landmark's anchor, 0 past FACE_REACH, per vertex."""
+    landmarks = anchors[shape_landmarks()]
+    nearest = np.full(len(positions), np.inf)
+    for start in range(0, len(positions), 4096):
+        chunk = positions[start : start + 4096]
+        d = ((chunk[:, None, :] - landmarks[None, :, :]) ** 2).sum(axis=2)
+        nearest[start : start + 4096] = np.sqrt(d.min(axis=1))
+    return 1.0 - smoothstep(FACE_CORE, FACE_REACH, nearest)

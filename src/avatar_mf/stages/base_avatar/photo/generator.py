@@ -13,7 +13,8 @@ For one or more photos (JPEG/PNG; front, left, right -- one is enough):
    scale + RBF, :mod:`.deformation`), the rig carried along (:mod:`.transfer`: eyeballs,
    mouth interior, joints, inverse bind matrices, the 52 blendshapes and their normals);
 4. **colour**: the photos unwrapped onto the fitted vertices, the unseen side mirrored, the
-   rest of the head in the photo's skin colour (:mod:`.colouring`);
+   rest of the head in the photo's skin colour (:mod:`.colouring`), and the face as a texture
+   unwrapped from the photos, faded into those colours at its edge (:mod:`.texture`);
 5. **container**: the ARF container (``write_arf``: the GLB checks run on the way).
 
 CPU-bound (about a second for one photo): the session's generation stage calls it from the
@@ -50,11 +51,13 @@ from avatar_mf.stages.base_avatar.photo.alignment import (
     shape_landmarks,
 )
 from avatar_mf.stages.base_avatar.photo.anchors import Anchors, anchor_points, load_anchors
-from avatar_mf.stages.base_avatar.photo.colouring import colour_head
+from avatar_mf.stages.base_avatar.photo.colouring import colour_head, face_nearness
 from avatar_mf.stages.base_avatar.photo.deformation import fit_deformation
 from avatar_mf.stages.base_avatar.photo.errors import PhotoAvatarError
 from avatar_mf.stages.base_avatar.photo.expression import photo_expression
 from avatar_mf.stages.base_avatar.photo.images import MAX_PHOTOS, decode_photo
+from avatar_mf.stages.base_avatar.photo.template import SKIN
+from avatar_mf.stages.base_avatar.photo.texture import TEXTURE_SIZE, TexturedHead, texture_head
 from avatar_mf.stages.base_avatar.photo.transfer import (
     deform_model,
     map_vertices,
@@ -98,6 +101,9 @@ class PhotoAvatar:
     expression: dict[str, float] = field(default_factory=dict)
     #: (N, 3) the fitted head showing that expression (what the photo was fitted with).
     shown: F64 | None = field(default=None, repr=False)
+    #: The face texture and its mesh data (None: vertex colours only). The model's first N
+    #: vertices are the template's; boundary copies follow (``texture.source``).
+    texture: TexturedHead | None = field(default=None, repr=False)
 
 
 def _template() -> tuple[AvatarModel, Anchors]:
@@ -119,7 +125,8 @@ class PhotoGenerator:
     (:mod:`.worker`); 0: in the calling thread (the worker itself, tools, tests of the
     steps). :meth:`build` always runs in the calling thread. Thread-safe (a lock around the
     tracker and the cache). The cache lives in the parent. ``neutralise``: take the photo's
-    expression out of the neutral face (:mod:`.expression`)."""
+    expression out of the neutral face (:mod:`.expression`). ``texture_size``: the face
+    texture's side in texels (0: vertex colours only, as before the texture)."""
 
     def __init__(
         self,
@@ -129,12 +136,14 @@ class PhotoGenerator:
         cache_size: int = CACHE_SIZE,
         processes: int = 1,
         neutralise: bool = True,
+        texture_size: int = TEXTURE_SIZE,
     ) -> None:
         if processes not in (0, 1):
             raise ValueError(f"processes must be 0 (in this process) or 1, not {processes}")
         self._tracker_factory = tracker
         self._limits = limits
         self._neutralise = neutralise
+        self._texture_size = texture_size
         in_worker = functools.partial(
             PhotoGenerator,
             tracker=tracker,
@@ -142,6 +151,7 @@ class PhotoGenerator:
             cache_size=0,
             processes=0,
             neutralise=neutralise,
+            texture_size=texture_size,
         )
         self._process = GenerationProcess(in_worker) if processes else None
         self._tracker: FaceTracker | None = None
@@ -263,10 +273,31 @@ class PhotoGenerator:
             fit,
             pictures,
         )
-        coloured = _with_colours(fitted, colours)
+        textured = None
+        if self._texture_size:
+            textured = texture_head(
+                positions,
+                face_nearness(positions, source) * (anchors.parts.part == SKIN),
+                triangles,
+                seen,
+                seen_normals,
+                colours,
+                anchors.parts,
+                fit,
+                pictures,
+                size=self._texture_size,
+            )
+            coloured = _with_texture(fitted, textured)
+        else:
+            coloured = _with_colours(fitted, colours.colours)
         anchor_facing = anchor_points(seen_normals, triangles, anchors)
         return PhotoAvatar(
-            coloured, fit, reprojection(seen_anchors, anchor_facing, fit), expression, seen
+            coloured,
+            fit,
+            reprojection(seen_anchors, anchor_facing, fit),
+            expression,
+            seen,
+            textured,
         )
 
 
@@ -312,4 +343,26 @@ def _with_colours(model: AvatarModel, colours: F64) -> AvatarModel:
         target_positions=model.target_positions,
         target_normals=model.target_normals,
         colors=colours.astype(np.float32),
+    )
+
+
+def _with_texture(model: AvatarModel, head: TexturedHead) -> AvatarModel:
+    """``model`` with its vertices copied as ``head.source`` says, the face texture and its
+    UVs."""
+    index = head.source
+    return AvatarModel(
+        name=model.name,
+        positions=model.positions[index],
+        normals=model.normals[index],
+        triangles=head.triangles.astype(np.uint32),
+        joints=model.joints,
+        inverse_bind_matrices=model.inverse_bind_matrices,
+        skin_joints=model.skin_joints[index],
+        skin_weights=model.skin_weights[index],
+        target_names=model.target_names,
+        target_positions=model.target_positions[:, index],
+        target_normals=None if model.target_normals is None else model.target_normals[:, index],
+        colors=head.colours.astype(np.float32),
+        uvs=head.uvs.astype(np.float32),
+        texture=head.texture,
     )
