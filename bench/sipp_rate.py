@@ -6,6 +6,7 @@ Usage::
                                         [--call-ms 500] [--transport u1|t1] [--t1 0.5]
                                         [--keep-rate-limit] [--gc on|off|freeze]
                                         [--json FILE] [--profile FILE]
+                                        [--baseline-src OTHER/src]
 
 One MF subprocess (``MfProcess``: loopback, ``LOG__LEVEL=WARNING``, default SIP timers,
 ``MEDIA__SETUP_TIMEOUT=60`` so every call ends with SIPp's BYE, and the per-source rate limit
@@ -26,6 +27,11 @@ object that exists after the imports frozen (``gc.freeze()``), to show what the 
 it with
 ``python -c "import pstats; pstats.Stats('FILE').sort_stats('cumtime').print_stats(30)"``.
 
+A/B in one run: ``--baseline-src DIR`` starts a second MF from another checkout's ``src``
+(e.g. ``git worktree add /tmp/base main`` and ``--baseline-src /tmp/base/src``), and every rate
+runs against the baseline first, then against this tree (rows ``baseline`` and ``this``), so
+both see the same machine load. The ramp stops when either build fails a step.
+
 Target: 200 calls/s sustained with p99 INVITE-to-200 under 50 ms. Prints figures only (no
 assertions); exits 1 if a step failed or the MF did not go idle.
 """
@@ -44,6 +50,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from _common import (
     cpu_seconds,
@@ -62,6 +69,7 @@ TARGET_P99_MS = 50.0
 
 @dataclass
 class Step:
+    build: str
     rate: int
     calls: int
     successful: int
@@ -102,7 +110,13 @@ def response_times(workdir: Path) -> list[float]:
 
 
 def run_step(
-    mf: MfProcess, rate: int, seconds: float, call_ms: int, transport: str, workdir: Path
+    mf: MfProcess,
+    build: str,
+    rate: int,
+    seconds: float,
+    call_ms: int,
+    transport: str,
+    workdir: Path,
 ) -> Step:
     workdir.mkdir(parents=True)
     calls = int(rate * seconds)
@@ -130,6 +144,7 @@ def run_step(
     times = response_times(workdir)
     errors = workdir / "errors.log"
     return Step(
+        build=build,
         rate=rate,
         calls=calls,
         successful=int(stats.get("SuccessfulCall(C)") or 0),
@@ -149,11 +164,12 @@ def run_step(
 
 def table(steps: Sequence[Step]) -> str:
     header = (
-        "calls/s", "calls", "ok", "failed", "SIPp retrans", "p50 ms", "p90 ms", "p99 ms",
+        "build", "calls/s", "calls", "ok", "failed", "SIPp retrans", "p50 ms", "p90 ms", "p99 ms",
         "max ms", "MF CPU ms/call", "MF CPU (1 core)", "SIPp CPU (1 core)",
     )  # fmt: skip
     rows = [
         (
+            s.build,
             s.rate,
             s.calls,
             s.successful,
@@ -169,7 +185,18 @@ def table(steps: Sequence[Step]) -> str:
         )
         for s in steps
     ]
-    return markdown_table(header, "r" * len(header), rows)
+    return markdown_table(header, "l" + "r" * (len(header) - 1), rows)
+
+
+def baseline_python(src: Path, workdir: Path) -> str:
+    """An executable running this interpreter with ``src`` (another checkout's ``src``) first on
+    the import path: the MF it starts is that build."""
+    if not (src / "avatar_mf" / "__init__.py").exists():
+        raise SystemExit(f"--baseline-src {src}: no avatar_mf package there")
+    wrapper = workdir / "python-baseline"
+    wrapper.write_text(f'#!/bin/sh\nPYTHONPATH="{src}" exec "{sys.executable}" "$@"\n')
+    wrapper.chmod(0o755)
+    return str(wrapper)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -183,6 +210,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--profile", type=Path, help="run the MF under cProfile, stats here")
     parser.add_argument("--gc", default="on", choices=["on", "off", "freeze"])
+    parser.add_argument(
+        "--baseline-src", type=Path, help="another checkout's src: its MF runs each rate first"
+    )
     args = parser.parse_args(argv)
     if shutil.which("sipp") is None:
         print("sipp not found: install the Debian package sip-tester", file=sys.stderr)
@@ -204,45 +234,78 @@ def main(argv: Sequence[str] | None = None) -> int:
         flush=True,
     )
     steps: list[Step] = []
-    mf = start_mf(workdir / "mf", settings=settings, python=python)
+    mfs: dict[str, MfProcess] = {}
+    codes: dict[str, int] = {}
+    helds: dict[str, dict[str, int]] = {}
+    idles: dict[str, dict[str, Any]] = {}
     try:
+        if args.baseline_src is not None:
+            base_dir = workdir / "baseline"
+            base_dir.mkdir()
+            mfs["baseline"] = start_mf(
+                workdir / "mf-baseline",
+                settings=settings,
+                python=baseline_python(args.baseline_src.resolve(), base_dir),
+            )
+        mfs["this"] = start_mf(workdir / "mf", settings=settings, python=python)
         for rate in rates:
-            step = run_step(
-                mf, rate, args.seconds, args.call_ms, args.transport, workdir / f"r{rate}"
-            )
-            steps.append(step)
-            print(
-                f"{rate} calls/s: {step.successful}/{step.calls} ok, {step.failed} failed, "
-                f"p50 {step.p50_ms:.0f} ms, p99 {step.p99_ms:.0f} ms, "
-                f"MF {step.mf_cpu_ms_per_call:.2f} ms CPU/call ({100 * step.mf_cpu_share:.0f}%"
-                f" of a core), sipp exit {step.exit_code}",
-                flush=True,
-            )
-            if step.failed or step.exit_code != 0:
-                print(f"stopping the ramp: errors:\n{step.errors}", flush=True)
+            failed_step = False
+            for build, mf in mfs.items():
+                step = run_step(
+                    mf,
+                    build,
+                    rate,
+                    args.seconds,
+                    args.call_ms,
+                    args.transport,
+                    workdir / f"{build}-r{rate}",
+                )
+                steps.append(step)
+                print(
+                    f"{build} {rate} calls/s: {step.successful}/{step.calls} ok, "
+                    f"{step.failed} failed, p50 {step.p50_ms:.0f} ms, p99 {step.p99_ms:.0f} ms, "
+                    f"MF {step.mf_cpu_ms_per_call:.2f} ms CPU/call "
+                    f"({100 * step.mf_cpu_share:.0f}% of a core), sipp exit {step.exit_code}",
+                    flush=True,
+                )
+                if step.failed or step.exit_code != 0:
+                    print(f"stopping the ramp: errors:\n{step.errors}", flush=True)
+                    failed_step = True
+                # Let the calls' dialogs and media go before the next step (transactions may
+                # stay for 64*T1; their timers are part of the steady-state cost anyway).
+                deadline = time.monotonic() + 30
+                while mf.stats()["held"]["dialogs"] and time.monotonic() < deadline:
+                    time.sleep(0.2)
+            if failed_step:
                 break
-            # Let the calls' dialogs and media go before the next step (transactions may stay
-            # for 64*T1; their timers are part of the steady-state cost anyway).
-            deadline = time.monotonic() + 30
-            while mf.stats()["held"]["dialogs"] and time.monotonic() < deadline:
-                time.sleep(0.2)
         # Calls SIPp gave up on end by the MF's timers: no ACK (64*T1) or no DTLS (60 s).
-        idle = mf.wait_idle(64 * float(args.t1) + (70 if steps[-1].failed else 10))
-        held = {k: v for k, v in idle["held"].items() if v}
+        for build, mf in mfs.items():
+            wait = 64 * float(args.t1) + (70 if any(s.failed for s in steps) else 10)
+            idles[build] = mf.wait_idle(wait)
+            helds[build] = {k: v for k, v in idles[build]["held"].items() if v}
     finally:
         # Under cProfile the MF needs longer to end its calls and write the profile.
-        code = mf.stop(timeout=120 if args.profile is not None else 15)
+        for build, mf in mfs.items():
+            codes[build] = mf.stop(timeout=120 if args.profile is not None else 15)
     print()
     print(table(steps))
-    clean = [s for s in steps if s.failed == 0 and s.exit_code == 0]
-    on_target = [s for s in clean if s.meets_target]
-    print()
-    print(f"highest rate with zero failed calls: {max((s.rate for s in clean), default=0)} cps")
-    print(
-        f"highest rate with zero failures and p99 < {TARGET_P99_MS:g} ms: "
-        f"{max((s.rate for s in on_target), default=0)} cps (target {TARGET_RATE})"
-    )
-    print(f"MF after the ramp: held {held or 'nothing'}, exit code {code}, calls {idle['calls']}")
+    for build in mfs:
+        mine = [s for s in steps if s.build == build]
+        clean = [s for s in mine if s.failed == 0 and s.exit_code == 0]
+        on_target = [s for s in clean if s.meets_target]
+        print()
+        print(
+            f"{build}: highest rate with zero failed calls: "
+            f"{max((s.rate for s in clean), default=0)} cps"
+        )
+        print(
+            f"{build}: highest rate with zero failures and p99 < {TARGET_P99_MS:g} ms: "
+            f"{max((s.rate for s in on_target), default=0)} cps (target {TARGET_RATE})"
+        )
+        print(
+            f"{build}: MF after the ramp: held {helds.get(build) or 'nothing'}, exit code "
+            f"{codes.get(build)}, calls {idles.get(build, {}).get('calls')}"
+        )
     if args.json is not None:
         args.json.write_text(
             json.dumps(
@@ -254,13 +317,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "steps": [
                         {**asdict(s), "mf_cpu_ms_per_call": s.mf_cpu_ms_per_call} for s in steps
                     ],
-                    "held_after": held,
+                    "held_after": helds,
                 },
                 indent=2,
             )
         )
     failed = any(s.failed or s.exit_code for s in steps)
-    return 1 if failed or held or code != 0 else 0
+    return 1 if failed or any(helds.values()) or any(codes.values()) else 0
 
 
 if __name__ == "__main__":

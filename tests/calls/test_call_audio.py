@@ -3,6 +3,8 @@ close, the room cap, and everything released."""
 
 from __future__ import annotations
 
+import asyncio
+
 from avatar_mf.calls.audio import AudioPlane, CallAudio, RegistryAudioCaps
 from avatar_mf.media.rtp_ports import PortRange
 from avatar_mf.rooms.audio_room import AudioRooms
@@ -58,6 +60,20 @@ async def test_rtcp_mux_binds_one_socket_and_the_room_cap_refuses() -> None:
     results = [await c.apply([plan("0", "a=rtcp-mux")]) for c in calls]
     assert [bool(refused) for _, refused in results] == [False, False, True]
     assert audio_plane.ledger.open_count == 2  # one muxed socket per admitted stream
+    for c in calls:
+        c.close()
+    assert audio_plane.open_streams == 0 and audio_plane.ledger.open_count == 0
+
+
+async def test_calls_opening_at_once_past_the_cap_are_refused_not_failed() -> None:
+    # Every call passes the cap check before any socket has opened (the SIPp load: one room,
+    # many INVITEs at once); the ones that find the room full after their await get port 0.
+    audio_plane = plane(max_members=2)
+    calls = [CallAudio(audio_plane, f"c{i}", "busy", lambda reason: None) for i in range(4)]
+    results = await asyncio.gather(*(c.apply([plan("0", "a=rtcp-mux")]) for c in calls))
+    assert sorted(bool(refused) for _, refused in results) == [False, False, True, True]
+    assert audio_plane.open_streams == 2 and audio_plane.ledger.open_count == 2
+    assert len(audio_plane.rooms.rooms["busy"].members) == 2
     for c in calls:
         c.close()
     assert audio_plane.open_streams == 0 and audio_plane.ledger.open_count == 0

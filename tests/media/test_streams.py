@@ -12,6 +12,8 @@ from avatar_mf.media import (
     CertificateStore,
     ChannelOpened,
     DataChannelEndpointFactory,
+    MessageReceived,
+    SessionEvent,
     SessionEventQueue,
     StreamSpec,
     as_remote,
@@ -44,6 +46,36 @@ async def test_add_streams_mid_session(mf_factory: DataChannelEndpointFactory, i
         assert set(mf.channels) == {0, 1000, 1002}
         assert mf.streams[1000].label == "app"
         await exchange(mf, mf_events, ue_session, ue_events, STREAMS + added)
+    finally:
+        await mf.close()
+        await ue_session.close()
+
+
+async def test_a_listener_added_to_a_channel_hears_its_messages_after_the_session(
+    mf_factory: DataChannelEndpointFactory,
+) -> None:
+    """The session takes its channels' events without pyee listeners; a listener other code
+    adds to a channel still hears every message, once the session has reported it."""
+    ue = UeDataChannels(HOST, ice=False)
+    mf_events, ue_events = SessionEventQueue(), SessionEventQueue()
+    mf, ue_session = await connect_to_mf(
+        mf_factory, ue, STREAMS, mf_events=mf_events, ue_events=ue_events
+    )
+    try:
+        await wait_open(mf_events, [0])
+        await wait_open(ue_events, [0])
+        heard: list[tuple[object, list[SessionEvent]]] = []
+
+        def listener(data: object) -> None:
+            reported = [e for e in mf_events.pending() if isinstance(e, MessageReceived)]
+            heard.append((data, reported))
+
+        mf.channels[0].add_listener("message", listener)
+        ue_session.send(0, "hello")
+        async with asyncio.timeout(STEP):
+            got = await mf_events.wait_for(MessageReceived)
+        assert got == MessageReceived(0, "hello")
+        assert heard == [("hello", [MessageReceived(0, "hello")])]
     finally:
         await mf.close()
         await ue_session.close()

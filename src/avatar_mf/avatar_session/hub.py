@@ -173,6 +173,10 @@ class AvatarHub:
     def sessions(self) -> Iterator[AvatarSession]:
         return iter(self._sessions.values())
 
+    def session_of(self, call_id: str) -> AvatarSession | None:
+        """The avatar session of call ``call_id``, if it has one."""
+        return self._sessions.get(call_id)
+
     def _session_for(self, channel: ChannelContext) -> AvatarSession:
         info = channel.info
         session = self._sessions.get(info.call_id)

@@ -143,6 +143,10 @@ class AudioPlane:
         return AudioTotals(packets_in, packets_out, lost, jitter_max, rtt_max, forwarded)
 
 
+class _RoomFilled(Exception):
+    """The call's audio room reached its cap while the call's RTP socket was opening."""
+
+
 @dataclass
 class _Live:
     plan: AudioPlan
@@ -214,6 +218,8 @@ class CallAudio:
                 continue
             try:
                 ports[plan.index] = await self._open(plan)
+            except _RoomFilled:
+                refused.append(plan)
             except (PortsExhausted, OSError) as exc:
                 log.warning("call %s: no RTP port: %s", self.call_id, exc)
                 refused.append(plan)
@@ -312,7 +318,10 @@ class CallAudio:
         if not self.room_has_space():
             sockets.close()
             return
-        await self._open(plan, sockets)
+        try:
+            await self._open(plan, sockets)
+        except _RoomFilled:
+            pass
 
     def attach_bundle(self, dc: DataChannelSession) -> None:
         """Put the WebRTC streams (BUNDLEd with the data channel) on ``dc``'s DTLS transport:
@@ -338,6 +347,10 @@ class CallAudio:
             sockets = await RtpSocketPair.open(
                 plane.host, plane.ports, rtcp_mux=plan.rtcp_mux, ledger=plane.ledger
             )
+            if not self.room_has_space():
+                # Other calls' streams took the room's last places while the socket opened.
+                sockets.close()
+                raise _RoomFilled(self.room)
         event = plan.telephone_event
         fmt = StreamFormat(
             payload_type=plan.codec.payload_type,

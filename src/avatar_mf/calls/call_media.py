@@ -437,7 +437,7 @@ class CallMediaSession:
 
     async def close(self) -> None:
         self.closed = True
-        self._factory.sessions.discard(self)
+        self._factory.forget(self)
         if self.audio is not None:
             self.audio.close()
         if self.video is not None:
@@ -496,6 +496,7 @@ class CallSessionFactory:
         #: Service factories by subprotocol (lower case); others get the echo service.
         self.services: dict[str, ServiceFactory] = dict(services or {})
         self.sessions: set[CallMediaSession] = set()
+        self._by_call: dict[str, CallMediaSession] = {}
         self.traffic = ChannelTraffic()
         #: Called with each data channel association's setup time (ICE + DTLS + SCTP).
         self.observe_dc_setup = observe_dc_setup
@@ -515,4 +516,15 @@ class CallSessionFactory:
             await session.close()
             raise
         self.sessions.add(session)
+        self._by_call[call.call_id] = session
         return session
+
+    def session_of(self, call_id: str) -> CallMediaSession | None:
+        """The live media session of call ``call_id`` (a look-up, not a scan of every call)."""
+        return self._by_call.get(call_id)
+
+    def forget(self, session: CallMediaSession) -> None:
+        """``session`` closed: it leaves :attr:`sessions` and the look-up."""
+        self.sessions.discard(session)
+        if self._by_call.get(session.call.call_id) is session:
+            del self._by_call[session.call.call_id]

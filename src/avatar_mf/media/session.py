@@ -52,6 +52,7 @@ from avatar_mf.media.events import (
 from avatar_mf.media.packet_path import PacketPath
 from avatar_mf.media.params import DtlsRole, LocalParams, RemoteParams, StreamSpec, dtls_role
 from avatar_mf.media.sctp_transport import DEFAULT_TUNING, ImsSctpTransport, SctpTuning
+from avatar_mf.media.session_channel import SessionChannel
 from avatar_mf.media.srtp_path import BundledDtlsTransport, SrtpPath
 
 logger = logging.getLogger(__name__)
@@ -265,7 +266,8 @@ class DataChannelSession:
             id=spec.stream_id,
         )
         try:
-            channel = RTCDataChannel(self._sctp, parameters)
+            # Its open/message/close come to _on_channel_event (no pyee listeners to add).
+            channel = SessionChannel(self._sctp, parameters, self._on_channel_event)
         except ValueError as exc:  # id still registered in SCTP (a reset in progress)
             raise MediaParamsError(str(exc)) from exc
         stream_id = spec.stream_id
@@ -274,9 +276,6 @@ class DataChannelSession:
         predicate = self._reliable_messages.get(spec.subprotocol)
         if predicate is not None and (spec.max_time is not None or spec.max_retr is not None):
             self._reliable[stream_id] = predicate
-        channel.add_listener("open", lambda: self._on_channel_open(stream_id))
-        channel.add_listener("message", lambda data: self._on_message(stream_id, data))
-        channel.add_listener("close", lambda: self._on_channel_close(stream_id, channel))
         if channel.readyState == "open":  # added to an established association
             self._on_channel_open(stream_id)
 
@@ -288,6 +287,20 @@ class DataChannelSession:
         except Exception:
             # A faulty consumer must not break the association (or the other sessions).
             logger.exception("%r: event handler failed on %r", self, event)
+
+    def _on_channel_event(
+        self, channel: SessionChannel, event: str, args: tuple[object, ...]
+    ) -> None:
+        stream_id = channel.id
+        assert stream_id is not None  # negotiated channels always have their id
+        if event == "message":
+            data = args[0]
+            assert isinstance(data, str | bytes)
+            self._on_message(stream_id, data)
+        elif event == "open":
+            self._on_channel_open(stream_id)
+        else:
+            self._on_channel_close(stream_id, channel)
 
     def _on_channel_open(self, stream_id: int) -> None:
         if stream_id not in self._opened:

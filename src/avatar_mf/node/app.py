@@ -461,12 +461,11 @@ class MediaFunction:
         """The CDR of an ended call (:func:`avatar_mf.node.cdr.call_record`)."""
         assert call.end is not None
         now = self.clock.now()
-        media = next((s for s in self.sessions.sessions if s.call.call_id == call.call_id), None)
+        media = self.sessions.session_of(call.call_id)
         rooms: dict[str, tuple[str, str]] = {}
-        if self.hub is not None:
-            for session in self.hub.sessions():
-                if session.call_id == call.call_id:
-                    rooms[call.call_id] = (session.participant.room.name, session.id)
+        session = self.hub.session_of(call.call_id) if self.hub is not None else None
+        if session is not None:
+            rooms[call.call_id] = (session.participant.room.name, session.id)
         described = _describe_call(call, "ended", now, media, rooms)
         dc = media.dc if media is not None else None
         streams: list[dict[str, object]] = (

@@ -118,10 +118,9 @@ class CdrWriter:
             log.error("CDR file %s cannot be opened, records go to the log: %s", self.path, exc)
 
     def write(self, record: Mapping[str, object]) -> None:
-        line = json.dumps(record, ensure_ascii=False, default=str)
         if self._file is not None:
             try:
-                self._file.write(line + "\n")
+                self._file.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
                 self._file.flush()
                 self.written += 1
                 return
