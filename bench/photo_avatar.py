@@ -3,7 +3,7 @@
 Usage::
 
     .venv/bin/python bench/photo_avatar.py [--runs 5] [--size 1024] [--texture-size 512]
-        [--no-worker] [--json FILE]
+        [--no-worker] [--video 6] [--json FILE]
 
 The photo is scikit-image's ``astronaut`` scaled to ``--size`` pixels a side (Lanczos) and
 encoded as PNG, as a UE would send it. One :class:`PhotoGenerator` in this process:
@@ -18,6 +18,11 @@ encoded as PNG, as a UE would send it. One :class:`PhotoGenerator` in this proce
 * **worker process** (the MF's mode, ``processes=1``): wall time of the first generation
   (spawning the worker, importing, building the template and landmarker there) and of the
   next ones (the request and the container cross the pipe), median of ``--runs``.
+
+* **from video** (``--video N``, 0: skipped): ``generate`` with ``N`` I420 pictures of the
+  same photo (``avatar generate`` with ``source: video``; the session keeps at most six):
+  CPU of choosing the picture (``video_pictures``: I420 -> RGB and tracking each) and of the
+  whole generation, median of ``--runs``.
 
 ``--texture-size`` is the face texture's side in texels (0: vertex colours only, as before
 the texture); ``--no-worker`` skips the worker process measure.
@@ -35,6 +40,7 @@ import statistics
 import time
 
 import numpy as np
+from PIL import Image
 
 from avatar_mf.stages.base_avatar import AvatarRequest
 from avatar_mf.stages.base_avatar.photo.generator import PhotoGenerator
@@ -77,6 +83,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--texture-size", type=int, default=TEXTURE_SIZE)
     parser.add_argument("--no-worker", action="store_true")
+    parser.add_argument("--video", type=int, default=6)
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     photo = photo_png(args.size)
@@ -99,6 +106,26 @@ def main() -> None:
         start = time.perf_counter()
         generator.generate(request("cold"))
         hits.append(time.perf_counter() - start)
+    choose_cpu, video_cpu = [float("nan")], [float("nan")]
+    if args.video:
+        from avatar_mf.codecs.video import Picture as I420
+        from avatar_mf.face.pictures import Picture
+
+        rgb = np.asarray(Image.open(io.BytesIO(photo)).convert("RGB"))
+        decoded = I420.from_rgb(np.ascontiguousarray(rgb))
+        video = tuple(
+            Picture("i420", decoded.data, decoded.width, decoded.height)
+            for _ in range(args.video)
+        )
+        choose_cpu, video_cpu = [], []
+        for run in range(args.runs):
+            start = time.process_time()
+            generator.video_pictures(video)
+            choose_cpu.append(time.process_time() - start)
+            start = time.process_time()
+            generator.generate(AvatarRequest("bench", "sip:bench@example.com",
+                                             name=f"video-{run}", video=video))
+            video_cpu.append(time.process_time() - start)
     generator.close()
     worker_first, worker_walls = float("nan"), [float("nan")]
     if not args.no_worker:
@@ -123,6 +150,9 @@ def main() -> None:
         "steps_cpu_s_median": {k: round(statistics.median(v), 3) for k, v in steps.items()},
         "cache_hit_us_median": round(statistics.median(hits) * 1e6, 1),
         "cache_hits": generator.cache_hits,
+        "video_pictures": args.video,
+        "video_choose_cpu_s_median": round(statistics.median(choose_cpu), 3),
+        "video_generate_cpu_s_median": round(statistics.median(video_cpu), 3),
         "worker_first_wall_s": round(worker_first, 3),
         "worker_wall_s_median": round(statistics.median(worker_walls), 3),
     }

@@ -104,3 +104,31 @@ async def test_generate_from_an_uploaded_photo(hub: AvatarHub, store: MemoryStor
     record = await store.get_record(selected["avatarId"])
     assert record.owner == ALICE
     assert bob.of_type(":transfer:offer")[0]["avatarId"] == record.avatar_id
+
+
+async def test_generate_from_the_calls_video(hub: AvatarHub, store: MemoryStore) -> None:
+    """``source: video``: no picture of the call's video yet -> ``no-video``, the session goes
+    on; once the call's video has pictures, the avatar is built from them."""
+    from avatar_mf.codecs.video import Picture
+
+    skimage_data = pytest.importorskip("skimage.data")
+    alice = Ue(hub, "c1", ALICE)
+    bob = Ue(hub, "c2", "sip:bob@127.0.0.1")
+    alice.send(AvatarGenerate(id="v0", source="video"))
+    await until(lambda: bool(alice.of_type(":error")))
+    (error,) = alice.of_type(":error")
+    assert (error["code"], error["inReplyTo"]) == ("no-video", "v0")
+
+    picture = Picture.from_rgb(np.ascontiguousarray(skimage_data.astronaut()))
+    for n in range(50):  # two seconds of video at 25/s
+        hub.push_video("c1", picture, n * 3600, keyframe=n == 0)
+    alice.send(AvatarGenerate(id="v1", name="alice", source="video"))
+    await until(lambda: bool(bob.of_type(":transfer:offer")))
+    (selected,) = [m for m in alice.of_type(":avatar:selected") if m.get("inReplyTo") == "v1"]
+    record = await store.get_record(selected["avatarId"])
+    assert record.owner == ALICE
+    assert bob.of_type(":transfer:offer")[0]["avatarId"] == record.avatar_id
+    # Bob's call has no video: his ask is refused, Alice's avatar stays.
+    bob.send(AvatarGenerate(id="v2", source="video"))
+    await until(lambda: bool(bob.of_type(":error")))
+    assert bob.of_type(":error")[0]["code"] == "no-video"

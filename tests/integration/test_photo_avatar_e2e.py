@@ -1,5 +1,6 @@
 """Issue 14 end to end: UE1 uploads a photo and asks a real MF (``[pipeline.base_avatar]``
-``photo``) to build its avatar; UE2 in the same room receives the generated avatar.
+``photo``) to build its avatar; UE2 in the same room receives the generated avatar. And the
+same from UE1's own RTP video (``source: video``).
 
 Where the installed package's metadata predates the ``photo`` entry point, the MF gets a
 dist-info with this tree's entry points (pyproject.toml) on its PYTHONPATH.
@@ -7,6 +8,7 @@ dist-info with this tree's entry points (pyproject.toml) on its PYTHONPATH.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import tomllib
 import uuid
@@ -96,6 +98,45 @@ async def test_ue1_photo_becomes_the_avatar_ue2_receives(photo_mf: MfProcess) ->
         assert received.state == "complete" and received.payload is not None
         avatar = validate_container(received.payload, received.offer.content_type)
         assert avatar is not None
+    await released_everything(photo_mf)
+    problems = _log_problems(photo_mf.log_text())
+    assert not problems, "the MF logged errors:\n" + "\n".join(problems[:20])
+
+
+async def test_ue1_video_becomes_the_avatar_ue2_receives(photo_mf: MfProcess) -> None:
+    """``source: video``: UE1 sends the astronaut as H.264 over RTP and asks for an avatar
+    from its video; UE2 (no video) gets ``no-video`` for the same ask, then UE1's avatar."""
+    from avatar_mf.codecs.video import Picture
+    from avatar_mf.ue.rtp_video import UeVideo
+
+    skimage_data = pytest.importorskip("skimage.data")
+    room = f"room-{uuid.uuid4().hex[:10]}"
+    picture = Picture.from_rgb(np.ascontiguousarray(skimage_data.astronaut()))
+    fps = 25
+    camera = UeVideo("127.0.0.1", width=picture.width, height=picture.height, fps=fps,
+                     count=fps * 30, pictures=[picture])
+    async with (
+        avatar_ue(photo_mf, room, "alice", rtp_video=camera) as (_, alice),
+        avatar_ue(photo_mf, room, "bob") as (_, bob),
+    ):
+        bob.send(AvatarGenerate(id="bob-v0", source="video"))
+        error = await bob.wait_message(
+            ErrorMessage, where=lambda m: m.in_reply_to == "bob-v0", timeout=WAIT
+        )
+        assert error.code == "no-video"
+        for _ in range(int(WAIT / 0.05)):  # a second of video sent first
+            if camera.pictures_out >= fps:
+                break
+            await asyncio.sleep(0.05)
+        alice.send(AvatarGenerate(id="alice-v1", name="alice", source="video"))
+        selected = await alice.wait_message(
+            AvatarSelected, where=lambda m: m.in_reply_to == "alice-v1", timeout=WAIT
+        )
+        received = await bob.wait_transfer(avatar_id=selected.avatar_id, timeout=WAIT)
+        assert received.state == "complete" and received.payload is not None
+        avatar = validate_container(received.payload, received.offer.content_type)
+        assert avatar is not None
+    assert camera.codec == "H264"
     await released_everything(photo_mf)
     problems = _log_problems(photo_mf.log_text())
     assert not problems, "the MF logged errors:\n" + "\n".join(problems[:20])

@@ -81,6 +81,7 @@ SAMPLES: list[Message] = [
     ),
     AvatarGenerate(id="ue1-3", name="me", seed=7),
     AvatarGenerate(id="ue1-5", name="me", photos=("ue1-4-tx",)),
+    AvatarGenerate(id="ue1-6", name="me", source="video"),
     AvatarGenerateProgress(id="mf-3", in_reply_to="ue1-5", percent=45, stage="shape"),
     AvatarSelect(id="ue1-2", avatar_id="bar:7d3c1e2a"),
     AvatarSelected(id="mf-2", in_reply_to="ue1-2", avatar_id="bar:7d3c1e2a", transfer_id="tx-42"),

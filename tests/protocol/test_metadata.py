@@ -333,3 +333,15 @@ def test_docs_list_every_type_urn_and_error_code() -> None:
         assert f"`{message_type.value}`" in text
     for code in ErrorCode:
         assert f"| `{code.value}` |" in text
+
+
+def test_generate_from_video_takes_no_photos() -> None:
+    from avatar_mf.protocol.metadata import AvatarGenerate
+
+    data = json.loads(dump_message(AvatarGenerate(id="g", source="video")))
+    assert data["source"] == "video" and data["photos"] == []
+    data["photos"] = ["tx-1"]
+    error = parse_error(wire(data))
+    assert (error.code, error.in_reply_to) == ("bad-message", "g")
+    data.update(photos=[], source="camera")
+    assert parse_error(wire(data)).code == "bad-message"

@@ -44,6 +44,7 @@ from typing import Any, Protocol
 
 from avatar_mf.avatar.vrm import Converted
 from avatar_mf.avatar_session.negotiation import Negotiation, with_sdp_asks
+from avatar_mf.avatar_session.recent_video import RecentPictures
 from avatar_mf.avatar_session.uploads import Upload, UploadSlots, deadline
 from avatar_mf.channels.base import ChannelContext, ChannelInfo
 from avatar_mf.clock import Clock, TimerHandle, sleep
@@ -246,6 +247,8 @@ class AvatarSession:
         #: Photos uploaded for ``avatar:generate`` in this call, by transfer id (the newest
         #: PHOTOS_KEPT; they go when the call ends).
         self._photos: dict[str, bytes] = {}
+        #: The last few pictures of the call's video, for avatar:generate source video.
+        self._video = RecentPictures()
         #: (source session id, avatar id) -> the content type it was offered to this UE in.
         self._offered_as: dict[tuple[str, str], str] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -377,6 +380,16 @@ class AvatarSession:
         elif isinstance(message, md.AvatarSelect):
             self._spawn(self._select(message))
         elif isinstance(message, md.AvatarGenerate):
+            video = self._video.pictures() if message.source == "video" else ()
+            if message.source == "video" and not video:
+                self.reply_error(
+                    md.MetadataError(
+                        ErrorCode.NO_VIDEO,
+                        "no picture of this call's video stream to build from",
+                        message.id,
+                    )
+                )
+                return
             missing = [t for t in message.photos if t not in self._photos]
             if missing:
                 self.reply_error(
@@ -395,6 +408,7 @@ class AvatarSession:
                     seed=message.seed,
                     images=tuple(self._photos[t] for t in message.photos),
                     message_id=message.id,
+                    video=video,
                 )
             )
         elif isinstance(message, md.TransferAccept):
@@ -457,17 +471,17 @@ class AvatarSession:
     def on_video(self, picture: Picture, rtp_timestamp: int, keyframe: bool) -> None:
         """One decoded picture of the participant's RTP video stream, into the pipeline."""
         if not self.closed:
-            self.pipeline.push(
-                VideoIn(
-                    self.id,
-                    picture.width,
-                    picture.height,
-                    picture.data,
-                    rtp_timestamp,
-                    VIDEO_CLOCK,
-                    keyframe,
-                )
+            frame = VideoIn(
+                self.id,
+                picture.width,
+                picture.height,
+                picture.data,
+                rtp_timestamp,
+                VIDEO_CLOCK,
+                keyframe,
             )
+            self._video.add(frame)  # for avatar:generate from video
+            self.pipeline.push(frame)
 
     def deliver(self, frame: Frame) -> None:
         """The pipeline's sink: route one frame to the participants that get it."""

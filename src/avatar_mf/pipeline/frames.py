@@ -177,6 +177,9 @@ class GenerateAvatar(Frame):
     seed: int = 0
     images: tuple[bytes, ...] = field(default=(), repr=False)
     message_id: str | None = None
+    #: ``source: video``: the last few pictures of the participant's RTP video stream the
+    #: session kept (oldest first), to build from instead of photos.
+    video: tuple[VideoIn, ...] = field(default=(), repr=False)
 
     @property
     def request_id(self) -> str | None:

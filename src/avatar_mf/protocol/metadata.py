@@ -311,6 +311,16 @@ class AvatarGenerate(MessageBase):
     #: Photos (JPEG/PNG) the sender uploaded in this call with the transfer protocol, by
     #: ``transferId``, to build the avatar from (front, left, right: up to 4).
     photos: Annotated[tuple[Identifier, ...], Field(max_length=4)] = ()
+    #: What to build from: ``photos`` (the default: the photos named, or none for a
+    #: procedural avatar) or ``video``: a few pictures of the sender's own RTP video stream
+    #: in this call (issue 14; no ``photos`` then; ``no-video`` when the call has none).
+    source: Literal["photos", "video"] = "photos"
+
+    @model_validator(mode="after")
+    def _video_without_photos(self) -> AvatarGenerate:
+        if self.source == "video" and self.photos:
+            raise ValueError("source video takes no photos")
+        return self
 
 
 class AvatarGenerateProgress(MessageBase):

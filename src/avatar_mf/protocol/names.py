@@ -91,6 +91,7 @@ class ErrorCode(StrEnum):
     INTERNAL = "internal"
     STAGE_FAILED = "stage-failed"  # a pipeline stage failed for this request
     BAD_UNIT = "bad-unit"  # an animation channel message that is not one valid unit
+    NO_VIDEO = "no-video"  # avatar generate from video: no picture of the call's video yet
     # Negotiation refusals (capabilities ``refused``, TR 26.813 A.1).
     CONFLICT = "conflict"  # the hello contradicts the Contact feature tag or itself
     NO_COMMON_PROFILE = "no-common-profile"  # none of the UE's animation profiles is offered

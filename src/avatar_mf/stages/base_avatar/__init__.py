@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from avatar_mf.face.pictures import Picture
+
 
 @dataclass(frozen=True, slots=True)
 class AvatarRequest:
@@ -30,6 +32,9 @@ class AvatarRequest:
     name: str = "avatar"
     images: tuple[bytes, ...] = field(default=(), repr=False)
     seed: int = 0
+    #: Decoded pictures of the participant's RTP video (``i420``) to build from (``avatar
+    #: generate`` with ``source: video``), oldest first; empty for photos.
+    video: tuple[Picture, ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True, slots=True)

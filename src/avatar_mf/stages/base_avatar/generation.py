@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+from avatar_mf.face.pictures import Picture
 from avatar_mf.pipeline.frames import BaseAvatarFrame, Frame, GenerateAvatar, GenerationProgress
 from avatar_mf.pipeline.stage import StageBase, StageContext, StageFailure
 from avatar_mf.stages.base_avatar import (
@@ -39,6 +40,9 @@ class GenerationStage(StageBase):
             name=frame.name,
             images=frame.images,
             seed=frame.seed,
+            video=tuple(
+                Picture("i420", v.data, v.width, v.height) for v in frame.video
+            ),
         )
         generator = self._generator
         try:

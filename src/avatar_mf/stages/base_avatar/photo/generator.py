@@ -37,6 +37,7 @@ from numpy.typing import NDArray
 
 from avatar_mf.avatar import write_arf
 from avatar_mf.avatar.model import AvatarModel
+from avatar_mf.face.pictures import Picture, to_rgb
 from avatar_mf.face.quality import PHOTO_LIMITS, QualityLimits
 from avatar_mf.face.result import FaceError, FaceResult, FaceTrackingError
 from avatar_mf.face.tracker import FaceTracker
@@ -63,6 +64,7 @@ from avatar_mf.stages.base_avatar.photo.transfer import (
     map_vertices,
     vertex_normals,
 )
+from avatar_mf.stages.base_avatar.photo.video import Candidate, choose, sharpness, turn
 from avatar_mf.stages.base_avatar.photo.worker import GenerationProcess
 
 CONTENT_TYPE = "application/vnd.arf+zip"
@@ -70,6 +72,8 @@ CONTENT_TYPE = "application/vnd.arf+zip"
 #: photo's camera at least this much (cosine).
 MIN_FACING = 0.2
 CACHE_SIZE = 16
+#: Most video pictures in one request (the session keeps six at most).
+MAX_VIDEO_PICTURES = 8
 
 F64 = NDArray[np.float64]
 
@@ -166,9 +170,9 @@ class PhotoGenerator:
     def generate(
         self, request: AvatarRequest, progress: Progress = _no_progress
     ) -> GeneratedAvatar:
-        if not request.images:
+        if not request.images and not request.video:
             raise PhotoAvatarError(FaceError.UNSUPPORTED_IMAGE, "no photo to build an avatar from")
-        key = photos_key(request.images, request.name)
+        key = photos_key(request.images or [p.data for p in request.video], request.name)
         with self._lock:
             cached = self._cache.get(key)
             if cached is not None:
@@ -179,7 +183,11 @@ class PhotoGenerator:
         if self._process is not None:
             result = self._process.generate(request, progress)
         else:
-            avatar = self.build([decode_photo(data) for data in request.images], progress)
+            if request.video:
+                pictures = self.video_pictures(request.video)
+            else:
+                pictures = [decode_photo(data) for data in request.images]
+            avatar = self.build(pictures, progress)
             progress(90, "container")
             container = write_arf(avatar.model, avatar_id=key[:32], name=request.name)
             result = GeneratedAvatar(
@@ -227,6 +235,36 @@ class PhotoGenerator:
                 except FaceTrackingError as exc:
                     raise PhotoAvatarError.from_tracking(exc, index) from exc
         return faces
+
+    def video_pictures(self, video: Sequence[Picture]) -> list[NDArray[np.uint8]]:
+        """The RGB pictures to build from, chosen among the call's video pictures
+        (:mod:`.video`); the last refusal's code when none shows one usable face."""
+        if len(video) > MAX_VIDEO_PICTURES:
+            raise PhotoAvatarError(
+                FaceError.UNSUPPORTED_IMAGE,
+                f"at most {MAX_VIDEO_PICTURES} video pictures, not {len(video)}",
+            )
+        rgbs: list[NDArray[np.uint8]] = []
+        candidates: list[Candidate] = []
+        refusal: PhotoAvatarError | None = None
+        with self._lock:
+            if self._tracker is None:
+                self._tracker = self._tracker_factory(self._limits)
+            for index, picture in enumerate(video):
+                try:
+                    rgb = to_rgb(picture)
+                    face = self._tracker.track(rgb)
+                except FaceTrackingError as exc:
+                    refusal = PhotoAvatarError.from_tracking(exc, index)
+                    rgbs.append(np.zeros((0, 0, 3), dtype=np.uint8))
+                    continue
+                rgbs.append(rgb)
+                candidates.append(Candidate(index, turn(face), sharpness(rgb, face)))
+        chosen = choose(candidates)
+        if not chosen:
+            assert refusal is not None
+            raise refusal
+        return [rgbs[i] for i in chosen]
 
     def template(self) -> tuple[AvatarModel, Anchors]:
         with self._lock:
