@@ -52,6 +52,7 @@ from avatar_mf.node.trace import SipTrace
 from avatar_mf.node.video_out import VideoPicker, network_animation, with_render_defaults
 from avatar_mf.node.web_client import WebClientFiles, client_config
 from avatar_mf.pipeline.executor import StageExecutor
+from avatar_mf.pipeline.stage import ClosableProvider
 from avatar_mf.protocol.names import SUBPROTOCOL_ANIMATION
 from avatar_mf.rooms.audio_room import AudioRooms
 from avatar_mf.rooms.relay import RelayMetrics
@@ -248,6 +249,9 @@ class MediaFunction:
         self.wallclock = lambda now: now + wall_offset
         #: Network animation providers a reload replaced (their pools close at shutdown).
         self._retired_animations: list[NetworkAnimation] = []
+        #: Every other stage provider a reload replaced, closed with the node (sessions that
+        #: started before the reload keep their stages until they end).
+        self._retired_providers: list[ClosableProvider] = []
         self.audio_rooms = AudioRooms(
             self.clock,
             runner=lambda job: self.media_pool.run(job),
@@ -524,6 +528,14 @@ class MediaFunction:
             self.admin.set_token(merged.admin.token)
         if stages is not None and self.hub is not None:
             old_animation = network_animation(self.hub)
+            kept = {id(stage.provider) for stage in stages}
+            self._retired_providers += [
+                stage.provider
+                for stage in self.hub.stages
+                if id(stage.provider) not in kept
+                and isinstance(stage.provider, ClosableProvider)
+                and not isinstance(stage.provider, NetworkAnimation)  # _wire_video_out's
+            ]
             self.hub.stages = tuple(stages)
             self._wire_video_out(old_animation)
         if tls is not None and self._server_ssl is not None:
@@ -769,12 +781,18 @@ class MediaFunction:
         self.executor.shutdown()
         self.media_pool.shutdown()
         self.video_pool.shutdown()
+        providers: list[ClosableProvider] = [*self._retired_animations, *self._retired_providers]
         if self.hub is not None:
-            animation = network_animation(self.hub)
-            if animation is not None:
-                animation.close()
-        for retired in self._retired_animations:
-            retired.close()
+            providers += [
+                stage.provider
+                for stage in self.hub.stages
+                if isinstance(stage.provider, ClosableProvider)
+            ]
+        for provider in providers:  # worker processes, landmarkers, render pools
+            try:
+                provider.close()
+            except Exception:
+                log.exception("closing the stage provider %s failed", type(provider).__name__)
         self.two_leg.close()
         self.layer.close()
         for transport in self.transports.values():

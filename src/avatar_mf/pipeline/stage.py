@@ -128,6 +128,15 @@ class StageProvider(Protocol):
     def open(self, context: StageContext) -> Stage: ...
 
 
+@runtime_checkable
+class ClosableProvider(Protocol):
+    """A provider holding node-wide resources (worker processes, models, GL contexts): the
+    node calls :meth:`close` once, when it stops, for the providers it runs and for those a
+    reload replaced (their sessions may still use them until then)."""
+
+    def close(self) -> None: ...
+
+
 class StageBase:
     """Convenience base: no-op setup and teardown, nothing accepted."""
 
