@@ -9,8 +9,6 @@ dist-info with this tree's entry points (pyproject.toml) on its PYTHONPATH.
 from __future__ import annotations
 
 import asyncio
-import os
-import tomllib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +26,6 @@ from tests.integration.test_avatar_e2e import avatar_ue, released_everything
 
 pytestmark = [pytest.mark.timeout(120)]
 
-ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = {
     "SIP__T1": "0.005",
     "SIP__T4": "0.05",
@@ -38,26 +35,9 @@ SETTINGS = {
 WAIT = 60.0  # generation: about a second of CPU, more on a loaded machine
 
 
-def _entry_points_dist(folder: Path) -> Path:
-    info = folder / "avatar_mf_photo_entry_points-0.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: avatar-mf-photo-entry-points\nVersion: 0\n"
-    )
-    groups = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"]
-    lines = []
-    for group, entries in groups.items():
-        lines.append(f"[{group}]")
-        lines += [f"{name} = {value}" for name, value in entries.items()]
-    (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
-    return folder
-
 
 @pytest.fixture
-def photo_mf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MfProcess]:
-    overlay = _entry_points_dist(tmp_path / "entry_points")
-    paths = [str(overlay), str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in paths if p))
+def photo_mf(tmp_path: Path) -> Iterator[MfProcess]:
     with MfProcess.start(tmp_path / "mf", settings=SETTINGS) as mf:
         yield mf
 

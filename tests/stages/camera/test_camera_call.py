@@ -14,8 +14,6 @@ from __future__ import annotations
 import asyncio
 import io
 import math
-import os
-import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,7 +29,6 @@ from avatar_mf.ue.rtp_video import UeVideo
 pytestmark = [pytest.mark.timeout(120)]
 
 HOST = "127.0.0.1"
-ROOT = Path(__file__).resolve().parents[3]
 SETTINGS = {
     "SIP__T1": "0.005",
     "SIP__T4": "0.05",
@@ -44,26 +41,9 @@ CYCLE = 50
 SECONDS = 12
 
 
-def _entry_points_dist(folder: Path) -> Path:
-    info = folder / "avatar_mf_face_entry_points-0.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: avatar-mf-face-entry-points\nVersion: 0\n"
-    )
-    groups = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"]
-    lines = []
-    for group, entries in groups.items():
-        lines.append(f"[{group}]")
-        lines += [f"{name} = {value}" for name, value in entries.items()]
-    (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
-    return folder
-
 
 @pytest.fixture
-def camera_mf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MfProcess]:
-    overlay = _entry_points_dist(tmp_path / "entry_points")
-    paths = [str(overlay), str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in paths if p))
+def camera_mf(tmp_path: Path) -> Iterator[MfProcess]:
     with MfProcess.start(tmp_path / "mf", settings=SETTINGS) as mf:
         yield mf
 
