@@ -78,6 +78,7 @@ class DataChannelSession:
         user_data_max_length: int | None = None,
         sctp_tuning: SctpTuning = DEFAULT_TUNING,
         reliable_messages: Mapping[str, MessagePredicate] | None = None,
+        dtls_fast_records: bool = True,
         on_event: EventHandler | None = None,
         on_released: Callable[[DataChannelSession], None] | None = None,
         remote: RemoteParams | None = None,
@@ -112,7 +113,9 @@ class DataChannelSession:
         # RTCDtlsTransport is typed against RTCIceTransport but uses only role/_recv/_send,
         # which every PacketPath provides (see packet_path.py).
         # Audio BUNDLEd with the data channel shares this DTLS transport (media.srtp_path).
-        self._dtls = BundledDtlsTransport(cast(RTCIceTransport, path), [certificate])
+        self._dtls = BundledDtlsTransport(
+            cast(RTCIceTransport, path), [certificate], fast_records=dtls_fast_records
+        )
         self._sctp = ImsSctpTransport(
             self._dtls,
             port=local.sctp_port,
