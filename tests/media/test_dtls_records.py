@@ -13,6 +13,8 @@ peers that both switch.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import inspect
 from collections.abc import Callable
 from typing import cast
 
@@ -358,3 +360,24 @@ async def test_the_switch_can_be_turned_off(mf_certificate: CertificateStore) ->
     finally:
         await mf.close()
         await ue_session.close()
+
+
+#: sha-256 (first 16 hex digits) of the aiortc 1.16.0 RTCDtlsTransport methods
+#: media/dtls_transport.py copies or wraps. If this fails, aiortc changed them: review the
+#: copies (and the fast path's assumptions about OpenSSL's writes) before updating these.
+AIORTC_116_METHODS = {
+    "_recv_next": "998076720c05aa13",
+    "_write_ssl": "6573c0237063bdf0",
+    "_send_data": "ee6cd411dd7f8eda",
+    "stop": "44a8b3fc40aa9d7b",
+}
+
+
+def test_the_copied_aiortc_methods_are_still_aiortc_116s() -> None:
+    found = {
+        name: hashlib.sha256(
+            inspect.getsource(getattr(RTCDtlsTransport, name)).encode()
+        ).hexdigest()[:16]
+        for name in AIORTC_116_METHODS
+    }
+    assert found == AIORTC_116_METHODS
