@@ -260,17 +260,41 @@ class RecordLayer:
     def open(self, record: Record) -> bytes | None:
         """The plaintext of ``record`` (of this epoch), or None when it is a replay, too old,
         or does not authenticate (then it is not remembered)."""
-        seq = record.sequence
-        window = self._window
-        if record.epoch != self.epoch or not window.fresh(seq):
+        if record.epoch != self.epoch:
             return None
-        fragment = record.fragment
+        return self._open_fragment(
+            record.content_type, record.version, record.sequence, record.fragment
+        )
+
+    def open_datagram(self, datagram: bytes) -> bytes | None:
+        """:meth:`open` for a datagram that is exactly one application data record of this
+        epoch (the common case, parsed in place); None also when it is not that."""
+        if (
+            len(datagram) < HEADER_LENGTH
+            or datagram[0] != CONTENT_APPLICATION_DATA
+            or int.from_bytes(datagram[3:5], "big") != self.epoch
+            or int.from_bytes(datagram[11:13], "big") != len(datagram) - HEADER_LENGTH
+        ):
+            return None
+        return self._open_fragment(
+            CONTENT_APPLICATION_DATA,
+            datagram[1:3],
+            int.from_bytes(datagram[5:11], "big"),
+            memoryview(datagram)[HEADER_LENGTH:],
+        )
+
+    def _open_fragment(
+        self, content_type: int, version: bytes, seq: int, fragment: memoryview
+    ) -> bytes | None:
+        window = self._window
+        if not window.fresh(seq):
+            return None
         explicit = self._explicit
         length = len(fragment) - explicit - TAG_LENGTH
         if length < 0:
             return None
         seq64 = _SEQ64.pack((self.epoch << 48) | seq)
-        aad = seq64 + _AAD_TAIL.pack(record.content_type, record.version, length)
+        aad = seq64 + _AAD_TAIL.pack(content_type, version, length)
         if explicit:
             nonce = self._read_iv + bytes(fragment[:explicit])
             fragment = fragment[explicit:]

@@ -151,7 +151,19 @@ class ImsDtlsTransport(RTCDtlsTransport):
             return
         data = await self.transport._recv()
         first_byte = data[0]
-        if 19 < first_byte < 64:
+        if (
+            first_byte == CONTENT_APPLICATION_DATA
+            and data[3] == 0
+            and data[4] == 1
+            and len(data) == 13 + (data[11] << 8 | data[12])
+        ):
+            # One epoch-1 application data record: the common case.
+            plaintext = records.open_datagram(data)
+            if plaintext is None:
+                self.records_dropped += 1
+            elif plaintext and self._data_receiver is not None:
+                await self._data_receiver._handle_data(plaintext)
+        elif 19 < first_byte < 64:
             receiver = self._data_receiver
             for record in split_records(data):
                 if record.content_type == CONTENT_APPLICATION_DATA and record.epoch == 1:

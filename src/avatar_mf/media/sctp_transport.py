@@ -55,7 +55,11 @@ from aiortc.rtcsctptransport import (
     SCTP_MAX_PACKET_LENGTH,
     SCTP_TSN_MODULO,
     USERDATA_MAX_LENGTH,
+    WEBRTC_BINARY,
+    WEBRTC_BINARY_EMPTY,
     WEBRTC_DCEP,
+    WEBRTC_STRING,
+    WEBRTC_STRING_EMPTY,
     DataChunk,
     ForwardTsnChunk,
     InitChunk,
@@ -124,6 +128,15 @@ class _Queued(tuple):  # type: ignore[type-arg]  # aiortc's (channel, pp_id, dat
 
     expiry: float | None
     max_retransmits: int | None
+
+
+def _queued(
+    entry: tuple[RTCDataChannel, int, bytes], expiry: float | None, max_retransmits: int | None
+) -> _Queued:
+    queued = _Queued(entry)
+    queued.expiry = expiry
+    queued.max_retransmits = max_retransmits
+    return queued
 
 
 class _Packer:
@@ -195,6 +208,8 @@ class ImsSctpTransport(RTCSctpTransport):
         self._lifetimes = False
         # Set by send_reliably around one channel.send.
         self._reliable_next = False
+        # A flush task is scheduled and has not started yet.
+        self._flush_scheduled = False
 
     @property
     def tuning(self) -> SctpTuning:
@@ -378,23 +393,41 @@ class ImsSctpTransport(RTCSctpTransport):
             self._reliable_next = False
 
     def _data_channel_send(self, channel: RTCDataChannel, data: bytes | str) -> None:
-        super()._data_channel_send(channel, data)
+        # aiortc 1.16's _data_channel_send, with the message's own PR-SCTP policy and one
+        # flush task for all the messages sent before it runs (aiortc: a task per message).
+        if data == "":
+            pp_id, user_data = WEBRTC_STRING_EMPTY, b"\x00"
+        elif isinstance(data, str):
+            pp_id, user_data = WEBRTC_STRING, data.encode("utf8")
+        elif data == b"":
+            pp_id, user_data = WEBRTC_BINARY_EMPTY, b"\x00"
+        else:
+            pp_id, user_data = WEBRTC_BINARY, data
+        if self._remote_max_message_size and len(user_data) > self._remote_max_message_size:
+            raise ValueError(
+                f"Cannot send message of {len(user_data)} bytes, the remote party "
+                f"only supports messages up to {self._remote_max_message_size} bytes"
+            )
+        channel._addBufferedAmount(len(user_data))
+        entry: tuple[RTCDataChannel, int, bytes] = (channel, pp_id, user_data)
         lifetime = channel.maxPacketLifeTime
         if self._reliable_next:
-            expiry, max_retransmits = None, None
+            entry = _queued(entry, None, None)
         elif lifetime is not None:
             self._lifetimes = True
             if lifetime > 0:
-                expiry, max_retransmits = time.time() + lifetime / 1000, None
+                entry = _queued(entry, time.time() + lifetime / 1000, None)
             else:  # max-time=0: one transmission, never a retransmission
-                expiry, max_retransmits = None, 0
-        else:
-            return  # aiortc's entry: the channel's own policy (reliable, or max-retr)
-        # aiortc appended the message and scheduled its flush (which has not run yet).
-        queued = _Queued(self._data_channel_queue[-1])
-        queued.expiry = expiry
-        queued.max_retransmits = max_retransmits
-        self._data_channel_queue[-1] = queued
+                entry = _queued(entry, None, 0)
+        # else aiortc's entry: the channel's own policy (reliable, or max-retr)
+        self._data_channel_queue.append(entry)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.ensure_future(self._scheduled_flush())
+
+    async def _scheduled_flush(self) -> None:
+        self._flush_scheduled = False
+        await self._data_channel_flush()
 
     async def _data_channel_flush(self) -> None:
         # aiortc 1.16's _data_channel_flush, except that (1) a message's expiry is the one set

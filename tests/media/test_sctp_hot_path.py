@@ -1,4 +1,4 @@
-"""ImsSctpTransport's receive fast path (media/sctp_transport.py, item 5): the next whole
+"""The hot path of ImsSctpTransport (media/sctp_transport.py, item 5): the next whole
 message in line goes to the channel without aiortc's chunk objects and reassembly; anything
 else (a gap, a duplicate, a fragment, a message behind a gap on its stream, a corrupted or
 misaddressed packet) takes aiortc's path, and what the channel delivers is the same.
@@ -130,3 +130,48 @@ async def test_corrupted_and_misaddressed_packets_are_dropped(pair: CountingPair
     assert pair.received == []
     await pair.b._handle_data(p0)
     assert pair.received == [unit(0)]
+
+
+class FlushCounting(ImsSctpTransport):
+    flushes = 0
+
+    async def _data_channel_flush(self) -> None:
+        self.flushes += 1
+        await super()._data_channel_flush()
+
+
+async def test_messages_sent_in_one_turn_share_one_flush() -> None:
+    pair = Pair(AIORTC_TUNING)
+    pair.a = FlushCounting(cast(RTCDtlsTransport, pair.link_a), tuning=AIORTC_TUNING)
+    try:
+        tx, _ = await pair.start()
+        sender = cast(FlushCounting, pair.a)
+        before = sender.flushes
+        for i in range(10):  # one relay burst (aiortc: a task and a flush per message)
+            tx.send(unit(i))
+        await asyncio.sleep(0)  # the scheduled flush runs (aiortc's ten tasks would too)
+        assert sender.flushes - before == 1
+        await pair.wait_received(10)
+        assert pair.received == [unit(i) for i in range(10)]
+    finally:
+        await pair.stop()
+
+
+async def test_other_listeners_of_a_session_channel_still_hear_its_messages(
+    pair: CountingPair,
+) -> None:
+    from avatar_mf.media.session_channel import SessionChannel
+
+    heard: list[tuple[str, object]] = []
+    params = RTCDataChannelParameters(label="s", negotiated=True, id=9)
+    tx = RTCDataChannel(pair.a, params)
+    rx = SessionChannel(pair.b, params, lambda ch, event, args: heard.append((event, args)))
+    await pair.start()
+    await until(lambda: tx.readyState == "open")
+    tx.send(b"one")
+    await until(lambda: ("message", (b"one",)) in heard)
+    extra: list[bytes] = []
+    rx.on("message", extra.append)
+    tx.send(b"two")
+    await until(lambda: extra == [b"two"])
+    assert [args for event, args in heard if event == "message"] == [(b"one",), (b"two",)]
