@@ -88,6 +88,9 @@ class PlainUdpTransport:
         self._local: tuple[str, int] = ("", 0)
         self._declared: tuple[str, int] | None = None
         self._latched: tuple[str, int] | None = None
+        # The latched peer's address as the event loop spells it: compared first, so that a
+        # datagram from the peer costs no canonicalisation.
+        self._latched_raw: tuple[Any, ...] | None = None
         self._dtls_server: bool | None = None  # unknown until the SDP exchange ends
         self._closed = False
 
@@ -195,6 +198,10 @@ class PlainUdpTransport:
     def _datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
         if self._closed:
             return
+        if addr == self._latched_raw:
+            self._queue.append(data)
+            self._wake()
+            return
         source = _canonical(addr)
         if self._latched is None:
             if not is_dtls_record(data):
@@ -209,6 +216,7 @@ class PlainUdpTransport:
             self._latched = source
         elif source != self._latched:
             return
+        self._latched_raw = addr
         self._queue.append(data)
         self._wake()
 
