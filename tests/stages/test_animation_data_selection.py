@@ -393,3 +393,23 @@ async def test_the_voice_stage_falls_silent_when_a_new_hello_takes_voice_away() 
     a.hang_up()
     b.hang_up()
     await hub.aclose()
+
+
+async def test_an_input_of_a_stage_left_out_is_not_agreed() -> None:
+    """The voice stage failed to load (bad options): the node does not agree voice, and the
+    text stage still serves its sessions."""
+    stages = build_stages(
+        _pipeline(names=["text", "voice"], options={"voice": {"timescale": -1.0}}),
+        validator=validate_container,
+    )
+    hub = _hub(MemoryStore(), FakeClock(), *[s for s in stages if s.kind == "animation_data"])
+    a = Ue(hub, "ca", "sip:a@127.0.0.1")
+    caps = hello(a, "voice", "text")
+    assert caps["animationInputs"] == ["text"]
+    assert [(r["function"], r["requested"], r["code"]) for r in caps["refused"]] == [
+        ("animationInputs", "voice", "unsupported")
+    ]
+    assert hub.session_of("ca").selection.stages == ("text",)  # type: ignore[union-attr]
+    assert not hub.wants_audio("ca")
+    a.hang_up()
+    await hub.aclose()
