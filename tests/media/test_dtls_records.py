@@ -319,6 +319,9 @@ async def test_fast_path_against_stock_aiortc_over_udp(fast_role: str, closer: s
         assert stock_in.data == [b"through openssl"] + [b"fast %d" % i for i in range(100)]
         assert fast_in.data == [b"the peer's first"] + [b"stock %d" % i for i in range(100)]
         assert fast.records_dropped == 0
+        fast_path._queue.append(b"")  # an empty datagram from the peer's address
+        await stock._send_data(b"after the empty one")
+        await until(lambda: fast_in.data[-1:] == [b"after the empty one"])
         if closer == "fast":
             await fast.stop()  # its close_notify, sealed by the fast path
             await until(lambda: stock.state == "closed")

@@ -175,3 +175,13 @@ async def test_other_listeners_of_a_session_channel_still_hear_its_messages(
     tx.send(b"two")
     await until(lambda: extra == [b"two"])
     assert [args for event, args in heard if event == "message"] == [(b"one",), (b"two",)]
+
+
+async def test_a_data_chunk_shorter_than_its_header_drops_the_packet(pair: CountingPair) -> None:
+    tx, _ = await pair.start()
+    (p0,) = await capture(pair, tx, [unit(0)])
+    short = bytearray(p0[:12] + bytes([0, 3, 0, 8]) + p0[16:20])  # DATA, length 8
+    short[8:12] = crc32c(bytes(short[:8]) + bytes(4) + bytes(short[12:])).to_bytes(4, "little")
+    await pair.b._handle_data(bytes(short))  # aiortc's parser raised struct.error here
+    await pair.b._handle_data(p0)
+    assert pair.received == [unit(0)]

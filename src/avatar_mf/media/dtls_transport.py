@@ -35,8 +35,9 @@ is unchanged.
    After the switch, a received record that is not epoch-1 application data (an alert, a
    late handshake retransmission) still goes to OpenSSL (a close_notify ends the transport as
    before), but nothing OpenSSL writes in epoch 1 reaches the wire: its sequence numbers are
-   behind the fast path's, and an AEAD nonce must never be used twice with a key. The
-   close_notify of :meth:`ImsDtlsTransport.stop` is sealed by the fast path.
+   behind the fast path's, and an AEAD nonce must never be used twice with a key (so a
+   renegotiation, which WebRTC peers do not start, would not complete). The close_notify of
+   :meth:`ImsDtlsTransport.stop` is sealed by the fast path.
 """
 
 from __future__ import annotations
@@ -150,6 +151,8 @@ class ImsDtlsTransport(RTCDtlsTransport):
             await self._recv_next_openssl()
             return
         data = await self.transport._recv()
+        if not data:
+            return  # an empty datagram from the peer's address: nothing to read
         first_byte = data[0]
         if (
             first_byte == CONTENT_APPLICATION_DATA
@@ -211,6 +214,8 @@ class ImsDtlsTransport(RTCDtlsTransport):
                 return
         else:
             data = await self.transport._recv()
+        if not data:
+            return  # an empty datagram from the peer's address: nothing to read
         first_byte = data[0]
         if 19 < first_byte < 64:
             self._ssl.bio_write(data)

@@ -256,8 +256,15 @@ class ImsSctpTransport(RTCSctpTransport):
         unpack_chunk = _CHUNK_HEADER.unpack_from
         while pos <= length - 4:
             chunk_type, flags, chunk_length = unpack_chunk(data, pos)
-            if chunk_length < 4 or pos + chunk_length > length or chunk_type == _CHUNK_INIT:
-                return  # malformed, or an INIT bundled with other chunks (aiortc drops both)
+            if (
+                chunk_length < 4
+                or pos + chunk_length > length
+                or chunk_type == _CHUNK_INIT
+                or (chunk_type == _CHUNK_DATA and chunk_length < 16)
+            ):
+                # Malformed (a DATA chunk shorter than its header would raise in aiortc's
+                # parser), or an INIT bundled with other chunks: aiortc drops the packet.
+                return
             chunks.append((chunk_type, flags, pos + 4, pos + chunk_length))
             pos += (chunk_length + 3) & ~3
         has_data = False
@@ -265,11 +272,7 @@ class ImsSctpTransport(RTCSctpTransport):
         for chunk_type, flags, start, end in chunks:
             if chunk_type == _CHUNK_DATA:
                 has_data = True
-                if (
-                    flags & _WHOLE == _WHOLE
-                    and end - start >= 12
-                    and await self._fast_data(data, flags, start, end)
-                ):
+                if flags & _WHOLE == _WHOLE and await self._fast_data(data, flags, start, end):
                     continue
             elif chunk_type == _CHUNK_FORWARD_TSN:
                 forward_tsn = True
