@@ -425,7 +425,9 @@ class DataChannelSession:
             self._begin_release("sctp closed", failed=self._state == "connecting")
 
     def _on_dtls_state(self) -> None:
-        if self._dtls is not None and self._dtls.state in ("closed", "failed") and self._state in ("connecting", "connected"):
+        if self._dtls is None or self._state not in ("connecting", "connected"):
+            return
+        if self._dtls.state in ("closed", "failed"):
             self._begin_release(f"dtls {self._dtls.state}", failed=self._state == "connecting")
 
     def _begin_release(self, reason: str, *, failed: bool) -> None:

@@ -34,8 +34,9 @@ Rules applied (RFC clauses):
   The default choice: ``passive`` for an offer without ICE (the IMS path: the UE starts DTLS,
   so nothing is built for a peer that never does, and the MF follows the UE's ClientHello
   source through NATs, RFC 8261 4), ``active`` with ICE (RFC 5763 5 recommends it: the
-  handshake starts half a round trip sooner, and an ICE peer always speaks DTLS). ``holdconn`` offers are rejected (port 0). In a re-offer that
-  keeps the DTLS association the previous role is kept.
+  handshake starts half a round trip sooner, and an ICE peer always speaks DTLS).
+  ``holdconn`` offers are rejected (port 0). In a re-offer that keeps the DTLS association
+  the previous role is kept.
 * RFC 8842 section 5: the answer always carries the MF's own ``a=tls-id``: a new value for a new
   DTLS association, the previous one when the association is kept. A re-offer keeps the
   association when its tls-id equals the previous offer's; without tls-ids, when the remote
