@@ -130,7 +130,10 @@ class PhotoGenerator:
     steps). :meth:`build` always runs in the calling thread. Thread-safe (a lock around the
     tracker and the cache). The cache lives in the parent. ``neutralise``: take the photo's
     expression out of the neutral face (:mod:`.expression`). ``texture_size``: the face
-    texture's side in texels (0: vertex colours only, as before the texture)."""
+    texture's side in texels (0: vertex colours only, as before the texture). ``view_bias``:
+    correct every photo's landmarks by the tracker's error on the template at its view angle
+    and fuse the photos per landmark (:func:`.alignment.fit_views`): a closer shape, but the
+    landmarks no longer reproject exactly (docs/avatars.md)."""
 
     def __init__(
         self,
@@ -141,6 +144,7 @@ class PhotoGenerator:
         processes: int = 1,
         neutralise: bool = True,
         texture_size: int = TEXTURE_SIZE,
+        view_bias: bool = False,
     ) -> None:
         if processes not in (0, 1):
             raise ValueError(f"processes must be 0 (in this process) or 1, not {processes}")
@@ -148,6 +152,7 @@ class PhotoGenerator:
         self._limits = limits
         self._neutralise = neutralise
         self._texture_size = texture_size
+        self._view_bias = view_bias
         in_worker = functools.partial(
             PhotoGenerator,
             tracker=tracker,
@@ -156,6 +161,7 @@ class PhotoGenerator:
             processes=0,
             neutralise=neutralise,
             texture_size=texture_size,
+            view_bias=view_bias,
         )
         self._process = GenerationProcess(in_worker) if processes else None
         self._tracker: FaceTracker | None = None
@@ -290,7 +296,13 @@ class PhotoGenerator:
         expressed = _expressed(model, positions, expression)
         shown = anchor_points(expressed, triangles, anchors)
         progress(30, "fit")
-        fit = fit_photos(faces, shown, anchor_normals, anchors.tracked + (shown - source))
+        fit = fit_photos(
+            faces,
+            shown,
+            anchor_normals,
+            anchors.tracked + (shown - source),
+            anchors.views if self._view_bias else None,
+        )
         keep = shape_landmarks()
         deformation = fit_deformation(shown[keep], fit.target[keep])
         progress(45, "shape")
