@@ -38,6 +38,8 @@ IRISES = tuple(range(468, 478))
 #: The weight of the most frontal photo's own depth guess against the other photos' view of
 #: it (each weighted up to 1 by how squarely it sees a landmark and how far across it looks).
 PRIMARY_DEPTH_WEIGHT = 0.25
+#: The same for a depth the photo's depth image measured.
+MEASURED_DEPTH_WEIGHT = 4.0
 #: Eye corners (outer, inner) of the face's right and left eye: the inter-ocular distance is
 #: the distance between the two eyes' corner midpoints.
 RIGHT_EYE_CORNERS = (33, 133)
@@ -45,6 +47,13 @@ LEFT_EYE_CORNERS = (263, 362)
 #: With :class:`ViewBias`: how much a photo's depth counts against what it measures across its
 #: line of sight.
 DEPTH_WEIGHT = 0.05
+#: A measured depth (depth image) more than this many robust deviations off the tracker's
+#: depth mapped onto it is not used; fewer than MIN_MEASURED landmarks measured: none is.
+DEPTH_OUTLIER = 3.0
+MIN_MEASURED = 50
+MIN_DEPTH_CORRELATION = 0.8
+#: Depth images are used in photos that see the face within this many degrees of straight on.
+FRONTAL_DEPTH = 10.0
 
 
 def shape_landmarks() -> NDArray[np.int64]:
@@ -94,6 +103,40 @@ def landmark_shape(face: FaceResult) -> F64:
     return np.stack(
         [lm[:, 0] * face.width, -lm[:, 1] * face.height, -lm[:, 2] * face.width], axis=1
     )
+
+
+def measured_shape(face: FaceResult, millimetres: F64) -> tuple[F64, NDArray[np.bool_]]:
+    """:func:`landmark_shape` with the depth of each landmark a depth image measured
+    (``millimetres`` (478,), NaN unknown) instead of the tracker's guess, and which ones.
+
+    Scale-free: the measured depths are mapped into the tracker's depth units by the affine
+    map that fits the tracker's depths best over the shape landmarks with a measure (least
+    squares, then again without those more than :data:`DEPTH_OUTLIER` robust deviations off:
+    a landmark the face hides reads the depth of what hides it). With fewer than
+    :data:`MIN_MEASURED` measured, or measures that do not follow the tracker's depths (a
+    correlation under :data:`MIN_DEPTH_CORRELATION`: a flat, shifted or foreign depth image),
+    the shape is the tracker's."""
+    shape = landmark_shape(face)
+    known = np.zeros(len(shape), dtype=bool)
+    known[shape_landmarks()] = True
+    known &= np.isfinite(millimetres)
+    for _ in range(2):
+        if known.sum() < MIN_MEASURED:
+            return shape, np.zeros(len(shape), dtype=bool)
+        design = np.stack([-millimetres[known], np.ones(int(known.sum()))], axis=1)
+        (slope, offset), *_ = np.linalg.lstsq(design, shape[known, 2], rcond=None)
+        residual = np.full(len(shape), np.inf)
+        residual[known] = np.abs(design @ np.array([slope, offset]) - shape[known, 2])
+        spread = 1.4826 * float(np.median(residual[known])) + 1e-9
+        known &= residual <= DEPTH_OUTLIER * spread
+    if known.sum() < MIN_MEASURED:
+        return shape, np.zeros(len(shape), dtype=bool)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        correlation = np.corrcoef(-millimetres[known], shape[known, 2])[0, 1]
+    if not correlation >= MIN_DEPTH_CORRELATION:  # NaN for a flat depth image
+        return shape, np.zeros(len(shape), dtype=bool)
+    shape[known, 2] = -slope * millimetres[known] + offset
+    return shape, known
 
 
 def pixels(face: FaceResult) -> F64:
@@ -197,6 +240,7 @@ def fit_photos(
     anchor_normals: F64,
     tracked: F64,
     views: ViewBias | None = None,
+    depths: Sequence[F64 | None] = (),
 ) -> PhotoFit:
     """Align every photo's landmarks to the template's ``anchors`` (478, 3) and fuse them.
 
@@ -208,38 +252,63 @@ def fit_photos(
     each landmark is averaged in, weighted by how squarely each sees it and by how far across
     its line of sight it looks (a profile photo measures the front photo's depth).
 
-    With ``views``, see :func:`fit_views` instead."""
+    ``depths``: per photo, the millimetres its depth image reads under each landmark (NaN
+    unknown) or None: in a photo that sees the face within :data:`FRONTAL_DEPTH` degrees of
+    straight on, the measured landmarks take the measure (:func:`measured_shape`) and no
+    depth bias; other photos' depths are not used (on renders they made the fit worse). With
+    ``views``, see :func:`fit_views` instead (depth images are not used there)."""
     if views is not None:
         return fit_views(faces, anchors, anchor_normals, views)
+    shapes = _shapes(faces, depths, anchors, anchor_normals)
     poses = []
     aligned = []
     axes = []
-    for face in faces:
-        shape = landmark_shape(face)
+    for shape, known in shapes:
         pose = photo_pose(shape, anchors, anchor_normals)
         poses.append(pose)
         axis = pose.rotation[:, 2]  # towards the photo's camera, in the template's frame
-        depth_bias = (anchors - tracked) @ axis
+        depth_bias = np.where(known, 0.0, (anchors - tracked) @ axis)
         aligned.append(pose.apply(shape) + depth_bias[:, None] * axis[None, :])
         axes.append(axis)
     primary = int(np.argmax([axis[2] for axis in axes]))  # the most frontal photo
     target = aligned[primary].copy()
     axis = axes[primary]
     depth = np.zeros(len(anchors))
-    weight = np.full(len(anchors), PRIMARY_DEPTH_WEIGHT)
+    weight = np.where(shapes[primary][1], MEASURED_DEPTH_WEIGHT, PRIMARY_DEPTH_WEIGHT)
     for index, (shape, other) in enumerate(zip(aligned, axes, strict=True)):
         if index == primary:
             continue
+        unknown = ~shapes[index][1]
         across = float(np.linalg.norm(np.cross(axis, other)))  # sin of the angle between
         seen = np.clip(anchor_normals @ other, 0.0, 1.0) ** 2
         w = seen * across
         # The tracker's bias turns with the face: a side photo takes all of it (only its
         # depth along the front photo's line of sight is used).
-        corrected = shape - ((anchors - tracked) @ other)[:, None] * other + (anchors - tracked)
+        along = np.where(unknown, (anchors - tracked) @ other, 0.0)
+        corrected = shape - along[:, None] * other + (anchors - tracked)
         depth += w * ((corrected - aligned[primary]) @ axis)
         weight += w
     target += (depth / weight)[:, None] * axis[None, :]
     return PhotoFit(target, tuple(poses), tuple(faces))
+
+
+def _shapes(
+    faces: Sequence[FaceResult], depths: Sequence[F64 | None], anchors: F64,
+    anchor_normals: F64,
+) -> list[tuple[F64, NDArray[np.bool_]]]:
+    """Per photo its landmark shape and which landmarks' depths were measured (only in a
+    photo within :data:`FRONTAL_DEPTH` degrees of straight on)."""
+    out = []
+    for k, face in enumerate(faces):
+        shape = landmark_shape(face)
+        millimetres = depths[k] if k < len(depths) else None
+        if millimetres is not None:
+            axis = photo_pose(shape, anchors, anchor_normals).rotation[:, 2]
+            if np.degrees(np.arccos(np.clip(axis[2], -1.0, 1.0))) <= FRONTAL_DEPTH:
+                out.append(measured_shape(face, millimetres))
+                continue
+        out.append((shape, np.zeros(LANDMARK_COUNT, dtype=bool)))
+    return out
 
 
 def fit_views(
