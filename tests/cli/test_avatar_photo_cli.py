@@ -67,3 +67,30 @@ def test_a_photo_without_a_face_fails_with_its_code(cli: Cli, tmp_path: Path) ->
     assert "no-face" in err
     code, _, err = cli("export", "0" * 32, "-o", str(tmp_path / "x.glb"))
     assert code == 1
+
+
+def test_a_depth_image_follows_its_photo(
+    cli: Cli, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import io
+
+    from PIL import Image
+
+    photo = tmp_path / "grey.png"
+    photo.write_bytes(encode_png(np.full((480, 640, 3), 128, dtype=np.uint8)))
+    depth = tmp_path / "depth.png"
+    out = io.BytesIO()
+    Image.fromarray(np.full((240, 320), 700, dtype=np.uint16)).save(out, format="PNG")
+    depth.write_bytes(out.getvalue())
+    # Of another size than its photo: refused with bad-depth before any face is looked for.
+    code, stdout, err = cli("generate", "--photo", str(photo), "--depth", str(depth),
+                            "--owner", ALICE)
+    assert (code, stdout) == (1, "")
+    assert "bad-depth" in err
+    # --depth belongs to the --photo before it: none before, or two for one, is a usage error.
+    for args in (("--depth", str(depth), "--photo", str(photo)),
+                 ("--photo", str(photo), "--depth", str(depth), "--depth", str(depth))):
+        with pytest.raises(SystemExit) as exited:  # argparse's usage error
+            cli("generate", *args, "--owner", ALICE)
+        assert exited.value.code == 2
+        assert "--depth FILE follows" in capsys.readouterr().err
