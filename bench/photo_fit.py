@@ -1,0 +1,120 @@
+"""Photo avatar shape quality (issue 14): how close the fitted head comes to the true one, from
+one photo, several, and with depth images.
+
+Usage::
+
+    .venv/bin/python bench/photo_fit.py [--seeds 0,2,3,4] [--side 30] [--size 1024]
+        [--view-bias] [--depth]
+
+For each seed, the product's head ``generate_default_head(seed)`` (seed 0 is the template
+the photo generator fits and was calibrated on; other seeds vary its proportions) is rendered
+with the product's renderer and built from:
+
+* ``front``: one photo at yaw 0; ``front+side``: yaw 0 and ``--side``; ``three``: ``--side``,
+  0 and ``-side``;
+* with ``--depth`` also ``yaw20`` (yaw 20) and ``yaw-15p8`` (yaw -15, pitch 8), each built
+  without depth, with the render's exact z-buffer depth (millimetres, 16-bit) and with a
+  sensor's (2 mm noise, 10 % of the pixels unknown in 4x4 blocks), the generator's
+  ``use_depth`` on.
+
+The **shape error** is the mean distance between the fitted head's landmark anchors and the
+true head's, after a least-squares similarity, over the shape landmarks, as a percentage of
+the true inter-ocular distance, also per axis (x right, y up, z towards the camera: mean
+absolute difference). ``reproj`` is each photo's landmark reprojection mean (the generator's
+``reprojection``). ``--view-bias``: the generator's ``view_bias`` option (the tracker's error
+per view angle). Prints figures only; a few seconds per seed and configuration (run it under
+the bench lock: ``flock /tmp/avatar-bench.lock ...``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests' depth maps
+
+from avatar_mf.avatar.generate import generate_default_head  # noqa: E402
+from avatar_mf.stages.base_avatar.photo.alignment import (  # noqa: E402
+    interocular,
+    shape_landmarks,
+    similarity,
+)
+from avatar_mf.stages.base_avatar.photo.anchors import anchor_points  # noqa: E402
+from avatar_mf.stages.base_avatar.photo.generator import PhotoAvatar, PhotoGenerator  # noqa: E402
+
+
+def shape_error(avatar: PhotoAvatar, truth: np.ndarray, generator: PhotoGenerator
+                ) -> tuple[float, np.ndarray]:
+    template, anchors = generator.template()
+    triangles = template.triangles.astype(np.int64)
+    n = template.vertex_count
+    fitted = anchor_points(avatar.model.positions[:n].astype(np.float64), triangles, anchors)
+    keep = shape_landmarks()
+    difference = similarity(fitted[keep], truth[keep]).apply(fitted[keep]) - truth[keep]
+    scale = interocular(truth)
+    return (float(np.linalg.norm(difference, axis=1).mean() / scale),
+            np.abs(difference).mean(axis=0) / scale)
+
+
+def main() -> None:
+    from tests.stages.base_avatar.photo.depthmaps import depth_map, sensor
+
+    from avatar_mf.stages.camera.groundtruth import GroundTruthRenderer, Shot
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", default="0,2,3,4")
+    parser.add_argument("--side", type=float, default=30.0)
+    parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument("--view-bias", action="store_true")
+    parser.add_argument("--depth", action="store_true")
+    args = parser.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",")]
+    generator = PhotoGenerator(processes=0, texture_size=0, view_bias=args.view_bias,
+                               use_depth=args.depth)
+    template, anchors = generator.template()
+    triangles = template.triangles.astype(np.int64)
+    side = args.side
+    configurations = {
+        "front": [Shot()],
+        "front+side": [Shot(), Shot(yaw=side)],
+        "three": [Shot(yaw=side), Shot(), Shot(yaw=-side)],
+    }
+    if args.depth:
+        configurations["yaw20"] = [Shot(yaw=20.0)]
+        configurations["yaw-15p8"] = [Shot(yaw=-15.0, pitch=8.0)]
+    totals: dict[str, list[np.ndarray]] = {}
+    print(f"view_bias {args.view_bias}, side {side:g} degrees, {args.size} px; shape error % "
+          "of the inter-ocular distance: mean (x/y/z)")
+    for seed in seeds:
+        renderer = GroundTruthRenderer(width=args.size, height=args.size, seed=seed)
+        truth_model = generate_default_head(seed=seed)
+        truth = anchor_points(truth_model.positions.astype(np.float64), triangles, anchors)
+        for name, shots in configurations.items():
+            pictures = [renderer.render(shot) for shot in shots]
+            variants: list[tuple[str, list[np.ndarray] | None]] = [("", None)]
+            if args.depth:
+                exact = [depth_map(renderer, shot) for shot in shots]
+                noisy = [sensor(d, noise=2.0, holes=0.1, seed=k) for k, d in enumerate(exact)]
+                variants = [("no depth", None), ("exact depth", exact), ("sensor depth", noisy)]
+            cells = []
+            for label, depths in variants:
+                avatar = generator.build(pictures, depths=depths)
+                error, axes = shape_error(avatar, truth, generator)
+                totals.setdefault(f"{name} {label}".strip(), []).append(
+                    np.array([error, *axes]))
+                reproj = " ".join(f"{100 * mean:.2f}" for mean, _ in avatar.reprojection)
+                cells.append(f"{label + ' ' if label else ''}{100 * error:.2f} "
+                             f"({100 * axes[0]:.2f}/{100 * axes[1]:.2f}/{100 * axes[2]:.2f}) "
+                             f"reproj {reproj}")
+            print(f"seed {seed} {name:10s} " + " | ".join(cells), flush=True)
+    for name, rows in totals.items():
+        mean = np.mean(rows, axis=0) * 100
+        print(f"mean {name:24s} {mean[0]:.2f} ({mean[1]:.2f}/{mean[2]:.2f}/{mean[3]:.2f})")
+    generator.close()
+
+
+if __name__ == "__main__":
+    main()
