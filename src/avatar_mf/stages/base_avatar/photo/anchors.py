@@ -196,8 +196,13 @@ def locate_anchors(size: int = 1024) -> tuple[Anchors, AvatarModel]:
     return Anchors(found, bary, analyse(model), tracked, baseline), model
 
 
-def measure_views(anchors: Anchors, size: int = 1024) -> ViewBias:
-    """Render the template at :data:`VIEW_YAWS` x :data:`VIEW_PITCHES`, track each render,
+def measure_views(
+    anchors: Anchors,
+    size: int = 1024,
+    yaws: tuple[float, ...] = VIEW_YAWS,
+    pitches: tuple[float, ...] = VIEW_PITCHES,
+) -> ViewBias:
+    """Render the template at ``yaws`` x ``pitches`` (degrees), track each render,
     pose its landmarks as a photo's are (:func:`~.alignment.photo_pose`) and keep the anchors
     minus them: the tracker's error at that view, calibrated on the template only (needs EGL
     and the face model; about 20 seconds)."""
@@ -221,11 +226,11 @@ def measure_views(anchors: Anchors, size: int = 1024) -> ViewBias:
     normals /= np.linalg.norm(normals, axis=1, keepdims=True)
     renderer = GroundTruthRenderer(width=size, height=size)
     tracker = MediapipeFaceTracker(max_faces=1)
-    fitted = np.zeros((len(VIEW_PITCHES), len(VIEW_YAWS), 2))
-    bias = np.zeros((len(VIEW_PITCHES), len(VIEW_YAWS), len(points), 3))
+    fitted = np.zeros((len(pitches), len(yaws), 2))
+    bias = np.zeros((len(pitches), len(yaws), len(points), 3))
     try:
-        for i, pitch in enumerate(VIEW_PITCHES):
-            for j, yaw in enumerate(VIEW_YAWS):
+        for i, pitch in enumerate(pitches):
+            for j, yaw in enumerate(yaws):
                 face = tracker.track(renderer.render(Shot(yaw=yaw, pitch=pitch)))
                 shape = landmark_shape(face)
                 pose = photo_pose(shape, points, normals)
@@ -233,4 +238,4 @@ def measure_views(anchors: Anchors, size: int = 1024) -> ViewBias:
                 bias[i, j] = points - pose.apply(shape)
     finally:
         tracker.close()
-    return ViewBias(np.array(VIEW_YAWS), np.array(VIEW_PITCHES), fitted, bias)
+    return ViewBias(np.array(yaws), np.array(pitches), fitted, bias)
