@@ -3,40 +3,23 @@
 from __future__ import annotations
 
 import json
-import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from avatar_mf.avatar.glb import read_glb
-from avatar_mf.pipeline import registry
 from avatar_mf.stages.base_avatar.photo.images import encode_png
 from tests.cli.test_avatar_cli import Cli
 from tests.storage.conftest import ALICE
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture
-def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cli]:
-    """The CLI, with this tree's entry points (the installed metadata may predate 'photo')."""
-    info = tmp_path / "entry_points" / "avatar_mf_photo_entry_points-0.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: avatar-mf-photo-entry-points\nVersion: 0\n"
-    )
-    groups = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"]
-    lines = [f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in entries.items())
-             for group, entries in groups.items()]
-    (info / "entry_points.txt").write_text("".join(lines))
-    monkeypatch.syspath_prepend(str(info.parent))
-    registry.refresh()
+def cli(tmp_path: Path) -> Cli:
+    """The CLI on a fresh storage, large enough for a generated photo avatar."""
     cli = Cli(tmp_path)
     cli.max_avatar_size = 16 * 1024 * 1024
-    yield cli
-    registry.refresh()
+    return cli
 
 
 def test_generate_from_a_photo_then_export_the_glb(cli: Cli, tmp_path: Path) -> None:
