@@ -350,6 +350,7 @@ async def test_sessions_switch_and_deliver(mf_certificate: CertificateStore, ue_
         await wait_open(mf_events, [1002, 10])
         await wait_open(ue_events, [1002, 10])
         await exchange(mf, mf_events, ue_session, ue_events, STREAMS)
+        assert mf._dtls is not None and ue_session._dtls is not None
         assert mf._dtls.records is not None
         assert (ue_session._dtls.records is not None) == ue_fast
         for i in range(200):  # enough to wrap nothing, but to cross many SACKs
@@ -375,6 +376,7 @@ async def test_the_switch_can_be_turned_off(mf_certificate: CertificateStore) ->
         await wait_open(mf_events, [1002, 10])
         await wait_open(ue_events, [1002, 10])
         await exchange(mf, mf_events, ue_session, ue_events, STREAMS)
+        assert mf._dtls is not None and ue_session._dtls is not None
         assert mf._dtls.records is None and ue_session._dtls.records is not None
     finally:
         await mf.close()

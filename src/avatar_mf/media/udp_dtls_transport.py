@@ -23,6 +23,7 @@ import asyncio
 import ipaddress
 import logging
 from collections import deque
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -93,6 +94,7 @@ class PlainUdpTransport:
         self._latched_raw: tuple[Any, ...] | None = None
         self._dtls_server: bool | None = None  # unknown until the SDP exchange ends
         self._closed = False
+        self._on_first: Callable[[], None] | None = None
 
     @classmethod
     async def bind(
@@ -157,6 +159,12 @@ class PlainUdpTransport:
     def set_dtls_role(self, role: str) -> None:
         self._dtls_server = role == "server"
 
+    def on_first_datagram(self, callback: Callable[[], None]) -> None:
+        if self._queue:
+            callback()
+        else:
+            self._on_first = callback
+
     async def connect(self) -> None:
         if self._closed:
             raise ConnectionError("transport closed")
@@ -186,6 +194,7 @@ class PlainUdpTransport:
         if self._closed:
             return
         self._closed = True
+        self._on_first = None
         self._queue.clear()
         self._wake()
         if self._transport is not None:
@@ -198,27 +207,28 @@ class PlainUdpTransport:
     def _datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
         if self._closed:
             return
-        if addr == self._latched_raw:
-            self._queue.append(data)
-            self._wake()
-            return
-        source = _canonical(addr)
-        if self._latched is None:
-            if not is_dtls_record(data):
-                return
-            if source != self._declared:
-                # Only a DTLS server (or an offerer that does not know its role yet) may follow
-                # a peer to an address the SDP did not give, and only on a ClientHello.
-                if self._dtls_server is False or not is_client_hello(data):
-                    logger.debug("%s: ignored a record from %s:%d", self, *source)
+        if addr != self._latched_raw:  # else the latched peer, as the loop spells it
+            source = _canonical(addr)
+            if self._latched is None:
+                if not is_dtls_record(data):
                     return
-                logger.debug("%s: latched to %s:%d", self, *source)
-            self._latched = source
-        elif source != self._latched:
-            return
-        self._latched_raw = addr
+                if source != self._declared:
+                    # Only a DTLS server (or an offerer that does not know its role yet) may
+                    # follow a peer to an address the SDP did not give, and only on a
+                    # ClientHello.
+                    if self._dtls_server is False or not is_client_hello(data):
+                        logger.debug("%s: ignored a record from %s:%d", self, *source)
+                        return
+                    logger.debug("%s: latched to %s:%d", self, *source)
+                self._latched = source
+            elif source != self._latched:
+                return
+            self._latched_raw = addr
         self._queue.append(data)
         self._wake()
+        if self._on_first is not None:
+            on_first, self._on_first = self._on_first, None
+            on_first()
 
     def _connection_lost(self) -> None:
         self._closed = True
