@@ -356,3 +356,16 @@ def test_bad_uris_are_400(text: str) -> None:
     with pytest.raises(SipParseError) as info:
         parse_uri(text)
     assert info.value.status == 400
+
+
+def test_uri_parses_are_cached_and_errors_are_not() -> None:
+    # The Request-URIs a node sees repeat (its own address, the Contacts it hands out).
+    text = "sip:avatar@127.0.0.1:5060;transport=udp"
+    assert parse_uri(text) is parse_uri(text)
+    assert parse_sip_uri(text) is parse_sip_uri(text)
+    assert parse_uri(text) == parse_uri.__wrapped__(text)
+    for _ in range(2):
+        with pytest.raises(SipError):
+            parse_sip_uri("tel:+15551234")
+        with pytest.raises(SipParseError):
+            parse_uri("sip:a b@example.org")

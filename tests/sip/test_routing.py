@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from avatar_mf.sip.build import make_response
-from avatar_mf.sip.headers import parse_vias
-from avatar_mf.sip.message import Headers, Request
+from avatar_mf.sip.headers import parse_via, parse_vias
+from avatar_mf.sip.message import Headers, Request, split_header_list
 from avatar_mf.sip.peer import Peer
 from avatar_mf.sip.routing import Destination, response_destination, stamp_received
 
@@ -89,6 +91,25 @@ def test_udp_response_defaults_to_port_5060() -> None:
 def test_tcp_response_goes_back_on_the_incoming_connection() -> None:
     tcp = Peer("tcp", "127.0.0.9", 41000, connection_id=7)
     req = stamp_received(_request("SIP/2.0/TCP 127.0.0.5:5062;branch=z9hG4bK1"), tcp)
-    assert response_destination(make_response(req, 200), tcp) == Destination(
-        "127.0.0.9", 41000, 7
-    )
+    assert response_destination(make_response(req, 200), tcp) == Destination("127.0.0.9", 41000, 7)
+
+
+@pytest.mark.parametrize(
+    "via",
+    [
+        "SIP/2.0/UDP 127.0.0.9:5062;branch=z9hG4bKp1;rport",
+        "SIP/2.0/UDP 127.0.0.5:5062;rport;branch=z9hG4bKp2",
+        "SIP / 2.0 / udp 127.0.0.5 : 5062 ; Branch = z9hG4bKp3 ; RPORT",
+        "SIP/2.0/UDP 127.0.0.5;branch=z9hG4bKp4;received=192.0.2.1;ttl=1",
+        'SIP/2.0/UDP ue.invalid;branch=z9hG4bKp5;x="a;b"',
+        "SIP/2.0/UDP [2001:db8::5]:5062;rport=1;branch=z9hG4bKp6",
+        "SIP/2.0/UDP 127.0.0.5;branch=z9hG4bKp7, SIP/2.0/UDP 127.0.0.6;branch=z9hG4bKp0",
+    ],
+)
+def test_the_stamped_top_via_reads_back_as_a_fresh_parse(via: str) -> None:
+    # The stamped value goes into parse_via's cache without being parsed: what the layers
+    # above then read must be exactly what parsing the stamped text gives.
+    req = stamp_received(_request(via), UDP)
+    top_text = split_header_list(req.headers.get("Via") or "")[0]
+    assert parse_via(top_text) == parse_via.__wrapped__(top_text)
+    assert str(parse_via(top_text)) == top_text

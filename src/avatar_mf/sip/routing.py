@@ -8,6 +8,9 @@
   connection the request came on; over UDP it goes to ``received`` (or the sent-by host) at
   ``rport`` when present, else at the sent-by port (default 5060). Multicast ``maddr`` is not
   supported: a node in an IMS lab never receives multicast requests.
+
+The stamped top Via is put into :func:`~avatar_mf.sip.headers.parse_via`'s cache as it is
+written, so the layers above do not parse it again.
 """
 
 from __future__ import annotations
@@ -53,7 +56,11 @@ def stamp_received(request: Request, source: Peer) -> Request:
         changed = changed.with_param("received", _bare_host(source.host))
     if changed is top:
         return request
-    new_first = ", ".join([str(changed), *elements[1:]])
+    stamped = str(changed)
+    # Every layer above reads the top Via again (transaction matching, validation, routing):
+    # the stamped value is new to the parse cache, and its parse is ``changed``.
+    parse_via.prime(stamped, changed)
+    new_first = ", ".join([stamped, *elements[1:]]) if len(elements) > 1 else stamped
     items = list(request.headers.items)
     for i, (name, _value) in enumerate(items):
         if name == "Via":

@@ -11,7 +11,10 @@
 
 :func:`parse_uri` accepts any scheme; :func:`parse_sip_uri` raises ``SipError(416)`` for a scheme
 other than sip/sips (RFC 3261 8.2.2.1). Malformed URIs raise
-:class:`~avatar_mf.sip.errors.SipParseError` (400).
+:class:`~avatar_mf.sip.errors.SipParseError` (400). Both keep their last results in the same
+bounded cache as the header parsers (:data:`~avatar_mf.sip.headers.PARSE_CACHE_SIZE` values of
+up to :data:`~avatar_mf.sip.headers.PARSE_CACHE_MAX_LENGTH` characters): the Request-URIs a node
+sees are mostly its own address and the Contacts it hands out.
 """
 
 from __future__ import annotations
@@ -19,8 +22,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
+from avatar_mf.lru import cached_parser
 from avatar_mf.sip.errors import SipError, SipParseError
-from avatar_mf.sip.headers import Params, get_param, split_host_port
+from avatar_mf.sip.headers import (
+    PARSE_CACHE_MAX_LENGTH,
+    PARSE_CACHE_SIZE,
+    Params,
+    get_param,
+    split_host_port,
+)
 
 __all__ = [
     "AbsoluteUri",
@@ -255,6 +265,10 @@ def _parse_tel(rest: str) -> TelUri:
     return TelUri(number, params)
 
 
+_cached = cached_parser(size=PARSE_CACHE_SIZE, max_length=PARSE_CACHE_MAX_LENGTH)
+
+
+@_cached
 def parse_uri(text: str) -> Uri:
     """Parse any absoluteURI; sip/sips and tel are parsed structurally."""
     scheme = uri_scheme(text)
@@ -270,6 +284,7 @@ def parse_uri(text: str) -> Uri:
     return AbsoluteUri(scheme, rest)
 
 
+@_cached
 def parse_sip_uri(text: str) -> SipUri:
     """Parse a sip/sips URI; any other scheme raises ``SipError(416)`` (RFC 3261 8.2.2.1)."""
     scheme = uri_scheme(text)
