@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from avatar_mf.sdp import (
@@ -120,6 +122,25 @@ def test_attribute_helpers() -> None:
     sd = SessionDescription(Origin("-", "1", "1", "IN", "IP4", "192.0.2.1"), media=(md3,))
     assert sd.with_attributes([("ice-lite", None)]).attrs == (Attribute("ice-lite"),)
     assert serialize_sdp(sd).startswith("v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nt=0 0\r\n")
+
+
+def test_attribute_lookups_follow_each_copy() -> None:
+    # The look-ups index a description's attributes on first use; a copy made after a
+    # look-up (with_attributes, dataclasses.replace) must answer for its own attributes.
+    md = MediaDescription("audio", 9, "RTP/AVP", ("0",), attrs=(Attribute("SendOnly"),))
+    assert md.has_attribute("sendonly") and md.attributes("SENDONLY") == (Attribute("SendOnly"),)
+    flipped = md.with_attributes([("recvonly", None), ("Fmtp", "0 a=1"), ("fmtp", "0 b=2")])
+    assert not flipped.has_attribute("sendonly") and flipped.has_attribute("RecvOnly")
+    assert [a.value for a in flipped.attributes("FMTP")] == ["0 a=1", "0 b=2"]
+    assert flipped.attribute("fmtp") == Attribute("Fmtp", "0 a=1")
+    moved = dataclasses.replace(md, port=10)
+    assert moved.has_attribute("sendonly") and moved.port == 10
+    # The index is not part of a description's value: equal with or without it.
+    fresh = MediaDescription("audio", 9, "RTP/AVP", ("0",), attrs=(Attribute("SendOnly"),))
+    assert md == fresh and hash(md) == hash(fresh) and repr(md) == repr(fresh)
+    sd = parse_sdp(IMS_OFFER)
+    assert sd.media[1].attribute_value("SCTP-PORT") == "5000"
+    assert sd == parse_sdp(IMS_OFFER)
 
 
 def test_serialize_refuses_line_injection() -> None:

@@ -30,11 +30,11 @@ Rules applied (RFC clauses):
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal, Protocol
 
+from avatar_mf.sdp.addresses import ip_literal
 from avatar_mf.sdp.model import Attribute, Connection, MediaDescription, SessionDescription
 
 #: The profiles answered here (RFC 3551, RFC 4585); secure and ICE profiles are not (yet).
@@ -196,9 +196,8 @@ def answer_direction(offer: SessionDescription, md: MediaDescription) -> Directi
 def _usable_address(conn: Connection | None) -> str | None:
     if conn is None or conn.nettype.upper() != "IN":
         return None
-    try:
-        ip = ipaddress.ip_address(conn.address.split("/")[0])
-    except ValueError:
+    ip = ip_literal(conn.address.split("/")[0])
+    if ip is None:
         return None  # a name: the MF never resolves SDP addresses
     if ip.is_multicast:
         return None

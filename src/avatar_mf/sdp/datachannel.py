@@ -51,7 +51,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import ipaddress
 import re
 import secrets
 from collections.abc import Callable, Iterable
@@ -59,6 +58,7 @@ from dataclasses import dataclass
 from typing import Final, Literal, NamedTuple, TypeVar
 
 from avatar_mf.lru import cached_parser
+from avatar_mf.sdp.addresses import ip_literal
 from avatar_mf.sdp.errors import (
     WARN_INCOMPATIBLE_ADDRESS_FORMAT,
     WARN_INCOMPATIBLE_MEDIA_FORMAT,
@@ -518,11 +518,8 @@ _HOST_LABEL: Final = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 def is_connection_address(addrtype: str, address: str) -> bool:
     """Whether ``address`` is a usable unicast ``c=`` address of ``addrtype`` (``IP4``/``IP6``):
     an IP literal of that family, or a host name (RFC 8866 5.7 allows an FQDN)."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        pass
-    else:
+    ip = ip_literal(address)
+    if ip is not None:
         return ip.version == (4 if addrtype.upper() == "IP4" else 6)
     if not address or len(address) > 253:
         return False

@@ -152,20 +152,33 @@ class _HasAttributes:
 
     __slots__ = ()
     attrs: tuple[Attribute, ...]
+    _by_name: dict[str, tuple[Attribute, ...]] | None
+
+    def _index(self) -> dict[str, tuple[Attribute, ...]]:
+        """The attributes by lower-cased name, built on the first look-up: answering an offer
+        looks up some twenty names in each description (one pass instead of one per name)."""
+        index = self._by_name
+        if index is None:
+            lists: dict[str, list[Attribute]] = {}
+            for attr in self.attrs:
+                found = lists.get(attr.name.lower())
+                if found is None:
+                    lists[attr.name.lower()] = [attr]
+                else:
+                    found.append(attr)
+            index = {name: tuple(found) for name, found in lists.items()}
+            # Frozen: the index is a cache of ``attrs`` (which never changes), not state.
+            object.__setattr__(self, "_by_name", index)
+        return index
 
     def attribute(self, name: str) -> Attribute | None:
         """The first attribute called ``name`` (case-insensitive), or ``None``."""
-        key = name.lower()
-        for attr in self.attrs:
-            own = attr.name
-            if own == key or own.lower() == key:
-                return attr
-        return None
+        found = self._index().get(name.lower())
+        return found[0] if found else None
 
     def attributes(self, name: str) -> tuple[Attribute, ...]:
         """Every attribute called ``name`` (case-insensitive), in order."""
-        key = name.lower()
-        return tuple(a for a in self.attrs if a.name == key or a.name.lower() == key)
+        return self._index().get(name.lower(), ())
 
     def attribute_value(self, name: str) -> str | None:
         """The value of the first ``name`` attribute; ``None`` if absent or a flag."""
@@ -212,6 +225,9 @@ class MediaDescription(_HasAttributes):
     key: str | None = None
     attrs: tuple[Attribute, ...] = ()
     line: int | None = field(default=None, compare=False, repr=False)
+    _by_name: dict[str, tuple[Attribute, ...]] | None = field(
+        default=None, init=False, compare=False, repr=False
+    )
 
     @property
     def connection(self) -> Connection | None:
@@ -246,6 +262,9 @@ class SessionDescription(_HasAttributes):
     key: str | None = None
     attrs: tuple[Attribute, ...] = ()
     media: tuple[MediaDescription, ...] = ()
+    _by_name: dict[str, tuple[Attribute, ...]] | None = field(
+        default=None, init=False, compare=False, repr=False
+    )
 
     def with_media(self, media: Iterable[MediaDescription]) -> SessionDescription:
         return replace(self, media=tuple(media))

@@ -65,11 +65,11 @@ Rules applied (RFC clauses):
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Final, Literal
 
+from avatar_mf.sdp.addresses import ip_literal
 from avatar_mf.sdp.audio import (
     AudioCapabilities,
     AudioPlan,
@@ -612,10 +612,9 @@ def plan_answer(
 
 
 def _addrtype(local_address: str) -> tuple[str, str]:
-    try:
-        ip = ipaddress.ip_address(local_address)
-    except ValueError:
-        raise ValueError(f"local_address must be an IP literal, got {local_address!r}") from None
+    ip = ip_literal(local_address)
+    if ip is None:
+        raise ValueError(f"local_address must be an IP literal, got {local_address!r}")
     return ("IP6" if ip.version == 6 else "IP4"), str(ip)
 
 
