@@ -5,7 +5,7 @@ Usage::
     .venv/bin/python bench/sipp_rate.py [--rates 50,100,150,200,250,300,400] [--seconds 10]
                                         [--call-ms 500] [--transport u1|t1] [--t1 0.5]
                                         [--keep-rate-limit] [--gc on|off|freeze]
-                                        [--json FILE] [--profile FILE]
+                                        [--json FILE] [--profile FILE] [--profile-clock wall|cpu]
                                         [--baseline-src OTHER/src]
 
 One MF subprocess (``MfProcess``: loopback, ``LOG__LEVEL=WARNING``, default SIP timers,
@@ -26,6 +26,9 @@ object that exists after the imports frozen (``gc.freeze()``), to show what the 
 (``python -m cProfile -o FILE -m avatar_mf serve``; the file is written when the MF exits); read
 it with
 ``python -c "import pstats; pstats.Stats('FILE').sort_stats('cumtime').print_stats(30)"``.
+``--profile-clock cpu`` times the profile by the MF's CPU time instead of the wall clock (on a
+loaded machine the wall clock charges whatever function was running with the time the MF
+waited for a core).
 
 A/B in one run: ``--baseline-src DIR`` starts a second MF from another checkout's ``src``
 (e.g. ``git worktree add /tmp/base main`` and ``--baseline-src /tmp/base/src``), and every rate
@@ -62,6 +65,31 @@ from _common import (
     start_mf,
 )
 from avatar_mf.testing.process import MfProcess
+
+_CPU_PROFILER = """
+import cProfile, runpy, sys, time
+profile = cProfile.Profile(time.process_time)
+sys.argv = ["avatar_mf", *sys.argv[3:]]  # drop the runner and "-m avatar_mf"
+profile.enable()
+try:
+    runpy.run_module("avatar_mf", run_name="__main__", alter_sys=True)
+finally:
+    profile.disable()
+    profile.dump_stats(PATH)
+"""
+
+
+def cpu_profiling_python(path: Path, workdir: Path) -> str:
+    """An executable that runs the MF under cProfile timed by the process's CPU time: on a
+    loaded machine the wall clock charges a function with the time the MF waited for a core
+    (a ``sendto`` that wakes SIPp shows as tens of microseconds)."""
+    runner = workdir / "cpu_profiler.py"
+    runner.write_text(_CPU_PROFILER.replace("PATH", repr(str(path))))
+    wrapper = workdir / "python-cpu-profile"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{runner}" "$@"\n')
+    wrapper.chmod(0o755)
+    return str(wrapper)
+
 
 TARGET_RATE = 200
 TARGET_P99_MS = 50.0
@@ -209,6 +237,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--keep-rate-limit", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--profile", type=Path, help="run the MF under cProfile, stats here")
+    parser.add_argument(
+        "--profile-clock",
+        default="wall",
+        choices=["wall", "cpu"],
+        help="cProfile's timer: wall clock (its default) or the MF's CPU time",
+    )
     parser.add_argument("--gc", default="on", choices=["on", "off", "freeze"])
     parser.add_argument(
         "--baseline-src", type=Path, help="another checkout's src: its MF runs each rate first"
@@ -226,7 +260,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.keep_rate_limit:
         settings["SIP__RATE_LIMIT_PER_SOURCE"] = "0"
     workdir = Path(tempfile.mkdtemp(prefix="sipp-rate-"))
-    python = mf_python(workdir, profile=args.profile, gc=args.gc)
+    if args.profile is not None and args.profile_clock == "cpu":
+        python = cpu_profiling_python(args.profile.resolve(), workdir)
+    else:
+        python = mf_python(workdir, profile=args.profile, gc=args.gc)
     print(
         f"# SIPp call rate: {platform.node()}, {os.cpu_count()} CPUs, Python "
         f"{platform.python_version()}, transport {args.transport}, {args.seconds:g} s per step, "
