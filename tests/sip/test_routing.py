@@ -113,3 +113,27 @@ def test_the_stamped_top_via_reads_back_as_a_fresh_parse(via: str) -> None:
     top_text = split_header_list(req.headers.get("Via") or "")[0]
     assert parse_via(top_text) == parse_via.__wrapped__(top_text)
     assert str(parse_via(top_text)) == top_text
+
+
+@pytest.mark.parametrize(
+    "via",
+    [
+        "SIP/2.0/UDP 127.0.0.9:5062;branch=z9hG4bKs1;rport",
+        "SIP/2.0/UDP 127.0.0.9:5062;rport;received=192.0.2.1;branch=z9hG4bKs2",
+        "SIP/2.0/UDP 127.0.0.9;received=192.0.2.1;rport;received=192.0.2.2;rport;x",
+        "SIP/2.0/UDP 127.0.0.9;rport=abc;branch=z9hG4bKs4",
+        "SIP/2.0/UDP 127.0.0.5;branch=z9hG4bKs5",
+        "SIP/2.0/UDP 127.0.0.5;received=192.0.2.1;branch=z9hG4bKs6;received=192.0.2.2",
+        "SIP/2.0/UDP 127.0.0.5;rport=5;branch=z9hG4bKs7",
+    ],
+)
+def test_stamping_sets_parameters_as_with_param_does(via: str) -> None:
+    # RFC 3581 section 4: rport filled in place, received replaced in place or appended;
+    # the stamp writes both in one pass, with Via.with_param's placement.
+    top = parse_via(via)
+    if top.has_rport and top.rport is None:
+        expected = top.with_param("received", "127.0.0.9").with_param("rport", "40000")
+    else:
+        expected = top.with_param("received", "127.0.0.9")
+    stamped = parse_vias(stamp_received(_request(via), UDP).headers)[0]
+    assert stamped == expected

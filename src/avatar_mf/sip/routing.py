@@ -19,7 +19,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from avatar_mf.sip.errors import SipParseError
-from avatar_mf.sip.headers import parse_via
+from avatar_mf.sip.headers import Via, parse_via
 from avatar_mf.sip.message import Headers, Request, Response, split_header_list
 from avatar_mf.sip.peer import Peer
 
@@ -31,10 +31,37 @@ def _bare_host(host: str) -> str:
 
 
 def _same_address(a: str, b: str) -> bool:
+    if a == b:
+        return True  # the usual case: the sent-by host is the address the packet came from
     try:
         return ipaddress.ip_address(_bare_host(a)) == ipaddress.ip_address(_bare_host(b))
     except ValueError:
         return False
+
+
+def _stamp(top: Via, received: str, rport: str | None) -> Via:
+    """``top`` with ``received`` set and, unless ``rport`` is None, ``rport`` filled in: each
+    replaces the first parameter of its name in place (dropping repeats) or is appended, as
+    :meth:`Via.with_param` does; in one pass (the values come from the socket, not a peer)."""
+    params: list[tuple[str, str | None]] = []
+    has_received = False
+    has_rport = False
+    for name, value in top.params:
+        if name == "received":
+            if not has_received:
+                params.append((name, received))
+                has_received = True
+        elif name == "rport" and rport is not None:
+            if not has_rport:
+                params.append((name, rport))
+                has_rport = True
+        else:
+            params.append((name, value))
+    if not has_received:
+        params.append(("received", received))
+    if rport is not None and not has_rport:
+        params.append(("rport", rport))
+    return Via(top.protocol, top.transport, top.host, top.port, tuple(params))
 
 
 def stamp_received(request: Request, source: Peer) -> Request:
@@ -48,13 +75,11 @@ def stamp_received(request: Request, source: Peer) -> Request:
     if not elements:
         raise SipParseError(400, "Empty Via")
     top = parse_via(elements[0])
-    changed = top
     if top.has_rport and top.rport is None:
-        changed = changed.with_param("received", _bare_host(source.host))
-        changed = changed.with_param("rport", str(source.port))
+        changed = _stamp(top, _bare_host(source.host), str(source.port))
     elif not _same_address(top.host, source.host):
-        changed = changed.with_param("received", _bare_host(source.host))
-    if changed is top:
+        changed = _stamp(top, _bare_host(source.host), None)
+    else:
         return request
     stamped = str(changed)
     # Every layer above reads the top Via again (transaction matching, validation, routing):

@@ -488,9 +488,9 @@ class TransactionLayer:
                 self.stats.malformed += 1
                 self._reply_stateless(request, source, exc)
                 return
-            self._receive_cancel(request, source, key)
+            self._receive_cancel(request, source, key, size)
             return
-        tx = self._create_server(request, source, key, ack_key)
+        tx = self._create_server(request, source, key, ack_key, size)
         self._run(tx, tx._machine.start())
 
     def _receive_ack(
@@ -511,8 +511,8 @@ class TransactionLayer:
             self.stats.acks_absorbed += 1
         self._run(tx, actions, source)
 
-    def _receive_cancel(self, cancel: Request, source: Peer, key: ServerKey) -> None:
-        cancel_tx = self._create_server(cancel, source, key, None)
+    def _receive_cancel(self, cancel: Request, source: Peer, key: ServerKey, size: int) -> None:
+        cancel_tx = self._create_server(cancel, source, key, None, size)
         cancel_tx._machine.start()  # the CANCEL itself is never passed up
         target = self._by_base.get(key[0])
         if target is None:
@@ -561,8 +561,15 @@ class TransactionLayer:
         return (*ack_key, to_tag), ack_key
 
     def _create_server(
-        self, request: Request, source: Peer, key: ServerKey, ack_key: MatchBase | None
+        self,
+        request: Request,
+        source: Peer,
+        key: ServerKey,
+        ack_key: MatchBase | None,
+        size: int,
     ) -> ServerTransaction:
+        """A server transaction for ``request``, charged ``size`` (its :func:`message_size`,
+        already computed for the limits check)."""
         method = request.method
         reliable = source.reliable
         machine: InviteServer | NonInviteServer
@@ -571,7 +578,7 @@ class TransactionLayer:
         else:
             machine = NonInviteServer(request, reliable=reliable, config=self._config)
         tx = ServerTransaction(self, machine, key, source, ack_key if method == "INVITE" else None)
-        self._charge(tx, message_size(request))
+        self._charge(tx, size)
         self._server[key] = tx
         if method != "CANCEL":
             self._by_base.setdefault(key[0], tx)
