@@ -16,8 +16,8 @@ scores: docs/performance.md, "Camera animation"), and reads only ~0.7 of the hea
   (MediaPipe's face transform is fitted to the landmarks, so an open jaw or raised brows tilt
   it: its pitch error correlates ~0.6 with jawOpen on the renders; the features correct it);
 * only for faces like those it was fitted on: the root mean square of the standardized
-  features (:meth:`Retargeting.distance`) is 0.98 (median), 1.64 (99th percentile) on 80
-  held-out renders of the head (1.95 at most on the 240 it was fitted on) and 1.97-2.3 on the
+  features (:meth:`Retargeting.distance`) is 0.99 (median), 1.71 (99th percentile) on 80
+  held-out renders of the head (1.93 at most on the 240 it was fitted on) and 1.95-2.23 on the
   astronaut photograph (as is, mirrored, at 256x256, turned 10 degrees); up to ``near`` (1.6)
   the map is used, past ``far`` (2.0) MediaPipe's own scores and pitch are, linearly blended
   between. A real face thus keeps (nearly) what MediaPipe reads: the map alone reads the
