@@ -42,6 +42,8 @@ def test_the_f0_of_tones(f0: float, harmonics: bool) -> None:
     assert settled.size == SAMPLE_RATE // HOP - 4
     assert np.all(np.abs(settled / f0 - 1.0) < 0.01), (settled.min(), settled.max())
     assert hops.aperiodicity[4:].max() < 0.1
+    onset = hops.f0[:4]  # windows straddling the onset: unvoiced, or already right
+    assert np.all((onset == 0.0) | (np.abs(onset / f0 - 1.0) < 0.02)), onset
 
 
 def test_a_glide_is_followed() -> None:

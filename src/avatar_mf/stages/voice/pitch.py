@@ -17,11 +17,15 @@ speech and music", JASA 111(4), 2002), steps 2-5:
 * its cumulative-mean-normalized form ``d'(tau) = d(tau) * tau / sum_{1..tau} d``; the first
   lag whose ``d'`` dips below :data:`THRESHOLD`, at the bottom of that dip (the global minimum
   when none dips), refined by a parabola through its neighbours;
-* voiced when that ``d'`` (the aperiodicity) is below :data:`VOICED_BELOW` and the window's
-  level is above :data:`MIN_LEVEL` dB FS; otherwise F0 is 0 (unvoiced or silent).
+* voiced when that ``d'`` (the aperiodicity) is below :data:`VOICED_BELOW` and the level at
+  both ends of the window (its first and last 2 ms) is above
+  :data:`MIN_LEVEL` dB FS, so a window straddling an onset is not read; otherwise F0 is 0
+  (unvoiced or silent).
 
-Cost: about 0.1 ms a 20 ms packet (docs/performance.md, "Voice animation"). Pure numpy,
-sans-IO: :meth:`PitchTracker.push` takes samples and returns the completed hops' values.
+Cost: about 0.1 ms a 20 ms packet of voice, less in pauses (docs/performance.md,
+"Voice-driven animation": ~0.6 % of a core per stream, most of it numpy's per-call
+overhead). Pure numpy, sans-IO: :meth:`PitchTracker.push` takes samples and returns the
+completed hops' values.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ _TAPS: Final = 31
 _CUTOFF: Final = 1000.0
 _FFT: Final = 512
 _STEP: Final = HOP // 2  # a hop at RATE
+_EDGE: Final = 16  # samples (2 ms) at each end of a window that must sound
 
 
 def _lowpass() -> F64:
@@ -109,6 +114,9 @@ class PitchTracker:
     def _analyse(self, x: F64) -> PitchHops:
         """YIN on the (n, WINDOW) windows."""
         n, span, top = x.shape[0], self._span, self._max_lag
+        level = 10.0 * np.log10(np.mean(x * x, axis=1) + 1e-24)
+        if not np.any(level > MIN_LEVEL):  # silence and pauses cost no search
+            return PitchHops(np.zeros(n), np.ones(n))
         both = np.zeros((2 * n, _FFT))
         both[:n, :WINDOW] = x
         both[n:, :span] = x[:, :span]
@@ -137,8 +145,12 @@ class PitchTracker:
         curvature = a - 2.0 * b + c
         shift = np.where(curvature > 1e-12, 0.5 * (a - c) / np.maximum(curvature, 1e-12), 0.0)
         period = tau + np.clip(shift, -0.5, 0.5)
-        rms = np.sqrt(np.mean(x * x, axis=1))
-        level = 20.0 * np.log10(rms + 1e-12)
-        voiced = (aperiodicity < VOICED_BELOW) & (level > MIN_LEVEL)
+        # Both ends of the window must sound: a window straddling an onset or an end has a
+        # silent integration span or lag span, where d' means nothing.
+        edge = _EDGE
+        quietest = np.minimum(energy[:, edge], energy[:, -1] - energy[:, -1 - edge]) / edge
+        sounding = 10.0 * np.log10(quietest + 1e-24) > MIN_LEVEL
+        aperiodicity = np.where(sounding, np.clip(aperiodicity, 0.0, 1.0), 1.0)
+        voiced = aperiodicity < VOICED_BELOW
         f0 = np.where(voiced, RATE / period, 0.0)
-        return PitchHops(f0, np.clip(aperiodicity, 0.0, 1.0))
+        return PitchHops(f0, aperiodicity)
