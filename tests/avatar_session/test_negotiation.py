@@ -275,3 +275,34 @@ def test_capabilities_carry_the_agreement_and_round_trip() -> None:
     }
     back = parse_message(dump_message(message))
     assert isinstance(back, Capabilities) and back == message
+
+
+ALL_INPUTS = NetworkFunctions(
+    animation_data_inputs=frozenset({"text", "voice", "video", "images"}),
+    profiles=MF_PROFILES,
+    formats=MF_FORMATS,
+)
+
+
+def test_voice_and_video_asked_together_video_drives_the_face() -> None:
+    """One source drives a session's face: with both, video (the camera: face and head)."""
+    hello = Hello(id="h", role="sender", animation_inputs=("voice", "text", "video"))
+    result = negotiate(AvatarFeatureTags(), hello, ALL_INPUTS)
+    assert (result.animation_data, result.animation_inputs) == ("network", ("text", "video"))
+    assert [(r.function, r.requested, r.code) for r in result.refused] == [
+        ("animationInputs", "voice", "conflict")
+    ]
+    assert "video" in result.refused[0].reason
+    # Asked alone, each is agreed.
+    for alone in ("voice", "video"):
+        only = negotiate(
+            AvatarFeatureTags(), Hello(id="h", role="sender", animation_inputs=(alone,)), ALL_INPUTS
+        )
+        assert (only.animation_inputs, only.refused) == ((alone,), ())
+
+
+def test_network_animation_data_without_a_list_takes_video_not_voice_unrefused() -> None:
+    hello = Hello(id="h", role="sender", animation_data="network")
+    result = negotiate(AvatarFeatureTags(), hello, ALL_INPUTS)
+    assert result.animation_inputs == ("images", "text", "video")
+    assert result.refused == ()  # the UE asked for no input by name

@@ -11,6 +11,7 @@ import pytest
 
 from avatar_mf.config import (
     STAGE_KINDS,
+    AnimationDataSettings,
     AppConfig,
     ConfigError,
     PipelineConfig,
@@ -100,7 +101,7 @@ def test_options_hold_any_toml_values(write_config: WriteConfig) -> None:
 def test_a_table_without_name_keeps_the_default_implementation(write_config: WriteConfig) -> None:
     path = write_config("[pipeline.animation_data.options]\nvoice = 'en-us'\n")
     stage = load_config(path, env={}).pipeline.animation_data
-    assert stage == StageSettings(name="text", options={"voice": "en-us"})
+    assert stage == AnimationDataSettings(name="text", options={"voice": "en-us"})
 
 
 def test_empty_name_turns_a_function_off_but_not_the_scene(write_config: WriteConfig) -> None:
@@ -203,7 +204,8 @@ def test_options_from_the_environment(raw: str, write_config: WriteConfig) -> No
     path = write_config("[pipeline.animation_data]\nname = 'text'\noptions = { voice = 'de' }\n")
     env = {"AVATAR_MF_PIPELINE__ANIMATION_DATA__OPTIONS": raw}
     stage = load_config(path, env=env).pipeline.animation_data
-    assert stage == StageSettings(name="text", options={"voice": "en-us", "words_per_minute": 150})
+    options = {"voice": "en-us", "words_per_minute": 150}
+    assert stage == AnimationDataSettings(name="text", options=options)
 
 
 def test_options_as_name_value_pairs_are_strings() -> None:
@@ -217,7 +219,7 @@ def test_name_from_the_environment_wins_and_an_empty_one_turns_off(
     path = write_config("[pipeline.animation_data]\nname = 'text'\noptions = { voice = 'de' }\n")
     env = {"AVATAR_MF_PIPELINE__ANIMATION_DATA__NAME": ""}
     stage = load_config(path, env=env).pipeline.animation_data
-    assert stage == StageSettings(name="", options={"voice": "de"})
+    assert stage == AnimationDataSettings(name="", options={"voice": "de"})
     env = {"AVATAR_MF_PIPELINE__SCENE__NAME": "mine", "AVATAR_MF_PIPELINE__CONVERTER__NAME": "x"}
     pipeline = load_config(path, env=env).pipeline
     assert (pipeline.scene.name, pipeline.converter.name) == ("mine", "x")
@@ -263,3 +265,71 @@ def test_unknown_stage_variables(name: str, key_path: str, hint: str | None) -> 
     if hint:
         assert "did you mean AVATAR_MF_PIPELINE__" in problem.message
         assert f"{hint}?)" in problem.message
+
+
+# ------------------------------------------------------ several animation-data stages
+
+LIST_FORM = """\
+[pipeline.animation_data]
+names = ["text", "voice", "camera"]
+[pipeline.animation_data.options.text]
+voice = "en-us"
+[pipeline.animation_data.options.camera]
+workers = 2
+max_rate = 15.0
+"""
+
+
+def test_the_list_form_names_several_stages_each_with_its_options(
+    write_config: WriteConfig,
+) -> None:
+    stage = load_config(write_config(LIST_FORM), env={}).pipeline.animation_data
+    assert stage.name == ""  # the default name is not added to a list
+    assert stage.entries() == (
+        ("text", {"voice": "en-us"}),
+        ("voice", {}),
+        ("camera", {"workers": 2, "max_rate": 15.0}),
+    )
+    single = load_config(None, env={}).pipeline.animation_data
+    assert single.entries() == (("text", {}),)
+    off = load_config(None, env={"AVATAR_MF_PIPELINE__ANIMATION_DATA__NAME": ""})
+    assert off.pipeline.animation_data.entries() == ()
+
+
+def test_the_list_form_from_the_environment_over_the_default_file() -> None:
+    env = {"AVATAR_MF_PIPELINE__ANIMATION_DATA__NAMES": '["text", "voice"]'}
+    stage = load_config(None, env=env).pipeline.animation_data
+    assert [name for name, _ in stage.entries()] == ["text", "voice"]
+
+
+def test_list_form_mistakes_are_problems_naming_the_setting(write_config: WriteConfig) -> None:
+    cases = {
+        "name = 'voice'\nnames = ['text', 'camera']\n": (
+            "names replaces name, so name must be empty or one of names (name = \"voice\")"
+        ),
+        "names = ['text', 'voice', 'text']\n": "lists text more than once",
+        "names = ['text', '']\n": "lists an empty stage name",
+        "names = ['text']\noptions = { workers = 2 }\n": (
+            "with names, options holds one table per listed stage: options.workers names no "
+            "stage of names"
+        ),
+        "names = ['text', 'voice']\noptions = { voice = 3 }\n": (
+            "with names, options.voice must be a table of that stage's options"
+        ),
+    }
+    for body, message in cases.items():
+        path = write_config("[pipeline.animation_data]\n" + body)
+        (problem,) = problems(path)
+        assert problem.startswith(f"{path}:") and "pipeline.animation_data.names: " in problem
+        assert message in problem, problem
+
+
+def test_the_list_form_dumps_and_loads_back(write_config: WriteConfig) -> None:
+    config = load_config(write_config(LIST_FORM), env={})
+    assert load_config(write_config(dump_toml(config), "dumped.toml"), env={}) == config
+
+
+def test_the_lab_example_offers_text_voice_and_camera() -> None:
+    repo = Path(__file__).resolve().parents[2]
+    stage = load_config(repo / "configs" / "example-lab.toml", env={}).pipeline.animation_data
+    assert [name for name, _ in stage.entries()] == ["text", "voice", "camera"]

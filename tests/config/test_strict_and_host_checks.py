@@ -153,3 +153,18 @@ def test_every_integer_number_and_boolean_setting_is_strict() -> None:
     assert len(scalars) > 20
     loose = [".".join(path) for path, field in scalars if Strict(True) not in field.metadata]
     assert loose == []
+
+
+def test_a_listed_animation_data_stage_no_package_provides_is_a_problem(tmp_path: Path) -> None:
+    keys = _host_keys(tmp_path, PIPELINE__ANIMATION_DATA__NAMES='["text", "voise"]')
+    assert keys == ["pipeline.animation_data.names"]
+    config = load_config(
+        None,
+        env={
+            "AVATAR_MF_STORAGE__PATH": str(tmp_path / "storage"),
+            "AVATAR_MF_PIPELINE__ANIMATION_DATA__NAMES": '["text", "voise"]',
+        },
+    )
+    (problem,) = preflight(config)
+    assert "'voise'" in problem.message and "camera" in problem.message
+    assert _host_keys(tmp_path, PIPELINE__ANIMATION_DATA__NAMES='["text", "voice", "camera"]') == []

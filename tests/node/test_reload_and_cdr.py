@@ -60,7 +60,8 @@ def test_the_running_config_takes_only_the_live_settings() -> None:
 SESSION = {
     "call_id": "c1", "from": "sip:alice@ims", "to": "sip:avatar@mf", "identity": "sip:alice@ims",
     "source": "127.0.0.1:5062", "transport": "udp", "room": "r1", "participant_id": "p1",
-    "messages_in": 3, "messages_out": 4, "bytes_in": 30, "bytes_out": 40, "state": "ended",
+    "animation_data": ["voice"], "messages_in": 3, "messages_out": 4, "bytes_in": 30,
+    "bytes_out": 40, "state": "ended",
 }  # fmt: skip
 STREAMS: list[dict[str, object]] = [{"stream_id": 1000, "label": "m", "subprotocol": "meta"}]
 
@@ -71,7 +72,8 @@ def test_a_record_has_every_field_in_order() -> None:
     )
     assert list(record) == [
         "type", "call_id", "from", "to", "identity", "source", "transport", "room",
-        "participant_id", "streams", "messages_in", "messages_out", "bytes_in", "bytes_out",
+        "participant_id", "animation_data", "streams", "messages_in", "messages_out", "bytes_in",
+        "bytes_out",
         "start", "setup_s", "duration_s", "end_reason", "end_text", "failure", "media_layer",
         "audio", "video",
     ]  # fmt: skip
@@ -79,6 +81,7 @@ def test_a_record_has_every_field_in_order() -> None:
     assert (record["setup_s"], record["duration_s"]) == (0.012, 61.5)
     assert (record["end_reason"], record["failure"], record["media_layer"]) == ("bye", False, None)
     assert record["streams"] == STREAMS and record["bytes_out"] == 40
+    assert record["animation_data"] == ["voice"]
 
 
 @pytest.mark.parametrize(

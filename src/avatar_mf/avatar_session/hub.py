@@ -3,7 +3,8 @@
 It provides the channel services for the avatar subprotocols (``3gpp-ar-metadata``,
 ``3gpp-ar-animation``, ``avatar-mf-transfer``). The first avatar channel of a call that opens
 creates the call's :class:`~.session.AvatarSession`, joins the room its Request-URI names and
-opens the session's pipeline (one stage per configured kind, :class:`PipelineStages`); when
+opens the session's pipeline (the configured stages, :class:`PipelineStages`; of several
+animation-data stages the session uses those its hello selects, :mod:`.selection`); when
 the last one closes (BYE, CANCEL, media failure) the session leaves the room, which is
 announced to the others, and its pipeline closes (the participant's leaving runs through the
 scene stage last).
@@ -37,6 +38,7 @@ from avatar_mf.avatar_session.negotiation import (
     with_fallback,
     with_sdp_asks,
 )
+from avatar_mf.avatar_session.selection import Offer
 from avatar_mf.avatar_session.session import (
     AvatarConverter,
     AvatarSession,
@@ -123,6 +125,7 @@ class AvatarHub:
             uploads=UploadSlots(self.settings.max_uploads_per_node),
             play_audio=play_audio,
             avatar_converter=self._avatar_converter(),
+            animation_offers=self.animation_offers,
         )
 
     # -- counters (read by /metrics) ------------------------------------------------------
@@ -209,10 +212,24 @@ class AvatarHub:
             log_extra=context.log_extra,
         )
 
+    def animation_offers(self) -> tuple[Offer, ...]:
+        """The configured animation-data stages and the inputs each takes (selection.py)."""
+        return tuple(
+            Offer(stage.name, tuple(getattr(stage.provider, "animation_inputs", ())))
+            for stage in self.stages
+            if stage.kind == StageKind.ANIMATION_DATA
+        )
+
     def wants_audio(self, call_id: str) -> bool:
-        """The call's avatar session has a stage that takes its decoded voice (``AudioIn``)."""
+        """The call's avatar session has a stage that takes its decoded voice (``AudioIn``)
+        and selected it (its hello agreed voice)."""
         session = self._sessions.get(call_id)
-        return session is not None and not session.closed and session.pipeline.accepts(AudioIn)
+        return (
+            session is not None
+            and not session.closed
+            and session.selection.takes(AudioIn)
+            and session.pipeline.accepts(AudioIn)
+        )
 
     def push_audio(self, call_id: str, pcm: bytes, rtp_timestamp: int, clock_rate: int) -> None:
         """Decoded voice of a call's RTP stream, to its avatar session (if it has one)."""

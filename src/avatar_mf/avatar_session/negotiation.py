@@ -47,6 +47,10 @@ D.3 inputs             H.animationData=ue and inputs   refuse (animationInputs, 
                        agreed inputs                   the UE's inputs in N.inputs (UE order);
                                                        H=network with no inputs listed: all of
                                                        N.inputs
+                       voice and video both agreed     video only (one face source per session:
+                                                       the camera tracks face and head); voice
+                                                       asked: refuse (animationInputs, voice,
+                                                       conflict)
 D.3 animation data     H=network, agreed inputs        network
                        H=network, none agreed          ue; refuse (animationData, network,
                                                        unsupported)
@@ -77,7 +81,7 @@ from typing import Final, Protocol
 
 from avatar_mf.avatar.check import COMMON_CONTENT_TYPE, COMMON_PROFILE
 from avatar_mf.protocol.metadata import Capabilities, ConversionNote, Hello, Placement, Refused
-from avatar_mf.protocol.names import ErrorCode, NegotiatedFunction
+from avatar_mf.protocol.names import AnimationInput, ErrorCode, NegotiatedFunction
 from avatar_mf.sip.feature_tags import AvatarFeatureTags, AvatarSupport
 
 __all__ = [
@@ -319,6 +323,18 @@ def _animation_data(
         agreed = tuple(sorted(available))
     else:
         agreed = ()
+    if _VIDEO in agreed and _VOICE in agreed:  # one face source per session: video wins
+        agreed = tuple(name for name in agreed if name != _VOICE)
+        if _VOICE in asked:
+            refused.append(
+                Refusal(
+                    NegotiatedFunction.ANIMATION_INPUTS,
+                    _VOICE,
+                    ErrorCode.CONFLICT,
+                    "the hello asks for both voice and video; one source drives a session's "
+                    "face, and video (the camera tracks face and head) is used",
+                )
+            )
     if agreed:
         return agreed, "network"
     if ask == "network":
@@ -332,6 +348,11 @@ def _animation_data(
             )
         )
     return (), "ue"
+
+
+#: The two animation inputs that drive the same face continuously (video wins).
+_VOICE: Final = AnimationInput.VOICE.value
+_VIDEO: Final = AnimationInput.VIDEO.value
 
 
 def _common(

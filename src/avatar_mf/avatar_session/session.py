@@ -45,6 +45,7 @@ from typing import Any, Protocol
 from avatar_mf.avatar.vrm import Converted
 from avatar_mf.avatar_session.negotiation import Negotiation, with_sdp_asks
 from avatar_mf.avatar_session.recent_video import RecentPictures
+from avatar_mf.avatar_session.selection import Offer, Selection, select
 from avatar_mf.avatar_session.uploads import Upload, UploadSlots, deadline
 from avatar_mf.channels.base import ChannelContext, ChannelInfo
 from avatar_mf.clock import Clock, TimerHandle, sleep
@@ -76,7 +77,7 @@ from avatar_mf.pipeline.frames import (
 from avatar_mf.pipeline.runner import SessionPipeline
 from avatar_mf.pipeline.stage import StageContext
 from avatar_mf.protocol import metadata as md
-from avatar_mf.protocol.names import ErrorCode
+from avatar_mf.protocol.names import AnimationInput, ErrorCode
 from avatar_mf.protocol.transfer import (
     ChunkError,
     ChunkGap,
@@ -204,6 +205,9 @@ class SessionDeps:
     #: Converts a base avatar to a format the receiver accepts (the converter stage's
     #: provider, TR 26.813 section 4); None: avatars are delivered as stored.
     avatar_converter: AvatarConverter | None = None
+    #: The animation-data stages a new session's pipeline opens, with the inputs each takes
+    #: (read together with ``make_pipeline``); the session selects among them by its hello.
+    animation_offers: Callable[[], Sequence[Offer]] = tuple
 
 
 @dataclass(eq=False)
@@ -270,6 +274,9 @@ class AvatarSession:
             agreed_inputs=self._agreed_inputs,
         )
         self.pipeline = deps.make_pipeline(context, self.deliver)
+        self._offers = tuple(deps.animation_offers())
+        #: Which animation-data stages this session uses (selection.py), by its last hello.
+        self.selection: Selection = select(self._offers, None)
         self._spawn(self.pipeline.start())
         self.pipeline.push(ParticipantJoined(participant.id, display_name=self.identity[:1024]))
 
@@ -374,6 +381,7 @@ class AvatarSession:
         if isinstance(message, md.Hello):
             self.hello = message
             self.send(self.deps.capabilities(self, message))
+            self._select_stages()
             self._receiver_formats()
         elif isinstance(message, md.ExpressionFilter):
             self._expression_filter(message)
@@ -418,10 +426,14 @@ class AvatarSession:
         elif isinstance(message, md.TransferOffer):
             self._incoming_offer(message)
         elif isinstance(message, md.AnimationText):
+            if self._not_agreed(AnimationInput.TEXT, message.id):
+                return
             self.pipeline.push(
                 TextInput(self.id, message.text, message.language, message_id=message.id)
             )
         elif isinstance(message, md.AnimationImage):
+            if self._not_agreed(AnimationInput.IMAGES, message.id):
+                return
             self.pipeline.push(
                 ImageInput(self.id, message.data, message.media_time, message_id=message.id)
             )
@@ -457,6 +469,34 @@ class AvatarSession:
                 )
             )
 
+    def _select_stages(self) -> None:
+        """Select the animation-data stages again from the agreement just made."""
+        agreed = self.agreement.animation_inputs if self.agreement is not None else None
+        selection = select(self._offers, agreed)
+        if selection != self.selection:
+            log.info(
+                "call %s: animation data from %s (stages: %s)",
+                self.call_id,
+                ", ".join(sorted(selection.inputs)) or "nothing",
+                ", ".join(selection.stages) or "none",
+                extra={**self.log_extra, "animation_data": list(selection.stages)},
+            )
+        self.selection = selection
+
+    def _not_agreed(self, name: str, message_id: str) -> bool:
+        """An explicit request for an input the session's hello did not agree: answered."""
+        if self.selection.allows(name):
+            return False
+        self.reply_error(
+            md.MetadataError(
+                ErrorCode.UNSUPPORTED,
+                f"this session's hello did not agree the {name} animation input "
+                f"(agreed: {', '.join(sorted(self.selection.inputs)) or 'none'})",
+                message_id,
+            )
+        )
+        return True
+
     def on_animation_unit(self, unit: bytes, *, is_config: bool) -> None:
         """D.3 UE-centric: one of the UE's own units (validated by the channel adapter)."""
         self.pipeline.push(AnimationUnitFrame(self.id, unit, is_config=is_config))
@@ -464,8 +504,9 @@ class AvatarSession:
     # -- out: what the pipeline produces, to the participants -------------------------------
 
     def on_audio(self, pcm: bytes, rtp_timestamp: int, clock_rate: int) -> None:
-        """20 ms of the participant's decoded voice (its RTP stream), into the pipeline."""
-        if not self.closed:
+        """20 ms of the participant's decoded voice (its RTP stream), into the pipeline when the
+        session selected voice."""
+        if not self.closed and self.selection.allows(AnimationInput.VOICE):
             self.pipeline.push(AudioIn(self.id, pcm, rtp_timestamp, clock_rate))
 
     def on_video(self, picture: Picture, rtp_timestamp: int, keyframe: bool) -> None:
@@ -481,7 +522,8 @@ class AvatarSession:
                 keyframe,
             )
             self._video.add(frame)  # for avatar:generate from video
-            self.pipeline.push(frame)
+            if self.selection.allows(AnimationInput.VIDEO):
+                self.pipeline.push(frame)
 
     def deliver(self, frame: Frame) -> None:
         """The pipeline's sink: route one frame to the participants that get it."""

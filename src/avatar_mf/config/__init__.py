@@ -32,6 +32,7 @@ from avatar_mf.config.problems import ConfigError, ConfigProblem, KeyPath, forma
 from avatar_mf.config.sections import (
     STAGE_KINDS,
     AdminConfig,
+    AnimationDataSettings,
     AppConfig,
     BootstrapConfig,
     CallsConfig,
@@ -51,6 +52,7 @@ __all__ = [
     "EMBEDDED_DEFAULT_SOURCE",
     "STAGE_KINDS",
     "AdminConfig",
+    "AnimationDataSettings",
     "AppConfig",
     "BootstrapConfig",
     "CallsConfig",

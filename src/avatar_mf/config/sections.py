@@ -58,6 +58,7 @@ __all__ = [
     "SECTIONS",
     "STAGE_KINDS",
     "AdminConfig",
+    "AnimationDataSettings",
     "AppConfig",
     "BootstrapConfig",
     "CallsConfig",
@@ -578,6 +579,55 @@ class StageSettings(Section):
     stage itself when the node starts."""
 
 
+class AnimationDataSettings(StageSettings):
+    """``[pipeline.animation_data]``: one animation-data stage (``name``), or several at once
+    (``names``), each session getting those its hello agreed an input of."""
+
+    names: Annotated[tuple[str, ...], AfterValidator(unique)] = ()
+    """Several animation-data stages on this node at once, instead of name: for example
+    ["text", "voice", "camera"]. Each session gets the stages that take an input its hello
+    agreed (text, voice, video, images; docs/operations.md, "Several animation-data stages").
+    With names, options holds one table per listed stage ([pipeline.animation_data.options.camera])
+    and name must be empty or one of names. A listed stage that cannot be built is logged and
+    left out."""
+
+    @field_validator("names")
+    @classmethod
+    def _one_form(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        if not value:
+            return value
+        name = info.data.get("name")
+        if name and name not in value:
+            raise cross_field_error(
+                "names replaces name, so name must be empty or one of names (name = {name})",
+                related="name",
+                name=json.dumps(name),
+            )
+        if any(not name for name in value):
+            raise custom_error("empty_stage_name", "lists an empty stage name")
+        for key, table in (info.data.get("options") or {}).items():
+            if key not in value:
+                raise cross_field_error(
+                    "with names, options holds one table per listed stage: options.{key} names "
+                    "no stage of names",
+                    related="options",
+                    key=key,
+                )
+            if not isinstance(table, Mapping):
+                raise cross_field_error(
+                    "with names, options.{key} must be a table of that stage's options",
+                    related="options",
+                    key=key,
+                )
+        return value
+
+    def entries(self) -> tuple[tuple[str, Mapping[str, Any]], ...]:
+        """(name, options) of every configured stage, in the order configured."""
+        if self.names:
+            return tuple((name, dict(self.options.get(name) or {})) for name in self.names)
+        return ((self.name, self.options),) if self.name else ()
+
+
 class SceneStageSettings(StageSettings):
     """``[pipeline.scene]``: like every stage table, but a node always runs a scene stage."""
 
@@ -605,6 +655,13 @@ def _stage_table(value: object, info: ValidationInfo) -> object:
 _Stage = Annotated[StageSettings, BeforeValidator(_stage_table)]
 
 
+def _single_form(value: object) -> object:
+    """A plain :class:`StageSettings` given in code is the single form of the table."""
+    if isinstance(value, StageSettings) and not isinstance(value, AnimationDataSettings):
+        return {"name": value.name, "options": value.options}
+    return value
+
+
 class PipelineConfig(Section):
     """``[pipeline]``: the avatar pipeline. Each stage kind has a table ``[pipeline.<kind>]``
     naming its implementation (entry point group ``avatar_mf.stages.<kind>``) with
@@ -623,9 +680,12 @@ class PipelineConfig(Section):
     """Base-avatar generation (D.1 network-centric): "procedural" builds a parametric head
     (option resolution: "low", "default" or "high"). Empty: no generation on this node."""
 
-    animation_data: _Stage = StageSettings(name="text")
+    animation_data: Annotated[
+        AnimationDataSettings, BeforeValidator(_stage_table), BeforeValidator(_single_form)
+    ] = AnimationDataSettings(name="text")
     """Animation-data stage (D.3 network-centric): "text" turns text into speech-timed facial
-    animation with espeak-ng. Empty: the MF only relays the UEs' own animation."""
+    animation with espeak-ng, "voice" the caller's RTP voice, "camera" its RTP video or
+    pictures. Empty: the MF only relays the UEs' own animation."""
 
     animation: _Stage = StageSettings(name="receiver")
     """Avatar animation stage (D.4): "receiver" forwards animation units for the receiving UE
@@ -655,7 +715,9 @@ class PipelineConfig(Section):
             table = filled.get(kind)
             if isinstance(table, dict) and "name" not in table:
                 default = cls.model_fields[kind].default
-                filled[kind] = {"name": default.name, **table}
+                # The list form (names) replaces the default name rather than joining it.
+                name = "" if table.get("names") else default.name
+                filled[kind] = {"name": name, **table}
         return filled
 
 

@@ -119,10 +119,10 @@ def _describe_call(
     state: str,
     now: float,
     media: CallMediaSession | None,
-    rooms: dict[str, tuple[str, str]],
+    rooms: dict[str, tuple[str, str, tuple[str, ...]]],
 ) -> dict[str, object]:
     info = call.info
-    room, participant = rooms.get(call.call_id, (None, None))
+    room, participant, animation_data = rooms.get(call.call_id, (None, None, ()))
     entry: dict[str, object] = {
         "call_id": call.call_id,
         "state": state,
@@ -136,6 +136,8 @@ def _describe_call(
         "session_expires": call.session_expires,
         "room": room,
         "participant_id": participant,
+        # The animation-data stages the avatar session uses (its hello's selection).
+        "animation_data": list(animation_data),
         "data_channels": [],
         "messages_in": 0,
         "messages_out": 0,
@@ -439,10 +441,14 @@ class MediaFunction:
     def live_sessions(self) -> list[dict[str, object]]:
         """The calls in progress, pending first, for ``GET /sessions``."""
         media = {s.call.call_id: s for s in self.sessions.sessions}
-        rooms: dict[str, tuple[str, str]] = {}
+        rooms: dict[str, tuple[str, str, tuple[str, ...]]] = {}
         if self.hub is not None:
             for session in self.hub.sessions():
-                rooms[session.call_id] = (session.participant.room.name, session.id)
+                rooms[session.call_id] = (
+                    session.participant.room.name,
+                    session.id,
+                    session.selection.stages,
+                )
         now = self.clock.now()
         out = []
         groups = (("pending", self.ua.pending_calls()), ("established", self.ua.calls()))
@@ -466,10 +472,14 @@ class MediaFunction:
         assert call.end is not None
         now = self.clock.now()
         media = self.sessions.session_of(call.call_id)
-        rooms: dict[str, tuple[str, str]] = {}
+        rooms: dict[str, tuple[str, str, tuple[str, ...]]] = {}
         session = self.hub.session_of(call.call_id) if self.hub is not None else None
         if session is not None:
-            rooms[call.call_id] = (session.participant.room.name, session.id)
+            rooms[call.call_id] = (
+                session.participant.room.name,
+                session.id,
+                session.selection.stages,
+            )
         described = _describe_call(call, "ended", now, media, rooms)
         dc = media.dc if media is not None else None
         streams: list[dict[str, object]] = (

@@ -45,6 +45,7 @@ cdr_log = logging.getLogger("avatar_mf.cdr")
 #: Fields copied from the call's ``/sessions`` description, in record order.
 _SESSION_FIELDS = (
     "call_id", "from", "to", "identity", "source", "transport", "room", "participant_id",
+    "animation_data",
 )  # fmt: skip
 _COUNTERS = ("messages_in", "messages_out", "bytes_in", "bytes_out")
 

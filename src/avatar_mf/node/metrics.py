@@ -222,6 +222,12 @@ METRICS: tuple[MetricSpec, ...] = (
     # -- avatar services and relay
     _g("rooms_active", "Rooms with at least one participant."),
     _g("avatar_sessions_active", "Calls with an avatar session (an avatar channel open)."),
+    _g(
+        "animation_data_sessions",
+        "Avatar sessions using each animation-data stage now (the stages their hello selected: "
+        "text, voice, camera ...), by stage.",
+        "stage",
+    ),
     _c(
         "relay_delivered", "Relayed units/messages handed to a receiver's channel, by kind.", "kind"
     ),
@@ -547,6 +553,15 @@ class NodeCollector(Collector):
         relay = node.relay_metrics
         add("avatar_mf_rooms_active", len(hub.rooms) if hub is not None else 0)
         add("avatar_mf_avatar_sessions_active", hub.session_count if hub is not None else 0)
+        add_counts(
+            "avatar_mf_animation_data_sessions",
+            (
+                ((stage,), 1)
+                for session in (hub.sessions() if hub is not None else ())
+                for stage in session.selection.stages
+            ),
+            [(offer.name,) for offer in hub.animation_offers()] if hub is not None else [],
+        )
         add_counts(
             "avatar_mf_relay_delivered_total",
             [

@@ -49,16 +49,19 @@ def preflight(config: AppConfig) -> list[ConfigProblem]:
         problem("admin.host", local_address_problem(str(config.admin.host)))
     for kind in registry.KINDS:
         setting = getattr(config.pipeline, kind, None)
-        if setting is None or not setting.name:
+        if setting is None:
             continue
+        listed = tuple(getattr(setting, "names", ()))  # [pipeline.animation_data] names
+        key = f"pipeline.{kind}.names" if listed else f"pipeline.{kind}.name"
         names = registry.available(kind)
-        if setting.name not in names:
-            known = ", ".join(sorted(names)) or "none installed"
-            problem(
-                f"pipeline.{kind}.name",
-                f"no installed package provides the {kind} stage {setting.name!r} (entry point "
-                f"group {registry.group(kind)}; available: {known})",
-            )
+        for name in listed or ((setting.name,) if setting.name else ()):
+            if name not in names:
+                known = ", ".join(sorted(names)) or "none installed"
+                problem(
+                    key,
+                    f"no installed package provides the {kind} stage {name!r} (entry point "
+                    f"group {registry.group(kind)}; available: {known})",
+                )
     return problems
 
 

@@ -3,8 +3,14 @@
 Each configured kind names a stage found by entry point (:mod:`avatar_mf.pipeline.registry`)
 and its options table; the factory is called once here, so a bad name or bad options stop the
 node at start-up with a message naming the setting (never at the first call). The built-in
-upload validation runs first in every pipeline; the animation-data stage is optional (a node
+upload validation runs first in every pipeline; the animation-data stages are optional (a node
 without espeak-ng still relays).
+
+``[pipeline.animation_data]`` may name several stages (``names``, each with its options
+table): each is built here, one that fails is logged and left out, and two that take the same
+animation input (the ``animation_inputs`` their providers declare) stop the node, since a
+session's input can go to one stage only. Which of them a session uses is the negotiation's
+(:mod:`avatar_mf.avatar_session.selection`).
 """
 
 from __future__ import annotations
@@ -39,6 +45,18 @@ class StageLoadError(ValueError):
     """A configured stage cannot be built; the message names the setting."""
 
 
+def _entries(setting: StageSetting) -> tuple[tuple[str, Mapping[str, Any]], ...]:
+    """(name, options) of every stage a table configures: one, or a list (``names``)."""
+    entries = getattr(setting, "entries", None)
+    if callable(entries):
+        return tuple(entries())
+    return ((setting.name, setting.options),) if setting.name else ()
+
+
+def _setting_key(kind: str, setting: StageSetting) -> str:
+    return f"pipeline.{kind}.names" if getattr(setting, "names", ()) else f"pipeline.{kind}"
+
+
 def build_stages(
     settings: Mapping[str, StageSetting], *, validator: AvatarValidator
 ) -> list[ConfiguredStage]:
@@ -46,19 +64,27 @@ def build_stages(
     stages = [ConfiguredStage("avatar_validation", "builtin", UploadValidation(validator))]
     for kind in StageKind:
         setting = settings.get(kind.value)
-        if setting is None or not setting.name:
+        if setting is None:
             continue
-        try:
-            provider = registry.create(kind.value, setting.name, setting.options)
-        except Exception as exc:
-            if kind.value in OPTIONAL:  # a missing engine degrades to relay-only, loudly
-                log.warning(
-                    "%s stage %r unavailable, that function is off: %s", kind, setting.name, exc
-                )
-                continue
-            raise StageLoadError(f"pipeline.{kind.value}: {setting.name!r}: {exc}") from exc
-        log.info("pipeline: %s stage %r (%s)", kind, setting.name, options_repr(setting.options))
-        stages.append(ConfiguredStage(kind.value, setting.name, provider))
+        key = _setting_key(kind.value, setting)
+        taken: dict[str, str] = {}  # animation input -> the stage that takes it
+        for name, options in _entries(setting):
+            try:
+                provider = registry.create(kind.value, name, options)
+            except Exception as exc:
+                if kind.value in OPTIONAL:  # a missing engine degrades to relay-only, loudly
+                    log.warning("%s: %s stage %r unavailable, left out: %s", key, kind, name, exc)
+                    continue
+                raise StageLoadError(f"{key}: {name!r}: {exc}") from exc
+            for used in getattr(provider, "animation_inputs", ()):
+                if used in taken:
+                    raise StageLoadError(
+                        f"{key}: {taken[used]!r} and {name!r} both take the {used} input; a "
+                        "session's input goes to one stage: list one of them"
+                    )
+                taken[used] = name
+            log.info("pipeline: %s stage %r (%s)", kind, name, options_repr(options))
+            stages.append(ConfiguredStage(kind.value, name, provider))
     return stages
 
 

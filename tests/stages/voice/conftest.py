@@ -19,7 +19,7 @@ DATA = Path(__file__).parent / "data"
 @pytest.fixture(scope="session")
 def speech() -> list[Utterance]:
     utterances = load_corpus(DATA)
-    assert len(utterances) == 15
+    assert len(utterances) == 16
     return utterances
 
 

@@ -56,11 +56,12 @@ def test_held_out_accuracy_on_recorded_speech(speech: list[Utterance]) -> None:
     """Each group of utterances (one source and speaker) is streamed through a stage whose
     model never heard that speaker (trained on the other groups by the repo's own trainer,
     exported to ONNX and run in onnxruntime like the shipped one): the floor is well under
-    what it reaches (~0.63 5-class, ~0.46 15-class; the goal of 0.75 is the benchmark's)."""
+    what it reaches (~0.61 5-class, ~0.44 15-class over six groups; the goal of 0.75 is the
+    benchmark's)."""
     total, groups = held_out_by_group(
         speech, stage_context(), wrap=lambda m: OnnxVisemeModel(to_onnx(m))
     )
-    assert len(groups) == 5 and total.frames > 1400
+    assert len(groups) == 6 and total.frames > 3000
     assert total.accuracy5 >= 0.55, total
     assert total.accuracy15 >= 0.38, total
     assert all(g.accuracy5 >= 0.45 for g in groups.values()), groups

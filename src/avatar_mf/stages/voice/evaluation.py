@@ -5,7 +5,8 @@ exactly as the media plane delivers them, and keeps what came out after each pac
 :func:`score` compares the stage's per-frame decisions (30 fps) with the phone alignment:
 15-viseme and 5-group accuracy (issue 13's mapping, :mod:`.labels`). A frame the stage gated
 as silence counts as ``sil``. :func:`held_out_by_group` is the honest figure: each group of
-utterances (one source and speaker) scored by a model trained without it. Used by the tests
+utterances (one source and speaker) scored by a model trained without it; :func:`training_set`
+is what every model is trained on (each group weighted alike). Used by the tests
 (with a floor), ``tools/train_voice_visemes.py`` and ``bench/voice_animation.py``.
 """
 
@@ -115,33 +116,58 @@ def group_of(utterance: Utterance) -> str:
     return utterance.name.split("-", 1)[0]
 
 
+def group_weights(groups: list[str], sizes: list[int]) -> NDArray[np.float64]:
+    """Per-row training weights that make every group (source and speaker) count as much
+    as another, whatever its length: each of ``sizes[i]`` rows of a group ``groups[i]`` weighs
+    1 / (the group's total rows). Mean 1 over all rows."""
+    totals: dict[str, int] = {}
+    for group, size in zip(groups, sizes, strict=True):
+        totals[group] = totals.get(group, 0) + size
+    weights = np.concatenate(
+        [np.full(size, 1.0 / totals[group]) for group, size in zip(groups, sizes, strict=True)]
+    )
+    out: NDArray[np.float64] = weights / weights.mean()
+    return out
+
+
+def training_set(
+    utterances: list[Utterance],
+    lookahead: int,
+    *,
+    hops: dict[str, tuple[NDArray[np.float64], NDArray[np.int64]]] | None = None,
+) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.float64]]:
+    """Stacked inputs, labels and group-balancing weights (:func:`group_weights`) of
+    utterances, for :func:`.model.fit`."""
+    rows = [hops[u.name] if hops is not None else hop_inputs(u) for u in utterances]
+    inputs = np.concatenate([stack_context(h, lookahead) for h, _ in rows])
+    labels = np.concatenate([lab for _, lab in rows])
+    weights = group_weights([group_of(u) for u in utterances], [lab.size for _, lab in rows])
+    return inputs, labels, weights
+
+
 def held_out_by_group(
     corpus: list[Utterance],
     context: StageContext,
     *,
-    extra: tuple[NDArray[np.float64], NDArray[np.int64]] | None = None,
+    extra: list[Utterance] | None = None,
     wrap: Callable[[VisemeModel], VisemeClassifier] | None = None,
     **fit_options: Any,
 ) -> tuple[Score, dict[str, Score]]:
     """Leave one group out: each group's utterances are streamed through a stage whose model
-    was trained (:func:`.model.fit`) on the other groups only, plus ``extra`` (stacked
-    inputs, labels: training data that is never scored); ``wrap`` turns the trained model
-    into the classifier the stage runs (e.g. its ONNX export in onnxruntime). The total and
-    the score of every group."""
-    hops = {u.name: hop_inputs(u) for u in corpus}
+    was trained (:func:`.model.fit`, every group weighted alike: :func:`training_set`) on the
+    other groups only, plus ``extra`` (training utterances that are never scored; those of
+    the held-out group's name are left out too); ``wrap`` turns the trained model into the
+    classifier the stage runs (e.g. its ONNX export in onnxruntime). The total and the score
+    of every group."""
+    extra = extra or []
+    hops = {u.name: hop_inputs(u) for u in [*corpus, *extra]}
     lookahead = int(fit_options.pop("lookahead", LOOKAHEAD))
     total = Score(0, 0, 0)
     per_group: dict[str, Score] = {}
     for group in sorted({group_of(u) for u in corpus}):
-        train = [hops[u.name] for u in corpus if group_of(u) != group]
-        inputs = [stack_context(h, lookahead) for h, _ in train]
-        labels = [lab for _, lab in train]
-        if extra is not None:
-            inputs.append(extra[0])
-            labels.append(extra[1])
-        model = fit(
-            np.concatenate(inputs), np.concatenate(labels), lookahead=lookahead, **fit_options
-        )
+        train = [u for u in [*corpus, *extra] if group_of(u) != group]
+        inputs, labels, weights = training_set(train, lookahead, hops=hops)
+        model = fit(inputs, labels, lookahead=lookahead, sample_weight=weights, **fit_options)
         provider = VoiceToAnimation(
             model=wrap(model) if wrap is not None else model, record_decisions=True
         )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cache
 from typing import Final
 
 import numpy as np
@@ -65,6 +66,15 @@ def dct_matrix(bands: int = MEL_BANDS, count: int = CEPSTRA + 1) -> NDArray[np.f
     return out
 
 
+@cache
+def _tables() -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """The window, mel filters and DCT rows every session shares (built once, read-only)."""
+    tables = (np.hamming(WINDOW), mel_filterbank(), dct_matrix())
+    for table in tables:
+        table.setflags(write=False)
+    return tables
+
+
 @dataclass(frozen=True, slots=True)
 class HopFeatures:
     """The features of the hops that one push completed (rows in time order)."""
@@ -81,9 +91,7 @@ class FrontEnd:
     """Cuts a PCM stream into hops and computes their features (one per session)."""
 
     def __init__(self) -> None:
-        self._window = np.hamming(WINDOW)
-        self._mel = mel_filterbank()
-        self._dct = dct_matrix()
+        self._window, self._mel, self._dct = _tables()
         self._buffer = np.zeros(WINDOW, dtype=np.float64)
         self._filled = WINDOW - HOP  # the first hop's window starts with silence
         self._pending = np.zeros(0, dtype=np.float64)

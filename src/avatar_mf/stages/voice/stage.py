@@ -28,7 +28,9 @@ clock (the caller muted, the network dropped the stream), a timer takes over
 (:class:`~avatar_mf.pipeline.stage.TimedStage`): one frame per 1/rate seconds, decided as
 silence, so the face relaxes to neutral and keeps blinking, never frozen. Those frames
 continue the frame count (and the ticks) from where the audio stopped; when packets come
-back the audio takes over again from the next frame not yet shown (no tick twice).
+back the audio takes over again from the next frame not yet shown (no tick twice). The timer
+makes no frames for a session whose last hello no longer agrees the ``voice`` input
+(``StageContext.agreed_inputs``; the session then stops sending its voice here).
 """
 
 from __future__ import annotations
@@ -280,7 +282,12 @@ class VoiceStage(StageBase):
                 await sleep(clock, due - now)
                 continue
             emit = self._emit_out
-            if emit is not None and self._origin is not None:
+            agreed = self._context.agreed_inputs  # a new hello took voice away: stay silent
+            if (
+                emit is not None
+                and self._origin is not None
+                and (agreed is None or "voice" in agreed())
+            ):
                 for out in self._silent_frame():
                     emit(out)
             due += period
