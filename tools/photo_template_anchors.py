@@ -4,7 +4,9 @@ Renders the default head (``avatar.generate.generate_default_head``, seed 0, def
 resolution) from the front with the product's renderer, tracks it with the packaged face
 landmarker and casts each landmark's pixel back onto the mesh (the nearest triangle under it
 and the barycentric coordinates of the point seen there); writes them, with the template's
-part, weld and mirror maps, to ``src/avatar_mf/stages/base_avatar/photo/anchors.npz``, which
+part, weld and mirror maps and the tracker's error on renders of the head at view angles (yaw
+-45..45, pitch -15..15 degrees: ``anchors.measure_views``), to
+``src/avatar_mf/stages/base_avatar/photo/anchors.npz``, which
 the photo generator loads. Run it again whenever the procedural head changes
 (``tests/stages/base_avatar/photo`` checks that the file still matches the head)::
 
@@ -14,9 +16,15 @@ the photo generator loads. Run it again whenever the procedural head changes
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
-from avatar_mf.stages.base_avatar.photo.anchors import ANCHORS_PATH, locate_anchors, save_anchors
+from avatar_mf.stages.base_avatar.photo.anchors import (
+    ANCHORS_PATH,
+    locate_anchors,
+    measure_views,
+    save_anchors,
+)
 
 
 def main() -> int:
@@ -25,6 +33,7 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=1024, help="render size (pixels)")
     args = parser.parse_args()
     anchors, model = locate_anchors(size=args.size)
+    anchors = dataclasses.replace(anchors, views=measure_views(anchors, size=args.size))
     save_anchors(args.output, anchors)
     print(f"{args.output}: {len(anchors.triangles)} anchors on {model.vertex_count} vertices")
     return 0

@@ -132,3 +132,64 @@ async def test_generate_from_the_calls_video(hub: AvatarHub, store: MemoryStore)
     bob.send(AvatarGenerate(id="v2", source="video"))
     await until(lambda: bool(bob.of_type(":error")))
     assert bob.of_type(":error")[0]["code"] == "no-video"
+
+
+def upload_png(ue: Ue, transfer_id: str, data: bytes) -> None:
+    sender = TransferSender(
+        data,
+        transfer_id=transfer_id,
+        max_message_size=65536,
+        avatar_id="depth",
+        stream_id=1001,
+        content_type="image/png",
+    )
+    ue.send(sender.offer(message_id=f"{transfer_id}-offer"))
+    for chunk in sender.chunks():
+        ue.meta_service.on_message(chunk)
+
+
+async def test_generate_with_a_depth_image(hub: AvatarHub, store: MemoryStore) -> None:
+    """``depths`` names each photo's depth image (16-bit PNG) or null: a depth transfer not
+    uploaded -> ``unknown-transfer``, one of another size than its photo -> ``bad-depth``; the
+    session goes on and a matching one builds the avatar."""
+    import io
+
+    from PIL import Image
+
+    skimage_data = pytest.importorskip("skimage.data")
+
+    def depth_png(width: int, height: int) -> bytes:
+        out = io.BytesIO()
+        Image.fromarray(np.full((height, width), 650, dtype=np.uint16)).save(out, format="PNG")
+        return out.getvalue()
+
+    alice = Ue(hub, "c1", ALICE)
+    upload_photo(alice, "astro", np.ascontiguousarray(skimage_data.astronaut()))
+    upload_png(alice, "small", depth_png(256, 256))
+    upload_png(alice, "depth", depth_png(512, 512))
+    await until(lambda: len(alice.of_type(":transfer:complete")) == 3)
+    alice.send(AvatarGenerate(id="d0", photos=("astro",), depths=("never-sent",)))
+    await until(lambda: bool(alice.of_type(":error")))
+    assert alice.of_type(":error")[0]["code"] == "unknown-transfer"
+    alice.send(AvatarGenerate(id="d1", photos=("astro",), depths=("small",)))
+    await until(lambda: len(alice.of_type(":error")) == 2)
+    error = alice.of_type(":error")[1]
+    assert (error["code"], error["inReplyTo"]) == ("bad-depth", "d1")
+    alice.send(AvatarGenerate(id="d2", name="alice", photos=("astro",), depths=("depth",)))
+    await until(lambda: bool(alice.of_type(":avatar:selected")))
+    (selected,) = [m for m in alice.of_type(":avatar:selected") if m.get("inReplyTo") == "d2"]
+    assert (await store.get_record(selected["avatarId"])).owner == ALICE
+    assert len(alice.of_type(":error")) == 2
+
+
+def test_depths_has_one_entry_per_photo() -> None:
+    import json
+
+    from avatar_mf.protocol.metadata import parse_message
+
+    wire = {"type": "urn:3gpp:avatar:v1:avatar:generate", "id": "x", "photos": ["a", "b"],
+            "depths": [None, "d"]}
+    parsed = parse_message(json.dumps(wire))
+    assert isinstance(parsed, AvatarGenerate) and parsed.depths == (None, "d")
+    with pytest.raises(ValueError, match="one entry per photo"):
+        AvatarGenerate(id="x", photos=("a",), depths=("d", None))

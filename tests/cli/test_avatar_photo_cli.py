@@ -3,40 +3,23 @@
 from __future__ import annotations
 
 import json
-import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from avatar_mf.avatar.glb import read_glb
-from avatar_mf.pipeline import registry
 from avatar_mf.stages.base_avatar.photo.images import encode_png
 from tests.cli.test_avatar_cli import Cli
 from tests.storage.conftest import ALICE
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture
-def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cli]:
-    """The CLI, with this tree's entry points (the installed metadata may predate 'photo')."""
-    info = tmp_path / "entry_points" / "avatar_mf_photo_entry_points-0.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: avatar-mf-photo-entry-points\nVersion: 0\n"
-    )
-    groups = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"]
-    lines = [f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in entries.items())
-             for group, entries in groups.items()]
-    (info / "entry_points.txt").write_text("".join(lines))
-    monkeypatch.syspath_prepend(str(info.parent))
-    registry.refresh()
+def cli(tmp_path: Path) -> Cli:
+    """The CLI on a fresh storage, large enough for a generated photo avatar."""
     cli = Cli(tmp_path)
     cli.max_avatar_size = 16 * 1024 * 1024
-    yield cli
-    registry.refresh()
+    return cli
 
 
 def test_generate_from_a_photo_then_export_the_glb(cli: Cli, tmp_path: Path) -> None:
@@ -67,3 +50,30 @@ def test_a_photo_without_a_face_fails_with_its_code(cli: Cli, tmp_path: Path) ->
     assert "no-face" in err
     code, _, err = cli("export", "0" * 32, "-o", str(tmp_path / "x.glb"))
     assert code == 1
+
+
+def test_a_depth_image_follows_its_photo(
+    cli: Cli, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import io
+
+    from PIL import Image
+
+    photo = tmp_path / "grey.png"
+    photo.write_bytes(encode_png(np.full((480, 640, 3), 128, dtype=np.uint8)))
+    depth = tmp_path / "depth.png"
+    out = io.BytesIO()
+    Image.fromarray(np.full((240, 320), 700, dtype=np.uint16)).save(out, format="PNG")
+    depth.write_bytes(out.getvalue())
+    # Of another size than its photo: refused with bad-depth before any face is looked for.
+    code, stdout, err = cli("generate", "--photo", str(photo), "--depth", str(depth),
+                            "--owner", ALICE)
+    assert (code, stdout) == (1, "")
+    assert "bad-depth" in err
+    # --depth belongs to the --photo before it: none before, or two for one, is a usage error.
+    for args in (("--depth", str(depth), "--photo", str(photo)),
+                 ("--photo", str(photo), "--depth", str(depth), "--depth", str(depth))):
+        with pytest.raises(SystemExit) as exited:  # argparse's usage error
+            cli("generate", *args, "--owner", ALICE)
+        assert exited.value.code == 2
+        assert "--depth FILE follows" in capsys.readouterr().err

@@ -367,15 +367,17 @@ def dtls_client_hello() -> bytes:
 def test_stray_dtls_client_hello_does_not_end_the_call(mf: MfProcess) -> None:
     """A call whose offer declares the UE's DTLS address 127.0.0.1:49180 (no ICE). A ClientHello
     from another address to the MF's media port must not touch the call: the MF is the DTLS
-    client here (a=setup:active), its peer is the declared address. (It used to latch to the
-    stray source, fail its handshake and send BYE "media failed: dtls handshake failed".)
+    client here (the offer says a=setup:passive, so the answer says a=setup:active; an
+    actpass offer without ICE is answered passive), its peer is the declared address. (It used
+    to latch to the stray source, fail its handshake and send BYE "media failed: dtls
+    handshake failed".)
     The same happens under load when SIPp calls all declare one port and an MF media socket of
     another call is bound on it."""
     with SipSocket("udp", mf) as peer:
         invite = peer.request(
             "INVITE",
             headers=(("Content-Type", "application/sdp"),),
-            body=FIXTURE_SDP.read_bytes(),
+            body=FIXTURE_SDP.read_bytes().replace(b"a=setup:actpass", b"a=setup:passive"),
         )
         peer.send(invite)
         ok = peer.final()

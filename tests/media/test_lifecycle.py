@@ -25,7 +25,7 @@ from avatar_mf.media import (
     StreamSpec,
     UnknownStreamError,
 )
-from avatar_mf.media.ue_side import UeDataChannels, connect_to_mf
+from avatar_mf.media.ue_side import UeDataChannels, as_remote, connect_to_mf
 from avatar_mf.testing.clock import FakeClock
 
 from .conftest import HOST, STEP, udp_socket_count
@@ -89,6 +89,13 @@ async def test_setup_timeout_with_silent_peer_releases_everything(
     await asyncio.sleep(0.05)
     if setup != "passive":
         assert peer.received > 0  # ClientHello / STUN checks went out, unanswered
+        # DTLS and SCTP exist once the path is up: at once without ICE, after ICE with it.
+        assert session.transports_created == (not ice)
+    else:
+        # The DTLS server without ICE waits for the peer's first record: nothing is sent,
+        # and no DTLS transport, SCTP association or channel object exists (issue 16).
+        assert peer.received == 0 and not session.transports_created
+        assert dict(session.channels) == {} and set(session.streams) == {0, 1000}
     clock.advance(9.9)
     state_before: str = session.state
     assert state_before == "connecting"
@@ -241,3 +248,37 @@ async def test_offerer_rejects_bad_answers(mf_factory: DataChannelEndpointFactor
             offer.start()  # no remote parameters yet
     finally:
         await offer.close()
+
+
+async def test_passive_session_is_built_when_the_peers_first_record_arrives(
+    mf_factory: DataChannelEndpointFactory,
+) -> None:
+    ue = UeDataChannels(HOST, ice=False)
+    mf_events, ue_events = SessionEventQueue(), SessionEventQueue()
+    ue_session = await ue.offer(STREAMS, on_event=ue_events, setup="actpass")
+    mf = await mf_factory.create(
+        as_remote(ue_session.local), STREAMS, on_event=mf_events, setup="passive"
+    )
+    try:
+        await ue_session.set_remote(as_remote(mf.local))
+        assert (mf.dtls_role, ue_session.dtls_role) == ("server", "client")
+        mf.start()
+        await asyncio.sleep(0.05)
+        assert mf.state == "connecting" and not mf.transports_created
+        assert dict(mf.channels) == {} and set(mf.streams) == {0, 1000}
+        with pytest.raises(ChannelNotOpenError):
+            mf.send(0, "too early")
+        assert mf.buffered_amount(0) == 0
+        mf.close_stream(1000)  # a stream without a channel yet is just forgotten
+        assert set(mf.streams) == {0}
+        mf.add_streams([StreamSpec(1000)])
+        ue_session.start()  # the UE's ClientHello starts the MF's side
+        await wait_open(mf_events, [0, 1000])
+        await wait_open(ue_events, [0, 1000])
+        assert mf.transports_created and set(mf.channels) == {0, 1000}
+        mf.send(1000, "hello")
+        async with asyncio.timeout(STEP):
+            assert (await ue_events.wait_for(MessageReceived)).data == "hello"
+    finally:
+        await mf.close()
+        await ue_session.close()

@@ -64,7 +64,7 @@ EXPECTED_IMS_ANSWER = (
     "m=application 40000 UDP/DTLS/SCTP webrtc-datachannel\r\n"
     "b=AS:500\r\n"
     f"a=fingerprint:{LOCAL_FP}\r\n"
-    "a=setup:active\r\n"
+    "a=setup:passive\r\n"
     f"a=tls-id:{LOCAL_TLS_ID}\r\n"
     "a=sctp-port:5000\r\n"
     "a=max-message-size:65536\r\n"
@@ -88,14 +88,14 @@ def test_ims_fixture_answer() -> None:
     assert (app.media, app.port) == ("application", 40000)
     assert stream_ids(app.attrs) == [0, 10, 1000, 1002]
     assert not any(app.has_attribute(n) or sd.has_attribute(n) for n in ICE_NAMES)
-    assert app.attribute_value("setup") == "active"
+    assert app.attribute_value("setup") == "passive"
     assert (app.attribute_value("fingerprint") or "").startswith("sha-256 ")
     assert [a.value for a in app.attributes("dcsa")] == ["1000 3gpp-req-app:avatar"]
     assert not sd.has_attribute("group")
 
     dc = result.plan.datachannel
     assert dc is not None and dc.index == 1
-    assert dc.local_setup == "active" and dc.dtls_role == "client"
+    assert dc.local_setup == "passive" and dc.dtls_role == "server"
     assert dc.new_association and not dc.needs_ice
     assert [d.stream_id for d in dc.changes.opened] == [0, 10, 1000, 1002]
     assert dc.changes.kept == () and dc.changes.closed == ()
@@ -109,21 +109,33 @@ def test_ims_fixture_answer() -> None:
 def test_two_phase_api_matches_build_answer() -> None:
     offer = parse_sdp(IMS_OFFER)
     plan = plan_answer(offer)
-    assert plan.datachannel is not None and plan.datachannel.local_setup == "active"
+    assert plan.datachannel is not None and plan.datachannel.local_setup == "passive"
     sd = render_answer(
         plan, dc_params(), local_address="192.0.2.10", session_id=7, session_version=1
     )
     assert serialize_sdp(sd) == EXPECTED_IMS_ANSWER
 
 
+def test_actpass_is_answered_passive_without_ice_and_active_with_ice() -> None:
+    # RFC 8842 5.3 leaves the choice to the answerer: the IMS path (no ICE) waits for the
+    # UE's ClientHello, the ICE path starts DTLS at once (RFC 5763 5's recommendation).
+    ims = answer(IMS_OFFER).sdp.media[1]
+    assert "a=setup:actpass" in IMS_OFFER.decode() and ims.attribute_value("setup") == "passive"
+    browser = answer(BROWSER_OFFER, datachannel=dc_params(ice=LOCAL_ICE)).sdp.media[0]
+    assert "a=setup:actpass" in BROWSER_OFFER.decode()
+    assert browser.attribute_value("setup") == "active"
+
+
 def test_policy_choices() -> None:
-    passive = AnswerPolicy(actpass_setup_without_ice="passive", echo_dcsa=frozenset())
-    app = answer(IMS_OFFER, policy=passive).sdp.media[1]
-    assert app.attribute_value("setup") == "passive"
+    active = AnswerPolicy(actpass_setup_without_ice="active", echo_dcsa=frozenset())
+    app = answer(IMS_OFFER, policy=active).sdp.media[1]
+    assert app.attribute_value("setup") == "active"
     assert not app.has_attribute("dcsa")
     # The override only applies without ICE.
+    passive = AnswerPolicy(actpass_setup="passive", actpass_setup_without_ice=None)
     browser = answer(BROWSER_OFFER, policy=passive, datachannel=dc_params(ice=LOCAL_ICE))
-    assert browser.sdp.media[0].attribute_value("setup") == "active"
+    assert browser.sdp.media[0].attribute_value("setup") == "passive"
+    assert answer(IMS_OFFER, policy=passive).sdp.media[1].attribute_value("setup") == "passive"
 
 
 @pytest.mark.parametrize(("offered", "answered"), [("active", "passive"), ("passive", "active")])
@@ -342,7 +354,7 @@ def test_reoffer_adding_stream_1004_mid_call() -> None:
     dc = plan.datachannel
     assert dc is not None
     assert not dc.new_association
-    assert dc.local_setup == "active" and dc.previous_tls_id == LOCAL_TLS_ID
+    assert dc.local_setup == "passive" and dc.previous_tls_id == LOCAL_TLS_ID
     assert [d.stream_id for d in dc.changes.opened] == [1004]
     assert [d.stream_id for d in dc.changes.kept] == [0, 10, 1000, 1002]
     assert dc.changes.closed == ()
@@ -353,7 +365,7 @@ def test_reoffer_adding_stream_1004_mid_call() -> None:
     app = sd.media[1]
     assert stream_ids(app.attrs) == [0, 10, 1000, 1002, 1004]
     assert app.attribute_value("tls-id") == LOCAL_TLS_ID
-    assert app.attribute_value("setup") == "active"
+    assert app.attribute_value("setup") == "passive"
     assert len(sd.media) == 2 and sd.media[0].port == 0
     assert versioned_answer(first.sdp, sd).origin.sess_version == "2"
     with pytest.raises(ValueError, match="repeat the previous tls-id"):
@@ -420,10 +432,10 @@ def test_reoffer_with_new_tls_id_is_a_new_association() -> None:
 
 
 def test_reoffer_forcing_a_role_conflict_is_a_new_association() -> None:
-    first = answer(IMS_OFFER)  # MF is active
-    result = answer(reoffer(replace={"a=setup": "a=setup:active"}), previous=first.negotiated)
+    first = answer(IMS_OFFER)  # MF is passive
+    result = answer(reoffer(replace={"a=setup": "a=setup:passive"}), previous=first.negotiated)
     dc = result.plan.datachannel
-    assert dc is not None and dc.new_association and dc.local_setup == "passive"
+    assert dc is not None and dc.new_association and dc.local_setup == "active"
 
 
 def test_reoffer_without_tls_id_keeps_association_when_transport_unchanged() -> None:

@@ -368,6 +368,51 @@ def test_invite_server_sends_100_trying_at_once() -> None:
     assert len(tu.requests) == 1 and tu.requests[0][0].state is State.PROCEEDING
 
 
+SLOW_TRYING = TimerConfig(trying=0.1)  # the node's: 100 Trying only for a slow answer
+
+
+@pytest.mark.parametrize("source", [UDP, TCP])
+def test_a_quick_answer_goes_without_100_trying(source: Peer) -> None:
+    # RFC 3261 17.2.1: no 100 is needed when the TU answers within 200 ms.
+    layer, clock, send, tu = make_layer(timers=SLOW_TRYING)
+    invite = req("INVITE")
+    layer.receive(invite, source)
+    assert send.statuses() == [] and clock.pending == 1  # the Trying timer
+    tx = tu.requests[0][0]
+    clock.advance(0.099)
+    tx.respond(make_response(invite, 200, to_tag="uas1"))
+    clock.advance(1.0)
+    assert send.statuses() == [200]
+
+
+def test_a_slow_answer_gets_100_trying_at_100_ms_then_the_answer() -> None:
+    layer, clock, send, tu = make_layer(timers=SLOW_TRYING)
+    invite = req("INVITE")
+    layer.receive(invite, UDP)
+    clock.advance(0.099)
+    assert send.statuses() == []
+    clock.advance(0.001)
+    assert [(t, m.status) for t, m, _ in send.sent if isinstance(m, Response)] == [(0.1, 100)]
+    assert send.sent[0][1].headers.get("To") == invite.headers.get("To"), "no To tag on 100"
+    clock.advance(5.0)
+    assert send.statuses() == [100], "one 100 only"
+    tx = tu.requests[0][0]
+    tx.respond(make_response(invite, 200, to_tag="uas1"))
+    assert send.statuses() == [100, 200]
+
+
+def test_a_provisional_from_the_tu_or_a_retransmission_replaces_the_timers_100() -> None:
+    layer, clock, send, tu = make_layer(timers=SLOW_TRYING)
+    ringing_invite = req("INVITE")
+    retransmitted = req("INVITE", branch="z9hG4bKbbb", call_id="call-2@10.0.0.1")
+    layer.receive(ringing_invite, UDP)
+    tu.requests[0][0].respond(make_response(ringing_invite, 180, to_tag="uas1"))
+    layer.receive(retransmitted, UDP)
+    layer.receive(retransmitted, UDP)  # Timer A: a 100 at once, and no second one at 100 ms
+    clock.advance(1.0)
+    assert send.statuses() == [180, 100]
+
+
 def test_retransmitted_invite_in_proceeding_resends_the_last_provisional() -> None:
     layer, clock, send, tu = make_layer()
     invite = req("INVITE")

@@ -237,14 +237,32 @@ class InviteServerMachine(_Harness):
         self.passed_up_invite = 0
         self.final: Response | None = None
 
-    @initialize(reliable=st.booleans())
-    def start(self, reliable: bool) -> None:
+    @initialize(reliable=st.booleans(), trying=st.sampled_from([0.0, 0.1]))
+    def start(self, reliable: bool, trying: float) -> None:
         self.reliable = reliable
-        self.machine = InviteServer(self.invite, reliable=reliable, config=CONFIG)
+        config = TimerConfig(trying=trying)
+        self.machine = InviteServer(self.invite, reliable=reliable, config=config)
         actions = self.apply(self.machine.start(), S.PROCEEDING)
-        assert isinstance(actions[0], Send) and isinstance(actions[0].message, Response)
-        assert actions[0].message.status == 100, "100 Trying at once"
+        if trying:  # the node's: 100 Trying only if the TU has not answered at 100 ms
+            assert actions[0] == StartTimer(TimerName.TRYING, trying)
+        else:
+            assert isinstance(actions[0], Send) and isinstance(actions[0].message, Response)
+            assert actions[0].message.status == 100, "100 Trying at once"
         self.count_to_tu(actions, S.PROCEEDING)
+
+    @rule()
+    def trying_timer(self) -> None:
+        # The Trying timer sends one 100, and only while no response was sent.
+        before = self.machine.state
+        sent_before = self.machine.last_response
+        armed = TimerName.TRYING in self.armed
+        actions = self.fire(TimerName.TRYING)
+        if armed:
+            assert before is S.PROCEEDING and sent_before is None
+            assert len(actions) == 1 and isinstance(actions[0], Send)
+            assert isinstance(actions[0].message, Response) and actions[0].message.status == 100
+        else:
+            assert actions == []
 
     def count_to_tu(self, actions: list[Action], before: State) -> None:
         for action in actions:
@@ -289,6 +307,7 @@ class InviteServerMachine(_Harness):
             return
         actions = self.apply(self.machine.on_tu_response(response), before)
         assert Send(response) in actions
+        assert TimerName.TRYING not in self.machine.armed_timers, "a 100 after the TU's response"
         if status >= 200:
             self.final = response
 

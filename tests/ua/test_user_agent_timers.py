@@ -16,6 +16,7 @@ import pytest
 
 from avatar_mf.sip.message import Request
 from avatar_mf.sip.peer import Peer
+from avatar_mf.sip.timers import NODE_TRYING, TimerConfig
 from avatar_mf.testing.sip import (
     DEFAULT_UA_CONFIG,
     UE_TCP,
@@ -339,6 +340,36 @@ async def test_answer_delay_runs_on_the_clock(make_mf: MakeMf) -> None:
     assert ok.status == 200
     await mf.deliver(ue.ack(ok))
     await hang_up(mf, ue)
+
+
+@pytest.mark.parametrize(("answer_delay", "statuses"), [(0.0, [200]), (2.0, [100, 200])])
+async def test_the_nodes_100_trying_only_for_a_slow_answer(
+    answer_delay: float, statuses: list[int]
+) -> None:
+    """With the node's timers (RFC 3261 17.2.1): an INVITE answered at once gets its 200 and no
+    100; one answered after 2 s gets 100 Trying at 100 ms, then the 200."""
+    mf = UaHarness(
+        replace(DEFAULT_UA_CONFIG, answer_delay=answer_delay),
+        timers=TimerConfig(trying=NODE_TRYING),
+    )
+    try:
+        ue = UacDialogState()
+        await mf.deliver(ue.invite(OFFER))
+        if answer_delay:
+            await mf.advance(NODE_TRYING - EPS)
+            assert mf.wire.statuses("INVITE") == []
+            await mf.advance(EPS)
+            assert mf.wire.statuses("INVITE") == [100]
+            await mf.advance(answer_delay)
+        ok = mf.wire.final("INVITE")
+        assert mf.wire.statuses("INVITE") == statuses
+        await mf.deliver(ue.ack(ok))
+        await mf.advance(1.0)
+        assert mf.wire.statuses("INVITE") == statuses
+        await hang_up(mf, ue)
+        await mf.assert_idle()
+    finally:
+        mf.close()
 
 
 async def test_cancel_during_the_answer_delay(make_mf: MakeMf) -> None:

@@ -107,9 +107,9 @@ from avatar_mf.storage.model import check_content_type
 log = logging.getLogger(__name__)
 
 #: Uploads of these content types are photos for ``avatar:generate`` (kept in the call, not
-#: stored); PHOTOS_KEPT the most a call keeps.
+#: stored); PHOTOS_KEPT the most a call keeps (four photos and a depth image each).
 PHOTO_TYPES = frozenset({"image/jpeg", "image/png"})
-PHOTOS_KEPT = 4
+PHOTOS_KEPT = 8
 
 #: Seconds after a grant's expiry at which its use is re-checked (the loop clock and the wall
 #: clock of the authorizer are read separately: checking a hair late never sees it still valid).
@@ -398,7 +398,10 @@ class AvatarSession:
                     )
                 )
                 return
-            missing = [t for t in message.photos if t not in self._photos]
+            missing = [
+                t for t in (*message.photos, *message.depths)
+                if t is not None and t not in self._photos
+            ]
             if missing:
                 self.reply_error(
                     md.MetadataError(
@@ -415,6 +418,9 @@ class AvatarSession:
                     name=message.name or "avatar",
                     seed=message.seed,
                     images=tuple(self._photos[t] for t in message.photos),
+                    depths=tuple(
+                        None if t is None else self._photos[t] for t in message.depths
+                    ),
                     message_id=message.id,
                     video=video,
                 )

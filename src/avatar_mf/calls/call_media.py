@@ -268,7 +268,7 @@ class CallMediaSession:
                 self.dc.start()
             else:
                 for gone in dc.changes.closed:
-                    if gone.stream_id in self.dc.channels:
+                    if gone.stream_id in self.dc.streams:
                         self.dc.close_stream(gone.stream_id)
                 if dc.changes.opened:
                     self.dc.add_streams(stream_spec(m) for m in dc.changes.opened)

@@ -12,8 +12,8 @@
     avatar-mf avatar revoke GRANT_ID
     avatar-mf avatar delete AVATAR_ID
     avatar-mf avatar prune [--retention SECONDS]
-    avatar-mf avatar generate --owner IDENTITY [--name N] [--photo FILE ...] [--generator G]
-                              [--seed N] [--json]
+    avatar-mf avatar generate --owner IDENTITY [--name N] [--photo FILE [--depth FILE] ...]
+                              [--generator G] [--seed N] [--json]
     avatar-mf avatar export AVATAR_ID -o FILE.glb
     avatar-mf avatar check FILE [--json]         (cli/check.py: common format conformance)
 
@@ -178,6 +178,12 @@ async def _generate(args: argparse.Namespace, context: CliContext, store: Filesy
     from avatar_mf.stages.base_avatar import AvatarRequest, BaseAvatarGenerator
 
     photos: list[bytes] = [await asyncio.to_thread(path.read_bytes) for path in args.photo]
+    depths: list[bytes | None] = [
+        None if path is None else await asyncio.to_thread(path.read_bytes)
+        for path in args.depth
+    ]
+    if not any(depth is not None for depth in depths):
+        depths = []
     # --generator names another implementation, with its own defaults; else the configured
     # one, or the photo generator when there are photos and the configured one is not it.
     stage = args.app_config.pipeline.base_avatar
@@ -199,7 +205,7 @@ async def _generate(args: argparse.Namespace, context: CliContext, store: Filesy
         from avatar_mf.stages.base_avatar.photo.generator import photos_key
 
         metadata = {"generator": name, "photos": str(len(photos)),
-                    "photos_sha256": photos_key(photos, args.name)}
+                    "photos_sha256": photos_key(photos, args.name, depths)}
         for record in await store.list(owner=args.owner):
             if record.metadata.get("photos_sha256") == metadata["photos_sha256"]:
                 return _print_record(record, args, context)  # the cache: built before
@@ -209,7 +215,7 @@ async def _generate(args: argparse.Namespace, context: CliContext, store: Filesy
         return EXIT_FAILED
     request = AvatarRequest(
         participant="cli", identity=args.owner, name=args.name, seed=args.seed,
-        images=tuple(photos),
+        images=tuple(photos), depths=tuple(depths),
     )
     try:
         avatar = await asyncio.to_thread(generator.generate, request)
@@ -239,6 +245,25 @@ def _print_record(record: AvatarRecord, args: argparse.Namespace, context: CliCo
     return EXIT_OK
 
 
+class _PhotoAction(argparse.Action):
+    """``--photo FILE``: appended to ``photo``, with no depth yet (``depth`` kept parallel)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        namespace.photo = [*namespace.photo, values]
+        namespace.depth = [*namespace.depth, None]
+
+
+class _DepthAction(argparse.Action):
+    """``--depth FILE``: the depth image of the ``--photo`` just before it."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        if not namespace.depth or namespace.depth[-1] is not None:
+            parser.error("--depth FILE follows the --photo FILE it belongs to (one each)")
+        namespace.depth = [*namespace.depth[:-1], values]
+
+
 def _generate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--owner", required=True, metavar="IDENTITY", help="owner: sip:user@host or tel:+number"
@@ -248,11 +273,20 @@ def _generate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--photo",
         type=Path,
-        action="append",
+        action=_PhotoAction,
         default=[],
         metavar="FILE",
         help="a JPEG or PNG photo of the owner's face (repeat for front, left, right): the "
         "avatar is built from them by the 'photo' generator",
+    )
+    parser.add_argument(
+        "--depth",
+        type=Path,
+        action=_DepthAction,
+        default=[],
+        metavar="FILE",
+        help="the depth image of the --photo just before it: 16-bit greyscale PNG of the "
+        "photo's size, millimetres, 0 unknown (docs/avatars.md)",
     )
     parser.add_argument(
         "--generator",

@@ -9,6 +9,7 @@ It is full ICE, no trickle: the remote candidates come with the SDP and end ther
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from aioice import Candidate, Connection
 
@@ -143,6 +144,11 @@ class IcePacketTransport:
         for candidate in candidates:
             await connection.add_remote_candidate(candidate)
         await connection.add_remote_candidate(None)
+
+    def on_first_datagram(self, callback: Callable[[], None]) -> None:
+        """With ICE the session starts at once whatever its DTLS role: ICE's own
+        connectivity checks must run both ways before any DTLS record can arrive."""
+        callback()
 
     async def connect(self) -> None:
         if not self._remote_set:

@@ -8,6 +8,7 @@ provide exactly that, plus the lifecycle the session drives.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from avatar_mf.media.params import LocalIce, RemoteParams
@@ -41,6 +42,12 @@ class PacketPath(Protocol):
     def set_dtls_role(self, role: str) -> None:
         """The local DTLS role ("client" or "server"), known before :meth:`connect`: a path
         without ICE uses it to decide which datagrams may pick the peer's address."""
+        ...
+
+    def on_first_datagram(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once, when the first datagram for the DTLS layer arrives (at once
+        if one is already waiting). A session that is the DTLS server on this path starts
+        its association then, not before (nothing is built for a peer that never speaks)."""
         ...
 
     async def connect(self) -> None:

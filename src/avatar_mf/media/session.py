@@ -10,6 +10,14 @@ The same class serves the MF (answerer) and test UEs (offerer); a
 Channels are pre-negotiated (RFC 8832 is not used: no DCEP open): one per
 :class:`~avatar_mf.media.params.StreamSpec`, ``negotiated=True, id=stream_id`` (RFC 8831
 section 6.5, RFC 8864). Events go to the ``on_event`` handler (see :mod:`.events`).
+
+Nothing a call may never use is built before it is needed (issue 16: a SIP-only peer such as
+SIPp, which never speaks DTLS, costs a socket and a timer, nothing more): the DTLS transport, the
+SCTP association and the channel objects are created when the association starts, and a session
+that is the DTLS server on a path without ICE (the MF answering an ``actpass`` IMS offer
+``passive``, RFC 8842 section 5.3) starts only when the peer's first DTLS record arrives
+(:meth:`PacketPath.on_first_datagram`). Until then :attr:`DataChannelSession.channels` is empty;
+:attr:`DataChannelSession.streams` lists the negotiated streams all along.
 """
 
 from __future__ import annotations
@@ -109,17 +117,12 @@ class DataChannelSession:
         self._setup_task: asyncio.Task[None] | None = None
         self._release_task: asyncio.Task[None] | None = None
 
-        # RTCDtlsTransport is typed against RTCIceTransport but uses only role/_recv/_send,
-        # which every PacketPath provides (see packet_path.py).
-        # Audio BUNDLEd with the data channel shares this DTLS transport (media.srtp_path).
-        self._dtls = BundledDtlsTransport(cast(RTCIceTransport, path), [certificate])
-        self._sctp = ImsSctpTransport(
-            self._dtls,
-            port=local.sctp_port,
-            user_data_max_length=user_data_max_length,
-            on_state=self._on_sctp_state,
-            tuning=sctp_tuning,
-        )
+        # DTLS, SCTP and the channel objects: created by _transports() when first needed.
+        self._certificate = certificate
+        self._user_data_max_length = user_data_max_length
+        self._sctp_tuning = sctp_tuning
+        self._dtls: BundledDtlsTransport | None = None
+        self._sctp: ImsSctpTransport | None = None
         self._specs: dict[int, StreamSpec] = {}
         self._channels: dict[int, RTCDataChannel] = {}
         self._opened: set[int] = set()
@@ -150,13 +153,21 @@ class DataChannelSession:
 
     @property
     def channels(self) -> Mapping[int, RTCDataChannel]:
-        """Live data channels by stream id (a read-only view; closed channels leave it)."""
+        """Live data channels by stream id (a read-only view; closed channels leave it).
+        Empty until the association starts (the channel objects are created then)."""
         return types.MappingProxyType(self._channels)
 
     @property
     def streams(self) -> Mapping[int, StreamSpec]:
-        """The spec of every live channel by stream id."""
+        """The spec of every live stream by stream id, its channel created or not yet."""
         return types.MappingProxyType(self._specs)
+
+    @property
+    def transports_created(self) -> bool:
+        """Whether the DTLS transport and SCTP association exist yet (they are created when
+        the association starts: at :meth:`start`, or at the peer's first DTLS record when
+        this side is the DTLS server on a path without ICE)."""
+        return self._dtls is not None
 
     @property
     def open_sockets(self) -> int:
@@ -190,7 +201,16 @@ class DataChannelSession:
         self._state = "connecting"
         self._started_at = self._clock.now()
         self._timer = self._clock.call_later(self._setup_timeout, self._on_setup_timeout)
-        self._setup_task = asyncio.create_task(self._connect(self._remote))
+        if self._dtls_role == "server" and self._path.local_ice is None:
+            # The peer speaks first: no task, no DTLS or SCTP object until it does (a peer
+            # that never speaks DTLS costs nothing more; the setup timer ends the session).
+            self._path.on_first_datagram(self._peer_spoke)
+        else:
+            self._setup_task = asyncio.create_task(self._connect(self._remote))
+
+    def _peer_spoke(self) -> None:
+        if self._state == "connecting" and self._setup_task is None and self._remote is not None:
+            self._setup_task = asyncio.create_task(self._connect(self._remote))
 
     def add_streams(self, specs: Iterable[StreamSpec]) -> None:
         """Add pre-negotiated channels (initial streams, or a re-INVITE/UPDATE adding dcmap
@@ -202,26 +222,39 @@ class DataChannelSession:
         ids = [spec.stream_id for spec in new]
         if len(set(ids)) != len(ids):
             raise MediaParamsError(f"duplicate stream ids in {ids}")
-        taken = [i for i in ids if i in self._channels]
+        taken = [i for i in ids if i in self._specs]
         if taken:
             raise MediaParamsError(f"stream ids already in use: {taken}")
         for spec in new:
-            self._add_channel(spec)
+            if self._sctp is not None:
+                self._add_channel(self._sctp, spec)
+            self._specs[spec.stream_id] = spec
+            predicate = self._reliable_messages.get(spec.subprotocol)
+            if predicate is not None and (spec.max_time is not None or spec.max_retr is not None):
+                self._reliable[spec.stream_id] = predicate
 
     def close_stream(self, stream_id: int) -> None:
         """Close one channel (SCTP stream reset, RFC 8831 section 6.7); :class:`ChannelClosed`
-        follows when both directions are reset."""
+        follows when both directions are reset. A stream whose channel was not created yet
+        (the association has not started) is just forgotten."""
+        if stream_id in self._specs and stream_id not in self._channels:
+            del self._specs[stream_id]
+            self._reliable.pop(stream_id, None)
+            return
         self._channel(stream_id).close()
 
     def send(self, stream_id: int, data: str | bytes) -> None:
         """Queue one message (str: WebRTC String, bytes: WebRTC Binary). Never blocks; see
         :meth:`buffered_amount` for back-pressure."""
+        if stream_id in self._specs and stream_id not in self._channels:
+            raise ChannelNotOpenError(f"stream {stream_id} is connecting")
         channel = self._channel(stream_id)
         if channel.readyState != "open":
             raise ChannelNotOpenError(f"stream {stream_id} is {channel.readyState}")
         reliable = self._reliable.get(stream_id)
         try:
             if reliable is not None and reliable(data):
+                assert self._sctp is not None  # a channel exists only with its association
                 self._sctp.send_reliably(channel, data)
             else:
                 channel.send(data)
@@ -230,12 +263,14 @@ class DataChannelSession:
 
     def buffered_amount(self, stream_id: int) -> int:
         """Bytes queued on ``stream_id`` and not yet handed to SCTP."""
+        if stream_id in self._specs and stream_id not in self._channels:
+            return 0
         return self._channel(stream_id).bufferedAmount
 
     def attach_srtp(self, path: SrtpPath) -> None:
         """Carry ``path``'s SRTP on this association's DTLS transport (an audio m-line
         BUNDLEd with the data channel, RFC 8843; keys from this handshake, RFC 5764)."""
-        path.attach(self._dtls)
+        path.attach(self._transports())
 
     async def close(self) -> None:
         """Release every resource (channels, SCTP, DTLS, sockets, tasks, timer). Idempotent;
@@ -255,7 +290,27 @@ class DataChannelSession:
         except KeyError:
             raise UnknownStreamError(f"no data channel on stream {stream_id}") from None
 
-    def _add_channel(self, spec: StreamSpec) -> None:
+    def _transports(self) -> BundledDtlsTransport:
+        """The DTLS transport, created (with the SCTP association and a channel object per
+        stream) on first use."""
+        if self._dtls is None:
+            # RTCDtlsTransport is typed against RTCIceTransport but uses only role/_recv/_send,
+            # which every PacketPath provides (see packet_path.py).
+            # Audio BUNDLEd with the data channel shares this DTLS transport (media.srtp_path).
+            dtls = BundledDtlsTransport(cast(RTCIceTransport, self._path), [self._certificate])
+            sctp = ImsSctpTransport(
+                dtls,
+                port=self._local.sctp_port,
+                user_data_max_length=self._user_data_max_length,
+                on_state=self._on_sctp_state,
+                tuning=self._sctp_tuning,
+            )
+            self._dtls, self._sctp = dtls, sctp
+            for spec in list(self._specs.values()):
+                self._add_channel(sctp, spec)
+        return self._dtls
+
+    def _add_channel(self, sctp: ImsSctpTransport, spec: StreamSpec) -> None:
         parameters = RTCDataChannelParameters(
             label=spec.label,
             maxPacketLifeTime=spec.max_time,
@@ -267,15 +322,11 @@ class DataChannelSession:
         )
         try:
             # Its open/message/close come to _on_channel_event (no pyee listeners to add).
-            channel = SessionChannel(self._sctp, parameters, self._on_channel_event)
+            channel = SessionChannel(sctp, parameters, self._on_channel_event)
         except ValueError as exc:  # id still registered in SCTP (a reset in progress)
             raise MediaParamsError(str(exc)) from exc
         stream_id = spec.stream_id
         self._channels[stream_id] = channel
-        self._specs[stream_id] = spec
-        predicate = self._reliable_messages.get(spec.subprotocol)
-        if predicate is not None and (spec.max_time is not None or spec.max_retr is not None):
-            self._reliable[stream_id] = predicate
         if channel.readyState == "open":  # added to an established association
             self._on_channel_open(stream_id)
 
@@ -328,21 +379,23 @@ class DataChannelSession:
                 self._begin_release("ice failed", failed=True)
                 return
             assert self._dtls_role is not None
-            self._dtls._set_role(self._dtls_role)
-            await self._dtls.start(
+            dtls = self._transports()
+            assert self._sctp is not None
+            dtls._set_role(self._dtls_role)
+            await dtls.start(
                 RTCDtlsParameters(
                     fingerprints=[
                         RTCDtlsFingerprint(algorithm=a, value=v) for a, v in remote.fingerprints
                     ]
                 )
             )
-            if self._dtls.state != "connected":
+            if dtls.state != "connected":
                 reason = "dtls handshake failed"
-                if self._dtls.failure_reason:
-                    reason += f": {self._dtls.failure_reason}"
+                if dtls.failure_reason:
+                    reason += f": {dtls.failure_reason}"
                 self._begin_release(reason, failed=True)
                 return
-            self._dtls.add_listener("statechange", self._on_dtls_state)
+            dtls.add_listener("statechange", self._on_dtls_state)
             await self._sctp.start(
                 RTCSctpCapabilities(maxMessageSize=remote.max_message_size), remote.sctp_port
             )
@@ -353,9 +406,12 @@ class DataChannelSession:
     def _on_setup_timeout(self) -> None:
         self._timer = None
         if self._state == "connecting":
-            # Name the layer still not up: ICE (the path) first, then DTLS, then SCTP.
-            dtls = self._dtls.state
+            # Name the layer still not up: ICE (the path) first, then DTLS, then SCTP. Without
+            # ICE nothing precedes DTLS (a peer that never sent a record: DTLS).
+            dtls = "new" if self._dtls is None else self._dtls.state
             layer = "SCTP" if dtls == "connected" else "DTLS" if dtls != "new" else "ICE"
+            if layer == "ICE" and self._path.local_ice is None:
+                layer = "DTLS"
             self._begin_release(f"setup timeout in {layer}", failed=True)
 
     def _on_sctp_state(self, state: str) -> None:
@@ -369,7 +425,9 @@ class DataChannelSession:
             self._begin_release("sctp closed", failed=self._state == "connecting")
 
     def _on_dtls_state(self) -> None:
-        if self._dtls.state in ("closed", "failed") and self._state in ("connecting", "connected"):
+        if self._dtls is None or self._state not in ("connecting", "connected"):
+            return
+        if self._dtls.state in ("closed", "failed"):
             self._begin_release(f"dtls {self._dtls.state}", failed=self._state == "connecting")
 
     def _begin_release(self, reason: str, *, failed: bool) -> None:
@@ -387,20 +445,22 @@ class DataChannelSession:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        try:
-            # ABORT to the peer if associated; closes every channel (ChannelClosed events).
-            await self._sctp.stop()
-        except Exception:
-            logger.exception("%r: SCTP stop failed", self)
-        self._dtls.remove_all_listeners()
-        dtls_task = self._dtls._task
-        try:
-            await self._dtls.stop()  # close_notify if connected
-        except Exception:
-            logger.exception("%r: DTLS stop failed", self)
-        if dtls_task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await dtls_task
+        if self._sctp is not None:
+            try:
+                # ABORT to the peer if associated; closes every channel (ChannelClosed events).
+                await self._sctp.stop()
+            except Exception:
+                logger.exception("%r: SCTP stop failed", self)
+        if self._dtls is not None:
+            self._dtls.remove_all_listeners()
+            dtls_task = self._dtls._task
+            try:
+                await self._dtls.stop()  # close_notify if connected
+            except Exception:
+                logger.exception("%r: DTLS stop failed", self)
+            if dtls_task is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await dtls_task
         try:
             await self._path.close()
         except Exception:

@@ -23,6 +23,7 @@ import asyncio
 import ipaddress
 import logging
 from collections import deque
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -90,6 +91,7 @@ class PlainUdpTransport:
         self._latched: tuple[str, int] | None = None
         self._dtls_server: bool | None = None  # unknown until the SDP exchange ends
         self._closed = False
+        self._on_first: Callable[[], None] | None = None
 
     @classmethod
     async def bind(
@@ -154,6 +156,12 @@ class PlainUdpTransport:
     def set_dtls_role(self, role: str) -> None:
         self._dtls_server = role == "server"
 
+    def on_first_datagram(self, callback: Callable[[], None]) -> None:
+        if self._queue:
+            callback()
+        else:
+            self._on_first = callback
+
     async def connect(self) -> None:
         if self._closed:
             raise ConnectionError("transport closed")
@@ -183,6 +191,7 @@ class PlainUdpTransport:
         if self._closed:
             return
         self._closed = True
+        self._on_first = None
         self._queue.clear()
         self._wake()
         if self._transport is not None:
@@ -211,6 +220,9 @@ class PlainUdpTransport:
             return
         self._queue.append(data)
         self._wake()
+        if self._on_first is not None:
+            on_first, self._on_first = self._on_first, None
+            on_first()
 
     def _connection_lost(self) -> None:
         self._closed = True

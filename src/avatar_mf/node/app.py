@@ -58,7 +58,7 @@ from avatar_mf.rooms.audio_room import AudioRooms
 from avatar_mf.rooms.relay import RelayMetrics
 from avatar_mf.sip.message import Request, Response
 from avatar_mf.sip.peer import Peer
-from avatar_mf.sip.timers import TimerConfig
+from avatar_mf.sip.timers import NODE_TRYING, TimerConfig
 from avatar_mf.sip.transaction_layer import (
     ClientTransaction,
     TransactionLayer,
@@ -213,7 +213,7 @@ class MediaFunction:
         self.metrics = NodeMetrics()
         self.relay_metrics = RelayMetrics()
         sip = config.sip
-        self.timers = TimerConfig(t1=sip.t1, t2=sip.t2, t4=sip.t4)
+        self.timers = TimerConfig(t1=sip.t1, t2=sip.t2, t4=sip.t4, trying=NODE_TRYING)
         trusted, limiter = _admission(sip, self.clock)
         self.endpoint = SipEndpoint(trusted=trusted, limiter=limiter, server_header=sip.user_agent)
         self.trace = SipTrace(

@@ -177,6 +177,8 @@ class GenerateAvatar(Frame):
     seed: int = 0
     images: tuple[bytes, ...] = field(default=(), repr=False)
     message_id: str | None = None
+    #: Per image, its depth image (16-bit PNG) or None; empty: none.
+    depths: tuple[bytes | None, ...] = field(default=(), repr=False)
     #: ``source: video``: the last few pictures of the participant's RTP video stream the
     #: session kept (oldest first), to build from instead of photos.
     video: tuple[VideoIn, ...] = field(default=(), repr=False)

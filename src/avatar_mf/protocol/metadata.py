@@ -311,6 +311,10 @@ class AvatarGenerate(MessageBase):
     #: Photos (JPEG/PNG) the sender uploaded in this call with the transfer protocol, by
     #: ``transferId``, to build the avatar from (front, left, right: up to 4).
     photos: Annotated[tuple[Identifier, ...], Field(max_length=4)] = ()
+    #: Depth images (16-bit greyscale PNG, millimetres, 0 unknown) uploaded like the photos,
+    #: one entry per photo, in the same order: a ``transferId`` or null (that photo has none);
+    #: absent: no depth (issue 14).
+    depths: Annotated[tuple[Identifier | None, ...], Field(max_length=4)] = ()
     #: What to build from: ``photos`` (the default: the photos named, or none for a
     #: procedural avatar) or ``video``: a few pictures of the sender's own RTP video stream
     #: in this call (issue 14; no ``photos`` then; ``no-video`` when the call has none).
@@ -320,6 +324,8 @@ class AvatarGenerate(MessageBase):
     def _video_without_photos(self) -> AvatarGenerate:
         if self.source == "video" and self.photos:
             raise ValueError("source video takes no photos")
+        if self.depths and len(self.depths) != len(self.photos):
+            raise ValueError("depths has one entry per photo")
         return self
 
 

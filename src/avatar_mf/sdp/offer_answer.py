@@ -30,9 +30,13 @@ Rules applied (RFC clauses):
 * At most one data channel m-line is accepted: the first acceptable one (for a re-offer, the
   one accepted before is tried first). Other data channel m-lines get port 0.
 * RFC 4145 section 4.1 / RFC 8842 section 5.3: ``a=setup`` in the answer is ``passive`` to
-  ``active``, ``active`` to ``passive``, and a policy choice (default ``active``) to
-  ``actpass``; never ``actpass``. ``holdconn`` offers are rejected (port 0). In a re-offer that
-  keeps the DTLS association the previous role is kept.
+  ``active``, ``active`` to ``passive``, and a policy choice to ``actpass``; never ``actpass``.
+  The default choice: ``passive`` for an offer without ICE (the IMS path: the UE starts DTLS,
+  so nothing is built for a peer that never does, and the MF follows the UE's ClientHello
+  source through NATs, RFC 8261 4), ``active`` with ICE (RFC 5763 5 recommends it: the
+  handshake starts half a round trip sooner, and an ICE peer always speaks DTLS).
+  ``holdconn`` offers are rejected (port 0). In a re-offer that keeps the DTLS association
+  the previous role is kept.
 * RFC 8842 section 5: the answer always carries the MF's own ``a=tls-id``: a new value for a new
   DTLS association, the previous one when the association is kept. A re-offer keeps the
   association when its tls-id equals the previous offer's; without tls-ids, when the remote
@@ -126,13 +130,14 @@ class AnswerPolicy:
     """How the MF answers; a frozen value that config can tune.
 
     ``actpass_setup`` is the role taken when the offer says ``actpass``;
-    ``actpass_setup_without_ice`` overrides it for offers without ICE (``None``: same).
+    ``actpass_setup_without_ice`` overrides it for offers without ICE (``None``: same;
+    ``passive`` by default, see the module docstring).
     ``echo_dcsa`` names the ``a=dcsa`` embedded attributes echoed for accepted streams.
     """
 
     streams: StreamPolicy = DEFAULT_STREAM_POLICY
     actpass_setup: LocalSetup = "active"
-    actpass_setup_without_ice: LocalSetup | None = None
+    actpass_setup_without_ice: LocalSetup | None = "passive"
     echo_dcsa: frozenset[str] = frozenset({"3gpp-req-app"})
     #: The codecs the MF can serve for audio m-lines; ``None``: audio is answered port 0.
     audio: AudioCapabilities | None = field(default=None, compare=False, hash=False)

@@ -23,6 +23,12 @@ L      INVITE server Accepted state (RFC 6026)    64*T1                  64*T1
 M      INVITE client Accepted state (RFC 6026)    64*T1                  64*T1
 =====  =========================================  =====================  ==================
 
+Timer Trying (this product's, not an RFC name): RFC 3261 17.2.1 requires the INVITE server
+transaction to send 100 (Trying) unless it "knows that the TU will generate a provisional or
+final response within 200 ms"; the MF answers most INVITEs within a few milliseconds, so it
+sends the 100 only when the TU has sent nothing by ``trying`` seconds (:data:`NODE_TRYING`,
+100 ms, in the node; 0, at once, by default).
+
 Timer D: RFC 3261 asks for "at least 32 seconds" on unreliable transports, because that is how
 long the server keeps retransmitting its final response (Timer H = 64*T1 with the default T1).
 When T1 is raised the server retransmits for longer, so D follows 64*T1 when that is larger.
@@ -37,7 +43,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = ["TimerConfig", "TimerName"]
+__all__ = ["NODE_TRYING", "TimerConfig", "TimerName"]
 
 
 class TimerName(StrEnum):
@@ -55,7 +61,12 @@ class TimerName(StrEnum):
     K = "K"
     L = "L"
     M = "M"
+    TRYING = "Trying"
 
+
+#: The MF node's ``TimerConfig.trying``: 100 Trying only for an INVITE not answered within
+#: 100 ms (RFC 3261 17.2.1 allows skipping it for answers within 200 ms).
+NODE_TRYING = 0.1
 
 #: RFC 3261 17.1.1.2: Timer D is "at least 32 seconds" for unreliable transports.
 MIN_TIMER_D = 32.0
@@ -75,6 +86,10 @@ class TimerConfig:
     t1: float = 0.5
     t2: float = 4.0
     t4: float = 5.0
+    #: Seconds the INVITE server transaction waits for the TU's first response before it sends
+    #: 100 (Trying) itself; 0 (the default here) sends it at once. Under 0.2 (RFC 3261
+    #: 17.2.1's 200 ms). The MF node uses :data:`NODE_TRYING`.
+    trying: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("t1", "t2", "t4"):
@@ -83,6 +98,8 @@ class TimerConfig:
                 raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
         if not self.t1 < self.t2:
             raise ValueError(f"t1 ({self.t1}) must be less than t2 ({self.t2})")
+        if not 0 <= self.trying < 0.2:
+            raise ValueError(f"trying must be 0 or more and under 0.2 s, got {self.trying!r}")
 
     @property
     def sixty_four_t1(self) -> float:
@@ -135,6 +152,10 @@ class TimerConfig:
         """Confirmed-state wait for ACK retransmissions."""
         return 0.0 if reliable else self.t4
 
+    def timer_trying(self, reliable: bool) -> float:
+        """Wait for the TU's first response before the INVITE server sends 100 Trying."""
+        return self.trying
+
     def timer_l(self, reliable: bool) -> float:
         """Accepted-state lifetime of the INVITE server transaction (RFC 6026)."""
         return 64 * self.t1
@@ -177,4 +198,5 @@ _DELAYS: dict[TimerName, Callable[[TimerConfig, bool], float | None]] = {
     TimerName.K: TimerConfig.timer_k,
     TimerName.L: TimerConfig.timer_l,
     TimerName.M: TimerConfig.timer_m,
+    TimerName.TRYING: TimerConfig.timer_trying,
 }

@@ -328,11 +328,14 @@ class InviteServer(_Machine):
 
     Decisions (each a deliberate reading of the RFCs):
 
-    * 100 Trying at once: :meth:`start` sends a 100 (Trying) before passing the INVITE up.
-      RFC 3261 17.2.1 requires it unless the TU answers within 200 ms, and allows it always;
-      sending it at once stops the UAC's Timer A retransmissions as early as possible.
+    * 100 Trying only when the answer is slow: :meth:`start` passes the INVITE up and arms the
+      Trying timer (``TimerConfig.trying``, 100 ms); if the TU has sent no response when it
+      fires, the machine sends 100 (Trying). RFC 3261 17.2.1 requires the 100 unless the TU
+      answers within 200 ms; the MF usually answers in a few ms, and a 100 that is not sent
+      costs nothing (one datagram fewer per call). ``trying = 0`` sends it at once.
     * A retransmitted INVITE in Proceeding re-sends the most recent provisional response
-      (the 100 Trying until the TU sends another one), RFC 3261 17.2.1.
+      (a 100 Trying if none was sent yet, which also disarms the Trying timer), RFC 3261
+      17.2.1.
     * A retransmitted INVITE in Accepted re-sends the last 2xx. RFC 6026 7.1 says such
       retransmissions are "absorbed"; the product answers them with the cached 2xx instead, so
       a UAC whose 2xx was lost gets it again at once rather than at the TU's next 2xx
@@ -358,13 +361,14 @@ class InviteServer(_Machine):
     def __init__(self, request: Request, *, reliable: bool, config: TimerConfig) -> None:
         super().__init__(State.PROCEEDING, reliable=reliable, config=config)
         self.request = request
-        self._provisional: Response = make_response(request, 100)
+        self._provisional: Response | None = None  # the last provisional sent
         self._final: Response | None = None
         self._g_interval = config.t1
 
     @property
-    def last_response(self) -> Response:
-        """The response a retransmitted INVITE would get now (final if any, else provisional)."""
+    def last_response(self) -> Response | None:
+        """The last response sent: the final one if any, else the last provisional (None
+        while nothing was sent)."""
         return self._final if self._final is not None else self._provisional
 
     @property
@@ -372,9 +376,18 @@ class InviteServer(_Machine):
         return self._final
 
     def start(self) -> list[Action]:
-        """The transaction was created for :attr:`request`: send 100 Trying, pass it up."""
+        """The transaction was created for :attr:`request`: pass it up, and send 100 Trying
+        at once (``trying = 0``) or arm the Trying timer."""
         self._mark_started()
-        return [Send(self._provisional), ToTU(self.request)]
+        delay = self._config.timer_trying(self._reliable)
+        if delay <= 0:
+            return [Send(self._trying()), ToTU(self.request)]
+        return [self._arm(TimerName.TRYING, delay), ToTU(self.request)]
+
+    def _trying(self) -> Response:
+        """The 100 (Trying), recorded as the last provisional sent."""
+        self._provisional = make_response(self.request, 100)
+        return self._provisional
 
     def on_request(self, request: Request) -> list[Action]:
         """A request matched this transaction: an INVITE retransmission or an ACK."""
@@ -394,18 +407,26 @@ class InviteServer(_Machine):
         match self._state, event:
             # -- Proceeding ------------------------------------------------------------------
             case State.PROCEEDING, RequestIn():
+                if self._provisional is None:
+                    return [*self._disarm(TimerName.TRYING), Send(self._trying())]
                 return [Send(self._provisional)]
+            case State.PROCEEDING, TimerFired(TimerName.TRYING):
+                return [Send(self._trying())]
             case State.PROCEEDING, TuResponse(response) if response.status < 200:
                 self._provisional = response
-                return [Send(response)]
+                return [*self._disarm(TimerName.TRYING), Send(response)]
             case State.PROCEEDING, TuResponse(response) if response.status < 300:
                 self._final = response
                 self._state = State.ACCEPTED
-                return [Send(response), self._arm(TimerName.L, config.timer_l(self._reliable))]
+                return [
+                    *self._disarm(TimerName.TRYING),
+                    Send(response),
+                    self._arm(TimerName.L, config.timer_l(self._reliable)),
+                ]
             case State.PROCEEDING, TuResponse(response):
                 self._final = response
                 self._state = State.COMPLETED
-                out: list[Action] = [Send(response)]
+                out: list[Action] = [*self._disarm(TimerName.TRYING), Send(response)]
                 g = config.timer_g(self._reliable)
                 if g is not None:
                     self._g_interval = g

@@ -3,8 +3,9 @@
 It is the transaction user of :class:`avatar_mf.sip.transaction_layer.TransactionLayer`:
 
 - INVITE (8.2, 13.3): validated (RFC 4475 rules in ``sip/validate.py``), capped (503 with
-  Retry-After past ``max_dialogs`` or while draining), answered 100 Trying at once by the
-  transaction, then 200 with the SDP answer from the :class:`SessionFactory` and the
+  Retry-After past ``max_dialogs`` or while draining), answered 100 Trying by the transaction
+  when the answer takes longer than its Trying timer (the node's: 100 ms, RFC 3261 17.2.1;
+  ``sip/timers.py``), then 200 with the SDP answer from the :class:`SessionFactory` and the
   request's Record-Route (12.1.1). The 2xx is
   retransmitted (T1 doubling up to T2) until the ACK for that INVITE (same CSeq number)
   arrives, over every transport ("even if the transport at the UAS is reliable"); without an

@@ -32,6 +32,8 @@ class AvatarRequest:
     name: str = "avatar"
     images: tuple[bytes, ...] = field(default=(), repr=False)
     seed: int = 0
+    #: Per image, its depth image (16-bit greyscale PNG, millimetres) or None; empty: none.
+    depths: tuple[bytes | None, ...] = field(default=(), repr=False)
     #: Decoded pictures of the participant's RTP video (``i420``) to build from (``avatar
     #: generate`` with ``source: video``), oldest first; empty for photos.
     video: tuple[Picture, ...] = field(default=(), repr=False)

@@ -39,6 +39,7 @@ class GenerationStage(StageBase):
             identity=frame.identity,
             name=frame.name,
             images=frame.images,
+            depths=frame.depths,
             seed=frame.seed,
             video=tuple(
                 Picture("i420", v.data, v.width, v.height) for v in frame.video

@@ -53,3 +53,22 @@ def test_locating_again_gives_the_stored_anchors() -> None:
         axis=1,
     )
     assert np.median(distance) < 0.001  # a millimetre (another render size, same face)
+
+
+def test_measuring_two_views_again_gives_the_stored_ones() -> None:
+    """The tracker's error per view angle in anchors.npz is still the head's (two of the 21
+    views, at another render size)."""
+    from avatar_mf.stages.base_avatar.photo.anchors import VIEW_PITCHES, VIEW_YAWS, measure_views
+
+    stored = load_anchors()
+    assert stored.views is not None
+    try:
+        fresh = measure_views(stored, size=768, yaws=(-30.0, 30.0), pitches=(0.0,))
+    except RenderUnavailable as exc:
+        pytest.skip(f"no OpenGL: {exc}")
+    row = VIEW_PITCHES.index(0.0)
+    for k, yaw in enumerate((-30.0, 30.0)):
+        column = VIEW_YAWS.index(yaw)
+        assert np.abs(fresh.fitted[0, k] - stored.views.fitted[row, column]).max() < 1.0
+        distance = np.linalg.norm(fresh.bias[0, k] - stored.views.bias[row, column], axis=1)
+        assert np.median(distance) < 0.001  # a millimetre

@@ -145,3 +145,30 @@ def test_the_far_side_of_a_turned_face_is_mirrored(generator: PhotoGenerator) ->
     left, right = int(green[:, :half].sum()), int(green[:, half:].sum())
     assert min(left, right) > 20, (left, right)
     assert min(left, right) > 0.3 * max(left, right), (left, right)
+
+
+def test_a_photo_of_the_far_side_fills_it_instead_of_the_mirror(
+    generator: PhotoGenerator,
+) -> None:
+    """The same marked photo (yaw 35) with one of the other side (yaw -35): the far cheek
+    takes that photo's colour, so the mark shows on one cheek of the texture only."""
+    from avatar_mf.stages.base_avatar.photo.alignment import pixels
+    from avatar_mf.stages.camera.groundtruth import GroundTruthRenderer, Shot
+
+    try:
+        renderer = GroundTruthRenderer(width=768, height=768)
+    except RenderUnavailable as exc:
+        pytest.skip(f"no OpenGL: {exc}")
+    photo = np.array(renderer.render(Shot(yaw=35.0)))
+    (face,) = generator.track([photo])
+    xy = pixels(face)
+    near = max((205, 425), key=lambda k: abs(xy[k, 0] - xy[1, 0]))
+    ys, xs = np.mgrid[: photo.shape[0], : photo.shape[1]]
+    photo[(xs + 0.5 - xy[near, 0]) ** 2 + (ys + 0.5 - xy[near, 1]) ** 2 < 6.0**2] = (0, 200, 0)
+    avatar = generator.build([photo, renderer.render(Shot(yaw=-35.0))])
+    assert avatar.texture is not None
+    atlas = avatar.texture.atlas.astype(np.int64)
+    green = (atlas[..., 1] > 120) & (atlas[..., 0] < 90) & (atlas[..., 2] < 90)
+    half = atlas.shape[1] // 2
+    left, right = int(green[:, :half].sum()), int(green[:, half:].sum())
+    assert max(left, right) > 20 and min(left, right) == 0, (left, right)

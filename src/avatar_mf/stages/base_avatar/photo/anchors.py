@@ -6,7 +6,10 @@ rendering the template from the front with the product's renderer, tracking the 
 the packaged face landmarker and casting each landmark's pixel back onto the mesh
 (:func:`locate_anchors`, run by ``tools/photo_template_anchors.py``), and are stored in
 ``anchors.npz`` beside this module together with the template's part, weld and mirror maps
-(:mod:`.template`). Nothing is rendered or tracked at generation time.
+(:mod:`.template`). The same tool renders the template at view angles (yaw -45..45 by 15
+degrees, pitch -15, 0, 15) and stores the tracker's error at each
+(:class:`~.alignment.ViewBias`, :func:`measure_views`). Nothing is rendered or tracked at
+generation time.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from avatar_mf.avatar.model import AvatarModel
+from avatar_mf.stages.base_avatar.photo.alignment import ViewBias
 from avatar_mf.stages.base_avatar.photo.template import TemplateParts, analyse
 
 ANCHORS_PATH = Path(__file__).with_name("anchors.npz")
@@ -40,6 +44,12 @@ class Anchors:
     #: The tracker's blendshape scores for the template's own neutral face, by ARKit name
     #: (its bias on this head: a photo's expression is measured against it).
     baseline: dict[str, float]
+    #: The tracker's error at view angles (None: not measured).
+    views: ViewBias | None = None
+
+#: The view angles :func:`measure_views` renders the template at (degrees).
+VIEW_YAWS = (-45.0, -30.0, -15.0, 0.0, 15.0, 30.0, 45.0)
+VIEW_PITCHES = (-15.0, 0.0, 15.0)
 
 
 def anchor_points(positions: F64, mesh_triangles: I64, anchors: Anchors) -> F64:
@@ -51,6 +61,14 @@ def anchor_points(positions: F64, mesh_triangles: I64, anchors: Anchors) -> F64:
 
 def load_anchors(path: Path = ANCHORS_PATH) -> Anchors:
     with np.load(path) as data:
+        views = None
+        if "view_bias" in data:
+            views = ViewBias(
+                yaws=data["view_yaws"].astype(np.float64),
+                pitches=data["view_pitches"].astype(np.float64),
+                fitted=data["view_fitted"].astype(np.float64),
+                bias=data["view_bias"].astype(np.float64),
+            )
         return Anchors(
             triangles=data["triangles"].astype(np.int64),
             barycentric=data["barycentric"].astype(np.float64),
@@ -64,12 +82,20 @@ def load_anchors(path: Path = ANCHORS_PATH) -> Anchors:
                 str(name): float(value)
                 for name, value in zip(data["baseline_names"], data["baseline"], strict=True)
             },
+            views=views,
         )
 
 
 def save_anchors(path: Path, anchors: Anchors) -> None:
-    np.savez_compressed(
-        path,
+    arrays: dict[str, NDArray[np.generic]] = {}
+    if anchors.views is not None:
+        arrays = {
+            "view_yaws": anchors.views.yaws.astype(np.float32),
+            "view_pitches": anchors.views.pitches.astype(np.float32),
+            "view_fitted": anchors.views.fitted.astype(np.float32),
+            "view_bias": anchors.views.bias.astype(np.float32),
+        }
+    arrays.update(
         triangles=anchors.triangles.astype(np.int32),
         barycentric=anchors.barycentric.astype(np.float32),
         part=anchors.parts.part,
@@ -79,6 +105,7 @@ def save_anchors(path: Path, anchors: Anchors) -> None:
         baseline_names=np.array(sorted(anchors.baseline)),
         baseline=np.array([anchors.baseline[k] for k in sorted(anchors.baseline)], np.float32),
     )
+    np.savez_compressed(path, allow_pickle=False, **arrays)
 
 
 def cast_onto_mesh(
@@ -167,3 +194,48 @@ def locate_anchors(size: int = 1024) -> tuple[Anchors, AvatarModel]:
     tracked = similarity(shape[keep], points[keep]).apply(shape)
     baseline = {name: float(value) for name, value in face.blendshapes.items()}
     return Anchors(found, bary, analyse(model), tracked, baseline), model
+
+
+def measure_views(
+    anchors: Anchors,
+    size: int = 1024,
+    yaws: tuple[float, ...] = VIEW_YAWS,
+    pitches: tuple[float, ...] = VIEW_PITCHES,
+) -> ViewBias:
+    """Render the template at ``yaws`` x ``pitches`` (degrees), track each render,
+    pose its landmarks as a photo's are (:func:`~.alignment.photo_pose`) and keep the anchors
+    minus them: the tracker's error at that view, calibrated on the template only (needs EGL
+    and the face model; about 20 seconds)."""
+    from avatar_mf.avatar.generate import generate_default_head
+    from avatar_mf.face.mediapipe_tracker import MediapipeFaceTracker
+    from avatar_mf.stages.base_avatar.photo.alignment import (
+        landmark_shape,
+        photo_pose,
+        view_angles,
+    )
+    from avatar_mf.stages.base_avatar.photo.transfer import vertex_normals
+    from avatar_mf.stages.camera.groundtruth import GroundTruthRenderer, Shot
+
+    model = generate_default_head()
+    positions = model.positions.astype(np.float64)
+    triangles = model.triangles.astype(np.int64)
+    points = anchor_points(positions, triangles, anchors)
+    normals = anchor_points(
+        vertex_normals(positions, triangles, anchors.parts.weld), triangles, anchors
+    )
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+    renderer = GroundTruthRenderer(width=size, height=size)
+    tracker = MediapipeFaceTracker(max_faces=1)
+    fitted = np.zeros((len(pitches), len(yaws), 2))
+    bias = np.zeros((len(pitches), len(yaws), len(points), 3))
+    try:
+        for i, pitch in enumerate(pitches):
+            for j, yaw in enumerate(yaws):
+                face = tracker.track(renderer.render(Shot(yaw=yaw, pitch=pitch)))
+                shape = landmark_shape(face)
+                pose = photo_pose(shape, points, normals)
+                fitted[i, j] = view_angles(pose.rotation[:, 2])
+                bias[i, j] = points - pose.apply(shape)
+    finally:
+        tracker.close()
+    return ViewBias(np.array(yaws), np.array(pitches), fitted, bias)

@@ -2,7 +2,8 @@
 
 :class:`PhotoAvatarError` is a ``ValueError`` (what the base-avatar generation stage catches)
 carrying a :class:`~avatar_mf.face.result.FaceError` code -- ``no-face``, ``several-faces``,
-``face-too-small``, ``too-dark``, ``too-blurred``, ``unsupported-image`` -- which the UE gets
+``face-too-small``, ``too-dark``, ``too-blurred``, ``unsupported-image``, or a photo's depth
+image's ``bad-depth`` (:mod:`.depth`) -- which the UE gets
 in its ``error`` message; the photo, not the MF, is at fault (``rejected``), and sending the
 same photo again gives the same answer (not ``retryable``).
 """
@@ -13,7 +14,8 @@ from avatar_mf.face.result import FaceError, FaceTrackingError
 
 
 class PhotoAvatarError(ValueError):
-    def __init__(self, code: FaceError, message: str, *, photo: int | None = None) -> None:
+    def __init__(self, code: FaceError | str, message: str, *, photo: int | None = None
+                 ) -> None:
         where = "" if photo is None else f"photo {photo + 1}: "
         super().__init__(where + message)
         self.code = str(code)
@@ -21,7 +23,7 @@ class PhotoAvatarError(ValueError):
         self.photo = photo
         self.retryable = False
         self.rejected = True
-        self._args = (FaceError(code), message, photo)
+        self._args = (str(code), message, photo)
 
     def __reduce__(self) -> tuple[object, ...]:
         # Crosses the worker process's pipe: rebuilt from what made it.
@@ -33,5 +35,5 @@ class PhotoAvatarError(ValueError):
         return cls(exc.code, exc.message, photo=photo)
 
 
-def _rebuild(code: FaceError, message: str, photo: int | None) -> PhotoAvatarError:
+def _rebuild(code: str, message: str, photo: int | None) -> PhotoAvatarError:
     return PhotoAvatarError(code, message, photo=photo)

@@ -54,6 +54,7 @@ from avatar_mf.stages.base_avatar.photo.alignment import (
 from avatar_mf.stages.base_avatar.photo.anchors import Anchors, anchor_points, load_anchors
 from avatar_mf.stages.base_avatar.photo.colouring import colour_head, face_nearness
 from avatar_mf.stages.base_avatar.photo.deformation import fit_deformation
+from avatar_mf.stages.base_avatar.photo.depth import BAD_DEPTH, decode_depth, landmark_depths
 from avatar_mf.stages.base_avatar.photo.errors import PhotoAvatarError
 from avatar_mf.stages.base_avatar.photo.expression import photo_expression
 from avatar_mf.stages.base_avatar.photo.images import MAX_PHOTOS, decode_photo
@@ -82,13 +83,20 @@ def _no_progress(percent: int, step: str) -> None:
     del percent, step
 
 
-def photos_key(images: Sequence[bytes], name: str) -> str:
-    """SHA-256 over the photos (length-prefixed, in order) and the avatar's name."""
+def photos_key(
+    images: Sequence[bytes], name: str, depths: Sequence[bytes | None] = ()
+) -> str:
+    """SHA-256 over the photos (length-prefixed, in order), the avatar's name and, when any
+    photo has one, the depth images (each length-prefixed, or a marker for none)."""
     digest = hashlib.sha256()
     for image in images:
         digest.update(len(image).to_bytes(8, "big"))
         digest.update(image)
     digest.update(name.encode("utf-8"))
+    if any(depth is not None for depth in depths):
+        digest.update(b"\0depths")
+        for depth in depths:
+            digest.update(b"\0none" if depth is None else len(depth).to_bytes(8, "big") + depth)
     return digest.hexdigest()
 
 
@@ -130,7 +138,13 @@ class PhotoGenerator:
     steps). :meth:`build` always runs in the calling thread. Thread-safe (a lock around the
     tracker and the cache). The cache lives in the parent. ``neutralise``: take the photo's
     expression out of the neutral face (:mod:`.expression`). ``texture_size``: the face
-    texture's side in texels (0: vertex colours only, as before the texture)."""
+    texture's side in texels (0: vertex colours only, as before the texture). ``view_bias``:
+    correct every photo's landmarks by the tracker's error on the template at its view angle
+    and fuse the photos per landmark (:func:`.alignment.fit_views`): a closer shape, but the
+    landmarks no longer reproject exactly (docs/avatars.md). ``use_depth``: a frontal photo's
+    depth image replaces the tracker's depth guess (:func:`.alignment.measured_shape`); off
+    by default, as on renders of heads the template is not it made one photo's fit worse
+    (docs/avatars.md): depth images are then checked (``bad-depth``) and not used."""
 
     def __init__(
         self,
@@ -141,6 +155,8 @@ class PhotoGenerator:
         processes: int = 1,
         neutralise: bool = True,
         texture_size: int = TEXTURE_SIZE,
+        view_bias: bool = False,
+        use_depth: bool = False,
     ) -> None:
         if processes not in (0, 1):
             raise ValueError(f"processes must be 0 (in this process) or 1, not {processes}")
@@ -148,6 +164,8 @@ class PhotoGenerator:
         self._limits = limits
         self._neutralise = neutralise
         self._texture_size = texture_size
+        self._view_bias = view_bias
+        self._use_depth = use_depth
         in_worker = functools.partial(
             PhotoGenerator,
             tracker=tracker,
@@ -156,6 +174,8 @@ class PhotoGenerator:
             processes=0,
             neutralise=neutralise,
             texture_size=texture_size,
+            view_bias=view_bias,
+            use_depth=use_depth,
         )
         self._process = GenerationProcess(in_worker) if processes else None
         self._tracker: FaceTracker | None = None
@@ -172,7 +192,11 @@ class PhotoGenerator:
     ) -> GeneratedAvatar:
         if not request.images and not request.video:
             raise PhotoAvatarError(FaceError.UNSUPPORTED_IMAGE, "no photo to build an avatar from")
-        key = photos_key(request.images or [p.data for p in request.video], request.name)
+        if request.depths and len(request.depths) != len(request.images):
+            raise PhotoAvatarError(BAD_DEPTH, "one depth entry per photo is needed")
+        key = photos_key(
+            request.images or [p.data for p in request.video], request.name, request.depths
+        )
         with self._lock:
             cached = self._cache.get(key)
             if cached is not None:
@@ -185,9 +209,11 @@ class PhotoGenerator:
         else:
             if request.video:
                 pictures = self.video_pictures(request.video)
+                depths = None
             else:
                 pictures = [decode_photo(data) for data in request.images]
-            avatar = self.build(pictures, progress)
+                depths = decode_depths(pictures, request.depths)
+            avatar = self.build(pictures, progress, depths)
             progress(90, "container")
             container = write_arf(avatar.model, avatar_id=key[:32], name=request.name)
             result = GeneratedAvatar(
@@ -273,9 +299,13 @@ class PhotoGenerator:
             return self._template
 
     def build(
-        self, pictures: Sequence[NDArray[np.uint8]], progress: Progress = _no_progress
+        self,
+        pictures: Sequence[NDArray[np.uint8]],
+        progress: Progress = _no_progress,
+        depths: Sequence[NDArray[np.uint16] | None] | None = None,
     ) -> PhotoAvatar:
-        """The fitted, coloured head for RGB ``pictures`` (no container, no cache)."""
+        """The fitted, coloured head for RGB ``pictures`` (no container, no cache);
+        ``depths``: per picture, its depth image in millimetres (:mod:`.depth`) or None."""
         progress(5, "landmarks")
         faces = self.track(pictures)
         model, anchors = self.template()
@@ -290,7 +320,18 @@ class PhotoGenerator:
         expressed = _expressed(model, positions, expression)
         shown = anchor_points(expressed, triangles, anchors)
         progress(30, "fit")
-        fit = fit_photos(faces, shown, anchor_normals, anchors.tracked + (shown - source))
+        measured = [
+            None if depth is None else landmark_depths(depth, pixels(face))
+            for face, depth in zip(faces, depths or [None] * len(faces), strict=True)
+        ]
+        fit = fit_photos(
+            faces,
+            shown,
+            anchor_normals,
+            anchors.tracked + (shown - source),
+            anchors.views if self._view_bias else None,
+            measured if self._use_depth else (),
+        )
         keep = shape_landmarks()
         deformation = fit_deformation(shown[keep], fit.target[keep])
         progress(45, "shape")
@@ -337,6 +378,19 @@ class PhotoGenerator:
             seen,
             textured,
         )
+
+
+def decode_depths(
+    pictures: Sequence[NDArray[np.uint8]], depths: Sequence[bytes | None]
+) -> list[NDArray[np.uint16] | None] | None:
+    """Each photo's depth image decoded and checked against it (:mod:`.depth`); None when no
+    photo has one."""
+    if not any(depth is not None for depth in depths):
+        return None
+    return [
+        None if data is None else decode_depth(data, (p.shape[1], p.shape[0]), photo=k)
+        for k, (p, data) in enumerate(zip(pictures, depths, strict=True))
+    ]
 
 
 def reprojection(

@@ -1,0 +1,211 @@
+"""Photo avatar shape quality (issue 14): how close the fitted head comes to the true one, from
+one photo, several, and with depth images.
+
+Usage::
+
+    .venv/bin/python bench/photo_fit.py [--seeds 0,2,3,4] [--side 30] [--size 1024]
+        [--view-bias] [--depth] [--texture]
+
+For each seed, the product's head ``generate_default_head(seed)`` (seed 0 is the template
+the photo generator fits and was calibrated on; other seeds vary its proportions) is rendered
+with the product's renderer and built from:
+
+* ``front``: one photo at yaw 0; ``front+side``: yaw 0 and ``--side``; ``three``: ``--side``,
+  0 and ``-side``;
+* with ``--depth`` also ``yaw20`` (yaw 20) and ``yaw-15p8`` (yaw -15, pitch 8), each built
+  without depth, with the render's exact z-buffer depth (millimetres, 16-bit) and with a
+  sensor's (2 mm noise, 10 % of the pixels unknown in 4x4 blocks), the generator's
+  ``use_depth`` on.
+
+The **shape error** is the mean distance between the fitted head's landmark anchors and the
+true head's, after a least-squares similarity, over the shape landmarks, as a percentage of
+the true inter-ocular distance, also per axis (x right, y up, z towards the camera: mean
+absolute difference). ``reproj`` is each photo's landmark reprojection mean (the generator's
+``reprojection``). ``--view-bias``: the generator's ``view_bias`` option (the tracker's error
+per view angle).
+
+``--texture``: instead, the face's likeness from the side: the true head and the avatar built
+from the front photo, then from the three, each rendered at yaw 35 (camera orbit, the same
+renderer and light), the avatar's render warped onto the truth's by the 2D similarity of
+their tracked landmarks, compared inside the truth's face outline (the landmarks' hull
+pulled in 10 %): SSIM of the grey levels and RGB correlation (the measure of
+``tests/stages/base_avatar/photo/likeness.py``, at three-quarter view).
+
+Prints figures only; a few seconds per seed and configuration (run it under the bench lock:
+``flock /tmp/avatar-bench.lock ...``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests' depth maps
+
+from avatar_mf.avatar.generate import generate_default_head  # noqa: E402
+from avatar_mf.stages.base_avatar.photo.alignment import (  # noqa: E402
+    interocular,
+    shape_landmarks,
+    similarity,
+)
+from avatar_mf.stages.base_avatar.photo.anchors import anchor_points  # noqa: E402
+from avatar_mf.stages.base_avatar.photo.generator import PhotoAvatar, PhotoGenerator  # noqa: E402
+
+
+def shape_error(avatar: PhotoAvatar, truth: np.ndarray, generator: PhotoGenerator
+                ) -> tuple[float, np.ndarray]:
+    template, anchors = generator.template()
+    triangles = template.triangles.astype(np.int64)
+    n = template.vertex_count
+    fitted = anchor_points(avatar.model.positions[:n].astype(np.float64), triangles, anchors)
+    keep = shape_landmarks()
+    difference = similarity(fitted[keep], truth[keep]).apply(fitted[keep]) - truth[keep]
+    scale = interocular(truth)
+    return (float(np.linalg.norm(difference, axis=1).mean() / scale),
+            np.abs(difference).mean(axis=0) / scale)
+
+
+def _render(model: object, yaw: float, size: int = 768) -> np.ndarray:
+    from avatar_mf.render.gl import GlRenderer
+    from avatar_mf.render.scene import Framing, RenderSettings
+    from avatar_mf.stages.animation.avatar_rig import from_model
+    from avatar_mf.stages.animation.posing import Pose
+
+    avatar = from_model(model)  # type: ignore[arg-type]
+    gl = GlRenderer()
+    try:
+        gl.add_mesh("m", avatar.mesh)
+        neutral = avatar.rig.neutral()
+        positions, normals = avatar.rig.pose(Pose(neutral.weights, neutral.locals))
+        settings = RenderSettings(width=size, height=size, samples=4, framing=Framing(yaw=yaw))
+        return np.ascontiguousarray(gl.render("m", positions, normals, settings)[:, :, :3])
+    finally:
+        gl.release()
+
+
+def side_likeness(generator: PhotoGenerator, truth: np.ndarray, avatar_render: np.ndarray
+                  ) -> tuple[float, float]:
+    """SSIM and RGB correlation of ``avatar_render`` warped onto ``truth`` (see --texture)."""
+    from PIL import Image
+    from skimage.metrics import structural_similarity
+
+    from avatar_mf.stages.base_avatar.photo.alignment import pixels
+    from avatar_mf.stages.base_avatar.photo.colouring import inside_hull
+
+    (truth_face,), (render_face,) = generator.track([truth]), generator.track([avatar_render])
+    target, source = pixels(truth_face), pixels(render_face)
+    rows, values = [], []
+    for (x, y), (u, v) in zip(target, source, strict=True):
+        rows += [[x, -y, 1.0, 0.0], [y, x, 0.0, 1.0]]
+        values += [u, v]
+    a, b, tx, ty = np.linalg.lstsq(np.array(rows), np.array(values), rcond=None)[0]
+    height, width = truth.shape[:2]
+    warped = np.asarray(
+        Image.fromarray(avatar_render).transform(
+            (width, height), Image.Transform.AFFINE, (a, -b, tx, b, a, ty),
+            resample=Image.Resampling.BILINEAR,
+        ),
+        dtype=np.float64,
+    )
+    middle = target.mean(axis=0)
+    outline = middle + (target - middle) * 0.9
+    x0, y0 = np.floor(outline.min(axis=0)).astype(int)
+    x1, y1 = np.ceil(outline.max(axis=0)).astype(int)
+    ys, xs = np.mgrid[y0:y1, x0:x1]
+    points = np.stack([xs.ravel() + 0.5, ys.ravel() + 0.5], axis=1)
+    mask = inside_hull(points, outline).reshape(ys.shape)
+    first, second = truth[y0:y1, x0:x1].astype(np.float64), warped[y0:y1, x0:x1]
+    _, ssim_map = structural_similarity(
+        first.mean(axis=2), second.mean(axis=2), data_range=255.0, full=True
+    )
+    correlation = np.corrcoef(first[mask].ravel(), second[mask].ravel())[0, 1]
+    return float(ssim_map[mask].mean()), float(correlation)
+
+
+def texture(seeds: list[int], side: float, size: int) -> None:
+    from avatar_mf.stages.camera.groundtruth import GroundTruthRenderer, Shot
+
+    generator = PhotoGenerator(processes=0)
+    totals: dict[str, list[tuple[float, float]]] = {}
+    for seed in seeds:
+        truth = _render(generate_default_head(seed=seed), 35.0)
+        renderer = GroundTruthRenderer(width=size, height=size, seed=seed)
+        cells = []
+        for name, yaws in (("front", [0.0]), ("three", [side, 0.0, -side])):
+            avatar = generator.build([renderer.render(Shot(yaw=yaw)) for yaw in yaws])
+            ssim, correlation = side_likeness(generator, truth, _render(avatar.model, 35.0))
+            totals.setdefault(name, []).append((ssim, correlation))
+            cells.append(f"{name} SSIM {ssim:.3f} correlation {correlation:.3f}")
+        print(f"seed {seed} at yaw 35: " + " | ".join(cells), flush=True)
+    for name, rows in totals.items():
+        ssim, correlation = np.mean(rows, axis=0)
+        print(f"mean {name}: SSIM {ssim:.3f} correlation {correlation:.3f}")
+    generator.close()
+
+
+def main() -> None:
+    from tests.stages.base_avatar.photo.depthmaps import depth_map, sensor
+
+    from avatar_mf.stages.camera.groundtruth import GroundTruthRenderer, Shot
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", default="0,2,3,4")
+    parser.add_argument("--side", type=float, default=30.0)
+    parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument("--view-bias", action="store_true")
+    parser.add_argument("--depth", action="store_true")
+    parser.add_argument("--texture", action="store_true")
+    args = parser.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",")]
+    if args.texture:
+        texture(seeds, args.side, args.size)
+        return
+    generator = PhotoGenerator(processes=0, texture_size=0, view_bias=args.view_bias,
+                               use_depth=args.depth)
+    template, anchors = generator.template()
+    triangles = template.triangles.astype(np.int64)
+    side = args.side
+    configurations = {
+        "front": [Shot()],
+        "front+side": [Shot(), Shot(yaw=side)],
+        "three": [Shot(yaw=side), Shot(), Shot(yaw=-side)],
+    }
+    if args.depth:
+        configurations["yaw20"] = [Shot(yaw=20.0)]
+        configurations["yaw-15p8"] = [Shot(yaw=-15.0, pitch=8.0)]
+    totals: dict[str, list[np.ndarray]] = {}
+    print(f"view_bias {args.view_bias}, side {side:g} degrees, {args.size} px; shape error % "
+          "of the inter-ocular distance: mean (x/y/z)")
+    for seed in seeds:
+        renderer = GroundTruthRenderer(width=args.size, height=args.size, seed=seed)
+        truth_model = generate_default_head(seed=seed)
+        truth = anchor_points(truth_model.positions.astype(np.float64), triangles, anchors)
+        for name, shots in configurations.items():
+            pictures = [renderer.render(shot) for shot in shots]
+            variants: list[tuple[str, list[np.ndarray] | None]] = [("", None)]
+            if args.depth:
+                exact = [depth_map(renderer, shot) for shot in shots]
+                noisy = [sensor(d, noise=2.0, holes=0.1, seed=k) for k, d in enumerate(exact)]
+                variants = [("no depth", None), ("exact depth", exact), ("sensor depth", noisy)]
+            cells = []
+            for label, depths in variants:
+                avatar = generator.build(pictures, depths=depths)
+                error, axes = shape_error(avatar, truth, generator)
+                totals.setdefault(f"{name} {label}".strip(), []).append(
+                    np.array([error, *axes]))
+                reproj = " ".join(f"{100 * mean:.2f}" for mean, _ in avatar.reprojection)
+                cells.append(f"{label + ' ' if label else ''}{100 * error:.2f} "
+                             f"({100 * axes[0]:.2f}/{100 * axes[1]:.2f}/{100 * axes[2]:.2f}) "
+                             f"reproj {reproj}")
+            print(f"seed {seed} {name:10s} " + " | ".join(cells), flush=True)
+    for name, rows in totals.items():
+        mean = np.mean(rows, axis=0) * 100
+        print(f"mean {name:24s} {mean[0]:.2f} ({mean[1]:.2f}/{mean[2]:.2f}/{mean[3]:.2f})")
+    generator.close()
+
+
+if __name__ == "__main__":
+    main()
