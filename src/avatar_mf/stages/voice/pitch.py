@@ -13,7 +13,7 @@ speech and music", JASA 111(4), 2002), steps 2-5:
 * per hop, the last :data:`WINDOW` samples (32 ms, ending at the hop's end) give the
   difference function ``d(tau) = sum_j (x_j - x_{j+tau})^2`` over the first
   ``WINDOW - max_lag`` samples, for lags of :data:`F0_RANGE` (70-400 Hz), computed through
-  one FFT for all the hops of a packet (cross-correlation plus running energies);
+  FFTs for all the hops of a packet at once (cross-correlation plus running energies);
 * its cumulative-mean-normalized form ``d'(tau) = d(tau) * tau / sum_{1..tau} d``; the first
   lag whose ``d'`` dips below :data:`THRESHOLD`, at the bottom of that dip (the global minimum
   when none dips), refined by a parabola through its neighbours;
