@@ -5,6 +5,7 @@ Usage::
     .venv/bin/python bench/relay_latency.py [--rooms 10,50,100] [--seconds 10] [--warmup 2]
                                             [--rate 30] [--senders 2] [--workers 2]
                                             [--ice] [--json FILE] [--sctp aiortc,tuned]
+                                            [--baseline-src OTHER/src]
 
 One MF subprocess (``MfProcess``, ``LOG__LEVEL=WARNING``, default settings otherwise) on
 loopback. For each room count N, N rooms of two test UEs (``avatar_mf.ue.UeCall``, no ICE,
@@ -34,7 +35,11 @@ UEs of a room in the same worker), so that they do not share the MF's event loop
 one MF per variant, side by side, each level run against each in turn; the UEs use the same
 variant. ``aiortc``: a SACK per packet with DATA and a packet per message (aiortc's own,
 ``media.sctp_sack_every = 1``, ``media.sctp_bundle = false``); ``tuned``: the defaults
-(delayed SACKs every second packet or 200 ms, bundling).
+(delayed SACKs every second packet or 200 ms, bundling); ``openssl``: the defaults but
+every DTLS record through OpenSSL (``media.dtls_fast_records = false``); ``baseline``: the
+build whose ``src`` ``--baseline-src`` names (e.g. ``git archive main src``), defaults. The
+UEs of every variant run this build with the fast DTLS record path (``tuned``'s SCTP unless
+the variant is ``aiortc``).
 
 Prints figures only (no assertions); exits 1 if a call failed or the MF did not go idle.
 """
@@ -74,11 +79,19 @@ from _common import (
 SCTP_VARIANTS: dict[str, dict[str, str]] = {
     "aiortc": {"MEDIA__SCTP_SACK_EVERY": "1", "MEDIA__SCTP_BUNDLE": "false"},
     "tuned": {},
+    "openssl": {"MEDIA__DTLS_FAST_RECORDS": "false"},
+    "baseline": {},
 }
 
 TICKS = 1_000_000.0
 _MASK = 0xFFFFFFFF
 _CONCURRENT_SETUPS = 20
+
+
+def system_seconds(pid: int) -> float:
+    """stime of process ``pid`` (/proc/<pid>/stat field 15): its CPU in the kernel."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[12]) / os.sysconf("SC_CLK_TCK")
 
 
 def _now_ticks() -> int:
@@ -329,6 +342,7 @@ def run_level(
     busy = fleet.send(messages)
     time.sleep(max(0.0, window[0] - time.monotonic()))
     cpu0, hist0, drop0 = cpu_seconds(mf.proc.pid), relay_histogram(mf), stale_dropped(mf)
+    sys0 = system_seconds(mf.proc.pid)
     busy0, wait0 = machine_busy(), run_queue_wait(mf.proc.pid)
     # The MF's event loop also serves /healthz: its answer time shows how late the loop runs.
     admin_times: list[float] = []
@@ -339,6 +353,7 @@ def run_level(
         time.sleep(0.1)
     time.sleep(max(0.0, window[1] - time.monotonic()))
     cpu1, hist1, drop1 = cpu_seconds(mf.proc.pid), relay_histogram(mf), stale_dropped(mf)
+    sys1 = system_seconds(mf.proc.pid)
     busy1, wait1 = machine_busy(), run_queue_wait(mf.proc.pid)
     results = fleet.receive(busy)
     fleet.ask([("teardown",) if s else None for s in shares])
@@ -382,6 +397,7 @@ def run_level(
         "setup_s": round(setup_seconds, 1),
         "mf_cpu_core": round(mf_cpu / args.seconds, 3),
         "mf_cpu_us_per_unit": round(mf_cpu / received * 1e6, 1) if received else None,
+        "mf_system_share_pct": round(100 * (sys1 - sys0) / mf_cpu, 1) if mf_cpu else None,
         "ue_cpu_cores": round(ue_cpu / args.seconds, 3),
         "mf_runq_wait_pct": round(100 * (wait1 - wait0) / args.seconds, 1),
         "machine_busy_pct": round(100 * (busy1[0] - busy0[0]) / max(1.0, busy1[1] - busy0[1]), 1),
@@ -469,8 +485,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--sctp",
         default="tuned",
-        help="SCTP variants to compare in this run, comma-separated: aiortc (a SACK per "
-        "packet, no bundling), tuned (the defaults); default: tuned",
+        help="variants to compare in this run, comma-separated: aiortc (a SACK per "
+        "packet, no bundling), tuned (the defaults), openssl (OpenSSL for every DTLS record), "
+        "baseline (--baseline-src's build); default: tuned",
+    )
+    parser.add_argument(
+        "--baseline-src",
+        type=Path,
+        help="another checkout's src folder: the 'baseline' variant's MF runs that build",
     )
     parser.add_argument(
         "--trace",
@@ -483,6 +505,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = set(variants) - set(SCTP_VARIANTS)
     if unknown or not variants:
         parser.error(f"--sctp: choose among {', '.join(SCTP_VARIANTS)}")
+    if ("baseline" in variants) != (args.baseline_src is not None):
+        parser.error("--baseline-src goes with the variant 'baseline' in --sctp, and back")
 
     rows: list[dict[str, Any]] = []
     failures: list[str] = []
@@ -498,6 +522,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if profile is not None and len(variants) > 1:
                     profile = profile.with_name(f"{profile.stem}-{variant}{profile.suffix}")
                 python = mf_python(workdir, profile=profile, gc=args.gc)
+                if variant == "baseline":
+                    from dc_setup import baseline_python
+
+                    python = baseline_python(args.baseline_src.resolve(), workdir)
                 mfs[variant] = start_mf(
                     workdir,
                     settings=SCTP_VARIANTS[variant],

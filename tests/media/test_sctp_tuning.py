@@ -60,6 +60,7 @@ class FakeDtls:
         self.receiver: Any = None
         self.lose = False
         self.packets: list[list[object]] = []  # the chunks of every packet sent
+        self.raw: list[bytes] = []  # every packet sent, as bytes
         self._tasks: set[asyncio.Task[None]] = set()
 
     def _register_data_receiver(self, receiver: Any) -> None:
@@ -70,6 +71,7 @@ class FakeDtls:
 
     async def _send_data(self, data: bytes) -> None:
         self.packets.append(list(parse_packet(data)[3]))
+        self.raw.append(data)
         peer = self.peer
         if self.lose or peer is None or peer.receiver is None:
             return
@@ -277,6 +279,8 @@ AIORTC_116_METHODS = {
     "_send": "f0f8aff63a9a8743",
     "_send_sack": "ac92513522fa60e7",
     "_data_channel_send": "bff23b8d60ecb624",
+    "_receive_data_chunk": "790c2bb8cd0f5dd7",
+    "_mark_received": "2ac68b6a3934ca87",
 }
 
 

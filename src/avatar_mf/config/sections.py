@@ -355,6 +355,11 @@ class MediaConfig(Section):
     """Bundle small data channel messages sent together into one SCTP packet (RFC 9260
     6.10) instead of one packet, DTLS record and datagram each."""
 
+    dtls_fast_records: StrictBool = True
+    """After the DTLS handshake, seal and open application data records of the AEAD cipher
+    suites (AES-GCM, ChaCha20-Poly1305) in the MF's own record layer (RFC 6347 4.1) instead of
+    through OpenSSL, which keeps the handshake and alerts. false: OpenSSL for every record."""
+
     certificate_dir: DirectoryPath | None = None
     """Directory holding the DTLS certificate and key (created there if missing). Unset:
     <storage.path>/dtls."""

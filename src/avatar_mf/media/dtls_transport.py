@@ -14,15 +14,55 @@ Both are overrides of private methods of aiortc 1.16 (``_validate_peer_identity`
 ``_setup_srtp``), which is why aiortc is pinned. Everything else, including the peer certificate
 verification callback and the fingerprint rule "at least one supported, all supported match",
 is unchanged.
+
+3. Once the handshake is over and the peer's first application data record came through
+   OpenSSL, records of the negotiated AEAD suite are sealed and opened by
+   :mod:`~avatar_mf.media.dtls_records` instead of OpenSSL (``fast_records``, the default;
+   ``media.dtls_fast_records = false`` keeps OpenSSL for every record). RFC 6347 4.1: both
+   sides use epoch 1 from then on. The switch happens only when
+
+   - the version is DTLS 1.2 and the suite one of ``AEAD_SUITES`` (CBC suites and DTLS 1.3
+     stay with OpenSSL throughout);
+   - the peer's application data record arrived alone in its datagram and the derived keys
+     open it to the bytes OpenSSL returned (a self-check of the key block: on a mismatch
+     OpenSSL keeps every record);
+   - the sequence number of OpenSSL's last epoch-1 record is known: every record OpenSSL
+     writes passes :meth:`ImsDtlsTransport._write_ssl`, which notes it, and the fast path
+     continues after it. Application data from the peer proves it has finished its handshake
+     (TLS 1.2: nothing before the Finished it received from us), so OpenSSL has no flight left
+     to retransmit.
+
+   After the switch, a received record that is not epoch-1 application data (an alert, a
+   late handshake retransmission) still goes to OpenSSL (a close_notify ends the transport as
+   before), but nothing OpenSSL writes in epoch 1 reaches the wire: its sequence numbers are
+   behind the fast path's, and an AEAD nonce must never be used twice with a key (so a
+   renegotiation, which WebRTC peers do not start, would not complete). The close_notify of
+   :meth:`ImsDtlsTransport.stop` is sealed by the fast path.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
-from aiortc.rtcdtlstransport import RTCDtlsParameters, RTCDtlsTransport, State
+import pylibsrtp
+from aiortc import RTCIceTransport, clock
+from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsParameters, RTCDtlsTransport, State
+from aiortc.rtp import is_rtcp
+from OpenSSL import SSL
 
 from avatar_mf.media.certificate import certificate_fingerprint
+from avatar_mf.media.dtls_records import (
+    AEAD_SUITES,
+    ALERT_CLOSE_NOTIFY,
+    CONTENT_ALERT,
+    CONTENT_APPLICATION_DATA,
+    RecordLayer,
+    ReplayWindow,
+    SequenceExhausted,
+    derive_key_block,
+    split_records,
+)
 from avatar_mf.media.params import SUPPORTED_FINGERPRINT_ALGORITHMS
 
 logger = logging.getLogger(__name__)
@@ -44,10 +84,30 @@ def fingerprints_match(
 
 
 class ImsDtlsTransport(RTCDtlsTransport):
-    """``RTCDtlsTransport`` accepting data-only handshakes and SHA-1 fingerprints."""
+    """``RTCDtlsTransport`` accepting data-only handshakes and SHA-1 fingerprints, with
+    application data records sealed and opened outside OpenSSL after the handshake
+    (``fast_records``; see the module docstring)."""
 
     failure_reason: str | None = None
     """Why the handshake was rejected after it completed (fingerprint), else None."""
+
+    def __init__(
+        self,
+        transport: RTCIceTransport,
+        certificates: list[RTCCertificate],
+        *,
+        fast_records: bool = True,
+    ) -> None:
+        super().__init__(transport, certificates)
+        self._fast_records = fast_records
+        #: The fast record layer once it took over, else None.
+        self.records: RecordLayer | None = None
+        # The sequence number after the last epoch-1 record OpenSSL wrote (None: none yet).
+        self._openssl_next_write: int | None = None
+        self._timer_done = False  # aiortc's __handshake_done (name-mangled there)
+        self.records_dropped = 0
+        """Records the fast path dropped: replayed, too old, not authentic, or OpenSSL's
+        epoch-1 output after the switch."""
 
     def _validate_peer_identity(self, remoteParameters: RTCDtlsParameters) -> None:
         # Replaces aiortc's check, which ignores sha-1 fingerprints (see the module docstring).
@@ -81,3 +141,197 @@ class ImsDtlsTransport(RTCDtlsTransport):
             super()._setup_srtp()
         else:
             logger.debug("DTLS handshake without use_srtp: data only")
+
+    # -- the record layer --------------------------------------------------------------------
+
+    async def _recv_next(self) -> None:
+        # aiortc 1.16's _recv_next, with the fast record path (module docstring, item 3).
+        records = self.records
+        if records is None:
+            await self._recv_next_openssl()
+            return
+        data = await self.transport._recv()
+        if not data:
+            return  # an empty datagram from the peer's address: nothing to read
+        first_byte = data[0]
+        if (
+            first_byte == CONTENT_APPLICATION_DATA
+            and data[3] == 0
+            and data[4] == 1
+            and len(data) == 13 + (data[11] << 8 | data[12])
+        ):
+            # One epoch-1 application data record: the common case.
+            plaintext = records.open_datagram(data)
+            if plaintext is None:
+                self.records_dropped += 1
+            elif plaintext and self._data_receiver is not None:
+                await self._data_receiver._handle_data(plaintext)
+        elif 19 < first_byte < 64:
+            receiver = self._data_receiver
+            for record in split_records(data):
+                if record.content_type == CONTENT_APPLICATION_DATA and record.epoch == 1:
+                    plaintext = records.open(record)
+                    if plaintext is None:
+                        self.records_dropped += 1
+                    elif plaintext and receiver is not None:
+                        await receiver._handle_data(plaintext)
+                else:
+                    # Alerts (close_notify), late handshake records: OpenSSL's, as before.
+                    await self._openssl_record(bytes(record.raw))
+        elif 127 < first_byte < 192 and self._rx_srtp:
+            await self._receive_srtp(data)
+
+    async def _openssl_record(self, record: bytes) -> None:
+        assert self._ssl is not None
+        self._ssl.bio_write(record)
+        try:
+            data: bytes | None = self._ssl.recv(1500)
+        except SSL.ZeroReturnError:
+            data = None
+        except SSL.Error:
+            data = b""
+        await self._write_ssl()
+        if data is None:
+            logger.debug("DTLS shutdown by remote party")
+            raise ConnectionError
+        if data and self._data_receiver is not None:
+            await self._data_receiver._handle_data(data)
+
+    async def _recv_next_openssl(self) -> None:
+        # aiortc 1.16's _recv_next, and the switch to the fast path.
+        assert self._ssl is not None
+        timeout = None
+        if not self._timer_done:
+            timeout = self._ssl.DTLSv1_get_timeout()
+            if timeout is None and self.encrypted:
+                self._timer_done = True
+        if timeout is not None:
+            try:
+                data = await asyncio.wait_for(self.transport._recv(), timeout=timeout)
+            except TimeoutError:
+                self._ssl.DTLSv1_handle_timeout()
+                await self._write_ssl()
+                return
+        else:
+            data = await self.transport._recv()
+        if not data:
+            return  # an empty datagram from the peer's address: nothing to read
+        first_byte = data[0]
+        if 19 < first_byte < 64:
+            self._ssl.bio_write(data)
+            try:
+                plaintext: bytes | None = self._ssl.recv(1500)
+            except SSL.ZeroReturnError:
+                plaintext = None
+            except SSL.Error:
+                plaintext = b""
+            await self._write_ssl()
+            if plaintext is None:
+                logger.debug("DTLS shutdown by remote party")
+                raise ConnectionError
+            if plaintext:
+                if self._fast_records and self._state == State.CONNECTED:
+                    self._take_over(data, plaintext)
+                if self._data_receiver is not None:
+                    await self._data_receiver._handle_data(plaintext)
+        elif 127 < first_byte < 192 and self._rx_srtp:
+            await self._receive_srtp(data)
+
+    async def _receive_srtp(self, data: bytes) -> None:
+        # aiortc 1.16's SRTP branch of _recv_next.
+        arrival_time_ms = clock.current_ms()
+        try:
+            if is_rtcp(data):
+                await self._handle_rtcp_data(self._rx_srtp.unprotect_rtcp(data))
+            else:
+                data = self._rx_srtp.unprotect(data)
+                await self._handle_rtp_data(data, arrival_time_ms=arrival_time_ms)
+        except pylibsrtp.Error as exc:
+            logger.debug("SRTP unprotect failed: %s", exc)
+
+    def _take_over(self, datagram: bytes, plaintext: bytes) -> None:
+        """Switch to the fast record layer if ``datagram`` (one record OpenSSL just opened
+        to ``plaintext``) allows it (module docstring, item 3); else stay with OpenSSL."""
+        self._fast_records = False  # one attempt: the first application data decides
+        ssl = self._ssl
+        assert ssl is not None
+        suite = AEAD_SUITES.get(ssl.get_cipher_name() or "")
+        write_next = self._openssl_next_write
+        if suite is None or write_next is None or ssl.get_protocol_version_name() != "DTLSv1.2":
+            logger.debug("DTLS fast path off: %s", ssl.get_cipher_name())
+            return
+        records = list(split_records(datagram))
+        if len(records) != 1 or records[0].epoch != 1 or len(records[0].raw) != len(datagram):
+            self._fast_records = True  # try again with the next one
+            return
+        record = records[0]
+        master, client_random, server_random = (
+            ssl.master_key(),
+            ssl.client_random(),
+            ssl.server_random(),
+        )
+        if master is None or client_random is None or server_random is None:
+            return
+        layer = RecordLayer(
+            suite,
+            derive_key_block(suite, master, client_random, server_random),
+            is_client=self._role == "client",
+            next_write_sequence=write_next,
+            read_window=ReplayWindow(record.sequence - 1, older_seen=True),
+        )
+        if layer.open(record) != plaintext:
+            logger.warning("DTLS fast path off: the derived keys do not open the peer's record")
+            return
+        self.records = layer
+
+    async def _write_ssl(self) -> None:
+        # aiortc 1.16's _write_ssl, noting the sequence numbers OpenSSL used (before the switch)
+        # and keeping its epoch-1 records off the wire (after it).
+        assert self._ssl is not None
+        try:
+            data = self._ssl.bio_read(1500)
+        except SSL.Error:
+            data = b""
+        if not data:
+            return
+        if self.records is not None:
+            records = list(split_records(data))
+            data = b"".join(bytes(r.raw) for r in records if r.epoch == 0)
+            self.records_dropped += sum(1 for r in records if r.epoch != 0)
+            if not data:
+                return
+        elif self._fast_records:
+            for record in split_records(data):
+                if record.epoch == 1:
+                    self._openssl_next_write = max(
+                        self._openssl_next_write or 0, record.sequence + 1
+                    )
+        await self.transport._send(data)
+
+    async def _send_data(self, data: bytes) -> None:
+        records = self.records
+        if records is None:
+            await super()._send_data(data)
+            return
+        if self._state != State.CONNECTED:
+            raise ConnectionError("Cannot send encrypted data, not connected")
+        try:
+            sealed = records.seal(CONTENT_APPLICATION_DATA, data)
+        except SequenceExhausted as exc:
+            raise ConnectionError(str(exc)) from exc
+        await self.transport._send(sealed)
+
+    async def stop(self) -> None:
+        records = self.records
+        if records is None:
+            await super().stop()
+            return
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        if self._state in (State.CONNECTING, State.CONNECTED):
+            # OpenSSL's close_notify would reuse a sequence number of the fast path.
+            try:
+                await self.transport._send(records.seal(CONTENT_ALERT, ALERT_CLOSE_NOTIFY))
+            except (ConnectionError, SequenceExhausted):
+                pass

@@ -71,6 +71,7 @@ class DataChannelEndpointFactory:
         clock: Clock | None = None,
         sctp_tuning: SctpTuning = DEFAULT_TUNING,
         reliable_messages: Mapping[str, MessagePredicate] | None = None,
+        dtls_fast_records: bool = True,
     ) -> None:
         """
         :param certificate: the process DTLS identity.
@@ -89,6 +90,9 @@ class DataChannelEndpointFactory:
         :param sctp_tuning: delayed SACKs and bundling (:class:`SctpTuning`).
         :param reliable_messages: per subprotocol, the messages sent fully reliably on its
             partially reliable channels (:class:`DataChannelSession`).
+        :param dtls_fast_records: seal and open DTLS application data records outside
+            OpenSSL once the handshake is over (media/dtls_transport.py); False: OpenSSL for
+            every record.
         :param clock: timer source for the setup timeout; the running loop by default.
         """
         if user_data_max_length is not None and not (
@@ -109,6 +113,7 @@ class DataChannelEndpointFactory:
         self._sctp_port = sctp_port
         self._sctp_tuning = sctp_tuning
         self._reliable_messages = dict(reliable_messages or {})
+        self._dtls_fast_records = dtls_fast_records
         self._actpass_answer: Literal["active", "passive"] = actpass_answer
         self._fingerprint_algorithms = fingerprint_algorithms
         self._offer_use_srtp = offer_use_srtp
@@ -229,6 +234,7 @@ class DataChannelEndpointFactory:
             user_data_max_length=self._user_data_max_length,
             sctp_tuning=self._sctp_tuning,
             reliable_messages=self._reliable_messages,
+            dtls_fast_records=self._dtls_fast_records,
             on_event=on_event,
             on_released=self._sessions.discard,
             remote=remote,

@@ -25,6 +25,14 @@
    aiortc sends one chunk per packet, so one DTLS record and one datagram per message); and a
    waiting SACK bundled ahead of outgoing DATA, so that a channel with messages both ways
    (an avatar room of two) needs almost no SACK of its own.
+5. A receive fast path (:meth:`ImsSctpTransport._handle_data`): the packet is parsed in place
+   (RFC 9260 3: common header, CRC32c, chunk walk) and the common DATA chunk, the next TSN in
+   sequence with no gap outstanding, a whole message (B and E bits, 3.3.1), the next one of its
+   stream when ordered, with nothing waiting in that stream's reassembly queue, is handed to
+   the channel at once, with the bookkeeping aiortc's ``_receive_data_chunk`` would do
+   (cumulative TSN, stream sequence number, SACK due); no chunk object, no reassembly queue.
+   Every other chunk, and any DATA chunk outside those conditions, goes through aiortc's
+   objects and code as before.
 """
 
 from __future__ import annotations
@@ -34,11 +42,12 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from struct import pack
+from struct import Struct, pack
 
 from aiortc.rtcdatachannel import RTCDataChannel
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcsctptransport import (
+    CHUNK_TYPES,
     SCTP_COMMON_HEADER_LENGTH,
     SCTP_DATA_FIRST_FRAG,
     SCTP_DATA_LAST_FRAG,
@@ -46,7 +55,11 @@ from aiortc.rtcsctptransport import (
     SCTP_MAX_PACKET_LENGTH,
     SCTP_TSN_MODULO,
     USERDATA_MAX_LENGTH,
+    WEBRTC_BINARY,
+    WEBRTC_BINARY_EMPTY,
     WEBRTC_DCEP,
+    WEBRTC_STRING,
+    WEBRTC_STRING_EMPTY,
     DataChunk,
     ForwardTsnChunk,
     InitChunk,
@@ -55,7 +68,7 @@ from aiortc.rtcsctptransport import (
     parse_packet,
     tsn_plus_one,
 )
-from aiortc.utils import uint16_add
+from aiortc.utils import uint16_add, uint32_gt
 from google_crc32c import value as crc32c
 
 AIORTC_USER_DATA_MAX_LENGTH: int = USERDATA_MAX_LENGTH
@@ -97,6 +110,16 @@ AIORTC_TUNING = SctpTuning(sack_every=1, bundle=False)
 
 _MAX_CHUNKS_LENGTH = SCTP_MAX_PACKET_LENGTH - SCTP_COMMON_HEADER_LENGTH
 
+_TAG = Struct("!L")  # the verification tag, at offset 4 of the common header
+_CHECKSUM = Struct("<L")  # the CRC32c, at offset 8, little-endian
+_CHUNK_HEADER = Struct("!BBH")
+_DATA_HEADER = Struct("!LHHL")  # TSN, stream id, stream sequence number, PPID
+_CHUNK_DATA = 0
+_CHUNK_INIT = 1
+_CHUNK_FORWARD_TSN = ForwardTsnChunk.type
+_WHOLE = SCTP_DATA_FIRST_FRAG | SCTP_DATA_LAST_FRAG
+_MIN_PACKET = SCTP_COMMON_HEADER_LENGTH + 4
+
 
 class _Queued(tuple):  # type: ignore[type-arg]  # aiortc's (channel, pp_id, data) + policy
     """A data-channel queue entry of aiortc (unpacks as ``channel, pp_id, user_data``) that
@@ -105,6 +128,15 @@ class _Queued(tuple):  # type: ignore[type-arg]  # aiortc's (channel, pp_id, dat
 
     expiry: float | None
     max_retransmits: int | None
+
+
+def _queued(
+    entry: tuple[RTCDataChannel, int, bytes], expiry: float | None, max_retransmits: int | None
+) -> _Queued:
+    queued = _Queued(entry)
+    queued.expiry = expiry
+    queued.max_retransmits = max_retransmits
+    return queued
 
 
 class _Packer:
@@ -176,6 +208,8 @@ class ImsSctpTransport(RTCSctpTransport):
         self._lifetimes = False
         # Set by send_reliably around one channel.send.
         self._reliable_next = False
+        # A flush task is scheduled and has not started yet.
+        self._flush_scheduled = False
 
     @property
     def tuning(self) -> SctpTuning:
@@ -201,27 +235,50 @@ class ImsSctpTransport(RTCSctpTransport):
     # -- receiving: delayed SACKs (RFC 9260 6.2) ---------------------------------------------
 
     async def _handle_data(self, data: bytes) -> None:
-        # aiortc 1.16's _handle_data, with the SACK decision of RFC 9260 6.2.
-        try:
-            _, _, verification_tag, chunks = parse_packet(data)
-        except ValueError:
+        # aiortc 1.16's _handle_data (parse_packet inlined, with the fast path for DATA: see
+        # the module docstring, item 5), with the SACK decision of RFC 9260 6.2.
+        length = len(data)
+        if length < _MIN_PACKET:
             return
-        if any(isinstance(c, InitChunk) for c in chunks):
-            if len(chunks) != 1:
+        verification_tag = _TAG.unpack_from(data, 4)[0]
+        checksum = _CHECKSUM.unpack_from(data, 8)[0]
+        view = memoryview(data)
+        if checksum != crc32c(b"".join((view[:8], b"\x00\x00\x00\x00", view[12:]))):
+            return
+        if data[SCTP_COMMON_HEADER_LENGTH] == _CHUNK_INIT:
+            await self._handle_init_packet(data, verification_tag)
+            return
+        if verification_tag != self._local_verification_tag:
+            return
+        # Walk the chunks first (a malformed one drops the whole packet, as parse_packet does).
+        chunks: list[tuple[int, int, int, int]] = []  # type, flags, start, end
+        pos = SCTP_COMMON_HEADER_LENGTH
+        unpack_chunk = _CHUNK_HEADER.unpack_from
+        while pos <= length - 4:
+            chunk_type, flags, chunk_length = unpack_chunk(data, pos)
+            if (
+                chunk_length < 4
+                or pos + chunk_length > length
+                or chunk_type == _CHUNK_INIT
+                or (chunk_type == _CHUNK_DATA and chunk_length < 16)
+            ):
+                # Malformed (a DATA chunk shorter than its header would raise in aiortc's
+                # parser), or an INIT bundled with other chunks: aiortc drops the packet.
                 return
-            expected_tag = 0
-        else:
-            expected_tag = self._local_verification_tag
-        if verification_tag != expected_tag:
-            return
+            chunks.append((chunk_type, flags, pos + 4, pos + chunk_length))
+            pos += (chunk_length + 3) & ~3
         has_data = False
         forward_tsn = False
-        for chunk in chunks:
-            if isinstance(chunk, DataChunk):
+        for chunk_type, flags, start, end in chunks:
+            if chunk_type == _CHUNK_DATA:
                 has_data = True
-            elif isinstance(chunk, ForwardTsnChunk):
+                if flags & _WHOLE == _WHOLE and await self._fast_data(data, flags, start, end):
+                    continue
+            elif chunk_type == _CHUNK_FORWARD_TSN:
                 forward_tsn = True
-            await self._receive_chunk(chunk)
+            cls = CHUNK_TYPES.get(chunk_type)
+            if cls is not None:
+                await self._receive_chunk(cls(flags=flags, body=data[start:end]))
         if not self._sack_needed:
             return
         if has_data:
@@ -240,6 +297,41 @@ class ImsSctpTransport(RTCSctpTransport):
             self._sack_timer = asyncio.get_running_loop().call_later(
                 self._tuning.sack_delay, self._sack_due
             )
+
+    async def _handle_init_packet(self, data: bytes, verification_tag: int) -> None:
+        # aiortc's rule: an INIT is alone in its packet, with verification tag 0.
+        try:
+            _, _, _, chunks = parse_packet(data)
+        except ValueError:
+            return
+        if len(chunks) == 1 and isinstance(chunks[0], InitChunk) and verification_tag == 0:
+            await self._receive_chunk(chunks[0])
+
+    async def _fast_data(self, data: bytes, flags: int, start: int, end: int) -> bool:
+        """Deliver a whole-message DATA chunk that is next in line (module docstring, item
+        5) and return True; False (nothing done) when aiortc's path must take it."""
+        last = self._last_received_tsn
+        if last is None or self._sack_misordered or self._reconfig_deferred is not None:
+            return False
+        tsn, stream_id, stream_seq, pp_id = _DATA_HEADER.unpack_from(data, start)
+        if tsn != tsn_plus_one(last):
+            return False
+        stream = self._inbound_streams.get(stream_id)
+        if stream is None:
+            stream = self._get_inbound_stream(stream_id)
+        elif stream.reassembly:
+            return False
+        if not flags & SCTP_DATA_UNORDERED:
+            if stream_seq != stream.sequence_number:
+                return False
+            stream.sequence_number = uint16_add(stream_seq, 1)
+        # aiortc's _receive_data_chunk and _mark_received, for this case.
+        self._sack_needed = True
+        self._last_received_tsn = tsn
+        if self._sack_duplicates:
+            self._sack_duplicates = [t for t in self._sack_duplicates if uint32_gt(t, tsn)]
+        await self._data_channel_receive(stream_id, pp_id, data[start + 12 : end])
+        return True
 
     def _sack_due(self) -> None:
         self._sack_timer = None
@@ -304,23 +396,41 @@ class ImsSctpTransport(RTCSctpTransport):
             self._reliable_next = False
 
     def _data_channel_send(self, channel: RTCDataChannel, data: bytes | str) -> None:
-        super()._data_channel_send(channel, data)
+        # aiortc 1.16's _data_channel_send, with the message's own PR-SCTP policy and one
+        # flush task for all the messages sent before it runs (aiortc: a task per message).
+        if data == "":
+            pp_id, user_data = WEBRTC_STRING_EMPTY, b"\x00"
+        elif isinstance(data, str):
+            pp_id, user_data = WEBRTC_STRING, data.encode("utf8")
+        elif data == b"":
+            pp_id, user_data = WEBRTC_BINARY_EMPTY, b"\x00"
+        else:
+            pp_id, user_data = WEBRTC_BINARY, data
+        if self._remote_max_message_size and len(user_data) > self._remote_max_message_size:
+            raise ValueError(
+                f"Cannot send message of {len(user_data)} bytes, the remote party "
+                f"only supports messages up to {self._remote_max_message_size} bytes"
+            )
+        channel._addBufferedAmount(len(user_data))
+        entry: tuple[RTCDataChannel, int, bytes] = (channel, pp_id, user_data)
         lifetime = channel.maxPacketLifeTime
         if self._reliable_next:
-            expiry, max_retransmits = None, None
+            entry = _queued(entry, None, None)
         elif lifetime is not None:
             self._lifetimes = True
             if lifetime > 0:
-                expiry, max_retransmits = time.time() + lifetime / 1000, None
+                entry = _queued(entry, time.time() + lifetime / 1000, None)
             else:  # max-time=0: one transmission, never a retransmission
-                expiry, max_retransmits = None, 0
-        else:
-            return  # aiortc's entry: the channel's own policy (reliable, or max-retr)
-        # aiortc appended the message and scheduled its flush (which has not run yet).
-        queued = _Queued(self._data_channel_queue[-1])
-        queued.expiry = expiry
-        queued.max_retransmits = max_retransmits
-        self._data_channel_queue[-1] = queued
+                entry = _queued(entry, None, 0)
+        # else aiortc's entry: the channel's own policy (reliable, or max-retr)
+        self._data_channel_queue.append(entry)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.ensure_future(self._scheduled_flush())
+
+    async def _scheduled_flush(self) -> None:
+        self._flush_scheduled = False
+        await self._data_channel_flush()
 
     async def _data_channel_flush(self) -> None:
         # aiortc 1.16's _data_channel_flush, except that (1) a message's expiry is the one set

@@ -86,6 +86,7 @@ class DataChannelSession:
         user_data_max_length: int | None = None,
         sctp_tuning: SctpTuning = DEFAULT_TUNING,
         reliable_messages: Mapping[str, MessagePredicate] | None = None,
+        dtls_fast_records: bool = True,
         on_event: EventHandler | None = None,
         on_released: Callable[[DataChannelSession], None] | None = None,
         remote: RemoteParams | None = None,
@@ -121,6 +122,7 @@ class DataChannelSession:
         self._certificate = certificate
         self._user_data_max_length = user_data_max_length
         self._sctp_tuning = sctp_tuning
+        self._dtls_fast_records = dtls_fast_records
         self._dtls: BundledDtlsTransport | None = None
         self._sctp: ImsSctpTransport | None = None
         self._specs: dict[int, StreamSpec] = {}
@@ -297,7 +299,11 @@ class DataChannelSession:
             # RTCDtlsTransport is typed against RTCIceTransport but uses only role/_recv/_send,
             # which every PacketPath provides (see packet_path.py).
             # Audio BUNDLEd with the data channel shares this DTLS transport (media.srtp_path).
-            dtls = BundledDtlsTransport(cast(RTCIceTransport, self._path), [self._certificate])
+            dtls = BundledDtlsTransport(
+                cast(RTCIceTransport, self._path),
+                [self._certificate],
+                fast_records=self._dtls_fast_records,
+            )
             sctp = ImsSctpTransport(
                 dtls,
                 port=self._local.sctp_port,

@@ -37,4 +37,8 @@ class SessionChannel(RTCDataChannel):
     def emit(self, event: str, *args: Any, **kwargs: Any) -> bool:
         if event in _SESSION_EVENTS:
             self._sink(self, event, args)
+            if not self._events.get(event):
+                # Nobody else listens (the usual case): skip pyee's lock and list copy, which
+                # cost as much as the rest of a message's delivery.
+                return False
         return super().emit(event, *args, **kwargs)

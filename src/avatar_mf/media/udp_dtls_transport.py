@@ -89,6 +89,9 @@ class PlainUdpTransport:
         self._local: tuple[str, int] = ("", 0)
         self._declared: tuple[str, int] | None = None
         self._latched: tuple[str, int] | None = None
+        # The latched peer's address as the event loop spells it: compared first, so that a
+        # datagram from the peer costs no canonicalisation.
+        self._latched_raw: tuple[Any, ...] | None = None
         self._dtls_server: bool | None = None  # unknown until the SDP exchange ends
         self._closed = False
         self._on_first: Callable[[], None] | None = None
@@ -204,20 +207,23 @@ class PlainUdpTransport:
     def _datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
         if self._closed:
             return
-        source = _canonical(addr)
-        if self._latched is None:
-            if not is_dtls_record(data):
-                return
-            if source != self._declared:
-                # Only a DTLS server (or an offerer that does not know its role yet) may follow
-                # a peer to an address the SDP did not give, and only on a ClientHello.
-                if self._dtls_server is False or not is_client_hello(data):
-                    logger.debug("%s: ignored a record from %s:%d", self, *source)
+        if addr != self._latched_raw:  # else the latched peer, as the loop spells it
+            source = _canonical(addr)
+            if self._latched is None:
+                if not is_dtls_record(data):
                     return
-                logger.debug("%s: latched to %s:%d", self, *source)
-            self._latched = source
-        elif source != self._latched:
-            return
+                if source != self._declared:
+                    # Only a DTLS server (or an offerer that does not know its role yet) may
+                    # follow a peer to an address the SDP did not give, and only on a
+                    # ClientHello.
+                    if self._dtls_server is False or not is_client_hello(data):
+                        logger.debug("%s: ignored a record from %s:%d", self, *source)
+                        return
+                    logger.debug("%s: latched to %s:%d", self, *source)
+                self._latched = source
+            elif source != self._latched:
+                return
+            self._latched_raw = addr
         self._queue.append(data)
         self._wake()
         if self._on_first is not None:

@@ -45,11 +45,13 @@ class UeDataChannels:
         user_data_max_length: int | None = None,
         sctp_tuning: SctpTuning = DEFAULT_TUNING,
         reliable_messages: Mapping[str, MessagePredicate] | None = None,
+        dtls_fast_records: bool = True,
     ) -> None:
         """
         :param ice: offer ICE (browser style) or DTLS straight over UDP (IMS UE style).
         :param fingerprint_algorithm: hash of the UE's only ``a=fingerprint`` (IMS UEs: sha-1).
         :param offer_use_srtp: False for a UE whose DTLS hello lacks use_srtp.
+        :param dtls_fast_records: False: OpenSSL seals and opens every DTLS record.
         """
         self.ice = ice
         self.factory = DataChannelEndpointFactory(
@@ -61,6 +63,7 @@ class UeDataChannels:
             offer_use_srtp=offer_use_srtp,
             sctp_tuning=sctp_tuning,
             reliable_messages=reliable_messages,
+            dtls_fast_records=dtls_fast_records,
         )
 
     async def offer(

@@ -234,6 +234,7 @@ class MediaFunction:
             setup_timeout=media.setup_timeout,
             user_data_max_length=media.sctp_max_chunk,
             sctp_tuning=SctpTuning(sack_every=media.sctp_sack_every, bundle=media.sctp_bundle),
+            dtls_fast_records=media.dtls_fast_records,
             # On a max-time/max-retr animation channel (TS 26.264's example has max-time=150)
             # a lost CONFIG would leave the receiver unable to read what follows.
             reliable_messages={SUBPROTOCOL_ANIMATION: is_config_unit},
