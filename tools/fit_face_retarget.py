@@ -61,8 +61,7 @@ def main() -> None:
         + _tuple("MEAN", fitted.mean)
         + _tuple("SCALE", fitted.scale)
         + _tuple("WEIGHTS", fitted.weights.reshape(-1))
-        + f"PITCH_GAIN = {fitted.pitch_gain!r}\n"
-        + f"PITCH_OFFSET = {fitted.pitch_offset!r}\n"
+        + _tuple("PITCH", fitted.pitch)
     )
     print(f"wrote {OUT}")
 

@@ -104,7 +104,7 @@ def test_skin_weights_bind_head_jaw_neck_eyes() -> None:
 # mirrored for Right. Eye shapes are checked against the eye centre instead.
 FACE_REGIONS: dict[str, tuple[tuple[float, float], tuple[float, float], float]] = {
     "browDownLeft": ((0.0, 0.07), (0.17, 0.225), 0.03),
-    "browInnerUp": ((-0.04, 0.04), (0.17, 0.225), 0.03),
+    "browInnerUp": ((-0.047, 0.047), (0.185, 0.237), 0.03),
     "browOuterUpLeft": ((0.02, 0.08), (0.17, 0.225), 0.0),
     "cheekPuff": ((-0.08, 0.08), (0.08, 0.15), 0.0),
     "cheekSquintLeft": ((0.015, 0.08), (0.12, 0.17), 0.0),
@@ -214,6 +214,18 @@ def test_directions() -> None:
         assert mean_move(model, f"eyeLookIn{side}", front)[0] * sign < -3 * MM
     inner_brows = (np.abs(x) < 0.025) & (np.abs(y - 0.2) < 0.006) & (z > 0.05)
     assert mean_move(model, "browInnerUp", inner_brows)[1] > 3 * MM
+    # An inner-brow raise (FACS AU1): the brows' heads (painted from |x| ~ 0.015) go up by
+    # several millimetres, their tails stay, the upper lids do not move.
+    raise_ = model.target_positions[model.target_index("browInnerUp")]
+    band = (np.abs(y - 0.203) < 0.003) & (z > 0.05)
+    heads = band & (np.abs(x) > 0.012) & (np.abs(x) < 0.02)
+    tails = band & (np.abs(x) > 0.05) & (np.abs(x) < 0.056)
+    assert heads.any() and tails.any()
+    assert raise_[heads, 1].min() > 6 * MM
+    assert raise_[tails, 1].max() < 0.5 * MM
+    for eye in eye_centres(model).values():
+        lid = (np.abs(x - eye[0]) < 0.01) & (y > eye[1]) & (y < eye[1] + 0.009) & (z > eye[2])
+        assert lid.any() and np.abs(raise_[lid]).max() < 0.5 * MM
     lips = (np.abs(x) < 0.01) & (np.abs(y - mouth_y) < 0.006) & (z > 0.08)
     assert mean_move(model, "mouthPucker", lips)[2] > 4 * MM
 

@@ -30,15 +30,17 @@ from avatar_mf.testing.process import MfProcess
 from avatar_mf.ue import AvatarClient, UeCall
 from avatar_mf.ue.call import DATACHANNEL_FEATURE_TAG
 
+from . import webrtc_fixtures as fx
 from .pages import wait_for
-from .test_webrtc_audio import HOST, ROOM, SipUac, with_dcmap
+from .webrtc_fixtures import HOST, ROOM
 
 pytestmark = pytest.mark.timeout(150)
 
 SIZE = 128
 ASSISTED = DATACHANNEL_FEATURE_TAG + ';+sip.3gpp-avatar-support="avatar-assisted"'
 
-OFFER_JS = """async (codec) => {
+OFFER_JS = (
+    """async (codec) => {
   const stream = await navigator.mediaDevices.getUserMedia(
     {audio: true, video: {width: 320, height: 240, frameRate: 25}});
   const pc = new RTCPeerConnection();
@@ -61,21 +63,12 @@ OFFER_JS = """async (codec) => {
     sink.srcObject = new MediaStream([event.track]);
     document.body.appendChild(sink);
     sink.play();
-  });
-  await pc.setLocalDescription(await pc.createOffer());
-  if (pc.iceGatheringState !== 'complete') {
-    await new Promise((done) => pc.addEventListener('icegatheringstatechange', () => {
-      if (pc.iceGatheringState === 'complete') done();
-    }));
-  }
-  return pc.localDescription.sdp;
-}"""
+  });"""
+    + fx.GATHERED_OFFER_JS
+)
 
-STATS_JS = """async () => {
-  const report = await window.pc.getStats();
-  const out = {state: window.pc.connectionState, dc: window.dc.readyState};
-  report.forEach((s) => {
-    if (s.type === 'inbound-rtp' && s.kind === 'video') {
+STATS_JS = fx.stats_js(
+    """    if (s.type === 'inbound-rtp' && s.kind === 'video') {
       out.decoded = s.framesDecoded; out.width = s.frameWidth; out.height = s.frameHeight;
       out.keyframes = s.keyFramesDecoded; out.pli_sent = s.pliCount;
       out.received = s.framesReceived; out.dropped = s.framesDropped; out.lost = s.packetsLost;
@@ -83,30 +76,22 @@ STATS_JS = """async () => {
     }
     if (s.type === 'outbound-rtp' && s.kind === 'video') {
       out.sent = s.framesSent; out.pli_received = s.pliCount;
-    }
-  });
-  out.at = performance.now() / 1000;
-  return out;
-}"""
+    }""",
+    "\n  out.at = performance.now() / 1000;",
+)
 
 
 @pytest.fixture(scope="module")
 def mf(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MfProcess]:
-    mf = MfProcess.start(
-        tmp_path_factory.mktemp("webrtc-video-mf"),
-        settings={
-            "MEDIA__HOST": HOST,
-            "MEDIA__SETUP_TIMEOUT": "10",
+    yield from fx.run_mf(
+        tmp_path_factory,
+        "webrtc-video-mf",
+        {
             "PIPELINE__ANIMATION__NAME": "network",
             "RENDER__SIZE": str(SIZE),
             "RENDER__WORKERS": "1",
         },
     )
-    try:
-        yield mf
-    finally:
-        code = mf.stop()
-    assert code == 0, mf.log_text()[-3000:]
 
 
 @pytest.mark.parametrize("codec", ["VP8", "H264"])
@@ -114,88 +99,66 @@ async def test_chromium_camera_to_the_mf_and_the_rendered_avatar_back(
     mf: MfProcess, browser_context: Any, codec: str
 ) -> None:
     pytest.importorskip("avatar_mf.stages.animation_data.espeak")
-    page = await browser_context.new_page()
-    await page.goto(f"http://{HOST}:{mf.admin_port}/readyz")  # a secure context
-    sdp = await page.evaluate(OFFER_JS, codec)
-    if sdp is None:
-        pytest.skip(f"this Chromium has no {codec} with packetization-mode 1")
-    offer = with_dcmap(sdp) + 'a=dcmap:1000 label="avatar-meta";subprotocol="3gpp-ar-metadata"\r\n'
-    assert re.search(r"m=video \d+ UDP/TLS/RTP/SAVPF", offer), offer
-    assert "a=group:BUNDLE 0 1 2" in offer
-
-    loop = asyncio.get_running_loop()
-    transport, uac = await loop.create_datagram_endpoint(
-        lambda: SipUac(mf.sip_port), local_addr=(HOST, 0)
-    )
-    uac.contact_params = ASSISTED
     head = write_arf(generate_default_head(resolution="low"), avatar_id="h", name="head")
-    try:
-        uac.send("INVITE", 1, offer)
-        ok = await uac.final("INVITE")
-        assert ok.status == 200, ok
-        uac.to_tag = (ok.headers.get("To") or "").split("tag=")[1].split(";")[0]
-        uac.send("ACK", 1)
-        answer = parse_sdp(ok.body)
-        video = next(m for m in answer.media if m.media == "video")
-        assert video.port != 0 and video.formats, ok.body.decode()
-        assert any(
-            (a.value or "").split()[1].upper().startswith(codec) for a in video.attributes("rtpmap")
+    async with fx.mf_page(browser_context, mf) as page:
+        sdp = await page.evaluate(OFFER_JS, codec)
+        if sdp is None:
+            pytest.skip(f"this Chromium has no {codec} with packetization-mode 1")
+        offer = (
+            fx.with_dcmap(sdp)
+            + 'a=dcmap:1000 label="avatar-meta";subprotocol="3gpp-ar-metadata"\r\n'
         )
-        await page.evaluate(
-            "(sdp) => window.pc.setRemoteDescription({type: 'answer', sdp})", ok.body.decode()
-        )
+        assert re.search(r"m=video \d+ UDP/TLS/RTP/SAVPF", offer), offer
+        assert "a=group:BUNDLE 0 1 2" in offer
 
-        async with UeCall.dial(
-            f"sip:{ROOM}@{HOST}", HOST, mf.sip_port, ice=False, from_uri=f"sip:talker@{HOST}"
-        ) as talker_call:
-            await talker_call.wait_channels_open(10.0)
-            async with AvatarClient(talker_call, id_prefix="t") as talker:
-                await talker.hello(timeout=10.0)
-                upload = await talker.upload(
-                    head, avatar_id="talker-head", content_type=CONTENT_TYPE_ARF_ZIP, timeout=30
-                )
-                assert upload.state == "complete", upload.as_dict()
-                stats: dict[str, Any] = {}
+        async with fx.sip_call(mf, offer, ASSISTED) as (uac, ok):
+            answer = parse_sdp(ok.body)
+            video = next(m for m in answer.media if m.media == "video")
+            assert video.port != 0 and video.formats, ok.body.decode()
+            assert any(
+                (a.value or "").split()[1].upper().startswith(codec)
+                for a in video.attributes("rtpmap")
+            )
+            await fx.set_answer(page, ok.body.decode())
 
-                async def flowing() -> bool:
-                    stats.update(await page.evaluate(STATS_JS))
-                    return stats.get("decoded", 0) > 50 and stats.get("sent", 0) > 50
+            async with UeCall.dial(
+                f"sip:{ROOM}@{HOST}", HOST, mf.sip_port, ice=False, from_uri=f"sip:talker@{HOST}"
+            ) as talker_call:
+                await talker_call.wait_channels_open(10.0)
+                async with AvatarClient(talker_call, id_prefix="t") as talker:
+                    await talker.hello(timeout=10.0)
+                    upload = await talker.upload(
+                        head, avatar_id="talker-head", content_type=CONTENT_TYPE_ARF_ZIP, timeout=30
+                    )
+                    assert upload.state == "complete", upload.as_dict()
+                    stats: dict[str, Any] = {}
 
-                try:
-                    await wait_for(flowing, 30.0, "video both ways")
-                except AssertionError as exc:
-                    raise AssertionError(f"{exc}; Chromium: {stats}; MF: {mf.stats()}") from None
-                first = dict(stats)
-                sent_before = (await asyncio.to_thread(mf.stats))["video"]["frames_out"]
-                started = time.monotonic()
-                await asyncio.sleep(4.0)
-                last = await page.evaluate(STATS_JS)
-                sent = (await asyncio.to_thread(mf.stats))["video"]["frames_out"] - sent_before
-                print(f"MF sent {sent / (time.monotonic() - started):.2f} fps")
-                print("chromium video:", codec, last, f"({time.monotonic() - started:.1f} s)")
-        rate = (last["decoded"] - first["decoded"]) / (last["at"] - first["at"])
-        print(f"Chromium decoded the MF's {codec} at {rate:.2f} fps")
-        assert last["state"] == "connected" and last["dc"] == "open"
-        assert last["codec"].lower() == f"video/{codec.lower()}"
-        assert (last["width"], last["height"]) == (SIZE, SIZE)
-        assert 22.5 <= rate <= 27.5
+                    async def flowing() -> bool:
+                        stats.update(await page.evaluate(STATS_JS))
+                        return stats.get("decoded", 0) > 50 and stats.get("sent", 0) > 50
 
-        uac.send("BYE", 2)
-        bye = await uac.final("BYE")
-        assert bye.status == 200
-        uac.to_tag = ""
-    finally:
-        if uac.to_tag:
-            uac.send("BYE", 2)
-            await asyncio.sleep(0.2)
-        transport.close()
-        await page.close()
+                    try:
+                        await wait_for(flowing, 30.0, "video both ways")
+                    except AssertionError as exc:
+                        raise AssertionError(
+                            f"{exc}; Chromium: {stats}; MF: {mf.stats()}"
+                        ) from None
+                    first = dict(stats)
+                    sent_before = (await asyncio.to_thread(mf.stats))["video"]["frames_out"]
+                    started = time.monotonic()
+                    await asyncio.sleep(4.0)
+                    last = await page.evaluate(STATS_JS)
+                    sent = (await asyncio.to_thread(mf.stats))["video"]["frames_out"] - sent_before
+                    print(f"MF sent {sent / (time.monotonic() - started):.2f} fps")
+                    print("chromium video:", codec, last, f"({time.monotonic() - started:.1f} s)")
+            rate = (last["decoded"] - first["decoded"]) / (last["at"] - first["at"])
+            print(f"Chromium decoded the MF's {codec} at {rate:.2f} fps")
+            assert last["state"] == "connected" and last["dc"] == "open"
+            assert last["codec"].lower() == f"video/{codec.lower()}"
+            assert (last["width"], last["height"]) == (SIZE, SIZE)
+            assert 22.5 <= rate <= 27.5
 
-    async def idle() -> bool:
-        held = (await asyncio.to_thread(mf.stats))["held"]
-        return held["video_streams"] == 0 and held.get("calls", 0) == 0
-
-    await wait_for(idle, 10.0, "every stream released")
+    await fx.wait_released(mf, "video_streams")
     records = [
         json.loads(line)["cdr"]
         for line in mf.log_text().splitlines()

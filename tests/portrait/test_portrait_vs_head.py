@@ -85,3 +85,13 @@ def test_the_fields_agree_with_the_heads_projected_deltas(
     # the centre of the head's region, where its bump has fallen by up to a quarter.
     assert ours @ truth > 0.95 * np.linalg.norm(ours) * np.linalg.norm(truth)
     assert np.linalg.norm(ours - truth) < 0.35 * np.linalg.norm(truth), (ours, truth)
+
+
+@pytest.mark.parametrize("landmark", [336, 107])
+def test_the_inner_brow_raise_is_the_heads(head_fields: tuple[F64, F64], landmark: int) -> None:
+    """The portrait's browInnerUp lifts the brows' heads as far as the 3D head's does (within
+    10 %: its bump is centred on the brow's head, where the head's raise is full)."""
+    projected, fields = head_fields
+    truth = projected[ARKIT_INDEX["browInnerUp"], landmark]
+    ours = fields[ARKIT_INDEX["browInnerUp"], landmark]
+    assert abs(np.linalg.norm(ours) / np.linalg.norm(truth) - 1.0) < 0.1, (ours, truth)

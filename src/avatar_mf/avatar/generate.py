@@ -545,6 +545,22 @@ def _offset(r: _Regions, weight: F64, delta: tuple[float, float, float]) -> F64:
     return out
 
 
+
+#: How far browInnerUp lifts the heads of the brows (ARKit's inner-brow raise, FACS AU1).
+_BROW_INNER_RAISE: Final = 0.0075
+
+
+def _inner_brows(r: _Regions) -> F64:
+    """browInnerUp's weight: the inner half of each painted brow (its head, |x| < ~0.02, fully;
+    fading out by the brow's outer third, so the brows slant up towards the middle), the skin
+    between the brows and the lower forehead above them (fading out towards the hairline), and
+    not the upper lids (the skin between lid and brow stretches)."""
+    x, y = np.abs(r.p[:, 0]), r.p[:, 1]
+    across = 1.0 - _smoothstep(0.016, 0.046, x)
+    up = _smoothstep(0.186, 0.199, y) * (1.0 - _smoothstep(0.207, 0.236, y))
+    out: F64 = across * up * r.front
+    return out
+
 def _blendshapes(r: _Regions) -> dict[str, F64]:
     """Position deltas of the 52 ARKit blendshapes."""
     p = r.p
@@ -607,11 +623,7 @@ def _blendshapes(r: _Regions) -> dict[str, F64]:
         mouth = r.face(0.0, my, 0.045, 0.026)
         out[f"mouth{name}"] = _offset(r, mouth, (side * 0.0085, 0.0, -0.0008))
 
-    out["browInnerUp"] = _offset(
-        r,
-        _kernel((np.abs(p[:, 0]) - 0.014) / 0.017, (p[:, 1] - 0.2) / 0.015) * r.front,
-        (0.0, 0.0062, 0.0005),
-    )
+    out["browInnerUp"] = _offset(r, _inner_brows(r), (0.0, _BROW_INNER_RAISE, 0.0008))
     cheeks = r.face(0.046, 0.116, 0.024, 0.026) + r.face(-0.046, 0.116, 0.024, 0.026)
     out["cheekPuff"] = cheeks[:, None] * r.normals * 0.0085
     out["jawOpen"] = rotated_x(r.jaw, 0.3, _HINGE)

@@ -23,15 +23,23 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from avatar_mf.calls.streams import (
+    Transport,
+    any_bundled,
+    apply_plans,
+    attach_bundle,
+    open_transport,
+    same_stream,
+    start_stream,
+)
 from avatar_mf.clock import Clock
 from avatar_mf.codecs.base import AudioCodec, AudioCodecSpec
 from avatar_mf.codecs.registry import CodecRegistry, default_registry
-from avatar_mf.media.audio_stream import AudioStream, MediaLimits, StreamFormat
+from avatar_mf.media.audio_stream import AudioStream, MediaLimits
 from avatar_mf.media.rtp_ports import PortRange, PortsExhausted
 from avatar_mf.media.rtp_socket import RtpSocketPair
 from avatar_mf.media.session import DataChannelSession
 from avatar_mf.media.sockets import SocketLedger
-from avatar_mf.media.srtp_path import SrtpPath
 from avatar_mf.rooms.audio_room import AudioMember, AudioRooms
 from avatar_mf.sdp.audio import AudioPlan, OfferedFormat, format_fmtp
 from avatar_mf.sdp.model import Attribute, Connection, MediaDescription
@@ -152,7 +160,7 @@ class _Live:
     plan: AudioPlan
     stream: AudioStream
     #: Its own UDP sockets (IMS style), or SRTP on the data channel's transport (WebRTC).
-    sockets: RtpSocketPair | SrtpPath
+    sockets: Transport
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,43 +205,21 @@ class CallAudio:
     async def apply(self, plans: Sequence[AudioPlan]) -> tuple[dict[int, int], list[AudioPlan]]:
         """Open, keep or replace the streams for ``plans``; returns the RTP port of each kept
         index and the plans that could not be served (room full, no port): port 0."""
-        ports: dict[int, int] = {}
-        refused: list[AudioPlan] = []
-        wanted = {p.index: p for p in plans}
-        for index in list(self.live):
-            if index not in wanted:
-                self._close_stream(index)
-        for plan in plans:
-            live = self.live.get(plan.index)
-            if live is not None and self._same(live.plan, plan):
-                live.plan = plan
-                live.stream.sends, live.stream.receives = plan.sends, plan.receives
-                ports[plan.index] = live.sockets.port
-                continue
-            if live is not None:
-                self._close_stream(plan.index)
-            if self.live or not self.room_has_space():
-                # One audio stream per call in a room (the first); or the room is full.
-                refused.append(plan)
-                continue
-            try:
-                ports[plan.index] = await self._open(plan)
-            except _RoomFilled:
-                refused.append(plan)
-            except (PortsExhausted, OSError) as exc:
-                log.warning("call %s: no RTP port: %s", self.call_id, exc)
-                refused.append(plan)
-        return ports, refused
+        return await apply_plans(
+            self.live,
+            plans,
+            open_stream=self._open,
+            close_stream=self._close_stream,
+            no_port=lambda exc: log.warning("call %s: no RTP port: %s", self.call_id, exc),
+            same=self._same,
+            # One audio stream per call in a room (the first); or the room is full.
+            admit=lambda: not self.live and self.room_has_space(),
+            refusals=(_RoomFilled,),
+        )
 
     @staticmethod
     def _same(before: AudioPlan, now: AudioPlan) -> bool:
-        return (
-            before.codec.same_codec(now.codec.name, now.codec.clock_rate)
-            and before.codec.payload_type == now.codec.payload_type
-            and before.answer_fmtp == now.answer_fmtp
-            and before.rtcp_mux == now.rtcp_mux
-            and before.bundled == now.bundled
-        )
+        return same_stream(before, now) and before.codec.clock_rate == now.codec.clock_rate
 
     def room_format(self) -> tuple[OfferedFormat, tuple[tuple[str, str], ...]] | None:
         """The codec (and fmtp) of the first audio member of the call's room: what the MF
@@ -326,62 +312,34 @@ class CallAudio:
     def attach_bundle(self, dc: DataChannelSession) -> None:
         """Put the WebRTC streams (BUNDLEd with the data channel) on ``dc``'s DTLS transport:
         their SRTP flows once its handshake is done (``media.srtp_path``)."""
-        for live in self.live.values():
-            if isinstance(live.sockets, SrtpPath):
-                dc.attach_srtp(live.sockets)
+        attach_bundle(self.live.values(), dc)
 
     @staticmethod
     def bundled(plans: Sequence[AudioPlan]) -> bool:
         """Whether any of ``plans`` runs SRTP on the data channel's transport."""
-        return any(plan.bundled for plan in plans)
+        return any_bundled(plans)
 
-    async def _open(self, plan: AudioPlan, sockets: RtpSocketPair | SrtpPath | None = None) -> int:
+    async def _open(self, plan: AudioPlan, sockets: Transport | None = None) -> int:
         plane = self._plane
         codec = plane.caps.codec(plan)
         if codec is None:
             raise PortsExhausted(f"codec {plan.codec.name} vanished")  # not reachable
-        if sockets is None and plan.bundled:
-            # No socket of its own: attached to the data channel's transport by the call.
-            sockets = SrtpPath(node_drops=plane.drops)
-        elif sockets is None:
-            sockets = await RtpSocketPair.open(
-                plane.host, plane.ports, rtcp_mux=plan.rtcp_mux, ledger=plane.ledger
-            )
-            if not self.room_has_space():
+        if sockets is None:
+            sockets = await open_transport(plan, plane)
+            if isinstance(sockets, RtpSocketPair) and not self.room_has_space():
                 # Other calls' streams took the room's last places while the socket opened.
                 sockets.close()
                 raise _RoomFilled(self.room)
         event = plan.telephone_event
-        fmt = StreamFormat(
-            payload_type=plan.codec.payload_type,
-            codec_name=plan.codec.name,
-            clock_rate=plan.codec.clock_rate,
-            fmtp=plan.answer_fmtp,
-            event_payload_type=event.payload_type if event is not None else None,
+        stream = start_stream(
+            AudioStream,
+            plan,
+            sockets,
+            plane,
             samples_per_frame=codec.spec.samples_per_frame_rtp,
+            event_payload_type=event.payload_type if event is not None else None,
         )
-        clock = plane.clock
-        stream = AudioStream(
-            fmt,
-            remote=(plan.remote_address, plan.remote_port),
-            remote_rtcp=(plan.remote_address, plan.remote_rtcp_port),
-            rtcp_mux=plan.rtcp_mux,
-            send=sockets.send_rtp,
-            send_rtcp=sockets.send_rtcp,
-            now=clock.now(),
-            limits=plane.limits,
-            rng=plane.rng,
-            node_drops=plane.drops,
-            sends=plan.sends,
-            receives=plan.receives,
-            wallclock=plane.wallclock,
-        )
-
-        def on_rtp(data: bytes, addr: tuple[str, int]) -> None:
-            stream.receive(data, addr, clock.now())
-
-        sockets.on_rtp = on_rtp
-        sockets.on_rtcp = lambda data, addr: stream.receive_rtcp(data, addr, clock.now())
+        fmt = stream.format
         sink = plane.audio_sink
         wanted = plane.audio_wanted
         call_id = self.call_id

@@ -43,6 +43,14 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from avatar_mf.calls.streams import (
+    Transport,
+    any_bundled,
+    apply_plans,
+    attach_bundle,
+    open_transport,
+    start_stream,
+)
 from avatar_mf.clock import Clock
 from avatar_mf.codecs.base import CodecError
 from avatar_mf.codecs.video import (
@@ -51,9 +59,8 @@ from avatar_mf.codecs.video import (
     VideoDecoder,
     default_video_registry,
 )
-from avatar_mf.media.audio_stream import MediaLimits, StreamFormat
+from avatar_mf.media.audio_stream import MediaLimits
 from avatar_mf.media.rtp_ports import PortRange, PortsExhausted
-from avatar_mf.media.rtp_socket import RtpSocketPair
 from avatar_mf.media.session import DataChannelSession
 from avatar_mf.media.sockets import SocketLedger
 from avatar_mf.media.srtp_path import SrtpPath
@@ -76,7 +83,7 @@ VideoSink = Callable[[str, Picture, int, bool], None]
 VideoPicker = Callable[[str], FrameReader | None]
 
 
-def _unsent(sockets: RtpSocketPair | SrtpPath) -> int:
+def _unsent(sockets: Transport) -> int:
     """Bytes the RTP socket's transport holds that the OS has not taken yet (0: unknown)."""
     if isinstance(sockets, SrtpPath):
         return 0  # the ICE transport's socket is not the stream's to watch
@@ -187,7 +194,7 @@ class VideoRecord:
 class _Live:
     plan: VideoPlan
     stream: VideoStream
-    sockets: RtpSocketPair | SrtpPath
+    sockets: Transport
     decoder: VideoDecoder
     queue: asyncio.Queue[EncodedUnit]
     task: asyncio.Task[None] | None = None
@@ -212,89 +219,43 @@ class CallVideo:
     async def apply(self, plans: Sequence[VideoPlan]) -> tuple[dict[int, int], list[VideoPlan]]:
         """Open, keep or replace the streams for ``plans``; returns the RTP port of each
         index and the plans that could not be served (no port): port 0."""
-        ports: dict[int, int] = {}
-        refused: list[VideoPlan] = []
-        wanted = {p.index: p for p in plans}
-        for index in list(self.live):
-            if index not in wanted:
-                self._close_stream(index)
-        for plan in plans:
-            live = self.live.get(plan.index)
-            if live is not None and self._same(live.plan, plan):
-                live.plan = plan
-                live.stream.sends, live.stream.receives = plan.sends, plan.receives
-                self._start_sender(live)
-                ports[plan.index] = live.sockets.port
-                continue
-            if live is not None:
-                self._close_stream(plan.index)
-            try:
-                ports[plan.index] = await self._open(plan)
-            except (PortsExhausted, OSError) as exc:
-                log.warning("call %s: no RTP port for video: %s", self.call_id, exc)
-                refused.append(plan)
-        return ports, refused
-
-    @staticmethod
-    def _same(before: VideoPlan, now: VideoPlan) -> bool:
-        return (
-            before.codec.name.upper() == now.codec.name.upper()
-            and before.codec.payload_type == now.codec.payload_type
-            and before.answer_fmtp == now.answer_fmtp
-            and before.rtcp_mux == now.rtcp_mux
-            and before.bundled == now.bundled
+        return await apply_plans(
+            self.live,
+            plans,
+            open_stream=self._open,
+            close_stream=self._close_stream,
+            no_port=lambda exc: log.warning(
+                "call %s: no RTP port for video: %s", self.call_id, exc
+            ),
+            kept=self._start_sender,
         )
 
     def attach_bundle(self, dc: DataChannelSession) -> None:
         """Put the WebRTC video streams (BUNDLEd with the data channel) on ``dc``'s DTLS
         transport: their SRTP flows once its handshake is done (``media.srtp_path``)."""
-        for live in self.live.values():
-            if isinstance(live.sockets, SrtpPath):
-                dc.attach_srtp(live.sockets)
+        attach_bundle(self.live.values(), dc)
 
     @staticmethod
     def bundled(plans: Sequence[VideoPlan]) -> bool:
         """Whether any of ``plans`` runs SRTP on the data channel's transport."""
-        return any(plan.bundled for plan in plans)
+        return any_bundled(plans)
 
     async def _open(self, plan: VideoPlan) -> int:
         plane = self._plane
         codec = plane.caps.registry.codec(plan.codec.name, plan.codec.clock_rate, plan.fmtp)
         if codec is None:
             raise PortsExhausted(f"codec {plan.codec.name} vanished")  # not reachable
-        sockets: RtpSocketPair | SrtpPath
-        if plan.bundled:
-            # No socket of its own: attached to the data channel's transport by the call.
-            sockets = SrtpPath(node_drops=plane.drops, payload_types=plan.payload_types)
-        else:
-            sockets = await RtpSocketPair.open(
-                plane.host, plane.ports, rtcp_mux=plan.rtcp_mux, ledger=plane.ledger
-            )
+        sockets = await open_transport(plan, plane, plan.payload_types)
         clock = plane.clock
         queue: asyncio.Queue[EncodedUnit] = asyncio.Queue(QUEUE_LIMIT)
-        fmt = StreamFormat(
-            payload_type=plan.codec.payload_type,
-            codec_name=plan.codec.name,
-            clock_rate=plan.codec.clock_rate,
-            fmtp=plan.answer_fmtp,
+        stream = start_stream(
+            VideoStream,
+            plan,
+            sockets,
+            plane,
             samples_per_frame=plan.codec.clock_rate // 25,
-        )
-        stream = VideoStream(
-            fmt,
             offered_fmtp=plan.codec.params,
             feedback=plan.feedback,
-            remote=(plan.remote_address, plan.remote_port),
-            remote_rtcp=(plan.remote_address, plan.remote_rtcp_port),
-            rtcp_mux=plan.rtcp_mux,
-            send=sockets.send_rtp,
-            send_rtcp=sockets.send_rtcp,
-            now=clock.now(),
-            limits=plane.limits,
-            rng=plane.rng,
-            node_drops=plane.drops,
-            sends=plan.sends,
-            receives=plan.receives,
-            wallclock=plane.wallclock,
         )
         live = _Live(plan, stream, sockets, codec.decoder(), queue)
         self._start_sender(live)
@@ -312,12 +273,6 @@ class CallVideo:
                     stream.need_keyframe(clock.now())
 
         stream.on_unit = on_unit
-
-        def on_rtp(data: bytes, addr: tuple[str, int]) -> None:
-            stream.receive(data, addr, clock.now())
-
-        sockets.on_rtp = on_rtp
-        sockets.on_rtcp = lambda data, addr: stream.receive_rtcp(data, addr, clock.now())
         live.task = asyncio.get_running_loop().create_task(
             self._run(live), name=f"video {self.call_id} m={plan.index}"
         )

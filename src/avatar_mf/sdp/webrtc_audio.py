@@ -7,7 +7,9 @@ channel's mid. :func:`plan_webrtc_audio` decides the answer to one such m-line (
 MF runs the audio on the data channel's one transport (ICE + DTLS), SRTP keyed by that DTLS
 handshake (RFC 5764), demultiplexed from DTLS and STUN by the first byte (RFC 7983).
 
-Rules applied (RFC clauses):
+Rules applied (RFC clauses; the transport checks, port 0 / ``a=bundle-only``, the DTLS-SRTP
+profile, the BUNDLE group and ``a=rtcp-mux``, are those every WebRTC m-line passes:
+:func:`avatar_mf.sdp.bundle.bundle_refusal`):
 
 * RFC 8843 section 7.3: the audio m-line is served only when it is in the same BUNDLE group
   as the accepted data channel m-line; the answer's group lists the accepted mids in the
@@ -40,29 +42,19 @@ from avatar_mf.sdp.audio import (
     answer_direction,
     offered_formats,
 )
+from avatar_mf.sdp.bundle import DTLS_SRTP_PROTOS, bundle_refusal, is_dtls_srtp
+from avatar_mf.sdp.bundle import bundle_group as bundle_group  # re-exported (its old home)
 from avatar_mf.sdp.model import SessionDescription
 
 #: The secure profiles a browser offers for RTP (RFC 5764 section 8, RFC 5124).
-WEBRTC_AUDIO_PROTOS: Final = frozenset({"UDP/TLS/RTP/SAVPF", "UDP/TLS/RTP/SAVP"})
+WEBRTC_AUDIO_PROTOS: Final = DTLS_SRTP_PROTOS
 #: The codecs answered on a WebRTC audio m-line, best first (Opus, then G.711).
 WEBRTC_CODECS: Final = ("OPUS", "PCMU", "PCMA")
 
 
 def is_webrtc_audio(proto: str) -> bool:
     """Whether ``proto`` is one of the DTLS-SRTP profiles planned here."""
-    return proto.upper() in WEBRTC_AUDIO_PROTOS
-
-
-def bundle_group(offer: SessionDescription, mid: str | None) -> tuple[str, ...] | None:
-    """Every mid of the offer's ``a=group:BUNDLE`` that contains ``mid`` (RFC 8843 section
-    7.1), in the offer's order; None when ``mid`` is in no BUNDLE group."""
-    if mid is None:
-        return None
-    for attr in offer.attributes("group"):
-        fields = (attr.value or "").split()
-        if len(fields) > 1 and fields[0].upper() == "BUNDLE" and mid in fields[1:]:
-            return tuple(fields[1:])
-    return None
+    return is_dtls_srtp(proto)
 
 
 def _choose(
@@ -100,22 +92,11 @@ def plan_webrtc_audio(
     ``datachannel_mid`` is the mid of the accepted data channel m-line (None: no data channel
     accepted, or it has no mid): the audio is served only when BUNDLEd with it.
     """
+    refusal = bundle_refusal(offer, index, "audio", datachannel_mid)
+    if refusal is not None:
+        return AudioRejection(index, refusal)
     md = offer.media[index]
-    bundle_only = md.has_attribute("bundle-only")
-    if md.port == 0 and not bundle_only:
-        return AudioRejection(index, "disabled by the offer (port 0)")
-    if not is_webrtc_audio(md.proto):
-        return AudioRejection(index, f"audio profile {md.proto} is not a DTLS-SRTP profile")
     mid = md.attribute_value("mid")
-    group = bundle_group(offer, datachannel_mid)
-    if mid is None or group is None or mid not in group:
-        return AudioRejection(
-            index,
-            "WebRTC audio is served only BUNDLEd with the data channel (RFC 8843), "
-            "not on a transport of its own",
-        )
-    if not md.has_attribute("rtcp-mux"):
-        return AudioRejection(index, "a BUNDLEd audio m-line needs a=rtcp-mux (RFC 8858)")
     formats = offered_formats(md)
     speech = [f for f in formats if f.name.lower() != "telephone-event"]
     chosen = _choose(speech, caps, previous_codec)

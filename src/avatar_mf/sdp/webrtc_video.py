@@ -9,7 +9,8 @@ runs WebRTC audio (:mod:`avatar_mf.sdp.webrtc_audio`): SRTP on the data channel'
 DTLS transport, keys from that handshake (RFC 5764), packets of the BUNDLE told apart by
 payload type (RFC 8843 section 9.2; :mod:`avatar_mf.media.srtp_path`).
 
-Rules applied (RFC clauses):
+Rules applied (RFC clauses; the transport checks are those of every WebRTC m-line:
+:func:`avatar_mf.sdp.bundle.bundle_refusal`):
 
 * RFC 8843 section 7.3: served only in the BUNDLE group of the accepted data channel m-line
   (also when offered ``a=bundle-only`` at port 0); the answer repeats the BUNDLE address and
@@ -33,6 +34,7 @@ from __future__ import annotations
 from collections.abc import Set
 
 from avatar_mf.sdp.audio import answer_direction, offered_formats
+from avatar_mf.sdp.bundle import bundle_refusal
 from avatar_mf.sdp.model import SessionDescription
 from avatar_mf.sdp.video import (
     SUPPORTED_FEEDBACK,
@@ -42,7 +44,6 @@ from avatar_mf.sdp.video import (
     choose_video_codec,
     offered_feedback,
 )
-from avatar_mf.sdp.webrtc_audio import bundle_group, is_webrtc_audio
 
 
 def plan_webrtc_video(
@@ -58,21 +59,11 @@ def plan_webrtc_video(
 
     ``datachannel_mid``: the accepted data channel's mid (None: none accepted);
     ``taken_payload_types``: the payload types other m-lines of the BUNDLE answer with."""
+    refusal = bundle_refusal(offer, index, "video", datachannel_mid)
+    if refusal is not None:
+        return VideoRejection(index, refusal)
     md = offer.media[index]
-    if md.port == 0 and not md.has_attribute("bundle-only"):
-        return VideoRejection(index, "disabled by the offer (port 0)")
-    if not is_webrtc_audio(md.proto):  # the same DTLS-SRTP profiles
-        return VideoRejection(index, f"video profile {md.proto} is not a DTLS-SRTP profile")
     mid = md.attribute_value("mid")
-    group = bundle_group(offer, datachannel_mid)
-    if mid is None or group is None or mid not in group:
-        return VideoRejection(
-            index,
-            "WebRTC video is served only BUNDLEd with the data channel (RFC 8843), "
-            "not on a transport of its own",
-        )
-    if not md.has_attribute("rtcp-mux"):
-        return VideoRejection(index, "a BUNDLEd video m-line needs a=rtcp-mux (RFC 8858)")
     offered = offered_formats(md)
     formats = [
         f

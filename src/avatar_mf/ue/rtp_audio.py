@@ -45,8 +45,9 @@ from avatar_mf.sdp.audio import (
     plan_audio,
     render_audio_line,
 )
-from avatar_mf.sdp.model import Attribute, Connection, MediaDescription, SessionDescription
+from avatar_mf.sdp.model import Attribute, MediaDescription, SessionDescription
 from avatar_mf.ue.av_sync import SrMapping
+from avatar_mf.ue.media_lines import OfferedPayload, offer_line
 
 #: The payload types the UE offers, by codec (AMR-WB octet-aligned, as many UEs do).
 _FORMATS: dict[str, tuple[int, str, str]] = {
@@ -196,32 +197,21 @@ class UeAudio:
 
     def media(self) -> MediaDescription:
         """The offer's audio m-line."""
-        formats: list[str] = []
-        attrs: list[Attribute] = []
-        for name in self.codecs:
-            pt, rtpmap, fmtp = _FORMATS[name]
-            formats.append(str(pt))
-            attrs.append(Attribute("rtpmap", f"{pt} {rtpmap}"))
-            if fmtp:
-                attrs.append(Attribute("fmtp", f"{pt} {fmtp}"))
-        formats.append(str(_EVENT_PT))
+        payloads = [OfferedPayload(*_FORMATS[name]) for name in self.codecs]
         event_rate = 48000 if self.webrtc and "OPUS" in self.codecs else 16000
-        attrs.append(Attribute("rtpmap", f"{_EVENT_PT} telephone-event/{event_rate}"))
-        attrs.append(Attribute("ptime", "20"))
+        payloads.append(OfferedPayload(_EVENT_PT, f"telephone-event/{event_rate}"))
+        attrs = [Attribute("ptime", "20")]
         if self.rtcp_mux or self.webrtc:
             attrs.append(Attribute("rtcp-mux"))
         attrs.append(Attribute("sendrecv"))
-        if self.webrtc:
-            # build_offer BUNDLEs it: port, c= and the transport attributes come from the
-            # data channel m-line (RFC 8843 section 7.2).
-            attrs.insert(0, Attribute("mid", WEBRTC_AUDIO_MID))
-        return MediaDescription(
-            media="audio",
+        return offer_line(
+            "audio",
+            payloads,
+            attrs,
             port=self.port,
+            host=self.local_host,
             proto=WEBRTC_PROTO if self.webrtc else "RTP/AVP",
-            formats=tuple(formats),
-            connections=(Connection("IN", "IP4", self.local_host),),
-            attrs=tuple(attrs),
+            mid=WEBRTC_AUDIO_MID if self.webrtc else None,
         )
 
     def start(self, answer: MediaDescription, address: str) -> None:

@@ -54,8 +54,9 @@ from avatar_mf.rtp.rtcp import (
 )
 from avatar_mf.rtp.vp8 import Vp8Packetizer
 from avatar_mf.sdp.audio import offered_formats
-from avatar_mf.sdp.model import Attribute, Connection, MediaDescription
+from avatar_mf.sdp.model import Attribute, MediaDescription
 from avatar_mf.ue.av_sync import SrMapping
+from avatar_mf.ue.media_lines import OfferedPayload, offer_line
 from avatar_mf.ue.rtp_audio import WEBRTC_PROTO, bind_udp
 
 #: At most one PLI per this many seconds.
@@ -66,6 +67,8 @@ _FORMATS: dict[str, tuple[int, str]] = {
     "H264": (98, "profile-level-id=42e01f;packetization-mode=1"),
     "VP8": (100, ""),
 }
+#: The rtcp-fb values the UE offers for each (RFC 4585 4.2, RFC 5104 7.1).
+_FEEDBACK = ("nack", "nack pli", "ccm fir")
 #: The mid of the test UE's WebRTC video m-line.
 WEBRTC_VIDEO_MID = "video"
 
@@ -182,31 +185,18 @@ class UeVideo:
 
     def media(self) -> MediaDescription:
         """The offer's video m-line."""
-        formats: list[str] = []
-        attrs: list[Attribute] = []
-        for name in self.codecs:
-            pt, fmtp = _FORMATS[name]
-            formats.append(str(pt))
-            attrs.append(Attribute("rtpmap", f"{pt} {name}/90000"))
-            if fmtp:
-                attrs.append(Attribute("fmtp", f"{pt} {fmtp}"))
-            attrs += [
-                Attribute("rtcp-fb", f"{pt} nack"),
-                Attribute("rtcp-fb", f"{pt} nack pli"),
-                Attribute("rtcp-fb", f"{pt} ccm fir"),
-            ]
-        attrs += [Attribute("rtcp-mux"), Attribute("sendrecv" if self.count else "recvonly")]
-        if self.webrtc:
-            # build_offer BUNDLEs it: port, c= and the transport attributes come from the
-            # data channel m-line (RFC 8843 section 7.2).
-            attrs.insert(0, Attribute("mid", WEBRTC_VIDEO_MID))
-        return MediaDescription(
-            media="video",
+        payloads = [
+            OfferedPayload(_FORMATS[name][0], f"{name}/90000", _FORMATS[name][1], _FEEDBACK)
+            for name in self.codecs
+        ]
+        return offer_line(
+            "video",
+            payloads,
+            [Attribute("rtcp-mux"), Attribute("sendrecv" if self.count else "recvonly")],
             port=self.port,
+            host=self.local_host,
             proto=WEBRTC_PROTO if self.webrtc else "RTP/AVPF",
-            formats=tuple(formats),
-            connections=(Connection("IN", "IP4", self.local_host),),
-            attrs=tuple(attrs),
+            mid=WEBRTC_VIDEO_MID if self.webrtc else None,
         )
 
     def start(self, answer: MediaDescription, address: str) -> None:

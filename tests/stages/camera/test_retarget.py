@@ -54,10 +54,13 @@ def test_the_map_brings_the_measured_channels_to_the_truth(
     assert r["eyeBlinkLeft"] >= 0.85 and r["eyeBlinkRight"] >= 0.85
     assert r["mouthSmileLeft"] >= 0.8 and r["mouthSmileRight"] >= 0.8
     assert r["mouthPucker"] >= 0.7
-    assert r["browInnerUp"] >= 0.35  # below the goal (measured ~0.6): see performance.md
+    assert r["browInnerUp"] >= 0.85
     for name in ("mouthSmileRight", "mouthPucker", "browInnerUp", "eyeBlinkRight"):
         assert r[name] > raw.correlation[name] + 0.1  # each better than MediaPipe's own
-    assert mapped.pitch_error <= 3.0 and mapped.pitch_worst <= 6.0
+    # The pitch line reads the features too: MediaPipe's face transform tilts with an open
+    # jaw or raised brows (the gain-and-offset line alone left ~1.8 mean, ~5.9 worst here;
+    # now ~0.85 and ~4.0, the worst a face the gate half trusts).
+    assert mapped.pitch_error <= 1.2 and mapped.pitch_worst <= 5.0
     assert mapped.pitch_error < raw.pitch_error
     assert mapped.yaw_error == raw.yaw_error  # yaw is left alone
 
@@ -75,6 +78,8 @@ def test_a_real_face_keeps_mediapipes_reading(
         assert retargeting.trust(face) <= 0.1  # outside the domain: MediaPipe's reading
         kept = retargeting.apply(face).blendshapes
         assert all(abs(kept[n] - face.blendshapes[n]) <= 0.1 for n in MEASURED)
+        kept_pitch = retargeting.apply(face).head.pitch
+        assert abs(math.degrees(kept_pitch - face.head.pitch)) <= 1.0
         # A calm face, its eyes open and its mouth closed (Eileen Collins smiles).
         b = face.blendshapes
         assert max(b["eyeBlinkLeft"], b["eyeBlinkRight"], b["jawOpen"]) < 0.2

@@ -12,10 +12,12 @@ scores: docs/performance.md, "Camera animation"), and reads only ~0.7 of the hea
   channels;
 * per measured channel (:data:`~.groundtruth.MEASURED`) a ridge-regression line on the
   standardized features, clipped to 0..1; the other 45 channels keep MediaPipe's scores;
-* head pitch: ``gain * pitch + offset``;
+* head pitch: a ridge-regression line on MediaPipe's pitch and the same standardized features
+  (MediaPipe's face transform is fitted to the landmarks, so an open jaw or raised brows tilt
+  it: its pitch error correlates ~0.6 with jawOpen on the renders; the features correct it);
 * only for faces like those it was fitted on: the root mean square of the standardized
-  features (:meth:`Retargeting.distance`) is 0.98 (median), 1.64 (99th percentile) on 80
-  held-out renders of the head (1.95 at most on the 240 it was fitted on) and 1.97-2.3 on the
+  features (:meth:`Retargeting.distance`) is 0.99 (median), 1.71 (99th percentile) on 80
+  held-out renders of the head (1.93 at most on the 240 it was fitted on) and 1.95-2.23 on the
   astronaut photograph (as is, mirrored, at 256x256, turned 10 degrees); up to ``near`` (1.6)
   the map is used, past ``far`` (2.0) MediaPipe's own scores and pitch are, linearly blended
   between. A real face thus keeps (nearly) what MediaPipe reads: the map alone reads the
@@ -75,48 +77,67 @@ def features(face: FaceResult) -> F64:
 @dataclass(frozen=True, slots=True, eq=False)
 class Retargeting:
     """``mean``/``scale`` standardize the features; ``weights`` (FEATURES + 1, 7): one
-    column per measured channel, the last row the intercept; pitch in degrees
-    ``pitch_gain * measured + pitch_offset``."""
+    column per measured channel, the last row the intercept; ``pitch`` (FEATURES + 2,): the
+    head pitch in degrees is ``pitch @ [measured pitch in degrees, *z-scores, 1]``."""
 
     mean: F64
     scale: F64
     weights: F64
-    pitch_gain: float = 1.0
-    pitch_offset: float = 0.0
+    pitch: F64
     near: float = 1.6
     far: float = 2.0
 
+    def z_scores(self, face: FaceResult) -> F64:
+        """``face``'s standardized features."""
+        z: F64 = (features(face) - self.mean) / self.scale
+        return z
+
     def distance(self, face: FaceResult) -> float:
         """How far ``face`` is from the faces the map was fitted on (RMS of the z-scores)."""
-        z = (features(face) - self.mean) / self.scale
-        return float(np.sqrt(np.mean(z * z)))
+        return self._distance(self.z_scores(face))
 
     def trust(self, face: FaceResult) -> float:
         """1 where the map is used, 0 where MediaPipe's own values are, linear between."""
-        d = self.distance(face)
-        return float(np.clip((self.far - d) / max(1e-9, self.far - self.near), 0.0, 1.0))
+        return self._trust(self.z_scores(face))
 
     def weights_of(self, face: FaceResult) -> dict[str, float]:
         """The measured channels' weights the map gives ``face``, 0..1 (no blending)."""
-        z = (features(face) - self.mean) / self.scale
-        out = np.clip(np.append(z, 1.0) @ self.weights, 0.0, 1.0)
-        return {name: float(v) for name, v in zip(MEASURED, out, strict=True)}
+        return self._weights(self.z_scores(face))
+
+    def pitch_of(self, face: FaceResult) -> float:
+        """The head pitch in degrees the map gives ``face`` (no blending)."""
+        return self._pitch(face, self.z_scores(face))
 
     def apply(self, face: FaceResult) -> FaceResult:
         """``face`` with the measured channels and the head pitch retargeted (as far as it is
         trusted, :meth:`trust`)."""
-        trust = self.trust(face)
+        z = self.z_scores(face)
+        trust = self._trust(z)
         if trust == 0.0:
             return face
         blendshapes = dict(face.blendshapes)
-        for name, value in self.weights_of(face).items():
+        for name, value in self._weights(z).items():
             raw = blendshapes.get(name, 0.0)
             blendshapes[name] = raw + trust * (value - raw)
         raw_pitch = math.degrees(face.head.pitch)
-        mapped = self.pitch_gain * raw_pitch + self.pitch_offset
-        pitch = math.radians(raw_pitch + trust * (mapped - raw_pitch))
+        pitch = math.radians(raw_pitch + trust * (self._pitch(face, z) - raw_pitch))
         head = HeadPose(face.head.yaw, pitch, face.head.roll, face.head.matrix)
         return replace(face, blendshapes=blendshapes, head=head)
+
+    def _distance(self, z: F64) -> float:
+        return float(np.sqrt(np.mean(z * z)))
+
+    def _trust(self, z: F64) -> float:
+        d = self._distance(z)
+        return float(np.clip((self.far - d) / max(1e-9, self.far - self.near), 0.0, 1.0))
+
+    def _weights(self, z: F64) -> dict[str, float]:
+        out = np.clip(np.append(z, 1.0) @ self.weights, 0.0, 1.0)
+        return {name: float(v) for name, v in zip(MEASURED, out, strict=True)}
+
+    def _pitch(self, face: FaceResult, z: F64) -> float:
+        measured = math.degrees(face.head.pitch)
+        return float(np.concatenate([[measured], z, [1.0]]) @ self.pitch)
 
 
 def fit(shots: Sequence[Shot], faces: Sequence[FaceResult], *, ridge: float = 3.0) -> Retargeting:
@@ -132,8 +153,10 @@ def fit(shots: Sequence[Shot], faces: Sequence[FaceResult], *, ridge: float = 3.
     weights = np.linalg.solve(a.T @ a + penalty, a.T @ y)
     measured = np.array([math.degrees(f.head.pitch) for f in faces])
     truth = np.array([s.pitch for s in shots])
-    gain, offset = np.polyfit(measured, truth, 1)
-    return Retargeting(mean, scale, weights, float(gain), float(offset))
+    b = np.c_[measured, a]  # the measured pitch, the z-scores, the intercept; not penalized
+    penalty = ridge * np.diag([0.0] + [1.0] * FEATURES + [0.0])
+    pitch = np.linalg.solve(b.T @ b + penalty, b.T @ truth)
+    return Retargeting(mean, scale, weights, pitch)
 
 
 def product_head() -> Retargeting:
@@ -144,6 +167,5 @@ def product_head() -> Retargeting:
         np.array(fitted.MEAN),
         np.array(fitted.SCALE),
         np.array(fitted.WEIGHTS).reshape(FEATURES + 1, len(MEASURED)),
-        fitted.PITCH_GAIN,
-        fitted.PITCH_OFFSET,
+        np.array(fitted.PITCH),
     )

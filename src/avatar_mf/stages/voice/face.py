@@ -8,8 +8,21 @@ partly shapes the lips, and the lips move from shape to shape instead of jumping
 follows loudness (level relative to the speaker's recent peak) as much as the visemes; a
 bilabial or labiodental decision closes it.
 
-Prosody. An accent is the level rising above its slow mean (energy accent, dB); accents raise
-the brows and nod the head (pitch down), both low-passed so they read as emphasis.
+Prosody. Two kinds of accent, each 0..1 and low-passed so they read as emphasis:
+
+* a pitch accent: the voiced F0 (:mod:`.pitch`) rising above the speaker's running median
+  (the median of the last :data:`PITCH_HISTORY` voiced frames, in semitones) by
+  :data:`PITCH_ACCENT_ST` (from 1 st nothing to 5 st fully); held through short unvoiced
+  stretches (:data:`PITCH_HOLD`) since a stressed syllable's consonants are unvoiced; a rise
+  of more than :data:`PITCH_JUMP_ST` is taken for a tracking error (an octave jump), not an
+  accent; none before the median rests on :data:`PITCH_MIN_HISTORY` voiced frames;
+* an energy accent: the level rising above its slow mean (dB, :data:`ACCENT_DB` for full).
+
+Brows follow pitch accents fully and energy accents at :data:`CROSS_SHARE`; head nods (pitch
+down) the other way round: eyebrow raises go with F0 rises (Cave et al., "About the
+relationship between eyebrow movements and F0 variations", ICSLP 1996), head nods with
+stressed, loud syllables (Graf et al., "Visual prosody: facial movements accompanying
+speech", FG 2002). A flat voice at a steady level moves neither.
 
 Blinks keep their natural rate (every 2-6 s, 60 ms closing, 90 ms opening, as in
 :mod:`avatar_mf.stages.animation_data.idle`), from an injected random generator.
@@ -23,6 +36,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections import deque
 from dataclasses import dataclass
 from typing import Final
 
@@ -46,6 +60,19 @@ JAW_MAX: Final = 0.55
 ACCENT_DB: Final = 10.0
 BROW_MAX: Final = 0.35
 NOD_MAX: Final = math.radians(3.0)
+#: Semitones above the running median F0 at which a pitch accent starts / is full.
+PITCH_ACCENT_ST: Final = (1.0, 5.0)
+#: A rise above this (semitones) is a tracking error, not an accent.
+PITCH_JUMP_ST: Final = 9.0
+#: Voiced frames the running median spans (~3 s of voicing at 30/s); the fewest it needs.
+PITCH_HISTORY: Final = 90
+PITCH_MIN_HISTORY: Final = 15
+#: Seconds a pitch accent is held through unvoiced frames while speaking.
+PITCH_HOLD: Final = 0.12
+#: The share of the other kind of accent in the brows (energy) and in the nods (pitch).
+CROSS_SHARE: Final = 0.5
+#: Seconds of the accents' low-pass.
+ACCENT_TAU: Final = 0.15
 _BROWS: Final = ("browInnerUp", "browOuterUpLeft", "browOuterUpRight")
 _BLINKS: Final = ("eyeBlinkLeft", "eyeBlinkRight")
 _CLOSED: Final = COARSE.index("closed")
@@ -80,7 +107,11 @@ class FaceModel:
         self._time = 0.0
         self._next_blink = rng.uniform(0.4, 2.5)
         self._slow_level = -40.0
-        self._accent = 0.0
+        self._accent = 0.0  # energy accent, low-passed
+        self._pitch_accent = 0.0  # pitch accent, low-passed
+        self._pitch_target = 0.0  # the last voiced frame's pitch accent
+        self._unvoiced_for = 0.0  # seconds since the last voiced frame
+        self._semitones: deque[float] = deque(maxlen=PITCH_HISTORY)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -92,9 +123,11 @@ class FaceModel:
         relative_level: float,
         *,
         clipped: bool = False,
+        f0: float = 0.0,
     ) -> FaceFrame:
         """Advance one frame. ``probabilities``: (15,) viseme probabilities, or None for
-        silence or no audio (the face relaxes)."""
+        silence or no audio (the face relaxes); ``f0``: the frame's pitch in Hz, 0 when
+        unvoiced (:class:`~.pitch.PitchTracker`)."""
         dt = self._dt
         speaking = probabilities is not None
         if probabilities is not None:
@@ -116,16 +149,41 @@ class FaceModel:
         rise = level - self._slow_level
         self._slow_level += (level - self._slow_level) * (1.0 - math.exp(-dt / 0.6))
         accent = min(max(rise / ACCENT_DB, 0.0), 1.0) if speaking and not clipped else 0.0
-        self._accent += (accent - self._accent) * (1.0 - math.exp(-dt / 0.15))
+        smooth = 1.0 - math.exp(-dt / ACCENT_TAU)
+        self._accent += (accent - self._accent) * smooth
+        live = speaking and not clipped
+        pitch_accent = self._pitch_accent_of(f0 if live else 0.0, live)
+        self._pitch_accent += (pitch_accent - self._pitch_accent) * smooth
+        brows = max(self._pitch_accent, CROSS_SHARE * self._accent)
+        nod = max(self._accent, CROSS_SHARE * self._pitch_accent)
         out = np.zeros(len(self.indices))
         out[self._mouth_slots] = np.clip(self._mouth, 0.0, 1.0)
         for slot in self._brow_slots:
-            out[slot] = BROW_MAX * self._accent
+            out[slot] = BROW_MAX * brows
         blink = self._blink(self._time) if self._blinks else 0.0
         for slot in self._blink_slots:
             out[slot] = blink
         self._time += dt
-        return FaceFrame(tuple(out.tolist()), (0.0, NOD_MAX * self._accent, 0.0))
+        return FaceFrame(tuple(out.tolist()), (0.0, NOD_MAX * nod, 0.0))
+
+    def _pitch_accent_of(self, f0: float, speaking: bool) -> float:
+        """This frame's pitch accent (before the low-pass); updates the running median."""
+        if f0 <= 0.0:
+            self._unvoiced_for += self._dt
+            if not speaking or self._unvoiced_for > PITCH_HOLD:
+                self._pitch_target = 0.0
+            return self._pitch_target
+        self._unvoiced_for = 0.0
+        semitones = 12.0 * math.log2(f0 / 100.0)
+        target = 0.0
+        if len(self._semitones) >= PITCH_MIN_HISTORY:
+            rise = semitones - float(np.median(np.fromiter(self._semitones, float)))
+            low, high = PITCH_ACCENT_ST
+            if rise <= PITCH_JUMP_ST:
+                target = min(max((rise - low) / (high - low), 0.0), 1.0)
+        self._semitones.append(semitones)
+        self._pitch_target = target
+        return target
 
     def _blink(self, now: float) -> float:
         start = self._next_blink

@@ -3,7 +3,8 @@
 TR 26.813 D.3.1 network-centric animation from the UE's voice (issue 13). Takes
 :class:`~avatar_mf.pipeline.frames.AudioIn` (16 kHz mono s16, 20 ms, with the RTP timestamp)
 and emits, for every frame at the session's rate (30/s by default), one BLENDSHAPE unit (the
-mouth, brows and blinks of :mod:`.face`) and one head JOINT unit (ISO/IEC 23090-39 ARF
+mouth, brows and blinks of :mod:`.face`, its accents from the level and the F0 of
+:mod:`.pitch`) and one head JOINT unit (ISO/IEC 23090-39 ARF
 units), after a CONFIG unit. Everything is computed on arrival (about 0.1 ms per packet), so
 the stage handles packets inline (:class:`~avatar_mf.pipeline.stage.InlineStage`).
 
@@ -58,6 +59,7 @@ from avatar_mf.stages.voice.face import FaceFrame, FaceModel
 from avatar_mf.stages.voice.features import HOP, LEVEL_FLOOR, SAMPLE_RATE, FrontEnd
 from avatar_mf.stages.voice.model import CONTEXT_BEFORE, VisemeClassifier, hop_matrix
 from avatar_mf.stages.voice.onnx_model import shipped_model
+from avatar_mf.stages.voice.pitch import PitchTracker
 
 #: Gaps up to this long are filled with silence; longer ones restart the analysis.
 MAX_FILL: Final = 0.5
@@ -135,12 +137,14 @@ class VoiceStage(StageBase):
         self._model = provider.model
         self._lookahead = provider.model.lookahead
         self._front = FrontEnd()
+        self._pitch = PitchTracker()
         seed = zlib.crc32(f"{provider.seed}:{context.participant}".encode())
         self._face = FaceModel(random.Random(seed), rate=context.rate, blinks=provider.blinks)
         width = self._model.input_size // (CONTEXT_BEFORE + 1 + self._lookahead)
         self._ring = np.zeros((_RING, width))
         self._levels = np.full(_RING, LEVEL_FLOOR)
         self._relative = np.full(_RING, -60.0)
+        self._f0 = np.zeros(_RING)
         self._clipped = np.zeros(_RING, dtype=bool)
         self._hops = 0  # hops completed since the stream's start (gap fill included)
         self._samples = 0
@@ -232,6 +236,7 @@ class VoiceStage(StageBase):
         """A long gap: skip it, and start the analysis afresh after it."""
         self.restarts += 1
         self._front.reset()
+        self._pitch.reset()
         self._samples += gap
         self._hops = self._samples // HOP
         self._first_hop = self._hops
@@ -247,9 +252,11 @@ class VoiceStage(StageBase):
         rows = self._front.push(pcm)
         self._samples += pcm.size
         inputs = hop_matrix(rows.cepstra, rows.relative_level)
+        f0 = self._pitch.push(pcm).f0  # the same hops as the front end's
         for i in range(inputs.shape[0]):
             slot = self._hops % _RING
             self._ring[slot] = inputs[i]
+            self._f0[slot] = f0[i]
             self._levels[slot] = rows.level[i]
             self._relative[slot] = rows.relative_level[i]
             self._clipped[slot] = clipped
@@ -322,7 +329,10 @@ class VoiceStage(StageBase):
             if self.decisions is not None:
                 self.decisions.append((t, probabilities))
             face = self._face.step(
-                probabilities, float(self._relative[slot]), clipped=bool(self._clipped[slot])
+                probabilities,
+                float(self._relative[slot]),
+                clipped=bool(self._clipped[slot]),
+                f0=float(self._f0[slot]),
             )
             out.extend(self._units(participant, t, face))
         return out

@@ -247,7 +247,7 @@ def displacement_fields(points: F64) -> tuple[FaceFrame, F64]:
     fields["browInnerUp"] = f.offset(
         f.bump(f.at(lm.RIGHT_BROW[0]), _m(0.017), _m(0.015))
         + f.bump(f.at(lm.LEFT_BROW[0]), _m(0.017), _m(0.015)),
-        0.0, -_m(0.0062),
+        0.0, -_m(0.0075),  # the head's inner-brow raise (FACS AU1, avatar.generate)
     )
     fields["jawOpen"] = _jaw_open(f)
     fields["mouthClose"] = f.offset(upper, 0.0, _m(0.002)) + f.offset(lower, 0.0, -_m(0.0055))
