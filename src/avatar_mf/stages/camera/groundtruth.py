@@ -58,8 +58,8 @@ class GroundTruthRenderer:
         self.width = width
         self.height = height
 
-    def render(self, shot: Shot) -> NDArray[np.uint8]:
-        """The (H, W, 3) RGB picture of ``shot``."""
+    def pose(self, shot: Shot) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+        """The head's vertex positions and normals for ``shot`` (its weights, yaw and pitch)."""
         neutral = self.avatar.rig.neutral()
         weights = neutral.weights.copy()
         for name, value in shot.weights.items():
@@ -69,7 +69,11 @@ class GroundTruthRenderer:
         angles = np.radians([[shot.yaw, shot.pitch, 0.0]])
         turned = head_matrices(angles, (float(rest[0]), float(rest[1]), float(rest[2])))
         locals_[HEAD_JOINT_INDEX] = turned.reshape(4, 4)
-        positions, normals = self.avatar.rig.pose(Pose(weights, locals_))
+        return self.avatar.rig.pose(Pose(weights, locals_))
+
+    def render(self, shot: Shot) -> NDArray[np.uint8]:
+        """The (H, W, 3) RGB picture of ``shot``."""
+        positions, normals = self.pose(shot)
         settings = RenderSettings(
             width=self.width, height=self.height, samples=4, framing=Framing()
         )

@@ -16,25 +16,13 @@ F64 = NDArray[np.float64]
 def depth_map(renderer: object, shot: object) -> NDArray[np.uint16]:
     """(H, W) millimetres of ``shot`` as :class:`GroundTruthRenderer` ``renderer`` draws it
     (pixel centres, nearest surface; 0: background)."""
-    from avatar_mf.arf.blendshapes import ARKIT_INDEX
     from avatar_mf.render.camera import portrait
     from avatar_mf.render.scene import Framing
-    from avatar_mf.stages.animation.posing import Pose
-    from avatar_mf.stages.animation_data.idle import HEAD_JOINT_INDEX, head_matrices
     from avatar_mf.stages.camera.groundtruth import GroundTruthRenderer, Shot
 
     assert isinstance(renderer, GroundTruthRenderer) and isinstance(shot, Shot)
     avatar = renderer.avatar
-    neutral = avatar.rig.neutral()
-    weights = neutral.weights.copy()
-    for name, value in shot.weights.items():
-        weights[ARKIT_INDEX[name]] = value
-    locals_ = neutral.locals.copy()
-    rest = locals_[HEAD_JOINT_INDEX, :3, 3]
-    angles = np.radians([[shot.yaw, shot.pitch, 0.0]])
-    turned = head_matrices(angles, (float(rest[0]), float(rest[1]), float(rest[2])))
-    locals_[HEAD_JOINT_INDEX] = turned.reshape(4, 4)
-    positions, _ = avatar.rig.pose(Pose(weights, locals_))
+    positions, _ = renderer.pose(shot)
     width, height = renderer.width, renderer.height
     view, projection = portrait(avatar.mesh.bounds, Framing(), width / height)
     eye = np.hstack([positions.astype(np.float64), np.ones((len(positions), 1))]) @ view.T
