@@ -89,40 +89,13 @@ def _render(model: object, yaw: float, size: int = 768) -> np.ndarray:
 def side_likeness(generator: PhotoGenerator, truth: np.ndarray, avatar_render: np.ndarray
                   ) -> tuple[float, float]:
     """SSIM and RGB correlation of ``avatar_render`` warped onto ``truth`` (see --texture)."""
-    from PIL import Image
-    from skimage.metrics import structural_similarity
+    from tests.stages.base_avatar.photo.likeness import face_likeness
 
     from avatar_mf.stages.base_avatar.photo.alignment import pixels
-    from avatar_mf.stages.base_avatar.photo.colouring import inside_hull
 
     (truth_face,), (render_face,) = generator.track([truth]), generator.track([avatar_render])
-    target, source = pixels(truth_face), pixels(render_face)
-    rows, values = [], []
-    for (x, y), (u, v) in zip(target, source, strict=True):
-        rows += [[x, -y, 1.0, 0.0], [y, x, 0.0, 1.0]]
-        values += [u, v]
-    a, b, tx, ty = np.linalg.lstsq(np.array(rows), np.array(values), rcond=None)[0]
-    height, width = truth.shape[:2]
-    warped = np.asarray(
-        Image.fromarray(avatar_render).transform(
-            (width, height), Image.Transform.AFFINE, (a, -b, tx, b, a, ty),
-            resample=Image.Resampling.BILINEAR,
-        ),
-        dtype=np.float64,
-    )
-    middle = target.mean(axis=0)
-    outline = middle + (target - middle) * 0.9
-    x0, y0 = np.floor(outline.min(axis=0)).astype(int)
-    x1, y1 = np.ceil(outline.max(axis=0)).astype(int)
-    ys, xs = np.mgrid[y0:y1, x0:x1]
-    points = np.stack([xs.ravel() + 0.5, ys.ravel() + 0.5], axis=1)
-    mask = inside_hull(points, outline).reshape(ys.shape)
-    first, second = truth[y0:y1, x0:x1].astype(np.float64), warped[y0:y1, x0:x1]
-    _, ssim_map = structural_similarity(
-        first.mean(axis=2), second.mean(axis=2), data_range=255.0, full=True
-    )
-    correlation = np.corrcoef(first[mask].ravel(), second[mask].ravel())[0, 1]
-    return float(ssim_map[mask].mean()), float(correlation)
+    found = face_likeness(truth, pixels(truth_face), avatar_render, pixels(render_face))
+    return found.ssim, found.correlation
 
 
 def texture(seeds: list[int], side: float, size: int) -> None:

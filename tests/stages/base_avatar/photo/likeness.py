@@ -79,7 +79,17 @@ def likeness(
     render = render_front(avatar, expressed=expressed)
     (photo_face,) = avatar.fit.faces[:1]
     (render_face,) = generator.track([render])
-    target, source = pixels(photo_face), pixels(render_face)
+    return face_likeness(photo, pixels(photo_face), render, pixels(render_face))
+
+
+def face_likeness(
+    photo: NDArray[np.uint8], target: F64, render: NDArray[np.uint8], source: F64
+) -> Likeness:
+    """SSIM and RGB correlation over the face of ``photo`` (its landmarks' pixels ``target``,
+    the outline shrunk by a tenth) of ``render`` (landmarks ``source``) warped onto it by the
+    least-squares 2D similarity of the landmarks."""
+    from skimage.metrics import structural_similarity
+
     # PIL's AFFINE maps each output (photo) pixel to an input (render) pixel.
     to_render = _similarity_2d(target, source)
     height, width = photo.shape[:2]
@@ -100,8 +110,6 @@ def likeness(
     a = photo[y0:y1, x0:x1].astype(np.float64)
     b = warped[y0:y1, x0:x1]
     correlation = float(np.corrcoef(a[mask].ravel(), b[mask].ravel())[0, 1])
-    from skimage.metrics import structural_similarity
-
     _, ssim_map = structural_similarity(
         a.mean(axis=2), b.mean(axis=2), data_range=255.0, full=True
     )
