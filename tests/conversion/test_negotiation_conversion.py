@@ -3,7 +3,6 @@ converter as a pluggable stage found by entry point."""
 
 from __future__ import annotations
 
-import sys
 import tomllib
 from collections.abc import Iterator
 from dataclasses import replace
@@ -24,6 +23,7 @@ from avatar_mf.sdp import parse_dcsa
 from avatar_mf.stages.conversion import StandardConverters
 from avatar_mf.testing.channels import RecordingChannel, channel_info
 from tests.conversion.test_room_conversion import make_hub
+from tests.stages.lab_packages import installed_package
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -79,19 +79,9 @@ def installed(tmp_path: Path) -> Iterator[None]:
     project = tomllib.loads((REPO / "pyproject.toml").read_text())
     declared = project["project"]["entry-points"]["avatar_mf.stages.converter"]
     assert declared == {"standard": "avatar_mf.stages.conversion:StandardConverters"}
-    info = tmp_path / "convstage-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: convstage\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(
-        "[avatar_mf.stages.converter]\n" + "".join(f"{k} = {v}\n" for k, v in declared.items())
-    )
-    sys.path.insert(0, str(tmp_path))
-    registry.refresh()
-    try:
+    groups = {"avatar_mf.stages.converter": declared}
+    with installed_package(tmp_path, "convstage", groups):
         yield
-    finally:
-        sys.path.remove(str(tmp_path))
-        registry.refresh()
 
 
 def test_the_converter_is_a_stage_found_by_entry_point(installed: None) -> None:

@@ -9,8 +9,6 @@ when a new hello takes voice away (fake clock).
 from __future__ import annotations
 
 import logging
-import sys
-import textwrap
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -26,7 +24,6 @@ from avatar_mf.avatar_session.selection import Offer, select
 from avatar_mf.codecs.video import Picture
 from avatar_mf.config import AppConfig
 from avatar_mf.node.stages import StageLoadError, build_stages, stage_settings
-from avatar_mf.pipeline import registry
 from avatar_mf.pipeline.executor import StageExecutor
 from avatar_mf.pipeline.frames import AnimationUnitFrame, AudioIn, Frame, ImageInput, VideoIn
 from avatar_mf.pipeline.stage import StageBase, StageContext
@@ -34,6 +31,7 @@ from avatar_mf.protocol.metadata import AnimationImage, AnimationText, Hello
 from avatar_mf.stages.scene.stage import RoomScenes
 from avatar_mf.storage import Authorizer, AvatarCache, MemoryStore
 from avatar_mf.testing.clock import FakeClock
+from tests.stages.lab_packages import installed_package
 
 from ..avatar_session.test_avatar_hub import FakeSource, ListScene, Ue, settle
 
@@ -113,36 +111,24 @@ def test_a_listed_stage_that_cannot_be_built_is_left_out_and_logged(
     assert "'voice'" in record.getMessage() and "timescale" in record.getMessage()
 
 
+#: A lab's own animation-data stage module that also takes text.
+LAB_TEXT = """
+from avatar_mf.pipeline.stage import StageBase
+
+class Provider:
+    animation_inputs = ("text",)
+
+    def open(self, context):
+        return StageBase()
+"""
+
+
 @pytest.fixture
 def lab_package(tmp_path: Path) -> Iterator[Path]:
     """A lab's own animation-data stage that also takes text, installed by entry point."""
-    (tmp_path / "labtext.py").write_text(
-        textwrap.dedent(
-            """
-            from avatar_mf.pipeline.stage import StageBase
-
-            class Provider:
-                animation_inputs = ("text",)
-
-                def open(self, context):
-                    return StageBase()
-            """
-        )
-    )
-    info = tmp_path / "labtext-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: labtext\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(
-        "[avatar_mf.stages.animation_data]\nlabtext = labtext:Provider\n"
-    )
-    sys.path.insert(0, str(tmp_path))
-    registry.refresh()
-    try:
-        yield tmp_path
-    finally:
-        sys.path.remove(str(tmp_path))
-        sys.modules.pop("labtext", None)
-        registry.refresh()
+    groups = {"avatar_mf.stages.animation_data": {"labtext": "labtext:Provider"}}
+    with installed_package(tmp_path, "labtext", groups, module=LAB_TEXT) as root:
+        yield root
 
 
 def test_two_stages_taking_one_input_stop_the_node(lab_package: Path) -> None:

@@ -7,8 +7,6 @@ way a lab plugs in its own (docs/operations.md "Writing a stage").
 from __future__ import annotations
 
 import asyncio
-import sys
-import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +18,6 @@ import pytest
 from avatar_mf.arf.units import ConfigUnit, decode_unit
 from avatar_mf.avatar.validate import validate_container
 from avatar_mf.node.stages import StageLoadError, build_stages
-from avatar_mf.pipeline import registry
 from avatar_mf.pipeline.frames import (
     AnimationUnitFrame,
     AudioOut,
@@ -44,6 +41,7 @@ from avatar_mf.stages.base_avatar.validation import UploadValidation
 from avatar_mf.stages.scene.stage import GltfScenes
 from avatar_mf.testing.clock import FakeClock
 from avatar_mf.testing.pipeline import InlineExecutor, run_stage, stage_context
+from tests.stages.lab_packages import installed_package
 
 # -- base avatar ------------------------------------------------------------------------------
 
@@ -222,53 +220,46 @@ class _Setting:
     options: dict[str, Any]
 
 
+#: The lab's stage module: a converter that tags units, and an entry that is not a stage.
+LAB_STAGE = """
+from avatar_mf.pipeline.frames import AnimationUnitFrame
+from avatar_mf.pipeline.stage import StageBase
+
+
+class Tag(StageBase):
+    accepts = (AnimationUnitFrame,)
+
+    def __init__(self, suffix):
+        self.suffix = suffix
+
+    async def process(self, frame):
+        yield AnimationUnitFrame(frame.participant, frame.unit + self.suffix)
+
+
+class Provider:
+    def __init__(self, suffix="!"):
+        self.suffix = suffix.encode()
+
+    def open(self, context):
+        return Tag(self.suffix)
+
+
+def not_a_stage(**options):
+    return object()
+"""
+
+
 @pytest.fixture
 def lab_package(tmp_path: Path) -> Iterator[Path]:
     """An installed out-of-tree stage package (a dist-info with entry points on sys.path)."""
-    (tmp_path / "labstage.py").write_text(
-        textwrap.dedent(
-            """
-            from avatar_mf.pipeline.frames import AnimationUnitFrame
-            from avatar_mf.pipeline.stage import StageBase
-
-
-            class Tag(StageBase):
-                accepts = (AnimationUnitFrame,)
-
-                def __init__(self, suffix):
-                    self.suffix = suffix
-
-                async def process(self, frame):
-                    yield AnimationUnitFrame(frame.participant, frame.unit + self.suffix)
-
-
-            class Provider:
-                def __init__(self, suffix="!"):
-                    self.suffix = suffix.encode()
-
-                def open(self, context):
-                    return Tag(self.suffix)
-
-
-            def not_a_stage(**options):
-                return object()
-            """
-        )
-    )
-    info = tmp_path / "labstage-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: labstage\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(
-        "[avatar_mf.stages.converter]\ntag = labstage:Provider\nbroken = labstage:not_a_stage\n"
-    )
-    sys.path.insert(0, str(tmp_path))
-    registry.refresh()
-    try:
-        yield tmp_path
-    finally:
-        sys.path.remove(str(tmp_path))
-        sys.modules.pop("labstage", None)
-        registry.refresh()
+    groups = {
+        "avatar_mf.stages.converter": {
+            "tag": "labstage:Provider",
+            "broken": "labstage:not_a_stage",
+        }
+    }
+    with installed_package(tmp_path, "labstage", groups, module=LAB_STAGE) as root:
+        yield root
 
 
 async def test_a_lab_stage_is_found_by_entry_point_and_runs_in_pipeline_order(
