@@ -1,9 +1,6 @@
 """Issue 14 end to end: UE1 uploads a photo and asks a real MF (``[pipeline.base_avatar]``
 ``photo``) to build its avatar; UE2 in the same room receives the generated avatar. And the
 same from UE1's own RTP video (``source: video``).
-
-Where the installed package's metadata predates the ``photo`` entry point, the MF gets a
-dist-info with this tree's entry points (pyproject.toml) on its PYTHONPATH.
 """
 
 from __future__ import annotations

@@ -3,10 +3,7 @@ with jawOpen going up and down at known weights), the MF's ``camera`` stage trac
 face worker process, UE2 receives BLENDSHAPE units whose jawOpen follows UE1's. And the same
 from JPEG pictures sent in ``animation image`` messages on the metadata channel.
 
-The MF runs as a real process with ``[pipeline.animation_data] name = "camera"``. Where the
-installed package's metadata predates the ``camera`` entry point, the test puts a dist-info
-with this tree's entry points (pyproject.toml) on the MF's PYTHONPATH (as the voice call test
-does).
+The MF runs as a real process with ``[pipeline.animation_data] name = "camera"``.
 """
 
 from __future__ import annotations

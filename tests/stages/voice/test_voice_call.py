@@ -5,9 +5,7 @@ With one codec on both UEs (PCMU, AMR-WB) the audio room forwards RTP untouched 
 UE1's packets as well because UE1's session takes its voice; with two codecs (PCMU, PCMA)
 the room mixes, which decodes anyway.
 
-The MF runs as a real process with ``[pipeline.animation_data] name = "voice"``. Where the
-installed package's metadata predates the ``voice`` entry point, the test puts a dist-info
-with this tree's entry points (pyproject.toml) on the MF's PYTHONPATH.
+The MF runs as a real process with ``[pipeline.animation_data] name = "voice"``.
 """
 
 from __future__ import annotations
