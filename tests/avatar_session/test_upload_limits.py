@@ -168,3 +168,50 @@ async def test_an_upload_the_store_refuses_is_answered_without_a_traceback(
     assert a.of_type(":avatar:selected") == [] and store.records == {}
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
     await hub.aclose()
+
+
+def upload(ue: Ue, transfer_id: str, payload: bytes, content_type: str) -> None:
+    """Offer ``payload`` and send all of it."""
+    s = sender(transfer_id, payload, content_type=content_type)
+    ue.send(s.offer())
+    for chunk in s.chunks():
+        ue.meta_service.on_message(chunk)
+
+
+async def test_a_photo_over_the_photo_size_is_refused_before_any_byte() -> None:
+    """A photo for ``avatar:generate`` larger than the generator takes is ``too-large`` at its
+    offer (the transfer limit, for avatars, is far larger), an avatar of that size is not."""
+    hub = make_hub(FakeClock(), max_photo_size=2000)
+    a = Ue(hub, "c1", "sip:a@127.0.0.1")
+    a.send(sender("big", PAYLOAD, content_type="image/jpeg").offer())
+    a.send(sender("avatar", PAYLOAD).offer())
+    assert answers(a, "big") == [("failed", "too-large")]
+    assert answers(a, "avatar") == [("accept", 0)]
+    (failed,) = [m for m in a.of_type(":transfer:failed") if m["transferId"] == "big"]
+    assert "4100 bytes is over 2000" in failed["reason"]
+
+
+async def test_kept_photos_are_bounded_per_node_and_given_back_when_a_call_ends() -> None:
+    """All calls together keep at most ``max_photo_bytes_per_node`` bytes of photos: past it
+    a complete photo is ``busy`` and not kept; replacing a photo or ending the call gives its
+    bytes back."""
+    hub = make_hub(FakeClock(), max_photo_bytes_per_node=2 * len(PAYLOAD))
+    a = Ue(hub, "c1", "sip:a@127.0.0.1")
+    b = Ue(hub, "c2", "sip:b@127.0.0.1")
+    upload(a, "a1", PAYLOAD, "image/png")
+    upload(a, "a1", PAYLOAD, "image/png")  # the same transfer id again: replaces, no more bytes
+    upload(b, "b1", PAYLOAD, "image/png")
+    await settle()
+    assert answers(a, "a1")[-1] == ("complete", None)
+    assert answers(b, "b1")[-1] == ("complete", None)
+    upload(b, "b2", PAYLOAD, "image/png")
+    await settle()
+    assert answers(b, "b2")[-1] == ("failed", "busy")
+    a.hang_up()
+    await settle()
+    upload(b, "b3", PAYLOAD, "image/png")
+    await settle()
+    assert answers(b, "b3")[-1] == ("complete", None)
+    b.hang_up()
+    await settle()
+    await hub.aclose()

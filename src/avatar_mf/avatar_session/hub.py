@@ -46,7 +46,7 @@ from avatar_mf.avatar_session.session import (
     SessionDeps,
     SessionStats,
 )
-from avatar_mf.avatar_session.uploads import UploadSlots
+from avatar_mf.avatar_session.uploads import PhotoBudget, UploadSlots
 from avatar_mf.channels.base import ChannelContext, ChannelService, ServiceFactory
 from avatar_mf.clock import Clock
 from avatar_mf.codecs.video import Picture
@@ -123,6 +123,7 @@ class AvatarHub:
             authorizer=authorizer,
             cache=cache,
             uploads=UploadSlots(self.settings.max_uploads_per_node),
+            photo_bytes=PhotoBudget(self.settings.max_photo_bytes_per_node),
             play_audio=play_audio,
             avatar_converter=self._avatar_converter(),
             animation_offers=self.animation_offers,

@@ -46,7 +46,7 @@ from avatar_mf.avatar.vrm import Converted
 from avatar_mf.avatar_session.negotiation import Negotiation, with_sdp_asks
 from avatar_mf.avatar_session.recent_video import RecentPictures
 from avatar_mf.avatar_session.selection import Offer, Selection, select
-from avatar_mf.avatar_session.uploads import Upload, UploadSlots, deadline
+from avatar_mf.avatar_session.uploads import PhotoBudget, Upload, UploadSlots, deadline
 from avatar_mf.channels.base import ChannelContext, ChannelInfo
 from avatar_mf.clock import Clock, TimerHandle, sleep
 from avatar_mf.codecs.video import VIDEO_CLOCK, Picture
@@ -138,6 +138,10 @@ class AvatarSettings:
     upload_stall_timeout: float = 30.0
     #: ...or when it is not complete this many seconds after its offer.
     upload_timeout: float = 600.0
+    #: The largest photo a call may upload for ``avatar:generate`` (the photo generator's own
+    #: limit), and the bytes of kept photos all the node's calls may hold together (0: none).
+    max_photo_size: int = 16 * 1024 * 1024
+    max_photo_bytes_per_node: int = 256 * 1024 * 1024
 
 
 @dataclass
@@ -199,6 +203,8 @@ class SessionDeps:
     cache: AvatarCache | None = None
     #: The node's uploads in progress (shared by every session of the node).
     uploads: UploadSlots = field(default_factory=lambda: UploadSlots(0))
+    #: The bytes of the photos the node's sessions keep for ``avatar:generate``.
+    photo_bytes: PhotoBudget = field(default_factory=lambda: PhotoBudget(0))
     #: Plays speech to a room's other audio members: (room, call id, 16 kHz PCM, start time);
     #: False when the room has no audio. None: the node serves no audio.
     play_audio: Callable[[str, str, bytes, float], bool] | None = None
@@ -330,6 +336,8 @@ class AvatarSession:
         self._outgoing.clear()
         for tag in list(self._incoming):
             self._end_upload(tag)
+        for transfer_id in list(self._photos):
+            self._drop_photo(transfer_id)
         if self._use is not None and self._use.timer is not None:
             self._use.timer.cancel()
         self._use = None
@@ -951,6 +959,13 @@ class AvatarSession:
         except InvalidRequestError as exc:
             self._transfer_failed(offer.transfer_id, ErrorCode.UNSUPPORTED, exc.message)
             return
+        if offer.content_type in PHOTO_TYPES and offer.total_size > self.settings.max_photo_size:
+            self._transfer_failed(
+                offer.transfer_id,
+                ErrorCode.TOO_LARGE,
+                f"a photo of {offer.total_size} bytes is over {self.settings.max_photo_size}",
+            )
+            return
         try:
             receiver = TransferReceiver(offer, max_size=self.settings.max_transfer_size)
         except TransferError as exc:
@@ -1063,15 +1078,25 @@ class AvatarSession:
             self.send(event.reply)
 
     def _keep_photo(self, offer: md.TransferOffer, payload: bytes) -> None:
-        self._photos.pop(offer.transfer_id, None)
+        self._drop_photo(offer.transfer_id)
+        while len(self._photos) >= PHOTOS_KEPT:
+            self._drop_photo(next(iter(self._photos)))
+        if not self.deps.photo_bytes.take(len(payload)):
+            self._transfer_failed(
+                offer.transfer_id, ErrorCode.BUSY, "the MF keeps no more photos now"
+            )
+            return
         self._photos[offer.transfer_id] = payload
-        while len(self._photos) > PHOTOS_KEPT:
-            del self._photos[next(iter(self._photos))]
         self.send(
             md.TransferComplete(
                 id=md.new_message_id(), transfer_id=offer.transfer_id, sha256=offer.sha256.lower()
             )
         )
+
+    def _drop_photo(self, transfer_id: str) -> None:
+        payload = self._photos.pop(transfer_id, None)
+        if payload is not None:
+            self.deps.photo_bytes.give_back(len(payload))
 
     async def _store_avatar(self, frame: BaseAvatarFrame) -> None:
         """A validated upload or a generated avatar: store it for the caller and use it."""

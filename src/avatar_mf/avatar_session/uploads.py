@@ -9,7 +9,12 @@ One peer must not exhaust the node (issue 9): a transfer offer declares up to
   ``max_uploads_per_node`` (:class:`UploadSlots`, shared by the node's sessions); an offer past
   either is answered ``transfer failed`` ``busy`` (docs/protocol.md section 4);
 * an upload that brings no new byte for ``upload_stall_timeout`` seconds, or is not complete
-  ``upload_timeout`` seconds after its offer, is failed with ``timeout`` (:func:`deadline`).
+  ``upload_timeout`` seconds after its offer, is failed with ``timeout`` (:func:`deadline`);
+* photos for ``avatar:generate`` are kept in the call once complete (issue 14): each at most
+  ``max_photo_size`` bytes (a larger offer is answered ``too-large`` before any byte), and all
+  the node's sessions together at most ``max_photo_bytes_per_node`` (:class:`PhotoBudget`; a
+  photo past it is answered ``transfer failed`` ``busy`` and not kept). A session gives its
+  photos' bytes back when it drops one or ends.
 """
 
 from __future__ import annotations
@@ -57,3 +62,21 @@ def deadline(upload: Upload, *, stall_timeout: float, timeout: float) -> tuple[f
     if overall <= stalled:
         return overall, f"not complete {timeout:g} s after the offer"
     return stalled, f"no data for {stall_timeout:g} s"
+
+
+@dataclass
+class PhotoBudget:
+    """The bytes of the photos the node's sessions keep, counted against ``limit`` (0: none)."""
+
+    limit: int
+    used: int = 0
+
+    def take(self, size: int) -> bool:
+        """Room for ``size`` more bytes, if the node has it."""
+        if self.limit and self.used + size > self.limit:
+            return False
+        self.used += size
+        return True
+
+    def give_back(self, size: int) -> None:
+        self.used = max(0, self.used - size)
