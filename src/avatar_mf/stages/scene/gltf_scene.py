@@ -60,6 +60,14 @@ Choices:
   :data:`ROTATION_TOLERANCE` (rejected, not normalised, so the patch fanned out is exactly
   the patch applied), names strings, references in range, every node at most
   :data:`MAX_NODE_SIZE` (a UE's ``extras`` stay small). Otherwise nothing is applied.
+- **Membership in place.** A join, a leave or an avatar change touches one node, one entry of
+  ``/scenes/0/nodes`` and one of ``/extras/participants``, and costs that much: the MF's own
+  patch is applied to the document in place with only the changed node checked
+  (:func:`~avatar_mf.stages.scene.patch.apply_in_place`), not by copying, re-validating and
+  comparing the whole document as a UE's patch is. That is exact while the document has
+  only the shape this module gives it, which a UE's patch cannot change; after the MF's own
+  :meth:`~GltfSceneManager.apply` (which may add references to nodes, scenes, anything) and
+  when the room could outgrow :data:`SCENE_LIMITS`, membership changes take the general path.
 - **Placement.** A participant's seat depends only on its node index: rings around the
   origin on the floor (Y up, metres), 8 seats at 1.5 m, then 16 at 3 m, 32 at 6 m, ...,
   filled in bit-reversed order so that two participants sit opposite each other and four at
@@ -90,6 +98,7 @@ from avatar_mf.stages.scene.patch import (
     JsonPatchError,
     Operation,
     PatchLimits,
+    apply_in_place,
     apply_operations,
     copy_json,
     format_pointer,
@@ -336,6 +345,13 @@ class GltfSceneManager:
             "extras": {"participants": {}},
         }
         self._participants = validate_scene(self._document)
+        # Membership changes in place (see the module docstring) while this holds. A full
+        # room stays within SCENE_LIMITS' size: each participant adds a node (at most
+        # MAX_NODE_SIZE, and holding its id), a map entry (its id again) and a scene entry;
+        # there are never more nodes than participants at once.
+        bound = json_size(self._document, SCENE_LIMITS) + 64
+        bound += max_participants * (2 * MAX_NODE_SIZE + 8)
+        self._in_place = bound <= SCENE_LIMITS.max_size
         self._version = 1
         self._history: deque[tuple[int, tuple[Operation, ...]]] = deque(maxlen=history_limit)
 
@@ -419,7 +435,11 @@ class GltfSceneManager:
             else Operation("add", ("scenes", "0", "nodes", "-"), value=index),
             Operation("add", ("extras", "participants", participant), value=index),
         ]
-        return self._commit(operations, membership=True)
+        if not self._in_place:
+            return self._commit(operations, membership=True)
+        _check_node(index, node)
+        self._participants[participant] = index
+        return self._commit_in_place(operations)
 
     def set_avatar(self, participant: str, avatar_id: str | None) -> list[dict[str, Any]]:
         """Record in ``participant``'s node the avatar it uses (``extras.avatarId``, a path
@@ -428,7 +448,14 @@ class GltfSceneManager:
             raise SceneError("invalid-participant", "avatar_id must be a string or null")
         index = self._node_of(participant)
         pointer = ("nodes", str(index), "extras", "avatarId")
-        return self._commit([Operation("replace", pointer, value=avatar_id)], membership=True)
+        operations = [Operation("replace", pointer, value=avatar_id)]
+        node = self._document["nodes"][index]
+        if not self._in_place or "avatarId" not in node["extras"]:
+            return self._commit(operations, membership=True)
+        if json_equal(node["extras"]["avatarId"], avatar_id):
+            return []
+        _check_node(index, {**node, "extras": {**node["extras"], "avatarId": avatar_id}})
+        return self._commit_in_place(operations)
 
     def remove_participant(self, participant: str) -> list[dict[str, Any]]:
         """Free ``participant``'s node; the patch that did it (version + 1)."""
@@ -453,7 +480,10 @@ class GltfSceneManager:
                 operations += [
                     Operation("remove", ("nodes", str(i))) for i in range(index, keep - 1, -1)
                 ]
-        return self._commit(operations, membership=True)
+        if not self._in_place:
+            return self._commit(operations, membership=True)
+        del self._participants[participant]
+        return self._commit_in_place(operations)
 
     # -- updates --
 
@@ -479,6 +509,8 @@ class GltfSceneManager:
             for i, operation in enumerate(resolved):
                 self._authorize(i, operation, own)
         self._commit(resolved, membership=False)
+        if by == MF:
+            self._in_place = False  # it may have added references, scenes: see the docstring
         return self._version
 
     # -- internals --
@@ -542,6 +574,14 @@ class GltfSceneManager:
             return []
         self._document = document
         self._participants = participants
+        self._version += 1
+        self._history.append((self._version, tuple(operations)))
+        return [operation.to_json() for operation in operations]
+
+    def _commit_in_place(self, operations: list[Operation]) -> list[dict[str, Any]]:
+        """Apply the MF's own membership patch in place (checked by the caller); record it;
+        the patch as JSON."""
+        apply_in_place(self._document, operations)
         self._version += 1
         self._history.append((self._version, tuple(operations)))
         return [operation.to_json() for operation in operations]

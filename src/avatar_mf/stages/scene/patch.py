@@ -52,6 +52,7 @@ __all__ = [
     "JsonPatchError",
     "Operation",
     "PatchLimits",
+    "apply_in_place",
     "apply_operations",
     "apply_patch",
     "copy_json",
@@ -271,8 +272,9 @@ def escape_token(token: str) -> str:
 
 def format_pointer(tokens: Sequence[str]) -> str:
     """The pointer text for decoded reference tokens (``()`` is ``""``, the whole document)."""
-    text: str = jsonpointer.JsonPointer.from_parts(list(tokens)).path
-    return text
+    # What ``jsonpointer.JsonPointer.from_parts(tokens).path`` gives, without parsing the
+    # pointer it builds back into tokens.
+    return "".join(["/" + escape_token(token) for token in tokens])
 
 
 def parse_pointer(pointer: str) -> tuple[str, ...]:
@@ -514,3 +516,32 @@ def apply_patch(
     """Apply an RFC 6902 patch to ``document``: the new document, or JsonPatchError and
     nothing applied. Neither ``document`` nor ``operations`` is mutated."""
     return apply_operations(document, parse_operations(operations, limits), limits)
+
+
+def apply_in_place(document: Any, operations: Sequence[Operation]) -> None:
+    """Apply operations the caller built itself and knows apply (``add``, ``remove`` and
+    ``replace`` at locations that exist, values that are JSON within its limits) to
+    ``document`` itself, in order (RFC 6902 sections 4.1-4.3): no copy of the document, no
+    checks, so the work is proportional to the change. Values are copied in, so the document
+    shares nothing with the operations. Anything else is for :func:`apply_operations`."""
+    for operation in operations:
+        *parents, last = operation.path
+        target = document
+        for token in parents:
+            target = target[int(token)] if isinstance(target, list) else target[token]
+        op = operation.op
+        if op not in ("add", "remove", "replace"):
+            raise ValueError(f"apply_in_place does not do {op!r}")
+        if isinstance(target, list):
+            if op == "remove":
+                del target[int(last)]
+            elif last == "-":
+                target.append(_clone(operation.value))
+            elif op == "replace":
+                target[int(last)] = _clone(operation.value)
+            else:
+                target.insert(int(last), _clone(operation.value))
+        elif op == "remove":
+            del target[last]
+        else:
+            target[last] = _clone(operation.value)
