@@ -629,8 +629,14 @@ class AvatarSession:
         self.reply_error(md.MetadataError(error.code, error.message, error.message_id))
 
     def _scene_changed(self, frame: SceneFrame) -> None:
-        if not frame.operations:
-            return
+        channels = [
+            participant.metadata
+            for participant in self.participant.room
+            if participant.metadata is not None
+            and not (frame.reason == "joined" and participant is self.participant)
+        ]
+        if not frame.operations or not channels:
+            return  # nobody to tell (e.g. a participant alone in its room): nothing to encode
         update = md.SceneUpdated(
             id=md.new_message_id(),
             in_reply_to=frame.message_id,
@@ -638,11 +644,8 @@ class AvatarSession:
             operations=tuple(md.PatchOperation.model_validate(op) for op in frame.operations),
         )
         text = md.dump_message(update)
-        for participant in self.participant.room:
-            if frame.reason == "joined" and participant is self.participant:
-                continue
-            if participant.metadata is not None:
-                participant.metadata.offer(text)
+        for channel in channels:
+            channel.offer(text)
 
     # -- D.1.3 / D.2: avatar selection and delivery ---------------------------------------
 
