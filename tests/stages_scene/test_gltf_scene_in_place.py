@@ -11,8 +11,13 @@ from typing import Any
 import pytest
 
 from avatar_mf.stages.scene import SceneError
-from avatar_mf.stages.scene.gltf_scene import MAX_NODE_SIZE, GltfSceneManager, validate_scene
-from avatar_mf.stages.scene.patch import apply_patch
+from avatar_mf.stages.scene.gltf_scene import (
+    MAX_NODE_SIZE,
+    SCENE_LIMITS,
+    GltfSceneManager,
+    validate_scene,
+)
+from avatar_mf.stages.scene.patch import apply_patch, json_size
 
 PEOPLE = ["a", "b/c", "d~e", "f", "g"]
 
@@ -100,11 +105,22 @@ def test_after_the_mfs_own_patch_a_leave_is_checked_against_the_whole_document()
     for who in ("a", "b", "c"):
         scene.add_participant(who, name=who, avatar_id=None)
     # The MF groups b under a: b's node is referenced, so b cannot become a vacant slot.
-    scene.apply(
-        [{"op": "add", "path": "/nodes/0/children", "value": [1]}], base_version=4, by="mf"
-    )
+    scene.apply([{"op": "add", "path": "/nodes/0/children", "value": [1]}], base_version=4, by="mf")
     with pytest.raises(SceneError) as info:
         scene.remove_participant("b")
     assert info.value.code == "invalid-scene"
     assert scene.version == 5
     assert scene.participants == {"a": 0, "b": 1, "c": 2}
+
+
+def test_a_room_that_could_outgrow_the_size_limit_is_held_to_it() -> None:
+    scene = GltfSceneManager(room="r", max_participants=400)
+    name = "n" * (MAX_NODE_SIZE - 200)
+    with pytest.raises(SceneError) as info:
+        for number in range(400):
+            scene.add_participant(f"p{number}", name=name, avatar_id=None)
+    assert info.value.code == "too-large"
+    joined = len(scene.participants)
+    assert 200 < joined < 400
+    assert json_size(scene.document(), SCENE_LIMITS) <= SCENE_LIMITS.max_size
+    assert validate_scene(scene.document()) == scene.participants

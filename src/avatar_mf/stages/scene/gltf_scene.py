@@ -348,9 +348,9 @@ class GltfSceneManager:
         # Membership changes in place (see the module docstring) while this holds. A full
         # room stays within SCENE_LIMITS' size: each participant adds a node (at most
         # MAX_NODE_SIZE, and holding its id), a map entry (its id again) and a scene entry;
-        # there are never more nodes than participants at once.
-        bound = json_size(self._document, SCENE_LIMITS) + 64
-        bound += max_participants * (2 * MAX_NODE_SIZE + 8)
+        # there are never more nodes than participants at once. The empty document is its
+        # room name and less than 256 units of fixed members.
+        bound = len(self._room) + 256 + max_participants * (2 * MAX_NODE_SIZE + 8)
         self._in_place = bound <= SCENE_LIMITS.max_size
         self._version = 1
         self._history: deque[tuple[int, tuple[Operation, ...]]] = deque(maxlen=history_limit)
