@@ -203,6 +203,12 @@ def test_contact_star_and_params() -> None:
     star = parse_name_addr("*")
     assert star.uri == "*" and str(star) == "*"
     assert parse_name_addr("* ;expires=0").params == (("expires", "0"),)
+    # "*" is also a token, so a display name (RFC 3261 25.1): only a bare "*" is the wildcard
+    # (Hypothesis found "* <sip:[2001:db8::10]>" refused as a bad Contact).
+    named = parse_name_addr("* <sip:[2001:db8::10]>")
+    assert (named.display, named.uri) == ("*", "sip:[2001:db8::10]")
+    assert parse_name_addr("*a <sip:x@example.com>").display == "*a"
+    assert parse_name_addr(str(named)) == named
     contact = parse_name_addr(
         '"Quoted string \\"\\"" <sip:jdrosen@example.com> ; newparam = newvalue ;'
         "  secondparam ; q = 0.33"

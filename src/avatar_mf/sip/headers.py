@@ -459,9 +459,8 @@ def parse_name_addr(value: str) -> NameAddr:
     display: str | None
     if first == "*":
         rest = s[1:].lstrip(_WS)
-        if rest and rest[0] != ";":
-            raise _bad("Contact")
-        return NameAddr(None, "*", parse_params(rest[1:]) if rest else ())
+        if not rest or rest[0] == ";":  # the wildcard; "* <sip:...>" names "*" (a token)
+            return NameAddr(None, "*", parse_params(rest[1:]) if rest else ())
     if first == '"':
         end = _scan_quoted(s, 0)
         display = unquote_string(s[:end])
