@@ -115,6 +115,17 @@ def gc_python(mode: str, workdir: Path) -> str:
     return str(wrapper)
 
 
+def baseline_python(src: Path, workdir: Path) -> str:
+    """An executable that runs this interpreter with ``src`` (another checkout's ``src``
+    folder) first on the import path: the MF it starts is that build."""
+    if not (src / "avatar_mf" / "__init__.py").exists():
+        raise SystemExit(f"--baseline-src {src}: no avatar_mf package there")
+    wrapper = workdir / "python-baseline"
+    wrapper.write_text(f'#!/bin/sh\nPYTHONPATH="{src}" exec "{sys.executable}" "$@"\n')
+    wrapper.chmod(0o755)
+    return str(wrapper)
+
+
 def mf_python(workdir: Path, *, profile: Path | None = None, gc: str = "on") -> str:
     """The python the MF runs with: under cProfile (``profile``), with the GC off or frozen
     (``gc``), or this interpreter."""

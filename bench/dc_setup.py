@@ -56,6 +56,7 @@ from _common import (
     HOST,
     SETUP_LIMIT,
     Fleet,
+    baseline_python,
     cpu_seconds,
     default_workers,
     describe_machine,
@@ -217,17 +218,6 @@ class Scenario:
             "mf_idle_after": self.idle_after,
             "round_medians_ms": [round(m * 1000, 1) for m in self.round_medians],
         }
-
-
-def baseline_python(src: Path, workdir: Path) -> str:
-    """An executable that runs this interpreter with ``src`` (another checkout's ``src``
-    folder) first on the import path: the MF it starts is that build."""
-    if not (src / "avatar_mf" / "__init__.py").exists():
-        raise SystemExit(f"--baseline-src {src}: no avatar_mf package there")
-    wrapper = workdir / "python-baseline"
-    wrapper.write_text(f'#!/bin/sh\nPYTHONPATH="{src}" exec "{sys.executable}" "$@"\n')
-    wrapper.chmod(0o755)
-    return str(wrapper)
 
 
 def run_batch(mf: Any, fleet: UeFleet, scenario: Scenario, batch: int) -> None:

@@ -63,6 +63,7 @@ from _common import (
     HOST,
     SETUP_LIMIT,
     Fleet,
+    baseline_python,
     cpu_seconds,
     default_workers,
     describe_machine,
@@ -523,8 +524,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                     profile = profile.with_name(f"{profile.stem}-{variant}{profile.suffix}")
                 python = mf_python(workdir, profile=profile, gc=args.gc)
                 if variant == "baseline":
-                    from dc_setup import baseline_python
-
                     python = baseline_python(args.baseline_src.resolve(), workdir)
                 mfs[variant] = start_mf(
                     workdir,

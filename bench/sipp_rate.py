@@ -56,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import (
+    baseline_python,
     cpu_seconds,
     markdown_table,
     mf_python,
@@ -214,17 +215,6 @@ def table(steps: Sequence[Step]) -> str:
         for s in steps
     ]
     return markdown_table(header, "l" + "r" * (len(header) - 1), rows)
-
-
-def baseline_python(src: Path, workdir: Path) -> str:
-    """An executable running this interpreter with ``src`` (another checkout's ``src``) first on
-    the import path: the MF it starts is that build."""
-    if not (src / "avatar_mf" / "__init__.py").exists():
-        raise SystemExit(f"--baseline-src {src}: no avatar_mf package there")
-    wrapper = workdir / "python-baseline"
-    wrapper.write_text(f'#!/bin/sh\nPYTHONPATH="{src}" exec "{sys.executable}" "$@"\n')
-    wrapper.chmod(0o755)
-    return str(wrapper)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
