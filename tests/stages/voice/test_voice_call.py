@@ -184,7 +184,13 @@ async def test_ue2_mouth_follows_ue1_voice_sent_on_a_data_channel(voice_mf: MfPr
             assert ue2.failures == []
             units = list(ue2.units)
     assert summary["ok"], summary
-    assert summary["audio_dc"]["messages_sent"] == -(-sent.size // 320)  # type: ignore[index]
+    messages = -(-sent.size // 320)
+    assert summary["audio_dc"]["messages_sent"] == messages  # type: ignore[index]
+    status, body = voice_mf.http_get("/metrics")
+    assert status == 200
+    prefix = 'avatar_mf_audio_channel_messages_total{outcome="accepted"} '
+    (line,) = [x for x in body.decode().splitlines() if x.startswith(prefix)]
+    assert messages * 0.95 <= float(line.rsplit(" ", 1)[1]) <= messages  # max-retr=0: may lose
     assert isinstance(units[0].unit, ConfigUnit)
     shapes = [u.unit for u in units if isinstance(u.unit, BlendshapeUnit)]
     assert len(shapes) >= 30 * 5
