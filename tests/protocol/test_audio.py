@@ -171,3 +171,36 @@ def test_text_is_refused() -> None:
     error = receiver.refuse_text()
     assert (error.code, error.reason) == ("bad-audio", "text")
     assert receiver.refused == {"text": 1}
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.one_of(
+                st.binary(max_size=40),
+                st.builds(
+                    _msg,
+                    st.integers(0, 0xFFFF),
+                    st.integers(0, 0xFFFFFFFF),
+                    st.integers(150, 970),
+                ),
+            ),
+            st.floats(0, 0.5),
+        ),
+        max_size=30,
+    )
+)
+def test_anything_is_taken_or_refused_with_an_audio_error(
+    messages: list[tuple[bytes, float]],
+) -> None:
+    receiver = AudioReceiver()
+    now = 0.0
+    for data, step in messages:
+        now += step
+        try:
+            received = receiver.receive(data, now)
+        except AudioError as exc:
+            assert exc.code == "bad-audio"
+        else:
+            assert 160 <= len(received.pcm) // 2 <= 960 and 0 <= received.timestamp < 1 << 32
+    assert receiver.accepted + sum(receiver.refused.values()) == len(messages)
