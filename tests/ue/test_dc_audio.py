@@ -11,7 +11,7 @@ import pytest
 
 from avatar_mf.protocol.audio import AudioFormat, parse_audio
 from avatar_mf.sdp.datachannel import format_dcmap
-from avatar_mf.ue.cli import _streams, add_parser
+from avatar_mf.ue.cli import _streams, add_parser, hello_inputs
 from avatar_mf.ue.dc_audio import AUDIO_STREAM, DcAudioSender
 from avatar_mf.ue.offer import DEFAULT_STREAMS
 
@@ -69,3 +69,21 @@ def test_the_audio_channel_is_offered_unordered_and_never_retransmitted(tmp_path
     args = call_args("--audio-dc", str(wav))
     assert _streams(args) == (*DEFAULT_STREAMS, AUDIO_STREAM)
     assert args.audio_dc == wav
+
+
+@pytest.mark.parametrize(
+    ("options", "inputs"),
+    [
+        ((), ("text",)),
+        (("--say", "hello"), ("text",)),
+        (("--audio-in", "/tmp/speech.wav"), ("voice",)),
+        (("--audio-dc", "speech.wav"), ("voice",)),
+        (("--audio-in", "/tmp/speech.wav", "--say", "hello"), ("text", "voice")),
+    ],
+)
+def test_the_hello_asks_for_voice_when_the_ue_sends_its_voice(
+    options: tuple[str, ...], inputs: tuple[str, ...]
+) -> None:
+    # RTP voice (--audio-in) drives the MF's voice stage only when the hello agrees voice:
+    # the hello used to ask for text alone unless --audio-dc was given.
+    assert hello_inputs(call_args(*options)) == inputs

@@ -499,6 +499,18 @@ async def _bootstrap(
     return out
 
 
+def hello_inputs(args: argparse.Namespace) -> tuple[str, ...]:
+    """The animation inputs this UE's hello asks for (docs/protocol.md): ``voice`` when it sends
+    its voice (``--audio-in`` as RTP, ``--audio-dc`` on the audio data channel: the MF animates
+    from a voice only when the hello agrees it), ``text`` when it sends text (``--say``) or has
+    nothing else to drive its avatar with."""
+    voice = (
+        getattr(args, "audio_in", None) is not None or getattr(args, "audio_dc", None) is not None
+    )
+    text = bool(getattr(args, "say", None)) or not voice
+    return (("text",) if text else ()) + (("voice",) if voice else ())
+
+
 async def _avatar_steps(
     args: argparse.Namespace, client: AvatarClient, err: TextIO, problems: list[str]
 ) -> None:
@@ -510,8 +522,7 @@ async def _avatar_steps(
         assisted = getattr(args, "avatar_assisted", False) or getattr(args, "render", None)
         # An avatar-assisted UE asks the MF to animate (a hello asking "ue" would be refused
         # as a conflict with its Contact tag, TS 26.264 7.3.2).
-        # --audio-dc: the MF animates from this UE's voice only when the hello agrees it.
-        inputs = ("voice",) if getattr(args, "audio_dc", None) is not None else ("text",)
+        inputs = hello_inputs(args)
         caps = await client.hello(
             timeout=timeout, animation="network" if assisted else "ue", animation_inputs=inputs
         )
