@@ -76,9 +76,9 @@ def test_the_audio_channel_is_offered_unordered_and_never_retransmitted(tmp_path
     [
         ((), ("text",)),
         (("--say", "hello"), ("text",)),
-        (("--audio-in", "/tmp/speech.wav"), ("voice",)),
+        (("--audio-in", "speech.wav"), ("voice",)),
         (("--audio-dc", "speech.wav"), ("voice",)),
-        (("--audio-in", "/tmp/speech.wav", "--say", "hello"), ("text", "voice")),
+        (("--audio-in", "speech.wav", "--say", "hello"), ("text", "voice")),
     ],
 )
 def test_the_hello_asks_for_voice_when_the_ue_sends_its_voice(
@@ -87,3 +87,10 @@ def test_the_hello_asks_for_voice_when_the_ue_sends_its_voice(
     # RTP voice (--audio-in) drives the MF's voice stage only when the hello agrees voice:
     # the hello used to ask for text alone unless --audio-dc was given.
     assert hello_inputs(call_args(*options)) == inputs
+
+
+def test_rtp_audio_files_may_be_named_relative_to_the_working_directory() -> None:
+    # docs/media.md runs `ue call ... --audio-in speech.wav --audio-out heard.wav`: the two
+    # options took the bootstrap GET path's type and refused any name not starting with "/".
+    args = call_args("--audio-in", "speech.wav", "--audio-out", "out/heard.wav")
+    assert (args.audio_in, args.audio_out) == ("speech.wav", "out/heard.wav")

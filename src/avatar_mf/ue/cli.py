@@ -235,7 +235,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     media.add_argument(
         "--audio-in",
-        type=_path,
+        type=str,
         metavar="FILE.wav",
         help="offer RTP audio and send this WAV (16-bit PCM, any rate; resampled to 16 kHz) "
         "as 20 ms packets, then silence",
@@ -251,7 +251,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     media.add_argument(
         "--audio-out",
-        type=_path,
+        type=str,
         metavar="FILE.wav",
         help="offer RTP audio and record what the MF sends to this WAV (16 kHz mono)",
     )
