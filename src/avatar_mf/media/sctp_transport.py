@@ -217,6 +217,8 @@ class ImsSctpTransport(RTCSctpTransport):
         self._t3_deadline: float | None = None
         loop = self._loop  # aiortc's, the running loop when it was created
         assert loop is not None
+        # The loop of the T3 timer and the flush tasks (create_task on it directly: cheaper
+        # than asyncio.ensure_future's checks, once per burst of sends).
         self._timer_loop: asyncio.AbstractEventLoop = loop
 
     @property
@@ -542,7 +544,7 @@ class ImsSctpTransport(RTCSctpTransport):
         self._data_channel_queue.append(entry)
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            asyncio.ensure_future(self._scheduled_flush())
+            self._timer_loop.create_task(self._scheduled_flush())
 
     def _send_now(self, channel: RTCDataChannel, pp_id: int, user_data: bytes) -> bool:
         """The send fast path (module docstring, item 6): when the message fits one DATA
@@ -592,7 +594,7 @@ class ImsSctpTransport(RTCSctpTransport):
         self._fast_pending = pending
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            asyncio.ensure_future(self._scheduled_flush())
+            self._timer_loop.create_task(self._scheduled_flush())
         return True
 
     async def _scheduled_flush(self) -> None:
