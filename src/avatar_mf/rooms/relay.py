@@ -12,7 +12,9 @@ its channel only while the channel's SCTP send buffer is below ``high_water`` by
   is declared overloaded (``overflowed``), its metadata queue is cleared, and the caller tells
   it with an error message and may end its call.
 
-A queue that could not push everything arms one timer (``retry_interval``) on the injected
+A unit offered to a receiver with nothing waiting and room in its channel is sent at once
+(the common case: the queues are for a receiver that falls behind). A queue that could not
+push everything arms one timer (``retry_interval``) on the injected
 clock and tries again; nothing else runs per receiver, so the cost of a stalled receiver is
 one timer and a bounded buffer.
 
