@@ -413,6 +413,22 @@ async def test_t3_restarts_move_its_deadline_without_new_timers() -> None:
     assert sctp.expired_at == [pytest.approx(4.0)]
 
 
+async def test_without_fast_paths_each_t3_restart_is_a_new_timer() -> None:
+    pair = Pair(SLOW)
+    sctp = T3Recording(cast(RTCDtlsTransport, pair.link_a), tuning=SLOW)
+    sctp.expired_at = []
+    loop = FakeTimerLoop()
+    sctp._timer_loop = cast(asyncio.AbstractEventLoop, loop)
+    sctp._rto = 1.0
+    sctp._t3_start()
+    for _ in range(10):
+        loop.advance(0.3)
+        sctp._t3_restart()
+    assert loop.armed == 11  # aiortc's: a cancel and a new timer per restart
+    loop.advance(1.01)
+    assert sctp.expired_at == [pytest.approx(4.0)]
+
+
 async def test_a_shorter_rto_restarts_t3_sooner() -> None:
     pair = Pair(DEFAULT_TUNING)
     sctp = T3Recording(cast(RTCDtlsTransport, pair.link_a))

@@ -424,7 +424,7 @@ class ImsSctpTransport(RTCSctpTransport):
         deadline = self._timer_loop.time() + self._rto
         handle = self._t3_handle
         if handle is not None:
-            if handle.when() <= deadline:
+            if handle.when() <= deadline and self._fast_send:
                 self._t3_deadline = deadline
                 return
             handle.cancel()
