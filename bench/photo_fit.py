@@ -4,7 +4,7 @@ one photo, several, and with depth images.
 Usage::
 
     .venv/bin/python bench/photo_fit.py [--seeds 0,2,3,4] [--side 30] [--size 1024]
-        [--view-bias] [--depth] [--texture]
+        [--view-bias] [--depth] [--texture] [--no-bundle] [--exif-focal MM]
 
 For each seed, the product's head ``generate_default_head(seed)`` (seed 0 is the template
 the photo generator fits and was calibrated on; other seeds vary its proportions) is rendered
@@ -22,7 +22,10 @@ true head's, after a least-squares similarity, over the shape landmarks, as a pe
 the true inter-ocular distance, also per axis (x right, y up, z towards the camera: mean
 absolute difference). ``reproj`` is each photo's landmark reprojection mean (the generator's
 ``reprojection``). ``--view-bias``: the generator's ``view_bias`` option (the tracker's error
-per view angle).
+per view angle). ``--no-bundle``: the weak-perspective fusion (the generator's ``bundle``
+off; before issue 14's several-photo fit). Each render goes to the generator as a PNG with
+EXIF ``FocalLengthIn35mmFilm`` (``--exif-focal``, 79 mm: the renderer's 22 degrees of vertical
+field of view on a square picture; 0: no EXIF, the generator's default is used).
 
 ``--texture``: instead, the face's likeness from the side: the true head and the avatar built
 from the front photo, then from the three, each rendered at yaw 35 (camera orbit, the same
@@ -53,6 +56,10 @@ from avatar_mf.stages.base_avatar.photo.alignment import (  # noqa: E402
 )
 from avatar_mf.stages.base_avatar.photo.anchors import anchor_points  # noqa: E402
 from avatar_mf.stages.base_avatar.photo.generator import PhotoAvatar, PhotoGenerator  # noqa: E402
+from avatar_mf.stages.base_avatar.photo.images import encode_png, photo_focal  # noqa: E402
+
+#: The renders' focal length, 35 mm equivalent: 22 degrees vertical on a square picture.
+RENDER_FOCAL_35MM = 79.0
 
 
 def shape_error(avatar: PhotoAvatar, truth: np.ndarray, generator: PhotoGenerator
@@ -131,13 +138,15 @@ def main() -> None:
     parser.add_argument("--view-bias", action="store_true")
     parser.add_argument("--depth", action="store_true")
     parser.add_argument("--texture", action="store_true")
+    parser.add_argument("--no-bundle", action="store_true")
+    parser.add_argument("--exif-focal", type=float, default=RENDER_FOCAL_35MM)
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     if args.texture:
         texture(seeds, args.side, args.size)
         return
     generator = PhotoGenerator(processes=0, texture_size=0, view_bias=args.view_bias,
-                               use_depth=args.depth)
+                               use_depth=args.depth, bundle=not args.no_bundle)
     template, anchors = generator.template()
     triangles = template.triangles.astype(np.int64)
     side = args.side
@@ -150,7 +159,8 @@ def main() -> None:
         configurations["yaw20"] = [Shot(yaw=20.0)]
         configurations["yaw-15p8"] = [Shot(yaw=-15.0, pitch=8.0)]
     totals: dict[str, list[np.ndarray]] = {}
-    print(f"view_bias {args.view_bias}, side {side:g} degrees, {args.size} px; shape error % "
+    print(f"view_bias {args.view_bias}, bundle {not args.no_bundle}, EXIF focal "
+          f"{args.exif_focal:g} mm, side {side:g} degrees, {args.size} px; shape error % "
           "of the inter-ocular distance: mean (x/y/z)")
     for seed in seeds:
         renderer = GroundTruthRenderer(width=args.size, height=args.size, seed=seed)
@@ -158,6 +168,8 @@ def main() -> None:
         truth = anchor_points(truth_model.positions.astype(np.float64), triangles, anchors)
         for name, shots in configurations.items():
             pictures = [renderer.render(shot) for shot in shots]
+            # The focal length as a camera's photo carries it, read back as the generator does.
+            focals = [photo_focal(encode_png(p, args.exif_focal or None)) for p in pictures]
             variants: list[tuple[str, list[np.ndarray] | None]] = [("", None)]
             if args.depth:
                 exact = [depth_map(renderer, shot) for shot in shots]
@@ -165,7 +177,7 @@ def main() -> None:
                 variants = [("no depth", None), ("exact depth", exact), ("sensor depth", noisy)]
             cells = []
             for label, depths in variants:
-                avatar = generator.build(pictures, depths=depths)
+                avatar = generator.build(pictures, depths=depths, focals=focals)
                 error, axes = shape_error(avatar, truth, generator)
                 totals.setdefault(f"{name} {label}".strip(), []).append(
                     np.array([error, *axes]))
