@@ -5,6 +5,7 @@ Usage::
 
     .venv/bin/python bench/photo_fit.py [--seeds 0,2,3,4] [--side 30] [--size 1024]
         [--view-bias] [--depth] [--texture] [--no-bundle] [--exif-focal MM]
+        [--picture docs/img/avatar-several-photos.png]
 
 For each seed, the product's head ``generate_default_head(seed)`` (seed 0 is the template
 the photo generator fits and was calibrated on; other seeds vary its proportions) is rendered
@@ -33,6 +34,11 @@ renderer and light), the avatar's render warped onto the truth's by the 2D simil
 their tracked landmarks, compared inside the truth's face outline (the landmarks' hull
 pulled in 10 %): SSIM of the grey levels and RGB correlation (the measure of
 ``tests/stages/base_avatar/photo/likeness.py``, at three-quarter view).
+
+``--picture PNG``: instead, for the first seed, a picture of where the fitted landmarks lie
+against the true ones (their differences drawn five times longer), from the side (depth
+across) and from the front: the weak-perspective fusion of the three photos, then the bundle
+adjustment of the front photo alone and of the three.
 
 Prints figures only; a few seconds per seed and configuration (run it under the bench lock:
 ``flock /tmp/avatar-bench.lock ...``).
@@ -126,6 +132,76 @@ def texture(seeds: list[int], side: float, size: int) -> None:
     generator.close()
 
 
+def fitted_anchors(avatar: PhotoAvatar, truth: np.ndarray, generator: PhotoGenerator
+                   ) -> np.ndarray:
+    """The avatar's landmark anchors moved onto ``truth`` by the similarity over the shape
+    landmarks (as :func:`shape_error` compares them)."""
+    template, anchors = generator.template()
+    n = template.vertex_count
+    fitted = anchor_points(avatar.model.positions[:n].astype(np.float64),
+                           template.triangles.astype(np.int64), anchors)
+    keep = shape_landmarks()
+    out: np.ndarray = similarity(fitted[keep], truth[keep]).apply(fitted)
+    return out
+
+
+def picture(path: str, seed: int, side: float, size: int, focal: float) -> None:
+    from PIL import Image, ImageDraw
+
+    from avatar_mf.stages.camera.groundtruth import GroundTruthRenderer, Shot
+
+    renderer = GroundTruthRenderer(width=size, height=size, seed=seed)
+    shots = {yaw: renderer.render(Shot(yaw=yaw)) for yaw in (side, 0.0, -side)}
+    focals = [photo_focal(encode_png(shots[0.0], focal or None))]
+    fused = PhotoGenerator(processes=0, texture_size=0, bundle=False)
+    bundled = PhotoGenerator(processes=0, texture_size=0)
+    template, anchors = bundled.template()
+    truth = anchor_points(generate_default_head(seed=seed).positions.astype(np.float64),
+                          template.triangles.astype(np.int64), anchors)
+    three = [shots[side], shots[0.0], shots[-side]]
+    panels = [
+        ("weak-perspective fusion, three photos", fused.build(three), fused),
+        ("bundle adjustment, front photo", bundled.build([shots[0.0]], focals=focals), bundled),
+        ("bundle adjustment, three photos", bundled.build(three, focals=focals * 3), bundled),
+    ]
+    keep = shape_landmarks()
+    width, height, margin = 420, 440, 30
+    canvas = Image.new("RGB", (width * len(panels), 2 * height), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    for column, (title, avatar, generator) in enumerate(panels):
+        fitted = fitted_anchors(avatar, truth, generator)
+        error, axes = shape_error(avatar, truth, generator)
+        for row, (horizontal, label) in enumerate(((2, "from the side"), (0, "from the front"))):
+            left, top = column * width, row * height
+            points = truth[keep][:, [horizontal, 1]]
+            low, high = points.min(axis=0), points.max(axis=0)
+            ratio = min((width - 2 * margin) / (high[0] - low[0]),
+                        (height - 3 * margin) / (high[1] - low[1]))
+
+            def at(p: np.ndarray, left: int = left, top: int = top, low: np.ndarray = low,
+                   high: np.ndarray = high, ratio: float = ratio) -> tuple[float, float]:
+                return (left + margin + (p[0] - low[0]) * ratio,
+                        top + 2 * margin + (high[1] - p[1]) * ratio)
+
+            for k in keep:
+                true = truth[k, [horizontal, 1]]
+                moved = true + 5.0 * (fitted[k, [horizontal, 1]] - true)
+                draw.line([at(true), at(moved)], fill=(220, 40, 40), width=2)
+                x, y = at(true)
+                draw.ellipse([x - 1.5, y - 1.5, x + 1.5, y + 1.5], fill=(90, 90, 90))
+            axis = "z" if horizontal == 2 else "x"
+            value = axes[2] if horizontal == 2 else axes[0]
+            draw.text((left + 8, top + 6), f"{title}, {label}", fill=(0, 0, 0))
+            draw.text((left + 8, top + 20), f"shape error {100 * error:.2f} %, {axis} "
+                      f"{100 * value:.2f} %, y {100 * axes[1]:.2f} % (inter-ocular)",
+                      fill=(0, 0, 0))
+        draw.line([(column * width, 0), (column * width, 2 * height)], fill=(200, 200, 200))
+    canvas.save(path)
+    print(f"{path}: seed {seed}, side {side:g} degrees")
+    fused.close()
+    bundled.close()
+
+
 def main() -> None:
     from tests.stages.base_avatar.photo.depthmaps import depth_map, sensor
 
@@ -140,8 +216,12 @@ def main() -> None:
     parser.add_argument("--texture", action="store_true")
     parser.add_argument("--no-bundle", action="store_true")
     parser.add_argument("--exif-focal", type=float, default=RENDER_FOCAL_35MM)
+    parser.add_argument("--picture", default="")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
+    if args.picture:
+        picture(args.picture, seeds[0], args.side, args.size, args.exif_focal)
+        return
     if args.texture:
         texture(seeds, args.side, args.size)
         return
