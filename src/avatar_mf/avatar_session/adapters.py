@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 
-from avatar_mf.arf.units import ArfDecodeError, ConfigUnit, decode_unit
+from avatar_mf.arf.units import ArfDecodeError, check_unit
 from avatar_mf.avatar_session.session import AvatarSession
 from avatar_mf.channels.base import ChannelContext
 from avatar_mf.protocol.audio import AUDIO_SAMPLE_RATE, AudioError, AudioReceiver
@@ -60,7 +60,7 @@ class AnimationService:
             )
             return
         try:
-            unit = decode_unit(data)
+            is_config = check_unit(data)  # decode_unit's checks, no unit built
         except ArfDecodeError as exc:
             self.rejected += 1
             self._session.reply_error(
@@ -71,7 +71,7 @@ class AnimationService:
             return
         self.units += 1
         # Unknown unit types are forwarded unchanged: receivers skip them (ISO/IEC 23090-39).
-        self._session.on_animation_unit(data, is_config=isinstance(unit, ConfigUnit))
+        self._session.on_animation_unit(data, is_config=is_config)
 
     def on_close(self) -> None:
         self._session.detach("animation", self._channel)
