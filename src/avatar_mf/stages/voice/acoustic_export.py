@@ -4,17 +4,21 @@ Build time only (``tools/build_acoustic_model.py``, needs the ``onnx`` package o
 extra). The graph (opset 17, IR 8, float32) takes ``features`` (n, 39), the ``1s_c_d_dd``
 rows of :mod:`.sphinx_mfcc`, and gives ``scores`` (n, 42): for every codebook of the
 phonetically-tied model (one per base phone), the log-likelihood of the hop under its
-mixture of 128 diagonal Gaussians per stream (cepstra, deltas, delta-deltas), every Gaussian
-weighted alike (1/128), summed over the three streams, minus the hop's best codebook,
-floored at -60 and divided by 10. A diagonal Gaussian's log density is a quadratic form, so
-each stream is one MatMul::
+mixture of 128 diagonal Gaussians per stream (cepstra, deltas, delta-deltas), summed over
+the three streams, minus the hop's best codebook, floored at -60 and divided by 10. A
+diagonal Gaussian's log density is a quadratic form, so each stream is one MatMul::
 
     log N(x; mu, var) = x^2 . (-1 / (2 var)) + x . (mu / var)
                         - sum(mu^2 / (2 var)) - sum(log(2 pi var)) / 2
 
-then ReduceLogSumExp over the 128 Gaussians. Variances are floored at 1e-4 as pocketsphinx
-does (``-varfloor``). Metadata: the base phone of every score (``phones``, comma-separated)
-and the floor and scale. Serialization is deterministic (the same files give the same bytes).
+and the mixture's log-likelihood is approximated by its best Gaussian (ReduceMax over the
+128, every Gaussian weighted alike: the approximation Sphinx's top-N scoring makes).
+ReduceLogSumExp over the 128 (the exact equal-weight mixture) gave the same held-out
+accuracy (0.721 against 0.720, six groups) at four times the cost (164 against 42 us per
+packet of two hops in onnxruntime), so the graph takes the maximum. Variances are floored
+at 1e-4 as pocketsphinx does (``-varfloor``). Metadata: the base phone of every score
+(``phones``, comma-separated) and the floor and scale. Serialization is deterministic (the
+same files give the same bytes).
 """
 
 from __future__ import annotations
@@ -95,9 +99,7 @@ def to_onnx(
             helper.make_node("MatMul", [f"terms_{s}", f"weights_{s}"], [f"linear_{s}"]),
             helper.make_node("Add", [f"linear_{s}", f"const_{s}"], [f"density_{s}"]),
             helper.make_node("Reshape", [f"density_{s}", "mixture_shape"], [f"mixture_{s}"]),
-            helper.make_node(
-                "ReduceLogSumExp", [f"mixture_{s}"], [f"stream_{s}"], axes=[2], keepdims=0
-            ),
+            helper.make_node("ReduceMax", [f"mixture_{s}"], [f"stream_{s}"], axes=[2], keepdims=0),
         ]
         if s == 0:
             summed = "stream_0"

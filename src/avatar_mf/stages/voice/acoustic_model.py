@@ -24,7 +24,7 @@ from avatar_mf.stages.voice.onnx_model import ModelMismatch
 #: The model file inside the package.
 ACOUSTIC_RESOURCE: Final = "acoustic_model.onnx"
 #: sha256 of the shipped file (written by tools/build_acoustic_model.py).
-ACOUSTIC_SHA256: Final = "c75971166d732fefe9dbf62bdae387f1ec666db8a510e082c76e7256c4df350b"
+ACOUSTIC_SHA256: Final = "acf0fb4da313140fee7f88b0690bf2ab169b59c61f9e6b4d2b87556b290cdfa3"
 
 
 class AcousticScorer:

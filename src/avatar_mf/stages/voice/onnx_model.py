@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 #: The model file inside the package.
 ONNX_RESOURCE: Final = "viseme_model.onnx"
 #: sha256 of the shipped model file (written by tools/train_voice_visemes.py).
-MODEL_SHA256: Final = "7b1f119148af881ae118a8723864f0227d1a8eca221333358187ded388ba4318"
+MODEL_SHA256: Final = "467ca96ccdc258ed6b9cb47c5585dc3c511da949427ee3cc5755be08d0152a86"
 
 
 class ModelMismatch(ValueError):
