@@ -56,6 +56,7 @@ FEATURES: Final = 3 * CEPSTRA
 #: Hops between a hop and the hop that completes its row (the delta-deltas' look-ahead).
 DELTA_DELAY: Final = 3
 _LOG_FLOOR: Final = 1e-4
+_OFFSETS: Final = np.array([0, 2, -2, 3, -1, 1, -3])
 
 
 def _mel(hz: float) -> float:
@@ -151,7 +152,7 @@ class SphinxFeatures:
             return np.zeros((0, CEPSTRA))
         stream = np.concatenate([self._buffer, data[: count * HOP]])
         starts = np.arange(1, count + 1) * HOP  # hop i's window ends (i + 1) hops into the data
-        frames = np.stack([stream[s : s + WINDOW] for s in starts])
+        frames = stream[starts[:, None] + np.arange(WINDOW)[None, :]]
         self._buffer = stream[-WINDOW:].copy()
         spectrum = np.fft.rfft(frames * self._window, FFT_SIZE)
         power = spectrum.real**2 + spectrum.imag**2
@@ -159,6 +160,15 @@ class SphinxFeatures:
         return out
 
     def _normalise(self, cepstra: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Each hop minus the running mean of the hops before it (and the initial value)."""
+        n = cepstra.shape[0]
+        if self._count + n <= _CMN_HIGH:  # no rescaling within these hops: in one go
+            before = self._sum + np.cumsum(cepstra, axis=0) - cepstra
+            counts = self._count + np.arange(n, dtype=np.float64)
+            self._sum = self._sum + cepstra.sum(axis=0)
+            self._count += n
+            normalised: NDArray[np.float64] = cepstra - before / counts[:, None]
+            return normalised
         out = np.empty_like(cepstra)
         for i in range(cepstra.shape[0]):
             out[i] = cepstra[i] - self._sum / self._count
@@ -177,12 +187,12 @@ class SphinxFeatures:
         base = self._hops - history.shape[0]  # the run's hop at history[0]
         ready = max(0, self._hops - DELTA_DELAY - self._emitted)
         hops = self._emitted + np.arange(ready)
-
-        def c(offset: int) -> NDArray[np.float64]:
-            at: NDArray[np.float64] = history[np.clip(hops + offset, 0, self._hops - 1) - base]
-            return at
-
-        rows = np.concatenate([c(0), c(2) - c(-2), (c(3) - c(-1)) - (c(1) - c(-3))], axis=1)
+        # c[t], c[t+2], c[t-2], c[t+3], c[t-1], c[t+1], c[t-3], the run's ends repeated
+        index = np.minimum(np.maximum(hops[:, None] + _OFFSETS, 0), self._hops - 1) - base
+        c = history[index]
+        rows: NDArray[np.float64] = np.concatenate(
+            [c[:, 0], c[:, 1] - c[:, 2], (c[:, 3] - c[:, 4]) - (c[:, 5] - c[:, 6])], axis=1
+        )
         self._emitted += ready
         # The next row (hop ``_emitted``) reaches 3 hops back: the last 7 hops suffice.
         self._history = history[-(2 * DELTA_DELAY + 1) :]
