@@ -13,7 +13,10 @@ verified), writes the scoring graph
 src/avatar_mf/stages/voice/acoustic_model.onnx and pins its sha256 in
 src/avatar_mf/stages/voice/acoustic_model.py (``ACOUSTIC_SHA256``). Deterministic: the same
 sdist gives the same bytes. ``--check`` builds and compares with the shipped file, writes
-nothing. The model is CMU's, BSD-style (tests/stages/voice/data/LICENSE.pocketsphinx).
+nothing. The model's licence (BSD-style: the model directory's README, Alpha Cephei Inc.,
+and the sdist's LICENSE, Carnegie Mellon University) asks a binary redistribution to carry
+its notice: the tool writes both texts next to the model, ``acoustic_model.LICENSE``
+(package data).
 """
 
 from __future__ import annotations
@@ -36,8 +39,16 @@ from voice_corpus import SDISTS  # noqa: E402
 
 PACKAGE = ROOT / "src" / "avatar_mf" / "stages" / "voice"
 OUT = PACKAGE / ACOUSTIC_RESOURCE
+LICENCE = PACKAGE / "acoustic_model.LICENSE"
 PIN = PACKAGE / "acoustic_model.py"
 MODEL = "pocketsphinx-5.1.1/model/en-us/en-us/"
+
+
+def handle_text(tar: tarfile.TarFile, path: str) -> str:
+    handle = tar.extractfile(path)
+    if handle is None:
+        raise SystemExit(f"{path} not in the sdist")
+    return handle.read().decode()
 
 
 def main() -> None:
@@ -82,6 +93,14 @@ def main() -> None:
         means = read_gaussians(member("means"))
         variances = read_gaussians(member("variances"))
         phones = read_base_phones(member("mdef"))
+        licence = (
+            "acoustic_model.onnx is derived from model/en-us/en-us/{means,variances,mdef} of\n"
+            f"the pocketsphinx 5.1.1 source distribution ({name}, sha256 {digest}).\n\n"
+            "model/en-us/en-us/README:\n\n"
+            + member("README").decode()
+            + "\npocketsphinx-5.1.1/LICENSE:\n\n"
+            + handle_text(tar, "pocketsphinx-5.1.1/LICENSE")
+        )
     print(
         f"{name}: means {means.values.shape} (checksum {means.checksum:08x}), variances "
         f"{variances.values.shape} (checksum {variances.checksum:08x}), {len(phones)} phones"
@@ -93,6 +112,7 @@ def main() -> None:
         print(f"built {len(data)} bytes, sha256 {sha}; shipped {shipped}")
         raise SystemExit(0 if shipped == sha else 1)
     OUT.write_bytes(data)
+    LICENCE.write_text(licence)
     source = PIN.read_text()
     pinned = re.sub(
         r'ACOUSTIC_SHA256: Final = "[0-9a-f]{64}"', f'ACOUSTIC_SHA256: Final = "{sha}"', source

@@ -65,6 +65,15 @@ def test_the_shipped_scorer_is_the_pinned_file() -> None:
         AcousticScorer(bytes(changed), sha256=ACOUSTIC_SHA256)
 
 
+def test_the_model_licence_ships_beside_it() -> None:
+    """The BSD-style licences ask a binary redistribution to reproduce their notices."""
+    text = (
+        resources.files("avatar_mf.stages.voice").joinpath("acoustic_model.LICENSE").read_text()
+    )
+    assert "Carnegie Mellon University" in text and "Alpha Cephei Inc." in text
+    assert "Redistributions in binary form must reproduce" in text
+
+
 def test_the_best_codebook_is_the_aligned_phone_far_above_chance(
     speech: list[Utterance],
 ) -> None:
