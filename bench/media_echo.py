@@ -4,6 +4,7 @@ Usage::
 
     .venv/bin/python bench/media_echo.py [--messages 4000] [--burst 4] [--gap 0.0005]
                                          [--rounds 3] [--dtls fast|openssl]
+                                         [--profile FILE]
 
 A UE-side and an MF-side :class:`~avatar_mf.media.session.DataChannelSession` (no ICE, DTLS over
 loopback UDP, the default SCTP tuning) in one uvloop process; the UE sends ``--messages``
@@ -13,6 +14,9 @@ echoed message, which covers both ends' send and receive paths (DTLS, SCTP, chan
 event loop, and nothing above the media layer (no SIP, no session pipeline, no relay). To
 compare two builds, run it once per build with that build's ``src`` first on ``PYTHONPATH``
 (the ``--dtls`` switch exists only in builds that have ``media.dtls_fast_records``).
+``--profile FILE`` runs the rounds under cProfile with its CPU-time clock
+(``time.process_time``, so time spent waiting in ``select`` does not count) and writes the
+stats to FILE (``python -m pstats FILE``); the figures printed then include the profiler.
 
 Prints figures only.
 """
@@ -24,6 +28,7 @@ import asyncio
 import statistics
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 
@@ -96,13 +101,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--dtls", choices=("fast", "openssl"), help="DTLS records (default: the build's default)"
     )
+    parser.add_argument(
+        "--profile", type=Path, help="run under cProfile (CPU-time clock), stats written here"
+    )
     args = parser.parse_args(argv)
     import uvloop
 
+    profiler = None
+    if args.profile is not None:
+        import cProfile
+
+        profiler = cProfile.Profile(time.process_time)
+        profiler.enable()
     figures = [
         uvloop.run(one_round(args.messages, args.burst, args.gap, args.dtls))
         for _ in range(args.rounds)
     ]
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(args.profile)
     print(
         f"{args.messages} messages, {args.burst} per burst, {args.gap * 1000:g} ms apart, "
         f"DTLS {args.dtls or 'default'}: "

@@ -3,7 +3,7 @@
 Usage::
 
     .venv/bin/python bench/photo_avatar.py [--runs 5] [--size 1024] [--texture-size 512]
-        [--no-worker] [--video 6] [--view-bias] [--depth] [--json FILE]
+        [--no-worker] [--video 6] [--view-bias] [--depth] [--no-bundle] [--json FILE]
 
 The photo is scikit-image's ``astronaut`` scaled to ``--size`` pixels a side (Lanczos) and
 encoded as PNG, as a UE would send it. One :class:`PhotoGenerator` in this process:
@@ -25,6 +25,8 @@ encoded as PNG, as a UE would send it. One :class:`PhotoGenerator` in this proce
   whole generation, median of ``--runs``.
 
 ``--view-bias``: the generator's ``view_bias`` option (the tracker's error per view angle);
+``--no-bundle``: its ``bundle`` option off (the weak-perspective fit, before the bundle
+adjustment);
 ``--depth``: each photo sent with a depth image (16-bit PNG of the photo's size: a tilted
 plane with 2 mm of noise, 10 % holes), which the generator decodes and checks, and with
 ``use_depth`` on reads under the landmarks.
@@ -102,6 +104,7 @@ def main() -> None:
     parser.add_argument("--no-worker", action="store_true")
     parser.add_argument("--video", type=int, default=6)
     parser.add_argument("--view-bias", action="store_true")
+    parser.add_argument("--no-bundle", action="store_true")
     parser.add_argument("--depth", action="store_true")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
@@ -109,7 +112,8 @@ def main() -> None:
     depths: tuple[bytes | None, ...] = (depth_png(args.size),) if args.depth else ()
     # In this process: its CPU is what we measure.
     generator = PhotoGenerator(processes=0, texture_size=args.texture_size,
-                               view_bias=args.view_bias, use_depth=args.depth)
+                               view_bias=args.view_bias, use_depth=args.depth,
+                               bundle=not args.no_bundle)
 
     def request(name: str) -> AvatarRequest:
         return AvatarRequest("bench", "sip:bench@example.com", name=name, images=(photo,),
@@ -167,6 +171,7 @@ def main() -> None:
         "photo": f"astronaut {args.size}x{args.size} PNG, {len(photo)} bytes",
         "texture_size": args.texture_size,
         "view_bias": args.view_bias,
+        "bundle": not args.no_bundle,
         "depth": f"{len(depths[0])} bytes" if depths else "none",
         "cold_cpu_s": round(cold, 3),
         "warm_cpu_s_median": round(statistics.median(warm), 3),

@@ -4,7 +4,7 @@ Usage::
 
     .venv/bin/python bench/relay_latency.py [--rooms 10,50,100] [--seconds 10] [--warmup 2]
                                             [--rate 30] [--senders 2] [--workers 2]
-                                            [--ice] [--json FILE] [--sctp aiortc,tuned]
+                                            [--ice] [--json FILE] [--sctp aiortc,tuned,...]
                                             [--baseline-src OTHER/src]
 
 One MF subprocess (``MfProcess``, ``LOG__LEVEL=WARNING``, default settings otherwise) on
@@ -33,9 +33,11 @@ UEs of a room in the same worker), so that they do not share the MF's event loop
 
 ``--sctp`` compares SCTP behaviours in the same run (media/sctp_transport.py ``SctpTuning``):
 one MF per variant, side by side, each level run against each in turn; the UEs use the same
-variant. ``aiortc``: a SACK per packet with DATA and a packet per message (aiortc's own,
-``media.sctp_sack_every = 1``, ``media.sctp_bundle = false``); ``tuned``: the defaults
-(delayed SACKs every second packet or 200 ms, bundling); ``openssl``: the defaults but
+variant. ``aiortc``: a SACK per packet with DATA and a packet per message, through aiortc's
+queues and chunk objects (aiortc's own, ``media.sctp_sack_every = 1``,
+``media.sctp_bundle = false``, ``media.sctp_fast_paths = false``); ``tuned``: the defaults
+(delayed SACKs every second packet or 200 ms, bundling, the SCTP send and SACK fast paths);
+``slowpath``: the defaults without the send and SACK fast paths; ``openssl``: the defaults but
 every DTLS record through OpenSSL (``media.dtls_fast_records = false``); ``baseline``: the
 build whose ``src`` ``--baseline-src`` names (e.g. ``git archive main src``), defaults. The
 UEs of every variant run this build with the fast DTLS record path (``tuned``'s SCTP unless
@@ -78,8 +80,13 @@ from _common import (
 
 #: MF settings and UE tuning of each ``--sctp`` variant.
 SCTP_VARIANTS: dict[str, dict[str, str]] = {
-    "aiortc": {"MEDIA__SCTP_SACK_EVERY": "1", "MEDIA__SCTP_BUNDLE": "false"},
+    "aiortc": {
+        "MEDIA__SCTP_SACK_EVERY": "1",
+        "MEDIA__SCTP_BUNDLE": "false",
+        "MEDIA__SCTP_FAST_PATHS": "false",
+    },
     "tuned": {},
+    "slowpath": {"MEDIA__SCTP_FAST_PATHS": "false"},
     "openssl": {"MEDIA__DTLS_FAST_RECORDS": "false"},
     "baseline": {},
 }
@@ -87,6 +94,31 @@ SCTP_VARIANTS: dict[str, dict[str, str]] = {
 TICKS = 1_000_000.0
 _MASK = 0xFFFFFFFF
 _CONCURRENT_SETUPS = 20
+
+
+_CPU_PROFILE_RUNNER = """
+import cProfile, runpy, sys, time
+path = sys.argv[1]
+sys.argv = ["avatar_mf", *sys.argv[4:]]  # drop the path and "-m avatar_mf"
+profiler = cProfile.Profile(time.process_time)
+profiler.enable()
+try:
+    runpy.run_module("avatar_mf", run_name="__main__", alter_sys=True)
+finally:
+    profiler.disable()
+    profiler.dump_stats(path)
+"""
+
+
+def cpu_profiling_python(path: Path, workdir: Path) -> str:
+    """An executable that runs the MF under cProfile with the process's CPU time as its
+    clock, stats written to ``path`` (MfProcess's python)."""
+    runner = workdir / "cpu_profile_runner.py"
+    runner.write_text(_CPU_PROFILE_RUNNER)
+    wrapper = workdir / "python-cpu-profile"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{runner}" "{path}" "$@"\n')
+    wrapper.chmod(0o755)
+    return str(wrapper)
 
 
 def system_seconds(pid: int) -> float:
@@ -477,6 +509,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--profile", type=Path, help="run the MF under cProfile (slower), stats written here"
     )
     parser.add_argument(
+        "--profile-clock",
+        choices=("cpu", "wall"),
+        default="cpu",
+        help="the profiler's clock: the MF's CPU time (default; a preempted MF's wait does "
+        "not count), or wall time (python -m cProfile)",
+    )
+    parser.add_argument(
         "--gc",
         default="on",
         choices=("on", "off", "freeze"),
@@ -487,7 +526,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--sctp",
         default="tuned",
         help="variants to compare in this run, comma-separated: aiortc (a SACK per "
-        "packet, no bundling), tuned (the defaults), openssl (OpenSSL for every DTLS record), "
+        "packet, no bundling, no fast paths), tuned (the defaults), slowpath (the defaults "
+        "without the SCTP send and SACK fast paths), openssl (OpenSSL for every DTLS record), "
         "baseline (--baseline-src's build); default: tuned",
     )
     parser.add_argument(
@@ -522,7 +562,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 profile = args.profile
                 if profile is not None and len(variants) > 1:
                     profile = profile.with_name(f"{profile.stem}-{variant}{profile.suffix}")
-                python = mf_python(workdir, profile=profile, gc=args.gc)
+                if profile is not None and args.profile_clock == "cpu":
+                    python = cpu_profiling_python(profile.resolve(), workdir)
+                else:
+                    python = mf_python(workdir, profile=profile, gc=args.gc)
                 if variant == "baseline":
                     python = baseline_python(args.baseline_src.resolve(), workdir)
                 mfs[variant] = start_mf(

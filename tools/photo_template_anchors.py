@@ -5,7 +5,7 @@ resolution) from the front with the product's renderer, tracks it with the packa
 landmarker and casts each landmark's pixel back onto the mesh (the nearest triangle under it
 and the barycentric coordinates of the point seen there); writes them, with the template's
 part, weld and mirror maps and the tracker's error on renders of the head at view angles (yaw
--45..45, pitch -15..15 degrees: ``anchors.measure_views``), to
+-45..45, pitch -15..15 degrees, in 3D and in the picture: ``anchors.measure_views``), to
 ``src/avatar_mf/stages/base_avatar/photo/anchors.npz``, which
 the photo generator loads. Run it again whenever the procedural head changes
 (``tests/stages/base_avatar/photo`` checks that the file still matches the head)::
@@ -33,7 +33,8 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=1024, help="render size (pixels)")
     args = parser.parse_args()
     anchors, model = locate_anchors(size=args.size)
-    anchors = dataclasses.replace(anchors, views=measure_views(anchors, size=args.size))
+    views, image_views = measure_views(anchors, size=args.size)
+    anchors = dataclasses.replace(anchors, views=views, image_views=image_views)
     save_anchors(args.output, anchors)
     print(f"{args.output}: {len(anchors.triangles)} anchors on {model.vertex_count} vertices")
     return 0

@@ -135,9 +135,9 @@ async def test_corrupted_and_misaddressed_packets_are_dropped(pair: CountingPair
 class FlushCounting(ImsSctpTransport):
     flushes = 0
 
-    async def _data_channel_flush(self) -> None:
+    async def _scheduled_flush(self) -> None:
         self.flushes += 1
-        await super()._data_channel_flush()
+        await super()._scheduled_flush()
 
 
 async def test_messages_sent_in_one_turn_share_one_flush() -> None:
@@ -147,10 +147,12 @@ async def test_messages_sent_in_one_turn_share_one_flush() -> None:
         tx, _ = await pair.start()
         sender = cast(FlushCounting, pair.a)
         before = sender.flushes
+        first = len(pair.link_a.raw)
         for i in range(10):  # one relay burst (aiortc: a task and a flush per message)
             tx.send(unit(i))
         await asyncio.sleep(0)  # the scheduled flush runs (aiortc's ten tasks would too)
         assert sender.flushes - before == 1
+        assert len(pair.link_a.raw) - first == 10  # AIORTC_TUNING: still a packet per message
         await pair.wait_received(10)
         assert pair.received == [unit(i) for i in range(10)]
     finally:

@@ -281,6 +281,15 @@ AIORTC_116_METHODS = {
     "_data_channel_send": "bff23b8d60ecb624",
     "_receive_data_chunk": "790c2bb8cd0f5dd7",
     "_mark_received": "2ac68b6a3934ca87",
+    # Copied in part or replaced by the send and SACK fast paths (media/sctp_transport.py,
+    # items 6-7).
+    "_receive_sack_chunk": "4b35ccf1372cdec8",
+    "_t3_start": "fa045ec7c5fff3d7",
+    "_t3_restart": "abf85ae57b8fa144",
+    "_t3_cancel": "0e0e3e38da292064",
+    "_t3_expired": "0e759bf4b1b2d8c8",
+    "_flight_size_increase": "ed02a0fe6eb506c9",
+    "_update_advanced_peer_ack_point": "b10416e34e18a3db",
 }
 
 

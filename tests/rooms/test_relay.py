@@ -115,3 +115,34 @@ def test_message_queue_is_reliable_until_its_byte_bound() -> None:
     assert clock.pending == 0  # and no retry timer left behind
     q.offer("after")  # ignored once overflowed
     assert q.pending_bytes == 0
+
+
+class CountingClock(FakeClock):
+    reads = 0
+
+    def now(self) -> float:
+        self.reads += 1
+        return super().now()
+
+
+def test_a_receiver_that_keeps_up_gets_each_unit_without_queueing() -> None:
+    """Nothing waiting and room in the channel: the unit goes out at once, with a relay
+    latency of zero and no clock read (the queues are for a receiver that falls behind)."""
+    from avatar_mf.rooms.relay import RelayMetrics
+
+    clock = CountingClock()
+    out = FakeOutlet()
+    metrics = RelayMetrics()
+    q = AnimationQueue(Outlet(out.send, lambda: out.buffer, metrics), clock, high_water=10)
+    q.offer("a", b"cfg", is_config=True)
+    q.offer("a", b"u1")
+    q.offer("b", b"u2")
+    assert out.sent == [b"cfg", b"u1", b"u2"]
+    assert clock.reads == 0 and q.pending == 0
+    assert metrics.animation.delivered == 3 and metrics.animation_latency.counts[0] == 3
+    out.buffer = 10  # the channel is full: units queue, with their offer times
+    q.offer("a", b"u3")
+    assert out.sent[-1] == b"u2" and q.pending == 1 and clock.reads > 0
+    out.buffer = 0
+    clock.advance(0.01)
+    assert out.sent[-1] == b"u3"

@@ -2,7 +2,7 @@
 
 * :mod:`~avatar_mf.arf.units` -- Avatar Animation Units, the payload of the TS 26.264
   ``3gpp-ar-animation`` data channel (one unit per message): :func:`encode_unit`,
-  :func:`decode_unit`, :func:`iter_units`, :class:`UnitStreamDecoder`.
+  :func:`decode_unit`, :func:`check_unit`, :func:`iter_units`, :class:`UnitStreamDecoder`.
 * :mod:`~avatar_mf.arf.blendshapes` -- ARKit blendshape and viseme names.
 
 Sans-IO: bytes in, frozen dataclasses out.
@@ -26,6 +26,7 @@ from avatar_mf.arf.units import (
     UnitStreamDecoder,
     UnitType,
     UnknownUnit,
+    check_unit,
     decode_unit,
     encode_unit,
     is_config_unit,
@@ -54,6 +55,7 @@ __all__ = [
     "UnitStreamDecoder",
     "UnitType",
     "UnknownUnit",
+    "check_unit",
     "decode_unit",
     "is_config_unit",
     "encode_unit",

@@ -427,10 +427,34 @@ def decode_unit(data: _Buffer) -> Unit:
     Unknown unit types give :class:`UnknownUnit` (never an error). Anything malformed raises
     :class:`ArfDecodeError`, and nothing else does.
     """
+    end = _unit_end(data)
+    return _decode_payload(data[0] >> 1, data, HEADER_SIZE, end)
+
+
+def check_unit(data: _Buffer) -> bool:
+    """:func:`decode_unit`'s checks without building the unit (for the relay, which forwards
+    the bytes): raises the :class:`ArfDecodeError` :func:`decode_unit` would raise, else
+    returns whether the unit is a CONFIG unit. A BLENDSHAPE unit's layout is checked from its
+    head alone (its entries are fixed-size numbers: any bytes are valid values); other types
+    are decoded."""
+    end = _unit_end(data)
+    unit_type = data[0] >> 1
+    if unit_type == UnitType.BLENDSHAPE:
+        _, _, flags, count = _set_head("BLENDSHAPE", data, HEADER_SIZE, end)
+        floats = 2 if flags & FLAG_BLENDSHAPE_CONFIDENCE else 1
+        need = _SET_HEAD_SIZE + count * (2 + 4 * floats)
+        if need != end - HEADER_SIZE:
+            raise _payload_size_error("BLENDSHAPE", need, end - HEADER_SIZE, HEADER_SIZE)
+        return False
+    return isinstance(_decode_payload(unit_type, data, HEADER_SIZE, end), ConfigUnit)
+
+
+def _unit_end(data: _Buffer) -> int:
+    """Where the one unit of ``data`` ends, checked to be exactly ``len(data)``."""
     size = len(data)
     if size < HEADER_SIZE:
         raise ArfDecodeError("truncated", f"{size} bytes, a unit header needs {HEADER_SIZE}")
-    first, length = _HEADER.unpack_from(data, 0)
+    length: int = _HEADER.unpack_from(data, 0)[1]
     end = HEADER_SIZE + length
     if end > size:
         raise ArfDecodeError(
@@ -440,7 +464,7 @@ def decode_unit(data: _Buffer) -> Unit:
         raise ArfDecodeError(
             "trailing-bytes", f"unit_length {length} but {size - HEADER_SIZE} payload bytes"
         )
-    return _decode_payload(first >> 1, data, HEADER_SIZE, end)
+    return end
 
 
 def _decode_payload(unit_type: int, buf: _Buffer, start: int, end: int) -> Unit:

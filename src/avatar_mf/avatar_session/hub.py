@@ -1,13 +1,13 @@
 """The avatar hub of one MF node: which call has which avatar session, in which room.
 
 It provides the channel services for the avatar subprotocols (``3gpp-ar-metadata``,
-``3gpp-ar-animation``, ``avatar-mf-transfer``). The first avatar channel of a call that opens
-creates the call's :class:`~.session.AvatarSession`, joins the room its Request-URI names and
-opens the session's pipeline (the configured stages, :class:`PipelineStages`; of several
-animation-data stages the session uses those its hello selects, :mod:`.selection`); when
-the last one closes (BYE, CANCEL, media failure) the session leaves the room, which is
-announced to the others, and its pipeline closes (the participant's leaving runs through the
-scene stage last).
+``3gpp-ar-animation``, ``avatar-mf-transfer``, ``avatar-mf-audio``). The first avatar channel of
+a call that opens creates the call's :class:`~.session.AvatarSession`, joins the room its
+Request-URI names and opens the session's pipeline (the configured stages,
+:class:`PipelineStages`; of several animation-data stages the session uses those its hello
+selects, :mod:`.selection`); when the last one closes (BYE, CANCEL, media failure) the session
+leaves the room, which is announced to the others, and its pipeline closes (the participant's
+leaving runs through the scene stage last).
 
 The hub is a registry: sessions get what they use as :class:`~.session.SessionDeps`, and the
 hub serves them only as their :class:`~.session.SessionDirectory` (the others in the room).
@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from avatar_mf.avatar_session.adapters import (
     AnimationService,
+    AudioService,
     MetadataService,
     TransferChannelService,
 )
@@ -64,6 +65,7 @@ log = logging.getLogger(__name__)
 METADATA = "3gpp-ar-metadata"
 ANIMATION = "3gpp-ar-animation"
 TRANSFER = "avatar-mf-transfer"
+AUDIO = "avatar-mf-audio"
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +150,12 @@ class AvatarHub:
     # -- services -------------------------------------------------------------------------
 
     def services(self) -> dict[str, ServiceFactory]:
-        return {METADATA: self._metadata, ANIMATION: self._animation, TRANSFER: self._transfer}
+        return {
+            METADATA: self._metadata,
+            ANIMATION: self._animation,
+            TRANSFER: self._transfer,
+            AUDIO: self._audio,
+        }
 
     def _metadata(self, channel: ChannelContext) -> ChannelService:
         session = self._session_for(channel)
@@ -166,6 +173,12 @@ class AvatarHub:
         session = self._session_for(channel)
         service = TransferChannelService(session, channel)
         session.attach("transfer", channel)
+        return service
+
+    def _audio(self, channel: ChannelContext) -> ChannelService:
+        session = self._session_for(channel)
+        service = AudioService(session, channel)
+        session.attach("audio", channel)
         return service
 
     # -- sessions and rooms ---------------------------------------------------------------
@@ -223,13 +236,11 @@ class AvatarHub:
 
     def wants_audio(self, call_id: str) -> bool:
         """The call's avatar session has a stage that takes its decoded voice (``AudioIn``)
-        and selected it (its hello agreed voice)."""
+        and selected it (its hello agreed voice), and its voice does not come from an
+        ``avatar-mf-audio`` channel."""
         session = self._sessions.get(call_id)
         return (
-            session is not None
-            and not session.closed
-            and session.selection.takes(AudioIn)
-            and session.pipeline.accepts(AudioIn)
+            session is not None and session.takes_rtp_voice() and session.pipeline.accepts(AudioIn)
         )
 
     def push_audio(self, call_id: str, pcm: bytes, rtp_timestamp: int, clock_rate: int) -> None:

@@ -15,7 +15,8 @@ for it:
 * before any hello, the inputs a UE sends as explicit requests (:data:`REQUESTS`: text in
   ``animation text``, pictures in ``animation image``; the message is the ask, as for UEs that
   never send a hello); the media every call carries (RTP voice and video) only once a hello
-  agrees it;
+  agrees it, and so is the raw audio of an ``avatar-mf-audio`` channel (voice without RTP,
+  refused ``unsupported`` until then);
 * an input no configured stage declares (a lab's own stage that names none) is not gated.
 
 A new hello selects again from scratch (the negotiation is re-run). Pure: no I/O.

@@ -111,6 +111,11 @@ log = logging.getLogger(__name__)
 PHOTO_TYPES = frozenset({"image/jpeg", "image/png"})
 PHOTOS_KEPT = 8
 
+#: Where a session's voice comes from (:attr:`AvatarSession.voice_source`): the call's RTP
+#: audio stream, or raw audio messages on an ``avatar-mf-audio`` data channel.
+VOICE_RTP = "rtp"
+VOICE_DATACHANNEL = "datachannel"
+
 #: Seconds after a grant's expiry at which its use is re-checked (the loop clock and the wall
 #: clock of the authorizer are read separately: checking a hair late never sees it still valid).
 EXPIRY_MARGIN = 0.001
@@ -152,6 +157,10 @@ class SessionStats:
     error_replies: Counter[str] = field(default_factory=Counter)
     #: Failures outside the stages, by (where, kind): ("session", "internal").
     session_errors: Counter[tuple[str, str]] = field(default_factory=Counter)
+    #: Messages on ``avatar-mf-audio`` channels, by outcome: ``accepted``, a refusal reason of
+    #: :mod:`avatar_mf.protocol.audio` (``too-long`` ...), or the session's refusal code
+    #: (``unsupported``: voice not agreed; ``conflict``: the voice comes from RTP).
+    audio_messages: Counter[str] = field(default_factory=Counter)
 
 
 class SessionDirectory(Protocol):
@@ -262,6 +271,9 @@ class AvatarSession:
         #: (source session id, avatar id) -> the content type it was offered to this UE in.
         self._offered_as: dict[tuple[str, str], str] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        #: Where the session's voice comes from: the first source taken once voice is agreed
+        #: (VOICE_RTP or VOICE_DATACHANNEL) holds it for the rest of the call; None: no voice yet.
+        self.voice_source: str | None = None
         self.closed = False
         self.log_extra: dict[str, object] = {
             "call_id": self.call_id,
@@ -519,9 +531,45 @@ class AvatarSession:
 
     def on_audio(self, pcm: bytes, rtp_timestamp: int, clock_rate: int) -> None:
         """20 ms of the participant's decoded voice (its RTP stream), into the pipeline when the
-        session selected voice."""
-        if not self.closed and self.selection.allows(AnimationInput.VOICE):
-            self.pipeline.push(AudioIn(self.id, pcm, rtp_timestamp, clock_rate))
+        session selected voice and its voice does not come from the data channel."""
+        if self.closed or not self.selection.allows(AnimationInput.VOICE):
+            return
+        if self.voice_source == VOICE_DATACHANNEL:
+            return
+        self.voice_source = VOICE_RTP
+        self.pipeline.push(AudioIn(self.id, pcm, rtp_timestamp, clock_rate))
+
+    def takes_rtp_voice(self) -> bool:
+        """Whether the call's decoded RTP voice would go into the pipeline now."""
+        return (
+            not self.closed
+            and self.voice_source != VOICE_DATACHANNEL
+            and self.selection.takes(AudioIn)
+        )
+
+    def on_audio_message(
+        self, pcm: bytes, timestamp: int, clock_rate: int
+    ) -> md.MetadataError | None:
+        """One raw audio message of the UE's ``avatar-mf-audio`` channel (validated by the
+        channel adapter), into the pipeline as the same :class:`AudioIn` as RTP voice; or the
+        error to answer with: ``unsupported`` when the hello did not agree voice,
+        ``conflict`` when the session's voice comes from its RTP stream."""
+        if self.closed:
+            return None
+        if not self.selection.allows(AnimationInput.VOICE):
+            return md.MetadataError(
+                ErrorCode.UNSUPPORTED,
+                "this session's hello did not agree the voice animation input "
+                f"(agreed: {', '.join(sorted(self.selection.inputs)) or 'none'})",
+            )
+        if self.voice_source == VOICE_RTP:
+            return md.MetadataError(
+                ErrorCode.CONFLICT,
+                "this session's voice comes from its RTP audio stream (heard first)",
+            )
+        self.voice_source = VOICE_DATACHANNEL
+        self.pipeline.push(AudioIn(self.id, pcm, timestamp, clock_rate))
+        return None
 
     def on_video(self, picture: Picture, rtp_timestamp: int, keyframe: bool) -> None:
         """One decoded picture of the participant's RTP video stream, into the pipeline."""

@@ -355,6 +355,12 @@ class MediaConfig(Section):
     """Bundle small data channel messages sent together into one SCTP packet (RFC 9260
     6.10) instead of one packet, DTLS record and datagram each."""
 
+    sctp_fast_paths: StrictBool = True
+    """Send a message that fits one SCTP DATA chunk, and take a SACK that only moves the
+    cumulative TSN ack forward, in the MF's own code instead of aiortc's queues and chunk
+    objects; everything else (gaps, retransmissions, fragments, a full window) goes through
+    aiortc. false: aiortc's path for every message and SACK."""
+
     dtls_fast_records: StrictBool = True
     """After the DTLS handshake, seal and open application data records of the AEAD cipher
     suites (AES-GCM, ChaCha20-Poly1305) in the MF's own record layer (RFC 6347 4.1) instead of

@@ -33,6 +33,26 @@
    (cumulative TSN, stream sequence number, SACK due); no chunk object, no reassembly queue.
    Every other chunk, and any DATA chunk outside those conditions, goes through aiortc's
    objects and code as before.
+6. A send fast path (:meth:`ImsSctpTransport._send_now`, ``SctpTuning.fast_paths``): once
+   the association is established, a message that fits one DATA chunk, with nothing waiting
+   ahead of it in the data-channel queue and room for it in the congestion window (RFC 9260
+   7.2.1, with aiortc's burst limit), gets its TSN and stream sequence number at once (6.1,
+   6.6) as a :class:`~avatar_mf.media.sctp_send.OutChunk` (serialized once) in the outbound
+   queue, and the one flush task of the turn transmits the turn's chunks bundled. The chunk
+   is one of aiortc's, with aiortc's bookkeeping, so retransmission (T3-rtx, fast
+   retransmit), abandonment and FORWARD TSN (RFC 3758) work on it unchanged; the message's
+   PR-SCTP policy is set as in item 3. Anything else (fragments, a full window, messages
+   already queued, the association not up) takes aiortc's queues as before. T3-rtx is started
+   only when not running (6.3.2 R1), and restarted (R3) by moving its deadline: the running
+   timer is re-armed for the rest when it fires, instead of a cancel and a new timer per SACK.
+7. A SACK fast path (:meth:`ImsSctpTransport._fast_sack`): a SACK with no gap ack blocks and
+   no duplicate TSNs that moves the cumulative TSN ack point forward, outside fast recovery
+   and with no FORWARD TSN outstanding, is applied in place (RFC 9260 6.2.1, 3.3.4): the acked
+   chunks leave the sent queue and the flight size, one RTT sample (6.3.1, Karn's rule),
+   cwnd grows as aiortc grows it (7.2.1, 7.2.2), T3 stops (R2) or restarts (R3), and
+   transmission resumes only if something waits. Every other SACK goes to aiortc's
+   ``_receive_sack_chunk``. ``SctpTuning(fast_paths=False)`` (``media.sctp_fast_paths =
+   false``) turns items 6 and 7 off.
 """
 
 from __future__ import annotations
@@ -68,8 +88,10 @@ from aiortc.rtcsctptransport import (
     parse_packet,
     tsn_plus_one,
 )
-from aiortc.utils import uint16_add, uint32_gt
+from aiortc.utils import uint16_add, uint32_gt, uint32_gte
 from google_crc32c import value as crc32c
+
+from .sctp_send import OutChunk, pack_packets, plain_sack, sack_bytes
 
 AIORTC_USER_DATA_MAX_LENGTH: int = USERDATA_MAX_LENGTH
 """aiortc's DATA chunk payload size (1160 bytes in 1.16); the largest value allowed here, since
@@ -85,8 +107,8 @@ MAX_SACK_DELAY = 0.5
 class SctpTuning:
     """How often the association acknowledges and how it packs chunks (RFC 9260 6.2, 6.10).
 
-    ``sack_every=1, bundle=False`` is aiortc's own behaviour (a SACK per packet with DATA, a
-    packet per chunk)."""
+    ``sack_every=1, bundle=False, fast_paths=False`` is aiortc's own behaviour (a SACK per
+    packet with DATA, a packet per chunk, aiortc's code for every message and SACK)."""
 
     sack_every: int = 2
     """A SACK at least for every ``sack_every`` packets that carry DATA (RFC 9260: 2)."""
@@ -94,6 +116,9 @@ class SctpTuning:
     """Seconds a SACK may wait for the next packet (RFC 9260: 200 ms, at most 500 ms)."""
     bundle: bool = True
     """Bundle several DATA chunks (and a FORWARD TSN) into one packet."""
+    fast_paths: bool = True
+    """The send and SACK fast paths (module docstring, items 6 and 7); False: aiortc's
+    queues and chunk objects for every message and SACK."""
 
     def __post_init__(self) -> None:
         if self.sack_every < 1:
@@ -105,7 +130,7 @@ class SctpTuning:
 DEFAULT_TUNING = SctpTuning()
 """Delayed SACKs (every second packet, 200 ms) and bundling."""
 
-AIORTC_TUNING = SctpTuning(sack_every=1, bundle=False)
+AIORTC_TUNING = SctpTuning(sack_every=1, bundle=False, fast_paths=False)
 """aiortc's behaviour: a SACK for every packet with DATA, one chunk per packet."""
 
 _MAX_CHUNKS_LENGTH = SCTP_MAX_PACKET_LENGTH - SCTP_COMMON_HEADER_LENGTH
@@ -116,9 +141,12 @@ _CHUNK_HEADER = Struct("!BBH")
 _DATA_HEADER = Struct("!LHHL")  # TSN, stream id, stream sequence number, PPID
 _CHUNK_DATA = 0
 _CHUNK_INIT = 1
+_CHUNK_SACK = SackChunk.type
 _CHUNK_FORWARD_TSN = ForwardTsnChunk.type
 _WHOLE = SCTP_DATA_FIRST_FRAG | SCTP_DATA_LAST_FRAG
 _MIN_PACKET = SCTP_COMMON_HEADER_LENGTH + 4
+_FAST_BURST = 4 * USERDATA_MAX_LENGTH  # aiortc's burst limit outside fast recovery
+_T3_SLACK = 0.001  # a re-armed T3 that fires this close to its deadline has expired
 
 
 class _Queued(tuple):  # type: ignore[type-arg]  # aiortc's (channel, pp_id, data) + policy
@@ -137,37 +165,6 @@ def _queued(
     queued.expiry = expiry
     queued.max_retransmits = max_retransmits
     return queued
-
-
-class _Packer:
-    """Chunks to send, packed into as few packets as fit (one per chunk when ``limit`` is 0)."""
-
-    __slots__ = ("_sctp", "_parts", "_size", "_limit")
-
-    def __init__(self, sctp: ImsSctpTransport, limit: int) -> None:
-        self._sctp = sctp
-        self._parts: list[bytes] = []
-        self._size = 0
-        self._limit = limit
-
-    async def add(self, data: bytes) -> None:
-        if self._parts and self._size + len(data) > self._limit:
-            await self.flush()
-        self._parts.append(data)
-        self._size += len(data)
-
-    async def flush(self) -> None:
-        if self._parts:
-            sack = self._sctp._piggyback_sack()
-            if sack is not None:
-                if self._size + len(sack) <= _MAX_CHUNKS_LENGTH:
-                    self._parts.insert(0, sack)  # control chunks come first (RFC 9260 6.10)
-                else:
-                    await self._sctp._send_chunks(sack)
-            body = self._parts[0] if len(self._parts) == 1 else b"".join(self._parts)
-            self._parts.clear()
-            self._size = 0
-            await self._sctp._send_chunks(body)
 
 
 StateCallback = Callable[[str], None]
@@ -210,6 +207,19 @@ class ImsSctpTransport(RTCSctpTransport):
         self._reliable_next = False
         # A flush task is scheduled and has not started yet.
         self._flush_scheduled = False
+        # Send fast path (module docstring, item 6): on unless aiortc's tuning is asked for.
+        self._fast_send = tuning.fast_paths
+        # Bytes of DATA the send fast path put in the outbound queue since the last
+        # _transmit (all of it will go out at the next one).
+        self._fast_pending = 0
+        # T3-rtx restarted lazily (RFC 9260 6.3.2 R3): the timer's handle keeps its earlier
+        # expiry and, when it fires, is re-armed for this deadline (loop time) if it is later.
+        self._t3_deadline: float | None = None
+        loop = self._loop  # aiortc's, the running loop when it was created
+        assert loop is not None
+        # The loop of the T3 timer and the flush tasks (create_task on it directly: cheaper
+        # than asyncio.ensure_future's checks, once per burst of sends).
+        self._timer_loop: asyncio.AbstractEventLoop = loop
 
     @property
     def tuning(self) -> SctpTuning:
@@ -274,6 +284,9 @@ class ImsSctpTransport(RTCSctpTransport):
                 has_data = True
                 if flags & _WHOLE == _WHOLE and await self._fast_data(data, flags, start, end):
                     continue
+            elif chunk_type == _CHUNK_SACK:
+                if self._fast_send and await self._fast_sack(data, start, end):
+                    continue
             elif chunk_type == _CHUNK_FORWARD_TSN:
                 forward_tsn = True
             cls = CHUNK_TYPES.get(chunk_type)
@@ -333,6 +346,103 @@ class ImsSctpTransport(RTCSctpTransport):
         await self._data_channel_receive(stream_id, pp_id, data[start + 12 : end])
         return True
 
+    async def _fast_sack(self, data: bytes, start: int, end: int) -> bool:
+        """Take a SACK that only moves the cumulative TSN ack point forward (module
+        docstring, item 7) and return True; False (nothing done) when aiortc's
+        ``_receive_sack_chunk`` must take it."""
+        sack = plain_sack(data, start, end)
+        if sack is None:
+            return False
+        cumulative_tsn = sack[0]
+        last = self._last_sacked_tsn
+        if (
+            not uint32_gt(cumulative_tsn, last)
+            or self._fast_recovery_exit is not None
+            or self._advanced_peer_ack_tsn != last
+            or self._forward_tsn_streams
+        ):
+            return False
+        # aiortc 1.16's _receive_sack_chunk without gap blocks (RFC 9260 6.2.1 D, 7.2.1,
+        # 7.2.2, 6.3.1 for the RTT measurement, 6.3.2 R2/R3 for T3-rtx).
+        self._last_sacked_tsn = cumulative_tsn
+        cwnd_fully_utilized = self._flight_size >= self._cwnd
+        done = 0
+        done_bytes = 0
+        sent = self._sent_queue
+        flight = self._flight_size
+        while sent and uint32_gte(cumulative_tsn, sent[0].tsn):
+            chunk = sent.popleft()
+            done += 1
+            if not chunk._acked:
+                done_bytes += chunk._book_size
+            if chunk._in_flight:
+                chunk._in_flight = False
+                flight -= chunk._book_size
+            if done == 1 and chunk._sent_count == 1 and chunk._sent_time is not None:
+                # Karn's rule (6.3.1 C5): only a chunk sent once gives an RTT sample.
+                self._update_rto(time.time() - chunk._sent_time)
+        self._flight_size = flight
+        if done and cwnd_fully_utilized:
+            if self._cwnd <= self._ssthresh:  # slow start
+                self._cwnd += min(done_bytes, USERDATA_MAX_LENGTH)
+            else:  # congestion avoidance
+                self._partial_bytes_acked += done_bytes
+                if self._partial_bytes_acked >= self._cwnd:
+                    self._partial_bytes_acked -= self._cwnd
+                    self._cwnd += USERDATA_MAX_LENGTH
+        if not sent:
+            self._t3_cancel()  # R2: nothing outstanding
+        elif done:
+            self._t3_restart()  # R3: the earliest outstanding TSN was acknowledged
+        if (sent and sent[0]._abandoned) or (
+            self._outbound_queue and self._outbound_queue[0]._abandoned
+        ):
+            self._update_advanced_peer_ack_point()
+        else:
+            self._advanced_peer_ack_tsn = cumulative_tsn
+        if self._data_channel_queue or self._reconfig_queue:
+            await self._data_channel_flush()
+        if (
+            self._outbound_queue
+            or self._forward_tsn_chunk is not None
+            or any(chunk._retransmit for chunk in sent)
+        ):
+            await self._transmit()
+        return True
+
+    # -- T3-rtx, restarted lazily (RFC 9260 6.3.2) --------------------------------------
+
+    def _t3_start(self) -> None:
+        assert self._t3_handle is None
+        self._t3_deadline = None
+        self._t3_handle = self._timer_loop.call_later(self._rto, self._t3_fire)
+
+    def _t3_restart(self) -> None:
+        # R3 (a SACK acknowledged the earliest outstanding TSN) restarts T3 at every such
+        # SACK: a timer that would fire no later than the new expiry is kept and re-armed
+        # when it fires (_t3_fire), instead of a cancel and a new timer per SACK.
+        deadline = self._timer_loop.time() + self._rto
+        handle = self._t3_handle
+        if handle is not None:
+            if handle.when() <= deadline and self._fast_send:
+                self._t3_deadline = deadline
+                return
+            handle.cancel()
+        self._t3_deadline = None
+        self._t3_handle = self._timer_loop.call_at(deadline, self._t3_fire)
+
+    def _t3_cancel(self) -> None:
+        self._t3_deadline = None
+        super()._t3_cancel()
+
+    def _t3_fire(self) -> None:
+        deadline = self._t3_deadline
+        self._t3_deadline = None
+        if deadline is not None and deadline - self._timer_loop.time() > _T3_SLACK:
+            self._t3_handle = self._timer_loop.call_at(deadline, self._t3_fire)
+            return
+        self._t3_expired()  # aiortc's: retransmit, back off the window (6.3.3)
+
     def _sack_due(self) -> None:
         self._sack_timer = None
         if self._sack_needed and self._association_state == self.State.ESTABLISHED:
@@ -343,13 +453,19 @@ class ImsSctpTransport(RTCSctpTransport):
             self._sack_timer.cancel()
             self._sack_timer = None
 
-    def _take_sack(self) -> SackChunk:
-        """The SACK for what was received (aiortc 1.16's ``_send_sack`` up to the send);
-        resets the delayed-SACK state."""
-        gaps: list[list[int]] = []
-        gap_next = None
+    def _take_sack(self) -> bytes:
+        """The SACK chunk for what was received (aiortc 1.16's ``_send_sack`` up to the
+        send); resets the delayed-SACK state."""
         last = self._last_received_tsn
         assert last is not None  # a SACK follows received DATA
+        if not self._sack_misordered and not self._sack_duplicates:
+            # The common case, without a SackChunk object.
+            self._sack_needed = False
+            self._unacked_packets = 0
+            self._cancel_sack_timer()
+            return sack_bytes(last, max(0, self._advertised_rwnd))
+        gaps: list[list[int]] = []
+        gap_next = None
         for tsn in sorted(self._sack_misordered):
             pos = (tsn - last) % SCTP_TSN_MODULO
             if tsn == gap_next:
@@ -366,10 +482,10 @@ class ImsSctpTransport(RTCSctpTransport):
         self._sack_needed = False
         self._unacked_packets = 0
         self._cancel_sack_timer()
-        return sack
+        return bytes(sack)
 
     async def _send_sack(self) -> None:
-        await self._send_chunks(bytes(self._take_sack()))
+        await self._send_chunks(self._take_sack())
 
     def _piggyback_sack(self) -> bytes | None:
         """A delayed SACK to bundle ahead of outgoing DATA (RFC 9260 6.2, 6.10), if one is
@@ -379,7 +495,7 @@ class ImsSctpTransport(RTCSctpTransport):
             and self._sack_needed
             and self._association_state == self.State.ESTABLISHED
         ):
-            return bytes(self._take_sack())
+            return self._take_sack()
         return None
 
     # -- sending: lifetimes from send time, bundling ----------------------------------------
@@ -411,6 +527,8 @@ class ImsSctpTransport(RTCSctpTransport):
                 f"Cannot send message of {len(user_data)} bytes, the remote party "
                 f"only supports messages up to {self._remote_max_message_size} bytes"
             )
+        if self._fast_send and self._send_now(channel, pp_id, user_data):
+            return
         channel._addBufferedAmount(len(user_data))
         entry: tuple[RTCDataChannel, int, bytes] = (channel, pp_id, user_data)
         lifetime = channel.maxPacketLifeTime
@@ -426,11 +544,65 @@ class ImsSctpTransport(RTCSctpTransport):
         self._data_channel_queue.append(entry)
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            asyncio.ensure_future(self._scheduled_flush())
+            self._timer_loop.create_task(self._scheduled_flush())
+
+    def _send_now(self, channel: RTCDataChannel, pp_id: int, user_data: bytes) -> bool:
+        """The send fast path (module docstring, item 6): when the message fits one DATA
+        chunk, nothing waits in the data-channel queue ahead of it, and the congestion window
+        (RFC 9260 7.2.1, with aiortc's burst limit) lets it out at the next transmission, it
+        becomes a DATA chunk in the outbound queue at once, with its TSN and stream sequence
+        number (6.1, 6.6), and the flush task transmits it with the others sent this turn.
+        False (nothing done) sends it through aiortc's queues."""
+        size = len(user_data)
+        stream_id = channel.id
+        pending = self._fast_pending + size
+        if (
+            self._association_state != self.State.ESTABLISHED
+            or stream_id is None
+            or self._data_channel_queue
+            or (self._outbound_queue and not self._fast_pending)
+            or size > (self._user_data_max_length or USERDATA_MAX_LENGTH)
+            or self._fast_recovery_exit is not None
+            or pending > _FAST_BURST
+            or self._flight_size + pending > self._cwnd
+        ):
+            return False
+        expiry: float | None = None
+        max_retransmits: int | None = None
+        if not self._reliable_next:
+            lifetime = channel.maxPacketLifeTime
+            if lifetime is not None:
+                self._lifetimes = True
+                if lifetime > 0:
+                    expiry = time.time() + lifetime / 1000
+                else:  # max-time=0: one transmission, never a retransmission
+                    max_retransmits = 0
+            else:
+                max_retransmits = channel.maxRetransmits
+        if channel.ordered:
+            stream_seq = self._outbound_stream_seq.get(stream_id, 0)
+            self._outbound_stream_seq[stream_id] = uint16_add(stream_seq, 1)
+            flags = _WHOLE
+        else:
+            stream_seq = 0
+            flags = _WHOLE | SCTP_DATA_UNORDERED
+        tsn = self._local_tsn
+        self._local_tsn = tsn_plus_one(tsn)
+        self._outbound_queue.append(
+            OutChunk(flags, tsn, stream_id, stream_seq, pp_id, user_data, expiry, max_retransmits)
+        )
+        self._fast_pending = pending
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._timer_loop.create_task(self._scheduled_flush())
+        return True
 
     async def _scheduled_flush(self) -> None:
         self._flush_scheduled = False
-        await self._data_channel_flush()
+        if self._fast_pending and self._association_state == self.State.ESTABLISHED:
+            await self._transmit()
+        if self._data_channel_queue or self._reconfig_queue:
+            await self._data_channel_flush()
 
     async def _data_channel_flush(self) -> None:
         # aiortc 1.16's _data_channel_flush, except that (1) a message's expiry is the one set
@@ -501,15 +673,34 @@ class ImsSctpTransport(RTCSctpTransport):
         """Send one packet of already serialized chunks (RFC 9260 3)."""
         header = pack("!HHL", self._local_port, self._remote_port, self._remote_verification_tag)
         checksum = crc32c(header + b"\x00\x00\x00\x00" + body)
-        await self.transport._send_data(header + pack("<L", checksum) + body)
+        await self.transport._send_data(header + _CHECKSUM.pack(checksum) + body)
+
+    async def _send_packed(self, chunks: list[bytes]) -> None:
+        """Send ``chunks`` (serialized, in order) bundled as the tuning says, with a waiting
+        SACK ahead of them (RFC 9260 6.10: control chunks first)."""
+        if not chunks:
+            return
+        limit = self._packet_limit
+        packets = pack_packets(chunks, limit) if limit else [[c] for c in chunks]
+        sack = self._piggyback_sack()
+        if sack is not None:
+            first = packets[0]
+            if len(sack) + sum(map(len, first)) <= _MAX_CHUNKS_LENGTH:
+                first.insert(0, sack)
+            else:
+                await self._send_chunks(sack)
+        for packet in packets:
+            await self._send_chunks(packet[0] if len(packet) == 1 else b"".join(packet))
 
     async def _transmit(self) -> None:
-        # aiortc 1.16's _transmit, with bundling and unsent expired messages skipped.
+        # aiortc 1.16's _transmit, with bundling, unsent expired messages skipped, and the
+        # chunks serialized first and sent together at the end.
+        self._fast_pending = 0
         if self._lifetimes and self._outbound_queue and self._abandon_unsent(time.time()):
             self._update_advanced_peer_ack_point()
-        packer = _Packer(self, self._packet_limit)
+        out: list[bytes] = []
         if self._forward_tsn_chunk is not None:
-            await packer.add(bytes(self._forward_tsn_chunk))
+            out.append(bytes(self._forward_tsn_chunk))
             self._forward_tsn_chunk = None
             if not self._t3_handle:
                 self._t3_start()
@@ -526,38 +717,44 @@ class ImsSctpTransport(RTCSctpTransport):
                 if self._fast_recovery_transmit:
                     self._fast_recovery_transmit = False
                 elif self._flight_size >= cwnd:
-                    await packer.flush()
+                    await self._send_packed(out)
                     return
                 self._flight_size_increase(chunk)
                 chunk._misses = 0
                 chunk._retransmit = False
                 chunk._sent_count += 1
-                await packer.add(bytes(chunk))
+                out.append(bytes(chunk))
                 if retransmit_earliest:
                     self._t3_restart()
             retransmit_earliest = False
 
-        skipped = False
-        while self._outbound_queue and self._flight_size < cwnd:
-            chunk = self._outbound_queue.popleft()
-            self._sent_queue.append(chunk)
-            if chunk._abandoned:  # expired before its first transmission
-                skipped = True
-                continue
-            self._flight_size_increase(chunk)
-            chunk._sent_count += 1
-            chunk._sent_time = time.time()
-            await packer.add(bytes(chunk))
-            if not self._t3_handle:
+        outbound = self._outbound_queue
+        if outbound and self._flight_size < cwnd:
+            skipped = False
+            now = time.time()
+            sent = self._sent_queue
+            while outbound and self._flight_size < cwnd:
+                chunk = outbound.popleft()
+                sent.append(chunk)
+                if chunk._abandoned:  # expired before its first transmission
+                    skipped = True
+                    continue
+                if not chunk._in_flight:  # aiortc's _flight_size_increase
+                    chunk._in_flight = True
+                    self._flight_size += chunk._book_size
+                chunk._sent_count += 1
+                chunk._sent_time = now
+                out.append(bytes(chunk))
+            if not self._t3_handle and out:
                 self._t3_start()
-        if skipped:
-            self._update_advanced_peer_ack_point()
-            if self._forward_tsn_chunk is not None:
-                await packer.add(bytes(self._forward_tsn_chunk))
-                self._forward_tsn_chunk = None
-                if not self._t3_handle:
-                    self._t3_start()
-        await packer.flush()
+            if skipped:
+                self._update_advanced_peer_ack_point()
+                if self._forward_tsn_chunk is not None:
+                    out.append(bytes(self._forward_tsn_chunk))
+                    self._forward_tsn_chunk = None
+                    if not self._t3_handle:
+                        self._t3_start()
+        await self._send_packed(out)
 
     async def _send(
         self,

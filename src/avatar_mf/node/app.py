@@ -233,7 +233,11 @@ class MediaFunction:
             sctp_max_message_size=media.max_message_size,
             setup_timeout=media.setup_timeout,
             user_data_max_length=media.sctp_max_chunk,
-            sctp_tuning=SctpTuning(sack_every=media.sctp_sack_every, bundle=media.sctp_bundle),
+            sctp_tuning=SctpTuning(
+                sack_every=media.sctp_sack_every,
+                bundle=media.sctp_bundle,
+                fast_paths=media.sctp_fast_paths,
+            ),
             dtls_fast_records=media.dtls_fast_records,
             # On a max-time/max-retr animation channel (TS 26.264's example has max-time=150)
             # a lost CONFIG would leave the receiver unable to read what follows.

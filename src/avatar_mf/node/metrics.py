@@ -250,6 +250,13 @@ METRICS: tuple[MetricSpec, ...] = (
         "error messages sent to UEs on the metadata channel, by code.",
         "code",
     ),
+    _c(
+        "audio_channel_messages",
+        "Raw audio messages on avatar-mf-audio data channels (voice without RTP), by outcome: "
+        "accepted, a refusal reason (too-long, far-timestamp ...), unsupported (voice not "
+        "agreed) or conflict (the session's voice comes from RTP).",
+        "outcome",
+    ),
     _g("stage_jobs_pending", "Stage jobs (text animation, avatar validation) in the executor."),
     # -- storage
     _c("avatar_cache_hits", "Avatar cache lookups answered from the cache."),
@@ -583,6 +590,15 @@ class NodeCollector(Collector):
         add_counts(
             "avatar_mf_avatar_error_replies_total",
             (((code,), v) for code, v in hub.error_replies.items()) if hub is not None else (),
+        )
+        add_counts(
+            "avatar_mf_audio_channel_messages_total",
+            (
+                (((outcome,), v) for outcome, v in hub.session_stats.audio_messages.items())
+                if hub is not None
+                else ()
+            ),
+            [("accepted",)],
         )
         add("avatar_mf_stage_jobs_pending", node.executor.pending)
         cache = node.cache.stats() if node.cache is not None else None

@@ -6,6 +6,9 @@
   :func:`parse_message`, :func:`dump_message`, :func:`error_for`.
 * :mod:`~avatar_mf.protocol.transfer` -- base avatar transfer in chunk messages with resume and
   SHA-256 check: :class:`TransferSender`, :class:`TransferReceiver`.
+* :mod:`~avatar_mf.protocol.audio` -- raw audio messages of the ``avatar-mf-audio`` channel
+  (a UE's voice without RTP): :func:`~.audio.parse_audio`, :func:`~.audio.encode_audio`,
+  :class:`~.audio.AudioReceiver`.
 
 The ``3gpp-ar-animation`` binary codec is :mod:`avatar_mf.arf.units`. docs/protocol.md is the
 description for UE implementers.

@@ -21,6 +21,8 @@ SUBPROTOCOL_METADATA: Final = "3gpp-ar-metadata"
 SUBPROTOCOL_ANIMATION: Final = "3gpp-ar-animation"
 #: Binary chunk messages of base avatar transfers (this product's name, not 3GPP's).
 SUBPROTOCOL_TRANSFER: Final = "avatar-mf-transfer"
+#: Binary raw audio messages, a UE's microphone without RTP (this product's name, not 3GPP's).
+SUBPROTOCOL_AUDIO: Final = "avatar-mf-audio"
 
 # --- metadata message types --------------------------------------------------------------------
 
@@ -91,6 +93,7 @@ class ErrorCode(StrEnum):
     INTERNAL = "internal"
     STAGE_FAILED = "stage-failed"  # a pipeline stage failed for this request
     BAD_UNIT = "bad-unit"  # an animation channel message that is not one valid unit
+    BAD_AUDIO = "bad-audio"  # an audio channel message that is not one valid audio message
     NO_VIDEO = "no-video"  # avatar generate from video: no picture of the call's video yet
     # Negotiation refusals (capabilities ``refused``, TR 26.813 A.1).
     CONFLICT = "conflict"  # the hello contradicts the Contact feature tag or itself

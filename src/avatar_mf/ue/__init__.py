@@ -10,6 +10,8 @@ UE answering calls), and the UE side of the avatar protocols on top.
 * :mod:`.avatar` -- :class:`AvatarClient`: the metadata protocol (hello, avatar select,
   transfers with resume, text, scene, participants), animation units, base avatar upload.
 * :mod:`.bootstrap` -- :class:`BootstrapClient`: HTTP over a bootstrap channel.
+* :mod:`.dc_audio` -- :class:`~.dc_audio.DcAudioSender`: voice without RTP, as raw audio
+  messages on an ``avatar-mf-audio`` channel (``ue call --audio-dc``).
 * :mod:`.recorder` -- :class:`Recorder`: everything a UE receives, written to a directory.
 * :mod:`.registration` -- :class:`Registration`: REGISTER with refresh (RFC 3261 10), sans-IO.
 * :mod:`.listener` -- :class:`UeListener`: a registered UE answering (or rejecting) incoming

@@ -18,7 +18,7 @@ message, decoded with :func:`avatar_mf.arf.decode_unit`) and, when negotiated, a
 ``avatar-mf-transfer`` channel. Messages are handled as they arrive (see
 :meth:`UeCall.set_handler`), each stamped with its receive time on the call's clock.
 
-What it does on its own, as docs/protocol.md section 7 asks of a UE:
+What it does on its own, as docs/protocol.md section 8 asks of a UE:
 
 * every message gets a unique ``id`` (``<prefix>-<n>``); replies are matched by ``inReplyTo``;
 * **transfer offer** -> :class:`~avatar_mf.protocol.transfer.TransferReceiver` (size and

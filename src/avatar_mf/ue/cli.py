@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from avatar_mf.sdp.datachannel import DcMap
     from avatar_mf.ue.avatar import AvatarClient, ReceivedMessage
     from avatar_mf.ue.call import UeCall
+    from avatar_mf.ue.dc_audio import DcAudioSender
     from avatar_mf.ue.listener import UeListener
     from avatar_mf.ue.recorder import Recorder
     from avatar_mf.ue.rtp_audio import UeAudio
@@ -234,14 +235,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     media.add_argument(
         "--audio-in",
-        type=_path,
+        type=str,
         metavar="FILE.wav",
         help="offer RTP audio and send this WAV (16-bit PCM, any rate; resampled to 16 kHz) "
         "as 20 ms packets, then silence",
     )
     media.add_argument(
+        "--audio-dc",
+        type=Path,
+        metavar="FILE.wav",
+        help="send this WAV (16-bit PCM, any rate; resampled to 16 kHz) without RTP, as raw "
+        "audio messages on an avatar-mf-audio data channel (stream 1006, unordered, "
+        "max-retr=0; docs/protocol.md section 7), 20 ms each, after a hello agreeing voice; "
+        "the call lasts until it is sent",
+    )
+    media.add_argument(
         "--audio-out",
-        type=_path,
+        type=str,
         metavar="FILE.wav",
         help="offer RTP audio and record what the MF sends to this WAV (16 kHz mono)",
     )
@@ -401,7 +411,13 @@ def _streams(args: argparse.Namespace) -> tuple[DcMap, ...]:
             DcMap(sid, label=label, subprotocol=subprotocol or None)
             for sid, subprotocol, label in args.stream
         )
-    return with_partial_reliability(streams, max_time=args.max_time, max_retr=args.max_retr)
+    streams = with_partial_reliability(streams, max_time=args.max_time, max_retr=args.max_retr)
+    if getattr(args, "audio_dc", None) is not None:
+        from avatar_mf.ue.dc_audio import AUDIO_STREAM
+
+        if all(s.stream_id != AUDIO_STREAM.stream_id for s in streams):
+            streams = (*streams, AUDIO_STREAM)
+    return streams
 
 
 def _show(data: str | bytes) -> str:
@@ -412,7 +428,13 @@ def _show(data: str | bytes) -> str:
 
 def _avatar_wanted(args: argparse.Namespace) -> bool:
     return bool(
-        args.hello or args.upload or args.select or args.say or args.scene_get or args.record
+        args.hello
+        or args.upload
+        or args.select
+        or args.say
+        or args.scene_get
+        or args.record
+        or getattr(args, "audio_dc", None)
     )
 
 
@@ -477,6 +499,18 @@ async def _bootstrap(
     return out
 
 
+def hello_inputs(args: argparse.Namespace) -> tuple[str, ...]:
+    """The animation inputs this UE's hello asks for (docs/protocol.md): ``voice`` when it sends
+    its voice (``--audio-in`` as RTP, ``--audio-dc`` on the audio data channel: the MF animates
+    from a voice only when the hello agrees it), ``text`` when it sends text (``--say``) or has
+    nothing else to drive its avatar with."""
+    voice = (
+        getattr(args, "audio_in", None) is not None or getattr(args, "audio_dc", None) is not None
+    )
+    text = bool(getattr(args, "say", None)) or not voice
+    return (("text",) if text else ()) + (("voice",) if voice else ())
+
+
 async def _avatar_steps(
     args: argparse.Namespace, client: AvatarClient, err: TextIO, problems: list[str]
 ) -> None:
@@ -488,7 +522,10 @@ async def _avatar_steps(
         assisted = getattr(args, "avatar_assisted", False) or getattr(args, "render", None)
         # An avatar-assisted UE asks the MF to animate (a hello asking "ue" would be refused
         # as a conflict with its Contact tag, TS 26.264 7.3.2).
-        caps = await client.hello(timeout=timeout, animation="network" if assisted else "ue")
+        inputs = hello_inputs(args)
+        caps = await client.hello(
+            timeout=timeout, animation="network" if assisted else "ue", animation_inputs=inputs
+        )
         print(
             f"capabilities: session {caps.session_id}, animation data {caps.animation_data}",
             file=err,
@@ -590,6 +627,8 @@ async def _place(
             **options,
         )
     recorder = Recorder(args.record) if args.record is not None else None
+    dc_audio = _dc_audio(args, call)
+    sending: asyncio.Task[int] | None = None
     client: AvatarClient | None = None
     problems: list[str] = []
     fetched: list[dict[str, object]] = []
@@ -612,6 +651,11 @@ async def _place(
                     problems.append(str(exc))
                 else:
                     await _avatar_steps(args, client, err, problems)
+            if dc_audio is not None:
+                if dc_audio.stream_id in call.accepted_ids:
+                    sending = asyncio.get_running_loop().create_task(dc_audio.run())
+                else:
+                    problems.append(f"--audio-dc: stream {dc_audio.stream_id} was not accepted")
             for sid, data in [*args.send, *args.send_hex]:
                 try:
                     call.send(sid, data)
@@ -619,6 +663,8 @@ async def _place(
                     call.errors.append(str(exc))
                     print(f"send failed: {exc}", file=err)
             deadline = loop.time() + args.duration
+            if sending is not None and dc_audio is not None:
+                deadline = max(deadline, loop.time() + dc_audio.frames * 0.02 + 0.2)
             while call.state == "confirmed" and (left := deadline - loop.time()) > 0:
                 received = False
                 for sid in call.accepted_ids:
@@ -634,6 +680,8 @@ async def _place(
             call.errors.append(f"{type(exc).__name__}: {exc}")
         print(f"call failed: {exc}", file=err)
     finally:
+        if sending is not None:
+            sending.cancel()
         if client is not None:
             await client.aclose()
         if recorder is not None:
@@ -659,6 +707,12 @@ async def _place(
         if args.audio_out is not None:
             rtp_audio.save_wav(Path(args.audio_out))
             summary["audio"]["out"] = args.audio_out  # type: ignore[index]
+    if dc_audio is not None:
+        summary["audio_dc"] = {
+            "stream": dc_audio.stream_id,
+            "messages_sent": dc_audio.messages_sent,
+            "seconds_sent": round(dc_audio.messages_sent * 0.02, 3),
+        }
     if rtp_video is not None and args.render is None:
         summary["video"] = {
             "codec": rtp_video.codec,
@@ -732,6 +786,15 @@ def _video_summary(
     except (OSError, ValueError) as exc:
         problems.append(f"--render: {exc}")
     return out
+
+
+def _dc_audio(args: argparse.Namespace, call: UeCall) -> DcAudioSender | None:
+    from avatar_mf.ue.dc_audio import DcAudioSender
+    from avatar_mf.ue.rtp_audio import read_wav
+
+    if getattr(args, "audio_dc", None) is None:
+        return None
+    return DcAudioSender(call.send, read_wav(Path(args.audio_dc)))
 
 
 def _rtp_audio(args: argparse.Namespace) -> UeAudio | None:

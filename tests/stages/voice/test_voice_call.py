@@ -5,7 +5,11 @@ With one codec on both UEs (PCMU, AMR-WB) the audio room forwards RTP untouched 
 UE1's packets as well because UE1's session takes its voice; with two codecs (PCMU, PCMA)
 the room mixes, which decodes anyway.
 
-The MF runs as a real process with ``[pipeline.animation_data] name = "voice"``.
+Without RTP: UE1 (the ``ue call --audio-dc`` code path) sends real recorded speech as raw
+audio messages on an ``avatar-mf-audio`` data channel, and UE2's units follow it the same way.
+
+The MF runs as a real process with ``[pipeline.animation_data] name = "voice"``, one for the
+module.
 """
 
 from __future__ import annotations
@@ -34,15 +38,16 @@ SETTINGS = {
 
 
 
-@pytest.fixture
-def voice_mf(tmp_path: Path) -> Iterator[MfProcess]:
-    with MfProcess.start(tmp_path / "mf", settings=SETTINGS) as mf:
+@pytest.fixture(scope="module")
+def voice_mf(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MfProcess]:
+    """One MF for the module's calls (each test uses its own room)."""
+    with MfProcess.start(tmp_path_factory.mktemp("mf"), settings=SETTINGS) as mf:
         yield mf
 
 
-def dial(mf: MfProcess, user: str, audio: UeAudio) -> UeCall:
+def dial(mf: MfProcess, user: str, audio: UeAudio | None, room: str = "voiceroom") -> UeCall:
     return UeCall.dial(
-        f"sip:voiceroom@{HOST}",
+        f"sip:{room}@{HOST}",
         HOST,
         mf.sip_port,
         ice=False,
@@ -78,7 +83,11 @@ async def test_ue2_mouth_follows_ue1_voice(
     sent = np.concatenate([np.zeros(3 * 16000, np.int16), speech, np.zeros(16000, np.int16)])
     speaker = UeAudio(HOST, codecs=(codec1,), pcm=sent.astype("<i2").tobytes())
     listener = UeAudio(HOST, codecs=(codec2,))
-    async with dial(voice_mf, "ue1", speaker) as call1, dial(voice_mf, "ue2", listener) as call2:
+    room = f"voiceroom-{codec1}-{codec2}"
+    async with (
+        dial(voice_mf, "ue1", speaker, room) as call1,
+        dial(voice_mf, "ue2", listener, room) as call2,
+    ):
         await call1.wait_channels_open(5.0)
         await call2.wait_channels_open(5.0)
         async with (
@@ -121,3 +130,73 @@ async def test_ue2_mouth_follows_ue1_voice(
     print(f"voice call {codec1}/{codec2}: jaw~loudness r", round(best, 3), "units", jaw.size)
     assert best > 0.5, best
     assert jaw.max() > 0.2
+
+
+def _best_correlation(jaw: np.ndarray, sent: np.ndarray) -> float:
+    """The best correlation of the jaw with the loudness of what was sent, per 1/30 s, over
+    the offsets of the units in it."""
+    hop = 16000 // 30
+    x = sent.astype(np.float64)
+    rms = np.array([np.sqrt(np.mean(x[i : i + hop] ** 2)) for i in range(0, x.size - hop, hop)])
+    best = -1.0
+    for lag in range(-30, rms.size - 60):
+        a = jaw[max(0, -lag) :]
+        b = rms[max(0, lag) :]
+        n = min(a.size, b.size)
+        if n > 60 and a[:n].std() > 0 and b[:n].std() > 0:
+            best = max(best, float(np.corrcoef(a[:n], b[:n])[0, 1]))
+    return best
+
+
+async def test_ue2_mouth_follows_ue1_voice_sent_on_a_data_channel(voice_mf: MfProcess) -> None:
+    import argparse
+    import asyncio
+    import io
+
+    from avatar_mf.ue.cli import _call, add_parser
+    from avatar_mf.ue.rtp_audio import read_wav
+
+    wav = Path(__file__).parent / "data" / "sense_and_sensibility_01_austen_64kb-0890.wav"
+    sent = np.frombuffer(read_wav(wav), dtype="<i2")  # 5.3 s of real speech
+    parser = argparse.ArgumentParser(prog="avatar-mf ue")
+    add_parser(parser.add_subparsers(required=True))
+    args = parser.parse_args(
+        [
+            "call",
+            f"sip:dcroom@{HOST}:{voice_mf.sip_port}",
+            "--no-ice",
+            "--from",
+            f"sip:ue1@{HOST}",
+            "--audio-dc",
+            str(wav),
+            "--duration",
+            "0",
+            "--timeout",
+            "5",
+        ]
+    )
+    async with dial(voice_mf, "ue2", None, "dcroom") as call2:
+        await call2.wait_channels_open(5.0)
+        async with AvatarClient(call2, id_prefix="ue2") as ue2:
+            await ue2.hello(animation_inputs=())
+            summary = await _call(args, io.StringIO())  # UE1: hello (voice), then the WAV
+            await asyncio.sleep(0.3)  # the last units
+            assert ue2.failures == []
+            units = list(ue2.units)
+    assert summary["ok"], summary
+    messages = -(-sent.size // 320)
+    assert summary["audio_dc"]["messages_sent"] == messages  # type: ignore[index]
+    status, body = voice_mf.http_get("/metrics")
+    assert status == 200
+    prefix = 'avatar_mf_audio_channel_messages_total{outcome="accepted"} '
+    (line,) = [x for x in body.decode().splitlines() if x.startswith(prefix)]
+    assert messages * 0.95 <= float(line.rsplit(" ", 1)[1]) <= messages  # max-retr=0: may lose
+    assert isinstance(units[0].unit, ConfigUnit)
+    shapes = [u.unit for u in units if isinstance(u.unit, BlendshapeUnit)]
+    assert len(shapes) >= 30 * 5
+    steps = np.diff([s.timestamp for s in shapes]) % (1 << 32)
+    assert np.all(steps > 0) and np.mean(steps <= 34) >= 0.95, steps
+    jaw = np.array([_jaw(s) for s in shapes])
+    best = _best_correlation(jaw, sent)
+    print("voice over the data channel: jaw~loudness r", round(best, 3), "units", jaw.size)
+    assert best > 0.5 and jaw.max() > 0.2

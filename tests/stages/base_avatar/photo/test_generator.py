@@ -195,8 +195,9 @@ def test_several_photos_fit_together(head_renderer: object, generator: PhotoGene
     pictures = [head_renderer.render(Shot(yaw=yaw)) for yaw in (30.0, 0.0, -30.0)]
     avatar = generator.build(pictures)
     assert len(avatar.reprojection) == 3
-    # The front photo gives the face across its picture (exactly); the side photos its depth,
-    # so each of them sees a shape that is not quite its own (docs/avatars.md).
+    # The front photo's landmarks are where the fitted face projects; the side photos' are
+    # the tracker's, which it turns with the face: corrected for the fit, they reproject
+    # about 5 % off (docs/avatars.md, Several photos).
     left, front, right = (mean for mean, _ in avatar.reprojection)
     print("three photos, reprojection:", avatar.reprojection)
     assert front <= 0.02

@@ -8,7 +8,10 @@ rotation, uniform scale and translation) aligns each photo's shape to the templa
 (:mod:`.anchors`). With several photos, the most frontal one gives the face across its
 picture and the others its depth (:func:`fit_photos`): what a picture measures is kept, what
 the tracker only guesses (depth) is taken from the photos that see it from the side.
-:class:`PhotoFit` keeps each photo's alignment for reprojection and colouring.
+:class:`PhotoFit` keeps each photo's alignment for reprojection and colouring. The generator's
+default is :mod:`.bundle` (perspective cameras, one face fitted to every photo's landmarks),
+which starts from :func:`fit_photos` of the most frontal photo; this module's fusion of
+several photos is what ``bundle = false`` gives.
 
 With :class:`ViewBias` (the tracker's error on the template measured at view angles yaw
 -45..45 and pitch -15..15 degrees, ``tools/photo_template_anchors.py``), each photo's whole
@@ -27,6 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from avatar_mf.face.result import LANDMARK_COUNT, FaceResult
+from avatar_mf.stages.base_avatar.photo.camera import PinholePose
 
 F64 = NDArray[np.float64]
 
@@ -166,7 +170,10 @@ class ViewBias:
     ``yaws`` (Y,) and ``pitches`` (P,): the head's true turn in the renders (degrees,
     ascending); ``fitted`` (P, Y, 2): the yaw and pitch (:func:`view_angles`) of the
     weak-perspective pose :func:`photo_pose` finds for each render; ``bias`` (P, Y, 478, 3):
-    the anchors minus the render's landmarks so posed (metres, template frame)."""
+    the anchors minus the render's landmarks so posed (metres, template frame). The same
+    class holds the error in the picture (:func:`.bundle.image_bias`): ``fitted`` the
+    perspective camera's angles, ``bias`` (P, Y, 478, 2) the landmarks minus the anchors'
+    projections, in inter-ocular distances."""
 
     yaws: F64
     pitches: F64
@@ -225,12 +232,14 @@ class PhotoFit:
     """The face shape of one or more photos in the template's frame.
 
     ``target`` (478, 3): the landmarks' fitted positions (metres, the template's frame);
-    ``poses``: per photo, the similarity from its landmark shape to the template's frame;
+    ``poses``: per photo, the similarity from its landmark shape to the template's frame, or
+    its perspective camera (:mod:`.bundle`); both map the template's frame to the picture
+    (``inverse``) and give the view axis (``rotation[:, 2]``) and metres per pixel (``scale``);
     ``faces``: the tracked photos.
     """
 
     target: F64
-    poses: tuple[Similarity, ...]
+    poses: tuple[Similarity | PinholePose, ...]
     faces: tuple[FaceResult, ...]
 
 

@@ -46,6 +46,9 @@ class Anchors:
     baseline: dict[str, float]
     #: The tracker's error at view angles (None: not measured).
     views: ViewBias | None = None
+    #: The same in the picture (2D, in inter-ocular distances) through a perspective camera
+    #: (:func:`.bundle.image_bias`; None: not measured).
+    image_views: ViewBias | None = None
 
 #: The view angles :func:`measure_views` renders the template at (degrees).
 VIEW_YAWS = (-45.0, -30.0, -15.0, 0.0, 15.0, 30.0, 45.0)
@@ -69,6 +72,14 @@ def load_anchors(path: Path = ANCHORS_PATH) -> Anchors:
                 fitted=data["view_fitted"].astype(np.float64),
                 bias=data["view_bias"].astype(np.float64),
             )
+        image_views = None
+        if "image_bias" in data:
+            image_views = ViewBias(
+                yaws=data["view_yaws"].astype(np.float64),
+                pitches=data["view_pitches"].astype(np.float64),
+                fitted=data["image_fitted"].astype(np.float64),
+                bias=data["image_bias"].astype(np.float64),
+            )
         return Anchors(
             triangles=data["triangles"].astype(np.int64),
             barycentric=data["barycentric"].astype(np.float64),
@@ -83,6 +94,7 @@ def load_anchors(path: Path = ANCHORS_PATH) -> Anchors:
                 for name, value in zip(data["baseline_names"], data["baseline"], strict=True)
             },
             views=views,
+            image_views=image_views,
         )
 
 
@@ -95,6 +107,11 @@ def save_anchors(path: Path, anchors: Anchors) -> None:
             "view_fitted": anchors.views.fitted.astype(np.float32),
             "view_bias": anchors.views.bias.astype(np.float32),
         }
+    if anchors.image_views is not None:
+        arrays.update(
+            image_fitted=anchors.image_views.fitted.astype(np.float32),
+            image_bias=anchors.image_views.bias.astype(np.float32),
+        )
     arrays.update(
         triangles=anchors.triangles.astype(np.int32),
         barycentric=anchors.barycentric.astype(np.float32),
@@ -201,18 +218,21 @@ def measure_views(
     size: int = 1024,
     yaws: tuple[float, ...] = VIEW_YAWS,
     pitches: tuple[float, ...] = VIEW_PITCHES,
-) -> ViewBias:
+) -> tuple[ViewBias, ViewBias]:
     """Render the template at ``yaws`` x ``pitches`` (degrees), track each render,
     pose its landmarks as a photo's are (:func:`~.alignment.photo_pose`) and keep the anchors
     minus them: the tracker's error at that view, calibrated on the template only (needs EGL
-    and the face model; about 20 seconds)."""
+    and the face model; about 20 seconds). Second: the same in the picture through the
+    render's perspective camera (:func:`.bundle.view_camera`, :func:`.bundle.image_bias`)."""
     from avatar_mf.avatar.generate import generate_default_head
     from avatar_mf.face.mediapipe_tracker import MediapipeFaceTracker
+    from avatar_mf.render.scene import Framing
     from avatar_mf.stages.base_avatar.photo.alignment import (
         landmark_shape,
         photo_pose,
         view_angles,
     )
+    from avatar_mf.stages.base_avatar.photo.bundle import image_bias, view_camera
     from avatar_mf.stages.base_avatar.photo.transfer import vertex_normals
     from avatar_mf.stages.camera.groundtruth import GroundTruthRenderer, Shot
 
@@ -228,6 +248,9 @@ def measure_views(
     tracker = MediapipeFaceTracker(max_faces=1)
     fitted = np.zeros((len(pitches), len(yaws), 2))
     bias = np.zeros((len(pitches), len(yaws), len(points), 3))
+    image_fitted = np.zeros_like(fitted)
+    image = np.zeros((len(pitches), len(yaws), len(points), 2))
+    focal = size / 2 / np.tan(np.radians(Framing().fov) / 2)  # square renders
     try:
         for i, pitch in enumerate(pitches):
             for j, yaw in enumerate(yaws):
@@ -236,6 +259,10 @@ def measure_views(
                 pose = photo_pose(shape, points, normals)
                 fitted[i, j] = view_angles(pose.rotation[:, 2])
                 bias[i, j] = points - pose.apply(shape)
+                camera = view_camera(face, points, normals, float(focal))
+                image_fitted[i, j] = view_angles(camera.rotation[:, 2])
+                image[i, j] = image_bias(face, camera, points)
     finally:
         tracker.close()
-    return ViewBias(np.array(yaws), np.array(pitches), fitted, bias)
+    angles = np.array(yaws), np.array(pitches)
+    return ViewBias(*angles, fitted, bias), ViewBias(*angles, image_fitted, image)

@@ -6,8 +6,10 @@ For one or more photos (JPEG/PNG; front, left, right -- one is enough):
 1. **landmarks**: each photo decoded (:mod:`.images`) and tracked by the packaged MediaPipe
    face landmarker with the photo limits (:data:`avatar_mf.face.PHOTO_LIMITS`): 478 landmarks
    or a coded refusal (:mod:`.errors`);
-2. **fit**: every photo's landmarks aligned to the template's anchors and fused
-   (:mod:`.alignment`), the photo's expression read and put on the template (:mod:`.expression`);
+2. **fit**: every photo's camera and one set of 3D landmarks that all the photos see
+   (:mod:`.bundle`, perspective, the focal length from the EXIF; from the most frontal photo's
+   landmarks aligned to the template's anchors, :mod:`.alignment`), the photo's expression
+   read and put on the template (:mod:`.expression`);
 3. **shape**: the template head (showing that expression) deformed so its anchors land on the
    fitted landmarks, the same map giving the neutral face (per-axis
    scale + RBF, :mod:`.deformation`), the rig carried along (:mod:`.transfer`: eyeballs,
@@ -52,12 +54,13 @@ from avatar_mf.stages.base_avatar.photo.alignment import (
     shape_landmarks,
 )
 from avatar_mf.stages.base_avatar.photo.anchors import Anchors, anchor_points, load_anchors
+from avatar_mf.stages.base_avatar.photo.bundle import fit_bundle
 from avatar_mf.stages.base_avatar.photo.colouring import colour_head, face_nearness
 from avatar_mf.stages.base_avatar.photo.deformation import fit_deformation
 from avatar_mf.stages.base_avatar.photo.depth import BAD_DEPTH, decode_depth, landmark_depths
 from avatar_mf.stages.base_avatar.photo.errors import PhotoAvatarError
 from avatar_mf.stages.base_avatar.photo.expression import photo_expression
-from avatar_mf.stages.base_avatar.photo.images import MAX_PHOTOS, decode_photo
+from avatar_mf.stages.base_avatar.photo.images import MAX_PHOTOS, decode_photo, photo_focal
 from avatar_mf.stages.base_avatar.photo.template import SKIN
 from avatar_mf.stages.base_avatar.photo.texture import TEXTURE_SIZE, TexturedHead, texture_head
 from avatar_mf.stages.base_avatar.photo.transfer import (
@@ -144,7 +147,11 @@ class PhotoGenerator:
     landmarks no longer reproject exactly (docs/avatars.md). ``use_depth``: a frontal photo's
     depth image replaces the tracker's depth guess (:func:`.alignment.measured_shape`); off
     by default, as on renders of heads the template is not it made one photo's fit worse
-    (docs/avatars.md): depth images are then checked (``bad-depth``) and not used."""
+    (docs/avatars.md): depth images are then checked (``bad-depth``) and not used.
+    ``bundle`` (the default): every photo seen through a perspective camera (its EXIF focal
+    length) and one face fitted to all of them by bundle adjustment (:mod:`.bundle`); off,
+    or with ``view_bias`` or ``use_depth``, the weak-perspective fusion
+    (:func:`.alignment.fit_photos`)."""
 
     def __init__(
         self,
@@ -157,6 +164,7 @@ class PhotoGenerator:
         texture_size: int = TEXTURE_SIZE,
         view_bias: bool = False,
         use_depth: bool = False,
+        bundle: bool = True,
     ) -> None:
         if processes not in (0, 1):
             raise ValueError(f"processes must be 0 (in this process) or 1, not {processes}")
@@ -166,6 +174,7 @@ class PhotoGenerator:
         self._texture_size = texture_size
         self._view_bias = view_bias
         self._use_depth = use_depth
+        self._bundle = bundle
         in_worker = functools.partial(
             PhotoGenerator,
             tracker=tracker,
@@ -176,6 +185,7 @@ class PhotoGenerator:
             texture_size=texture_size,
             view_bias=view_bias,
             use_depth=use_depth,
+            bundle=bundle,
         )
         self._process = GenerationProcess(in_worker) if processes else None
         self._tracker: FaceTracker | None = None
@@ -207,13 +217,15 @@ class PhotoGenerator:
         if self._process is not None:
             result = self._process.generate(request, progress)
         else:
+            focals: list[float | None] | None = None
             if request.video:
                 pictures = self.video_pictures(request.video)
                 depths = None
             else:
                 pictures = [decode_photo(data) for data in request.images]
+                focals = [photo_focal(data) for data in request.images]
                 depths = decode_depths(pictures, request.depths)
-            avatar = self.build(pictures, progress, depths)
+            avatar = self.build(pictures, progress, depths, focals)
             progress(90, "container")
             container = write_arf(avatar.model, avatar_id=key[:32], name=request.name)
             result = GeneratedAvatar(
@@ -303,9 +315,12 @@ class PhotoGenerator:
         pictures: Sequence[NDArray[np.uint8]],
         progress: Progress = _no_progress,
         depths: Sequence[NDArray[np.uint16] | None] | None = None,
+        focals: Sequence[float | None] | None = None,
     ) -> PhotoAvatar:
         """The fitted, coloured head for RGB ``pictures`` (no container, no cache);
-        ``depths``: per picture, its depth image in millimetres (:mod:`.depth`) or None."""
+        ``depths``: per picture, its depth image in millimetres (:mod:`.depth`) or None;
+        ``focals``: per picture, its 35 mm equivalent focal length (:func:`.images.photo_focal`)
+        or None (:data:`.camera.DEFAULT_FOCAL_35MM`)."""
         progress(5, "landmarks")
         faces = self.track(pictures)
         model, anchors = self.template()
@@ -324,14 +339,20 @@ class PhotoGenerator:
             None if depth is None else landmark_depths(depth, pixels(face))
             for face, depth in zip(faces, depths or [None] * len(faces), strict=True)
         ]
-        fit = fit_photos(
-            faces,
-            shown,
-            anchor_normals,
-            anchors.tracked + (shown - source),
-            anchors.views if self._view_bias else None,
-            measured if self._use_depth else (),
-        )
+        tracked = anchors.tracked + (shown - source)
+        if self._bundle and not self._view_bias and not self._use_depth:
+            fit = fit_bundle(
+                faces, shown, anchor_normals, tracked, focals or (), anchors.image_views
+            )
+        else:
+            fit = fit_photos(
+                faces,
+                shown,
+                anchor_normals,
+                tracked,
+                anchors.views if self._view_bias else None,
+                measured if self._use_depth else (),
+            )
         keep = shape_landmarks()
         deformation = fit_deformation(shown[keep], fit.target[keep])
         progress(45, "shape")
