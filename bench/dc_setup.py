@@ -213,8 +213,9 @@ class Scenario:
             "answer_median_ms": (
                 round(statistics.median(self.answers) * 1000, 1) if self.answers else None
             ),
-            "mf_cpu_ms_per_call": round(self.mf_cpu / self.calls * 1000, 1) if self.calls else None,
-            "ue_cpu_ms_per_call": round(self.ue_cpu / self.calls * 1000, 1) if self.calls else None,
+            # Two decimals: the MF's CPU comes in 10 ms ticks, ~0.07 ms over 150 calls.
+            "mf_cpu_ms_per_call": round(self.mf_cpu / self.calls * 1000, 2) if self.calls else None,
+            "ue_cpu_ms_per_call": round(self.ue_cpu / self.calls * 1000, 2) if self.calls else None,
             "mf_idle_after": self.idle_after,
             "round_medians_ms": [round(m * 1000, 1) for m in self.round_medians],
         }

@@ -85,3 +85,36 @@ async def test_large_message_fragmented(
     finally:
         await mf.close()
         await ue_session.close()
+
+
+def test_ice_credentials_are_ice_chars_of_the_rfc_lengths() -> None:
+    import base64
+    import re
+
+    from avatar_mf.media.ice_transport import ice_credentials
+
+    # Every byte value reaches the encoding; the result is base64's alphabet, no padding.
+    random = bytes(range(0, 252, 12))
+    ufrag, password = ice_credentials(random)
+    assert ufrag + password == base64.b64encode(random).decode()
+    assert (len(ufrag), len(password)) == (4, 24)  # RFC 8445 5.3: >= 24 and 128 bits
+    assert re.fullmatch(r"[A-Za-z0-9+/]+", ufrag + password)  # RFC 8839 ice-char
+    assert ice_credentials(bytes(21)) == ("AAAA", "A" * 24)
+    with pytest.raises(ValueError):
+        ice_credentials(bytes(16))
+
+
+async def test_ice_connection_uses_fresh_credentials_each_time() -> None:
+    from avatar_mf.media.ice_transport import IcePacketTransport
+
+    paths = [await IcePacketTransport.gather(HOST, controlling=False) for _ in range(2)]
+    try:
+        ices = [path.local_ice for path in paths]
+        assert all(ice is not None for ice in ices)
+        ufrags = {ice.ufrag for ice in ices if ice is not None}
+        passwords = {ice.pwd for ice in ices if ice is not None}
+        assert len(ufrags) == 2 and len(passwords) == 2
+        assert all(len(p) == 24 for p in passwords)
+    finally:
+        for path in paths:
+            await path.close()

@@ -121,3 +121,56 @@ async def test_data_only_association_offers_no_use_srtp(
     finally:
         await mf.close()
         await ue.close()
+
+
+async def test_srtp_keys_derived_only_when_a_path_needs_them(
+    mf_factory: DataChannelEndpointFactory,
+) -> None:
+    # A browser-style UE offers use_srtp and the MF's hello accepts it (srtp=None: the
+    # factory's default), but no audio is BUNDLEd: the handshake derives no SRTP keys (issue
+    # 16: ~25 us of every set-up); the first path attached after the handshake gets them.
+    mf_side, ue_side = _Side(), _Side()
+    mf, ue, mf_events, ue_events = await _pair(mf_factory, srtp=None)
+    try:
+        mf.start()
+        ue.start()
+        await wait_connected(mf_events, ue_events)
+        dtls = mf._dtls  # the MF's transport: no public view of its SRTP sessions
+        assert dtls is not None and not dtls.has_srtp_keys
+        calls: list[None] = []
+        mf_side.path.on_ready = lambda: calls.append(None)
+        mf.attach_srtp(mf_side.path)
+        assert calls == [None] and mf_side.path.ready and dtls.has_srtp_keys
+        ue.attach_srtp(ue_side.path)
+        await ue_side.keys.wait()
+        packet = RtpPacket(111, 7, 960, 0xABCD, b"opus payload").serialize()
+        ue_side.path.send_rtp(packet, BUNDLE_ADDRESS)
+        mf_side.path.send_rtp(packet, BUNDLE_ADDRESS)
+        await _until(lambda: mf_side.rtp and ue_side.rtp)
+        assert mf_side.rtp == [(packet, BUNDLE_ADDRESS)] and ue_side.rtp == mf_side.rtp
+    finally:
+        await mf.close()
+        await ue.close()
+
+
+async def test_srtp_before_any_path_derives_the_keys_and_is_counted(
+    mf_factory: DataChannelEndpointFactory,
+) -> None:
+    # SRTP arriving while the MF has no path: the keys are derived on the first packet, which
+    # is authenticated and dropped as RTP of no path, as when the keys came with the handshake.
+    ue_side = _Side()
+    mf, ue, mf_events, ue_events = await _pair(mf_factory, srtp=None)
+    try:
+        mf.start()
+        ue.start()
+        await wait_connected(mf_events, ue_events)
+        ue.attach_srtp(ue_side.path)
+        await ue_side.keys.wait()
+        dtls = mf._dtls
+        assert dtls is not None and not dtls.has_srtp_keys
+        ue_side.path.send_rtp(RtpPacket(111, 7, 960, 0xABCD, b"x").serialize(), BUNDLE_ADDRESS)
+        await _until(lambda: dtls.srtp.drops["bundle_unknown_pt"] == 1)
+        assert dtls.has_srtp_keys and not dtls.srtp.drops["srtp_auth"]
+    finally:
+        await mf.close()
+        await ue.close()

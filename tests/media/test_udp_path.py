@@ -217,3 +217,38 @@ async def test_active_path_ignores_records_from_other_addresses() -> None:
         assert len(path._queue) == 1
     finally:
         await path.close()
+
+
+def test_bound_socket_binds_the_literal_without_the_resolver() -> None:
+    from avatar_mf.media.udp_dtls_transport import bound_socket
+
+    sock = bound_socket(HOST)
+    try:
+        assert sock.family == socket.AF_INET and sock.type == socket.SOCK_DGRAM
+        assert not sock.getblocking()
+        address, port = sock.getsockname()
+        assert address == HOST and port > 0
+    finally:
+        sock.close()
+    if socket.has_ipv6:
+        try:
+            sock6 = bound_socket("::1")
+        except OSError:
+            pass  # no IPv6 loopback in this sandbox
+        else:
+            assert sock6.family == socket.AF_INET6 and sock6.getsockname()[0] == "::1"
+            sock6.close()
+    with pytest.raises(ValueError):
+        bound_socket("localhost")  # a name: bind() leaves it to the event loop
+
+
+async def test_bind_on_a_name_or_a_foreign_address() -> None:
+    from avatar_mf.media.errors import MediaResourceError
+
+    path = await PlainUdpTransport.bind("localhost")  # resolved by the loop, as before
+    try:
+        assert path.local_address[1] > 0 and path.open_sockets == 1
+    finally:
+        await path.close()
+    with pytest.raises(MediaResourceError):
+        await PlainUdpTransport.bind("192.0.2.1")  # TEST-NET-1: not an address of this host

@@ -371,3 +371,14 @@ def test_tuned_policy() -> None:
     assert [d.stream_id for d in accepted] == [2, 3]
     assert [r.dcmap.stream_id for r in rejected] == [0, 4]
     assert "not supported" in rejected[1].reason
+
+
+def test_format_fingerprint_is_formatted_once_per_fingerprint() -> None:
+    # Every answer carries the node's fingerprint: formatted once, then served from a cache.
+    fp = Fingerprint("sha-256", bytes(range(100, 132)))
+    before = format_fingerprint.cache_info()
+    first = format_fingerprint(fp)
+    again = format_fingerprint(Fingerprint("sha-256", bytes(range(100, 132))))
+    assert again is first
+    assert first == "sha-256 " + ":".join(f"{b:02X}" for b in range(100, 132))
+    assert format_fingerprint.cache_info().hits >= before.hits + 1

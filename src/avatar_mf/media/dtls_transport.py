@@ -38,6 +38,12 @@ is unchanged.
    behind the fast path's, and an AEAD nonce must never be used twice with a key (so a
    renegotiation, which WebRTC peers do not start, would not complete). The close_notify of
    :meth:`ImsDtlsTransport.stop` is sealed by the fast path.
+
+4. SRTP keys (RFC 5764 4.2) are derived when first needed, not at the end of every handshake
+   that negotiated ``use_srtp``: browsers offer it on every association, but a data-only call
+   never uses SRTP, and the export and two libsrtp sessions cost ~25 us of a set-up (issue 16).
+   :meth:`ImsDtlsTransport.derive_srtp_keys` derives them (a subclass's ``_srtp_wanted`` may ask
+   for them at once); the first SRTP or SRTCP packet received does too.
 """
 
 from __future__ import annotations
@@ -105,6 +111,8 @@ class ImsDtlsTransport(RTCDtlsTransport):
         # The sequence number after the last epoch-1 record OpenSSL wrote (None: none yet).
         self._openssl_next_write: int | None = None
         self._timer_done = False  # aiortc's __handshake_done (name-mangled there)
+        # A DTLS-SRTP profile was negotiated but its keys are not derived yet (item 4).
+        self._srtp_pending = False
         self.records_dropped = 0
         """Records the fast path dropped: replayed, too old, not authentic, or OpenSSL's
         epoch-1 output after the switch."""
@@ -136,11 +144,31 @@ class ImsDtlsTransport(RTCDtlsTransport):
     def _setup_srtp(self) -> None:
         # aiortc fails the transport when no DTLS-SRTP profile was negotiated; a data channel
         # association needs none (see the module docstring), so only derive SRTP keys when one was.
+        # And only when they are wanted (item 4 of the module docstring).
         assert self._ssl is not None
-        if self._ssl.get_selected_srtp_profile():
-            super()._setup_srtp()
-        else:
+        if not self._ssl.get_selected_srtp_profile():
             logger.debug("DTLS handshake without use_srtp: data only")
+            return
+        self._srtp_pending = True
+        if self._srtp_wanted():
+            self.derive_srtp_keys()
+
+    def _srtp_wanted(self) -> bool:
+        """Whether to derive the SRTP keys as soon as the handshake ends (aiortc's way, the
+        default) rather than when first needed (:meth:`derive_srtp_keys`)."""
+        return True
+
+    def derive_srtp_keys(self) -> bool:
+        """Derive the SRTP keys now if the handshake negotiated a DTLS-SRTP profile and they
+        were not derived yet (RFC 5764 4.2); returns whether SRTP keys exist."""
+        if self._srtp_pending:
+            self._srtp_pending = False
+            super()._setup_srtp()
+            self._srtp_keys_derived()
+        return self._tx_srtp is not None
+
+    def _srtp_keys_derived(self) -> None:
+        """Called once the SRTP sessions exist (for subclasses)."""
 
     # -- the record layer --------------------------------------------------------------------
 
@@ -178,7 +206,7 @@ class ImsDtlsTransport(RTCDtlsTransport):
                 else:
                     # Alerts (close_notify), late handshake records: OpenSSL's, as before.
                     await self._openssl_record(bytes(record.raw))
-        elif 127 < first_byte < 192 and self._rx_srtp:
+        elif 127 < first_byte < 192 and (self._rx_srtp or self._srtp_pending):
             await self._receive_srtp(data)
 
     async def _openssl_record(self, record: bytes) -> None:
@@ -234,11 +262,13 @@ class ImsDtlsTransport(RTCDtlsTransport):
                     self._take_over(data, plaintext)
                 if self._data_receiver is not None:
                     await self._data_receiver._handle_data(plaintext)
-        elif 127 < first_byte < 192 and self._rx_srtp:
+        elif 127 < first_byte < 192 and (self._rx_srtp or self._srtp_pending):
             await self._receive_srtp(data)
 
     async def _receive_srtp(self, data: bytes) -> None:
-        # aiortc 1.16's SRTP branch of _recv_next.
+        # aiortc 1.16's SRTP branch of _recv_next (the keys derived first if still pending).
+        if self._srtp_pending:
+            self.derive_srtp_keys()
         arrival_time_ms = clock.current_ms()
         try:
             if is_rtcp(data):

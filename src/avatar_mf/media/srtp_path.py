@@ -228,8 +228,12 @@ class BundledDtlsTransport(ImsDtlsTransport):
         super().__init__(*args, **kwargs)
         self.srtp = SrtpRouter()
 
-    def _setup_srtp(self) -> None:
-        super()._setup_srtp()
+    def _srtp_wanted(self) -> bool:
+        # Keys at the end of the handshake only for a path already attached; else when one
+        # attaches (has_srtp_keys) or the first SRTP packet arrives (dtls_transport, item 4).
+        return bool(self.srtp.paths)
+
+    def _srtp_keys_derived(self) -> None:
         if self._rx_srtp is not None:
             self._rx_srtp = cast(
                 pylibsrtp.Session, _CountingSession(self._rx_srtp, self._srtp_failed)
@@ -288,6 +292,7 @@ class SrtpPath:
         if self._dtls is not None and self._dtls is not dtls:
             self._dtls.srtp.remove(self)
         self._dtls = dtls
+        dtls.derive_srtp_keys()  # if the handshake negotiated them and nobody wanted them yet
         dtls.srtp.add(self)
         if dtls.has_srtp_keys:
             self.keys_ready()
