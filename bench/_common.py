@@ -91,6 +91,34 @@ def profiling_python(path: Path, workdir: Path) -> str:
     return str(wrapper)
 
 
+_CPU_PROFILE_RUNNER = """
+import cProfile, runpy, sys, time
+path = sys.argv[1]
+sys.argv = ["avatar_mf", *sys.argv[4:]]  # drop the path and "-m avatar_mf"
+profiler = cProfile.Profile(time.process_time)
+profiler.enable()
+try:
+    runpy.run_module("avatar_mf", run_name="__main__", alter_sys=True)
+finally:
+    profiler.disable()
+    profiler.dump_stats(path)
+"""
+
+
+def cpu_profiling_python(path: Path, workdir: Path) -> str:
+    """An executable that runs the MF under cProfile timed by the process's CPU time, stats
+    written to ``path`` (MfProcess's python): on a loaded machine the wall clock charges a
+    function with the time the MF waited for a core (a ``sendto`` that wakes the peer shows as
+    tens of microseconds). The CPU clock costs more per call: read its output as call counts
+    and shares."""
+    runner = workdir / "cpu_profile_runner.py"
+    runner.write_text(_CPU_PROFILE_RUNNER)
+    wrapper = workdir / "python-cpu-profile"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{runner}" "{path}" "$@"\n')
+    wrapper.chmod(0o755)
+    return str(wrapper)
+
+
 _GC_RUNNER = """
 import gc, runpy, sys
 import avatar_mf.cli, avatar_mf.node.app  # the imports first: they are what freeze keeps

@@ -66,6 +66,7 @@ from _common import (
     SETUP_LIMIT,
     Fleet,
     baseline_python,
+    cpu_profiling_python,
     cpu_seconds,
     default_workers,
     describe_machine,
@@ -94,31 +95,6 @@ SCTP_VARIANTS: dict[str, dict[str, str]] = {
 TICKS = 1_000_000.0
 _MASK = 0xFFFFFFFF
 _CONCURRENT_SETUPS = 20
-
-
-_CPU_PROFILE_RUNNER = """
-import cProfile, runpy, sys, time
-path = sys.argv[1]
-sys.argv = ["avatar_mf", *sys.argv[4:]]  # drop the path and "-m avatar_mf"
-profiler = cProfile.Profile(time.process_time)
-profiler.enable()
-try:
-    runpy.run_module("avatar_mf", run_name="__main__", alter_sys=True)
-finally:
-    profiler.disable()
-    profiler.dump_stats(path)
-"""
-
-
-def cpu_profiling_python(path: Path, workdir: Path) -> str:
-    """An executable that runs the MF under cProfile with the process's CPU time as its
-    clock, stats written to ``path`` (MfProcess's python)."""
-    runner = workdir / "cpu_profile_runner.py"
-    runner.write_text(_CPU_PROFILE_RUNNER)
-    wrapper = workdir / "python-cpu-profile"
-    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{runner}" "{path}" "$@"\n')
-    wrapper.chmod(0o755)
-    return str(wrapper)
 
 
 def system_seconds(pid: int) -> float:

@@ -57,6 +57,7 @@ from typing import Any
 
 from _common import (
     baseline_python,
+    cpu_profiling_python,
     cpu_seconds,
     markdown_table,
     mf_python,
@@ -66,31 +67,6 @@ from _common import (
     start_mf,
 )
 from avatar_mf.testing.process import MfProcess
-
-_CPU_PROFILER = """
-import cProfile, runpy, sys, time
-profile = cProfile.Profile(time.process_time)
-sys.argv = ["avatar_mf", *sys.argv[3:]]  # drop the runner and "-m avatar_mf"
-profile.enable()
-try:
-    runpy.run_module("avatar_mf", run_name="__main__", alter_sys=True)
-finally:
-    profile.disable()
-    profile.dump_stats(PATH)
-"""
-
-
-def cpu_profiling_python(path: Path, workdir: Path) -> str:
-    """An executable that runs the MF under cProfile timed by the process's CPU time: on a
-    loaded machine the wall clock charges a function with the time the MF waited for a core
-    (a ``sendto`` that wakes SIPp shows as tens of microseconds)."""
-    runner = workdir / "cpu_profiler.py"
-    runner.write_text(_CPU_PROFILER.replace("PATH", repr(str(path))))
-    wrapper = workdir / "python-cpu-profile"
-    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{runner}" "$@"\n')
-    wrapper.chmod(0o755)
-    return str(wrapper)
-
 
 TARGET_RATE = 200
 TARGET_P99_MS = 50.0
