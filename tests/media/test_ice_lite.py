@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 from aioice import Candidate
 from aioice import stun as aioice_stun
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from avatar_mf.media import (
     DataChannelEndpointFactory,
@@ -69,6 +71,10 @@ def request(
     else:
         message.attributes.pop("FINGERPRINT", None)
     return bytes(message)
+
+
+def _flip_last_bit(data: bytes) -> bytes:
+    return data[:-1] + bytes([data[-1] ^ 1])
 
 
 def read(reply: bytes | None) -> aioice_stun.Message:
@@ -156,7 +162,7 @@ def test_refused_checks_get_the_rfc_error(
     "data",
     [
         pytest.param(request(fingerprint=False), id="no-fingerprint"),
-        pytest.param(request()[:-1] + b"\x00", id="bad-fingerprint"),
+        pytest.param(_flip_last_bit(request()), id="bad-fingerprint"),
         pytest.param(request(message_class=aioice_stun.Class.INDICATION), id="indication"),
         pytest.param(request(message_class=aioice_stun.Class.RESPONSE), id="response"),
         pytest.param(b"\x00\x01\x00", id="truncated"),
@@ -394,3 +400,38 @@ async def test_a_session_whose_peer_never_checks_times_out_in_ice(mf_certificate
     async with asyncio.timeout(STEP):
         assert (await events.wait_for(SessionFailed)).reason == "setup timeout in ICE"
     assert factory.open_sockets == 0 and clock.pending == 0
+
+
+# --------------------------------------------------------------------------------------------
+# Any datagram: never an exception, nothing kept from a refused one
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=st.one_of(
+        st.binary(max_size=200),
+        # A valid check with a few bytes overwritten: mostly refused or dropped, never a crash.
+        st.tuples(
+            st.sampled_from([request(), request(use_candidate=True), request(controlling=False)]),
+            st.lists(st.tuples(st.integers(0, 200), st.integers(0, 255)), max_size=4),
+        ).map(lambda case: _mutate(*case)),
+    )
+)
+def test_any_datagram_is_answered_or_dropped(data: bytes) -> None:
+    agent = IceLiteAgent(LOCAL_UFRAG, LOCAL_PWD)
+    agent.set_remote_ufrag(REMOTE_UFRAG)
+    outcome = agent.receive(data, SOURCE, 0.0)
+    assert (outcome.reply is None) == (outcome.status == 0)
+    if outcome.reply is not None:
+        response = read(outcome.reply)  # well formed, with a correct FINGERPRINT
+        assert response.transaction_id == data[8:20]
+    # Only a request answered with success lets its source send data.
+    assert agent.accepts_data(SOURCE) == (outcome.status == 200)
+
+
+def _mutate(data: bytes, edits: list[tuple[int, int]]) -> bytes:
+    mutable = bytearray(data)
+    for index, value in edits:
+        if index < len(mutable):
+            mutable[index] = value
+    return bytes(mutable)
