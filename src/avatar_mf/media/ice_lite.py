@@ -109,7 +109,8 @@ class IceLiteAgent:
         self.local_ufrag = ufrag
         self.local_password = password
         self._key = password.encode("ascii")
-        self._remote_ufrag: str | None = None
+        self._ufrag = ufrag.encode("ascii")
+        self._remote_ufrag: bytes | None = None
         self._max_peers = max_peers
         self._peers: dict[Address, None] = {}
         self.selected: Address | None = None
@@ -119,7 +120,7 @@ class IceLiteAgent:
 
     def set_remote_ufrag(self, ufrag: str) -> None:
         """The full agent's ``a=ice-ufrag``: the second part of a valid USERNAME."""
-        self._remote_ufrag = ufrag
+        self._remote_ufrag = ufrag.encode("utf-8")  # USERNAME is UTF-8 (RFC 8489 14.3)
 
     def accepts_data(self, source: Address) -> bool:
         """Whether ``source`` has sent a valid request (so may send data)."""
@@ -141,8 +142,8 @@ class IceLiteAgent:
         local, colon, remote = username.partition(b":")
         if (
             not colon
-            or local != self.local_ufrag.encode("ascii")
-            or (self._remote_ufrag is not None and remote != self._remote_ufrag.encode("ascii"))
+            or local != self._ufrag
+            or (self._remote_ufrag is not None and remote != self._remote_ufrag)
             or not stun.check_integrity(data, message, self._key)
         ):
             return self._error(txid, 401, "Unauthenticated", key=None)
