@@ -82,6 +82,8 @@ async def test_chromium_audio_bundled_with_its_data_channel(
             answer = ok.body.decode()
             audio = parse_sdp(ok.body).media[0]
             assert audio.port != 0 and "opus/48000/2" in answer, answer
+            # The MF is an ICE-lite agent (media.ice_lite): Chromium runs the checks.
+            assert parse_sdp(ok.body).has_attribute("ice-lite"), answer
             await fx.set_answer(page, answer)
 
             async with UeCall.dial(

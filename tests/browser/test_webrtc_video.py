@@ -113,6 +113,7 @@ async def test_chromium_camera_to_the_mf_and_the_rendered_avatar_back(
 
         async with fx.sip_call(mf, offer, ASSISTED) as (uac, ok):
             answer = parse_sdp(ok.body)
+            assert answer.has_attribute("ice-lite")  # Chromium runs ICE against the lite MF
             video = next(m for m in answer.media if m.media == "video")
             assert video.port != 0 and video.formats, ok.body.decode()
             assert any(

@@ -166,6 +166,9 @@ async def test_call_opens_every_channel_and_each_answers(mf: MfProcess, style: s
             assert call.answer.media[0].port != 0  # speech (AMR-WB) is served
         dc_line = call.answer.media[-1]
         assert dc_line.has_attribute("ice-ufrag") is options["ice"]
+        # With ICE the MF answers as an ICE-lite agent (RFC 8839 5.3: session level).
+        assert call.answer.has_attribute("ice-lite") is options["ice"]
+        assert not dc_line.has_attribute("ice-lite")
         await call.wait_channels_open(STEP)
         assert sorted(call.open_ids) == [0, 10, 1000, 1002, 1010]
         await every_channel_answers(call)

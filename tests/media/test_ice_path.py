@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from avatar_mf.media import (
+    CertificateStore,
     DataChannelEndpointFactory,
     MessageReceived,
     SessionEventQueue,
@@ -25,9 +26,14 @@ STREAMS = [
 ]
 
 
+@pytest.mark.parametrize("ice_lite", [True, False], ids=["ice-lite", "aioice-full"])
 async def test_ice_messages_flow_both_ways_on_every_stream(
-    mf_factory: DataChannelEndpointFactory,
+    mf_certificate: CertificateStore, ice_lite: bool
 ) -> None:
+    """The MF's ICE-lite agent (media.ice_lite, the default) and aioice's full agent."""
+    mf_factory = DataChannelEndpointFactory(
+        mf_certificate, media_host=HOST, setup_timeout=STEP, ice_lite=ice_lite
+    )
     ue = UeDataChannels(HOST, ice=True)
     mf_events, ue_events = SessionEventQueue(), SessionEventQueue()
     mf, ue_session = await connect_to_mf(
@@ -36,6 +42,7 @@ async def test_ice_messages_flow_both_ways_on_every_stream(
     try:
         assert mf.local.ice is not None and ue_session.local.ice is not None
         assert mf.local.address == HOST  # loopback works as the media host
+        assert mf.local.ice.ice_lite is ice_lite
         assert mf.local.ice.candidates[0].split()[4:6] == [HOST, str(mf.local.port)]
         assert mf.local.setup == "active" and mf.dtls_role == "client"
         assert mf_factory.open_sockets == 1 and mf.open_sockets == 1

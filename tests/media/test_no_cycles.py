@@ -24,6 +24,7 @@ from avatar_mf.media import (
     StreamSpec,
 )
 from avatar_mf.media.dtls_transport import ImsDtlsTransport
+from avatar_mf.media.ice_lite import IceLiteAgent, IceLitePath
 from avatar_mf.media.ice_transport import IcePacketTransport, _HostOnlyConnection
 from avatar_mf.media.sctp_transport import ImsSctpTransport
 from avatar_mf.media.session import DataChannelSession
@@ -42,6 +43,8 @@ WATCHED = (
     PlainUdpTransport,
     IcePacketTransport,
     _HostOnlyConnection,
+    IceLitePath,
+    IceLiteAgent,
 )
 
 

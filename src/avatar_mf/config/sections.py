@@ -366,6 +366,13 @@ class MediaConfig(Section):
     suites (AES-GCM, ChaCha20-Poly1305) in the MF's own record layer (RFC 6347 4.1) instead of
     through OpenSSL, which keeps the handshake and alerts. false: OpenSSL for every record."""
 
+    ice_lite: StrictBool = True
+    """Answer ICE offers as an ICE-lite agent (RFC 8445 2.5, a=ice-lite in the answer): one
+    host candidate, no checks of its own; it answers the full agent's checks and takes the
+    pair it nominates, and ends the media after 30 s without a check (RFC 7675 consent).
+    false: aioice's full ICE agent. Offers the MF makes, and lite offerers, always get the
+    full agent."""
+
     certificate_dir: DirectoryPath | None = None
     """Directory holding the DTLS certificate and key (created there if missing). Unset:
     <storage.path>/dtls."""

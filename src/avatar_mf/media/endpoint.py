@@ -9,7 +9,10 @@ process :class:`~avatar_mf.media.certificate.CertificateStore`. For an incoming 
     ...
     await session.close()                         # BYE, CANCEL, re-INVITE rejecting the m-line
 
-ICE is used when the offer carries it (``remote.ice``), plain DTLS over UDP otherwise. A
+ICE is used when the offer carries it (``remote.ice``), plain DTLS over UDP otherwise. The MF
+answers ICE as a lite agent (:mod:`.ice_lite`, ``ice_lite=True``, the default) unless the
+offerer is lite too; it offers ICE, and answers with ``ice_lite=False``, as aioice's full
+agent (:mod:`.ice_transport`). A
 ``setup:actpass`` offer is answered ``active`` by default (RFC 8842 section 5.3 lets the answerer
 choose; active starts the handshake at once, which is what both IMS UEs and browsers expect).
 ``actpass_answer="passive"`` suits peers whose address the SDP cannot tell (behind a NAT without
@@ -27,6 +30,7 @@ from avatar_mf.clock import Clock, LoopClock
 from avatar_mf.media.certificate import CertificateStore
 from avatar_mf.media.errors import MediaParamsError
 from avatar_mf.media.events import EventHandler
+from avatar_mf.media.ice_lite import IceLitePath
 from avatar_mf.media.ice_transport import IcePacketTransport
 from avatar_mf.media.packet_path import PacketPath
 from avatar_mf.media.params import (
@@ -72,6 +76,7 @@ class DataChannelEndpointFactory:
         sctp_tuning: SctpTuning = DEFAULT_TUNING,
         reliable_messages: Mapping[str, MessagePredicate] | None = None,
         dtls_fast_records: bool = True,
+        ice_lite: bool = True,
     ) -> None:
         """
         :param certificate: the process DTLS identity.
@@ -93,6 +98,8 @@ class DataChannelEndpointFactory:
         :param dtls_fast_records: seal and open DTLS application data records outside
             OpenSSL once the handshake is over (media/dtls_transport.py); False: OpenSSL for
             every record.
+        :param ice_lite: answer ICE offers as an ICE-lite agent (:mod:`.ice_lite`); False:
+            aioice's full agent.
         :param clock: timer source for the setup timeout; the running loop by default.
         """
         if user_data_max_length is not None and not (
@@ -114,6 +121,7 @@ class DataChannelEndpointFactory:
         self._sctp_tuning = sctp_tuning
         self._reliable_messages = dict(reliable_messages or {})
         self._dtls_fast_records = dtls_fast_records
+        self._ice_lite = ice_lite
         self._actpass_answer: Literal["active", "passive"] = actpass_answer
         self._fingerprint_algorithms = fingerprint_algorithms
         self._offer_use_srtp = offer_use_srtp
@@ -157,9 +165,16 @@ class DataChannelEndpointFactory:
             raise MediaParamsError("the offered data channel m-line is disabled (port 0)")
         local_setup = answer_setup(remote.setup, actpass_answer=setup or self._actpass_answer)
         dtls_role(local_setup, remote.setup)  # validates before any socket is bound
-        if remote.ice is not None:
+        if remote.ice is not None and self._ice_lite and not remote.ice.ice_lite:
+            # A lite agent facing a full one: always controlled (RFC 8445 section 6.1.1).
+            if self._clock is None:
+                self._clock = LoopClock()
+            path: PacketPath = await IceLitePath.bind(
+                self._media_host, clock=self._clock, ledger=self._ledger
+            )
+        elif remote.ice is not None:
             # The offerer controls unless it is ICE lite (RFC 8445 section 6.1.1).
-            path: PacketPath = await IcePacketTransport.gather(
+            path = await IcePacketTransport.gather(
                 self._media_host, controlling=remote.ice.ice_lite, ledger=self._ledger
             )
         else:

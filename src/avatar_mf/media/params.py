@@ -141,7 +141,7 @@ class RemoteParams:
 
 @dataclass(frozen=True, slots=True)
 class LocalIce:
-    """The ICE attributes to write into the local SDP (full ICE, host candidates only)."""
+    """The ICE attributes to write into the local SDP (host candidates only)."""
 
     ufrag: str
     """``a=ice-ufrag``."""
@@ -149,6 +149,8 @@ class LocalIce:
     """``a=ice-pwd``."""
     candidates: tuple[str, ...]
     """Values for ``a=candidate:`` lines; followed by ``a=end-of-candidates`` (no trickle)."""
+    ice_lite: bool = False
+    """The local agent is ICE lite (:mod:`.ice_lite`): ``a=ice-lite`` at session level."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,14 +177,15 @@ class LocalParams:
 
 def as_remote(local: LocalParams, *, ice_lite: bool = False) -> RemoteParams:
     """What a peer reads from an m-line built from ``local`` (for tests and test UEs, which
-    exchange parameters without SDP text)."""
+    exchange parameters without SDP text); ``ice_lite`` when the local agent is lite or
+    ``ice_lite`` says so."""
     ice = None
     if local.ice is not None:
         ice = RemoteIce(
             ufrag=local.ice.ufrag,
             pwd=local.ice.pwd,
             candidates=local.ice.candidates,
-            ice_lite=ice_lite,
+            ice_lite=ice_lite or local.ice.ice_lite,
         )
     return RemoteParams(
         address=local.address,

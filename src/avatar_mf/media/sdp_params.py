@@ -50,7 +50,12 @@ def answer_params(local: LocalParams) -> DataChannelAnswerParams:
     """The SDP layer's view of the local data channel endpoint."""
     ice = None
     if local.ice is not None:
-        ice = IceParams(ufrag=local.ice.ufrag, pwd=local.ice.pwd, candidates=local.ice.candidates)
+        ice = IceParams(
+            ufrag=local.ice.ufrag,
+            pwd=local.ice.pwd,
+            candidates=local.ice.candidates,
+            ice_lite=local.ice.ice_lite,
+        )
     return DataChannelAnswerParams(
         port=local.port,
         fingerprints=tuple(

@@ -64,6 +64,7 @@ class UeDataChannels:
             sctp_tuning=sctp_tuning,
             reliable_messages=reliable_messages,
             dtls_fast_records=dtls_fast_records,
+            ice_lite=False,  # a UE is a full ICE agent (browser-like), whichever side offers
         )
 
     async def offer(

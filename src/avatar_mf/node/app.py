@@ -239,6 +239,7 @@ class MediaFunction:
                 fast_paths=media.sctp_fast_paths,
             ),
             dtls_fast_records=media.dtls_fast_records,
+            ice_lite=media.ice_lite,
             # On a max-time/max-retr animation channel (TS 26.264's example has max-time=150)
             # a lost CONFIG would leave the receiver unable to read what follows.
             reliable_messages={SUBPROTOCOL_ANIMATION: is_config_unit},
