@@ -58,9 +58,11 @@ def test_held_out_accuracy_on_recorded_speech(speech: list[Utterance]) -> None:
     exported to ONNX and run in onnxruntime like the shipped one), on the tandem features
     (pocketsphinx's acoustic model's phone scores): the floor is well under what it reaches
     (~0.72 5-class, ~0.56 15-class over six groups, every group >= 0.65; the goal of 0.75 is
-    the benchmark's) and above what the log-mel front end before it reached (0.61, 0.44)."""
+    the benchmark's) and above what the log-mel front end before it reached (0.61, 0.44).
+    Trained for 150 steps instead of the trainer's 400, for the suite's time (six models:
+    ~14 s instead of ~30 s wall on 2 cores; measured 0.716 / 0.562 against 0.720 / 0.564)."""
     total, groups = held_out_by_group(
-        speech, stage_context(), wrap=lambda m: OnnxVisemeModel(to_onnx(m))
+        speech, stage_context(), wrap=lambda m: OnnxVisemeModel(to_onnx(m)), steps=150
     )
     assert len(groups) == 6 and total.frames > 3000
     assert total.accuracy5 >= 0.67, total
