@@ -5,10 +5,12 @@ Usage::
     .venv/bin/python bench/voice_animation.py [--rounds 5] [--json FILE]
 
 In this process (no MF needed), single thread, on the real recorded speech of
-tests/stages/voice/data (LibriVox, pocketsphinx alignments; docs/voice-animation.md):
+tests/stages/voice/data (six sources and speakers, pocketsphinx alignments;
+docs/voice-animation.md):
 
 * **accuracy**: each group of utterances (one source and speaker) is streamed in 20 ms
-  RTP-timed packets through a ``voice`` stage whose model was trained
+  RTP-timed packets through a ``voice`` stage (the tandem front end: pocketsphinx's MFCC and
+  its acoustic model's phone scores, fixed) whose viseme classifier was trained
   (tools/train_voice_visemes.py's recipe, exported to ONNX and run by onnxruntime like the
   shipped one) on the *other* groups only (leave one speaker out),
   and its per-frame decisions at 30 fps are scored against the phone alignment: 5 coarse
@@ -20,7 +22,8 @@ tests/stages/voice/data (LibriVox, pocketsphinx alignments; docs/voice-animation
   exists; per unit, the time from the arrival of the packet carrying the frame's time to the
   unit leaving the pipeline (max and mean). Goal: <= 100 ms.
 * **CPU per stream**: ``time.process_time`` to stream the whole corpus through the shipped
-  stage, per second of audio (median of ``--rounds``), as % of one core, and the streams one
+  stage (front ends, acoustic scorer, classifier, pitch tracker, face, units), per second of
+  audio (median of ``--rounds``), as % of one core, and the streams one
   core could carry. Goal: <= 2 %.
 
 Prints a markdown table (and ``--json``). Run it only when no other benchmark runs.

@@ -2,9 +2,11 @@
 
 A corpus folder holds ``<id>.wav`` (16 kHz mono s16) and ``<id>.phone.json`` (pocketsphinx
 alignment JSON) pairs. :func:`load_corpus` reads them; :func:`hop_inputs` runs the streaming
-front end over an utterance in 20 ms packets exactly as the stage does and gives the per-hop
-inputs and labels. Frames are scored at 30 fps: the frame at time ``t`` is decided at hop
-:func:`hop_of` ``(t)`` (the hop whose window is centred nearest ``t``).
+front end (:class:`.sphinx_mfcc.SphinxFeatures`, then the acoustic scorer) over an
+utterance in 20 ms packets exactly as the stage does and gives the per-hop inputs and
+labels. Frames are scored at 30 fps: the frame at time ``t`` is decided at hop
+:func:`hop_of` ``(t)`` (the hop whose window is centred nearest ``t``; the acoustic front
+end's 410-sample window ends where the 400-sample one does, 0.3 ms earlier centre).
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from avatar_mf.stages.voice.features import HOP, SAMPLE_RATE, WINDOW, FrontEnd
+from avatar_mf.stages.voice.acoustic_model import AcousticScorer, shipped_scorer
+from avatar_mf.stages.voice.features import HOP, SAMPLE_RATE, WINDOW
 from avatar_mf.stages.voice.labels import PhoneSpan, frame_labels, read_alignment
-from avatar_mf.stages.voice.model import hop_matrix
+from avatar_mf.stages.voice.sphinx_mfcc import SphinxFeatures
 
 #: Samples per 20 ms packet.
 PACKET = 320
@@ -65,15 +68,18 @@ def hop_of(times: NDArray[np.float64]) -> NDArray[np.int64]:
     return np.maximum(index, 0)
 
 
-def hop_inputs(utterance: Utterance) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
-    """(hops, HOP_FEATURES) inputs and (hops,) viseme labels of an utterance."""
-    front = FrontEnd()
-    ceps, rel = [], []
-    for start in range(0, utterance.pcm.size, PACKET):
-        rows = front.push(utterance.pcm[start : start + PACKET])
-        ceps.append(rows.cepstra)
-        rel.append(rows.relative_level)
-    hops = hop_matrix(np.concatenate(ceps), np.concatenate(rel))
+def hop_inputs(
+    utterance: Utterance, scorer: AcousticScorer | None = None
+) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """(hops, HOP_FEATURES) inputs and (hops,) viseme labels of an utterance (the last
+    :data:`.sphinx_mfcc.DELTA_DELAY` hops, whose deltas the utterance does not complete, have
+    no row). ``scorer``: the shipped acoustic scorer unless given."""
+    scorer = scorer if scorer is not None else shipped_scorer()
+    front = SphinxFeatures()
+    rows = np.concatenate(
+        [front.push(utterance.pcm[s : s + PACKET]) for s in range(0, utterance.pcm.size, PACKET)]
+    )
+    hops = scorer.scores(rows)
     return hops, frame_labels(utterance.phones, hop_centres(hops.shape[0]))
 
 

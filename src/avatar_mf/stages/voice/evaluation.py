@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 
 from avatar_mf.pipeline.frames import AnimationUnitFrame, AudioIn, Frame
 from avatar_mf.pipeline.stage import StageContext
+from avatar_mf.stages.voice.acoustic_model import AcousticScorer, shipped_scorer
 from avatar_mf.stages.voice.corpus import PACKET, Utterance, hop_inputs
 from avatar_mf.stages.voice.labels import COARSE_OF_VISEME, frame_labels
 from avatar_mf.stages.voice.model import (
@@ -137,8 +138,12 @@ def training_set(
     hops: dict[str, tuple[NDArray[np.float64], NDArray[np.int64]]] | None = None,
 ) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.float64]]:
     """Stacked inputs, labels and group-balancing weights (:func:`group_weights`) of
-    utterances, for :func:`.model.fit`."""
-    rows = [hops[u.name] if hops is not None else hop_inputs(u) for u in utterances]
+    utterances, for :func:`.model.fit` (``hops``: their :func:`.corpus.hop_inputs`, computed
+    here with the shipped acoustic scorer when not given)."""
+    if hops is None:
+        scorer = shipped_scorer()
+        hops = {u.name: hop_inputs(u, scorer) for u in utterances}
+    rows = [hops[u.name] for u in utterances]
     inputs = np.concatenate([stack_context(h, lookahead) for h, _ in rows])
     labels = np.concatenate([lab for _, lab in rows])
     weights = group_weights([group_of(u) for u in utterances], [lab.size for _, lab in rows])
@@ -151,16 +156,19 @@ def held_out_by_group(
     *,
     extra: list[Utterance] | None = None,
     wrap: Callable[[VisemeModel], VisemeClassifier] | None = None,
+    acoustic: AcousticScorer | None = None,
     **fit_options: Any,
 ) -> tuple[Score, dict[str, Score]]:
     """Leave one group out: each group's utterances are streamed through a stage whose model
     was trained (:func:`.model.fit`, every group weighted alike: :func:`training_set`) on the
     other groups only, plus ``extra`` (training utterances that are never scored; those of
     the held-out group's name are left out too); ``wrap`` turns the trained model into the
-    classifier the stage runs (e.g. its ONNX export in onnxruntime). The total and the score
-    of every group."""
+    classifier the stage runs (e.g. its ONNX export in onnxruntime); ``acoustic`` the
+    acoustic scorer of the features (default: the shipped one). The total and the score of
+    every group."""
     extra = extra or []
-    hops = {u.name: hop_inputs(u) for u in [*corpus, *extra]}
+    acoustic = acoustic if acoustic is not None else shipped_scorer()
+    hops = {u.name: hop_inputs(u, acoustic) for u in [*corpus, *extra]}
     lookahead = int(fit_options.pop("lookahead", LOOKAHEAD))
     total = Score(0, 0, 0)
     per_group: dict[str, Score] = {}
@@ -169,7 +177,9 @@ def held_out_by_group(
         inputs, labels, weights = training_set(train, lookahead, hops=hops)
         model = fit(inputs, labels, lookahead=lookahead, sample_weight=weights, **fit_options)
         provider = VoiceToAnimation(
-            model=wrap(model) if wrap is not None else model, record_decisions=True
+            model=wrap(model) if wrap is not None else model,
+            acoustic=acoustic,
+            record_decisions=True,
         )
         scored = Score(0, 0, 0)
         for utterance in corpus:

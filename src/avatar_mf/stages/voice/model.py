@@ -1,8 +1,11 @@
 """The viseme classifier: hop features in a short context window -> 15 viseme probabilities.
 
-The input of one decision is the features of :data:`CONTEXT_BEFORE` hops before the decided
-hop, the hop itself and ``lookahead`` hops after it (10 ms each), standardised with the
-training set's mean and spread; the model is a one-hidden-layer perceptron (tanh) with a
+The features of a hop are its 42 phone scores from pocketsphinx's acoustic model (the
+"tandem" front end: :mod:`.sphinx_mfcc` and :mod:`.acoustic_model`). The input of one
+decision is the features of :data:`CONTEXT_BEFORE` hops before the decided hop, the hop
+itself and ``lookahead`` hops after it (10 ms each; the front end's deltas look
+:data:`.sphinx_mfcc.DELTA_DELAY` hops further), standardised with the training set's mean
+and spread; the model is a one-hidden-layer perceptron (tanh) with a
 softmax over the 15 visemes of :data:`avatar_mf.arf.blendshapes.VISEMES`. The coarse 5-group
 decision sums the probabilities of each group (:data:`.labels.COARSE_OF_VISEME`).
 
@@ -26,12 +29,12 @@ from avatar_mf.stages.voice.labels import COARSE_OF_VISEME
 
 #: Hops of context before the decided hop.
 CONTEXT_BEFORE: Final = 6
-#: Default hops after it (the look-ahead: 60 ms).
-LOOKAHEAD: Final = 6
+#: Default hops after it (30 ms; with the front end's 30 ms the stage looks 60 ms ahead).
+LOOKAHEAD: Final = 3
 #: Class weighting of :func:`fit` (0: plain frame accuracy, see there).
 CLASS_POWER: Final = 0.0
-#: Features per hop: 12 cepstra + the relative level.
-HOP_FEATURES: Final = 13
+#: Features per hop: the 42 phone scores of the acoustic model.
+HOP_FEATURES: Final = 42
 
 
 class VisemeClassifier(Protocol):
@@ -44,13 +47,6 @@ class VisemeClassifier(Protocol):
     def input_size(self) -> int: ...
 
     def probabilities(self, inputs: NDArray[np.float64]) -> NDArray[np.float64]: ...
-
-
-def hop_matrix(
-    cepstra: NDArray[np.float64], relative_level: NDArray[np.float64]
-) -> NDArray[np.float64]:
-    """(n, HOP_FEATURES) per-hop inputs from front-end rows."""
-    return np.concatenate([cepstra, (relative_level / 20.0)[:, None]], axis=1)
 
 
 def stack_context(hops: NDArray[np.float64], lookahead: int) -> NDArray[np.float64]:

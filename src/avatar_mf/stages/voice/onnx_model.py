@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 #: The model file inside the package.
 ONNX_RESOURCE: Final = "viseme_model.onnx"
 #: sha256 of the shipped model file (written by tools/train_voice_visemes.py).
-MODEL_SHA256: Final = "53d9a945ece6780c9bf0a64e88671a1296d3c917f9ef77b4bd213a059c07d4a6"
+MODEL_SHA256: Final = "467ca96ccdc258ed6b9cb47c5585dc3c511da949427ee3cc5755be08d0152a86"
 
 
 class ModelMismatch(ValueError):

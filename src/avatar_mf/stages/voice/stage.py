@@ -11,10 +11,15 @@ the stage handles packets inline (:class:`~avatar_mf.pipeline.stage.InlineStage`
 Timing. Frame ``n`` shows sender time ``t = n / rate`` from the first packet; its unit's tick
 is that time on the audio's own RTP timeline (``first_rtp_timestamp / clock_rate + t``, in
 the CONFIG unit's timescale, mod 2^32), so a receiver can line the units up with the audio
-it plays. The decision for frame ``n`` needs the audio up to ``t`` plus the model's look-ahead
-(40 ms) and half an analysis window: it leaves the stage with the packet that completes that
-audio, about 60 ms after the packet that carried ``t`` arrived (bounded look-ahead; the
-tests measure it on the fake clock).
+it plays. The decision for frame ``n`` needs the audio up to ``t`` plus the classifier's
+look-ahead (30 ms), the front end's (its delta-deltas, 30 ms) and half an analysis window: it
+leaves the stage with the packet that completes that audio, 60-80 ms after the packet that
+carried ``t`` arrived (bounded look-ahead; the tests measure it on the fake clock).
+
+Features (the "tandem" front end, docs/voice-animation.md): each 10 ms hop's MFCC rows as
+pocketsphinx computes them (:mod:`.sphinx_mfcc`) are scored against the 42 phone codebooks
+of pocketsphinx's US English acoustic model (:mod:`.acoustic_model`, onnxruntime); the
+viseme classifier (:mod:`.model`) decides on a context of those scores.
 
 Bad audio. A jump of the RTP timestamp (lost packets) is filled with silence up to
 :data:`MAX_FILL` seconds, so the face relaxes across the gap; a longer gap restarts the
@@ -54,12 +59,14 @@ from avatar_mf.stages.animation_data.idle import (
     HEAD_REST_TRANSLATION,
     head_matrices,
 )
+from avatar_mf.stages.voice.acoustic_model import AcousticScorer, shipped_scorer
 from avatar_mf.stages.voice.corpus import hop_of
 from avatar_mf.stages.voice.face import FaceFrame, FaceModel
 from avatar_mf.stages.voice.features import HOP, LEVEL_FLOOR, SAMPLE_RATE, FrontEnd
-from avatar_mf.stages.voice.model import CONTEXT_BEFORE, VisemeClassifier, hop_matrix
+from avatar_mf.stages.voice.model import CONTEXT_BEFORE, VisemeClassifier
 from avatar_mf.stages.voice.onnx_model import shipped_model
 from avatar_mf.stages.voice.pitch import PitchTracker
+from avatar_mf.stages.voice.sphinx_mfcc import SphinxFeatures
 
 #: Gaps up to this long are filled with silence; longer ones restart the analysis.
 MAX_FILL: Final = 0.5
@@ -80,7 +87,8 @@ class VoiceToAnimation:
     Options: ``profile``, ``timescale`` (CONFIG unit), ``blendshape_set_id``,
     ``joint_set_id``, ``seed`` (blinks), ``blinks``, ``head_motion``, ``head_translation``;
     ``model`` a :class:`~.model.VisemeClassifier` (default: the ONNX model shipped in the
-    package, run by onnxruntime);
+    package, run by onnxruntime); ``acoustic`` the :class:`~.acoustic_model.AcousticScorer`
+    whose phone scores it decides on (default: the shipped one);
     ``record_decisions`` keeps every frame's viseme probabilities on the stage (scoring).
     """
 
@@ -99,6 +107,7 @@ class VoiceToAnimation:
         head_motion: bool = True,
         head_translation: tuple[float, float, float] = HEAD_REST_TRANSLATION,
         model: VisemeClassifier | None = None,
+        acoustic: AcousticScorer | None = None,
         record_decisions: bool = False,
     ) -> None:
         if not (math.isfinite(timescale) and timescale > 0):
@@ -119,6 +128,13 @@ class VoiceToAnimation:
             float(head_translation[2]),
         )
         self.model: VisemeClassifier = model if model is not None else shipped_model()
+        self.acoustic = acoustic if acoustic is not None else shipped_scorer()
+        per_hop, rest = divmod(self.model.input_size, CONTEXT_BEFORE + 1 + self.model.lookahead)
+        if rest or per_hop != self.acoustic.size:
+            raise ValueError(
+                f"the model takes {self.model.input_size} inputs, not a context of "
+                f"{self.acoustic.size} scores per hop"
+            )
         self.record_decisions = record_decisions
 
     def open(self, context: StageContext) -> VoiceStage:
@@ -137,6 +153,8 @@ class VoiceStage(StageBase):
         self._model = provider.model
         self._lookahead = provider.model.lookahead
         self._front = FrontEnd()
+        self._features = SphinxFeatures()
+        self._acoustic = provider.acoustic
         self._pitch = PitchTracker()
         seed = zlib.crc32(f"{provider.seed}:{context.participant}".encode())
         self._face = FaceModel(random.Random(seed), rate=context.rate, blinks=provider.blinks)
@@ -147,6 +165,7 @@ class VoiceStage(StageBase):
         self._f0 = np.zeros(_RING)
         self._clipped = np.zeros(_RING, dtype=bool)
         self._hops = 0  # hops completed since the stream's start (gap fill included)
+        self._scored = 0  # hops whose phone scores are in the ring (DELTA_DELAY behind)
         self._samples = 0
         self._frame = 0  # next frame to emit
         self._first_hop = 0  # first hop of the current analysis run (after a restart)
@@ -236,9 +255,11 @@ class VoiceStage(StageBase):
         """A long gap: skip it, and start the analysis afresh after it."""
         self.restarts += 1
         self._front.reset()
+        self._features.reset()
         self._pitch.reset()
         self._samples += gap
         self._hops = self._samples // HOP
+        self._scored = self._hops
         self._first_hop = self._hops
         self._frame = max(self._frame, self._first_frame_after(self._hops))
 
@@ -251,11 +272,13 @@ class VoiceStage(StageBase):
     def _push(self, pcm: NDArray[np.int16], *, clipped: bool) -> None:
         rows = self._front.push(pcm)
         self._samples += pcm.size
-        inputs = hop_matrix(rows.cepstra, rows.relative_level)
+        scores = self._acoustic.scores(self._features.push(pcm))
+        for row in scores:
+            self._ring[self._scored % _RING] = row
+            self._scored += 1
         f0 = self._pitch.push(pcm).f0  # the same hops as the front end's
-        for i in range(inputs.shape[0]):
+        for i in range(rows.level.shape[0]):
             slot = self._hops % _RING
-            self._ring[slot] = inputs[i]
             self._f0[slot] = f0[i]
             self._levels[slot] = rows.level[i]
             self._relative[slot] = rows.relative_level[i]
@@ -309,7 +332,7 @@ class VoiceStage(StageBase):
         while True:
             t = self._frame / self._rate
             hop = int(hop_of(np.array([t]))[0])
-            if hop + self._lookahead >= self._hops:
+            if hop + self._lookahead >= self._scored:
                 break
             if hop >= self._first_hop:
                 ready.append((t, hop))
