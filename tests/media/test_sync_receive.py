@@ -338,3 +338,16 @@ async def test_closing_in_the_middle_of_a_burst_leaves_nothing_behind(
     assert sctp._backlog_task is None
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     # The autouse no_leaks fixture fails the test if a task was left running.
+
+
+async def test_a_stopped_association_gets_nothing_more_from_the_synchronous_path(
+    sessions: Sessions,
+) -> None:
+    ue_dtls = sessions.ue._dtls
+    assert ue_dtls is not None and ue_dtls.records is not None
+    record = ue_dtls.records.seal(
+        CONTENT_APPLICATION_DATA, sessions.packet(sessions.data(0, WHOLE, 0, b"late"))
+    )
+    await sessions.mf_sctp.stop()
+    assert sessions.mf_dtls.receive_now(record) is False  # left to the task, which drops it
+    assert b"late" not in sessions.received()

@@ -65,7 +65,13 @@ from typing import cast
 
 import pylibsrtp
 from aiortc import RTCIceTransport, clock
-from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsParameters, RTCDtlsTransport, State
+from aiortc.rtcdtlstransport import (
+    DataReceiver,
+    RTCCertificate,
+    RTCDtlsParameters,
+    RTCDtlsTransport,
+    State,
+)
 from aiortc.rtp import is_rtcp
 from OpenSSL import SSL
 
@@ -336,6 +342,11 @@ class ImsDtlsTransport(RTCDtlsTransport):
         if deliver is not None:
             self._deliver_now = deliver
             self._path.set_fast_receiver(self.receive_now)
+
+    def _unregister_data_receiver(self, receiver: DataReceiver) -> None:
+        super()._unregister_data_receiver(receiver)
+        if self._data_receiver is None:
+            self._deliver_now = None  # a stopped association gets nothing more
 
     def receive_now(self, data: bytes) -> bool:
         """Take one datagram synchronously (module docstring, item 3): True if it was one
