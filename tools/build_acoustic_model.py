@@ -3,10 +3,11 @@
     PYTHONPATH=$PWD/src .venv/bin/python tools/build_acoustic_model.py [--sdist FILE] [--check]
 
 Takes ``model/en-us/en-us/{means,variances,mdef}`` from the pocketsphinx 5.1.1 source
-distribution (the file given by ``--sdist``, or the one tools/voice_corpus.py downloaded
-into ``--cache``, else downloaded there with ``pip download --no-deps --no-binary :all:``,
-which needs pocketsphinx's build requirements: run it in voice_corpus.py's throw-away
-virtualenv; either way checked against the sha256 pinned in tools/voice_corpus.py), reads
+distribution (the file given by ``--sdist``, or the one already in ``--cache``, else
+downloaded there from PyPI's file URL with urllib, :data:`SDIST_URL`: pip cannot fetch it, as
+``pip download`` of that sdist builds its metadata and fails; either way checked against the
+sha256 pinned in tools/voice_corpus.py before use, and a download that does not match is
+not kept; this is a build-time tool: nothing is downloaded at run time), reads
 them (``stages/voice/sphinx_files.py``: byte order, dimensions and the files' own checksums
 verified), writes the scoring graph
 (``stages/voice/acoustic_export.py``, needs the ``onnx`` package of the dev extra) to
@@ -24,9 +25,10 @@ from __future__ import annotations
 import argparse
 import hashlib
 import re
-import subprocess
 import sys
 import tarfile
+import tempfile
+import urllib.request
 from pathlib import Path
 
 from avatar_mf.stages.voice.acoustic_export import to_onnx
@@ -42,6 +44,34 @@ OUT = PACKAGE / ACOUSTIC_RESOURCE
 LICENCE = PACKAGE / "acoustic_model.LICENSE"
 PIN = PACKAGE / "acoustic_model.py"
 MODEL = "pocketsphinx-5.1.1/model/en-us/en-us/"
+#: PyPI's file URL of the pinned sdist (from its simple index, PEP 691; the path is the
+#: file's blake2b-256 digest, so the URL names these bytes only).
+SDIST_URL = (
+    "https://files.pythonhosted.org/packages/61/e7/"
+    "13e0e787ff467218de880310d79cba14424f13b87171ac44af0bde1e428c/pocketsphinx-5.1.1.tar.gz"
+)
+
+
+def download(url: str, target: Path, sha256: str, *, timeout: float = 120.0) -> Path:
+    """Fetch ``url`` into ``target`` (its folder created) and check its sha256 first: a file
+    that does not match is removed and refused (SystemExit); ``target`` only ever holds the
+    pinned bytes."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as part:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                while chunk := response.read(1 << 16):
+                    digest.update(chunk)
+                    part.write(chunk)
+        except BaseException:
+            Path(part.name).unlink()
+            raise
+    if digest.hexdigest() != sha256:
+        Path(part.name).unlink()
+        raise SystemExit(f"{url}: sha256 {digest.hexdigest()}, pinned {sha256}")
+    Path(part.name).chmod(0o644)
+    return Path(part.name).replace(target)
 
 
 def handle_text(tar: tarfile.TarFile, path: str) -> str:
@@ -53,7 +83,9 @@ def handle_text(tar: tarfile.TarFile, path: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sdist", type=Path, help="pocketsphinx-5.1.1.tar.gz (else pip)")
+    parser.add_argument(
+        "--sdist", type=Path, help="pocketsphinx-5.1.1.tar.gz (else --cache, else PyPI)"
+    )
     parser.add_argument("--cache", type=Path, default=Path("/tmp/voice-corpus-sdists"))
     parser.add_argument("--check", action="store_true", help="compare, write nothing")
     args = parser.parse_args()
@@ -63,22 +95,8 @@ def main() -> None:
     else:
         sdist = args.cache / name
         if not sdist.exists():
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "pip",
-                    "download",
-                    "--no-deps",
-                    "--no-binary",
-                    ":all:",
-                    "--no-build-isolation",
-                    "-d",
-                    str(args.cache),
-                    "pocketsphinx==5.1.1",
-                ],
-                check=True,
-            )
+            print(f"downloading {SDIST_URL}")
+            download(SDIST_URL, sdist, digest)
     got = hashlib.sha256(sdist.read_bytes()).hexdigest()
     if got != digest:
         raise SystemExit(f"{sdist}: sha256 {got}, pinned {digest}")

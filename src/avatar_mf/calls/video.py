@@ -77,6 +77,26 @@ QUEUE_LIMIT = 8
 POLL_SECONDS = 0.5
 
 Runner = Callable[[Callable[[], Any]], Awaitable[Any]]
+
+
+def enqueue_for_decoding(queue: asyncio.Queue[EncodedUnit], unit: EncodedUnit) -> int:
+    """Queue ``unit`` for the stream's decoder; return how many units are dropped instead.
+
+    A full queue (the decoder fell behind by :data:`QUEUE_LIMIT` units) is emptied: what
+    waits is stale, and the units after it cannot be decoded without their references. A
+    key frame starts the queue again; any other unit is dropped with them (the caller asks
+    the UE for a key frame and the stream holds back units until one arrives)."""
+    try:
+        queue.put_nowait(unit)
+        return 0
+    except asyncio.QueueFull:
+        dropped = queue.qsize()
+        while not queue.empty():
+            queue.get_nowait()
+        if unit.keyframe:
+            queue.put_nowait(unit)
+            return dropped
+        return dropped + 1
 #: Decoded pictures: (call id, picture, RTP timestamp, from a key frame).
 VideoSink = Callable[[str, Picture, int, bool], None]
 #: Which rendered avatar a call's receiver is shown: call id -> a reader of its frames, or None.
@@ -188,6 +208,10 @@ class VideoRecord:
     packets_out: int = 0
     #: Rendered frames this receiver did not get (it or the pool behind, the rate cap).
     skipped_out: int = 0
+    #: Units dropped undecoded because the decoder fell behind (:func:`enqueue_for_decoding`):
+    #: ``units`` = ``decoded`` + ``decode_errors`` + ``skipped`` + ``decode_overflow`` (+ units
+    #: still queued when the call ended).
+    decode_overflow: int = 0
 
 
 @dataclass
@@ -261,15 +285,10 @@ class CallVideo:
         self._start_sender(live)
 
         def on_unit(unit: EncodedUnit) -> None:
-            try:
-                queue.put_nowait(unit)
-            except asyncio.QueueFull:
-                stream.video.decode_overflow += queue.qsize()
-                while not queue.empty():
-                    queue.get_nowait()
-                if unit.keyframe:
-                    queue.put_nowait(unit)
-                else:
+            dropped = enqueue_for_decoding(queue, unit)
+            if dropped:
+                stream.video.decode_overflow += dropped
+                if not unit.keyframe:
                     stream.need_keyframe(clock.now())
 
         stream.on_unit = on_unit
@@ -365,6 +384,7 @@ class CallVideo:
             keyframes_out=v.keyframes_out,
             packets_out=stream.stats.packets_out,
             skipped_out=live.sender.skipped if live.sender is not None else 0,
+            decode_overflow=v.decode_overflow,
         )
 
     def summary(self) -> list[VideoRecord]:

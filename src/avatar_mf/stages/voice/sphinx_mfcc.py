@@ -34,10 +34,12 @@ from typing import Final
 import numpy as np
 from numpy.typing import NDArray
 
-from avatar_mf.stages.voice.features import FFT_SIZE, HOP, SAMPLE_RATE
+from avatar_mf.stages.voice.features import HOP, SAMPLE_RATE
 
 #: Window length in samples (25.625 ms at 16 kHz, pocketsphinx's default ``-wlen``).
 WINDOW: Final = 410
+#: Points of the power spectrum (pocketsphinx's ``-nfft 512``).
+FFT_SIZE: Final = 512
 PRE_EMPHASIS: Final = 0.97
 FILTERS: Final = 25
 LOWER_HZ: Final = 130.0
