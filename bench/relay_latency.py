@@ -43,6 +43,9 @@ build whose ``src`` ``--baseline-src`` names (e.g. ``git archive main src``), de
 UEs of every variant run this build with the fast DTLS record path (``tuned``'s SCTP unless
 the variant is ``aiortc``).
 
+With ``--profile`` (CPU clock), the MF's datagrams received and sent per relayed unit over
+the run are printed from the profile's call counts (each sent one is one ``sendto``).
+
 Prints figures only (no assertions); exits 1 if a call failed or the MF did not go idle.
 """
 
@@ -431,6 +434,39 @@ def run_level(
     return row
 
 
+def datagrams_per_unit(profile: Path) -> str:
+    """The MF's datagrams per relayed unit over its whole run, from a cProfile's call counts:
+    received (``PlainUdpTransport._datagram_received``), sent (its ``_send`` and ``send_now``:
+    one ``sendto`` each) and SACK-only packets (``_send_sack``, ``_send_sack_now``), against
+    the units the relay was offered (``rooms/relay.py`` ``offer``). No-ICE runs only."""
+    import pstats
+
+    counts: dict[str, int] = {}
+    stats = pstats.Stats(str(profile)).stats  # type: ignore[attr-defined]  # not in typeshed
+    for (filename, _, name), (_, calls, *_) in stats.items():
+        where = Path(filename).name
+        if (where, name) in (
+            ("udp_dtls_transport.py", "_datagram_received"),
+            ("udp_dtls_transport.py", "_send"),
+            ("udp_dtls_transport.py", "send_now"),
+            ("sctp_transport.py", "_send_sack"),
+            ("sctp_transport.py", "_send_sack_now"),
+            ("relay.py", "offer"),
+        ):
+            counts[name] = counts.get(name, 0) + calls
+    units = counts.get("offer", 0)
+    if not units:
+        return f"{profile.name}: no relayed unit in the profile"
+    received = counts.get("_datagram_received", 0)
+    sent = counts.get("_send", 0) + counts.get("send_now", 0)
+    sacks = counts.get("_send_sack", 0) + counts.get("_send_sack_now", 0)
+    return (
+        f"{profile.name}: {units} units relayed; per unit, datagrams received "
+        f"{received / units:.2f}, sent {sent / units:.2f} (of which SACK alone "
+        f"{sacks / units:.2f})"
+    )
+
+
 def markdown(rows: Sequence[dict[str, Any]]) -> str:
     header = (
         "SCTP", "rooms", "senders", "units/s relayed", "lost", "p50", "p90", "p99", "p99.9", "max",
@@ -570,6 +606,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after"
     )
     print(markdown(rows))
+    if args.profile is not None and args.profile_clock == "cpu":
+        for variant in dict.fromkeys(variants):
+            profile = args.profile
+            if len(variants) > 1:
+                profile = profile.with_name(f"{profile.stem}-{variant}{profile.suffix}")
+            if variant != "baseline" and profile.exists():
+                print(datagrams_per_unit(profile))
     for failure in failures[:20]:
         print(f"FAILURE: {failure}")
     if args.json:

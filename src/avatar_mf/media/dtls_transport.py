@@ -39,6 +39,16 @@ is unchanged.
    renegotiation, which WebRTC peers do not start, would not complete). The close_notify of
    :meth:`ImsDtlsTransport.stop` is sealed by the fast path.
 
+   Once the fast record layer took over, the packet path below offers the peer's datagrams
+   to :meth:`ImsDtlsTransport.receive_now` synchronously, from the socket's callback (issue
+   16: aiortc's receive task costs a future, a queue entry and a task step per datagram):
+   a datagram that is one epoch-1 application data record is opened there and its plaintext
+   handed to the data receiver's own synchronous entry (``receive_now`` of
+   :class:`~avatar_mf.media.sctp_transport.ImsSctpTransport`); anything else (a handshake
+   retransmission, an alert, several records in one datagram, SRTP and SRTCP, RFC 7983) is
+   left to the task as before, and the packet path keeps every later datagram behind it.
+   :meth:`ImsDtlsTransport.send_data_now` seals and sends without a coroutine.
+
 4. SRTP keys (RFC 5764 4.2) are derived when first needed, not at the end of every handshake
    that negotiated ``use_srtp``: browsers offer it on every association, but a data-only call
    never uses SRTP, and the export and two libsrtp sessions cost ~25 us of a set-up (issue 16).
@@ -50,10 +60,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from typing import cast
 
 import pylibsrtp
 from aiortc import RTCIceTransport, clock
-from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsParameters, RTCDtlsTransport, State
+from aiortc.rtcdtlstransport import (
+    DataReceiver,
+    RTCCertificate,
+    RTCDtlsParameters,
+    RTCDtlsTransport,
+    State,
+)
 from aiortc.rtp import is_rtcp
 from OpenSSL import SSL
 
@@ -69,6 +87,7 @@ from avatar_mf.media.dtls_records import (
     derive_key_block,
     split_records,
 )
+from avatar_mf.media.packet_path import PacketPath
 from avatar_mf.media.params import SUPPORTED_FINGERPRINT_ALGORITHMS
 
 logger = logging.getLogger(__name__)
@@ -105,6 +124,8 @@ class ImsDtlsTransport(RTCDtlsTransport):
         fast_records: bool = True,
     ) -> None:
         super().__init__(transport, certificates)
+        # The same object, typed as what it is (aiortc's annotation says RTCIceTransport).
+        self._path = cast(PacketPath, transport)
         self._fast_records = fast_records
         #: The fast record layer once it took over, else None.
         self.records: RecordLayer | None = None
@@ -113,6 +134,8 @@ class ImsDtlsTransport(RTCDtlsTransport):
         self._timer_done = False  # aiortc's __handshake_done (name-mangled there)
         # A DTLS-SRTP profile was negotiated but its keys are not derived yet (item 4).
         self._srtp_pending = False
+        # The data receiver's synchronous entry, once the fast record layer took over.
+        self._deliver_now: Callable[[bytes], None] | None = None
         self.records_dropped = 0
         """Records the fast path dropped: replayed, too old, not authentic, or OpenSSL's
         epoch-1 output after the switch."""
@@ -184,6 +207,7 @@ class ImsDtlsTransport(RTCDtlsTransport):
         first_byte = data[0]
         if (
             first_byte == CONTENT_APPLICATION_DATA
+            and len(data) > 13
             and data[3] == 0
             and data[4] == 1
             and len(data) == 13 + (data[11] << 8 | data[12])
@@ -313,6 +337,58 @@ class ImsDtlsTransport(RTCDtlsTransport):
             logger.warning("DTLS fast path off: the derived keys do not open the peer's record")
             return
         self.records = layer
+        receiver = self._data_receiver
+        deliver = getattr(receiver, "receive_now", None)
+        if deliver is not None:
+            self._deliver_now = deliver
+            self._path.set_fast_receiver(self.receive_now)
+
+    def _unregister_data_receiver(self, receiver: DataReceiver) -> None:
+        super()._unregister_data_receiver(receiver)
+        if self._data_receiver is None:
+            self._deliver_now = None  # a stopped association gets nothing more
+
+    def receive_now(self, data: bytes) -> bool:
+        """Take one datagram synchronously (module docstring, item 3): True if it was one
+        epoch-1 application data record (opened, or dropped as the fast path drops records),
+        False (untouched) for anything the receive task must take."""
+        records = self.records
+        if (
+            records is None
+            or self._state != State.CONNECTED
+            or len(data) <= 13
+            or data[0] != CONTENT_APPLICATION_DATA
+            or data[3] != 0
+            or data[4] != 1
+            or len(data) != 13 + (data[11] << 8 | data[12])
+        ):
+            return False
+        deliver = self._deliver_now
+        if deliver is None:
+            return False
+        plaintext = records.open_datagram(data)
+        if plaintext is None:
+            self.records_dropped += 1
+        elif plaintext:
+            deliver(plaintext)
+        return True
+
+    @property
+    def sends_now(self) -> bool:
+        """Whether :meth:`send_data_now` can send (the fast record layer is on, connected)."""
+        return self.records is not None and self._state == State.CONNECTED
+
+    def send_data_now(self, data: bytes) -> None:
+        """Seal ``data`` as one application data record and send it, without a coroutine;
+        only while :attr:`sends_now`. Raises ConnectionError when it cannot send."""
+        records = self.records
+        if records is None or self._state != State.CONNECTED:
+            raise ConnectionError("Cannot send encrypted data, not connected")
+        try:
+            sealed = records.seal(CONTENT_APPLICATION_DATA, data)
+        except SequenceExhausted as exc:
+            raise ConnectionError(str(exc)) from exc
+        self._path.send_now(sealed)
 
     async def _write_ssl(self) -> None:
         # aiortc 1.16's _write_ssl, noting the sequence numbers OpenSSL used (before the switch)
@@ -349,9 +425,12 @@ class ImsDtlsTransport(RTCDtlsTransport):
             sealed = records.seal(CONTENT_APPLICATION_DATA, data)
         except SequenceExhausted as exc:
             raise ConnectionError(str(exc)) from exc
-        await self.transport._send(sealed)
+        self._path.send_now(sealed)
 
     async def stop(self) -> None:
+        if self._deliver_now is not None:
+            self._deliver_now = None
+            self._path.set_fast_receiver(None)
         records = self.records
         if records is None:
             await super().stop()

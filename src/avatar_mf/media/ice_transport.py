@@ -180,6 +180,15 @@ class IcePacketTransport:
     async def _send(self, data: bytes) -> None:
         await self._connection.send(data)
 
+    def send_now(self, data: bytes) -> None:
+        pair = self._connection._nominated.get(1)  # aioice's sendto, without its coroutines
+        if pair is None or self._closed:
+            raise ConnectionError("Cannot send data, not connected")
+        pair.protocol.transport.sendto(data, pair.remote_addr)
+
+    def set_fast_receiver(self, receiver: Callable[[bytes], bool] | None) -> None:
+        """Every datagram goes through aioice's queue."""
+
     async def close(self) -> None:
         if self._closed:
             return

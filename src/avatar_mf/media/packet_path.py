@@ -3,7 +3,8 @@
 aiortc 1.16's ``RTCDtlsTransport`` is written against ``RTCIceTransport`` but only touches
 ``transport._recv()``, ``transport._send(data)`` and ``transport.role`` (the latter only when the
 DTLS role is ``"auto"``, which the media layer never leaves it at, and for stats). Both paths below
-provide exactly that, plus the lifecycle the session drives.
+provide exactly that, plus the lifecycle the session drives, and a synchronous way in and out
+for the DTLS layer's fast record path (``send_now``, ``set_fast_receiver``; issue 16).
 """
 
 from __future__ import annotations
@@ -60,6 +61,18 @@ class PacketPath(Protocol):
 
     async def _send(self, data: bytes) -> None:
         """Send one datagram to the peer; ConnectionError once closed."""
+        ...
+
+    def send_now(self, data: bytes) -> None:
+        """:meth:`_send` without a coroutine, for the fast paths; ConnectionError once closed
+        (or, with ICE, before a pair is nominated)."""
+        ...
+
+    def set_fast_receiver(self, receiver: Callable[[bytes], bool] | None) -> None:
+        """Offer the peer's datagrams to ``receiver`` synchronously, from the socket's
+        callback, while nothing is queued for :meth:`_recv` and a reader waits in it; the
+        receiver returns False to have one queued as before. A path may keep queueing
+        every datagram. None: queue every datagram."""
         ...
 
     async def close(self) -> None:

@@ -53,6 +53,17 @@
    transmission resumes only if something waits. Every other SACK goes to aiortc's
    ``_receive_sack_chunk``. ``SctpTuning(fast_paths=False)`` (``media.sctp_fast_paths =
    false``) turns items 6 and 7 off.
+8. No coroutine per packet (issue 16): once the DTLS layer's own record layer has taken over
+   (:class:`~avatar_mf.media.dtls_transport.ImsDtlsTransport`), a packet comes synchronously
+   from the socket's callback to :meth:`ImsSctpTransport.receive_now`, which handles the
+   chunks items 5 and 7 take (a whole message that is not DCEP, a plain SACK with nothing
+   in the data-channel queue) without a coroutine, and hands the first other chunk and the
+   rest of its packet to a task; until that task is done every later packet waits behind it,
+   so packets are handled in the order they arrived. A SACK found due there (6.2) leaves at
+   the end of the loop's turn, with the turn's DATA when there is some (6.10). Sends of the
+   fast paths go through the DTLS layer's ``send_data_now`` (no coroutine), and the send
+   side is flushed by one callback per turn (``call_soon``), a task only when aiortc's
+   data-channel queue has something (its flush awaits).
 """
 
 from __future__ import annotations
@@ -60,6 +71,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from struct import Struct, pack
@@ -91,6 +103,7 @@ from aiortc.rtcsctptransport import (
 from aiortc.utils import uint16_add, uint32_gt, uint32_gte
 from google_crc32c import value as crc32c
 
+from .dtls_transport import ImsDtlsTransport
 from .sctp_send import OutChunk, pack_packets, plain_sack, sack_bytes
 
 AIORTC_USER_DATA_MAX_LENGTH: int = USERDATA_MAX_LENGTH
@@ -147,6 +160,7 @@ _WHOLE = SCTP_DATA_FIRST_FRAG | SCTP_DATA_LAST_FRAG
 _MIN_PACKET = SCTP_COMMON_HEADER_LENGTH + 4
 _FAST_BURST = 4 * USERDATA_MAX_LENGTH  # aiortc's burst limit outside fast recovery
 _T3_SLACK = 0.001  # a re-armed T3 that fires this close to its deadline has expired
+_NOT_TAKEN, _TAKEN, _TAKEN_DCEP = 0, 1, 2  # what _take_data did
 
 
 class _Queued(tuple):  # type: ignore[type-arg]  # aiortc's (channel, pp_id, data) + policy
@@ -205,8 +219,15 @@ class ImsSctpTransport(RTCSctpTransport):
         self._lifetimes = False
         # Set by send_reliably around one channel.send.
         self._reliable_next = False
-        # A flush task is scheduled and has not started yet.
+        # A flush is scheduled and has not started yet.
         self._flush_scheduled = False
+        # A SACK the synchronous receive path found due, for the flush to send (item 8).
+        self._sack_in_flush = False
+        # The synchronous receive path (item 8): the DTLS layer when it is ours, the packets
+        # waiting behind one a task handles (None: none is), and that task.
+        self._dtls = transport if isinstance(transport, ImsDtlsTransport) else None
+        self._backlog: deque[bytes] | None = None
+        self._backlog_task: asyncio.Task[None] | None = None
         # Send fast path (module docstring, item 6): on unless aiortc's tuning is asked for.
         self._fast_send = tuning.fast_paths
         # Bytes of DATA the send fast path put in the outbound queue since the last
@@ -246,20 +267,39 @@ class ImsSctpTransport(RTCSctpTransport):
 
     async def _handle_data(self, data: bytes) -> None:
         # aiortc 1.16's _handle_data (parse_packet inlined, with the fast path for DATA: see
-        # the module docstring, item 5), with the SACK decision of RFC 9260 6.2.
+        # the module docstring, item 5), with the SACK decision of RFC 9260 6.2; behind any
+        # packet the synchronous path left to its task (item 8).
+        backlog = self._backlog
+        if backlog is not None:
+            backlog.append(data)
+            return
+        await self._handle_packet(data)
+
+    async def _handle_packet(self, data: bytes) -> None:
+        if len(data) >= _MIN_PACKET and data[SCTP_COMMON_HEADER_LENGTH] == _CHUNK_INIT:
+            view = memoryview(data)
+            if _CHECKSUM.unpack_from(data, 8)[0] == crc32c(
+                b"".join((view[:8], b"\x00\x00\x00\x00", view[12:]))
+            ):
+                await self._handle_init_packet(data, _TAG.unpack_from(data, 4)[0])
+            return
+        chunks = self._walk(data)
+        if chunks is not None:
+            await self._finish_packet(data, chunks, 0, False)
+
+    def _walk(self, data: bytes) -> list[tuple[int, int, int, int]] | None:
+        """The chunks of a packet that is not an INIT, as (type, flags, body start, body end),
+        after the common header's checks (RFC 9260 3.1, 8.5); None: the packet is dropped."""
         length = len(data)
         if length < _MIN_PACKET:
-            return
-        verification_tag = _TAG.unpack_from(data, 4)[0]
-        checksum = _CHECKSUM.unpack_from(data, 8)[0]
+            return None
         view = memoryview(data)
-        if checksum != crc32c(b"".join((view[:8], b"\x00\x00\x00\x00", view[12:]))):
-            return
-        if data[SCTP_COMMON_HEADER_LENGTH] == _CHUNK_INIT:
-            await self._handle_init_packet(data, verification_tag)
-            return
-        if verification_tag != self._local_verification_tag:
-            return
+        if _CHECKSUM.unpack_from(data, 8)[0] != crc32c(
+            b"".join((view[:8], b"\x00\x00\x00\x00", view[12:]))
+        ):
+            return None
+        if _TAG.unpack_from(data, 4)[0] != self._local_verification_tag:
+            return None
         # Walk the chunks first (a malformed one drops the whole packet, as parse_packet does).
         chunks: list[tuple[int, int, int, int]] = []  # type, flags, start, end
         pos = SCTP_COMMON_HEADER_LENGTH
@@ -274,12 +314,17 @@ class ImsSctpTransport(RTCSctpTransport):
             ):
                 # Malformed (a DATA chunk shorter than its header would raise in aiortc's
                 # parser), or an INIT bundled with other chunks: aiortc drops the packet.
-                return
+                return None
             chunks.append((chunk_type, flags, pos + 4, pos + chunk_length))
             pos += (chunk_length + 3) & ~3
-        has_data = False
+        return chunks
+
+    async def _finish_packet(
+        self, data: bytes, chunks: list[tuple[int, int, int, int]], first: int, has_data: bool
+    ) -> None:
+        """Handle ``chunks[first:]`` of a packet, then decide on its SACK."""
         forward_tsn = False
-        for chunk_type, flags, start, end in chunks:
+        for chunk_type, flags, start, end in chunks[first:]:
             if chunk_type == _CHUNK_DATA:
                 has_data = True
                 if flags & _WHOLE == _WHOLE and await self._fast_data(data, flags, start, end):
@@ -292,12 +337,18 @@ class ImsSctpTransport(RTCSctpTransport):
             cls = CHUNK_TYPES.get(chunk_type)
             if cls is not None:
                 await self._receive_chunk(cls(flags=flags, body=data[start:end]))
+        if self._sack_at_once(has_data, forward_tsn):
+            await self._send_sack()
+
+    def _sack_at_once(self, has_data: bool, forward_tsn: bool) -> bool:
+        """RFC 9260 6.2 after a packet: whether its SACK is due now; else the delayed SACK
+        timer runs (started here if it was not)."""
         if not self._sack_needed:
-            return
+            return False
         if has_data:
             self._unacked_packets += 1
         elif not forward_tsn:
-            return  # nothing new to acknowledge: the delayed SACK's timer is running
+            return False  # nothing new to acknowledge: the delayed SACK's timer is running
         if (
             forward_tsn
             or self._unacked_packets >= self._tuning.sack_every
@@ -305,11 +356,94 @@ class ImsSctpTransport(RTCSctpTransport):
             or self._sack_duplicates
             or self._association_state != self.State.ESTABLISHED
         ):
-            await self._send_sack()
-        elif self._sack_timer is None:
-            self._sack_timer = asyncio.get_running_loop().call_later(
-                self._tuning.sack_delay, self._sack_due
-            )
+            return True
+        if self._sack_timer is None:
+            self._sack_timer = self._timer_loop.call_later(self._tuning.sack_delay, self._sack_due)
+        return False
+
+    # -- receiving without a coroutine (item 8) ----------------------------------------------
+
+    def receive_now(self, data: bytes) -> None:
+        """One SCTP packet from the DTLS layer's synchronous path (module docstring, item 8):
+        its chunks are handled here as long as the fast paths take them; the first one they
+        do not take, and the rest of the packet, go to a task, and every packet after it
+        waits behind it (in :attr:`_backlog`) until the task has handled it."""
+        backlog = self._backlog
+        if backlog is not None:
+            backlog.append(data)
+            return
+        dtls = self._dtls
+        if (
+            dtls is None
+            or not dtls.sends_now
+            or (len(data) >= _MIN_PACKET and data[SCTP_COMMON_HEADER_LENGTH] == _CHUNK_INIT)
+        ):
+            self._hand_over(data, None, 0, False)
+            return
+        chunks = self._walk(data)
+        if chunks is None:
+            return
+        has_data = False
+        taken = 0
+        for chunk_type, flags, start, end in chunks:
+            if chunk_type == _CHUNK_DATA:
+                if flags & _WHOLE != _WHOLE or not self._fast_data_now(data, flags, start, end):
+                    break
+                has_data = True
+            elif chunk_type != _CHUNK_SACK or not (
+                self._fast_send and self._fast_sack_now(data, start, end)
+            ):
+                break
+            taken += 1
+        if taken < len(chunks):
+            self._hand_over(data, chunks, taken, has_data)
+        elif self._sack_at_once(has_data, False):
+            # Sent at the end of this turn of the loop, with the DATA it may ride on (RFC
+            # 9260 6.10) and acknowledging every packet of the turn.
+            self._sack_in_flush = True
+            self._schedule_flush()
+
+    def _hand_over(
+        self,
+        data: bytes,
+        chunks: list[tuple[int, int, int, int]] | None,
+        first: int,
+        has_data: bool,
+    ) -> None:
+        """Finish the packet ``data`` in a task (from ``chunks[first:]``, or all of it when
+        ``chunks`` is None), and the packets that arrive meanwhile behind it."""
+        self._backlog = deque()
+        self._backlog_task = self._timer_loop.create_task(
+            self._drain(data, chunks, first, has_data)
+        )
+
+    async def _drain(
+        self,
+        data: bytes,
+        chunks: list[tuple[int, int, int, int]] | None,
+        first: int,
+        has_data: bool,
+    ) -> None:
+        try:
+            if chunks is None:
+                await self._handle_packet(data)
+            else:
+                await self._finish_packet(data, chunks, first, has_data)
+            backlog = self._backlog
+            while backlog:
+                await self._handle_packet(backlog.popleft())
+        except ConnectionError:
+            pass  # the DTLS transport is closing: its own task reports it
+        finally:
+            self._backlog = None
+            self._backlog_task = None
+
+    async def stop(self) -> None:
+        task = self._backlog_task
+        if task is not None:
+            self._backlog_task = None
+            task.cancel()
+        await super().stop()
 
     async def _handle_init_packet(self, data: bytes, verification_tag: int) -> None:
         # aiortc's rule: an INIT is alone in its packet, with verification tag 0.
@@ -320,36 +454,102 @@ class ImsSctpTransport(RTCSctpTransport):
         if len(chunks) == 1 and isinstance(chunks[0], InitChunk) and verification_tag == 0:
             await self._receive_chunk(chunks[0])
 
+    def _fast_data_now(self, data: bytes, flags: int, start: int, end: int) -> bool:
+        """:meth:`_fast_data` for a message (DCEP, whose handling awaits, is left to the
+        task), without a coroutine."""
+        return self._take_data(data, flags, start, end, False) == _TAKEN
+
     async def _fast_data(self, data: bytes, flags: int, start: int, end: int) -> bool:
         """Deliver a whole-message DATA chunk that is next in line (module docstring, item
         5) and return True; False (nothing done) when aiortc's path must take it."""
+        taken = self._take_data(data, flags, start, end, True)
+        if taken == _TAKEN_DCEP:
+            stream_id = _DATA_HEADER.unpack_from(data, start)[1]
+            await self._data_channel_receive(stream_id, WEBRTC_DCEP, data[start + 12 : end])
+        return taken != _NOT_TAKEN
+
+    def _take_data(self, data: bytes, flags: int, start: int, end: int, dcep: bool) -> int:
+        """The bookkeeping of :meth:`_fast_data` and the delivery of a message: _TAKEN;
+        _TAKEN_DCEP when it is a DCEP message (``dcep``: the caller delivers it); _NOT_TAKEN
+        (nothing done) when aiortc's path must take the chunk, or it is DCEP and not
+        ``dcep``."""
         last = self._last_received_tsn
         if last is None or self._sack_misordered or self._reconfig_deferred is not None:
-            return False
+            return _NOT_TAKEN
         tsn, stream_id, stream_seq, pp_id = _DATA_HEADER.unpack_from(data, start)
-        if tsn != tsn_plus_one(last):
-            return False
+        if tsn != tsn_plus_one(last) or (pp_id == WEBRTC_DCEP and not dcep):
+            return _NOT_TAKEN
         stream = self._inbound_streams.get(stream_id)
         if stream is None:
             stream = self._get_inbound_stream(stream_id)
         elif stream.reassembly:
-            return False
+            return _NOT_TAKEN
         if not flags & SCTP_DATA_UNORDERED:
             if stream_seq != stream.sequence_number:
-                return False
+                return _NOT_TAKEN
             stream.sequence_number = uint16_add(stream_seq, 1)
         # aiortc's _receive_data_chunk and _mark_received, for this case.
         self._sack_needed = True
         self._last_received_tsn = tsn
         if self._sack_duplicates:
             self._sack_duplicates = [t for t in self._sack_duplicates if uint32_gt(t, tsn)]
-        await self._data_channel_receive(stream_id, pp_id, data[start + 12 : end])
-        return True
+        if pp_id == WEBRTC_DCEP:
+            return _TAKEN_DCEP
+        self._deliver(stream_id, pp_id, data[start + 12 : end])
+        return _TAKEN
+
+    def _deliver(self, stream_id: int, pp_id: int, payload: bytes) -> None:
+        """aiortc 1.16's ``_data_channel_receive`` for a message (not DCEP), without a
+        coroutine; a WebRTC String that is not UTF-8 is dropped (aiortc's raises, which ends
+        the DTLS transport's task)."""
+        channel = self._data_channels.get(stream_id)
+        if channel is None:
+            return
+        if pp_id == WEBRTC_BINARY:
+            channel.emit("message", payload)
+        elif pp_id == WEBRTC_STRING:
+            try:
+                text = payload.decode("utf8")
+            except UnicodeDecodeError:
+                return
+            channel.emit("message", text)
+        elif pp_id == WEBRTC_BINARY_EMPTY:
+            channel.emit("message", b"")
+        elif pp_id == WEBRTC_STRING_EMPTY:
+            channel.emit("message", "")
 
     async def _fast_sack(self, data: bytes, start: int, end: int) -> bool:
         """Take a SACK that only moves the cumulative TSN ack point forward (module
         docstring, item 7) and return True; False (nothing done) when aiortc's
         ``_receive_sack_chunk`` must take it."""
+        if not self._apply_sack(data, start, end):
+            return False
+        if self._data_channel_queue or self._reconfig_queue:
+            await self._data_channel_flush()
+        if self._transmit_wanted():
+            await self._transmit()
+        return True
+
+    def _fast_sack_now(self, data: bytes, start: int, end: int) -> bool:
+        """:meth:`_fast_sack` without a coroutine, when nothing waits in the data-channel
+        queue (whose flush awaits)."""
+        if self._data_channel_queue or self._reconfig_queue:
+            return False
+        if not self._apply_sack(data, start, end):
+            return False
+        if self._transmit_wanted():
+            self._transmit_now()
+        return True
+
+    def _transmit_wanted(self) -> bool:
+        return (
+            bool(self._outbound_queue)
+            or self._forward_tsn_chunk is not None
+            or any(chunk._retransmit for chunk in self._sent_queue)
+        )
+
+    def _apply_sack(self, data: bytes, start: int, end: int) -> bool:
+        """The acknowledgement part of :meth:`_fast_sack`; False: nothing done."""
         sack = plain_sack(data, start, end)
         if sack is None:
             return False
@@ -400,14 +600,6 @@ class ImsSctpTransport(RTCSctpTransport):
             self._update_advanced_peer_ack_point()
         else:
             self._advanced_peer_ack_tsn = cumulative_tsn
-        if self._data_channel_queue or self._reconfig_queue:
-            await self._data_channel_flush()
-        if (
-            self._outbound_queue
-            or self._forward_tsn_chunk is not None
-            or any(chunk._retransmit for chunk in sent)
-        ):
-            await self._transmit()
         return True
 
     # -- T3-rtx, restarted lazily (RFC 9260 6.3.2) --------------------------------------
@@ -446,7 +638,11 @@ class ImsSctpTransport(RTCSctpTransport):
     def _sack_due(self) -> None:
         self._sack_timer = None
         if self._sack_needed and self._association_state == self.State.ESTABLISHED:
-            asyncio.ensure_future(self._send_sack())
+            dtls = self._dtls
+            if dtls is not None and dtls.sends_now:
+                self._send_sack_now()
+            else:
+                asyncio.ensure_future(self._send_sack())
 
     def _cancel_sack_timer(self) -> None:
         if self._sack_timer is not None:
@@ -486,6 +682,9 @@ class ImsSctpTransport(RTCSctpTransport):
 
     async def _send_sack(self) -> None:
         await self._send_chunks(self._take_sack())
+
+    def _send_sack_now(self) -> None:
+        self._send_chunks_now(self._take_sack())
 
     def _piggyback_sack(self) -> bytes | None:
         """A delayed SACK to bundle ahead of outgoing DATA (RFC 9260 6.2, 6.10), if one is
@@ -542,9 +741,7 @@ class ImsSctpTransport(RTCSctpTransport):
                 entry = _queued(entry, None, 0)
         # else aiortc's entry: the channel's own policy (reliable, or max-retr)
         self._data_channel_queue.append(entry)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self._timer_loop.create_task(self._scheduled_flush())
+        self._schedule_flush()
 
     def _send_now(self, channel: RTCDataChannel, pp_id: int, user_data: bytes) -> bool:
         """The send fast path (module docstring, item 6): when the message fits one DATA
@@ -592,17 +789,48 @@ class ImsSctpTransport(RTCSctpTransport):
             OutChunk(flags, tsn, stream_id, stream_seq, pp_id, user_data, expiry, max_retransmits)
         )
         self._fast_pending = pending
+        self._schedule_flush()
+        return True
+
+    def _schedule_flush(self) -> None:
+        """Flush the send side once at the end of this turn of the event loop (after the
+        other callbacks already due: every datagram received in this turn)."""
         if not self._flush_scheduled:
             self._flush_scheduled = True
+            dtls = self._dtls
+            if dtls is not None and dtls.sends_now:
+                self._timer_loop.call_soon(self._flush_soon)
+            else:
+                self._timer_loop.create_task(self._scheduled_flush())
+
+    def _flush_soon(self) -> None:
+        dtls = self._dtls
+        if (
+            self._data_channel_queue
+            or self._reconfig_queue
+            or dtls is None
+            or not dtls.sends_now
+        ):
             self._timer_loop.create_task(self._scheduled_flush())
-        return True
+            return
+        self._flush_scheduled = False
+        sack_in_flush, self._sack_in_flush = self._sack_in_flush, False
+        if self._association_state != self.State.ESTABLISHED:
+            return
+        if self._fast_pending:
+            self._transmit_now()  # a waiting SACK rides on its first packet
+        if sack_in_flush and self._sack_needed:
+            self._send_sack_now()
 
     async def _scheduled_flush(self) -> None:
         self._flush_scheduled = False
+        sack_in_flush, self._sack_in_flush = self._sack_in_flush, False
         if self._fast_pending and self._association_state == self.State.ESTABLISHED:
             await self._transmit()
         if self._data_channel_queue or self._reconfig_queue:
             await self._data_channel_flush()
+        if sack_in_flush and self._sack_needed:
+            await self._send_sack()
 
     async def _data_channel_flush(self) -> None:
         # aiortc 1.16's _data_channel_flush, except that (1) a message's expiry is the one set
@@ -669,30 +897,66 @@ class ImsSctpTransport(RTCSctpTransport):
                 dropping = False
         return abandoned
 
-    async def _send_chunks(self, body: bytes) -> None:
-        """Send one packet of already serialized chunks (RFC 9260 3)."""
+    def _packet(self, body: bytes) -> bytes:
+        """One packet of already serialized chunks (RFC 9260 3)."""
         header = pack("!HHL", self._local_port, self._remote_port, self._remote_verification_tag)
         checksum = crc32c(header + b"\x00\x00\x00\x00" + body)
-        await self.transport._send_data(header + _CHECKSUM.pack(checksum) + body)
+        return header + _CHECKSUM.pack(checksum) + body
 
-    async def _send_packed(self, chunks: list[bytes]) -> None:
-        """Send ``chunks`` (serialized, in order) bundled as the tuning says, with a waiting
-        SACK ahead of them (RFC 9260 6.10: control chunks first)."""
+    async def _send_chunks(self, body: bytes) -> None:
+        """Send one packet of already serialized chunks (RFC 9260 3)."""
+        await self.transport._send_data(self._packet(body))
+
+    def _send_chunks_now(self, body: bytes) -> None:
+        """:meth:`_send_chunks` without a coroutine (only while the DTLS layer
+        :attr:`~avatar_mf.media.dtls_transport.ImsDtlsTransport.sends_now`); a packet that
+        cannot be sent (the transport is closing) is lost, as a datagram would be."""
+        dtls = self._dtls
+        assert dtls is not None
+        try:
+            dtls.send_data_now(self._packet(body))
+        except ConnectionError:
+            pass
+
+    def _bodies(self, chunks: list[bytes]) -> list[bytes]:
+        """``chunks`` (serialized, in order) bundled into packet bodies as the tuning says,
+        with a waiting SACK ahead of them (RFC 9260 6.10: control chunks first)."""
         if not chunks:
-            return
+            return []
         limit = self._packet_limit
         packets = pack_packets(chunks, limit) if limit else [[c] for c in chunks]
+        bodies: list[bytes] = []
         sack = self._piggyback_sack()
         if sack is not None:
             first = packets[0]
             if len(sack) + sum(map(len, first)) <= _MAX_CHUNKS_LENGTH:
                 first.insert(0, sack)
             else:
-                await self._send_chunks(sack)
-        for packet in packets:
-            await self._send_chunks(packet[0] if len(packet) == 1 else b"".join(packet))
+                bodies.append(sack)
+        bodies.extend(packet[0] if len(packet) == 1 else b"".join(packet) for packet in packets)
+        return bodies
+
+    async def _send_packed(self, chunks: list[bytes]) -> None:
+        """Send ``chunks`` (serialized, in order) bundled as the tuning says, with a waiting
+        SACK ahead of them (RFC 9260 6.10: control chunks first)."""
+        dtls = self._dtls
+        if dtls is not None and dtls.sends_now:
+            for body in self._bodies(chunks):
+                dtls.send_data_now(self._packet(body))
+            return
+        for body in self._bodies(chunks):
+            await self._send_chunks(body)
+
+    def _transmit_now(self) -> None:
+        """:meth:`_transmit` without a coroutine (only while the DTLS layer sends now)."""
+        for body in self._bodies(self._transmit_chunks()):
+            self._send_chunks_now(body)
 
     async def _transmit(self) -> None:
+        await self._send_packed(self._transmit_chunks())
+
+    def _transmit_chunks(self) -> list[bytes]:
+        """What :meth:`_transmit` sends, serialized, with the bookkeeping of sending it."""
         # aiortc 1.16's _transmit, with bundling, unsent expired messages skipped, and the
         # chunks serialized first and sent together at the end.
         self._fast_pending = 0
@@ -717,8 +981,7 @@ class ImsSctpTransport(RTCSctpTransport):
                 if self._fast_recovery_transmit:
                     self._fast_recovery_transmit = False
                 elif self._flight_size >= cwnd:
-                    await self._send_packed(out)
-                    return
+                    return out
                 self._flight_size_increase(chunk)
                 chunk._misses = 0
                 chunk._retransmit = False
@@ -754,7 +1017,7 @@ class ImsSctpTransport(RTCSctpTransport):
                     self._forward_tsn_chunk = None
                     if not self._t3_handle:
                         self._t3_start()
-        await self._send_packed(out)
+        return out
 
     async def _send(
         self,
