@@ -335,6 +335,62 @@ async def test_connect_waits_for_the_nomination(lite: tuple[IceLitePath, FakeClo
         peer.sock.close()
 
 
+async def test_media_goes_to_the_fast_receiver_while_the_dtls_task_waits(
+    lite: tuple[IceLitePath, FakeClock],
+) -> None:
+    """The per-datagram fast path (docs/design.md): from the socket callback straight to the
+    DTLS layer when its task waits and nothing is queued; declined or failed datagrams as the
+    queue path has them; ``send_now`` to the nominated peer only."""
+    path, _ = lite
+    peer = _RawPeer(path)
+    taken: list[bytes] = []
+
+    def receiver(data: bytes) -> bool:
+        if data.startswith(b"\x17 boom"):
+            raise RuntimeError("a bug in the fast path")
+        if data.startswith(b"\x17"):
+            taken.append(data)
+            return True
+        return False
+
+    async def arrive(data: bytes) -> None:
+        peer.sock.sendto(data, path.local_address)
+        for _ in range(200):
+            await asyncio.sleep(0.005)
+            if taken[-1:] == [data] or path._queue:
+                return
+
+    try:
+        with pytest.raises(ConnectionError):
+            path.send_now(b"\x17 before any nomination")
+        await peer.check(use_candidate=True)
+        async with asyncio.timeout(STEP):
+            await path.connect()
+        path.set_fast_receiver(receiver)
+        reader = asyncio.ensure_future(path._recv())
+        await asyncio.sleep(0)
+        await arrive(b"\x17 application data")
+        assert taken == [b"\x17 application data"] and not reader.done()
+        await arrive(b"\x16 a handshake record")  # declined: queued for the task
+        async with asyncio.timeout(STEP):
+            assert await reader == b"\x16 a handshake record"
+        await arrive(b"\x17 while nobody reads")  # no reader waits: queued, in order
+        await arrive(b"\x17 boom")  # queued behind it, not offered
+        async with asyncio.timeout(STEP):
+            assert await path._recv() == b"\x17 while nobody reads"
+            assert await path._recv() == b"\x17 boom"
+        reader = asyncio.ensure_future(path._recv())
+        await asyncio.sleep(0)
+        peer.sock.sendto(b"\x17 boom", path.local_address)  # the receiver raises: dropped
+        await asyncio.sleep(0.05)
+        assert not reader.done() and not path._queue
+        reader.cancel()
+        path.send_now(b"\x17 from the MF")
+        assert peer.sock.recv(2048) == b"\x17 from the MF"
+    finally:
+        peer.sock.close()
+
+
 async def test_close_ends_a_pending_connect(lite: tuple[IceLitePath, FakeClock]) -> None:
     path, _ = lite
     connecting = asyncio.ensure_future(path.connect())
