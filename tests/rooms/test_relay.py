@@ -146,3 +146,15 @@ def test_a_receiver_that_keeps_up_gets_each_unit_without_queueing() -> None:
     out.buffer = 0
     clock.advance(0.01)
     assert out.sent[-1] == b"u3"
+
+
+def test_observe_zero_counts_as_observe_of_zero() -> None:
+    from avatar_mf.rooms.relay import FixedHistogram
+
+    for bounds in ((0.0005, 0.001), (-1.0, 0.0, 1.0), (-2.0, -1.0)):
+        fast, slow = FixedHistogram(bounds), FixedHistogram(bounds)
+        for _ in range(3):
+            fast.observe_zero()
+            slow.observe(0.0)
+        assert (fast.counts, fast.sum, fast.count) == (slow.counts, slow.sum, slow.count)
+        assert fast.cumulative() == slow.cumulative()

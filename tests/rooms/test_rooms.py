@@ -88,3 +88,25 @@ def test_leave_closes_queues_and_timers() -> None:
     assert clock.pending == 0
     room: Room = a.room
     assert [p.id for p in room] == ["a"]
+
+
+def test_receivers_are_resolved_per_room_change_not_per_unit() -> None:
+    reg = RoomRegistry(FakeClock())
+    a, _, _ = _member(reg, "r", "a")
+    b, b_anim, _ = _member(reg, "r", "b")
+    assert a.publish_animation(b"1", is_config=False) == 1
+    resolved = a._receivers
+    assert a.publish_animation(b"2", is_config=False) == 1
+    assert a._receivers is resolved  # the same tuple: no look-up per unit
+    # A joiner without an animation channel yet gets nothing; once it attaches, the next unit.
+    c = reg.join("r", "sip:c@127.0.0.1", participant_id="c")
+    assert a.publish_animation(b"3", is_config=False) == 1
+    c_anim = Sink()
+    c.attach_animation(c_anim.outlet())
+    assert a.publish_animation(b"4", is_config=False) == 2
+    assert c_anim.got == [b"4"]
+    # b leaves: the next unit goes to c only.
+    b.leave()
+    assert a.publish_animation(b"5", is_config=False) == 1
+    assert b_anim.got == [b"1", b"2", b"3", b"4"]
+    assert c_anim.got == [b"4", b"5"]

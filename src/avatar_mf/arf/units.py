@@ -81,6 +81,13 @@ _SET_HEAD = struct.Struct(">IHBH")  # timestamp, set id, flags, count_minus1
 _SET_PREFIX = struct.Struct(">BIIHBH")  # unit header + _SET_HEAD, for encoding
 _SET_HEAD_SIZE: Final = _SET_HEAD.size  # 9
 _MATRIX_SIZE: Final = 16
+# check_unit's fast path for BLENDSHAPE units: the type as a plain int, the smallest unit,
+# and the bytes of one entry (index + weight, + confidence with the flag).
+_BLENDSHAPE: Final = int(UnitType.BLENDSHAPE)
+_BLENDSHAPE_PREFIX = _SET_PREFIX
+_BLENDSHAPE_MIN: Final = HEADER_SIZE + _SET_HEAD_SIZE
+_BLENDSHAPE_ENTRY_1: Final = 2 + 4
+_BLENDSHAPE_ENTRY_2: Final = 2 + 4 * 2
 
 # Entry blocks are packed with one Struct per (floats per entry, entry count): ">" + "H<k>f" * n.
 # Structs for common counts (52 blendshapes, 65 joints, 478 landmarks) are cached; a cached
@@ -436,7 +443,15 @@ def check_unit(data: _Buffer) -> bool:
     the bytes): raises the :class:`ArfDecodeError` :func:`decode_unit` would raise, else
     returns whether the unit is a CONFIG unit. A BLENDSHAPE unit's layout is checked from its
     head alone (its entries are fixed-size numbers: any bytes are valid values); other types
-    are decoded."""
+    are decoded. A well-formed BLENDSHAPE unit (nearly every unit relayed) is checked with
+    one unpack of its header and set head; anything else takes the full path below, which
+    raises the error :func:`decode_unit` would."""
+    size = len(data)
+    if size >= _BLENDSHAPE_MIN and data[0] >> 1 == _BLENDSHAPE:
+        _, length, _, _, flags, count_minus1 = _BLENDSHAPE_PREFIX.unpack_from(data, 0)
+        entry = _BLENDSHAPE_ENTRY_2 if flags & FLAG_BLENDSHAPE_CONFIDENCE else _BLENDSHAPE_ENTRY_1
+        if length == size - HEADER_SIZE == _SET_HEAD_SIZE + (count_minus1 + 1) * entry:
+            return False
     end = _unit_end(data)
     unit_type = data[0] >> 1
     if unit_type == UnitType.BLENDSHAPE:

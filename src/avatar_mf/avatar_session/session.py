@@ -525,7 +525,7 @@ class AvatarSession:
 
     def on_animation_unit(self, unit: bytes, *, is_config: bool) -> None:
         """D.3 UE-centric: one of the UE's own units (validated by the channel adapter)."""
-        self.pipeline.push(AnimationUnitFrame(self.id, unit, is_config=is_config))
+        self.pipeline.push(AnimationUnitFrame(self.participant.id, unit, is_config=is_config))
 
     # -- out: what the pipeline produces, to the participants -------------------------------
 

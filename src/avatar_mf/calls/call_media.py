@@ -13,7 +13,9 @@ Traffic is counted for ``/metrics`` in the factory's :class:`ChannelTraffic` (me
 bytes per subprotocol and direction, channels open per subprotocol, data channel sessions
 failed by reason) and per call (``messages_in`` ... ``bytes_out``, for ``/sessions``).
 Subprotocols without a registered service are counted as ``other`` so a UE cannot grow the
-label set.
+label set. A message costs two additions to plain ints on its channel's :class:`Flow`; the
+per-subprotocol and per-call figures are summed from the flows when they are read (a scrape,
+``/sessions``, a CDR), not per message (issue 16: CPU per relayed unit).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import secrets
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 from avatar_mf.calls.audio import MEDIA_TIMEOUT, AudioPlane, CallAudio
 from avatar_mf.calls.video import CallVideo, VideoPlane
@@ -66,14 +69,33 @@ RX = "rx"
 TX = "tx"
 
 
+class Flow:
+    """One channel's (or a call's stray) traffic as plain ints, counted per message and
+    summed into :class:`ChannelTraffic` and the call's figures when they are read."""
+
+    __slots__ = ("label", "messages_in", "bytes_in", "messages_out", "bytes_out")
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.messages_in = 0
+        self.bytes_in = 0
+        self.messages_out = 0
+        self.bytes_out = 0
+
+
 @dataclass
 class ChannelTraffic:
     """Node-wide data channel counters, keyed by subprotocol label
     (:meth:`CallSessionFactory.subprotocol_label`)."""
 
-    #: Messages and bytes by (subprotocol, "rx" | "tx").
-    messages: Counter[tuple[str, str]] = field(default_factory=Counter)
-    bytes: Counter[tuple[str, str]] = field(default_factory=Counter)
+    #: Flows of channels now open (counted per message), and what closed ones counted.
+    live: set[Flow] = field(default_factory=set)
+    _settled_messages: Counter[tuple[str, str]] = field(
+        default_factory=Counter, init=False, repr=False
+    )
+    _settled_bytes: Counter[tuple[str, str]] = field(
+        default_factory=Counter, init=False, repr=False
+    )
     #: Channels open now, by subprotocol.
     open_channels: Counter[str] = field(default_factory=Counter)
     #: Channels opened since start, by subprotocol.
@@ -81,14 +103,40 @@ class ChannelTraffic:
     #: Data channel sessions that never came up, by reason ("setup timeout" ...).
     failed: Counter[str] = field(default_factory=Counter)
 
+    @property
+    def messages(self) -> Counter[tuple[str, str]]:
+        """Messages by (subprotocol, "rx" | "tx"), summed now."""
+        total = Counter(self._settled_messages)
+        for flow in self.live:
+            _add(total, flow.label, flow.messages_in, flow.messages_out)
+        return total
+
+    @property
+    def bytes(self) -> Counter[tuple[str, str]]:
+        """Bytes by (subprotocol, "rx" | "tx"), summed now."""
+        total = Counter(self._settled_bytes)
+        for flow in self.live:
+            _add(total, flow.label, flow.bytes_in, flow.bytes_out)
+        return total
+
+    def settle(self, flow: Flow) -> None:
+        """``flow``'s channel closed: its counts are kept, it is no longer summed live."""
+        if flow in self.live:
+            self.live.discard(flow)
+            _add(self._settled_messages, flow.label, flow.messages_in, flow.messages_out)
+            _add(self._settled_bytes, flow.label, flow.bytes_in, flow.bytes_out)
+
+
+def _add(counter: Counter[tuple[str, str]], label: str, rx: int, tx: int) -> None:
+    if rx:
+        counter[label, RX] += rx
+    if tx:
+        counter[label, TX] += tx
+
 
 def _bundled(plan: AnswerPlan) -> bool:
     """Whether ``plan`` runs SRTP on the data channel's transport (WebRTC audio or video)."""
     return CallAudio.bundled(plan.audio) or CallVideo.bundled(plan.video)
-
-
-def _size(data: str | bytes) -> int:
-    return len(data) if isinstance(data, bytes) else len(data.encode())
 
 
 def _failure_label(reason: str) -> str:
@@ -129,10 +177,11 @@ class CallMediaSession:
         self._services: dict[int, ChannelService] = {}
         #: Open channels: stream id -> subprotocol label.
         self.open_channels: dict[int, str] = {}
-        self.messages_in = 0
-        self.messages_out = 0
-        self.bytes_in = 0
-        self.bytes_out = 0
+        # Each open channel's traffic; messages on a stream without an open channel go to
+        # the "other" flow; the flows of closed channels are kept for the call's figures.
+        self._flows: dict[int, Flow] = {}
+        self._other: Flow | None = None
+        self._closed_flows: list[Flow] = []
         self._log_extra = {"call_id": call.call_id}
         plane = factory.audio
         #: The call's IMS-style audio streams (None when the node serves no audio).
@@ -155,6 +204,38 @@ class CallMediaSession:
         own timeout would end it) ends for it."""
         if not self.closed and (self.audio is None or not self.audio.live):
             self._on_failure(MEDIA_TIMEOUT)
+
+    def _flow(self, stream_id: int) -> Flow:
+        """The flow counting ``stream_id`` (the call's "other" one without an open channel)."""
+        flow = self._flows.get(stream_id)
+        if flow is not None:
+            return flow
+        if self._other is None:
+            self._other = Flow("other")
+            self._factory.traffic.live.add(self._other)
+        return self._other
+
+    def _sum(self, name: str) -> int:
+        flows = [*self._flows.values(), *self._closed_flows]
+        if self._other is not None:
+            flows.append(self._other)
+        return sum(getattr(flow, name) for flow in flows)
+
+    @property
+    def messages_in(self) -> int:
+        return self._sum("messages_in")
+
+    @property
+    def messages_out(self) -> int:
+        return self._sum("messages_out")
+
+    @property
+    def bytes_in(self) -> int:
+        return self._sum("bytes_in")
+
+    @property
+    def bytes_out(self) -> int:
+        return self._sum("bytes_out")
 
     @property
     def local_sdp(self) -> bytes:
@@ -314,16 +395,13 @@ class CallMediaSession:
 
     def _on_event(self, event: SessionEvent) -> None:
         if isinstance(event, MessageReceived):
-            size = _size(event.data)
-            self.messages_in += 1
-            self.bytes_in += size
-            key = (self.open_channels.get(event.stream_id, "other"), RX)
-            traffic = self._factory.traffic
-            traffic.messages[key] += 1
-            traffic.bytes[key] += size
-            service = self._services.get(event.stream_id)
+            data, stream_id = event.data, event.stream_id
+            flow = self._flows.get(stream_id) or self._flow(stream_id)
+            flow.messages_in += 1
+            flow.bytes_in += len(data) if isinstance(data, bytes) else len(data.encode())
+            service = self._services.get(stream_id)
             if service is not None:
-                service.on_message(event.data)
+                service.on_message(data)
         elif isinstance(event, ChannelOpened):
             self._channel_opened(event.stream_id)
             self._open_service(event.stream_id)
@@ -359,6 +437,8 @@ class CallMediaSession:
         spec = self.dc.streams.get(stream_id)
         label = self._factory.subprotocol_label(spec.subprotocol if spec is not None else "")
         self.open_channels[stream_id] = label
+        flow = self._flows[stream_id] = Flow(label)
+        self._factory.traffic.live.add(flow)
         self._factory.traffic.open_channels[label] += 1
         self._factory.traffic.opened[label] += 1
 
@@ -366,6 +446,10 @@ class CallMediaSession:
         label = self.open_channels.pop(stream_id, None)
         if label is not None:
             self._factory.traffic.open_channels[label] -= 1
+        flow = self._flows.pop(stream_id, None)
+        if flow is not None:
+            self._closed_flows.append(flow)
+            self._factory.traffic.settle(flow)
 
     def _open_service(self, stream_id: int) -> None:
         if self.dc is None or stream_id in self._services:
@@ -419,13 +503,9 @@ class CallMediaSession:
                 extra=self._log_extra,
             )
             return
-        size = _size(data)
-        self.messages_out += 1
-        self.bytes_out += size
-        key = (self.open_channels.get(stream_id, "other"), TX)
-        traffic = self._factory.traffic
-        traffic.messages[key] += 1
-        traffic.bytes[key] += size
+        flow = self._flows.get(stream_id) or self._flow(stream_id)
+        flow.messages_out += 1
+        flow.bytes_out += len(data) if isinstance(data, bytes) else len(data.encode())
 
     def buffered_amount(self, stream_id: int) -> int:
         if self.dc is None:
@@ -446,23 +526,25 @@ class CallMediaSession:
             self._channel_closed(stream_id)
         for stream_id in list(self._services):
             self._close_service(stream_id)
+        if self._other is not None:
+            self._factory.traffic.settle(self._other)
         dc, self.dc = self.dc, None
         if dc is not None:
             await dc.close()
 
 
 class _Channel:
-    """One channel of a call as its service sees it (a ChannelContext)."""
+    """One channel of a call as its service sees it (a ChannelContext). ``send`` and
+    ``buffered_amount`` are the session's, bound to the stream (no call of this object's own
+    per relayed message)."""
 
     def __init__(self, session: CallMediaSession, info: ChannelInfo) -> None:
         self._session = session
         self.info = info
-
-    def send(self, data: str | bytes) -> None:
-        self._session.send(self.info.stream_id, data)
-
-    def buffered_amount(self) -> int:
-        return self._session.buffered_amount(self.info.stream_id)
+        self.send: Callable[[str | bytes], None] = partial(session.send, info.stream_id)
+        self.buffered_amount: Callable[[], int] = partial(
+            session.buffered_amount, info.stream_id
+        )
 
 
 class CallSessionFactory:

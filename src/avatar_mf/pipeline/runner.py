@@ -31,6 +31,7 @@ import logging
 from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from avatar_mf.pipeline.frames import Delivery, Frame, StageError
 from avatar_mf.pipeline.stage import Stage
@@ -88,6 +89,10 @@ def outcome_of(code: str) -> str:
     return "failed"
 
 
+#: Not looked up yet (a route of None means: to the sink).
+_UNROUTED: Any = object()
+
+
 def _droppable(frame: Frame) -> bool:
     if frame.delivery is not Delivery.NEWEST_WINS:
         return False
@@ -129,7 +134,10 @@ class SessionPipeline:
         self._limits = limits or QueueLimits()
         self.stats = stats if stats is not None else PipelineStats()
         self._log_extra = dict(log_extra or {})
-        self._routes: dict[tuple[type[Frame], int], _Slot | None] = {}
+        # Per start index, the slot each frame class goes to (None: the sink), filled lazily.
+        self._routes: list[dict[type[Frame], _Slot | None]] = [
+            {} for _ in range(len(self._slots) + 1)
+        ]
         self._closed = False
         self._started = False
 
@@ -219,9 +227,9 @@ class SessionPipeline:
     # -- routing ----------------------------------------------------------------------------
 
     def _route_of(self, frame_type: type[Frame], start: int) -> _Slot | None:
-        key = (frame_type, start)
+        routes = self._routes[start]
         try:
-            return self._routes[key]
+            return routes[frame_type]
         except KeyError:
             pass
         found = None
@@ -229,11 +237,14 @@ class SessionPipeline:
             if issubclass(frame_type, slot.named.stage.accepts):
                 found = slot
                 break
-        self._routes[key] = found
+        routes[frame_type] = found
         return found
 
     def _forward(self, frame: Frame, start: int) -> None:
-        slot = self._route_of(type(frame), start)
+        # The route looked up here, not through _route_of: this runs twice per relayed unit.
+        slot = self._routes[start].get(type(frame), _UNROUTED)
+        if slot is _UNROUTED:
+            slot = self._route_of(type(frame), start)
         if slot is None:
             self._sink(frame)
         elif slot.failed:

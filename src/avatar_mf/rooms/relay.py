@@ -49,7 +49,7 @@ class FixedHistogram:
     count is the ``+Inf`` bucket. :meth:`cumulative` gives them as Prometheus exposes them.
     """
 
-    __slots__ = ("bounds", "counts", "sum", "count")
+    __slots__ = ("bounds", "counts", "sum", "count", "_zero")
 
     def __init__(self, bounds: Sequence[float] = LATENCY_BUCKETS) -> None:
         if list(bounds) != sorted(set(bounds)) or not bounds:
@@ -58,10 +58,16 @@ class FixedHistogram:
         self.counts = [0] * (len(self.bounds) + 1)
         self.sum = 0.0
         self.count = 0
+        self._zero = bisect_left(self.bounds, 0.0)
 
     def observe(self, value: float) -> None:
         self.counts[bisect_left(self.bounds, value)] += 1
         self.sum += value
+        self.count += 1
+
+    def observe_zero(self) -> None:
+        """``observe(0.0)`` without the search: a unit a receiver got at once."""
+        self.counts[self._zero] += 1
         self.count += 1
 
     def cumulative(self) -> list[tuple[float, int]]:
@@ -125,6 +131,8 @@ class AnimationQueue:
         retry_interval: float = 0.005,
     ) -> None:
         self._outlet = outlet
+        self._send = outlet.send
+        self._buffered = outlet.buffered
         self._clock = clock
         self._max_units = max_units
         self._high_water = high_water
@@ -146,13 +154,14 @@ class AnimationQueue:
         return len(self._configs) + sum(len(q) for q in self._units.values())
 
     def offer(self, sender: str, unit: bytes, *, is_config: bool = False) -> None:
-        if not self._ready and self._outlet.buffered() < self._high_water:
+        if not self._ready and self._buffered() < self._high_water:
             # Nothing waits for this receiver and its channel takes more: the unit goes out
             # at once, as pump would send it (a relay latency of zero), without the queues.
-            self._outlet.send(unit)
+            self._send(unit)
             self.stats.delivered += 1
-            if self._latency is not None:
-                self._latency.observe(0.0)
+            latency = self._latency
+            if latency is not None:
+                latency.observe_zero()
                 if self._node is not None:
                     self._node.delivered += 1
             return

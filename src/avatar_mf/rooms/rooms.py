@@ -5,13 +5,17 @@ one-to-one avatar call is a room of two. What one participant publishes on its a
 metadata channels is relayed to every other participant through that receiver's own queues
 (:mod:`avatar_mf.rooms.relay`), so a slow receiver only ever loses its own stale animation
 units. Joining and leaving are announced to the others by the ``announce`` callback.
+
+The receivers of a sender's animation units are resolved once per change of the room (a
+participant joining, leaving, or its animation channel opening), not per unit: the relay path
+is per unit the hottest code above the media (issue 16).
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from avatar_mf.clock import Clock
 from avatar_mf.rooms.relay import AnimationQueue, MessageQueue, Outlet
@@ -44,7 +48,10 @@ class RelayLimits:
 
 @dataclass(eq=False)
 class Participant:
-    """One call in a room, as the relay sees it."""
+    """One call in a room, as the relay sees it.
+
+    Set :attr:`animation` through :meth:`attach_animation` (the room's receivers are cached
+    per change of the room)."""
 
     id: str
     identity: str
@@ -53,6 +60,9 @@ class Participant:
     metadata: MessageQueue | None = None
     #: Called when the receiver's metadata queue overflowed (too slow to keep up).
     on_overload: Callable[[Participant], None] | None = None
+    # The other participants' animation queues at the room's version _receivers_at.
+    _receivers: tuple[AnimationQueue, ...] = field(default=(), init=False, repr=False)
+    _receivers_at: int = field(default=-1, init=False, repr=False)
 
     def attach_animation(self, outlet: Outlet) -> None:
         limits = self.room.limits
@@ -62,6 +72,7 @@ class Participant:
             max_units=limits.max_units,
             high_water=limits.animation_high_water,
         )
+        self.room.version += 1
 
     def attach_metadata(self, outlet: Outlet) -> None:
         limits = self.room.limits
@@ -79,12 +90,18 @@ class Participant:
 
     def publish_animation(self, unit: bytes, *, is_config: bool) -> int:
         """Relay one animation unit to every other participant; returns how many got it."""
-        count = 0
-        for other in self.room.others(self):
-            if other.animation is not None:
-                other.animation.offer(self.id, unit, is_config=is_config)
-                count += 1
-        return count
+        receivers = self._receivers
+        if self._receivers_at != self.room.version:
+            receivers = self._receivers = tuple(
+                other.animation
+                for other in self.room.others(self)
+                if other.animation is not None
+            )
+            self._receivers_at = self.room.version
+        sender = self.id
+        for queue in receivers:
+            queue.offer(sender, unit, is_config=is_config)
+        return len(receivers)
 
     def publish_metadata(self, message: str) -> int:
         count = 0
@@ -118,6 +135,8 @@ class Room:
         self._announce = announce
         self._members: dict[str, Participant] = {}
         self._registry: RoomRegistry | None = None
+        #: Changes whenever a participant joins, leaves or attaches its animation channel.
+        self.version = 0
 
     def __len__(self) -> int:
         return len(self._members)
@@ -133,6 +152,7 @@ class Room:
     def join(self, participant_id: str, identity: str) -> Participant:
         participant = Participant(participant_id, identity, self)
         self._members[participant_id] = participant
+        self.version += 1
         if self._announce is not None:
             self._announce(self, participant, "joined")
         return participant
@@ -140,6 +160,7 @@ class Room:
     def leave(self, participant: Participant) -> None:
         if self._members.pop(participant.id, None) is None:
             return
+        self.version += 1
         participant.close_queues()
         if self._announce is not None:
             self._announce(self, participant, "left")

@@ -60,22 +60,43 @@ class Receiver:
 
 @dataclass
 class RoomTable:
-    """The receivers of every room of the node (shared by the sessions' stages)."""
+    """The receivers of every room of the node (shared by the sessions' stages).
+
+    ``version`` changes with every :meth:`put` and :meth:`drop`: a stage keeps its receivers'
+    assignment while it stays the same (change the table through these two only)."""
 
     rooms: dict[str, dict[str, Receiver]] = field(default_factory=dict)
+    version: int = 0
 
     def put(self, room: str, receiver: Receiver) -> None:
         self.rooms.setdefault(room, {})[receiver.participant] = receiver
+        self.version += 1
 
     def drop(self, room: str, participant: str) -> None:
         members = self.rooms.get(room)
         if members is not None:
+            self.version += 1
             members.pop(participant, None)
             if not members:
                 del self.rooms[room]
 
     def others(self, room: str, participant: str) -> list[Receiver]:
         return [r for p, r in self.rooms.get(room, {}).items() if p != participant]
+
+
+@dataclass(slots=True)
+class _Plan:
+    """Where a sender's units go, per receiver, for one state of its room and filters."""
+
+    #: Each receiver's group: None (the unit as it is) or (target profile, filter id).
+    assigned: dict[str, tuple[str, int] | None]
+    rules: dict[int, ExpressionFilter | None]
+    #: The receivers of each converted stream.
+    groups: dict[tuple[str, int], list[str]]
+    #: The receivers that get a converted copy (excluded from the unit as it is).
+    converted: frozenset[str]
+    #: The receivers were told their streams' CONFIG under this plan (``_sent`` is it).
+    sent: bool = False
 
 
 def choose_profile(source: str, accepted: tuple[str, ...]) -> str:
@@ -105,6 +126,12 @@ class ConversionStage(StageBase):
         #: The stream each receiver was last sent (None: the source's; else its group), to
         #: re-send the CONFIG when it changes.
         self._sent: dict[str, tuple[str, int] | None] = {}
+        # The receivers' assignment, kept while the room table, the filters, the source
+        # profile and the sender stay as they were (_plan_for): worked out per membership or
+        # filter change, not per unit.
+        self._plan_key: tuple[int, int, str, str] | None = None
+        self._plan: _Plan | None = None
+        self._filters = 0  # bumped by every filter change
 
     async def teardown(self) -> None:
         self._table.drop(self._context.room, self._context.participant)
@@ -129,6 +156,7 @@ class ConversionStage(StageBase):
             try:
                 rule = None if frame.rule is None else parse_filter(frame.rule)
                 self._book.set(frame.audience, rule)
+                self._filters += 1
             except FilterError as exc:
                 raise StageFailure(exc.code, str(exc), rejected=True) from exc
             yield ExpressionFilterApplied(
@@ -156,10 +184,39 @@ class ConversionStage(StageBase):
                 self._converters.clear()
             self._profile = config.profile
             self._config = frame.unit
+        plan = self._plan_for(frame.participant)
+        out: list[AnimationUnitFrame] = []
+        if not plan.sent:
+            if self._config is not None and not frame.is_config:
+                # A receiver moving to another stream gets that stream's CONFIG first.
+                for participant, key in plan.assigned.items():
+                    if self._sent.get(participant) != key:
+                        profile = self._profile if key is None else key[0]
+                        unit = retarget_config(self._config, profile)
+                        out.append(self._to(frame, unit, [participant], config=True))
+            self._sent = dict(plan.assigned)
+            plan.sent = True
+        groups = plan.groups
+        if not groups:
+            out.append(frame)
+            return out
+        out.append(replace(frame, excluded=plan.converted))
+        for key, members in groups.items():
+            unit = self._converter(key, plan.rules[key[1]]).convert(frame.unit)
+            out.append(self._to(frame, unit, members, config=frame.is_config))
+        return out
+
+    def _plan_for(self, participant: str) -> _Plan:
+        """The receivers' assignment for a unit of ``participant``'s, worked out again only
+        when the room table, the filters or the source profile changed since the last."""
+        key = (self._table.version, self._filters, self._profile, participant)
+        plan = self._plan
+        if plan is not None and key == self._plan_key:
+            return plan
         # Each receiver's group: None (the unit as it is) or (target profile, filter id).
         assigned: dict[str, tuple[str, int] | None] = {}
         rules: dict[int, ExpressionFilter | None] = {}
-        for receiver in self._table.others(self._context.room, frame.participant):
+        for receiver in self._table.others(self._context.room, participant):
             target = choose_profile(self._profile, receiver.profiles)
             rule = self._book.for_receiver(Audience(receiver.participant, receiver.identity))
             convertible = self._profile in PROFILE_SETS and target in PROFILE_SETS
@@ -168,30 +225,16 @@ class ConversionStage(StageBase):
             else:
                 rules[id(rule)] = rule
                 assigned[receiver.participant] = (target, id(rule))
-        out: list[AnimationUnitFrame] = []
-        if self._config is not None and not frame.is_config:
-            # A receiver moving to another stream gets that stream's CONFIG first.
-            for participant, key in assigned.items():
-                if self._sent.get(participant) != key:
-                    profile = self._profile if key is None else key[0]
-                    unit = retarget_config(self._config, profile)
-                    out.append(self._to(frame, unit, [participant], config=True))
-        self._sent = dict(assigned)
         groups: dict[tuple[str, int], list[str]] = {}
-        for participant, key in assigned.items():
-            if key is not None:
-                groups.setdefault(key, []).append(participant)
-        for key in [k for k in self._converters if k not in groups]:
-            del self._converters[key]
-        if groups:
-            converted = frozenset(p for p, k in assigned.items() if k is not None)
-            out.append(replace(frame, excluded=converted))
-        else:
-            out.append(frame)
-        for key, members in groups.items():
-            unit = self._converter(key, rules[key[1]]).convert(frame.unit)
-            out.append(self._to(frame, unit, members, config=frame.is_config))
-        return out
+        for member, group in assigned.items():
+            if group is not None:
+                groups.setdefault(group, []).append(member)
+        for group in [k for k in self._converters if k not in groups]:
+            del self._converters[group]
+        converted = frozenset(p for p, k in assigned.items() if k is not None)
+        plan = _Plan(assigned, rules, groups, converted)
+        self._plan, self._plan_key = plan, key
+        return plan
 
     @staticmethod
     def _to(
