@@ -129,8 +129,6 @@ def response_destination(response: Response, source: Peer) -> Destination:
         return Destination(source.host, source.port, None)
     top = parse_via(first)
     host = top.received or top.host
-    if top.rport is not None:
-        port = top.rport
-    else:
-        port = top.port or DEFAULT_SIP_PORT
+    rport = top.rport  # a property that searches the parameters: read once
+    port = rport if rport is not None else top.port or DEFAULT_SIP_PORT
     return Destination(_bare_host(host), port, None)
