@@ -147,7 +147,7 @@ def test_stamping_sets_parameters_as_with_param_does(via: str) -> None:
         ("  SIP/2.0/UDP 127.0.0.5:5062;branch=z9hG4bK1  ", "SIP/2.0/TCP b.example;branch=z9hG4bK2"),
         ("SIP/2.0/UDP a.example;branch=z9hG4bK1 , SIP/2.0/UDP b.example;branch=z9hG4bK2",),
         (' , SIP/2.0/UDP a.example;branch=z9hG4bK1;x="q,uoted"', "SIP/2.0/UDP c.example"),
-        ("SIP/2.0/UDP [::1]:5062;branch=z9hG4bK1;x=\"<a,b>\", SIP/2.0/UDP d.example",),
+        ('SIP/2.0/UDP [::1]:5062;branch=z9hG4bK1;x="<a,b>", SIP/2.0/UDP d.example',),
         ("", "SIP/2.0/UDP e.example;branch=z9hG4bK3"),
         (" , ", "SIP/2.0/UDP f.example;branch=z9hG4bK4"),
     ],
