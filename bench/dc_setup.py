@@ -5,6 +5,7 @@ Usage::
     .venv/bin/python bench/dc_setup.py [--concurrency 100] [--rounds 5] [--single 20]
                                        [--workers N] [--modes ice,no-ice] [--json FILE]
                                        [--baseline-src OTHER/src] [--profile FILE]
+                                       [--profile-clock wall|cpu]
 
 One MF subprocess (``MfProcess``, ``LOG__LEVEL=WARNING``, default SIP timers) on loopback. Test
 UEs (``avatar_mf.ue.UeCall``, SIP over UDP, the four default streams 0, 10, 1000, 1002) measure,
@@ -57,6 +58,7 @@ from _common import (
     SETUP_LIMIT,
     Fleet,
     baseline_python,
+    cpu_profiling_python,
     cpu_seconds,
     default_workers,
     describe_machine,
@@ -326,6 +328,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--profile", type=Path, help="run the MF under cProfile (slower), stats written here"
     )
     parser.add_argument(
+        "--profile-clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="time the profile by the wall clock or by the MF's CPU time (read it as shares)",
+    )
+    parser.add_argument(
         "--baseline-src",
         type=Path,
         metavar="DIR",
@@ -353,7 +361,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             workdir = Path(tmp) / "this"
             workdir.mkdir()
-            python = mf_python(workdir, profile=args.profile)
+            if args.profile is not None and args.profile_clock == "cpu":
+                python = cpu_profiling_python(args.profile.resolve(), workdir)
+            else:
+                python = mf_python(workdir, profile=args.profile)
             mfs["this"] = start_mf(workdir, python=python, on_failure=fleet.close)
             for mode in modes:
                 ice = mode == "ice"

@@ -8,7 +8,7 @@ from avatar_mf.sip.build import make_response
 from avatar_mf.sip.headers import parse_via, parse_vias
 from avatar_mf.sip.message import Headers, Request, split_header_list
 from avatar_mf.sip.peer import Peer
-from avatar_mf.sip.routing import Destination, response_destination, stamp_received
+from avatar_mf.sip.routing import Destination, response_destination, stamp_received, top_via
 
 
 def _request(*vias: str) -> Request:
@@ -137,3 +137,27 @@ def test_stamping_sets_parameters_as_with_param_does(via: str) -> None:
         expected = top.with_param("received", "127.0.0.9")
     stamped = parse_vias(stamp_received(_request(via), UDP).headers)[0]
     assert stamped == expected
+
+
+@pytest.mark.parametrize(
+    "vias",
+    [
+        (),
+        ("SIP/2.0/UDP 127.0.0.5:5062;branch=z9hG4bK1",),
+        ("  SIP/2.0/UDP 127.0.0.5:5062;branch=z9hG4bK1  ", "SIP/2.0/TCP b.example;branch=z9hG4bK2"),
+        ("SIP/2.0/UDP a.example;branch=z9hG4bK1 , SIP/2.0/UDP b.example;branch=z9hG4bK2",),
+        (' , SIP/2.0/UDP a.example;branch=z9hG4bK1;x="q,uoted"', "SIP/2.0/UDP c.example"),
+        ('SIP/2.0/UDP [::1]:5062;branch=z9hG4bK1;x="<a,b>", SIP/2.0/UDP d.example',),
+        ("", "SIP/2.0/UDP e.example;branch=z9hG4bK3"),
+        (" , ", "SIP/2.0/UDP f.example;branch=z9hG4bK4"),
+    ],
+)
+def test_top_via_is_the_first_element_of_the_via_list(vias: tuple[str, ...]) -> None:
+    """The response router reads only the top Via; the element it takes is the first one
+    ``get_list`` gives, across blank lines, commas and quoted commas."""
+    headers = _request(*vias).headers
+    elements = headers.get_list("Via")
+    assert top_via(headers) == (elements[0] if elements else None)
+    if elements:
+        response = make_response(_request(*vias), 200)
+        assert top_via(response.headers) == elements[0]

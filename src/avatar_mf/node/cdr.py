@@ -42,13 +42,6 @@ __all__ = ["CdrWriter", "call_record", "media_layer"]
 log = logging.getLogger(__name__)
 cdr_log = logging.getLogger("avatar_mf.cdr")
 
-#: Fields copied from the call's ``/sessions`` description, in record order.
-_SESSION_FIELDS = (
-    "call_id", "from", "to", "identity", "source", "transport", "room", "participant_id",
-    "animation_data",
-)  # fmt: skip
-_COUNTERS = ("messages_in", "messages_out", "bytes_in", "bytes_out")
-
 
 def _utc(timestamp: float) -> str:
     moment = datetime.fromtimestamp(timestamp, tz=UTC)
@@ -69,20 +62,35 @@ def call_record(
     """The record of one ended call. ``session``: the call as ``/sessions`` describes it;
     ``streams``: its negotiated data channels; ``start``: Unix time the INVITE came;
     ``setup`` and ``duration`` in seconds (``setup`` None: never answered)."""
-    record: dict[str, object] = {"type": "cdr"}
-    record.update((key, session.get(key)) for key in _SESSION_FIELDS)
-    record["streams"] = streams
-    record.update((key, session.get(key, 0)) for key in _COUNTERS)
-    record["start"] = _utc(start)
-    record["setup_s"] = None if setup is None else round(setup, 3)
-    record["duration_s"] = round(max(duration, 0.0), 3)
-    record["end_reason"] = end.label
-    record["end_text"] = end.text
-    record["failure"] = end.failure
-    record["media_layer"] = media_layer(end.text) if end.reason.label.startswith("media") else None
-    record["audio"] = audio or []
-    record["video"] = video or []
-    return record
+    # One dict display in record order (no update() with generators per field group).
+    get = session.get
+    text = end.text
+    return {
+        "type": "cdr",
+        "call_id": get("call_id"),
+        "from": get("from"),
+        "to": get("to"),
+        "identity": get("identity"),
+        "source": get("source"),
+        "transport": get("transport"),
+        "room": get("room"),
+        "participant_id": get("participant_id"),
+        "animation_data": get("animation_data"),
+        "streams": streams,
+        "messages_in": get("messages_in", 0),
+        "messages_out": get("messages_out", 0),
+        "bytes_in": get("bytes_in", 0),
+        "bytes_out": get("bytes_out", 0),
+        "start": _utc(start),
+        "setup_s": None if setup is None else round(setup, 3),
+        "duration_s": round(max(duration, 0.0), 3),
+        "end_reason": end.label,
+        "end_text": text,
+        "failure": end.failure,
+        "media_layer": media_layer(text) if end.reason.label.startswith("media") else None,
+        "audio": audio or [],
+        "video": video or [],
+    }
 
 
 def media_layer(text: str) -> str | None:

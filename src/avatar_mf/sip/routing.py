@@ -39,6 +39,23 @@ def _same_address(a: str, b: str) -> bool:
         return False
 
 
+def top_via(headers: Headers) -> str | None:
+    """The first Via element of ``headers`` (``headers.get_list("Via")[0]``, None without
+    one), splitting only the first Via line that has an element rather than every line."""
+    for name, value in headers.items:
+        if name != "Via":
+            continue
+        if "," not in value:
+            element = value.strip()
+            if element:
+                return element
+            continue
+        elements = split_header_list(value)
+        if elements:
+            return elements[0]
+    return None
+
+
 def _stamp(top: Via, received: str, rport: str | None) -> Via:
     """``top`` with ``received`` set and, unless ``rport`` is None, ``rport`` filled in: each
     replaces the first parameter of its name in place (dropping repeats) or is appended, as
@@ -107,13 +124,11 @@ def response_destination(response: Response, source: Peer) -> Destination:
     """RFC 3261 18.2.2 with RFC 3581: the destination of a response to a request from source."""
     if source.reliable:
         return Destination(source.host, source.port, source.connection_id)
-    vias = response.headers.get_list("Via")
-    if not vias:
+    first = top_via(response.headers)
+    if first is None:
         return Destination(source.host, source.port, None)
-    top = parse_via(vias[0])
+    top = parse_via(first)
     host = top.received or top.host
-    if top.rport is not None:
-        port = top.rport
-    else:
-        port = top.port or DEFAULT_SIP_PORT
+    rport = top.rport  # a property that searches the parameters: read once
+    port = rport if rport is not None else top.port or DEFAULT_SIP_PORT
     return Destination(_bare_host(host), port, None)

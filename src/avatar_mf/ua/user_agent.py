@@ -899,13 +899,14 @@ class UserAgent:
         self.stats.end_reasons[label] += 1
         if end.failure:
             self.stats.failure_reasons[label] += 1
-        extra: dict[str, object] = {**call.log_extra, "reason": label}
-        if call.answered:
-            duration = self._clock.now() - call.answered
-            extra["duration_s"] = round(duration, 3)
-            if self._observe_duration is not None:
-                self._observe_duration(duration)
-        log.info("call %s ended: %s", call.call_id, reason, extra=extra)
+        duration = self._clock.now() - call.answered if call.answered else None
+        if duration is not None and self._observe_duration is not None:
+            self._observe_duration(duration)
+        if log.isEnabledFor(logging.INFO):  # the extras are built only for a line written
+            extra: dict[str, object] = {**call.log_extra, "reason": label}
+            if duration is not None:
+                extra["duration_s"] = round(duration, 3)
+            log.info("call %s ended: %s", call.call_id, reason, extra=extra)
         if self.on_call_ended is not None:
             self.on_call_ended(call)
 
