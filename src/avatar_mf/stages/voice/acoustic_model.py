@@ -5,21 +5,18 @@ US English model by ``tools/build_acoustic_model.py``) ships inside the package 
 checked against :data:`ACOUSTIC_SHA256` before use. It turns each hop's ``1s_c_d_dd`` row
 (:mod:`.sphinx_mfcc`) into 42 normalised phone scores, the speaker-independent features the
 viseme classifier decides on (the "tandem" front end, docs/voice-animation.md). One
-single-threaded onnxruntime session per thread, as :mod:`.onnx_model`.
+single-threaded onnxruntime session per thread (:mod:`.onnx_session`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import threading
 from importlib import resources
-from typing import Any, Final
+from typing import Final
 
 import numpy as np
-import onnxruntime as ort
 from numpy.typing import NDArray
 
-from avatar_mf.stages.voice.onnx_model import ModelMismatch
+from avatar_mf.stages.voice.onnx_session import PinnedSession
 
 #: The model file inside the package.
 ACOUSTIC_RESOURCE: Final = "acoustic_model.onnx"
@@ -31,30 +28,14 @@ class AcousticScorer:
     """Hop features (n, 39) -> (n, 42) phone scores, in onnxruntime."""
 
     def __init__(self, data: bytes, *, sha256: str | None = None) -> None:
-        digest = hashlib.sha256(data).hexdigest()
-        if sha256 is not None and digest != sha256:
-            raise ModelMismatch(f"acoustic model sha256 {digest} is not the pinned {sha256}")
-        self.sha256 = digest
-        self._data = data
-        self._local = threading.local()
+        pinned = PinnedSession(data, sha256=sha256, what="acoustic model")
+        self.sha256 = pinned.sha256
+        self._session = pinned.session
         session = self._session()
         meta = session.get_modelmeta().custom_metadata_map
         #: The base phone of every score, in order.
         self.phones: tuple[str, ...] = tuple(meta["phones"].split(","))
         self.input_size = int(session.get_inputs()[0].shape[1])
-
-    def _session(self) -> Any:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = 1
-            options.inter_op_num_threads = 1
-            options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-            session = ort.InferenceSession(
-                self._data, sess_options=options, providers=["CPUExecutionProvider"]
-            )
-            self._local.session = session
-        return session
 
     @property
     def size(self) -> int:

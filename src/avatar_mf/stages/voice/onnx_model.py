@@ -5,22 +5,20 @@
 loaded silently). ``tools/train_voice_visemes.py`` writes it (graph: :mod:`.onnx_export`) and
 updates the pin. Nothing is downloaded.
 
-onnxruntime sessions are made lazily, one per thread that runs the model (the event loop's,
-or a worker's), each with ``intra_op_num_threads = inter_op_num_threads = 1`` and sequential
-execution: a stream's decisions never fan out over cores, and threads never contend for one
-session.
+onnxruntime sessions: one per thread, single-threaded (:mod:`.onnx_session`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import threading
 from importlib import resources
-from typing import Any, Final
+from typing import Final
 
 import numpy as np
-import onnxruntime as ort
 from numpy.typing import NDArray
+
+from avatar_mf.stages.voice.onnx_session import ModelMismatch, PinnedSession
+
+__all__ = ["MODEL_SHA256", "ONNX_RESOURCE", "ModelMismatch", "OnnxVisemeModel", "shipped_model"]
 
 #: The model file inside the package.
 ONNX_RESOURCE: Final = "viseme_model.onnx"
@@ -28,39 +26,19 @@ ONNX_RESOURCE: Final = "viseme_model.onnx"
 MODEL_SHA256: Final = "467ca96ccdc258ed6b9cb47c5585dc3c511da949427ee3cc5755be08d0152a86"
 
 
-class ModelMismatch(ValueError):
-    """The model file is not the one the code pins."""
-
-
 class OnnxVisemeModel:
     """A viseme classifier in ONNX (the :class:`~.model.VisemeClassifier` interface)."""
 
     def __init__(self, data: bytes, *, sha256: str | None = None) -> None:
-        digest = hashlib.sha256(data).hexdigest()
-        if sha256 is not None and digest != sha256:
-            raise ModelMismatch(f"viseme model sha256 {digest} is not the pinned {sha256}")
-        self.sha256 = digest
-        self._data = data
-        self._local = threading.local()
+        pinned = PinnedSession(data, sha256=sha256, what="viseme model")
+        self.sha256 = pinned.sha256
+        self._session = pinned.session
         session = self._session()
         meta = session.get_modelmeta().custom_metadata_map
         self.lookahead = int(meta["lookahead"])
         shape = session.get_inputs()[0].shape
         self.input_size = int(shape[1])
         self._input = session.get_inputs()[0].name
-
-    def _session(self) -> Any:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = 1
-            options.inter_op_num_threads = 1
-            options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-            session = ort.InferenceSession(
-                self._data, sess_options=options, providers=["CPUExecutionProvider"]
-            )
-            self._local.session = session
-        return session
 
     def probabilities(self, inputs: NDArray[np.float64]) -> NDArray[np.float64]:
         """(n, 15) viseme probabilities of (n, D) stacked inputs."""
