@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from avatar_mf.media import (
     DataChannelEndpointFactory,
     MediaParamsError,
+    MediaResourceError,
     RemoteIce,
     RemoteParams,
     SessionEventQueue,
@@ -491,3 +492,15 @@ def _mutate(data: bytes, edits: list[tuple[int, int]]) -> bytes:
         if index < len(mutable):
             mutable[index] = value
     return bytes(mutable)
+
+
+async def test_the_host_candidate_binds_a_host_name_and_refuses_a_foreign_address() -> None:
+    """One way to open the media sockets (udp_dtls_transport.open_endpoint): an IP literal's
+    socket bound directly, a host name resolved by the loop, a failure said in the MF's terms."""
+    path = await IceLitePath.bind("localhost", clock=FakeClock())
+    try:
+        assert path.local_address[0] in ("127.0.0.1", "::1") and path.open_sockets == 1
+    finally:
+        await path.close()
+    with pytest.raises(MediaResourceError, match="cannot bind an ICE host candidate on"):
+        await IceLitePath.bind("192.0.2.1", clock=FakeClock())  # TEST-NET-1: not this host's

@@ -52,11 +52,11 @@ from typing import Any
 
 from avatar_mf.clock import Clock, TimerHandle
 from avatar_mf.media import stun
-from avatar_mf.media.errors import MediaParamsError, MediaResourceError
+from avatar_mf.media.errors import MediaParamsError
 from avatar_mf.media.ice_transport import ice_credentials
 from avatar_mf.media.params import LocalIce, RemoteParams
 from avatar_mf.media.sockets import SocketLedger
-from avatar_mf.media.udp_dtls_transport import bound_socket
+from avatar_mf.media.udp_dtls_transport import open_endpoint
 
 logger = logging.getLogger(__name__)
 
@@ -264,26 +264,16 @@ class IceLitePath:
         consent_timeout: float = CONSENT_TIMEOUT,
         random: Callable[[int], bytes] = secrets.token_bytes,
     ) -> IceLitePath:
-        """Bind the host candidate's socket on ``host`` (an IP literal), with fresh
-        credentials from ``random``."""
+        """Bind the host candidate's socket on ``host``, with fresh credentials from
+        ``random``."""
         ufrag, password = ice_credentials(random(21))
         self = cls(IceLiteAgent(ufrag, password), clock=clock, consent_timeout=consent_timeout)
-        try:
-            sock = bound_socket(host)
-        except (OSError, ValueError) as exc:
-            raise MediaResourceError(f"cannot bind an ICE host candidate on {host}: {exc}") from exc
-        try:
-            transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
-                lambda: _Protocol(self), sock=sock
-            )
-        except BaseException:
-            sock.close()
-            raise
+        transport = await open_endpoint(
+            host, lambda: _Protocol(self), ledger=ledger, what="an ICE host candidate"
+        )
         self._transport = transport
         address = transport.get_extra_info("sockname")
         self._local = (address[0], int(address[1]))
-        if ledger is not None:
-            ledger.track(transport)
         return self
 
     def __repr__(self) -> str:

@@ -85,6 +85,39 @@ def bound_socket(host: str) -> socket.socket:
     return sock
 
 
+async def open_endpoint(
+    host: str,
+    protocol: Callable[[], asyncio.DatagramProtocol],
+    *,
+    ledger: SocketLedger | None = None,
+    what: str = "UDP",
+) -> asyncio.DatagramTransport:
+    """A datagram endpoint on a free port of ``host``: an IP literal's socket made by
+    :func:`bound_socket`, a host name resolved by the loop; tracked by ``ledger``. Raises
+    :class:`MediaResourceError` (``cannot bind <what> on <host>``) when it cannot bind."""
+    loop = asyncio.get_running_loop()
+    try:
+        sock: socket.socket | None = bound_socket(host)
+    except ValueError:  # not an IP literal: let the loop resolve it
+        sock = None
+    except OSError as exc:
+        raise MediaResourceError(f"cannot bind {what} on {host}: {exc}") from exc
+    try:
+        if sock is not None:
+            transport, _ = await loop.create_datagram_endpoint(protocol, sock=sock)
+        else:
+            transport, _ = await loop.create_datagram_endpoint(protocol, local_addr=(host, 0))
+    except BaseException as exc:
+        if sock is not None:
+            sock.close()
+        if isinstance(exc, OSError):
+            raise MediaResourceError(f"cannot bind {what} on {host}: {exc}") from exc
+        raise
+    if ledger is not None:
+        ledger.track(transport)
+    return transport
+
+
 def _canonical(address: tuple[Any, ...]) -> tuple[str, int]:
     return _ip(address[0])[0], int(address[1])
 
@@ -138,34 +171,9 @@ class PlainUdpTransport:
     ) -> PlainUdpTransport:
         """Bind a UDP socket on ``host`` (any free port)."""
         self = cls(role=role, max_queue=max_queue)
-        loop = asyncio.get_running_loop()
-        try:
-            sock = bound_socket(host)
-        except ValueError:  # not an IP literal: let the loop resolve it
-            sock = None
-        except OSError as exc:
-            raise MediaResourceError(f"cannot bind UDP on {host}: {exc}") from exc
-        try:
-            if sock is not None:
-                transport, _ = await loop.create_datagram_endpoint(
-                    lambda: _Protocol(self), sock=sock
-                )
-            else:
-                transport, _ = await loop.create_datagram_endpoint(
-                    lambda: _Protocol(self), local_addr=(host, 0)
-                )
-        except OSError as exc:
-            if sock is not None:
-                sock.close()
-            raise MediaResourceError(f"cannot bind UDP on {host}: {exc}") from exc
-        except BaseException:
-            if sock is not None:
-                sock.close()
-            raise
+        transport = await open_endpoint(host, lambda: _Protocol(self), ledger=ledger)
         self._transport = transport
         self._local = _canonical(transport.get_extra_info("sockname"))
-        if ledger is not None:
-            ledger.track(transport)
         return self
 
     def __repr__(self) -> str:
