@@ -27,11 +27,10 @@ import math
 from typing import Final
 
 import numpy as np
-import onnx
 from numpy.typing import NDArray
 from onnx import TensorProto, helper, numpy_helper
 
-from avatar_mf.stages.voice.onnx_export import IR_VERSION, OPSET
+from avatar_mf.stages.voice.onnx_export import model_bytes
 
 #: pocketsphinx's default ``-varfloor``.
 VARIANCE_FLOOR: Final = 1e-4
@@ -119,14 +118,9 @@ def to_onnx(
         [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["n", codebooks])],
         initializer=initializers,
     )
-    proto = helper.make_model(
+    return model_bytes(
         graph,
-        opset_imports=[helper.make_opsetid("", OPSET)],
-        producer_name="avatar_mf tools/build_acoustic_model.py",
-        ir_version=IR_VERSION,
-    )
-    helper.set_model_props(
-        proto,
+        "avatar_mf tools/build_acoustic_model.py",
         {
             "phones": ",".join(phones),
             "score_floor": repr(SCORE_FLOOR),
@@ -134,6 +128,3 @@ def to_onnx(
             "source": "pocketsphinx 5.1.1 model/en-us/en-us (means, variances, mdef)",
         },
     )
-    onnx.checker.check_model(proto)
-    data: bytes = proto.SerializeToString(deterministic=True)
-    return data

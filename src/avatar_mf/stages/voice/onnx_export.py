@@ -57,20 +57,28 @@ def to_onnx(model: VisemeModel) -> bytes:
             const("b2", model.b2),
         ],
     )
-    proto = helper.make_model(
+    return model_bytes(
         graph,
-        opset_imports=[helper.make_opsetid("", OPSET)],
-        producer_name="avatar_mf tools/train_voice_visemes.py",
-        ir_version=IR_VERSION,
-    )
-    helper.set_model_props(
-        proto,
+        "avatar_mf tools/train_voice_visemes.py",
         {
             "lookahead": str(model.lookahead),
             "context_before": str(CONTEXT_BEFORE),
             "hop_features": str(HOP_FEATURES),
         },
     )
+
+
+def model_bytes(graph: onnx.GraphProto, producer: str, props: dict[str, str]) -> bytes:
+    """``graph`` as a checked ONNX model file (:data:`OPSET`, :data:`IR_VERSION`, the
+    producer and metadata ``props``), serialized deterministically: the same graph gives the
+    same bytes, so a shipped model's sha256 pin can be checked by rebuilding it."""
+    proto = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", OPSET)],
+        producer_name=producer,
+        ir_version=IR_VERSION,
+    )
+    helper.set_model_props(proto, props)
     onnx.checker.check_model(proto)
     data: bytes = proto.SerializeToString(deterministic=True)
     return data
