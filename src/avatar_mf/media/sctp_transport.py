@@ -92,7 +92,6 @@ from aiortc.rtcsctptransport import (
     WEBRTC_DCEP,
     WEBRTC_STRING,
     WEBRTC_STRING_EMPTY,
-    DataChunk,
     ForwardTsnChunk,
     InitChunk,
     RTCSctpTransport,
@@ -1051,31 +1050,21 @@ class ImsSctpTransport(RTCSctpTransport):
         fragments = math.ceil(len(user_data) / chunk_size)
         pos = 0
         for fragment in range(0, fragments):
-            chunk = DataChunk()
-            chunk.flags = 0
-            if not ordered:
-                chunk.flags = SCTP_DATA_UNORDERED
+            flags = 0 if ordered else SCTP_DATA_UNORDERED
             if fragment == 0:
-                chunk.flags |= SCTP_DATA_FIRST_FRAG
+                flags |= SCTP_DATA_FIRST_FRAG
             if fragment == fragments - 1:
-                chunk.flags |= SCTP_DATA_LAST_FRAG
-            chunk.tsn = self._local_tsn
-            chunk.stream_id = stream_id
-            chunk.stream_seq = stream_seq
-            chunk.protocol = pp_id
-            chunk.user_data = user_data[pos : pos + chunk_size]
-
-            chunk._abandoned = False
-            chunk._acked = False
-            chunk._book_size = len(chunk.user_data)
-            chunk._expiry = expiry
-            chunk._in_flight = False
-            chunk._max_retransmits = max_retransmits
-            chunk._misses = 0
-            chunk._retransmit = False
-            chunk._sent_count = 0
-            chunk._sent_time = None
-
+                flags |= SCTP_DATA_LAST_FRAG
+            chunk = OutChunk(
+                flags,
+                self._local_tsn,
+                stream_id,
+                stream_seq,
+                pp_id,
+                user_data[pos : pos + chunk_size],
+                expiry,
+                max_retransmits,
+            )
             pos += chunk_size
             self._local_tsn = tsn_plus_one(self._local_tsn)
             self._outbound_queue.append(chunk)
