@@ -415,17 +415,10 @@ class ImsDtlsTransport(RTCDtlsTransport):
         await self.transport._send(data)
 
     async def _send_data(self, data: bytes) -> None:
-        records = self.records
-        if records is None:
+        if self.records is None:
             await super()._send_data(data)
-            return
-        if self._state != State.CONNECTED:
-            raise ConnectionError("Cannot send encrypted data, not connected")
-        try:
-            sealed = records.seal(CONTENT_APPLICATION_DATA, data)
-        except SequenceExhausted as exc:
-            raise ConnectionError(str(exc)) from exc
-        self._path.send_now(sealed)
+        else:
+            self.send_data_now(data)
 
     async def stop(self) -> None:
         if self._deliver_now is not None:
