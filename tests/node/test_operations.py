@@ -157,7 +157,11 @@ async def test_sighup_reloads_live_settings_and_a_call_survives(tmp_path: Path) 
         assert {s["subprotocol"] for s in record["streams"]} >= {"x-avatar-mf-echo"}
         # "before", "after" and "still" went each way on the echo channel.
         assert record["bytes_in"] >= 16 and record["bytes_out"] >= 16
-        assert record["setup_s"] > 0 and record["duration_s"] > 0
+        # Answered (setup_s is null for a call never answered); the set-up is read on the loop's
+        # clock, which an INVITE answered within one loop turn sees as 0.0 (the clean-clone run
+        # saw it once the answer path got fast), so only the call's duration must be positive.
+        assert record["setup_s"] is not None and record["setup_s"] >= 0
+        assert record["duration_s"] > 0
         assert record["failure"] is False and record["media_layer"] is None
     finally:
         code = await asyncio.to_thread(mf.stop)
