@@ -33,7 +33,8 @@ from .pages import wait_for
 pytestmark = pytest.mark.timeout(90)
 
 HOST = "127.0.0.1"
-SPEECH = REPO / "tests" / "stages" / "voice" / "data" / "sense_and_sensibility_01_austen_64kb-0890.wav"
+VOICE_DATA = REPO / "tests" / "stages" / "voice" / "data"
+SPEECH = VOICE_DATA / "sense_and_sensibility_01_austen_64kb-0890.wav"  # 5.3 s of real speech
 RATE = 16000
 #: Units UE2 collects: 8 s at 30 a second.
 UNITS = 30 * 8
@@ -52,9 +53,9 @@ def _accepted(mf: MfProcess) -> float:
 def microphone(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
     """The WAV Chromium's fake microphone plays (in a loop): silence, the speech, silence."""
     speech = np.frombuffer(read_wav(SPEECH), dtype="<i2")
-    loop = np.concatenate(
-        [np.zeros(RATE // 2, np.int16), speech, np.zeros(RATE, np.int16)]
-    ).astype("<i2")
+    loop = np.concatenate([np.zeros(RATE // 2, np.int16), speech, np.zeros(RATE, np.int16)]).astype(
+        "<i2"
+    )
     path = tmp_path_factory.mktemp("microphone") / "speech.wav"
     with wave.open(str(path), "wb") as out:
         out.setnchannels(1)

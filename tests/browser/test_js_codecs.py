@@ -280,7 +280,12 @@ def test_js_audio_messages_agree_with_python(node: str, web_modules: Path, tmp_p
     vectors = {
         "audio": {
             "messages": messages,
-            "packetizer": {"frameSamples": 320, "random": draws, "floats": floats, "pieces": pieces},
+            "packetizer": {
+                "frameSamples": 320,
+                "random": draws,
+                "floats": floats,
+                "pieces": pieces,
+            },
             "resample": tones,
         }
     }
