@@ -308,6 +308,7 @@ async function startVoice() {
   voice.state = "starting";
   render();
   try {
+    if (!navigator.mediaDevices) throw new Error("no media devices here (the page needs https or localhost)");
     const stream = await navigator.mediaDevices.getUserMedia({
       audio: { channelCount: 1, echoCancellation: true, noiseSuppression: false, autoGainControl: false },
       video: false,
