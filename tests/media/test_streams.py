@@ -12,6 +12,7 @@ from avatar_mf.media import (
     CertificateStore,
     ChannelOpened,
     DataChannelEndpointFactory,
+    DataChannelSession,
     MessageReceived,
     SessionEvent,
     SessionEventQueue,
@@ -59,12 +60,12 @@ async def test_a_stream_added_mid_session_is_known_when_its_channel_opens(
     add_streams on an established association, so the spec is stored first."""
     ue = UeDataChannels(HOST, ice=False)
     mf_events, ue_events = SessionEventQueue(), SessionEventQueue()
-    sessions: list[object] = []
+    sessions: list[DataChannelSession] = []
     seen: dict[int, StreamSpec | None] = {}
 
     def on_event(event: SessionEvent) -> None:
         if isinstance(event, ChannelOpened) and sessions:
-            seen[event.stream_id] = sessions[0].streams.get(event.stream_id)  # type: ignore[attr-defined]
+            seen[event.stream_id] = sessions[0].streams.get(event.stream_id)
         mf_events(event)
 
     mf, ue_session = await connect_to_mf(
