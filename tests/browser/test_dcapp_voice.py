@@ -2,7 +2,8 @@
 playing the MF (the harness of test_dcapp_page.py, plus an ``avatar-mf-audio`` channel).
 
 Handed an audio channel, the app asks ``voice`` in its hello; once the capabilities agree it,
-it captures Chromium's fake microphone and sends raw audio messages that the MF's own codec
+it captures Chromium's fake microphone (with the AudioWorklet, and with the ScriptProcessor
+when the page has no AudioWorkletNode) and sends raw audio messages that the MF's own codec
 (avatar_mf.protocol.audio.AudioReceiver) takes: version 1, format 1, 320 samples, sequence +1
 and timestamp +320 per message from one start. The MF's refusals are shown in the page's
 status, never thrown: ``bad-audio`` (one message) leaves the capture on, ``unsupported`` stops
@@ -41,11 +42,15 @@ def chromium_args() -> list[str]:
     return [*CHROMIUM_FLAGS, f"--unsafely-treat-insecure-origin-as-secure={ORIGIN}"]
 
 
-async def open_app(context: Any, errors: list[str]) -> tuple[Any, FakeMf, Hello]:
+async def open_app(
+    context: Any, errors: list[str], init_script: str | None = None
+) -> tuple[Any, FakeMf, Hello]:
     assert WITH_AUDIO != HARNESS
     page = await context.new_page()
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     await page.route(f"{ORIGIN}/**", serve_package_app)
+    if init_script is not None:
+        await page.add_init_script(init_script)
     await page.goto(f"{ORIGIN}/")
     await page.wait_for_function("window.avatarApp !== undefined")
     mf = FakeMf(page)
@@ -64,9 +69,14 @@ async def status(page: Any) -> str:
     return text
 
 
-async def test_the_app_sends_its_microphone_and_shows_refusals(browser_context: Any) -> None:
+@pytest.mark.parametrize("capture", ["audioworklet", "scriptprocessor"])
+async def test_the_app_sends_its_microphone_and_shows_refusals(
+    browser_context: Any, capture: str
+) -> None:
     errors: list[str] = []
-    page, mf, hello = await open_app(browser_context, errors)
+    # Headless Chromium runs the AudioWorklet; a browser without one gets the ScriptProcessor.
+    without_worklet = "delete window.AudioWorkletNode;" if capture == "scriptprocessor" else None
+    page, mf, hello = await open_app(browser_context, errors, without_worklet)
     assert hello.animation_inputs == ("text", "voice")
     agreed = capabilities(hello).model_copy(update={"animation_inputs": ("text", "voice")})
     await mf.send(agreed)
@@ -95,7 +105,7 @@ async def test_the_app_sends_its_microphone_and_shows_refusals(browser_context: 
     ]
     state = await mf.state()
     voice = state["voice"]
-    assert voice["state"] == "on" and voice["capture"] in ("audioworklet", "scriptprocessor")
+    assert voice["state"] == "on" and voice["capture"] == capture
     assert (voice["firstSequence"], voice["firstTimestamp"]) == (first.sequence, first.timestamp)
     print(f"dcapp voice: {voice['capture']} at {voice['inputRate']} Hz")
 
