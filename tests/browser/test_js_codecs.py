@@ -6,7 +6,8 @@ the worked bytes of docs/protocol.md, every malformed framing the Python codec n
 seeded byte flips and truncations of valid units: the JS result (the decoded fields, or the
 error code) must equal what the Python codec makes of the same bytes. Also web/src/dcapp's
 SHA-256 against hashlib, its ZIP reader on an ARF container written by avatar_mf.avatar, and
-its transfer receiver and upload chunks against avatar_mf.protocol.transfer. Run with node.
+its transfer receiver and upload chunks against avatar_mf.protocol.transfer, and its raw audio
+messages (web/src/dcapp/audio.js) against avatar_mf.protocol.audio. Run with node.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from avatar_mf.arf import (
     ArfDecodeError,
     BlendshapeUnit,
@@ -32,6 +35,7 @@ from avatar_mf.arf import (
 )
 from avatar_mf.avatar.container import write_arf
 from avatar_mf.avatar.generate import generate_default_head
+from avatar_mf.protocol.audio import AUDIO_SAMPLE_RATE, AudioFormat, encode_audio, parse_audio
 from avatar_mf.protocol.transfer import TransferSender, transfer_tag
 
 from .conftest import WEB
@@ -227,3 +231,109 @@ def test_js_codecs_agree_with_python(node: str, web_modules: Path, tmp_path: Pat
     assert kinds_seen[:4] == ["stored", "duplicate", "gap", "ignored"]
     assert kinds_seen[-1] == "complete" and js["transfer"][-1]["sha256"] == sender.sha256
     assert js["upload"] == [c.hex() for c in chunks]
+
+
+def _tone_amplitude(samples: list[float], frequency: float, rate: int = AUDIO_SAMPLE_RATE) -> float:
+    """The amplitude of ``frequency`` in ``samples`` (the first 1000, the filter's start, and
+    the last 100 left out)."""
+    y = np.asarray(samples[1000:-100], dtype=np.float64)
+    t = np.arange(1000, 1000 + y.size) / rate
+    s = float(np.dot(y, np.sin(2 * np.pi * frequency * t)))
+    c = float(np.dot(y, np.cos(2 * np.pi * frequency * t)))
+    return 2 * math.hypot(s, c) / y.size
+
+
+def test_js_audio_messages_agree_with_python(node: str, web_modules: Path, tmp_path: Path) -> None:
+    """src/dcapp/audio.js (the page's voice on the avatar-mf-audio channel) against
+    avatar_mf.protocol.audio: the same bytes for the same samples, sequence and timestamp
+    (wrapping, both formats, the shortest and longest message), the same refusals; the
+    packetizer's 20 ms messages from uneven pieces of float samples (clipped, rounded as
+    Math.round does) on one clock from its random start; the resampler's 16 kHz output keeps
+    the voice band and does not fold what lies above 8 kHz back into it (sample dropping
+    would: a 11 kHz tone taken every third sample at 48 kHz is a 5 kHz tone at full
+    amplitude)."""
+    rng = random.Random(2611)
+
+    def samples(n: int) -> list[int]:
+        return [rng.randint(-32768, 32767) for _ in range(n)]
+
+    messages: list[dict[str, Any]] = [
+        {"sequence": 7, "timestamp": 320, "samples": [258] * 320, "format": 1},  # the worked bytes
+        {"sequence": 7, "timestamp": 320, "samples": [258] * 320, "format": 2},
+        {"sequence": 65535, "timestamp": 2**32 - 1, "samples": samples(160), "format": 1},
+        {"sequence": 65536 + 5, "timestamp": 2**32 + 7, "samples": samples(960), "format": 2},
+        {"sequence": 0, "timestamp": 0, "samples": [-32768, 32767, -1, 0] * 80, "format": 1},
+        {"sequence": 1, "timestamp": 1, "samples": samples(159), "format": 1},
+        {"sequence": 1, "timestamp": 1, "samples": samples(961), "format": 1},
+        {"sequence": 1, "timestamp": 1, "samples": samples(320), "format": 3},
+    ]
+    floats = [rng.uniform(-1.2, 1.2) for _ in range(3 * 320 + 100)]
+    pieces: list[int] = []
+    while sum(pieces) < len(floats):
+        pieces.append(min(rng.randint(1, 400), len(floats) - sum(pieces)))
+    draws = [0.25, 0.9999999]
+    tones = [
+        {"rate": rate, "frequency": f, "seconds": 1.0}
+        for rate in (48000, 44100)
+        for f in (1000, 4000, 11000, 14000)
+    ]
+    vectors = {
+        "audio": {
+            "messages": messages,
+            "packetizer": {
+                "frameSamples": 320,
+                "random": draws,
+                "floats": floats,
+                "pieces": pieces,
+            },
+            "resample": tones,
+        }
+    }
+    path = tmp_path / "vectors.json"
+    path.write_text(json.dumps(vectors))
+    result = subprocess.run(
+        [node, str(WEB / "test" / "vectors.mjs"), str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    js = json.loads(result.stdout)["audio"]
+
+    for spec, theirs in zip(messages, js["messages"], strict=True):
+        pcm = struct.pack(f"<{len(spec['samples'])}h", *spec["samples"])
+        try:
+            mine: Any = encode_audio(
+                spec["sequence"], spec["timestamp"], pcm, AudioFormat(spec["format"])
+            ).hex()
+        except ValueError:
+            mine = {"error": "RangeError"}
+        assert theirs == mine, spec
+        if isinstance(mine, str):
+            parsed = parse_audio(bytes.fromhex(theirs))
+            assert parsed.pcm == pcm and parsed.sequence == spec["sequence"] % 2**16
+    assert js["messages"][0].startswith("0101000700000140" + "0201")  # docs/protocol.md
+    assert js["messages"][1].startswith("0102000700000140" + "0102")
+
+    first_sequence, first_timestamp = int(draws[0] * 2**16), int(draws[1] * 2**32)
+    ints = np.clip(np.floor(np.asarray(floats) * 32767 + 0.5), -32768, 32767).astype("<i2")
+    expected = [
+        encode_audio(
+            first_sequence + i, first_timestamp + 320 * i, ints[320 * i : 320 * (i + 1)].tobytes()
+        ).hex()
+        for i in range(3)
+    ]
+    assert js["packetized"] == expected
+    assert [parse_audio(bytes.fromhex(m)).timestamp for m in js["packetized"]] == [
+        (first_timestamp + 320 * i) % 2**32 for i in range(3)
+    ]
+
+    for tone, out in zip(tones, js["resampled"], strict=True):
+        assert abs(len(out) - AUDIO_SAMPLE_RATE) < 40, len(out)  # 1 s at 16 kHz
+        f = tone["frequency"]
+        if f < AUDIO_SAMPLE_RATE / 2:  # the voice band passes (amplitude 0.5 in)
+            assert abs(_tone_amplitude(out, f) - 0.5) < 0.005, tone
+        else:  # above 8 kHz: removed, not folded to 16 kHz - f
+            alias = abs(f - AUDIO_SAMPLE_RATE * round(f / AUDIO_SAMPLE_RATE))
+            assert _tone_amplitude(out, alias) < 0.5e-3, tone

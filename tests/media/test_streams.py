@@ -12,6 +12,7 @@ from avatar_mf.media import (
     CertificateStore,
     ChannelOpened,
     DataChannelEndpointFactory,
+    DataChannelSession,
     MessageReceived,
     SessionEvent,
     SessionEventQueue,
@@ -46,6 +47,37 @@ async def test_add_streams_mid_session(mf_factory: DataChannelEndpointFactory, i
         assert set(mf.channels) == {0, 1000, 1002}
         assert mf.streams[1000].label == "app"
         await exchange(mf, mf_events, ue_session, ue_events, STREAMS + added)
+    finally:
+        await mf.close()
+        await ue_session.close()
+
+
+async def test_a_stream_added_mid_session_is_known_when_its_channel_opens(
+    mf_factory: DataChannelEndpointFactory,
+) -> None:
+    """Whoever hears ChannelOpened for an added stream finds its spec in ``streams`` (the
+    call picks the channel's service by its subprotocol there): the channel opens inside
+    add_streams on an established association, so the spec is stored first."""
+    ue = UeDataChannels(HOST, ice=False)
+    mf_events, ue_events = SessionEventQueue(), SessionEventQueue()
+    sessions: list[DataChannelSession] = []
+    seen: dict[int, StreamSpec | None] = {}
+
+    def on_event(event: SessionEvent) -> None:
+        if isinstance(event, ChannelOpened) and sessions:
+            seen[event.stream_id] = sessions[0].streams.get(event.stream_id)
+        mf_events(event)
+
+    mf, ue_session = await connect_to_mf(
+        mf_factory, ue, STREAMS, mf_events=on_event, ue_events=ue_events
+    )
+    sessions.append(mf)
+    try:
+        await wait_open(mf_events, [0])
+        await wait_open(ue_events, [0])
+        added = StreamSpec(1006, label="avatar-audio", subprotocol="avatar-mf-audio")
+        mf.add_streams([added])
+        assert seen[1006] == added
     finally:
         await mf.close()
         await ue_session.close()

@@ -228,9 +228,12 @@ class DataChannelSession:
         if taken:
             raise MediaParamsError(f"stream ids already in use: {taken}")
         for spec in new:
+            # Known before its channel is made: on an established association the channel
+            # opens at once, and whoever hears ChannelOpened looks its spec up (its service
+            # is chosen by subprotocol).
+            self._specs[spec.stream_id] = spec
             if self._sctp is not None:
                 self._add_channel(self._sctp, spec)
-            self._specs[spec.stream_id] = spec
             predicate = self._reliable_messages.get(spec.subprotocol)
             if predicate is not None and (spec.max_time is not None or spec.max_retr is not None):
                 self._reliable[spec.stream_id] = predicate

@@ -803,13 +803,21 @@ class UeCall:
         local = self._session.local
         if self._max_message_size is not None:
             local = replace(local, max_message_size=self._max_message_size)
+        audio = self.rtp_audio.media() if self.rtp_audio is not None else None
+        if audio is None and self.direction == "incoming" and self.answer is not None:
+            # An audio m-line of the caller's offer that this UE refused stays in its
+            # re-offers, still disabled (port 0): m-lines cannot be removed (RFC 3264 8).
+            audio = next(
+                (m for m in self.answer.media if m.media.lower() == "audio" and m.port == 0),
+                None,
+            )
         return build_offer(
             local,
             streams,
             session_id=self._session_id,
             session_version=self._sdp_version,
             audio_port=self._audio_port,
-            audio=self.rtp_audio.media() if self.rtp_audio is not None else None,
+            audio=audio,
             video=self.rtp_video.media() if self.rtp_video is not None else None,
             dcsas=[s for s in self._dcsas if s.stream_id in {d.stream_id for d in streams}],
         )

@@ -4,7 +4,7 @@
 
     avatar-mf ue listen --registrar 127.0.0.1:5070 --user ue2 [--transport udp|tcp]
         [--expires S] [--ring S] [--reject STATUS] [--calls N] [--wait S] [--duration S]
-        [--hello] [--select AVATAR_ID] [--say TEXT] [--record DIR] ...
+        [--hello] [--select AVATAR_ID] [--say TEXT] [--record DIR] [--audio-dc FILE.wav] ...
 
 The UE registers ``sip:<user>@<registrar>`` (RFC 3261 10, refreshed before it expires: see
 :mod:`avatar_mf.ue.registration`) with its own socket as Contact, then waits for INVITEs
@@ -14,6 +14,12 @@ is answered with the UE's usual data channels, or rejected with ``--reject`` (48
 open: the ``--get`` requests, the avatar steps (hello, ``--upload``, ``--select``, ``--say``,
 ``--scene-get``), then it stays up ``--duration`` seconds (or until the caller hangs up) taking
 what comes, and hangs up.
+
+``--audio-dc FILE.wav`` sends the called side's voice without RTP, as ``ue call --audio-dc``
+does (docs/protocol.md section 7): the UE takes an ``avatar-mf-audio`` channel the offer has,
+or else adds one (stream 1006, unordered, max-retr=0) with a re-INVITE once the call's channels
+are open (RFC 8864 section 6: the MF's own offer has none), asks ``voice`` in its hello and
+sends the WAV as 20 ms raw audio messages; the call lasts at least until it is sent.
 
 After ``--calls`` INVITEs (0: until Ctrl-C) the UE removes its binding (Expires: 0) and exits.
 Progress goes to stderr; one JSON line per INVITE goes to stdout (the call's summary, as ``ue
@@ -28,6 +34,7 @@ import argparse
 import asyncio
 import json
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from avatar_mf.ue.cli import (
@@ -37,6 +44,7 @@ from avatar_mf.ue.cli import (
     _avatar_steps,
     _avatar_wanted,
     _bootstrap,
+    _dc_audio,
     _non_negative,
     _positive,
     _progress,
@@ -48,6 +56,7 @@ from avatar_mf.ue.cli import (
 
 if TYPE_CHECKING:
     from avatar_mf.ue.call import UeCall
+    from avatar_mf.ue.listener import AnswerPolicy
 
 __all__ = ["DESCRIPTION", "HELP", "add_arguments", "run"]
 
@@ -144,28 +153,91 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="seconds allowed for registering, the channels to open and each avatar step",
     )
+    parser.add_argument(
+        "--audio-dc",
+        type=Path,
+        metavar="FILE.wav",
+        help="send this WAV (16-bit PCM, any rate; resampled to 16 kHz) without RTP, as raw "
+        "audio messages on an avatar-mf-audio data channel (the offer's, else stream 1006 "
+        "added by a re-INVITE; docs/protocol.md section 7), 20 ms each, after a hello "
+        "agreeing voice; the call lasts until it is sent",
+    )
     add_avatar_arguments(parser)
+
+
+def answer_policy(args: argparse.Namespace) -> AnswerPolicy:
+    """How ``ue listen`` answers: ``--reject``, ``--ring``, and with ``--audio-dc`` it also
+    takes an ``avatar-mf-audio`` channel the offer has."""
+    from avatar_mf.ue.dc_audio import AUDIO_STREAM
+    from avatar_mf.ue.listener import AnswerPolicy
+    from avatar_mf.ue.offer import ANSWER_STREAMS
+
+    streams = ANSWER_STREAMS
+    if getattr(args, "audio_dc", None) is not None:
+        streams = (*ANSWER_STREAMS, AUDIO_STREAM)
+    return AnswerPolicy(reject=args.reject, ring_seconds=args.ring, streams=streams)
+
+
+async def _audio_channel(args: argparse.Namespace, call: UeCall, problems: list[str]) -> int | None:
+    """The open ``avatar-mf-audio`` channel of an answered call for ``--audio-dc``: the
+    offer's, else stream 1006 added with a re-INVITE (None, with the problem, when the MF
+    does not accept it)."""
+    from avatar_mf.protocol.names import SUBPROTOCOL_AUDIO
+    from avatar_mf.ue.call import CallRejected, UeCallError
+    from avatar_mf.ue.dc_audio import AUDIO_STREAM
+
+    offered = call.streams_with(SUBPROTOCOL_AUDIO)
+    if offered:
+        return offered[0]
+    try:
+        added = await call.add_streams([AUDIO_STREAM], args.timeout)
+    except UeCallError as exc:  # CallRejected too
+        warning = ""
+        if isinstance(exc, CallRejected):
+            warning = " ".join(exc.response.headers.get_list("Warning"))
+        problems.append(
+            f"--audio-dc: the re-INVITE adding the audio channel failed: {exc} {warning}".rstrip()
+        )
+        return None
+    if not added:
+        problems.append(f"--audio-dc: stream {AUDIO_STREAM.stream_id} was not accepted")
+        return None
+    await call.wait_channels_open(args.timeout)
+    return added[0].stream_id
 
 
 async def _take_call(args: argparse.Namespace, call: UeCall, err: TextIO) -> dict[str, object]:
     from avatar_mf.ue.avatar import AvatarClient
     from avatar_mf.ue.call import UeCallError
+    from avatar_mf.ue.dc_audio import DcAudioSender
     from avatar_mf.ue.recorder import Recorder
 
     loop = asyncio.get_running_loop()
     recorder = Recorder(args.record) if args.record is not None else None
     client: AvatarClient | None = None
+    dc_audio: DcAudioSender | None = None
+    sending: asyncio.Task[int] | None = None
     problems: list[str] = []
     print(f"answered a call from {call.target_uri}: streams {list(call.accepted_ids)}", file=err)
     try:
         await call.wait_channels_open(args.timeout)
         print(f"channels open after {call.timing.setup_seconds:.3f} s", file=err)
+        audio_stream = None
+        if getattr(args, "audio_dc", None) is not None:
+            audio_stream = await _audio_channel(args, call, problems)
         if args.get:
             await _bootstrap(args, call, recorder, err, problems)
         if _avatar_wanted(args):
             client = AvatarClient(call, recorder=recorder, on_message=_progress(err))
             await _avatar_steps(args, client, err, problems)
+        if audio_stream is not None:
+            dc_audio = _dc_audio(args, call)
+            if dc_audio is not None:
+                dc_audio.stream_id = audio_stream
+                sending = loop.create_task(dc_audio.run())
         deadline = loop.time() + args.duration
+        if dc_audio is not None:
+            deadline = max(deadline, loop.time() + dc_audio.frames * 0.02 + 0.2)
         while call.state == "confirmed" and (left := deadline - loop.time()) > 0:
             received = False
             for sid in call.accepted_ids:
@@ -178,6 +250,8 @@ async def _take_call(args: argparse.Namespace, call: UeCall, err: TextIO) -> dic
         call.errors.append(f"{type(exc).__name__}: {exc}")
         print(f"call failed: {exc}", file=err)
     finally:
+        if sending is not None:
+            sending.cancel()
         if client is not None:
             await client.aclose()
         await call.hangup()
@@ -185,6 +259,12 @@ async def _take_call(args: argparse.Namespace, call: UeCall, err: TextIO) -> dic
             recorder.close()
     summary = call.summary()
     summary["direction"] = "incoming"
+    if dc_audio is not None:
+        summary["audio_dc"] = {
+            "stream": dc_audio.stream_id,
+            "messages_sent": dc_audio.messages_sent,
+            "seconds_sent": round(dc_audio.messages_sent * 0.02, 3),
+        }
     if client is not None:
         summary["avatar"] = client.summary()
         problems.extend(client.failures)
@@ -195,7 +275,7 @@ async def _take_call(args: argparse.Namespace, call: UeCall, err: TextIO) -> dic
 
 
 async def _listen(args: argparse.Namespace, out: TextIO, err: TextIO) -> bool:
-    from avatar_mf.ue.listener import AnswerPolicy, UeListener
+    from avatar_mf.ue.listener import UeListener
 
     host, port = args.registrar
     listener = await UeListener.open(
@@ -206,7 +286,7 @@ async def _listen(args: argparse.Namespace, out: TextIO, err: TextIO) -> bool:
         transport=args.transport,
         local_host=args.local_host,
         local_port=args.local_port,
-        policy=AnswerPolicy(reject=args.reject, ring_seconds=args.ring),
+        policy=answer_policy(args),
         expires=args.expires,
         setup_timeout=args.timeout,
     )

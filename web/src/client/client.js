@@ -6,7 +6,10 @@
  * it in a frame, handing it the avatar channels (GSMA TS.66-style RTCDataChannel objects).
  *
  * Nothing is registered (the MF needs no registrar). Settings come from the form and the
- * page's query: ?room=&user=&transport=&ws=&domain=&call=1 (call=1 dials at once). The SIP
+ * page's query: ?room=&user=&transport=&ws=&domain=&voice=dc&call=1 (call=1 dials at once;
+ * voice=dc also offers the audio channel, `avatar-mf-audio` on stream 1006, unordered and
+ * never retransmitted as the test UE's `--audio-dc`: the application then asks `voice` in its
+ * hello and sends the microphone on it, docs/protocol.md section 7). The SIP
  * WebSocket URL is `ws` when given, else built on the page's host from the MF's config.json
  * (its ws and wss ports): `transport` (ws or wss) picks one, else wss for an https page, else
  * ws when the MF listens on it; domain defaults to the page host.
@@ -26,8 +29,14 @@ const CHANNELS = Object.freeze([
   { id: 1000, label: "avatar-meta", protocol: "3gpp-ar-metadata" },
   { id: 1002, label: "avatar-anim-1", protocol: "3gpp-ar-animation" },
 ]);
+/** The audio channel offered with ?voice=dc (src/avatar_mf/ue/dc_audio.py AUDIO_STREAM). */
+const AUDIO_CHANNEL = Object.freeze({
+  id: 1006, label: "avatar-audio", protocol: "avatar-mf-audio", ordered: false, maxRetr: 0,
+});
 const BOOTSTRAP_STREAM = 0;
-const APP_PROTOCOLS = new Set(["3gpp-ar-metadata", "3gpp-ar-animation", "avatar-mf-transfer"]);
+const APP_PROTOCOLS = new Set([
+  "3gpp-ar-metadata", "3gpp-ar-animation", "avatar-mf-transfer", "avatar-mf-audio",
+]);
 
 const $ = (id) => document.getElementById(id);
 
@@ -108,6 +117,7 @@ function settings(config) {
     user: $("user").value || query.get("user") || `browser-${Math.floor(Math.random() * 1e4)}`,
     ws: socketUrl(query, config),
     domain: query.get("domain") || host,
+    channels: query.get("voice") === "dc" ? [...CHANNELS, AUDIO_CHANNEL] : CHANNELS,
   };
 }
 
@@ -121,11 +131,11 @@ function fail(text) {
   setStatus(text);
 }
 
-function createChannels(pc) {
-  for (const spec of CHANNELS) {
-    const channel = pc.createDataChannel(spec.label || `bootstrap-${spec.id}`, {
-      negotiated: true, id: spec.id, protocol: spec.protocol, ordered: true,
-    });
+function createChannels(pc, specs) {
+  for (const spec of specs) {
+    const options = { negotiated: true, id: spec.id, protocol: spec.protocol, ordered: spec.ordered !== false };
+    if (spec.maxRetr !== undefined) options.maxRetransmits = spec.maxRetr;
+    const channel = pc.createDataChannel(spec.label || `bootstrap-${spec.id}`, options);
     channel.binaryType = "arraybuffer";
     const entry = { id: spec.id, protocol: spec.protocol, state: "connecting" };
     state.channels[spec.id] = entry;
@@ -177,9 +187,9 @@ function call(config) {
     mediaConstraints: { audio: false, video: false },
     pcConfig: { iceServers: [], bundlePolicy: "balanced", rtcpMuxPolicy: "require" },
     eventHandlers: {
-      peerconnection: (event) => createChannels(event.peerconnection),
+      peerconnection: (event) => createChannels(event.peerconnection, s.channels),
       sdp: (event) => {
-        if (event.originator === "local" && event.type === "offer") event.sdp = addDcmaps(event.sdp, CHANNELS);
+        if (event.originator === "local" && event.type === "offer") event.sdp = addDcmaps(event.sdp, s.channels);
       },
       progress: () => { state.call = "ringing"; render(); },
       confirmed: () => { state.call = "confirmed"; setStatus("in the call: loading the application"); },

@@ -6,12 +6,16 @@
  * MF learns the channels from the dcmap lines, with no DCEP.
  */
 
-/** The a=dcmap value of a channel: `<id> label="...";subprotocol="...";ordered=1`. */
-export function dcmapValue({ id, label, protocol, ordered = true, maxTime }) {
+/**
+ * The a=dcmap value of a channel: `<id> label="...";subprotocol="...";ordered=1`, with
+ * `max-retr` or `max-time` for a partially reliable one (RFC 8864 5.1.1).
+ */
+export function dcmapValue({ id, label, protocol, ordered = true, maxTime, maxRetr }) {
   const parts = [];
   if (label) parts.push(`label="${label}"`);
   if (protocol) parts.push(`subprotocol="${protocol}"`);
   parts.push(`ordered=${ordered ? 1 : 0}`);
+  if (maxRetr !== undefined) parts.push(`max-retr=${maxRetr}`);
   if (maxTime !== undefined) parts.push(`max-time=${maxTime}`);
   return `${id} ${parts.join(";")}`;
 }

@@ -17,6 +17,14 @@
  * An "avatar-app-ready" event is dispatched on window once avatarApp exists. Channels may come
  * from another realm (the host page): nothing here relies on instanceof for their data.
  *
+ * The voice without RTP (docs/protocol.md section 7): when the host hands over an
+ * `avatar-mf-audio` channel too (the browser client offers one with ?voice=dc), the hello asks
+ * the `voice` animation input; once the capabilities agree it, the app captures the
+ * microphone (getUserMedia; an AudioWorklet, else a ScriptProcessor), resamples it to 16 kHz
+ * and sends 20 ms raw audio messages on that channel (audio.js). What the MF refuses
+ * (`error` bad-audio, unsupported, conflict) is shown in the status and kept in
+ * state().voice.refusals; nothing about the voice throws.
+ *
  * avatarApp.state() returns a JSON summary (for people and tests); avatarApp.mouthRect(key)
  * says where an avatar's mouth is on the canvas.
  */
@@ -32,6 +40,7 @@ import {
   shortType,
 } from "./protocol.js";
 import { AvatarStage } from "./stage.js";
+import { AUDIO_PROTOCOL, AudioPacketizer, Resampler } from "./audio.js";
 import { CHUNK_HEADER_SIZE, TransferReceiver, parseChunk, uploadChunks } from "./transfer.js";
 import { decodeUnit } from "./units.js";
 import { sha256Hex } from "./sha256.js";
@@ -43,6 +52,10 @@ const MAX_TRANSFER_SIZE = 64 * 1024 * 1024;
 const LOG_LINES = 40;
 const LOG_TEXT_MAX = 240;
 const HIGH_WATER = 1024 * 1024;
+/** Audio messages are dropped while this much is still queued on the audio channel. */
+const AUDIO_HIGH_WATER = 16 * 1024;
+/** The MF's refusals of audio messages (docs/protocol.md section 7). */
+const VOICE_REFUSALS = new Set(["bad-audio", "unsupported", "conflict"]);
 
 const $ = (id) => document.getElementById(id);
 
@@ -64,10 +77,23 @@ const state = {
   received: [],
   notes: [],
   selected: null,
+  voice: {
+    state: "off", // off, asked, starting, on, refused, failed, ended
+    capture: null, // "audioworklet" or "scriptprocessor"
+    inputRate: null,
+    sent: 0,
+    dropped: 0,
+    firstSequence: null,
+    firstTimestamp: null,
+    refusals: [],
+    error: null,
+  },
 };
 
 const channels = [];
 let metadata = null;
+let audio = null; // the avatar-mf-audio channel's entry
+let capture = null; // {context, stream, node}
 let stage = null;
 let counter = 0;
 const prefix = `web${Math.floor(Math.random() * 1e6).toString(36)}`;
@@ -87,13 +113,17 @@ function attach(channel) {
     throw new TypeError("avatarApp.attach expects an RTCDataChannel-like object");
   }
   const protocol = String(channel.protocol || "");
-  if (![METADATA_PROTOCOL, ANIMATION_PROTOCOL, TRANSFER_PROTOCOL].includes(protocol)) return false;
+  if (![METADATA_PROTOCOL, ANIMATION_PROTOCOL, TRANSFER_PROTOCOL, AUDIO_PROTOCOL].includes(protocol)) return false;
   const entry = { channel, protocol, received: 0, sent: 0 };
   channels.push(entry);
   channel.binaryType = "arraybuffer";
   if (protocol === METADATA_PROTOCOL) metadata = entry;
+  if (protocol === AUDIO_PROTOCOL && audio === null) audio = entry;
   channel.addEventListener("message", (event) => onChannelMessage(entry, event.data));
-  channel.addEventListener("close", () => render());
+  channel.addEventListener("close", () => {
+    if (entry === audio) stopVoice("ended");
+    render();
+  });
   if (channel.readyState === "open") opened(entry);
   else channel.addEventListener("open", () => opened(entry));
   render();
@@ -110,19 +140,27 @@ function connect(peerConnection) {
 function opened(entry) {
   if (entry === metadata && state.sessionId === null && !state.helloSent) {
     state.helloSent = true;
-    setStatus("hello sent");
-    send({
-      type: T.hello,
-      role: "both",
-      animationProfiles: [PROFILE_FACE],
-      avatarFormats: [ARF_ZIP, GLB],
-      maxMessageSize: MAX_MESSAGE_SIZE,
-      animation: "ue",
-      animationInputs: ["text"],
-      userAgent: USER_AGENT,
-    }, onCapabilities);
+    // After the channels the host attaches in the same turn: the hello asks voice when an
+    // audio channel is among them.
+    queueMicrotask(sendHello);
   }
   render();
+}
+
+function sendHello() {
+  const voice = audio !== null && audio.channel.readyState !== "closed";
+  if (voice) state.voice.state = "asked";
+  setStatus("hello sent");
+  send({
+    type: T.hello,
+    role: "both",
+    animationProfiles: [PROFILE_FACE],
+    avatarFormats: [ARF_ZIP, GLB],
+    maxMessageSize: MAX_MESSAGE_SIZE,
+    animation: "ue",
+    animationInputs: voice ? ["text", "voice"] : ["text"],
+    userAgent: USER_AGENT,
+  }, onCapabilities);
 }
 
 function send(message, onReply) {
@@ -175,6 +213,9 @@ function onMetadata(text) {
   switch (message.type) {
     case T.error:
       state.errors.push({ code: message.code, message: message.message, inReplyTo: message.inReplyTo ?? null });
+      if (audio !== null && VOICE_REFUSALS.has(message.code) && message.inReplyTo === undefined) {
+        voiceRefused(message);
+      }
       break;
     case T.refused:
       state.refusals.push({ avatarId: message.avatarId, code: message.code, reason: message.reason ?? null });
@@ -228,6 +269,132 @@ function onCapabilities(message) {
   state.sessionId = message.sessionId ?? null;
   setStatus("in the call");
   send({ type: T.sceneGet });
+  if (state.voice.state === "asked") {
+    const agreed = Array.isArray(message.animationInputs) && message.animationInputs.includes("voice");
+    if (agreed) startVoice();
+    else {
+      state.voice.state = "refused";
+      setStatus("in the call (the MF did not agree the voice input: no microphone sent)");
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------- voice
+
+/** The AudioWorklet that hands the microphone's samples to the page, ~10 ms at a time. */
+const CAPTURE_WORKLET = `
+class AvatarMfCapture extends AudioWorkletProcessor {
+  constructor() { super(); this.block = new Float32Array(512); this.filled = 0; }
+  process(inputs) {
+    const samples = inputs[0] && inputs[0][0];
+    if (samples) {
+      for (let i = 0; i < samples.length; i += 1) {
+        this.block[this.filled++] = samples[i];
+        if (this.filled === this.block.length) {
+          this.port.postMessage(this.block);
+          this.block = new Float32Array(512);
+          this.filled = 0;
+        }
+      }
+    }
+    return true;
+  }
+}
+registerProcessor("avatar-mf-capture", AvatarMfCapture);
+`;
+
+async function startVoice() {
+  const voice = state.voice;
+  voice.state = "starting";
+  render();
+  try {
+    if (!navigator.mediaDevices) throw new Error("no media devices here (the page needs https or localhost)");
+    const stream = await navigator.mediaDevices.getUserMedia({
+      audio: { channelCount: 1, echoCancellation: true, noiseSuppression: false, autoGainControl: false },
+      video: false,
+    });
+    const context = new AudioContext();
+    capture = { context, stream, node: null };
+    voice.inputRate = context.sampleRate;
+    const resampler = new Resampler(context.sampleRate);
+    const packetizer = new AudioPacketizer();
+    voice.firstSequence = packetizer.firstSequence;
+    voice.firstTimestamp = packetizer.firstTimestamp;
+    const feed = (samples) => {
+      if (capture === null || audio === null) return;
+      for (const message of packetizer.push(resampler.push(samples))) sendAudio(message);
+    };
+    const source = context.createMediaStreamSource(stream);
+    const mute = context.createGain();
+    mute.gain.value = 0;
+    mute.connect(context.destination);
+    if (context.audioWorklet && typeof AudioWorkletNode === "function") {
+      const url = URL.createObjectURL(new Blob([CAPTURE_WORKLET], { type: "text/javascript" }));
+      await context.audioWorklet.addModule(url);
+      URL.revokeObjectURL(url);
+      const node = new AudioWorkletNode(context, "avatar-mf-capture", { numberOfInputs: 1, numberOfOutputs: 1, channelCount: 1 });
+      node.port.onmessage = (event) => feed(event.data);
+      source.connect(node).connect(mute);
+      capture.node = node;
+      voice.capture = "audioworklet";
+    } else {
+      const node = context.createScriptProcessor(1024, 1, 1);
+      node.onaudioprocess = (event) => feed(event.inputBuffer.getChannelData(0));
+      source.connect(node).connect(mute);
+      capture.node = node;
+      voice.capture = "scriptprocessor";
+    }
+    if (capture === null) return; // the channel closed meanwhile
+    voice.state = "on";
+    if (context.state === "running") {
+      setStatus("in the call: sending the microphone");
+    } else {
+      // A browser may hold audio until the person interacts with the page (autoplay policy).
+      context.resume().catch(() => {});
+      document.addEventListener("click", () => context.resume().catch(() => {}), { once: true });
+      setStatus("in the call: click the page to start sending the microphone");
+    }
+  } catch (err) {
+    stopVoice("failed");
+    voice.error = String(err && err.message ? err.message : err);
+    setStatus(`in the call (no microphone: ${voice.error})`);
+  }
+}
+
+function sendAudio(message) {
+  const voice = state.voice;
+  const channel = audio.channel;
+  if (channel.readyState !== "open" || channel.bufferedAmount > AUDIO_HIGH_WATER) {
+    voice.dropped += 1;
+    return;
+  }
+  try {
+    channel.send(message);
+    voice.sent += 1;
+    audio.sent += 1;
+  } catch (err) {
+    voice.dropped += 1;
+  }
+}
+
+function stopVoice(why) {
+  const current = capture;
+  capture = null;
+  if (current) {
+    for (const track of current.stream.getTracks()) track.stop();
+    if (current.node) current.node.disconnect();
+    current.context.close().catch(() => {});
+  }
+  if (state.voice.state !== "off") state.voice.state = why;
+}
+
+function voiceRefused(message) {
+  const refusal = { code: message.code, message: message.message ?? null };
+  state.voice.refusals.push(refusal);
+  // unsupported (the hello did not agree voice) and conflict (the voice comes from RTP) hold
+  // for the session: stop capturing. bad-audio concerns one message: go on.
+  if (refusal.code !== "bad-audio") stopVoice("refused");
+  setStatus(`voice refused by the MF: ${refusal.code}${refusal.message ? ` (${refusal.message})` : ""}`);
 }
 
 function readScene() {
@@ -475,6 +642,7 @@ function summary() {
     avatars: [...state.avatars.values()],
     shown: stage ? [...stage.avatars.keys()] : [],
     selected: state.selected,
+    voice: { ...state.voice, refusals: [...state.voice.refusals] },
     units: { ...state.units },
     unitsApplied: stage ? stage.unitsApplied : 0,
     unitErrors: state.unitErrors,
