@@ -80,3 +80,22 @@ async def test_the_full_agent_refuses_a_restart_with_488() -> None:
         assert dc_line(same)["ice-ufrag"] == dc_line(answer)["ice-ufrag"]
     finally:
         await session.close()
+
+
+async def test_a_new_tls_id_is_a_new_association_as_before() -> None:
+    """Out of scope of the restart: a new a=tls-id (a new DTLS association, RFC 8842 5.3)
+    still replaces the endpoint, whatever the ICE credentials."""
+    session = await make_factory(True).create(
+        INFO, ice_offer("uea1", "a" * 22, 1), lambda _reason: None
+    )
+    assert isinstance(session, CallMediaSession)
+    try:
+        dc, first = session.dc, dc_line(session.local_sdp)
+        reoffer = ice_offer("uea2", "b" * 22, 2).replace(b"4a4bb9b13f82183b", b"5b5cc0c24093294c")
+        renewed = dc_line(await session.renegotiate(reoffer))
+        assert session.dc is not None and session.dc is not dc and dc is not None
+        assert dc.state == "closed"
+        assert renewed["tls-id"] != first["tls-id"]
+        assert renewed["ice-ufrag"] != first["ice-ufrag"]
+    finally:
+        await session.close()
