@@ -5,9 +5,10 @@ For each offer it plans the answer (``sdp.offer_answer.plan_answer``: audio/vide
 port 0, one data channel m-line accepted with the streams the policy takes), creates the data
 channel endpoint (``media.endpoint``), writes the answer from the endpoint's local parameters,
 and starts DTLS/SCTP. A re-offer (re-INVITE, UPDATE) adds the new streams to the live
-association. Messages arriving on a channel go to the channel service chosen by its
-subprotocol (``services/``); a subprotocol with no service registered runs the diagnostic echo
-service.
+association; one that restarts ICE (RFC 8445 section 9) keeps it too, with new local ICE
+credentials on the ICE-lite path, and is refused (488) on aioice's full agent. Messages
+arriving on a channel go to the channel service chosen by its subprotocol (``services/``); a
+subprotocol with no service registered runs the diagnostic echo service.
 
 Traffic is counted for ``/metrics`` in the factory's :class:`ChannelTraffic` (messages and
 bytes per subprotocol and direction, channels open per subprotocol, data channel sessions
@@ -42,12 +43,14 @@ from avatar_mf.media.events import (
     SessionEvent,
     SessionFailed,
 )
+from avatar_mf.media.ice_lite import restarts_ice
+from avatar_mf.media.params import RemoteParams
 from avatar_mf.media.sdp_params import answer_params, remote_params, stream_spec
 from avatar_mf.media.session import DataChannelSession
 from avatar_mf.rooms.rooms import room_name
 from avatar_mf.sdp.audio import AudioPlan
 from avatar_mf.sdp.datachannel import StreamPolicy
-from avatar_mf.sdp.errors import SdpError
+from avatar_mf.sdp.errors import SdpError, SdpNotAcceptable
 from avatar_mf.sdp.model import SessionDescription, parse_sdp, serialize_sdp
 from avatar_mf.sdp.offer_answer import (
     AnswerPlan,
@@ -326,7 +329,9 @@ class CallMediaSession:
     async def renegotiate(self, offer_body: bytes) -> bytes:
         assert self.negotiated is not None
         offer = self._parse(offer_body)
-        plan = await self._apply_media(self._plan(offer, previous=self.negotiated))
+        plan = self._plan(offer, previous=self.negotiated)
+        restart = self._ice_restart(plan)  # before anything changes: a 488 leaves the call be
+        plan = await self._apply_media(plan)
         dc = plan.datachannel
         params = None
         if dc is not None:
@@ -353,6 +358,13 @@ class CallMediaSession:
                         self.dc.close_stream(gone.stream_id)
                 if dc.changes.opened:
                     self.dc.add_streams(stream_spec(m) for m in dc.changes.opened)
+                if restart is not None and self.dc.remote is not None:
+                    # New local credentials from here on: the 2xx carrying them goes out in
+                    # this same step (the user agent sends it as renegotiate returns).
+                    try:
+                        self.dc.restart_ice(restart)
+                    except MediaError as exc:
+                        raise SipError(exc.status_hint, str(exc)[:100]) from exc
                 params = answer_params(self.dc.local)
             self._attach_bundle(self.dc)
         elif self.dc is not None:
@@ -361,6 +373,26 @@ class CallMediaSession:
         answer = versioned_answer(self.negotiated.answer, self._render(plan, params))
         self.negotiated = Negotiated(offer, answer)
         return serialize_sdp(answer).encode()
+
+    def _ice_restart(self, plan: AnswerPlan) -> RemoteParams | None:
+        """The peer's new parameters when ``plan`` keeps the DTLS association and restarts
+        ICE (RFC 8445 section 9, RFC 8839 4.4.1.1.1); None otherwise. On a path that cannot
+        restart (aioice's full agent, ``media.ice_lite = false``) the re-offer is refused
+        with 488 and a Warning saying so, and the call goes on as before."""
+        dc, session = plan.datachannel, self.dc
+        if dc is None or dc.new_association or session is None or session.remote is None:
+            return None
+        remote = remote_params(dc.remote)
+        if not restarts_ice(session.remote.ice, remote.ice):
+            return None
+        if not session.can_restart_ice:
+            refusal = SdpNotAcceptable(
+                "ICE restart (RFC 8445 section 9) is not supported with media.ice_lite = "
+                "false: keep a=ice-ufrag/a=ice-pwd, or offer a new DTLS association",
+                line=dc.remote.media.line,
+            )
+            raise _sdp_error(refusal, self._factory.agent)
+        return remote
 
     def _parse(self, body: bytes) -> SessionDescription:
         if not body:

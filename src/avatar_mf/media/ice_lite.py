@@ -54,7 +54,7 @@ from avatar_mf.clock import Clock, TimerHandle
 from avatar_mf.media import stun
 from avatar_mf.media.errors import MediaParamsError
 from avatar_mf.media.ice_transport import ice_credentials
-from avatar_mf.media.params import LocalIce, RemoteParams
+from avatar_mf.media.params import LocalIce, RemoteIce, RemoteParams
 from avatar_mf.media.sockets import SocketLedger
 from avatar_mf.media.udp_dtls_transport import open_endpoint
 
@@ -121,6 +121,18 @@ class IceLiteAgent:
     def set_remote_ufrag(self, ufrag: str) -> None:
         """The full agent's ``a=ice-ufrag``: the second part of a valid USERNAME."""
         self._remote_ufrag = ufrag.encode("utf-8")  # USERNAME is UTF-8 (RFC 8489 14.3)
+
+    def restart(self, ufrag: str, password: str, remote_ufrag: str) -> None:
+        """An ICE restart (RFC 8445 section 9): from now on only requests made with the new
+        local credentials and the full agent's new ufrag are valid; those of the previous
+        generation get 401. The addresses that may send data and the selected address stay
+        (the previous pair carries data until the full agent nominates one of the new
+        generation), and so does :attr:`last_consent` (consent freshness runs on)."""
+        self.local_ufrag = ufrag
+        self.local_password = password
+        self._key = password.encode("ascii")
+        self._ufrag = ufrag.encode("ascii")
+        self.set_remote_ufrag(remote_ufrag)
 
     def accepts_data(self, source: Address) -> bool:
         """Whether ``source`` has sent a valid request (so may send data)."""
@@ -207,6 +219,16 @@ class IceLiteAgent:
         return StunOutcome(reply, code)
 
 
+def restarts_ice(before: RemoteIce | None, now: RemoteIce | None) -> bool:
+    """Whether a re-offer restarts ICE: both carry ICE and its ``a=ice-ufrag`` or
+    ``a=ice-pwd`` changed (RFC 8839 section 4.4.1.1.1)."""
+    return (
+        before is not None
+        and now is not None
+        and (before.ufrag != now.ufrag or before.pwd != now.pwd)
+    )
+
+
 def is_media(data: bytes) -> bool:
     """RFC 7983 section 7: DTLS (first byte 20-63) or RTP/RTCP (128-191)."""
     first = data[0] if data else 0
@@ -238,9 +260,11 @@ class IceLitePath:
         clock: Clock,
         consent_timeout: float = CONSENT_TIMEOUT,
         max_queue: int = DEFAULT_MAX_QUEUE,
+        random: Callable[[int], bytes] = secrets.token_bytes,
     ) -> None:
-        """Use :meth:`bind`."""
+        """Use :meth:`bind`. ``random`` makes the credentials of an ICE restart."""
         self._agent = agent
+        self._random = random
         self._clock = clock
         self._consent_timeout = consent_timeout
         self._queue: deque[bytes] = deque(maxlen=max_queue)
@@ -267,7 +291,12 @@ class IceLitePath:
         """Bind the host candidate's socket on ``host``, with fresh credentials from
         ``random``."""
         ufrag, password = ice_credentials(random(21))
-        self = cls(IceLiteAgent(ufrag, password), clock=clock, consent_timeout=consent_timeout)
+        self = cls(
+            IceLiteAgent(ufrag, password),
+            clock=clock,
+            consent_timeout=consent_timeout,
+            random=random,
+        )
         transport = await open_endpoint(
             host, lambda: _Protocol(self), ledger=ledger, what="an ICE host candidate"
         )
@@ -319,6 +348,29 @@ class IceLitePath:
             raise MediaParamsError("two ICE-lite agents: the MF's full agent must answer")
         self._remote_set = True
         self._agent.set_remote_ufrag(remote.ice.ufrag)
+
+    def restart_ice(self, remote: RemoteParams) -> LocalIce:
+        """Answer a re-offer that restarts ICE (its ``a=ice-ufrag``/``a=ice-pwd`` changed,
+        RFC 8839 4.4.1.1.1): new local credentials (RFC 8839 4.4.1.2.2: the answerer changes
+        both), the same host candidate, the full agent's new ufrag. Returns what the answer
+        says. The socket, the selected address and the consent timer stay: the DTLS
+        association above goes on (RFC 8445 section 9)."""
+        if not self._remote_set:
+            raise MediaParamsError("ICE restart before the first offer's parameters")
+        if remote.ice is None:
+            raise MediaParamsError("ICE was offered but the peer's parameters carry no ICE")
+        if remote.ice.ice_lite:
+            raise MediaParamsError("two ICE-lite agents: the MF's full agent must answer")
+        agent = self._agent
+        for _ in range(8):
+            ufrag, password = ice_credentials(self._random(21))
+            if ufrag != agent.local_ufrag and password != agent.local_password:
+                break
+        else:
+            raise ValueError("the random source keeps giving the same ICE credentials")
+        agent.restart(ufrag, password, remote.ice.ufrag)
+        logger.debug("%s: ICE restart, remote ufrag %s", self, remote.ice.ufrag)
+        return self.local_ice
 
     def on_first_datagram(self, callback: Callable[[], None]) -> None:
         """With ICE the session starts at once whatever its DTLS role."""

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import types
 from collections.abc import Callable, Iterable, Mapping
@@ -57,6 +58,7 @@ from avatar_mf.media.events import (
     SessionEvent,
     SessionFailed,
 )
+from avatar_mf.media.ice_lite import IceLitePath
 from avatar_mf.media.packet_path import PacketPath
 from avatar_mf.media.params import DtlsRole, LocalParams, RemoteParams, StreamSpec, dtls_role
 from avatar_mf.media.sctp_transport import DEFAULT_TUNING, ImsSctpTransport, SctpTuning
@@ -190,6 +192,30 @@ class DataChannelSession:
         self._remote = remote
         self._dtls_role = role
         self._path.set_dtls_role(role)
+
+    @property
+    def can_restart_ice(self) -> bool:
+        """Whether :meth:`restart_ice` works here: the path is the MF's ICE-lite agent (aioice's
+        full agent and the plain UDP path cannot restart)."""
+        return isinstance(self._path, IceLitePath)
+
+    def restart_ice(self, remote: RemoteParams) -> LocalParams:
+        """Answer a re-offer that restarts ICE and keeps the DTLS association (same
+        fingerprint and tls-id, RFC 8842 section 5.4): the path takes the peer's new ICE
+        parameters and makes new local credentials (RFC 8445 section 9, RFC 8839
+        4.4.1.2.2); DTLS, SCTP and every channel go on. Returns the new :attr:`local` for the
+        answer. Raises :class:`MediaParamsError` (488) when the path cannot restart."""
+        if self._state in ("closing", "closed", "failed"):
+            raise SessionStateError(f"cannot restart ICE on a session that is {self._state}")
+        if self._remote is None:
+            raise SessionStateError("ICE restart before the remote parameters are known")
+        path = self._path
+        if not isinstance(path, IceLitePath):
+            raise MediaParamsError("ICE restart is supported on the ICE-lite path only")
+        ice = path.restart_ice(remote)
+        self._remote = remote
+        self._local = dataclasses.replace(self._local, ice=ice)
+        return self._local
 
     def start(self) -> None:
         """Start connectivity (ICE, then DTLS, then SCTP) in the background and arm the setup
