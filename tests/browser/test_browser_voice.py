@@ -23,6 +23,7 @@ import pytest
 
 from avatar_mf.arf import ARKIT_INDEX, BlendshapeUnit
 from avatar_mf.testing.process import MfProcess, free_port
+from avatar_mf.testing.voice import AUDIO_ACCEPTED, jaw_follows_loudness
 from avatar_mf.ue import AvatarClient, UeCall
 from avatar_mf.ue.rtp_audio import read_wav
 
@@ -38,14 +39,6 @@ RATE = 16000
 #: Units UE2 collects: 8 s at 30 a second.
 UNITS = 30 * 8
 FLOOR = 0.5
-
-
-def _accepted(mf: MfProcess) -> float:
-    status, body = mf.http_get("/metrics")
-    assert status == 200
-    prefix = 'avatar_mf_audio_channel_messages_total{outcome="accepted"} '
-    lines = [x for x in body.decode().splitlines() if x.startswith(prefix)]
-    return float(lines[0].rsplit(" ", 1)[1]) if lines else 0.0
 
 
 @pytest.fixture(scope="module")
@@ -98,21 +91,6 @@ def chromium_args(microphone: tuple[Path, np.ndarray]) -> list[str]:
     ]
 
 
-def best_correlation(jaw: np.ndarray, sent: np.ndarray) -> float:
-    """The best correlation of the jaw with the loudness of ``sent`` per 1/30 s, over the
-    units' offsets in it (tests/stages/voice/test_voice_call.py)."""
-    hop = RATE // 30
-    x = sent.astype(np.float64)
-    rms = np.array([np.sqrt(np.mean(x[i : i + hop] ** 2)) for i in range(0, x.size - hop, hop)])
-    best = -1.0
-    for lag in range(rms.size - 60):
-        n = min(jaw.size, rms.size - lag)
-        a, b = jaw[:n], rms[lag : lag + n]
-        if n > 60 and a.std() > 0 and b.std() > 0:
-            best = max(best, float(np.corrcoef(a, b)[0, 1]))
-    return best
-
-
 async def app_state(page: Any) -> dict[str, Any]:
     state: dict[str, Any] = await page.evaluate(
         "(() => { const app = window.avatarClient && window.avatarClient.app();"
@@ -126,7 +104,7 @@ async def test_browser_microphone_drives_ue2_jaw(
 ) -> None:
     mf = voice_mf
     room = "browser-voice"
-    accepted_before = _accepted(mf)
+    accepted_before = mf.metric(AUDIO_ACCEPTED)
     errors: list[str] = []
     ue2_call = UeCall.dial(
         f"sip:{room}@{HOST}", HOST, mf.sip_port, ice=False, from_uri=f"sip:ue2@{HOST}"
@@ -166,7 +144,7 @@ async def test_browser_microphone_drives_ue2_jaw(
 
             await wait_for(ended, 5.0, "the capture ends with the call")
             sent = (await app_state(page))["voice"]["sent"]  # every message, the last ones too
-    accepted = _accepted(mf) - accepted_before
+    accepted = mf.metric(AUDIO_ACCEPTED) - accepted_before
     voice = state["voice"]
     # The capture path and what the page sent.
     assert voice["state"] == "on" and voice["capture"] in ("audioworklet", "scriptprocessor")
@@ -178,7 +156,7 @@ async def test_browser_microphone_drives_ue2_jaw(
     jaw = np.array([float(s.weights[s.indices.index(ARKIT_INDEX["jawOpen"])]) for s in shapes])
     _, loop = microphone
     played = np.tile(loop, 4)  # the fake microphone loops the file
-    best = best_correlation(jaw, played)
+    best = jaw_follows_loudness(jaw, played)
     print(
         f"browser microphone ({voice['capture']}, {voice['inputRate']} Hz -> 16 kHz): "
         f"jaw~loudness r {best:.3f}, units {jaw.size}, messages sent {sent}, "

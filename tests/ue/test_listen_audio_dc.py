@@ -24,6 +24,7 @@ import pytest
 
 from avatar_mf.arf import ARKIT_INDEX, BlendshapeUnit
 from avatar_mf.testing.process import MfProcess, free_port
+from avatar_mf.testing.voice import AUDIO_ACCEPTED, jaw_follows_loudness
 from avatar_mf.ue import AvatarClient, UeCall
 from avatar_mf.ue.cli import hello_inputs
 from avatar_mf.ue.dc_audio import AUDIO_STREAM
@@ -79,29 +80,6 @@ def two_leg_voice_mf(tmp_path: Path, ue2_port: int) -> Iterator[MfProcess]:
         yield mf
 
 
-def _accepted(mf: MfProcess) -> float:
-    status, body = mf.http_get("/metrics")
-    assert status == 200
-    prefix = 'avatar_mf_audio_channel_messages_total{outcome="accepted"} '
-    lines = [x for x in body.decode().splitlines() if x.startswith(prefix)]
-    return float(lines[0].rsplit(" ", 1)[1]) if lines else 0.0
-
-
-def _best_correlation(jaw: np.ndarray, sent: np.ndarray) -> float:
-    """tests/stages/voice/test_voice_call.py's: the jaw against the loudness per 1/30 s."""
-    hop = 16000 // 30
-    x = sent.astype(np.float64)
-    rms = np.array([np.sqrt(np.mean(x[i : i + hop] ** 2)) for i in range(0, x.size - hop, hop)])
-    best = -1.0
-    for lag in range(-30, rms.size - 60):
-        a = jaw[max(0, -lag) :]
-        b = rms[max(0, lag) :]
-        n = min(a.size, b.size)
-        if n > 60 and a[:n].std() > 0 and b[:n].std() > 0:
-            best = max(best, float(np.corrcoef(a[:n], b[:n])[0, 1]))
-    return best
-
-
 async def test_called_side_sends_its_voice_on_an_added_audio_channel(
     two_leg_voice_mf: MfProcess, ue2_port: int
 ) -> None:
@@ -135,11 +113,11 @@ async def test_called_side_sends_its_voice_on_an_added_audio_channel(
         "messages_sent": messages,
         "seconds_sent": messages * 0.02,
     }
-    accepted = _accepted(mf)
+    accepted = mf.metric(AUDIO_ACCEPTED)
     assert messages * 0.95 <= accepted <= messages, accepted  # max-retr=0: may lose a few
     shapes = [u.unit for u in units if isinstance(u.unit, BlendshapeUnit)]
     assert len(shapes) >= 30 * 4, len(shapes)
     jaw = np.array([float(s.weights[s.indices.index(ARKIT_INDEX["jawOpen"])]) for s in shapes])
-    best = _best_correlation(jaw, sent)
+    best = jaw_follows_loudness(jaw, sent)
     print(f"ue listen --audio-dc: jaw~loudness r {best:.3f}, units {jaw.size}, accepted {accepted}")
     assert best > 0.5 and jaw.max() > 0.2, (best, jaw.max())

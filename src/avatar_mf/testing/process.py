@@ -110,6 +110,18 @@ class MfProcess:
         except urllib.error.HTTPError as err:
             return int(err.code), err.read()
 
+    def metric(self, sample: str) -> float:
+        """The value of one ``/metrics`` sample, named with its labels as the exposition
+        writes them (``avatar_mf_x_total{outcome="accepted"}``); 0.0 when it is absent."""
+        status, body = self.http_get("/metrics")
+        if status != 200:
+            raise RuntimeError(f"/metrics answered {status}")
+        prefix = sample + " "
+        for line in body.decode().splitlines():
+            if line.startswith(prefix):
+                return float(line[len(prefix) :].split()[0])
+        return 0.0
+
     def stats(self) -> dict[str, Any]:
         status, body = self.http_get("/stats")
         if status != 200:

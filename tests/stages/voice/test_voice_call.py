@@ -23,6 +23,7 @@ import pytest
 from avatar_mf.arf import ARKIT_INDEX, BlendshapeUnit, ConfigUnit
 from avatar_mf.stages.voice.corpus import Utterance
 from avatar_mf.testing.process import MfProcess
+from avatar_mf.testing.voice import AUDIO_ACCEPTED, jaw_follows_loudness
 from avatar_mf.ue import AvatarClient, UeCall
 from avatar_mf.ue.rtp_audio import UeAudio
 
@@ -35,7 +36,6 @@ SETTINGS = {
     "MEDIA__SETUP_TIMEOUT": "5",
     "PIPELINE__ANIMATION_DATA__NAME": "voice",
 }
-
 
 
 @pytest.fixture(scope="module")
@@ -116,36 +116,12 @@ async def test_ue2_mouth_follows_ue1_voice(
     steps = np.diff(ticks) % (1 << 32)
     # 30 per second, in order; animation is newest-wins, so a loaded machine may drop a few.
     assert np.all(steps > 0) and np.mean(steps <= 34) >= 0.95, steps
-    # Loudness of what UE1 sent, per 1/30 s; the units' offset in it is found by correlation
-    # (the session's stage starts on whatever packet it first gets).
-    hop = 16000 // 30
-    x = sent.astype(np.float64)
-    rms = np.array([np.sqrt(np.mean(x[i : i + hop] ** 2)) for i in range(0, x.size - hop, hop)])
-    best = -1.0
-    for lag in range(rms.size - 60):
-        n = min(jaw.size, rms.size - lag)
-        a, b = jaw[:n], rms[lag : lag + n]
-        if a.std() > 0 and b.std() > 0:
-            best = max(best, float(np.corrcoef(a, b)[0, 1]))
+    # The units' offset in what UE1 sent is found by correlation (the session's stage starts
+    # on whatever packet it first gets).
+    best = jaw_follows_loudness(jaw, sent)
     print(f"voice call {codec1}/{codec2}: jaw~loudness r", round(best, 3), "units", jaw.size)
     assert best > 0.5, best
     assert jaw.max() > 0.2
-
-
-def _best_correlation(jaw: np.ndarray, sent: np.ndarray) -> float:
-    """The best correlation of the jaw with the loudness of what was sent, per 1/30 s, over
-    the offsets of the units in it."""
-    hop = 16000 // 30
-    x = sent.astype(np.float64)
-    rms = np.array([np.sqrt(np.mean(x[i : i + hop] ** 2)) for i in range(0, x.size - hop, hop)])
-    best = -1.0
-    for lag in range(-30, rms.size - 60):
-        a = jaw[max(0, -lag) :]
-        b = rms[max(0, lag) :]
-        n = min(a.size, b.size)
-        if n > 60 and a[:n].std() > 0 and b[:n].std() > 0:
-            best = max(best, float(np.corrcoef(a[:n], b[:n])[0, 1]))
-    return best
 
 
 async def test_ue2_mouth_follows_ue1_voice_sent_on_a_data_channel(voice_mf: MfProcess) -> None:
@@ -186,17 +162,14 @@ async def test_ue2_mouth_follows_ue1_voice_sent_on_a_data_channel(voice_mf: MfPr
     assert summary["ok"], summary
     messages = -(-sent.size // 320)
     assert summary["audio_dc"]["messages_sent"] == messages  # type: ignore[index]
-    status, body = voice_mf.http_get("/metrics")
-    assert status == 200
-    prefix = 'avatar_mf_audio_channel_messages_total{outcome="accepted"} '
-    (line,) = [x for x in body.decode().splitlines() if x.startswith(prefix)]
-    assert messages * 0.95 <= float(line.rsplit(" ", 1)[1]) <= messages  # max-retr=0: may lose
+    accepted = voice_mf.metric(AUDIO_ACCEPTED)
+    assert messages * 0.95 <= accepted <= messages  # max-retr=0: may lose
     assert isinstance(units[0].unit, ConfigUnit)
     shapes = [u.unit for u in units if isinstance(u.unit, BlendshapeUnit)]
     assert len(shapes) >= 30 * 5
     steps = np.diff([s.timestamp for s in shapes]) % (1 << 32)
     assert np.all(steps > 0) and np.mean(steps <= 34) >= 0.95, steps
     jaw = np.array([_jaw(s) for s in shapes])
-    best = _best_correlation(jaw, sent)
+    best = jaw_follows_loudness(jaw, sent)
     print("voice over the data channel: jaw~loudness r", round(best, 3), "units", jaw.size)
     assert best > 0.5 and jaw.max() > 0.2
