@@ -54,19 +54,11 @@ from avatar_mf.stages.voice.corpus import (
     load_corpus,
 )
 from avatar_mf.stages.voice.evaluation import group_of, group_weights
-from avatar_mf.stages.voice.features import SAMPLE_RATE, FrontEnd
+from avatar_mf.stages.voice.features import FrontEnd
 from avatar_mf.stages.voice.labels import COARSE, COARSE_OF_VISEME, frame_labels, viseme_of
 from avatar_mf.stages.voice.model import LOOKAHEAD, coarse_probabilities, fit, stack_context
 from avatar_mf.stages.voice.sphinx_files import read_gaussians
-from avatar_mf.stages.voice.sphinx_mfcc import (
-    FFT_SIZE,
-    FILTERS,
-    LOWER_HZ,
-    UPPER_HZ,
-    SphinxFeatures,
-    _hz,
-    _mel,
-)
+from avatar_mf.stages.voice.sphinx_mfcc import SphinxFeatures, mel_filters
 from avatar_mf.stages.voice.stage import GATE_LEVEL
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -96,29 +88,10 @@ def relative(loglik: Array) -> Array:
     return np.maximum(loglik - loglik.max(axis=1, keepdims=True), -60.0) / 10.0
 
 
-def warped_filters(alpha: float) -> Array:
-    """The front end's mel filters with every edge frequency times ``alpha``."""
-    low, high = _mel(LOWER_HZ), _mel(UPPER_HZ)
-    width = (high - low) / (FILTERS + 1)
-    step = SAMPLE_RATE / FFT_SIZE
-    bins = np.arange(FFT_SIZE // 2 + 1) * step
-    out = np.zeros((FILTERS, bins.size))
-    for i in range(FILTERS):
-        left, centre, right = (
-            min(int(_hz(low + (i + j) * width) * alpha / step + 0.5), FFT_SIZE // 2) * step
-            for j in range(3)
-        )
-        rise = (bins - left) / max(centre - left, 1e-9)
-        fall = (right - bins) / max(right - centre, 1e-9)
-        inside = (bins >= left) & (bins <= right)
-        out[i] = np.where(inside, np.minimum(rise, fall), 0.0) * 2.0 / max(right - left, 1e-9)
-    return out
-
-
 def feature_rows(pcm: NDArray[np.int16], alpha: float = 1.0) -> Array:
     front = SphinxFeatures()
     if alpha != 1.0:
-        front._filters = warped_filters(alpha)  # the probe's one change to the front end
+        front._filters = mel_filters(warp=alpha)  # the probe's one change to the front end
     return np.concatenate([front.push(pcm[s : s + PACKET]) for s in range(0, pcm.size, PACKET)])
 
 

@@ -13,6 +13,7 @@ from avatar_mf.stages.voice.sphinx_mfcc import (
     DELTA_DELAY,
     FEATURES,
     SphinxFeatures,
+    mel_filters,
 )
 
 
@@ -103,3 +104,19 @@ def test_a_reset_keeps_the_mean_and_restarts_the_context() -> None:
     c = after[:, :CEPSTRA]
     assert np.allclose(after[0, CEPSTRA : 2 * CEPSTRA], c[2] - c[0])
     assert np.allclose(after[1, 2 * CEPSTRA :], (c[4] - c[0]) - (c[2] - c[0]))
+
+
+def test_a_warp_moves_every_filter_by_its_factor_and_one_leaves_them() -> None:
+    plain = mel_filters()
+    assert np.array_equal(mel_filters(1.0), plain)
+    bins = np.arange(plain.shape[1])
+    centre = (plain * bins).sum(axis=1) / plain.sum(axis=1)  # each triangle's centroid, bins
+    for warp in (0.88, 1.12):
+        warped = mel_filters(warp)
+        assert np.isfinite(warped).all()
+        moved = (warped * bins).sum(axis=1) / warped.sum(axis=1)
+        # the edges are rounded to whole bins: the upper filters (many bins wide) move by the
+        # factor within a few percent
+        ratio = moved[-10:] / centre[-10:]
+        assert np.all(np.abs(ratio - warp) < 0.03), ratio
+        assert np.allclose(warped.sum(axis=1) * (SAMPLE_RATE / 512), 1.0)  # unit area kept

@@ -69,8 +69,11 @@ def _hz(mel: float) -> float:
     return 700.0 * (math.pow(10.0, mel / 2595.0) - 1.0)
 
 
-def mel_filters() -> NDArray[np.float64]:
-    """(FILTERS, FFT_SIZE // 2 + 1) unit-area triangles, edges rounded to DFT bins."""
+def mel_filters(warp: float = 1.0) -> NDArray[np.float64]:
+    """(FILTERS, FFT_SIZE // 2 + 1) unit-area triangles, edges rounded to DFT bins.
+
+    ``warp`` moves every edge frequency by that factor (a linear vocal tract length warp,
+    up to the Nyquist bin; tools/voice_limits.py's probe): 1.0, the stage's, leaves them."""
     low, high = _mel(LOWER_HZ), _mel(UPPER_HZ)
     width = (high - low) / (FILTERS + 1)
     step = SAMPLE_RATE / FFT_SIZE
@@ -78,7 +81,8 @@ def mel_filters() -> NDArray[np.float64]:
     out = np.zeros((FILTERS, bins.size))
     for i in range(FILTERS):
         left, centre, right = (
-            int(_hz(low + (i + j) * width) / step + 0.5) * step for j in range(3)
+            min(int(_hz(low + (i + j) * width) * warp / step + 0.5), FFT_SIZE // 2) * step
+            for j in range(3)
         )
         rise = (bins - left) / (centre - left)
         fall = (right - bins) / (right - centre)
