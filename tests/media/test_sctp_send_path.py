@@ -43,7 +43,12 @@ from avatar_mf.media.sctp_send import (
     plain_sack,
     sack_bytes,
 )
-from avatar_mf.media.sctp_transport import DEFAULT_TUNING, ImsSctpTransport, SctpTuning
+from avatar_mf.media.sctp_transport import (
+    DEFAULT_TUNING,
+    INITIAL_CWND,
+    ImsSctpTransport,
+    SctpTuning,
+)
 
 from .test_sctp_tuning import Pair, unit, until
 
@@ -234,14 +239,44 @@ async def test_past_the_congestion_window_messages_wait_in_the_channel(
     await asyncio.sleep(0.01)
     window = pair.a._cwnd
     assert 0 < pair.sender.fast_sends < 60
-    assert pair.a._flight_size <= window
+    # aiortc's path may overshoot cwnd by less than a packet (RFC 9260 6.1 rule B)
+    assert pair.a._flight_size < window + CHUNK_SPACE
     waiting = sum(len(unit(i)) for i in range(pair.sender.fast_sends, 60))
     # aiortc's path moved a packet's worth to SCTP's outbound queue; the rest is buffered
     moved = sum(c._book_size for c in pair.a._outbound_queue)
     assert 0 < moved < CHUNK_SPACE + len(unit(0))
-    assert tx.bufferedAmount == waiting - moved
+    # and sent what its overshoot allowed (flight beyond the fast path's messages)
+    slow_sent = pair.a._flight_size - sum(len(unit(i)) for i in range(pair.sender.fast_sends))
+    assert tx.bufferedAmount == waiting - moved - slow_sent
     pair.link_a.lose = False
     pair.a._rto = 0.05  # let T3 retransmit soon
+    pair.a._t3_cancel()
+    pair.a._t3_start()
+    await pair.wait_received(60)
+    assert pair.received == [unit(i) for i in range(60)]
+
+
+def test_both_paths_start_at_rfc_9260s_initial_window() -> None:
+    for tuning in (DEFAULT_TUNING, SLOW):
+        assert Pair(tuning).a._cwnd == INITIAL_CWND == 4404
+
+
+async def test_the_first_flight_fills_rfc_9260s_initial_window(pair: CountingPair) -> None:
+    """RFC 9260 7.2.1: cwnd starts at min(4 MTU, max(2 MTU, 4404)) = 4404 bytes (aiortc's
+    three DATA chunks were 3,480): with nothing acknowledged, a burst of small messages puts
+    that much in flight."""
+    assert INITIAL_CWND == min(4 * SCTP_MAX_PACKET_LENGTH, max(2 * SCTP_MAX_PACKET_LENGTH, 4404))
+    tx, _ = await pair.start()
+    pair.link_a.lose = True  # nothing is acknowledged
+    for i in range(60):
+        tx.send(unit(i))
+    await asyncio.sleep(0.1)
+    assert pair.a._cwnd == INITIAL_CWND == 4404
+    in_flight = sum(len(c.user_data) for c in data_chunks(pair))
+    assert 4404 - 2 * len(unit(0)) < in_flight <= 4404 + CHUNK_SPACE, in_flight
+    assert in_flight > 3 * 1160  # more than aiortc's initial window
+    pair.link_a.lose = False
+    pair.a._rto = 0.05
     pair.a._t3_cancel()
     pair.a._t3_start()
     await pair.wait_received(60)

@@ -64,6 +64,9 @@
    fast paths go through the DTLS layer's ``send_data_now`` (no coroutine), and the send
    side is flushed by one callback per turn (``call_soon``), a task only when aiortc's
    data-channel queue has something (its flush awaits).
+9. The initial congestion window is RFC 9260 7.2.1's ``min(4 * MTU, max(2 * MTU, 4404))``
+   bytes (:data:`INITIAL_CWND`; MTU: aiortc's SCTP packet size, 1189), not aiortc's three
+   DATA chunks (3,480 bytes): the first flight of a burst carries a chunk more.
 """
 
 from __future__ import annotations
@@ -108,6 +111,9 @@ from .sctp_send import OutChunk, pack_packets, plain_sack, sack_bytes
 AIORTC_USER_DATA_MAX_LENGTH: int = USERDATA_MAX_LENGTH
 """aiortc's DATA chunk payload size (1160 bytes in 1.16); the largest value allowed here, since
 aiortc's DTLS layer reads at most 1500-byte records."""
+
+INITIAL_CWND: int = min(4 * SCTP_MAX_PACKET_LENGTH, max(2 * SCTP_MAX_PACKET_LENGTH, 4404))
+"""RFC 9260 7.2.1's initial cwnd in bytes, with aiortc's SCTP packet size as the MTU (4404)."""
 
 MIN_USER_DATA_MAX_LENGTH = 64
 
@@ -205,6 +211,7 @@ class ImsSctpTransport(RTCSctpTransport):
                 f"{AIORTC_USER_DATA_MAX_LENGTH}, not {user_data_max_length}"
             )
         super().__init__(transport, port=port)
+        self._cwnd = INITIAL_CWND  # aiortc starts at 3 DATA chunks (3,480 bytes)
         self._user_data_max_length = user_data_max_length
         self._on_state = on_state
         self._tuning = tuning
