@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -84,6 +84,19 @@ PipelineStages = Sequence[ConfiguredStage]
 CapabilitiesPolicy = Callable[[AvatarSession, md.Hello], md.Capabilities]
 
 
+#: Released sessions whose call has not ended yet, kept at most (oldest dropped first).
+_RELEASED_KEPT = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class SessionFacts:
+    """What a call's record says of its avatar session."""
+
+    room: str
+    participant_id: str
+    animation_data: tuple[str, ...]
+
+
 class AvatarHub:
     def __init__(
         self,
@@ -108,6 +121,11 @@ class AvatarHub:
         self._sessions: dict[str, AvatarSession] = {}
         self._by_participant: dict[int, AvatarSession] = {}
         self._closing: set[asyncio.Task[None]] = set()
+        #: What a call's record needs of its session once the session was released (its data
+        #: channels closed before the call ended): until the record takes it, bounded.
+        self._released: OrderedDict[str, SessionFacts] = OrderedDict()
+        #: Calls whose record was written while their session was live (released later).
+        self._ended: OrderedDict[str, None] = OrderedDict()
         self._queue_limits = queue_limits or QueueLimits()
         self.relay_metrics = relay_metrics if relay_metrics is not None else RelayMetrics()
         self.pipeline_stats = PipelineStats()
@@ -194,6 +212,21 @@ class AvatarHub:
         """The avatar session of call ``call_id``, if it has one."""
         return self._sessions.get(call_id)
 
+    def facts_of(self, call_id: str, *, forget: bool = False) -> SessionFacts | None:
+        """Room, participant id and animation-data stages of call ``call_id``'s avatar
+        session, live or released before the call ended; ``forget``: the call ended, drop
+        what was kept of a released session."""
+        session = self._sessions.get(call_id)
+        if session is not None:
+            if forget:  # released after its call's record: nothing to keep then
+                self._ended[call_id] = None
+                while len(self._ended) > _RELEASED_KEPT:
+                    self._ended.popitem(last=False)
+            return SessionFacts(
+                session.participant.room.name, session.id, session.selection.stages
+            )
+        return self._released.pop(call_id, None) if forget else self._released.get(call_id)
+
     def _session_for(self, channel: ChannelContext) -> AvatarSession:
         info = channel.info
         session = self._sessions.get(info.call_id)
@@ -268,6 +301,14 @@ class AvatarHub:
             return
         del self._sessions[session.call_id]
         self._by_participant.pop(id(session.participant), None)
+        if session.call_id in self._ended:  # its call's record is written: nothing to keep
+            del self._ended[session.call_id]
+        else:
+            self._released[session.call_id] = SessionFacts(
+                session.participant.room.name, session.id, session.selection.stages
+            )
+            while len(self._released) > _RELEASED_KEPT:
+                self._released.popitem(last=False)
         closing = session.close()
         room = session.participant.room
         session.participant.leave()

@@ -479,13 +479,11 @@ class MediaFunction:
         now = self.clock.now()
         media = self.sessions.session_of(call.call_id)
         rooms: dict[str, tuple[str, str, tuple[str, ...]]] = {}
-        session = self.hub.session_of(call.call_id) if self.hub is not None else None
-        if session is not None:
-            rooms[call.call_id] = (
-                session.participant.room.name,
-                session.id,
-                session.selection.stages,
-            )
+        # The session may have been released before the call ended (its data channels
+        # closed before the BYE): the hub kept what the record needs.
+        facts = self.hub.facts_of(call.call_id, forget=True) if self.hub is not None else None
+        if facts is not None:
+            rooms[call.call_id] = (facts.room, facts.participant_id, facts.animation_data)
         described = _describe_call(call, "ended", now, media, rooms)
         dc = media.dc if media is not None else None
         streams: list[dict[str, object]] = (
