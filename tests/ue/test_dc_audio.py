@@ -42,6 +42,7 @@ def test_other_frame_lengths_and_l16(frame_ms: int, samples: int) -> None:
     messages = [parse_audio(m) for m in sender.messages()]
     assert [m.samples for m in messages] == [samples, samples]
     assert {m.format for m in messages} == {AudioFormat.L16}
+    assert sender.seconds == pytest.approx(2 * frame_ms / 1000)  # what run() takes
     with pytest.raises(ValueError):
         DcAudioSender(lambda sid, data: None, pcm, frame_ms=80)
 
@@ -52,6 +53,13 @@ async def test_run_sends_every_message_on_its_stream() -> None:
     assert await sender.run() == 3
     assert [sid for sid, _ in sent] == [1006] * 3
     assert [data for _, data in sent] == list(sender.messages())
+    assert sender.summary() == {"stream": 1006, "messages_sent": 3, "seconds_sent": 0.06}
+
+
+async def test_the_summary_counts_seconds_by_the_frame_length() -> None:
+    sender = DcAudioSender(lambda sid, data: None, bytes(2 * 2 * 960), frame_ms=60)
+    assert await sender.run() == 2
+    assert sender.summary()["seconds_sent"] == 0.12  # 2 x 60 ms, not 2 x 20 ms
 
 
 def test_the_audio_channel_is_offered_unordered_and_never_retransmitted(tmp_path: Path) -> None:

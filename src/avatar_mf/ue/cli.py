@@ -664,7 +664,7 @@ async def _place(
                     print(f"send failed: {exc}", file=err)
             deadline = loop.time() + args.duration
             if sending is not None and dc_audio is not None:
-                deadline = max(deadline, loop.time() + dc_audio.frames * 0.02 + 0.2)
+                deadline = max(deadline, loop.time() + dc_audio.seconds + 0.2)
             while call.state == "confirmed" and (left := deadline - loop.time()) > 0:
                 received = False
                 for sid in call.accepted_ids:
@@ -708,11 +708,7 @@ async def _place(
             rtp_audio.save_wav(Path(args.audio_out))
             summary["audio"]["out"] = args.audio_out  # type: ignore[index]
     if dc_audio is not None:
-        summary["audio_dc"] = {
-            "stream": dc_audio.stream_id,
-            "messages_sent": dc_audio.messages_sent,
-            "seconds_sent": round(dc_audio.messages_sent * 0.02, 3),
-        }
+        summary["audio_dc"] = dc_audio.summary()
     if rtp_video is not None and args.render is None:
         summary["video"] = {
             "codec": rtp_video.codec,

@@ -73,6 +73,24 @@ class DcAudioSender:
     def frames(self) -> int:
         return len(self._pcm) // (2 * self.frame_samples)
 
+    @property
+    def period(self) -> float:
+        """Seconds of audio per message."""
+        return self.frame_samples / AUDIO_SAMPLE_RATE
+
+    @property
+    def seconds(self) -> float:
+        """Seconds of audio in all the messages (how long :meth:`run` takes)."""
+        return self.frames * self.period
+
+    def summary(self) -> dict[str, object]:
+        """What a call's summary says of the audio sent (``ue call``/``ue listen``)."""
+        return {
+            "stream": self.stream_id,
+            "messages_sent": self.messages_sent,
+            "seconds_sent": round(self.messages_sent * self.period, 3),
+        }
+
     def messages(self) -> Iterator[bytes]:
         """Every message, in order."""
         frame = 2 * self.frame_samples
@@ -89,7 +107,7 @@ class DcAudioSender:
         loop = asyncio.get_running_loop()
         start = loop.time()
         self.first_sent = start
-        period = self.frame_samples / AUDIO_SAMPLE_RATE
+        period = self.period
         for index, message in enumerate(self.messages()):
             delay = start + index * period - loop.time()
             if delay > 0:

@@ -237,7 +237,7 @@ async def _take_call(args: argparse.Namespace, call: UeCall, err: TextIO) -> dic
                 sending = loop.create_task(dc_audio.run())
         deadline = loop.time() + args.duration
         if dc_audio is not None:
-            deadline = max(deadline, loop.time() + dc_audio.frames * 0.02 + 0.2)
+            deadline = max(deadline, loop.time() + dc_audio.seconds + 0.2)
         while call.state == "confirmed" and (left := deadline - loop.time()) > 0:
             received = False
             for sid in call.accepted_ids:
@@ -260,11 +260,7 @@ async def _take_call(args: argparse.Namespace, call: UeCall, err: TextIO) -> dic
     summary = call.summary()
     summary["direction"] = "incoming"
     if dc_audio is not None:
-        summary["audio_dc"] = {
-            "stream": dc_audio.stream_id,
-            "messages_sent": dc_audio.messages_sent,
-            "seconds_sent": round(dc_audio.messages_sent * 0.02, 3),
-        }
+        summary["audio_dc"] = dc_audio.summary()
     if client is not None:
         summary["avatar"] = client.summary()
         problems.extend(client.failures)
