@@ -96,6 +96,10 @@ class SessionFacts:
     participant_id: str
     animation_data: tuple[str, ...]
 
+    @classmethod
+    def of(cls, session: AvatarSession) -> SessionFacts:
+        return cls(session.participant.room.name, session.id, session.selection.stages)
+
 
 class AvatarHub:
     def __init__(
@@ -222,9 +226,7 @@ class AvatarHub:
                 self._ended[call_id] = None
                 while len(self._ended) > _RELEASED_KEPT:
                     self._ended.popitem(last=False)
-            return SessionFacts(
-                session.participant.room.name, session.id, session.selection.stages
-            )
+            return SessionFacts.of(session)
         return self._released.pop(call_id, None) if forget else self._released.get(call_id)
 
     def _session_for(self, channel: ChannelContext) -> AvatarSession:
@@ -304,9 +306,7 @@ class AvatarHub:
         if session.call_id in self._ended:  # its call's record is written: nothing to keep
             del self._ended[session.call_id]
         else:
-            self._released[session.call_id] = SessionFacts(
-                session.participant.room.name, session.id, session.selection.stages
-            )
+            self._released[session.call_id] = SessionFacts.of(session)
             while len(self._released) > _RELEASED_KEPT:
                 self._released.popitem(last=False)
         closing = session.close()

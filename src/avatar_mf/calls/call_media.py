@@ -358,7 +358,7 @@ class CallMediaSession:
                         self.dc.close_stream(gone.stream_id)
                 if dc.changes.opened:
                     self.dc.add_streams(stream_spec(m) for m in dc.changes.opened)
-                if restart is not None and self.dc.remote is not None:
+                if restart is not None:
                     # New local credentials from here on: the 2xx carrying them goes out in
                     # this same step (the user agent sends it as renegotiate returns).
                     try:

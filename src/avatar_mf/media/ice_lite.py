@@ -229,6 +229,15 @@ def restarts_ice(before: RemoteIce | None, now: RemoteIce | None) -> bool:
     )
 
 
+def _full_agent_ufrag(remote: RemoteParams) -> str:
+    """The peer's ``a=ice-ufrag``, once its parameters are a full agent's (the MF is lite)."""
+    if remote.ice is None:
+        raise MediaParamsError("ICE was offered but the peer's parameters carry no ICE")
+    if remote.ice.ice_lite:
+        raise MediaParamsError("two ICE-lite agents: the MF's full agent must answer")
+    return remote.ice.ufrag
+
+
 def is_media(data: bytes) -> bool:
     """RFC 7983 section 7: DTLS (first byte 20-63) or RTP/RTCP (128-191)."""
     first = data[0] if data else 0
@@ -340,14 +349,11 @@ class IceLitePath:
         """The full agent's checks authenticate the peer's address: nothing to do."""
 
     async def set_remote(self, remote: RemoteParams) -> None:
-        if remote.ice is None:
-            raise MediaParamsError("ICE was offered but the peer's parameters carry no ICE")
         if self._remote_set:
             raise MediaParamsError("ICE remote parameters already set")
-        if remote.ice.ice_lite:
-            raise MediaParamsError("two ICE-lite agents: the MF's full agent must answer")
+        ufrag = _full_agent_ufrag(remote)
         self._remote_set = True
-        self._agent.set_remote_ufrag(remote.ice.ufrag)
+        self._agent.set_remote_ufrag(ufrag)
 
     def restart_ice(self, remote: RemoteParams) -> LocalIce:
         """Answer a re-offer that restarts ICE (its ``a=ice-ufrag``/``a=ice-pwd`` changed,
@@ -357,10 +363,7 @@ class IceLitePath:
         association above goes on (RFC 8445 section 9)."""
         if not self._remote_set:
             raise MediaParamsError("ICE restart before the first offer's parameters")
-        if remote.ice is None:
-            raise MediaParamsError("ICE was offered but the peer's parameters carry no ICE")
-        if remote.ice.ice_lite:
-            raise MediaParamsError("two ICE-lite agents: the MF's full agent must answer")
+        remote_ufrag = _full_agent_ufrag(remote)
         agent = self._agent
         for _ in range(8):
             ufrag, password = ice_credentials(self._random(21))
@@ -368,8 +371,8 @@ class IceLitePath:
                 break
         else:
             raise ValueError("the random source keeps giving the same ICE credentials")
-        agent.restart(ufrag, password, remote.ice.ufrag)
-        logger.debug("%s: ICE restart, remote ufrag %s", self, remote.ice.ufrag)
+        agent.restart(ufrag, password, remote_ufrag)
+        logger.debug("%s: ICE restart, remote ufrag %s", self, remote_ufrag)
         return self.local_ice
 
     def on_first_datagram(self, callback: Callable[[], None]) -> None:

@@ -27,7 +27,7 @@ from pathlib import Path
 from avatar_mf import __version__
 from avatar_mf.arf import is_config_unit
 from avatar_mf.avatar.validate import validate_container
-from avatar_mf.avatar_session.hub import AvatarHub
+from avatar_mf.avatar_session.hub import AvatarHub, SessionFacts
 from avatar_mf.avatar_session.session import AvatarSettings
 from avatar_mf.bootstrap.service import AppSourceError, bootstrap_service_factory
 from avatar_mf.calls.audio import AudioPlane, RegistryAudioCaps
@@ -119,10 +119,9 @@ def _describe_call(
     state: str,
     now: float,
     media: CallMediaSession | None,
-    rooms: dict[str, tuple[str, str, tuple[str, ...]]],
+    facts: SessionFacts | None,
 ) -> dict[str, object]:
     info = call.info
-    room, participant, animation_data = rooms.get(call.call_id, (None, None, ()))
     entry: dict[str, object] = {
         "call_id": call.call_id,
         "state": state,
@@ -134,10 +133,10 @@ def _describe_call(
         "age_seconds": round(max(0.0, now - call.created), 3),
         "confirmed": call.confirmed,
         "session_expires": call.session_expires,
-        "room": room,
-        "participant_id": participant,
+        "room": facts.room if facts is not None else None,
+        "participant_id": facts.participant_id if facts is not None else None,
         # The animation-data stages the avatar session uses (its hello's selection).
-        "animation_data": list(animation_data),
+        "animation_data": list(facts.animation_data) if facts is not None else [],
         "data_channels": [],
         "messages_in": 0,
         "messages_out": 0,
@@ -447,20 +446,21 @@ class MediaFunction:
     def live_sessions(self) -> list[dict[str, object]]:
         """The calls in progress, pending first, for ``GET /sessions``."""
         media = {s.call.call_id: s for s in self.sessions.sessions}
-        rooms: dict[str, tuple[str, str, tuple[str, ...]]] = {}
-        if self.hub is not None:
-            for session in self.hub.sessions():
-                rooms[session.call_id] = (
-                    session.participant.room.name,
-                    session.id,
-                    session.selection.stages,
-                )
+        facts = (
+            {s.call_id: SessionFacts.of(s) for s in self.hub.sessions()}
+            if self.hub is not None
+            else {}
+        )
         now = self.clock.now()
         out = []
         groups = (("pending", self.ua.pending_calls()), ("established", self.ua.calls()))
         for state, calls in groups:
             for call in calls:
-                out.append(_describe_call(call, state, now, media.get(call.call_id), rooms))
+                out.append(
+                    _describe_call(
+                        call, state, now, media.get(call.call_id), facts.get(call.call_id)
+                    )
+                )
         return out
 
     # -- call-detail records ----------------------------------------------------------------
@@ -478,13 +478,10 @@ class MediaFunction:
         assert call.end is not None
         now = self.clock.now()
         media = self.sessions.session_of(call.call_id)
-        rooms: dict[str, tuple[str, str, tuple[str, ...]]] = {}
         # The session may have been released before the call ended (its data channels
         # closed before the BYE): the hub kept what the record needs.
         facts = self.hub.facts_of(call.call_id, forget=True) if self.hub is not None else None
-        if facts is not None:
-            rooms[call.call_id] = (facts.room, facts.participant_id, facts.animation_data)
-        described = _describe_call(call, "ended", now, media, rooms)
+        described = _describe_call(call, "ended", now, media, facts)
         dc = media.dc if media is not None else None
         streams: list[dict[str, object]] = (
             [
